@@ -1,0 +1,44 @@
+# falcoctl-py: set-up, run, test, bench. Run as root on Debian 12.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: install install-test run test bench conformance completions lint typecheck clean
+
+$(STAMP): pyproject.toml
+	bash scripts/install-system.sh run
+	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+install-test: install
+	bash scripts/install-system.sh test
+
+run: install
+	$(BIN)/falcoctl-py driver install
+	$(BIN)/falcoctl-py run
+
+test: install-test
+	$(BIN)/pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi; exit $$rc
+
+bench: install-test
+	$(PY) -m bench
+
+conformance: install
+	$(PY) -m detector.rules.conformance $(SHARED)/conformance $(SHARED)/falco-rules
+
+completions: install
+	$(PY) -m falcoctl_py.cli.completions completions
+
+lint: install
+	$(BIN)/ruff check falcoctl_py detector tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,78 @@
+"""Rendering of core results: human (tables), json and yaml; status messages go to stderr."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+
+class OutputFormat(enum.StrEnum):
+    """How a command prints its result."""
+
+    human = "human"
+    json = "json"
+    yaml = "yaml"
+
+
+def to_plain(value: Any) -> Any:
+    """Dataclasses, enums and paths as JSON-ready values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def stdout_console() -> Console:
+    return Console(file=sys.stdout, soft_wrap=True, highlight=False)
+
+
+def stderr_console() -> Console:
+    return Console(file=sys.stderr, soft_wrap=True, highlight=False)
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(to_plain(value), indent=2, sort_keys=False))
+
+
+def print_structured(value: Any, fmt: OutputFormat) -> None:
+    """Print a value as json or yaml (yaml through the json-compatible subset)."""
+    if fmt is OutputFormat.yaml:
+        from falcoctl_py.textio import dump_yaml
+
+        typer.echo(dump_yaml(to_plain(value)), nl=False)
+    else:
+        print_json(value)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table for people; cells are untrusted text, printed without markup."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for header in headers:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+    stdout_console().print(table)
+
+
+def status(message: str) -> None:
+    """A status line on stderr (never on stdout, which carries results)."""
+    stderr_console().print(Text(message))

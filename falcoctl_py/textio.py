@@ -1,0 +1,36 @@
+"""Small text helpers shared by the core: YAML dumping and atomic file writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def dump_yaml(value: Any) -> str:
+    """Serialise plain data as block-style YAML, keys in insertion order."""
+    import yaml
+
+    return str(yaml.safe_dump(value, sort_keys=False, default_flow_style=False))
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a temporary file on the same filesystem and a rename.
+
+    A reader sees the old content or the new one, never a mix; a crash leaves no partial file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,52 @@
+"""The root command: global options, version, and how errors are printed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from falcoctl_py.cli.main import app, main
+from falcoctl_py.errors import FalcoctlPyError, NotFoundError
+
+
+def test_version_json_has_semver() -> None:
+    result = CliRunner().invoke(app, ["version", "-o", "json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["semVersion"].count(".") == 2
+
+
+def test_version_human() -> None:
+    result = CliRunner().invoke(app, ["version"])
+    assert result.stdout.startswith("Client Version: ")
+
+
+def test_console_script_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "falcoctl_py.cli.main", "version"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Client Version" in proc.stdout
+
+
+def test_core_error_is_one_line_with_hint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise NotFoundError("artifact 'nope' not found in any index", hint="run index update")
+
+    monkeypatch.setattr("falcoctl_py.cli.main.app", boom)
+    with pytest.raises(SystemExit) as exc:
+        main(["version"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "artifact 'nope' not found" in err and "hint: run index update" in err
+
+
+def test_one_line_folds_newlines() -> None:
+    assert "\n" not in FalcoctlPyError("a\nb", hint="c\nd").one_line()

@@ -1,0 +1,184 @@
+"""Starting the real parts tests use: a registry, an index server, and the checks for root/BPF.
+
+A missing part skips the test with a one-line reason, except when ``FALCOCTL_PY_REQUIRE_REAL=1``
+(set by ``.ci/run``): then it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REQUIRE_REAL = os.environ.get("FALCOCTL_PY_REQUIRE_REAL") == "1"
+
+
+def need(condition: bool, what: str) -> None:
+    """Skip (or fail under FALCOCTL_PY_REQUIRE_REAL=1) unless ``condition`` holds."""
+    if condition:
+        return
+    if REQUIRE_REAL:
+        pytest.fail(f"required real part is missing: {what}", pytrace=False)
+    pytest.skip(f"missing: {what}")
+
+
+def need_binary(name: str) -> str:
+    path = shutil.which(name)
+    need(path is not None, f"{name} on PATH (run `make install-test`)")
+    assert path is not None
+    return path
+
+
+def need_root() -> None:
+    need(os.geteuid() == 0, "root (tests of the kernel event source run as root)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Registry:
+    """A running Debian docker-registry (CNCF distribution 2.8) on loopback."""
+
+    host: str  # "127.0.0.1:PORT"
+    root: Path  # storage root directory
+    config: Path
+    process: subprocess.Popen[bytes] | None
+    plain_http: bool
+    ca_file: Path | None = None
+    username: str | None = None
+    password: str | None = None
+
+    def ref(self, repo: str, tag: str | None = None) -> str:
+        return f"{self.host}/{repo}" + (f":{tag}" if tag else "")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def start(self) -> None:
+        """(Re)start the registry on the same port and storage."""
+        binary = need_binary("docker-registry")
+        log = open(self.root.parent / "registry.log", "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            [binary, "serve", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+        )
+        wait_for_port(int(self.host.rsplit(":", 1)[1]))
+
+
+def start_registry(
+    workdir: Path,
+    *,
+    htpasswd: tuple[str, str] | None = None,
+    tls: tuple[Path, Path, Path] | None = None,
+    port: int | None = None,
+) -> Registry:
+    """Start docker-registry; ``tls`` is (cert, key, ca) files, ``htpasswd`` (user, password)."""
+    need_binary("docker-registry")
+    port = port or free_port()
+    storage = workdir / "storage"
+    storage.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "version: 0.1",
+        "log:",
+        "  level: warn",
+        "  accesslog:",
+        "    disabled: true",
+        "storage:",
+        "  filesystem:",
+        f"    rootdirectory: {storage}",
+        "  delete:",
+        "    enabled: true",
+        "http:",
+        f"  addr: 127.0.0.1:{port}",
+        "  secret: falcoctl-py-tests",
+    ]
+    if tls is not None:
+        cert, key, _ca = tls
+        lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
+    if htpasswd is not None:
+        need_binary("htpasswd")
+        user, password = htpasswd
+        pwfile = workdir / "htpasswd"
+        subprocess.run(
+            ["htpasswd", "-Bbc", str(pwfile), user, password], check=True, capture_output=True
+        )
+        lines += ["auth:", "  htpasswd:", "    realm: falcoctl-py", f"    path: {pwfile}"]
+    config = workdir / "config.yml"
+    config.write_text("\n".join(lines) + "\n")
+    reg = Registry(
+        host=f"127.0.0.1:{port}",
+        root=storage,
+        config=config,
+        process=None,
+        plain_http=tls is None,
+        ca_file=tls[2] if tls else None,
+        username=htpasswd[0] if htpasswd else None,
+        password=htpasswd[1] if htpasswd else None,
+    )
+    reg.start()
+    return reg
+
+
+@contextlib.contextmanager
+def running_registry(workdir: Path, **kwargs: object) -> Iterator[Registry]:
+    reg = start_registry(workdir, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@dataclass
+class FileServer:
+    """Python's own HTTP server serving a directory on loopback."""
+
+    root: Path
+    url: str
+    server: http.server.ThreadingHTTPServer
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_file_server(root: Path) -> FileServer:
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    return FileServer(root=root, url=f"http://127.0.0.1:{port}", server=server)
