@@ -180,3 +180,7 @@ class Event:
     source: str = "syscall"
     plugin_data: bytes | None = None  # raw payload of a plugin event
     plugin_fields: dict[str, object] | None = None  # fields a plugin extracted for this event
+    # Kernel-side context a source attaches for the state tracker (ppid, tty, sid, loginuid,
+    # capabilities, cgroup, exe facts...); keys are documented in detector/sources. Rules never
+    # read it: the state tracker turns it into ``thread`` and ``fd``.
+    ctx: dict[str, object] | None = None
