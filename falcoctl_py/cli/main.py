@@ -12,12 +12,14 @@ import typer
 
 from falcoctl_py.cli import (
     artifact,
+    artifact_catalog,
     artifact_follow,
     artifact_signing,
     driver,
     index,
     registry,
     rules,
+    rules_eval,
     run,
     version,
 )
@@ -30,8 +32,8 @@ from falcoctl_py.cli._context import (
 from falcoctl_py.cli._logging import setup_logging
 from falcoctl_py.errors import ExitCode, FalcoctlPyError
 
-# The follow and signing commands register themselves on the artifact group when imported.
-_ARTIFACT_EXTENSIONS = (artifact_follow, artifact_signing)
+# These modules register their commands on the artifact and rules groups when imported.
+_GROUP_EXTENSIONS = (artifact_catalog, artifact_follow, artifact_signing, rules_eval)
 
 app = typer.Typer(
     name="falcoctl-py",

@@ -1,7 +1,10 @@
-"""``falcoctl-py registry``: commands to be filled in."""
+"""``falcoctl-py registry``: push, pull and auth."""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="registry commands.", no_args_is_help=True)
+from falcoctl_py.cli import registry_auth
+
+app = typer.Typer(help="Push and pull artifacts, store registry credentials.", no_args_is_help=True)
+app.add_typer(registry_auth.app, name="auth")

@@ -1,0 +1,38 @@
+"""The one factory for HTTP clients (httpx): TLS verification on, proxies from the environment."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import httpx
+
+from falcoctl_py import __version__
+
+USER_AGENT = f"falcoctl-py/{__version__}"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def make_client(
+    *,
+    ca_file: Path | None = None,
+    insecure_skip_tls_verify: bool = False,
+    timeout: httpx.Timeout | float | None = None,
+    headers: dict[str, str] | None = None,
+    follow_redirects: bool = True,
+) -> httpx.Client:
+    """An httpx client: verification on unless asked, an extra CA if given, env proxies honoured."""
+    verify: ssl.SSLContext | bool
+    if insecure_skip_tls_verify:
+        verify = False
+    else:
+        verify = ssl.create_default_context()
+        if ca_file is not None:
+            verify.load_verify_locations(cafile=str(ca_file))
+    return httpx.Client(
+        verify=verify,
+        timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+        headers={"User-Agent": USER_AGENT, **(headers or {})},
+        follow_redirects=follow_redirects,
+        trust_env=True,
+    )
