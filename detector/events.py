@@ -104,6 +104,11 @@ class FdInfo:
     connected: bool = False
     sockfamily: str | None = None  # ip, unix
     name_changed: bool = False  # the name changed with this event (connect on a reused fd)
+    # Domain names of the endpoints (fd.cip.name ...), when a DNS cache knows them.
+    cip_name: str | None = None
+    sip_name: str | None = None
+    lip_name: str | None = None
+    rip_name: str | None = None
 
     @property
     def typechar(self) -> str:

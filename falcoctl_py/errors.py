@@ -97,6 +97,10 @@ class NotFoundError(FalcoctlPyError):
     """A named thing (index, artifact, tag, rule, file) does not exist."""
 
 
+class AuthError(NetworkError):
+    """A registry or token endpoint refused the credentials (never carries a secret)."""
+
+
 class IntegrityError(FalcoctlPyError):
     """Content does not match its digest, or an archive is unsafe to extract."""
 
@@ -107,3 +111,11 @@ class VerificationError(FalcoctlPyError):
 
 class DetectorError(FalcoctlPyError):
     """The detector (rules engine, event source, runtime) cannot go on."""
+
+
+class DependencyError(FalcoctlPyError):
+    """Artifact dependencies cannot be satisfied together (names both requirers)."""
+
+
+class InstallError(FalcoctlPyError):
+    """Files could not be staged or moved into a destination directory (disk full, permissions)."""

@@ -44,6 +44,19 @@ def need_root() -> None:
     need(os.geteuid() == 0, "root (tests of the kernel event source run as root)")
 
 
+def need_bpf() -> None:
+    """Root, and the kernel prepared for BCC (runs ``driver install`` when something lacks)."""
+    need_root()
+    from detector import driver
+
+    try:
+        driver.ensure_ready()
+    except Exception as exc:  # a failed install shows up as the failed checks below
+        need(False, f"driver install: {exc}")
+    failed = [f"{c.name} ({c.detail})" for c in driver.check().checks if not c.ok]
+    need(not failed, "eBPF prerequisites: " + ", ".join(failed))
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -182,3 +195,113 @@ def start_file_server(root: Path) -> FileServer:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     return FileServer(root=root, url=f"http://127.0.0.1:{port}", server=server)
+
+
+# -- podman (Debian podman + runc) ----------------------------------------------------------
+PODMAN_BASE = ["--runtime", "runc", "--cgroup-manager=cgroupfs"]
+PODMAN_LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+BUSYBOX_APPLETS = ["sh", "sleep", "uptime", "cat", "ls", "id", "ps", "echo", "true"]
+
+
+def podman(*args: str, check: bool = True, timeout: float = 60) -> str:
+    """Run ``podman --runtime runc --cgroup-manager=cgroupfs ARGS``; its stdout."""
+    binary = need_binary("podman")
+    need_binary("runc")
+    proc = subprocess.run(
+        [binary, *PODMAN_BASE, *args], capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"podman {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def busybox_image(workdir: Path, tag: str = "localhost/falcoctl-py-busybox:test") -> str:
+    """A local image made with ``podman import`` of a busybox-static rootfs; its name."""
+    need_root()
+    busybox = Path("/bin/busybox")
+    need(busybox.exists(), "/bin/busybox (Debian busybox-static)")
+    root = workdir / "rootfs"
+    for sub in ("bin", "etc", "tmp", "proc", "sys", "dev", "root"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(busybox, root / "bin" / "busybox")
+    for applet in BUSYBOX_APPLETS:
+        link = root / "bin" / applet
+        if not link.exists():
+            link.symlink_to("busybox")
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nfpyuser:x:4242:4242:fpy:/tmp:/bin/sh\n"
+    )
+    (root / "etc" / "group").write_text("root:x:0:\nfpygroup:x:4242:\n")
+    tarball = workdir / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(root), "-cf", str(tarball), "."], check=True)
+    podman("import", str(tarball), tag)
+    return tag
+
+
+@dataclass
+class Container:
+    """A running podman container (``sleep infinity`` in a busybox image)."""
+
+    id: str  # 64 hex
+    name: str
+    image: str
+    pid: int  # host pid of its first process
+
+    def exec(self, *argv: str, tty: bool = False) -> subprocess.CompletedProcess[str]:
+        flags = ["-t"] if tty else []
+        binary = need_binary("podman")
+        return subprocess.run(
+            [binary, *PODMAN_BASE, "exec", *flags, self.name, *argv],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+
+    def remove(self) -> None:
+        podman("rm", "-f", "-t", "0", self.id, check=False)
+
+
+def start_container(image: str, name: str, *extra: str) -> Container:
+    """``podman run -d`` a container running ``sleep infinity``."""
+    podman("rm", "-f", "-t", "0", name, check=False)
+    cid = podman("run", "-d", "--name", name, *PODMAN_LIMITS, *extra, image,
+                 "sleep", "infinity").strip().splitlines()[-1]
+    pid = int(podman("inspect", "-f", "{{.State.Pid}}", cid).strip())
+    return Container(id=cid, name=name, image=image, pid=pid)
+
+
+@dataclass
+class PodmanService:
+    """``podman system service``: the Docker-compatible API on a unix socket."""
+
+    socket: Path
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_podman_service(sock: Path) -> PodmanService:
+    """Start ``podman system service --time=0 unix://SOCK`` and wait for its socket."""
+    binary = need_binary("podman")
+    log = open(sock.parent / "podman-service.log", "ab")  # noqa: SIM115 - owned by the child
+    proc = subprocess.Popen(
+        [binary, *PODMAN_BASE, "system", "service", "--time=0", f"unix://{sock}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if sock.exists():
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(sock))
+                return PodmanService(socket=sock, process=proc)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(5)
+    raise RuntimeError(f"podman system service did not listen on {sock}")

@@ -2,6 +2,80 @@
 
 from __future__ import annotations
 
+import enum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from falcoctl_py.cli import _config
+from falcoctl_py.cli._output import OutputFormat, print_structured, print_table, to_plain
 from falcoctl_py.cli.artifact import app
 
+if TYPE_CHECKING:
+    from falcoctl_py.indexes import IndexEntry
+
 __all__ = ["app"]
+
+HEADERS = ["INDEX", "ARTIFACT", "TYPE", "REGISTRY", "REPOSITORY"]
+
+
+class ArtifactType(enum.StrEnum):
+    rulesfile = "rulesfile"
+    plugin = "plugin"
+    asset = "asset"
+
+
+TypeOpt = Annotated[
+    ArtifactType | None, typer.Option("--type", help="Only artifacts of this type.")
+]
+OutputOpt = Annotated[
+    OutputFormat, typer.Option("-o", "--output", help="Output format: human, json or yaml.")
+]
+
+
+def _rows(entries: list[IndexEntry]) -> list[list[str]]:
+    return [[e.index, e.name, e.type, e.registry, e.repository] for e in entries]
+
+
+@app.command("search")
+def artifact_search(
+    ctx: typer.Context,
+    keywords: Annotated[list[str], typer.Argument(help="Keywords to look for.")],
+    min_score: Annotated[
+        float, typer.Option("--min-score", help="Minimum name similarity, in (0, 1].")
+    ] = 0.65,
+    type: TypeOpt = None,
+    output: OutputOpt = OutputFormat.human,
+) -> None:
+    """Search the configured indexes for artifacts by name similarity and keywords."""
+    from falcoctl_py.indexes import search_artifacts
+
+    hits = search_artifacts(config=_config.load(ctx), keywords=keywords, min_score=min_score,
+                            type=type.value if type else None)
+    if output is not OutputFormat.human:
+        print_structured([{**to_plain(h.entry), "score": h.score} for h in hits], output)
+        return
+    print_table(HEADERS, _rows([h.entry for h in hits]))
+
+
+@app.command("list")
+def artifact_list(
+    ctx: typer.Context,
+    type: TypeOpt = None,
+    index: Annotated[
+        str | None, typer.Option("--index", help="Only artifacts of this index.")
+    ] = None,
+    output: OutputOpt = OutputFormat.human,
+) -> None:
+    """List the artifacts of the configured indexes."""
+    from falcoctl_py.indexes import list_artifacts
+
+    entries = list_artifacts(config=_config.load(ctx), type=type.value if type else None,
+                             index=index)
+    if output is not OutputFormat.human:
+        print_structured(entries, output)
+        return
+    print_table(HEADERS, _rows(entries))
+
+
+app.command("ls", hidden=True, help="Alias of list.")(artifact_list)

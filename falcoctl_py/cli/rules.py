@@ -1,7 +1,86 @@
-"""``falcoctl-py rules``: commands to be filled in."""
+"""``falcoctl-py rules``: validate, list and parse Falco rules and conditions."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="rules commands.", no_args_is_help=True)
+from falcoctl_py.cli._output import OutputFormat, print_structured, print_table
+
+app = typer.Typer(help="Validate, list and parse Falco rules and conditions.",
+                  no_args_is_help=True)
+
+FilesArg = Annotated[list[Path], typer.Argument(
+    help="Rules files (or directories of *.yaml files), loaded in order.", show_default=False)]
+OutputOpt = Annotated[
+    OutputFormat, typer.Option("-o", "--output", help="Output format: human, json or yaml.")
+]
+
+
+@app.command("validate")
+def rules_validate(
+    files: FilesArg,
+    output: OutputOpt = OutputFormat.human,
+    first_error: Annotated[bool, typer.Option(
+        "--first-error", help="Stop each file at its first error, as Falco does.")] = False,
+) -> None:
+    """Load rules files like 'falco -V'; exit 0 only when every file loads."""
+    from detector.rules.commands import validate
+
+    report = validate(paths=files, first_error=first_error)
+    if output is OutputFormat.human:
+        for result in report.results:
+            typer.echo(result.as_text())
+    else:
+        print_structured(report.as_json(), output)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def rules_list(files: FilesArg, output: OutputOpt = OutputFormat.human) -> None:
+    """List the rules of rules files like 'falco -L'."""
+    from detector.rules.commands import list_rules
+
+    rules = list_rules(paths=files)
+    if output is not OutputFormat.human:
+        print_structured(rules, output)
+        return
+    print_table(["RULE", "PRIORITY", "SOURCE", "ENABLED", "TAGS"],
+                [(r.name, r.priority, r.source, "yes" if r.enabled else "no", ", ".join(r.tags))
+                 for r in rules])
+
+
+@app.command("parse")
+def rules_parse(
+    condition: Annotated[str | None, typer.Argument(
+        help="A condition (without --batch).", show_default=False)] = None,
+    batch: Annotated[bool, typer.Option(
+        "--batch", help='Read one condition per line on stdin; write {"ok", "canonical", '
+        '"error"} JSON lines.')] = False,
+) -> None:
+    """Print a condition's canonical form, or its syntax error with a caret."""
+    from detector.rules.commands import parse_condition, parse_lines
+    from falcoctl_py.errors import UsageError
+
+    if batch:
+        if condition is not None:
+            raise UsageError("give either a CONDITION or --batch, not both",
+                             hint="with --batch, conditions come from stdin")
+        for outcome in parse_lines(sys.stdin):
+            typer.echo(json.dumps(outcome.as_dict()))
+        return
+    if condition is None:
+        raise UsageError("missing CONDITION", hint="or use --batch to read conditions on stdin")
+    outcome = parse_condition(condition=condition)
+    if outcome.ok:
+        typer.echo(outcome.canonical)
+        return
+    typer.echo(f"error: {outcome.error} (line {outcome.line}, column {outcome.column})",
+               err=True)
+    typer.echo(outcome.caret, err=True)
+    raise typer.Exit(1)

@@ -1,7 +1,50 @@
-"""``falcoctl-py rules eval``: registered on the rules group."""
+"""``falcoctl-py rules eval``: evaluate conditions against field values (on the rules group)."""
 
 from __future__ import annotations
 
-from falcoctl_py.cli.rules import app
+import json
+import sys
+from typing import Annotated
 
-__all__ = ["app"]
+import typer
+
+from falcoctl_py.cli.rules import app
+from falcoctl_py.errors import UsageError
+
+__all__ = ["app", "rules_eval"]
+
+
+@app.command("eval")
+def rules_eval(
+    condition: Annotated[str | None, typer.Argument(
+        help="A condition to evaluate (without --batch).", show_default=False)] = None,
+    fields: Annotated[str, typer.Option(
+        "--fields", help='Field values as a JSON object, e.g. \'{"proc.name": "bash"}\'.')] = "{}",
+    batch: Annotated[bool, typer.Option(
+        "--batch", help='Read JSON lines {"condition": str, "fields": {...}} on stdin; write '
+        '{"ok", "result", "error"} per line.')] = False,
+) -> None:
+    """Evaluate a condition against field values; fields not given are unavailable."""
+    from detector.rules.evalbatch import eval_condition, eval_lines
+
+    if batch:
+        if condition is not None:
+            raise UsageError("give either a CONDITION or --batch, not both",
+                             hint="with --batch, conditions come from stdin")
+        for res in eval_lines(sys.stdin):
+            typer.echo(json.dumps(res.as_dict()))
+            sys.stdout.flush()
+        return
+    if condition is None:
+        raise UsageError("missing CONDITION", hint="or use --batch to read JSON lines on stdin")
+    try:
+        values = json.loads(fields)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--fields is not valid JSON: {exc}",
+                         hint='write a JSON object, e.g. \'{"proc.name": "bash"}\'') from None
+    if not isinstance(values, dict):
+        raise UsageError("--fields must be a JSON object of field -> value")
+    res = eval_condition(condition=condition, fields=values)
+    typer.echo(json.dumps(res.as_dict()))
+    if not res.ok:
+        raise typer.Exit(1)

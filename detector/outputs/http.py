@@ -1,0 +1,83 @@
+"""``http_output``: one POST per alert (Falco's JSON accepted by Falcosidekick), with retries."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from detector.outputs.base import Sink
+
+log = logging.getLogger("detector.outputs")
+
+
+def make_http_client(
+    *, insecure: bool = False, ca_cert: str = "", ca_bundle: str = "", ca_path: str = "",
+    client_cert: str = "", client_key: str = "", mtls: bool = False, user_agent: str,
+    timeout: float = 5.0,
+) -> httpx.Client:
+    """An httpx client for the output: verification on unless ``insecure``, optional mTLS."""
+    verify: ssl.SSLContext | bool
+    if insecure:
+        verify = False
+    else:
+        verify = ssl.create_default_context()
+        for bundle in (ca_cert, ca_bundle):
+            if bundle and Path(bundle).is_file():
+                verify.load_verify_locations(cafile=bundle)
+        if ca_path and Path(ca_path).is_dir() and ca_path != "/etc/ssl/certs":
+            verify.load_verify_locations(capath=ca_path)
+        if mtls:
+            verify.load_cert_chain(client_cert, client_key or None)
+    return httpx.Client(verify=verify, timeout=httpx.Timeout(timeout),
+                        headers={"User-Agent": user_agent}, trust_env=True)
+
+
+class HttpSink(Sink):
+    """POSTs each alert; retries transport errors and 5xx with a short backoff."""
+
+    name = "http"
+
+    def __init__(self, url: str, *, json_output: bool, client: httpx.Client, retries: int = 3,
+                 max_consecutive_timeouts: int = 5, echo: bool = False) -> None:
+        self.url = url
+        self.client = client
+        self.retries = max(0, retries)
+        self.max_consecutive_timeouts = max_consecutive_timeouts
+        self.echo = echo
+        self.content_type = "application/json" if json_output else "text/plain"
+        self.consecutive_timeouts = 0
+
+    def write(self, line: str, alert: Any) -> None:
+        last: Exception | None = None
+        attempts = self.retries + 1
+        if self.max_consecutive_timeouts and self.consecutive_timeouts >= \
+                self.max_consecutive_timeouts:
+            attempts = 1  # the receiver is down: do not stall the queue on every alert
+        for attempt in range(attempts):
+            try:
+                resp = self.client.post(self.url, content=line.encode(),
+                                        headers={"Content-Type": self.content_type})
+                self.consecutive_timeouts = 0
+                if resp.status_code < 500:
+                    if resp.status_code >= 400:
+                        raise RuntimeError(f"{self.url} answered {resp.status_code}")
+                    if self.echo:
+                        log.info("http output response: %s", resp.text)
+                    return
+                last = RuntimeError(f"{self.url} answered {resp.status_code}")
+            except httpx.TimeoutException as err:
+                self.consecutive_timeouts += 1
+                last = err
+            except httpx.TransportError as err:
+                last = err
+            if attempt + 1 < attempts:
+                time.sleep(min(0.1 * 2**attempt, 2.0))
+        raise RuntimeError(f"POST {self.url} failed after {attempts} attempts: {last}")
+
+    def close(self) -> None:
+        self.client.close()

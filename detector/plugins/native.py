@@ -1,0 +1,264 @@
+"""Native Falco plugins (shared libraries, plugin API 3.x) loaded through ctypes."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import struct
+import threading
+from pathlib import Path
+from typing import Any
+
+from detector.plugins.base import (
+    FTYPE_ABSTIME,
+    FTYPE_BOOL,
+    FTYPE_RELTIME,
+    FTYPE_STRING,
+    FTYPE_UINT64,
+    FTYPES,
+    PLUGIN_API_VERSION,
+    PLUGIN_EVENT_TYPE,
+    PluginEventRef,
+    PluginField,
+    PluginInfo,
+    parse_fields,
+)
+from falcoctl_py.errors import DetectorError
+
+_REQUIRED = ("plugin_get_required_api_version", "plugin_get_version", "plugin_get_name",
+             "plugin_get_description", "plugin_get_contact", "plugin_init", "plugin_destroy",
+             "plugin_get_last_error")
+_EVT_HEADER = struct.Struct("<QQIHI")  # ts, tid, len, type, nparams: 26 bytes, packed
+
+
+class SsPluginEvent(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("ts", ctypes.c_uint64), ("tid", ctypes.c_uint64), ("len", ctypes.c_uint32),
+                ("type", ctypes.c_uint16), ("nparams", ctypes.c_uint32)]
+
+
+class SsPluginEventInput(ctypes.Structure):
+    _fields_ = [("evt", ctypes.c_void_p), ("evtnum", ctypes.c_uint64),
+                ("evtsrc", ctypes.c_char_p)]
+
+
+class SsPluginExtractField(ctypes.Structure):
+    _fields_ = [("res", ctypes.c_void_p), ("res_len", ctypes.c_uint64),
+                ("field_id", ctypes.c_uint32), ("field", ctypes.c_char_p),
+                ("arg_key", ctypes.c_char_p), ("arg_index", ctypes.c_uint64),
+                ("arg_present", ctypes.c_uint32), ("ftype", ctypes.c_uint32),
+                ("flist", ctypes.c_uint32)]
+
+
+_GET_LAST_ERROR = ctypes.CFUNCTYPE(ctypes.c_char_p, ctypes.c_void_p)
+
+
+class SsPluginFieldExtractInput(ctypes.Structure):
+    _fields_ = [("owner", ctypes.c_void_p), ("get_owner_last_error", _GET_LAST_ERROR),
+                ("num_fields", ctypes.c_uint32),
+                ("fields", ctypes.POINTER(SsPluginExtractField)),
+                ("table_reader_ext", ctypes.c_void_p), ("value_offsets", ctypes.c_void_p)]
+
+
+class SsPluginInitInput(ctypes.Structure):
+    _fields_ = [("config", ctypes.c_char_p), ("owner", ctypes.c_void_p),
+                ("get_owner_last_error", _GET_LAST_ERROR), ("tables", ctypes.c_void_p),
+                ("log_fn", ctypes.c_void_p)]
+
+
+def _no_owner_error(owner: int | None) -> bytes:
+    return b""
+
+
+_owner_last_error = _GET_LAST_ERROR(_no_owner_error)
+
+
+def _semver(text: str) -> tuple[int, int, int]:
+    parts = ([*text.strip().split("-")[0].split("."), "0", "0"])[:3]
+    try:
+        return int(parts[0]), int(parts[1]), int(parts[2])
+    except ValueError as err:
+        raise ValueError(f"not a semantic version: {text!r}") from err
+
+
+def check_api_version(required: str, name: str) -> None:
+    """A plugin's required API must have our major and a minor/patch we provide."""
+    have = _semver(PLUGIN_API_VERSION)
+    try:
+        need = _semver(required)
+    except ValueError as err:
+        raise DetectorError(f"plugin {name!r}: bad required API version {required!r}") from err
+    if need[0] != have[0] or need[1:] > have[1:]:
+        raise DetectorError(
+            f"plugin {name!r} requires plugin API {required}, the framework provides "
+            f"{PLUGIN_API_VERSION}", hint="use a plugin version built for plugin API 3.x")
+
+
+def plugin_event_bytes(ts: int, plugin_id: int, data: bytes) -> bytes:
+    """A PPME_PLUGINEVENT_E event: header, two u32 lengths, plugin id, payload."""
+    total = _EVT_HEADER.size + 8 + 4 + len(data)
+    return (_EVT_HEADER.pack(ts, 0xFFFFFFFFFFFFFFFF, total, PLUGIN_EVENT_TYPE, 2)
+            + struct.pack("<III", 4, len(data), plugin_id) + data)
+
+
+class NativePlugin:
+    """A shared-library plugin: init on construction, destroy when done."""
+
+    def __init__(self, name: str, library: Path, init_config: str = "") -> None:
+        try:
+            self._lib = ctypes.CDLL(str(library))
+        except OSError as err:
+            raise DetectorError(f"plugin {name!r}: cannot load {library}: {err}",
+                                hint="check plugins[].library_path in falco.yaml") from err
+        missing = [s for s in _REQUIRED if not hasattr(self._lib, s)]
+        if missing:
+            raise DetectorError(f"plugin {name!r} ({library}) lacks required symbols: "
+                                + ", ".join(missing), hint="is it a Falco plugin?")
+        self._lock = threading.Lock()
+        required = self._str("plugin_get_required_api_version")
+        check_api_version(required, name)
+        self.info = PluginInfo(
+            name=self._str("plugin_get_name"), version=self._str("plugin_get_version"),
+            required_api_version=required, description=self._str("plugin_get_description"),
+            contact=self._str("plugin_get_contact"),
+        )
+        lib = self._lib
+        self.info.sourcing = all(hasattr(lib, s) for s in
+                                 ("plugin_open", "plugin_close", "plugin_next_batch"))
+        self.info.extraction = hasattr(lib, "plugin_get_fields") and \
+            hasattr(lib, "plugin_extract_fields")
+        if self.info.sourcing and hasattr(lib, "plugin_get_id"):
+            lib.plugin_get_id.restype = ctypes.c_uint32
+            self.info.id = int(lib.plugin_get_id())
+            self.info.event_source = self._str("plugin_get_event_source")
+        if self.info.extraction:
+            self.info.fields = parse_fields(json.loads(self._str("plugin_get_fields") or "[]"))
+            if hasattr(lib, "plugin_get_extract_event_sources"):
+                self.info.extract_sources = json.loads(
+                    self._str("plugin_get_extract_event_sources") or "[]")
+        self._field_ids = {f.name: (i, f) for i, f in enumerate(self.info.fields)}
+        lib.plugin_init.restype = ctypes.c_void_p
+        lib.plugin_init.argtypes = [ctypes.POINTER(SsPluginInitInput),
+                                    ctypes.POINTER(ctypes.c_int32)]
+        lib.plugin_get_last_error.restype = ctypes.c_char_p
+        lib.plugin_get_last_error.argtypes = [ctypes.c_void_p]
+        lib.plugin_destroy.argtypes = [ctypes.c_void_p]
+        self._init_input = SsPluginInitInput(config=init_config.encode(), owner=None,
+                                             get_owner_last_error=_owner_last_error)
+        rc = ctypes.c_int32(0)
+        self._state = lib.plugin_init(ctypes.byref(self._init_input), ctypes.byref(rc))
+        if rc.value != 0:
+            reason = self.last_error()
+            if self._state:
+                lib.plugin_destroy(self._state)
+            self._state = None
+            raise DetectorError(f"plugin {name!r}: init failed: "
+                                f"{reason or 'rc ' + str(rc.value)}",
+                                hint="check plugins[].init_config in falco.yaml")
+        if self.info.sourcing:
+            lib.plugin_open.restype = ctypes.c_void_p
+            lib.plugin_open.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
+                                        ctypes.POINTER(ctypes.c_int32)]
+            lib.plugin_close.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+            lib.plugin_next_batch.restype = ctypes.c_int32
+            lib.plugin_next_batch.argtypes = [
+                ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
+                ctypes.POINTER(ctypes.POINTER(ctypes.POINTER(SsPluginEvent)))]
+        if self.info.extraction:
+            lib.plugin_extract_fields.restype = ctypes.c_int32
+            lib.plugin_extract_fields.argtypes = [
+                ctypes.c_void_p, ctypes.POINTER(SsPluginEventInput),
+                ctypes.POINTER(SsPluginFieldExtractInput)]
+
+    def _str(self, symbol: str) -> str:
+        fn = getattr(self._lib, symbol)
+        fn.restype = ctypes.c_char_p
+        fn.argtypes = []
+        value = fn()
+        return value.decode("utf-8", "replace") if value else ""
+
+    def last_error(self) -> str:
+        if not getattr(self, "_state", None):
+            return ""
+        value = self._lib.plugin_get_last_error(self._state)
+        return value.decode("utf-8", "replace") if value else ""
+
+    def open(self, params: str) -> Any:
+        rc = ctypes.c_int32(0)
+        handle = self._lib.plugin_open(self._state, params.encode(), ctypes.byref(rc))
+        if rc.value != 0:
+            raise DetectorError(f"plugin {self.info.name!r}: open failed: {self.last_error()}",
+                                hint="check plugins[].open_params in falco.yaml")
+        return handle
+
+    def next_batch(self, handle: Any) -> tuple[int, list[tuple[int, bytes]]]:
+        nevts = ctypes.c_uint32(0)
+        evts = ctypes.POINTER(ctypes.POINTER(SsPluginEvent))()
+        rc = int(self._lib.plugin_next_batch(self._state, handle, ctypes.byref(nevts),
+                                             ctypes.byref(evts)))
+        if rc not in (0, -1, 2):
+            raise DetectorError(f"plugin {self.info.name!r}: next_batch failed: "
+                                f"{self.last_error() or 'rc ' + str(rc)}")
+        out = []
+        for i in range(nevts.value if rc in (0, 2) else 0):
+            ptr = evts[i]
+            hdr = ptr.contents
+            raw = ctypes.string_at(ctypes.addressof(hdr), hdr.len)
+            ts = hdr.ts if hdr.ts != 0xFFFFFFFFFFFFFFFF else 0
+            # PPME_PLUGINEVENT_E: payload after the u32 lengths and the u32 plugin id.
+            payload = raw[38:] if hdr.type == PLUGIN_EVENT_TYPE else raw[26:]
+            out.append((ts, payload))
+        return rc, out
+
+    def close(self, handle: Any) -> None:
+        self._lib.plugin_close(self._state, handle)
+
+    def extract(self, evt: PluginEventRef, field: str, arg: str | None) -> Any:
+        """Extract one field for one event; ``None`` when the plugin has no value."""
+        entry = self._field_ids.get(field)
+        if entry is None:
+            return None
+        fid, info = entry
+        ftype = FTYPES.get(info.type, FTYPE_STRING)
+        raw = plugin_event_bytes(evt.ts, evt.plugin_id or self.info.id, evt.data)
+        buf = ctypes.create_string_buffer(raw, len(raw))
+        ef = SsPluginExtractField(field_id=fid, field=field.encode(), ftype=ftype,
+                                  flist=1 if info.is_list else 0)
+        if arg is not None:
+            ef.arg_present = 1
+            if info.arg_index and arg.isdigit():
+                ef.arg_index = int(arg)
+            else:
+                ef.arg_key = arg.encode()
+        einput = SsPluginEventInput(evt=ctypes.cast(buf, ctypes.c_void_p), evtnum=evt.num,
+                                    evtsrc=evt.source.encode())
+        xinput = SsPluginFieldExtractInput(owner=None, get_owner_last_error=_owner_last_error,
+                                           num_fields=1, fields=ctypes.pointer(ef))
+        with self._lock:
+            rc = self._lib.plugin_extract_fields(self._state, ctypes.byref(einput),
+                                                 ctypes.byref(xinput))
+            if rc != 0:
+                return None
+            values = [self._value(ef, i, ftype) for i in range(ef.res_len)]
+        if info.is_list:
+            return values
+        return values[0] if values else None
+
+    @staticmethod
+    def _value(ef: SsPluginExtractField, i: int, ftype: int) -> Any:
+        if ftype == FTYPE_STRING:
+            s = ctypes.cast(ef.res, ctypes.POINTER(ctypes.c_char_p))[i]
+            return s.decode("utf-8", "replace") if s is not None else None
+        if ftype in (FTYPE_UINT64, FTYPE_RELTIME, FTYPE_ABSTIME):
+            return int(ctypes.cast(ef.res, ctypes.POINTER(ctypes.c_uint64))[i])
+        if ftype == FTYPE_BOOL:
+            return bool(ctypes.cast(ef.res, ctypes.POINTER(ctypes.c_uint32))[i])
+        return None
+
+    def destroy(self) -> None:
+        if self._state:
+            self._lib.plugin_destroy(self._state)
+            self._state = None
+
+
+__all__ = ["NativePlugin", "PluginField", "check_api_version", "plugin_event_bytes"]

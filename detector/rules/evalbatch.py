@@ -1,0 +1,163 @@
+"""Evaluate a condition against a plain ``{field: value}`` mapping (``rules eval``).
+
+Fields absent from the mapping are unavailable on the event, so every check on them is false.
+Values are JSON: strings, numbers, booleans, ``{"bytes_hex": "..."}`` for byte buffers, and lists
+for multi-valued fields (``fd.types``) or for the ancestors of ``proc.aname``-style fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from detector.rules import fields_render
+from detector.rules.ast import Expr
+from detector.rules.compiler import CompiledCondition
+from detector.rules.fields import (
+    BYTES_TYPES,
+    IP_TYPES,
+    LIST,
+    NET_TYPES,
+    NUMERIC_TYPES,
+    SCALAR,
+    CompileError,
+    MappingProvider,
+)
+from detector.rules.plan import Operand
+from falcoctl_py.errors import FalcoctlPyError
+
+
+@dataclass(frozen=True, slots=True)
+class EvalResult:
+    """One evaluation: ``ok`` false means the condition (or a value) was rejected."""
+
+    ok: bool
+    result: bool | None
+    error: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"ok": self.ok, "result": self.result, "error": self.error}
+
+
+class FieldValueError(CompileError):
+    """A field value in the mapping does not fit the field's type."""
+
+
+def convert_value(raw: Any, ftype: str, kind: str, *, field: str) -> Any:
+    """A JSON value converted to the typed value compiled code expects (None: missing)."""
+    if raw is None:
+        return None
+    if isinstance(raw, list):
+        if kind == SCALAR:
+            raise FieldValueError(f"field {field} takes one value, got a list",
+                              hint="lists are for multi-valued fields and proc.a* ancestors")
+        out = [_scalar(x, ftype, field) for x in raw]
+        return out or None
+    value = _scalar(raw, ftype, field)
+    return [value] if kind != SCALAR else value
+
+
+def _scalar(raw: Any, ftype: str, field: str) -> Any:
+    if isinstance(raw, dict):
+        if set(raw) != {"bytes_hex"}:
+            raise FieldValueError(f"field {field}: unsupported value {json.dumps(raw)}")
+        data = bytes.fromhex(str(raw["bytes_hex"]))
+        return data if ftype in BYTES_TYPES else data.decode("utf-8", "surrogateescape")
+    if ftype == "BOOL":
+        if isinstance(raw, bool):
+            return raw
+        if raw in ("true", "false"):
+            return raw == "true"
+        if raw in (0, 1):
+            return bool(raw)
+        raise FieldValueError(f"field {field} is boolean, got {raw!r}")
+    if ftype in NUMERIC_TYPES:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise FieldValueError(f"field {field} is numeric, got {raw!r}")
+        try:
+            return float(raw) if ftype == "DOUBLE" else int(raw)
+        except ValueError:
+            raise FieldValueError(f"field {field} is numeric, got {raw!r}") from None
+    if ftype in IP_TYPES or ftype in NET_TYPES:
+        ip = fields_render.ip_value(str(raw))
+        if ip is None:
+            raise FieldValueError(f"field {field} is an IP address, got {raw!r}")
+        return ip
+    if ftype in BYTES_TYPES:
+        return str(raw).encode("utf-8", "surrogateescape")
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    return str(raw)
+
+
+def _operands(cc: CompiledCondition) -> Iterator[Operand]:
+    for plan in cc.plans.values():
+        yield plan.left
+        if plan.rhs is not None:
+            yield plan.rhs
+
+
+# fd.ip / fd.net / fd.port match either endpoint: given the endpoints, they are derived.
+DERIVED = {"fd.ip": ("fd.cip", "fd.sip"), "fd.net": ("fd.cip", "fd.sip"),
+           "fd.port": ("fd.cport", "fd.sport")}
+
+
+def typed_mapping(cc: CompiledCondition, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The mapping the compiled condition reads: each used field's value, typed."""
+    out: dict[str, Any] = {}
+    for opnd in _operands(cc):
+        bound = opnd.field
+        if bound.text in DERIVED and bound.text not in values:
+            ends = [values[k] for k in DERIVED[bound.text] if values.get(k) is not None]
+            if ends:
+                out[bound.text] = convert_value(ends, bound.type, LIST, field=bound.text)
+        elif bound.text in values and bound.text not in out:
+            kind = LIST if bound.kind != SCALAR else SCALAR
+            out[bound.text] = convert_value(values[bound.text], bound.type, kind,
+                                            field=bound.text)
+    return out
+
+
+def compile_for_mapping(condition: str | Expr, provider: MappingProvider | None = None
+                        ) -> CompiledCondition:
+    """Parse (if text) and compile a condition that reads a field mapping."""
+    from detector.rules.parser import parse
+
+    node = parse(condition) if isinstance(condition, str) else condition
+    return CompiledCondition(node, provider or MappingProvider())
+
+
+def eval_condition(*, condition: str, fields: Mapping[str, Any]) -> EvalResult:
+    """Evaluate ``condition`` with the given field values; errors become ``ok: false``."""
+    try:
+        cc = compile_for_mapping(condition)
+        return EvalResult(True, bool(cc(typed_mapping(cc, fields))), None)
+    except FalcoctlPyError as exc:
+        where = ""
+        if hasattr(exc, "cond_col"):  # a syntax error: say where in the condition
+            where = f" (line {getattr(exc, 'cond_line', 1)}, column {exc.cond_col})"
+        return EvalResult(False, None, exc.one_line() + where)
+    except RecursionError:
+        return EvalResult(False, None, "condition nested too deeply")
+
+
+def eval_lines(lines: Iterable[str]) -> Iterator[EvalResult]:
+    """``rules eval --batch``: one JSON request per line in, one result per line out."""
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield EvalResult(False, None, f"invalid JSON request: {exc}")
+            continue
+        if not isinstance(req, dict) or not isinstance(req.get("condition"), str):
+            yield EvalResult(False, None, 'each line must be {"condition": str, "fields": {...}}')
+            continue
+        flds = req.get("fields") or {}
+        if not isinstance(flds, dict):
+            yield EvalResult(False, None, '"fields" must be an object of field -> value')
+            continue
+        yield eval_condition(condition=req["condition"], fields=flds)

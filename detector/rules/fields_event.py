@@ -1,0 +1,508 @@
+"""How each Falco field is read from a :class:`detector.events.Event`: a Python expression.
+
+Every extractor is a Python expression over the locals ``e`` (the event), ``t`` (its thread or
+None), ``p`` (the thread's parent or None), ``c`` (the thread's container or None), ``fd`` (the
+event's descriptor or None) and ``a`` (the event's args), plus the ``_h_*`` helpers below. The
+compiler inlines these expressions into generated code; :func:`make_extractor` turns one into a
+plain function for the reference evaluator and the output formatter. An expression yields the
+value, or None when the event does not have it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from typing import Any
+
+from detector.events import Event, FdInfo, ThreadInfo
+from detector.rules import fields_render as R
+from detector.rules.eventtable import EXIT_PARAMS
+
+# Locals the generated code can bind once per event, and how.
+PRELUDE: dict[str, str] = {
+    "t": "t = e.thread",
+    "p": "p = t.parent if t is not None else None",
+    "c": "c = t.container if t is not None else None",
+    "fd": "fd = e.fd",
+    "a": "a = e.args",
+}
+PRELUDE_ORDER = ("t", "p", "c", "fd", "a")
+
+
+_OPEN_TYPES = R.OPEN_TYPES
+
+
+def _cmdline(th: ThreadInfo) -> str:
+    return th.comm + " " + " ".join(th.args) if th.args else th.comm
+
+
+def _anc(th: ThreadInfo | None, attr: str) -> list[Any] | None:
+    if th is None:
+        return None
+    out = [_attr(x, attr) for x in th.ancestors()]
+    out = [v for v in out if v is not None]
+    return out or None
+
+
+def _ancn(th: ThreadInfo | None, n: int, attr: str) -> Any:
+    if th is None:
+        return None
+    if n == 0:
+        return _attr(th, attr)
+    anc = th.ancestors()
+    return _attr(anc[n - 1], attr) if n <= len(anc) else None
+
+
+def _attr(th: ThreadInfo, attr: str) -> Any:
+    if attr == "cmdline":
+        return _cmdline(th)
+    return getattr(th, attr)
+
+
+def _leader(th: ThreadInfo | None, key: str, attr: str) -> Any:
+    """The session (``sid``) or process-group (``vpgid``) leader's attribute."""
+    if th is None:
+        return None
+    want = getattr(th, key)
+    found = th if th.pid == want else None
+    if found is None:
+        for x in th.ancestors():
+            if getattr(x, key) != want:
+                break
+            found = x
+            if x.pid == want:
+                break
+    return None if found is None else _attr(found, attr)
+
+
+def _res(e: Event) -> str | None:
+    return None if e.res is None else R.errno_name(e.res)
+
+
+def _int(v: object) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _open_bit(e: Event, which: str) -> bool:
+    if e.type not in _OPEN_TYPES:
+        return False
+    flags = e.args.get("flags")
+    if e.type == "creat":
+        flags = R.O_WRONLY | R.O_CREAT
+    elif not isinstance(flags, int):
+        flags = 0
+    if which == "read":
+        return flags & 3 != 1
+    if which == "write":
+        return flags & 3 != 0
+    created = bool(flags & R.O_CREAT) or e.type == "creat"
+    if which == "create":
+        return created
+    mode = e.args.get("mode")
+    return created and isinstance(mode, int) and bool(mode & 0o111)
+
+
+def _argstr(e: Event, name: str) -> str | None:
+    if name not in e.args:
+        if name == "res" and e.res is not None:
+            return R.errno_name(e.res) if e.res < 0 else str(e.res)
+        return None
+    value = e.args[name]
+    if name == "fd" and isinstance(value, int) and value >= 0 and e.fd is not None \
+            and e.fd.num == value and e.fd.name:
+        return f"<{e.fd.typechar}>{e.fd.name}"
+    return R.render_param(e.type, name, value)
+
+
+def _argidx(e: Event, n: int) -> str | None:
+    params = EXIT_PARAMS.get(e.type)
+    names = [p[0] for p in params] if params else list(e.args)
+    return _argstr(e, names[n]) if 0 <= n < len(names) else None
+
+
+def _rawarg(e: Event, name: str) -> Any:
+    if name == "res" and "res" not in e.args:
+        return e.res
+    return e.args.get(name)
+
+
+def _args(e: Event) -> str:
+    parts = []
+    params = EXIT_PARAMS.get(e.type)
+    names = [p[0] for p in params] if params else list(e.args)
+    for name in names:
+        if name not in e.args and not (name == "res" and e.res is not None):
+            continue
+        raw = _rawarg(e, name)
+        plain = R.render_param(e.type, name, raw, resolved=False)
+        shown = _argstr(e, name)
+        parts.append(f"{name}={plain}" if shown == plain else f"{name}={plain}({shown})")
+    return " ".join(parts)
+
+
+def _buffer(e: Event) -> bytes | None:
+    data = e.args.get("data")
+    if isinstance(data, str):
+        return data.encode()
+    return data if isinstance(data, bytes) else None
+
+
+def _fddir(fd: FdInfo | None) -> str | None:
+    if fd is None:
+        return None
+    ftype = fd.type
+    if ftype == "directory":
+        return fd.name
+    if ftype != "file" and ftype != "memfd":
+        return None
+    name = fd.name
+    cut = name.rfind("/")
+    return name[:cut] or "/" if cut >= 0 else ""
+
+
+def _fdfile(fd: FdInfo | None) -> str | None:
+    if fd is None or fd.type not in ("file", "directory", "memfd"):
+        return None
+    return posixpath.basename(fd.name)
+
+
+def _ips(fd: FdInfo | None) -> list[R.IPValue] | None:
+    if fd is None:
+        return None
+    out = [v for v in (R.ip_value(fd.cip), R.ip_value(fd.sip)) if v is not None]
+    return out or None
+
+
+def _ports(fd: FdInfo | None) -> list[int] | None:
+    if fd is None:
+        return None
+    out = [v for v in (fd.cport, fd.sport) if v is not None]
+    return out or None
+
+
+def _fdtypes(th: ThreadInfo | None, n: int | None) -> list[str] | None:
+    if th is None:
+        return None
+    if n is not None:
+        f = th.fds.get(n)
+        return None if f is None else [f.type]
+    return sorted({f.type for f in th.fds.values()}) or None
+
+
+def _stdfd(th: ThreadInfo | None, n: int, attr: str) -> str | None:
+    if th is None:
+        return None
+    f = th.fds.get(n)
+    return None if f is None else getattr(f, attr)
+
+
+def _cwd(th: ThreadInfo | None) -> str | None:
+    if th is None:
+        return None
+    return th.cwd if th.cwd.endswith("/") else th.cwd + "/"
+
+
+def _env(th: ThreadInfo | None, name: str | None) -> str | None:
+    if th is None:
+        return None
+    if name is None:
+        return " ".join(th.env)
+    prefix = name + "="
+    for item in th.env:
+        if item.startswith(prefix):
+            return item[len(prefix):]
+    return None
+
+
+def _loginshell(th: ThreadInfo | None) -> int | None:
+    if th is None:
+        return None
+    found = None
+    for x in [th, *th.ancestors()]:
+        if x.comm in R.SHELLS:
+            found = x.pid
+    return found
+
+
+def _mount(c: Any, arg: str, what: str) -> str | None:
+    if c is None or c.is_host:
+        return None
+    mounts = c.mounts
+    if arg.isdigit():
+        i = int(arg)
+        if i >= len(mounts):
+            return None
+        src, dest = str(mounts[i][0]), str(mounts[i][1])
+    else:
+        import fnmatch
+
+        key = 1 if what == "source" else 0
+        hit = [m for m in mounts if fnmatch.fnmatchcase(m[key], arg)]
+        if not hit:
+            return "N/A"  # the container plugin's rendering of "no such mount"
+        src, dest = str(hit[0][0]), str(hit[0][1])
+    if what == "source":
+        return src
+    if what == "dest":
+        return dest
+    return f"{src}:{dest}"
+
+
+def _label(c: Any, key: str) -> str | None:
+    if c is None:
+        return None
+    value: str | None = c.labels.get(key)
+    return value
+
+
+def _cname(c: Any) -> str | None:
+    if c is None:
+        return None
+    name: str | None = "host" if c.is_host else c.name
+    return name
+
+
+def _uid(th: ThreadInfo | None) -> int | None:
+    if th is None:
+        return None
+    return th.user.uid if th.user is not None else th.euid
+
+
+HELPERS: dict[str, object] = {
+    "_h_R": R,
+    "_h_anc": _anc, "_h_ancn": _ancn, "_h_leader": _leader, "_h_cmdline": _cmdline,
+    "_h_res": _res, "_h_int": _int, "_h_open_bit": _open_bit, "_h_argstr": _argstr,
+    "_h_argidx": _argidx, "_h_rawarg": _rawarg, "_h_args": _args, "_h_buffer": _buffer,
+    "_h_fddir": _fddir, "_h_fdfile": _fdfile, "_h_ips": _ips, "_h_ports": _ports,
+    "_h_ip": R.ip_value, "_h_fdtypes": _fdtypes, "_h_stdfd": _stdfd, "_h_cwd": _cwd,
+    "_h_env": _env, "_h_loginshell": _loginshell, "_h_mount": _mount, "_h_label": _label,
+    "_h_cname": _cname, "_h_uid": _uid, "_h_caps": R.caps_string,
+}
+
+
+def _t(expr: str) -> str:
+    return f"({expr} if t is not None else None)"
+
+
+def _p(expr: str) -> str:
+    return f"({expr} if p is not None else None)"
+
+
+def _c(expr: str) -> str:
+    return f"({expr} if c is not None else None)"
+
+
+def _f(expr: str) -> str:
+    return f"({expr} if fd is not None else None)"
+
+
+SIMPLE: dict[str, str] = {
+    # evt
+    "evt.num": "e.num",
+    "evt.type": "e.type",
+    "syscall.type": "(e.type if e.source == 'syscall' else None)",
+    "evt.source": "e.source",
+    "evt.cpu": "e.cpu",
+    "evt.dir": "e.dir",
+    "evt.res": "_h_res(e)",
+    "evt.rawres": "e.res",
+    "evt.failed": "(e.res is not None and e.res < 0)",
+    "evt.args": "_h_args(e)",
+    "evt.info": "_h_args(e)",
+    "evt.buffer": "_h_buffer(e)",
+    "evt.buflen": "(None if (_b := _h_buffer(e)) is None else len(_b))",
+    "evt.is_open_read": "_h_open_bit(e, 'read')",
+    "evt.is_open_write": "_h_open_bit(e, 'write')",
+    "evt.is_open_exec": "_h_open_bit(e, 'exec')",
+    "evt.is_open_create": "_h_open_bit(e, 'create')",
+    "evt.is_io": "(e.type in _h_R.IO_READ_TYPES or e.type in _h_R.IO_WRITE_TYPES)",
+    "evt.is_io_read": "(e.type in _h_R.IO_READ_TYPES)",
+    "evt.is_io_write": "(e.type in _h_R.IO_WRITE_TYPES)",
+    "evt.io_dir": "('r' if e.type in _h_R.IO_READ_TYPES else"
+                  " 'w' if e.type in _h_R.IO_WRITE_TYPES else None)",
+    "evt.is_wait": "(e.type in _h_R.WAIT_TYPES)",
+    "evt.is_syslog": "False",
+    "evt.is_async": "False",
+    "evt.count": "1",
+    "evt.count.error": "(1 if e.res is not None and e.res < 0 else 0)",
+    "evt.count.exit": "(1 if e.dir == '<' else 0)",
+    "evt.time": "_h_R.time_string(e.ts)",
+    "evt.time.s": "_h_R.time_string(e.ts, nanos=False)",
+    "evt.time.iso8601": "_h_R.iso8601(e.ts)",
+    "evt.datetime": "_h_R.time_string(e.ts, date=True)",
+    "evt.datetime.s": "_h_R.time_string(e.ts, date=True, nanos=False)",
+    "evt.rawtime": "e.ts",
+    "evt.rawtime.s": "(e.ts // 1000000000)",
+    "evt.rawtime.ns": "(e.ts % 1000000000)",
+    "evt.hostname": "_h_R.hostname()",
+    # fd
+    "fd.num": "(fd.num if fd is not None else _h_int(e.args.get('fd')))",
+    "fd.type": _f("fd.type"),
+    "fd.typechar": _f("fd.typechar"),
+    "fd.name": _f("fd.name"),
+    "fd.nameraw": _f("(fd.nameraw or fd.name)"),
+    "fd.directory": "_h_fddir(fd)",
+    "fd.filename": "_h_fdfile(fd)",
+    "fd.cip": _f("_h_ip(fd.cip)"), "fd.sip": _f("_h_ip(fd.sip)"),
+    "fd.lip": _f("_h_ip(fd.lip)"), "fd.rip": _f("_h_ip(fd.rip)"),
+    "fd.cnet": _f("_h_ip(fd.cip)"), "fd.snet": _f("_h_ip(fd.sip)"),
+    "fd.lnet": _f("_h_ip(fd.lip)"), "fd.rnet": _f("_h_ip(fd.rip)"),
+    "fd.ip": "_h_ips(fd)", "fd.net": "_h_ips(fd)", "fd.port": "_h_ports(fd)",
+    "fd.cport": _f("fd.cport"), "fd.sport": _f("fd.sport"),
+    "fd.lport": _f("fd.lport"), "fd.rport": _f("fd.rport"),
+    "fd.l4proto": _f("fd.l4proto"),
+    "fd.sockfamily": _f("fd.sockfamily"),
+    "fd.is_server": _f("fd.is_server"),
+    "fd.connected": _f("fd.connected"),
+    "fd.name_changed": _f("fd.name_changed"),
+    "fd.cip.name": _f("fd.cip_name"), "fd.sip.name": _f("fd.sip_name"),
+    "fd.lip.name": _f("fd.lip_name"), "fd.rip.name": _f("fd.rip_name"),
+    "fd.dev": _f("fd.dev"),
+    "fd.dev.major": _f("(None if fd.dev is None else fd.dev >> 20)"),
+    "fd.dev.minor": _f("(None if fd.dev is None else fd.dev & 0xfffff)"),
+    "fd.ino": _f("fd.ino"),
+    "fd.uid": "(f'{fd.num}{e.tid}' if fd is not None else None)",
+    "fd.containername": "(f'{c.id}:{fd.name}' if fd is not None and c is not None else None)",
+    "fd.containerdirectory":
+        "(f'{c.id}:{_d}' if c is not None and (_d := _h_fddir(fd)) is not None else None)",
+    "fd.types": "_h_fdtypes(t, None)",
+    # process
+    "proc.name": _t("t.comm"), "proc.pname": _p("p.comm"),
+    "proc.exe": _t("t.exe"), "proc.pexe": _p("p.exe"),
+    "proc.exepath": _t("t.exepath"), "proc.pexepath": _p("p.exepath"),
+    "proc.args": _t("' '.join(t.args)"),
+    "proc.cmdline": _t("_h_cmdline(t)"), "proc.pcmdline": _p("_h_cmdline(p)"),
+    "proc.cmdnargs": _t("len(t.args)"),
+    "proc.cmdlenargs": _t("sum(len(x) for x in t.args)"),
+    "proc.exeline": _t("' '.join([t.exe, *t.args])"),
+    "proc.env": "_h_env(t, None)",
+    "proc.cwd": "_h_cwd(t)",
+    "proc.tty": _t("t.tty"),
+    "proc.pid": _t("t.pid"), "proc.ppid": _t("t.ppid"),
+    "proc.vpid": _t("t.vpid"), "proc.pvpid": _p("p.vpid"),
+    "proc.sid": _t("t.sid"),
+    "proc.sname": "_h_leader(t, 'sid', 'comm')",
+    "proc.sid.exe": "_h_leader(t, 'sid', 'exe')",
+    "proc.sid.exepath": "_h_leader(t, 'sid', 'exepath')",
+    "proc.vpgid": _t("t.vpgid"),
+    "proc.vpgid.name": "_h_leader(t, 'vpgid', 'comm')",
+    "proc.vpgid.exe": "_h_leader(t, 'vpgid', 'exe')",
+    "proc.vpgid.exepath": "_h_leader(t, 'vpgid', 'exepath')",
+    "proc.duration": "(e.ts - t.start_ts if t is not None and t.start_ts else None)",
+    "proc.ppid.duration": "(e.ts - p.start_ts if p is not None and p.start_ts else None)",
+    "proc.pid.ts": "(t.start_ts if t is not None and t.start_ts else None)",
+    "proc.ppid.ts": "(p.start_ts if p is not None and p.start_ts else None)",
+    "proc.is_exe_writable": _t("t.exe_writable"),
+    "proc.is_exe_upper_layer": _t("t.exe_upper_layer"),
+    "proc.is_exe_from_memfd": _t("t.exe_from_memfd"),
+    "proc.is_sid_leader": _t("t.sid == (t.vpid if t.vpid is not None else t.pid)"),
+    "proc.is_vpgid_leader": _t("t.vpgid == (t.vpid if t.vpid is not None else t.pid)"),
+    "proc.exe_ino": _t("t.exe_ino"),
+    "proc.exe_ino.ctime": _t("t.exe_ino_ctime"),
+    "proc.exe_ino.mtime": _t("t.exe_ino_mtime"),
+    "proc.exe_ino.ctime_duration_proc_start":
+        "((t.exec_ts or t.start_ts) - t.exe_ino_ctime"
+        " if t is not None and t.exe_ino_ctime is not None else None)",
+    "proc.loginshellid": "_h_loginshell(t)",
+    "proc.fdopencount": _t("len(t.fds)"),
+    "proc.stdin.type": "_h_stdfd(t, 0, 'type')", "proc.stdout.type": "_h_stdfd(t, 1, 'type')",
+    "proc.stderr.type": "_h_stdfd(t, 2, 'type')", "proc.stdin.name": "_h_stdfd(t, 0, 'name')",
+    "proc.stdout.name": "_h_stdfd(t, 1, 'name')", "proc.stderr.name": "_h_stdfd(t, 2, 'name')",
+    "thread.tid": _t("t.tid"),
+    "thread.ismain": _t("t.tid == t.pid"),
+    "thread.cap_effective": _t("_h_caps(t.cap_effective)"),
+    "thread.cap_permitted": _t("_h_caps(t.cap_permitted)"),
+    "thread.cap_inheritable": _t("_h_caps(t.cap_inheritable)"),
+    # user / group
+    "user.uid": "_h_uid(t)",
+    "user.name": "(t.user.name if t is not None and t.user is not None else None)",
+    "user.homedir": "(t.user.homedir if t is not None and t.user is not None else None)",
+    "user.shell": "(t.user.shell if t is not None and t.user is not None else None)",
+    "user.loginuid": _t("t.loginuid"),
+    "user.loginname":
+        "(t.loginuser.name if t is not None and t.loginuser is not None else None)",
+    "group.gid": "(t.group.gid if t is not None and t.group is not None else _t('t.gid'))",
+    "group.name": "(t.group.name if t is not None and t.group is not None else None)",
+    # container plugin
+    "container.id": _c("c.id"),
+    "container.full_id": _c("(c.full_id or c.id)"),
+    "container.name": "_h_cname(c)",
+    "container.image": _c("c.image"),
+    "container.image.id": _c("c.image_id"),
+    "container.image.repository": _c("c.image_repository"),
+    "container.image.tag": _c("c.image_tag"),
+    "container.image.digest": _c("c.image_digest"),
+    "container.type": _c("c.type"),
+    "container.privileged": _c("c.privileged"),
+    "container.mounts": _c("' '.join(f'{s}:{d}' for s, d in c.mounts)"),
+    "container.start_ts": _c("c.start_ts"),
+    "container.duration": "(e.ts - c.start_ts if c is not None and c.start_ts else None)",
+    "container.labels": _c("(','.join(f'{k}:{v}' for k, v in c.labels.items()) or None)"),
+    "k8s.pod.name": "_h_label(c, 'io.kubernetes.pod.name')",
+    "k8s.ns.name": "_h_label(c, 'io.kubernetes.pod.namespace')",
+    "k8s.pod.uid": "_h_label(c, 'io.kubernetes.pod.uid')",
+    "k8s.pod.id": "_h_label(c, 'io.kubernetes.pod.uid')",
+}
+# group.gid above must not nest templates: fix it up here.
+SIMPLE["group.gid"] = ("(t.group.gid if t.group is not None else t.gid)"
+                       " if t is not None else None")
+
+# Fields whose value is a list of candidates and that match when ANY candidate matches.
+ANY_FIELDS = frozenset({"proc.aname", "proc.aexe", "proc.aexepath", "proc.acmdline",
+                        "proc.apid", "fd.ip", "fd.net", "fd.port"})
+_ANC_ATTR = {"proc.aname": "comm", "proc.aexe": "exe", "proc.aexepath": "exepath",
+             "proc.acmdline": "cmdline", "proc.apid": "pid"}
+
+
+def arg_expr(name: str, arg: str | None) -> str | None:
+    """The expression of a field that takes an argument (None: no extractor for that form)."""
+    if name in _ANC_ATTR:
+        attr = _ANC_ATTR[name]
+        if arg is None:
+            return f"_h_anc(t, {attr!r})"
+        return f"_h_ancn(t, {int(arg)}, {attr!r})" if arg.isdigit() else None
+    if arg is None:
+        return SIMPLE.get(name)
+    if name == "evt.arg":
+        return f"_h_argidx(e, {int(arg)})" if arg.isdigit() else f"_h_argstr(e, {arg!r})"
+    if name == "evt.rawarg":
+        return f"_h_rawarg(e, {arg!r})"
+    if name == "evt.type.is":
+        return f"(1 if e.type == {arg!r} else 0)"
+    if name == "proc.env":
+        return f"_h_env(t, {arg!r})"
+    if name == "fd.types":
+        return f"_h_fdtypes(t, {int(arg)})" if arg.isdigit() else None
+    if name in ("container.mount", "container.mount.source", "container.mount.dest"):
+        what = name.rpartition(".")[2]
+        return f"_h_mount(c, {arg!r}, {what!r})"
+    if name == "container.label":
+        return f"_h_label(c, {arg!r})"
+    return None
+
+
+def locals_used(expr: str) -> tuple[str, ...]:
+    """Which prelude locals an expression reads, in binding order (``p``/``c`` need ``t``)."""
+    import re
+
+    names = set(re.findall(r"\b([tpcae]|fd)\b", expr))
+    if "p" in names or "c" in names:
+        names.add("t")
+    return tuple(n for n in PRELUDE_ORDER if n in names)
+
+
+_EXTRACTORS: dict[str, Callable[[Event], Any]] = {}
+
+
+def make_extractor(expr: str) -> Callable[[Event], Any]:
+    """A plain function ``(event) -> value | None`` from an extractor expression."""
+    fn = _EXTRACTORS.get(expr)
+    if fn is None:
+        lines = ["def _x(e):"]
+        lines += ["    " + PRELUDE[n] for n in locals_used(expr)]
+        lines.append(f"    return {expr}")
+        ns: dict[str, Any] = dict(HELPERS)
+        exec(compile("\n".join(lines), f"<field {expr[:40]}>", "exec"), ns)
+        fn = ns["_x"]
+        _EXTRACTORS[expr] = fn
+    return fn

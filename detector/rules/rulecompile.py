@@ -1,0 +1,459 @@
+"""Falco's compile pipeline for collected definitions (``rule_loader_compiler.cpp``).
+
+1. lists: one level of list-in-list expansion (only lists defined earlier);
+2. rule conditions get their exceptions spliced in as text;
+3. list names are substituted as text in every condition (``quote_item``, no escaping);
+4. conditions are parsed; macro identifiers are replaced by the macros' trees (a macro sees
+   only macros defined before it, a rule sees all), undefined ones are errors;
+5. outputs are checked, conditions compiled (fields, operators, values) by the compiler,
+   event types inferred; warnings as Falco gives them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from detector.rules.ast import (
+    And,
+    BinaryCheck,
+    Expr,
+    FieldRef,
+    Identifier,
+    Not,
+    Or,
+    Transformer,
+    UnaryCheck,
+    ValueNode,
+    walk,
+)
+from detector.rules.collector import Collector, ExceptionDef, ListDef, MacroDef, RuleDef
+from detector.rules.errors import ConditionSyntaxError
+from detector.rules.loadresult import LoadFailure, LoadMessage, Location
+from detector.rules.parser import parse
+
+try:  # the compiler (fields, operators, evt.type inference) may be absent: parse-only then
+    from detector.rules import compiler as _compiler
+    from detector.rules import fields as _fields
+except ImportError:  # pragma: no cover - only while the compiler is being written
+    _compiler = None  # type: ignore[assignment]
+    _fields = None  # type: ignore[assignment]
+
+Ctx = tuple[Location, ...]
+_BLANKS = " \t\n\r"
+_DELIMS = _BLANKS + "(),="
+LIST_OPERATORS = ("in", "intersects", "pmatch")
+OPERATORS = ("=", "==", "!=", "<", "<=", ">", ">=", "contains", "icontains", "bcontains",
+             "startswith", "bstartswith", "endswith", "glob", "iglob", "in", "intersects",
+             "pmatch", "exists", "regex")
+MODIFIABLE = ("=", "==", "!=", "contains", "icontains", "startswith", "endswith", "glob", "iglob", "regex",
+              "bcontains", "bstartswith")
+_UNKNOWN_FILTER = ("nonexistent field", "invalid formatting token", "unknown event type",
+                   "unknown filter:")
+DEPRECATED_FIELDS = ("evt.dir", "evt.latency", "evt.wait_latency")
+
+
+@dataclass(frozen=True, slots=True)
+class AppendOutput:
+    """falco.yaml ``append_output``: extra text for rules matching source, tags and name."""
+
+    format: str
+    source: str = ""
+    tags: frozenset[str] = frozenset()
+    rule: str = ""
+
+    def applies(self, r: RuleDef) -> bool:
+        return ((not self.source or self.source == r.source) and self.tags <= r.tags
+                and (not self.rule or self.rule == r.name))
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    """A rule ready for the engine."""
+
+    info: RuleDef
+    tree: Expr
+    condition: str  # the condition text after exceptions and list substitution
+    compiled: Any  # the compiler's callable, or None without a compiler
+    evttypes: frozenset[str] | None  # None = every event type
+    exception_fields: frozenset[str]
+    output: str  # the output format after Falco's adjustments (``%container.info`` dropped)
+
+
+@dataclass(slots=True)
+class CompileOutput:
+    rules: list[CompiledRule] = field(default_factory=list)
+    macros: dict[str, Expr] = field(default_factory=dict)
+    lists: dict[str, list[str]] = field(default_factory=dict)
+
+
+def quote_item(item: str) -> str:
+    """Falco's ``quote_item``: wrap in double quotes if it has a space (no escaping)."""
+    if " " in item and not item.startswith(('"', "'")):
+        return f'"{item}"'
+    return item
+
+
+def paren_item(item: str) -> str:
+    return item if item.startswith("(") else f"({item})"
+
+
+def resolve_list(cond: str, name: str, items: list[str]) -> tuple[str, bool]:
+    """Substitute a list name in a condition's text, as Falco does; returns (text, used)."""
+    used = False
+    start = cond.find(name)
+    while start != -1:
+        end = start + len(name)
+        before_ok = start == 0 or cond[start - 1] in _DELIMS
+        if before_ok and (end >= len(cond) or cond[end] in _DELIMS):
+            while start > 0 and cond[start - 1] in _BLANKS:
+                start -= 1
+            while end < len(cond) and cond[end] in _BLANKS:
+                end += 1
+            sub = ", ".join(quote_item(v) for v in items)
+            if not sub:
+                if start > 0 and cond[start - 1] == ",":
+                    start -= 1
+                elif end < len(cond) and cond[end] == ",":
+                    end += 1
+            new = (cond[:start] + " " if start > 0 else "") + sub + " " + cond[end:]
+            cond = new
+            start += len(sub) + 1
+            used = True
+        start = cond.find(name, start + 1)
+    return cond, used
+
+
+def exception_condition(cond: str, exceptions: list[ExceptionDef]) -> tuple[str, set[str]]:
+    """The rule condition with its exceptions spliced in as text, and the exception fields."""
+    out = "(" + cond + ")"
+    fields: set[str] = set()
+    for ex in exceptions:
+        if ex.fields is None or not ex.values:
+            continue
+        if not ex.fields.is_list:
+            comp = ex.comps.item.strip() if ex.comps and not ex.comps.is_list else "in"
+            fields.add(ex.fields.item)
+            parts = []
+            for val in ex.values:
+                if val.is_list:
+                    raise LoadFailure("LOAD_ERR_VALIDATE",
+                                      "Expected values array to contain a list of strings", ex.ctx)
+                parts.append(quote_item(val.item))
+            out += f" and not ({ex.fields.item} {comp} ({', '.join(parts)}))"
+            continue
+        names = [f.item for f in ex.fields.items or []]
+        fields.update(names)
+        comps = ([c.item.strip() for c in ex.comps.items or []] if ex.comps and ex.comps.is_list
+                 else ["="] * len(names))
+        rows = []
+        for row in ex.values:
+            values = row.items if row.items is not None else [row]
+            if len(values) != len(names):
+                raise LoadFailure("LOAD_ERR_VALIDATE", "Fields and values lists must have equal "
+                                                       "length", ex.ctx)
+            checks = []
+            for fname, comp, value in zip(names, comps, values, strict=False):
+                if value.items is not None:
+                    text = "(" + ", ".join(quote_item(v.item) for v in value.items) + ")"
+                elif comp in LIST_OPERATORS or " " in comp:
+                    text = paren_item(quote_item(value.item))
+                else:
+                    text = quote_item(value.item)
+                checks.append(f"{fname} {comp} {text}")
+            rows.append("(" + " and ".join(checks) + ")")
+        if rows:
+            out += " and not (" + " or ".join(rows) + ")"
+    return out, fields
+
+
+def check_exception(ex: ExceptionDef, source: str) -> None:
+    """Falco's ``validate_exception_info``: comps and fields must be known."""
+    assert ex.fields is not None
+    if ex.fields.is_list:
+        names = ex.fields.items or []
+        if ex.comps is None:
+            from detector.rules.collector import Entry
+
+            ex.comps = Entry(items=[Entry("=") for _ in names])
+        comps = ex.comps.items if ex.comps.is_list else None
+        if comps is None or len(comps) != len(names):
+            raise LoadFailure("LOAD_ERR_VALIDATE", "Fields and comps lists must have equal length",
+                              ex.ctx)
+        for c in comps:
+            if not _is_operator(c.item.strip()):
+                raise LoadFailure("LOAD_ERR_VALIDATE",
+                                  f"'{c.item.strip()}' is not a supported comparison operator",
+                                  ex.ctx)
+        for f in names:
+            if not _is_field(f.item, source):
+                raise LoadFailure("LOAD_ERR_VALIDATE", f"'{f.item}' is not a supported filter "
+                                                       "field", ex.ctx)
+    else:
+        if ex.comps is not None and ex.comps.is_list:
+            raise LoadFailure("LOAD_ERR_VALIDATE", "Fields and comps must both be strings", ex.ctx)
+        comp = ex.comps.item.strip() if ex.comps is not None else "in"
+        if comp not in LIST_OPERATORS and not _is_modifier_op(comp):
+            raise LoadFailure("LOAD_ERR_VALIDATE", "When fields is a single value, comps must be "
+                                                   "one of (in, pmatch, intersects) or a modifier "
+                                                   "operator (e.g. startswith oneof)", ex.ctx)
+        if not _is_field(ex.fields.item, source):
+            raise LoadFailure("LOAD_ERR_VALIDATE", f"'{ex.fields.item}' is not a supported filter "
+                                                   "field", ex.ctx)
+
+
+def _is_modifier_op(text: str) -> bool:
+    parts = text.split()
+    return len(parts) == 2 and parts[0] in MODIFIABLE and parts[1] in ("oneof", "anyof", "allof")
+
+
+def _is_operator(text: str) -> bool:
+    return text in OPERATORS or _is_modifier_op(text)
+
+
+def _is_field(text: str, source: str) -> bool:
+    try:
+        tree = parse(f"{text} exists")
+    except ConditionSyntaxError:
+        return False
+    if not isinstance(tree, UnaryCheck) or _compiler is None:
+        return isinstance(tree, UnaryCheck)
+    try:
+        _compiler.compile_condition(tree)
+    except Exception:
+        return False
+    return True
+
+
+class MacroResolver:
+    """Replaces macro identifiers with macro trees, with Falco's visibility rules."""
+
+    def __init__(self, macros: dict[str, MacroDef], trees: dict[str, Expr]) -> None:
+        self.macros = macros
+        self.trees = trees
+        self.resolved: dict[str, Expr] = {}
+
+    def resolve(self, node: Expr, visibility: int | None, stack: tuple[str, ...] = ()) -> Expr:
+        if isinstance(node, Identifier):
+            return self._macro(node.name, visibility, stack)
+        if isinstance(node, (And, Or)):
+            kids = tuple(self.resolve(c, visibility, stack) for c in node.children)
+            if all(a is b for a, b in zip(kids, node.children, strict=True)):
+                return node
+            return type(node)(kids, node.pos)
+        if isinstance(node, Not):
+            child = self.resolve(node.child, visibility, stack)
+            return node if child is node.child else Not(child, node.pos)
+        return node
+
+    def _macro(self, name: str, visibility: int | None, stack: tuple[str, ...]) -> Expr:
+        m = self.macros.get(name)
+        if m is None or name not in self.trees or (visibility is not None
+                                                   and m.index >= visibility):
+            raise _Undefined(name)
+        if name in stack:
+            raise _Loop(name)
+        m.used = True
+        done = self.resolved.get(name)
+        if done is None:
+            done = self.resolve(self.trees[name], m.visibility, (*stack, name))
+            self.resolved[name] = done
+        return done
+
+
+class _Undefined(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Undefined macro '{name}' used in filter.")
+
+
+class _Loop(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"reference loop in macro '{name}'")
+
+
+@dataclass(slots=True)
+class Compiler:
+    """Compiles a collector's definitions; errors stop it unless ``collect``."""
+
+    col: Collector
+    collect: bool = False
+    output_check: Callable[[str], None] | None = None
+    append_output: tuple[AppendOutput, ...] = ()
+    errors: list[LoadMessage] = field(default_factory=list)
+    warnings: list[LoadMessage] = field(default_factory=list)
+    snippet: Callable[[Ctx], str] = lambda ctx: ""
+
+    def warn(self, code: str, message: str, ctx: Ctx) -> None:
+        self.warnings.append(LoadMessage(code, message, ctx, self.snippet(ctx)))
+
+    def error(self, exc: LoadFailure) -> None:
+        m = exc.msg
+        self.errors.append(LoadMessage(m.code, m.message, m.locations, self.snippet(m.locations),
+                                       m.hint))
+        if not self.collect:
+            raise _Stop
+
+    def run(self) -> CompileOutput:
+        out = CompileOutput()
+        with contextlib.suppress(_Stop):
+            self._run(out)
+        return out
+
+    def _lists(self) -> dict[str, list[str]]:
+        lists = self.col.lists
+        expanded: dict[str, list[str]] = {}
+        for lst in lists.values():
+            items: list[str] = []
+            for item in lst.items:
+                ref = lists.get(item)
+                if ref is not None and ref.index < lst.visibility:
+                    ref.used = True
+                    items.extend(ref.items)
+                else:
+                    items.append(item)
+            expanded[lst.name] = items
+        return expanded
+
+    def substitute(self, cond: str, lists: dict[str, list[str]]) -> str:
+        for name, items in lists.items():
+            if name in cond:
+                cond, used = resolve_list(cond, name, items)
+                if used:
+                    self.col.lists[name].used = True
+        return cond
+
+    def parse(self, text: str, ctx: Ctx) -> Expr:
+        try:
+            return parse(text)
+        except ConditionSyntaxError as exc:
+            raise LoadFailure("LOAD_ERR_COMPILE_CONDITION", exc.bare_message,
+                              (*ctx, _cond_loc(ctx, exc))) from None
+
+    def _run(self, out: CompileOutput) -> None:
+        for lst in self.col.lists.values():
+            lst.used = False
+        for m in self.col.macros.values():
+            m.used = False
+        lists = self._lists()
+        out.lists = lists
+        trees: dict[str, Expr] = {}
+        for m in self.col.macros.values():
+            try:
+                trees[m.name] = self.parse(self.substitute(m.cond, lists), m.cond_ctx)
+            except LoadFailure as exc:
+                self.error(exc)
+        resolver = MacroResolver(self.col.macros, trees)
+        for m in self.col.macros.values():
+            if m.name not in trees:
+                continue
+            try:
+                out.macros[m.name] = resolver.resolve(trees[m.name], m.visibility, (m.name,))
+            except (_Undefined, _Loop) as exc:
+                self.error(LoadFailure("LOAD_ERR_VALIDATE", str(exc), m.ctx))
+        for r in self.col.rules.values():
+            if r.unknown_source:
+                continue
+            try:
+                compiled = self.compile_rule(r, lists, resolver)
+            except LoadFailure as exc:
+                self.error(exc)
+                continue
+            if compiled is not None:
+                out.rules.append(compiled)
+        for m in self.col.macros.values():
+            if not m.used:
+                self.warn("LOAD_UNUSED_MACRO", "Macro not referred to by any other rule/macro",
+                          m.ctx)
+        for lst in self.col.lists.values():
+            if not lst.used:
+                self.warn("LOAD_UNUSED_LIST", "List not referred to by any other rule/macro",
+                          lst.ctx)
+
+    def compile_rule(self, r: RuleDef, lists: dict[str, list[str]],
+                     resolver: MacroResolver) -> CompiledRule | None:
+        cond, ex_fields = r.cond, set[str]()
+        if r.exceptions:
+            cond, ex_fields = exception_condition(r.cond, r.exceptions)
+        cond = self.substitute(cond, lists)
+        tree = self.parse(cond, r.cond_ctx)
+        try:
+            tree = resolver.resolve(tree, None)
+        except (_Undefined, _Loop) as exc:
+            raise LoadFailure("LOAD_ERR_VALIDATE", str(exc), r.ctx) from None
+        self.deprecation_warnings(tree, r)
+        output = r.output
+        for extra in self.append_output:
+            if extra.applies(r):
+                output = f"{output} {extra.format}"
+        if "%container.info" in output:
+            output = output.replace("%container.info", "").strip()
+            self.warn("LOAD_DEPRECATED_ITEM", "%container.info is deprecated and no longer does "
+                      "anything; it has been removed from the rule output", r.output_ctx or r.ctx)
+        if self.output_check is not None:
+            try:
+                self.output_check(output)
+            except Exception as exc:
+                msg = getattr(exc, "bare_message", str(exc))
+                if r.skip_if_unknown_filter and any(s in msg for s in _UNKNOWN_FILTER):
+                    self.warn("LOAD_UNKNOWN_FILTER", msg, r.output_ctx or r.ctx)
+                    return None
+                raise LoadFailure("LOAD_ERR_COMPILE_OUTPUT", msg, r.output_ctx or r.ctx) from None
+        compiled: Any = None
+        evttypes: frozenset[str] | None = None
+        if _compiler is not None:
+            try:
+                compiled, evttypes, warns = _compiler.compile_rule_condition(tree)
+            except Exception as exc:
+                msg = getattr(exc, "bare_message", str(exc))
+                if r.skip_if_unknown_filter and any(s in msg for s in _UNKNOWN_FILTER):
+                    self.warn("LOAD_UNKNOWN_FILTER", msg, r.cond_ctx or r.ctx)
+                    return None
+                raise LoadFailure("LOAD_ERR_COMPILE_CONDITION", msg, r.cond_ctx or r.ctx,
+                                  getattr(exc, "hint", "") or "") from None
+            for w in warns:
+                self.warn("LOAD_COMPILE_CONDITION", w, r.cond_ctx or r.ctx)
+            if r.source == "syscall" and evttypes is None and r.warn_evttypes:
+                self.warn("LOAD_NO_EVTTYPE", "Rule matches too many evt.type values. This has a "
+                                             "significant performance penalty.", r.ctx)
+        return CompiledRule(r, tree, cond, compiled, evttypes, frozenset(ex_fields), output)
+
+    def deprecation_warnings(self, tree: Expr, r: RuleDef) -> None:
+        for n in walk(tree):
+            if isinstance(n, (BinaryCheck, UnaryCheck)):
+                f = n.left
+                while isinstance(f, Transformer) and f.args:
+                    f = f.args[0]  # type: ignore[assignment]
+                if not isinstance(f, FieldRef):
+                    continue
+                if f.name.startswith(DEPRECATED_FIELDS):
+                    self.warn("LOAD_DEPRECATED_ITEM", f"usage of deprecated field '{f.name}' has "
+                              "been detected in the rule condition", r.cond_ctx or r.ctx)
+                if isinstance(n, BinaryCheck) and f.name.startswith(("ka.", "jevt.")) \
+                        and n.op in ("=", "==", "!=", "in", "intersects", "pmatch"):
+                    right = n.right
+                    vals = right.items if hasattr(right, "items") else \
+                        (right.value,) if isinstance(right, ValueNode) else ()
+                    if "<NA>" in vals:
+                        self.warn("LOAD_UNSAFE_NA_CHECK", "The condition compares a field with "
+                                  "<NA>, which may not behave as expected", r.cond_ctx or r.ctx)
+        for m in re.finditer(r"%(?:[0-9]+)?(evt\.dir|evt\.latency[a-z_.]*|evt\.wait_latency)",
+                             r.output):
+            self.warn("LOAD_DEPRECATED_ITEM", f"usage of deprecated field '{m.group(1)}' has "
+                      "been detected in the rule output", r.output_ctx or r.ctx)
+
+
+class _Stop(Exception):
+    """Internal: stop compiling at the first error (Falco's behaviour)."""
+
+
+def _cond_loc(ctx: Ctx, exc: ConditionSyntaxError) -> Location:
+    base = ctx[-1] if ctx else Location("condition expression")
+    return Location("condition expression", "", base.path, base.line, base.column + exc.cond_col,
+                    base.offset + exc.idx)
+
+
+def unused_list_names(lists: dict[str, ListDef]) -> list[str]:
+    return [n for n, lst in lists.items() if not lst.used]

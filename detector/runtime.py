@@ -1,0 +1,578 @@
+"""The detector's main loop: source -> state -> rules -> outputs, with metrics, drop alerts,
+hot reload, web endpoints and a clean shutdown on SIGINT/SIGTERM.
+
+``engine.kind`` picks the syscall source: ``ebpf`` (the kernel through BCC), ``replay`` (a
+capture file, ends at its end) or ``nodriver`` (no syscalls: plugin event sources only). Every
+plugin with event sourcing in ``load_plugins`` adds a source of its own, on its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from detector.config import FalcoConfig, expand_rules_paths
+from detector.events import Event
+from detector.metrics import Metrics, sha256_file
+from detector.outputs import Outputs, build_outputs
+from detector.outputs.format import internal_alert, priority_level
+from detector.plugins import LazyPluginFields, LoadedPlugins, events_from, load_plugins
+from detector.reload import Reloader, ReloadResult
+from detector.ruleset import RuleSet, compile_rules
+from falcoctl_py.errors import DetectorError
+
+log = logging.getLogger("detector.runtime")
+
+FALCO_COMPAT_VERSION = "0.42.0"  # the Falco release whose behaviour the detector follows
+HOT_RESTART_FAILURE = "Falco internal: hot restart failure"
+DROP_RULE = "Falco internal: syscall event drop"
+
+Compiler = Callable[..., RuleSet]
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did (returned when it ends)."""
+
+    dry_run: bool
+    engine_kind: str
+    rules_files: list[str]
+    rule_count: int
+    events: int = 0
+    processed: int = 0
+    alerts: int = 0
+    drops: int = 0
+    output_drops: int = 0
+    reloads: int = 0
+    reload_failures: int = 0
+    seconds: float = 0.0
+    plugins: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class _TokenBucket:
+    """Falco's rate limiter for drop notifications (rate per second, max burst)."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, max(1, burst)
+        self.tokens = float(self.burst)
+        self.last = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def _source_counts(source: Any) -> tuple[int | None, int | None]:
+    """(events seen, events dropped) as the source counts them, if it does."""
+    stats = getattr(source, "stats", None)
+    if callable(stats):
+        stats = stats()
+    if stats is None:
+        return None, None
+    def get(key: str) -> Any:
+        return stats.get(key) if isinstance(stats, dict) else getattr(stats, key, None)
+
+    n_evts = get("n_evts")
+    n_drops = get("n_drops")
+    if n_drops is None:
+        n_drops = get("n_drops_buffer")
+    return (None if n_evts is None else int(n_evts)), (None if n_drops is None else int(n_drops))
+
+
+class SyscallFeed:
+    """The eBPF source as the loop reads it: batches, idle heartbeats, kernel counters, and the
+    captured syscall set kept to the rules' event types plus state (``base_syscalls``)."""
+
+    def __init__(self, config: FalcoConfig, rule_events: frozenset[str] | None) -> None:
+        from detector.sources.ebpf import EbpfSource
+
+        preset = int(config.get("engine.ebpf.buf_size_preset", 4) or 4)
+        self._base = config.get("base_syscalls", {}) or {}
+        self.source = EbpfSource(syscalls=self._select(rule_events),
+                                 ringbuf_pages=256 << max(0, min(preset, 10) - 1))
+        self.source.open()
+        self._stopping = False
+
+    def _select(self, rule_events: frozenset[str] | None) -> frozenset[str] | None:
+        from detector.sources.syscalls import select_syscalls
+
+        if rule_events is None:
+            return None
+        return select_syscalls(rule_events, custom_set=list(self._base.get("custom_set") or []),
+                               repair=bool(self._base.get("repair")),
+                               all_syscalls=bool(self._base.get("all")))
+
+    def __iter__(self) -> Iterator[Event | None]:
+        read = self.source.read
+        while not self._stopping:
+            batch = read(timeout=0.1)
+            if batch:
+                yield from batch
+            else:
+                yield None
+
+    def set_syscalls(self, rule_events: set[str]) -> None:
+        selected = self._select(frozenset(rule_events))
+        if selected is not None:
+            self.source.set_syscalls(selected)
+
+    @property
+    def selected(self) -> frozenset[str]:
+        return self.source.selected
+
+    def stats(self) -> dict[str, int]:
+        c = self.source.counters()
+        return {"n_evts": c.n_evts, "n_drops": c.n_drops}
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class Runtime:
+    """A configured detector: call :meth:`run` (blocks) and :meth:`stop` (any thread)."""
+
+    def __init__(
+        self,
+        config: FalcoConfig,
+        *,
+        compiler: Compiler = compile_rules,
+        source: Any = None,
+        tracker: Any = None,
+        outputs: Outputs | None = None,
+        capture: Path | None = None,
+        debounce: float = 0.1,
+        webserver: bool | None = None,
+        watch: bool | None = None,
+    ) -> None:
+        self.config = config
+        self.compiler = compiler
+        self.metrics = Metrics(falco_version=FALCO_COMPAT_VERSION)
+        self.metrics.config_files = ({str(config.path): sha256_file(config.path)}
+                                     if config.path else {})
+        self._stopping = threading.Event()
+        self.ready = threading.Event()  # set once sources, watcher and web server run
+        self._iso = config.flag("time_format_iso_8601")
+        self.plugins: LoadedPlugins = load_plugins(config)
+        self._plugin_versions = self.plugins.versions()
+        try:
+            self.ruleset: RuleSet = self._compile(self._rules_paths())
+        except BaseException:
+            self.plugins.destroy()
+            raise
+        self._process: Callable[[Event], list[Any]] = self.ruleset.engine.process
+        self._note_ruleset(self.ruleset)
+        self._given_source = source
+        self._tracker = tracker
+        self._capture_path = capture
+        self._outputs = outputs
+        self._debounce = debounce
+        self._web_enabled = config.flag("webserver.enabled", True) if webserver is None \
+            else webserver
+        self._watch_enabled = config.flag("watch_config_files", True) if watch is None else watch
+        self.reloader = Reloader(self._rebuild, self._reload_failed, debounce=debounce)
+        self.sources: list[Any] = []
+        self.webserver: Any = None
+        self.watcher: Any = None
+        self.alerts = 0
+        self._lock: threading.Lock | None = None
+        drops = config.get("syscall_event_drops", {}) or {}
+        self._drop_actions = [str(a) for a in drops.get("actions", ["log", "alert"])]
+        self._drop_threshold = float(drops.get("threshold", 0.1))
+        self._drop_bucket = _TokenBucket(float(drops.get("rate", 0.03333)),
+                                         int(drops.get("max_burst", 1)))
+        self._last_counts = (0, 0)
+        self._last_tick = time.monotonic()
+
+    # ---- rules -------------------------------------------------------------------------------
+
+    def _rules_paths(self, extra: list[Path] | None = None) -> list[Path]:
+        base = self.config.path.parent if self.config.path else None
+        paths = expand_rules_paths(self.config.rules_files, base=base)
+        for p in extra or []:
+            if p not in paths:
+                paths.append(p)
+        return paths
+
+    def _compile(self, files: list[Path]) -> RuleSet:
+        rs = self.compiler(files=files, config=self.config, plugins=self.plugins)
+        if not rs.digests:
+            rs.digests = {str(p): sha256_file(p) for p in rs.files}
+        return rs
+
+    def _note_ruleset(self, rs: RuleSet) -> None:
+        self.metrics.rules_files = dict(rs.digests)
+        self.metrics.reload_ns = rs.loaded_ns
+
+    def swap(self, rs: RuleSet) -> None:
+        """Make ``rs`` the running rule set: one reference assignment, never a pause."""
+        old = self.ruleset
+        syscall_sources = [s for s in self.sources if hasattr(s, "set_syscalls")]
+        if rs.event_types is not None and old.event_types is not None:
+            for s in syscall_sources:  # widen first, so no event the new rules need is missed
+                s.set_syscalls(set(old.event_types) | set(rs.event_types))
+        self.ruleset = rs
+        self._process = rs.engine.process
+        if rs.event_types is not None:
+            for s in syscall_sources:
+                s.set_syscalls(set(rs.event_types))
+        self._note_ruleset(rs)
+
+    def _rebuild(self, reason: str, extra: list[Path] | None = None) -> list[str]:
+        rs = self._compile(self._rules_paths(extra))
+        self.swap(rs)
+        self.metrics.reloads_ok += 1
+        return [str(p) for p in rs.files]
+
+    def _reload_failed(self, result: ReloadResult) -> None:
+        self.metrics.reloads_failed += 1
+        self.emit_internal(HOT_RESTART_FAILURE, "Critical",
+                           f"{HOT_RESTART_FAILURE}: {result.error}")
+
+    def request_reload(self, reason: str) -> None:
+        """Debounced reload (file watch, SIGHUP)."""
+        self.reloader.trigger(reason)
+
+    def on_artifact_update(self, files: list[Path]) -> ReloadResult:
+        """Hook for the embedded follower: validate the rule set including ``files``, then swap.
+
+        Rules files already under ``rules_files`` are re-read from disk; other ``.yaml``/``.yml``
+        files are added to the running set. A broken set keeps the running rules, raises the
+        Critical internal alert and comes back as a failed result.
+        """
+        extra = [Path(f) for f in files if Path(f).suffix in (".yaml", ".yml")]
+
+        def rebuild(reason: str) -> list[str]:
+            return self._rebuild(reason, extra=extra)
+
+        return self.reloader.reload_now(
+            "artifact update: " + (", ".join(map(str, files)) or "(no files)"), rebuild)
+
+    # ---- alerts ------------------------------------------------------------------------------
+
+    def emit_internal(self, rule: str, priority: str, message: str,
+                      fields: dict[str, Any] | None = None) -> None:
+        alert = internal_alert(rule, priority, message, fields, iso=self._iso)
+        if self.outputs is not None:
+            self.outputs.emit(alert)
+
+    @property
+    def outputs(self) -> Outputs | None:
+        return self._outputs
+
+    # ---- sources -----------------------------------------------------------------------------
+
+    def _syscall_source(self) -> Any:
+        kind = self.config.engine_kind
+        if self._given_source is not None:
+            return self._given_source
+        if kind == "replay":
+            from detector.sources.replay import ReplaySource
+
+            path = str(self.config.get("engine.replay.capture_file", "") or "")
+            if not path:
+                raise DetectorError("engine.kind is replay but engine.replay.capture_file is "
+                                    "empty", hint="-o engine.replay.capture_file=FILE")
+            return ReplaySource(path)
+        if kind == "ebpf":
+            return SyscallFeed(self.config, self.ruleset.event_types)
+        return None
+
+    def _plugin_events(self, plugin: Any, params: str) -> Iterator[Event]:
+        extractors = self.plugins.extractors(plugin.info.event_source)
+        for ref in events_from(plugin, params, self._stopping):
+            yield Event(num=ref.num, ts=ref.ts, type="pluginevent", tid=0,
+                        source=ref.source, plugin_data=ref.data,
+                        plugin_fields=LazyPluginFields(extractors, ref))
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def _loop(self, events: Iterable[Event | None], tracker: Any, capture: Any) -> None:
+        metrics = self.metrics
+        count = metrics.count_match
+        lock = self._lock
+        stopping = self._stopping
+        n = 0
+        for ev in events:
+            if stopping.is_set():
+                break
+            if ev is None:  # the source's idle heartbeat
+                self._tick()
+                continue
+            if tracker is not None:
+                ev = tracker.process(ev)
+            if capture is not None:
+                capture.write(ev)
+            if lock is not None:
+                with lock:
+                    alerts = self._process(ev)
+            else:
+                alerts = self._process(ev)
+            if alerts:
+                for alert in alerts:
+                    self.alerts += 1
+                    count(alert.rule, priority_level(alert.priority), alert.source, alert.tags)
+                    if self._outputs is not None:
+                        self._outputs.emit(alert)
+            metrics.processed += 1
+            n += 1
+            if not n & 1023:
+                self._tick()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_tick < 1.0:
+            return
+        self._last_tick = now
+        self._update_counts(check_drops=True)
+
+    def _update_counts(self, *, check_drops: bool) -> None:
+        total_evts = total_drops = 0
+        known = False
+        for s in self.sources:
+            n_evts, n_drops = _source_counts(s)
+            if n_evts is not None:
+                known = True
+                total_evts += n_evts
+                total_drops += n_drops or 0
+        m = self.metrics
+        m.n_evts = total_evts if known else m.processed
+        m.n_drops = m.n_drops_buffer = total_drops
+        if not check_drops:
+            return
+        d_evts = m.n_evts - self._last_counts[0]
+        d_drops = m.n_drops - self._last_counts[1]
+        self._last_counts = (m.n_evts, m.n_drops)
+        if d_drops <= 0 or "ignore" in self._drop_actions:
+            return
+        ratio = 100.0 * d_drops / max(1, d_evts + d_drops)
+        if ratio <= self._drop_threshold or not self._drop_bucket.take():
+            return
+        msg = f"{DROP_RULE}. {d_drops} system calls dropped in last second."
+        if "log" in self._drop_actions:
+            log.warning("%s", msg)
+        if "alert" in self._drop_actions:
+            self.emit_internal(DROP_RULE, "Debug", msg, {
+                "n_evts": d_evts, "n_drops": d_drops, "n_drops_buffer_total": d_drops,
+                "ebpf_enabled": 1 if self.config.engine_kind == "ebpf" else 0,
+            })
+        if "exit" in self._drop_actions:
+            log.error("syscall_event_drops.actions has exit: stopping")
+            self.stop()
+
+    # ---- services ----------------------------------------------------------------------------
+
+    def versions(self) -> dict[str, Any]:
+        """The /versions object, in Falco's shape."""
+        from detector.plugins import PLUGIN_API_VERSION
+        from falcoctl_py import __version__
+
+        engine = _engine_version()
+        return {
+            "default_driver_version": "bcc",
+            "driver_api_version": "8.0.0",
+            "driver_schema_version": "2.0.0",
+            "engine_version": str(engine.split(".")[1]),
+            "engine_version_semver": engine,
+            "falco_version": FALCO_COMPAT_VERSION,
+            "falcoctl_py_version": __version__,
+            "libs_version": "0.20.0",
+            "plugin_api_version": PLUGIN_API_VERSION,
+            "plugin_versions": self.plugins.versions(),
+        }
+
+    def _start_services(self) -> None:
+        if self._web_enabled:
+            from detector.webserver import WebEndpoints, WebServer
+
+            c = self.config
+            prom = c.flag("metrics.enabled", True) and \
+                c.flag("webserver.prometheus_metrics_enabled", True)
+            self.webserver = WebServer(
+                WebEndpoints(self.versions(), self.metrics_text if prom else None,
+                             str(c.get("webserver.k8s_healthz_endpoint", "/healthz"))),
+                address=str(c.get("webserver.listen_address", "0.0.0.0")),
+                port=int(c.get("webserver.listen_port", 8765)),
+                ssl_certificate=str(c.get("webserver.ssl_certificate"))
+                if c.flag("webserver.ssl_enabled") else None,
+            ).start()
+        self.reloader.start()
+        if self._watch_enabled:
+            from detector.watch import RulesWatcher
+
+            base = self.config.path.parent if self.config.path else None
+
+            def entries() -> list[Path]:
+                out = [Path(e) if Path(e).is_absolute() or base is None else base / e
+                       for e in self.config.rules_files]
+                return out
+
+            self.watcher = RulesWatcher(entries, self.request_reload).start()
+            log.info("watching rules files (%s)", self.watcher.mode)
+
+    def metrics_text(self) -> str:
+        self._update_counts(check_drops=False)
+        return self.metrics.prometheus()
+
+    def _install_signals(self) -> list[tuple[int, Any]]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %d received, stopping", signum)
+            self.stop()
+
+        def hup(signum: int, frame: FrameType | None) -> None:
+            self.request_reload("SIGHUP")
+
+        def usr1(signum: int, frame: FrameType | None) -> None:
+            if self._outputs is not None:
+                self._outputs.reopen()
+
+        saved: list[tuple[int, Any]] = []
+        for sig, handler in ((signal.SIGINT, stop), (signal.SIGTERM, stop),
+                             (signal.SIGHUP, hup), (signal.SIGUSR1, usr1)):
+            saved.append((sig, signal.signal(sig, handler)))
+        return saved
+
+    def stop(self) -> None:
+        """Ask the loop to end (safe from signal handlers and other threads)."""
+        self._stopping.set()
+        for s in self.sources:
+            stop = getattr(s, "stop", None)
+            if callable(stop):
+                stop()
+
+    def dry_run(self) -> RunResult:
+        """Config, plugins and rules loaded and checked; nothing runs."""
+        result = self._result(dry_run=True, seconds=0.0)
+        self.plugins.destroy()
+        return result
+
+    def _result(self, *, dry_run: bool, seconds: float) -> RunResult:
+        out = self._outputs.stats() if self._outputs is not None else None
+        return RunResult(
+            dry_run=dry_run, engine_kind=self.config.engine_kind,
+            rules_files=[str(p) for p in self.ruleset.files],
+            rule_count=self.ruleset.rule_count, events=self.metrics.n_evts,
+            processed=self.metrics.processed, alerts=self.alerts, drops=self.metrics.n_drops,
+            output_drops=out.dropped if out else 0, reloads=self.metrics.reloads_ok,
+            reload_failures=self.metrics.reloads_failed, seconds=seconds,
+            plugins=dict(self._plugin_versions),
+            warnings=list(self.config.warnings) + list(self.ruleset.warnings),
+        )
+
+    def run(self) -> RunResult:
+        """Run until the sources end or a stop is requested; release everything."""
+        start = time.monotonic()
+        if self._outputs is None:
+            self._outputs = build_outputs(self.config)
+        self.metrics.outputs = self._outputs.stats
+        saved_signals = self._install_signals()
+        capture = None
+        tracker = self._tracker
+        threads: list[threading.Thread] = []
+        try:
+            syscall_source = self._syscall_source()
+            plugin_sources = [(cfg, p) for cfg, p in self.plugins.sources().values()]
+            if syscall_source is None and not plugin_sources:
+                raise DetectorError(
+                    f"engine.kind {self.config.engine_kind} with no plugin event source: "
+                    "nothing to read events from",
+                    hint="load a plugin with event sourcing (load_plugins, plugins), or use "
+                         "engine.kind ebpf or replay")
+            if syscall_source is not None:
+                self.sources.append(syscall_source)
+                if tracker is None and self.config.engine_kind == "ebpf":
+                    from detector.state.tracker import StateTracker
+
+                    tracker = StateTracker()
+                    tracker.scan()
+            if self._capture_path is not None:
+                from detector.sources.capture import CaptureWriter
+
+                capture = CaptureWriter(str(self._capture_path))
+            self._start_services()
+            self.ready.set()
+            streams: list[tuple[Iterable[Event | None], Any, Any]] = []
+            if syscall_source is not None:
+                streams.append((syscall_source, tracker, capture))
+            for cfg, plugin in plugin_sources:
+                streams.append((self._plugin_events(plugin, cfg.open_params), None, None))
+            if len(streams) > 1:
+                self._lock = threading.Lock()
+            errors: list[BaseException] = []
+
+            def drive(stream: Iterable[Event | None], trk: Any, cap: Any) -> None:
+                try:
+                    self._loop(stream, trk, cap)
+                except BaseException as err:
+                    errors.append(err)
+                    self.stop()
+
+            for stream, trk, cap in streams[1:]:
+                t = threading.Thread(target=drive, args=(stream, trk, cap), daemon=True,
+                                     name="source-plugin")
+                t.start()
+                threads.append(t)
+            self._loop(*streams[0])
+            for t in threads:
+                while t.is_alive() and not self._stopping.is_set():
+                    t.join(0.2)
+            if errors:
+                raise errors[0]
+        finally:
+            self._stopping.set()
+            for t in threads:
+                t.join(2)
+            self._shutdown(capture, tracker, saved_signals)
+        return self._result(dry_run=False, seconds=time.monotonic() - start)
+
+    def _shutdown(self, capture: Any, tracker: Any, saved: list[tuple[int, Any]]) -> None:
+        for sig, handler in saved:
+            signal.signal(sig, handler)
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.reloader.stop()
+        self._update_counts(check_drops=False)
+        for s in self.sources:
+            close = getattr(s, "close", None)
+            if callable(close):
+                close()
+        if capture is not None:
+            capture.close()
+        if tracker is not None and hasattr(tracker, "close"):
+            tracker.close()
+        if self._outputs is not None:
+            self._outputs.close(float(self.config.get("output_timeout", 2000)) / 1000)
+        if self.webserver is not None:
+            self.webserver.stop()
+        self.plugins.destroy()
+
+
+def _engine_version() -> str:
+    try:
+        from detector import rules
+
+        version = getattr(rules, "ENGINE_VERSION", None)
+        if version:
+            return str(version)
+    except ImportError:
+        pass
+    return "0.57.0"
+

@@ -1,0 +1,1 @@
+"""Event sources: the eBPF source, capture replay, plugin sources."""

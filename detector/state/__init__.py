@@ -1,0 +1,1 @@
+"""System state: threads, fds, containers and users, kept from /proc and the event stream."""

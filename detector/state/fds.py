@@ -1,0 +1,469 @@
+"""The fd table of each process: files, directories, sockets, pipes, memfds and other kernel fds.
+
+Events update a process's table (``ThreadInfo.fds``, shared by its threads) and get ``Event.fd``:
+
+* open/openat/openat2/creat: ``fd.name`` is the path resolved against the cwd or ``dirfd`` and
+  normalised, ``fd.nameraw`` the path as passed; ``directory`` when ``O_DIRECTORY`` was asked.
+  A failed open gets an fd with ``num=-1`` (``open_file_failed`` matches ``fd.num=-1``).
+* socket/socketpair/connect/accept/accept4/bind/listen: family, ``l4proto``, both ends, roles
+  (client for connect, server for accept/listen); ``fd.name`` is ``cip:cport->sip:sport``.
+* dup/dup2/dup3/fcntl(F_DUPFD): the new fd inherits the old one's type and name
+  (field-semantics #12); close: the fd is attached to the event, then dropped.
+* pipe/pipe2, memfd_create, eventfd, signalfd, inotify_init, timerfd_create, epoll_create,
+  userfaultfd, bpf, io_uring_setup, pidfd_open: typed fds.
+* Any other event with an ``fd`` argument gets that fd; an fd never seen (opened before the
+  scan, or missed) is read lazily from ``/proc/PID/fd`` and ``/proc/PID/net/*``.
+
+Socket addresses in event arguments may be ``(ip, port)`` pairs, ``{"ip", "port"}`` or
+``{"path"}`` dicts, ``"ip:port"`` text or a Unix path; a ``tuple`` argument may also be
+Falco's text ``"sip:sport->dip:dport"``. The local end comes from the context key ``local``
+when the source knows it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from detector.events import Event, FdInfo, ThreadInfo
+from detector.state import procfs
+from detector.state.threads import resolve_path
+
+AT_FDCWD = -100
+O_DIRECTORY = 0o200000
+O_CLOEXEC = 0o2000000
+O_CREAT_WRONLY_TRUNC = 0o1101
+EINPROGRESS = 115
+F_DUPFD = 0
+F_DUPFD_CLOEXEC = 1030
+
+_FAMILY = {1: ("unix", "unix"), 2: ("ipv4", "ip"), 10: ("ipv6", "ip"), 16: ("netlink", None)}
+_SOCKTYPE = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
+_ANON = {
+    "[eventfd]": "event",
+    "[signalfd]": "signalfd",
+    "[eventpoll]": "eventpoll",
+    "inotify": "inotify",
+    "[timerfd]": "timerfd",
+    "[userfaultfd]": "userfaultfd",
+    "[io_uring]": "io_uring",
+    "[pidfd]": "pidfd",
+    "bpf-map": "bpf",
+    "bpf-prog": "bpf",
+    "bpf_link": "bpf",
+}
+_SIMPLE_TYPES = {
+    "eventfd": "event", "eventfd2": "event", "signalfd": "signalfd", "signalfd4": "signalfd",
+    "inotify_init": "inotify", "inotify_init1": "inotify", "timerfd_create": "timerfd",
+    "epoll_create": "eventpoll", "epoll_create1": "eventpoll", "userfaultfd": "userfaultfd",
+    "bpf": "bpf", "io_uring_setup": "io_uring", "pidfd_open": "pidfd",
+}
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _str(v: Any) -> str | None:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return v if isinstance(v, str) else None
+
+
+def parse_endpoint(v: Any) -> tuple[str, int] | str | None:
+    """(ip, port) of an inet address, a path for a unix one, or None."""
+    if isinstance(v, tuple | list) and len(v) == 2 and isinstance(v[1], int):
+        return str(v[0]), v[1]
+    if isinstance(v, dict):
+        if v.get("path") is not None:
+            return str(v["path"])
+        ip = v.get("ip", v.get("addr"))
+        port = v.get("port")
+        if ip is not None and isinstance(port, int):
+            return str(ip), port
+        return None
+    text = _str(v)
+    if text is None or text == "":
+        return None
+    if text.startswith("/") or text.startswith("@"):
+        return text
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit():
+        return host.strip("[]"), int(port)
+    return None
+
+
+def parse_tuple(text: str) -> tuple[tuple[str, int], tuple[str, int]] | None:
+    """Falco's ``"sip:sport->dip:dport"`` text as ((ip, port), (ip, port))."""
+    left, sep, right = text.partition("->")
+    a, b = parse_endpoint(left), parse_endpoint(right)
+    if sep and isinstance(a, tuple) and isinstance(b, tuple):
+        return a, b
+    return None
+
+
+def socket_name(fd: FdInfo) -> str:
+    """Falco's socket fd.name: ``cip:cport->sip:sport``."""
+    if fd.sip is None:
+        return fd.name
+    return f"{fd.cip or '0.0.0.0'}:{fd.cport or 0}->{fd.sip}:{fd.sport or 0}"
+
+
+def set_ends(fd: FdInfo, local: tuple[str, int] | None, remote: tuple[str, int], *,
+             server: bool) -> None:
+    """Fill both ends of an inet socket; ``server`` when this end accepted the connection."""
+    lip, lport = local if local is not None else ("0.0.0.0" if fd.type != "ipv6" else "::", 0)
+    rip, rport = remote
+    fd.lip, fd.lport, fd.rip, fd.rport = lip, lport, rip, rport
+    if server:
+        fd.sip, fd.sport, fd.cip, fd.cport = lip, lport, rip, rport
+    else:
+        fd.cip, fd.cport, fd.sip, fd.sport = lip, lport, rip, rport
+    fd.is_server = server
+    if ":" in rip and fd.type not in ("ipv6",):
+        fd.type = "ipv6"
+    fd.sockfamily = "ip"
+    new_name = socket_name(fd)
+    fd.name_changed = new_name != fd.name
+    fd.name = new_name
+
+
+class FdTracker:
+    """Keeps per-process fd tables from events; ``handle`` returns the event's fd."""
+
+    def __init__(self, *, proc_root: str = "/proc", read_proc: bool = True) -> None:
+        self.proc_root = proc_root
+        self.read_proc = read_proc
+        self._misses: set[tuple[int, int]] = set()
+        self.handlers: dict[str, Callable[[Event, ThreadInfo], FdInfo | None]] = {
+            "open": self._open, "openat": self._open, "openat2": self._open,
+            "creat": self._open, "socket": self._socket, "socketpair": self._socketpair,
+            "connect": self._connect, "accept": self._accept, "accept4": self._accept,
+            "bind": self._bind, "listen": self._listen, "close": self._close,
+            "dup": self._dup, "dup2": self._dup, "dup3": self._dup, "fcntl": self._fcntl,
+            "pipe": self._pipe, "pipe2": self._pipe, "memfd_create": self._memfd,
+        }
+        for name in _SIMPLE_TYPES:
+            self.handlers[name] = self._simple
+
+    def handle(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        """Update ``th``'s table for ``ev`` and return the fd the event acts on."""
+        handler = self.handlers.get(ev.type)
+        if handler is not None:
+            return handler(ev, th)
+        fd = ev.args.get("fd")
+        if type(fd) is int and fd >= 0:
+            return th.fds.get(fd) or self.lookup(th, fd)
+        return None
+
+    def lookup(self, th: ThreadInfo, num: int) -> FdInfo | None:
+        """An fd missing from the table, read from /proc (None if the process is gone)."""
+        if not self.read_proc or (th.pid, num) in self._misses:
+            return None
+        info = read_proc_fd(self.proc_root, th.pid, num)
+        if info is None:
+            if len(self._misses) > 4096:
+                self._misses.clear()
+            self._misses.add((th.pid, num))
+            return None
+        th.fds[num] = info
+        return info
+
+    # -- handlers ---------------------------------------------------------------------------
+    def _open(self, ev: Event, th: ThreadInfo) -> FdInfo:
+        a = ev.args
+        raw = _str(a.get("name")) or _str(a.get("path")) or ""
+        flags = O_CREAT_WRONLY_TRUNC if ev.type == "creat" else (_int(a.get("flags")) or 0)
+        dirfd = _int(a.get("dirfd"))
+        if raw.startswith("/") or dirfd is None or dirfd == AT_FDCWD:
+            base = th.cwd
+        else:
+            d = th.fds.get(dirfd) or self.lookup(th, dirfd)
+            base = d.name if d is not None and d.name.startswith("/") else th.cwd
+        res = ev.res if ev.res is not None else _int(a.get("fd"))
+        ok = res is not None and res >= 0
+        info = FdInfo(
+            num=res if ok and res is not None else -1,
+            type="directory" if flags & O_DIRECTORY else "file",
+            name=resolve_path(base, raw),
+            nameraw=raw,
+            open_flags=flags,
+            dev=_int(a.get("dev")),
+            ino=_int(a.get("ino")),
+        )
+        if ok and res is not None:
+            th.fds[res] = info
+        return info
+
+    def _socket(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        res = ev.res
+        if res is None or res < 0:
+            return None
+        a = ev.args
+        ftype, family = _FAMILY.get(_int(a.get("domain")) or 0, ("file", None))
+        stype = (_int(a.get("type")) or 0) & 0xF
+        info = FdInfo(
+            num=res, type=ftype, sockfamily=family,
+            l4proto=_SOCKTYPE.get(stype) if family == "ip" else None,
+            open_flags=O_CLOEXEC if (_int(a.get("type")) or 0) & O_CLOEXEC else 0,
+        )
+        th.fds[res] = info
+        return info
+
+    def _socketpair(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        if ev.res is None or ev.res < 0:
+            return None
+        first = None
+        for key in ("fd1", "fd2"):
+            num = _int(ev.args.get(key))
+            if num is not None and num >= 0:
+                th.fds[num] = FdInfo(num=num, type="unix", sockfamily="unix")
+                first = first or th.fds[num]
+        return first
+
+    def _sock(self, th: ThreadInfo, num: int | None) -> FdInfo | None:
+        if num is None or num < 0:
+            return None
+        info = th.fds.get(num) or self.lookup(th, num)
+        if info is None:
+            info = FdInfo(num=num, type="ipv4", sockfamily="ip")
+            th.fds[num] = info
+        return info
+
+    def _connect(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        info = self._sock(th, _int(ev.args.get("fd")))
+        if info is None:
+            return None
+        res = ev.res or 0
+        self._addresses(ev, info, server=False)
+        info.connected = res == 0 or res == -EINPROGRESS
+        return info
+
+    def _addresses(self, ev: Event, info: FdInfo, *, server: bool) -> None:
+        a = ev.args
+        ctx = ev.ctx
+        if ctx is not None and "lip" in ctx:
+            # the kernel socket's own ends (detector.sources.ebpf CTX_KEYS)
+            info.type = str(ctx.get("sock_family") or info.type)
+            info.l4proto = _str(ctx.get("l4proto")) or info.l4proto
+            set_ends(info, (str(ctx["lip"]), _int(ctx.get("lport")) or 0),
+                     (str(ctx["rip"]), _int(ctx.get("rport")) or 0), server=server)
+            return
+        local = remote = None
+        tup = a.get("tuple")
+        if isinstance(tup, str | bytes):
+            pair = parse_tuple(_str(tup) or "")
+            if pair is not None:
+                # Falco's tuple is source->destination: for connect the source is local.
+                local, remote = (pair[1], pair[0]) if server else pair
+        if remote is None:
+            addr = parse_endpoint(a.get("addr") if a.get("addr") is not None else tup)
+            if isinstance(addr, str):
+                info.type, info.sockfamily = "unix", "unix"
+                info.name_changed = info.name != addr
+                info.name = addr
+                return
+            remote = addr
+            if ev.ctx is not None:
+                loc = parse_endpoint(ev.ctx.get("local"))
+                local = loc if isinstance(loc, tuple) else None
+        if remote is not None:
+            set_ends(info, local, remote, server=server)
+
+    def _accept(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        res = ev.res if ev.res is not None else _int(ev.args.get("fd"))
+        if res is None or res < 0:
+            return None
+        lfd = _int(ev.args.get("listen_fd"))
+        listening = th.fds.get(lfd) if lfd is not None else None
+        info = FdInfo(
+            num=res,
+            type=listening.type if listening is not None else "ipv4",
+            sockfamily=listening.sockfamily if listening is not None else "ip",
+            l4proto=listening.l4proto if listening is not None else "tcp",
+            connected=True,
+        )
+        self._addresses(ev, info, server=True)
+        if listening is not None and info.sip is None and listening.lip is not None:
+            info.name = listening.name
+        th.fds[res] = info
+        return info
+
+    def _bind(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        info = self._sock(th, _int(ev.args.get("fd")))
+        if info is None or (ev.res is not None and ev.res != 0):
+            return info
+        addr = parse_endpoint(ev.args.get("addr"))
+        if isinstance(addr, tuple):
+            info.lip, info.lport = addr
+            info.sip, info.sport = addr
+            info.name = f"{addr[0]}:{addr[1]}"
+            if ":" in addr[0]:
+                info.type = "ipv6"
+        elif isinstance(addr, str):
+            info.type, info.sockfamily, info.name = "unix", "unix", addr
+        return info
+
+    def _listen(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        info = self._sock(th, _int(ev.args.get("fd")))
+        if info is not None and (ev.res is None or ev.res == 0):
+            info.is_server = True
+        return info
+
+    def _close(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        num = _int(ev.args.get("fd"))
+        if num is None:
+            return None
+        info = th.fds.get(num)
+        if ev.res is None or ev.res == 0:
+            th.fds.pop(num, None)
+        return info
+
+    def _dup(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        a = ev.args
+        old = _int(a.get("oldfd"))
+        if old is None:
+            old = _int(a.get("fd"))
+        new = ev.res
+        if old is None or new is None or new < 0:
+            return None
+        src = th.fds.get(old) or self.lookup(th, old)
+        if src is None:
+            return None
+        flags = src.open_flags & ~O_CLOEXEC
+        if ev.type == "dup3" and (_int(a.get("flags")) or 0) & O_CLOEXEC:
+            flags |= O_CLOEXEC
+        return self._clone_fd(th, src, new, flags)
+
+    def _fcntl(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        num = _int(ev.args.get("fd"))
+        cmd = _int(ev.args.get("cmd"))
+        if num is None:
+            return None
+        src = th.fds.get(num) or self.lookup(th, num)
+        if cmd in (F_DUPFD, F_DUPFD_CLOEXEC) and src is not None and ev.res is not None \
+                and ev.res >= 0:
+            flags = (src.open_flags & ~O_CLOEXEC) | (O_CLOEXEC if cmd == F_DUPFD_CLOEXEC else 0)
+            return self._clone_fd(th, src, ev.res, flags)
+        return src
+
+    @staticmethod
+    def _clone_fd(th: ThreadInfo, src: FdInfo, new: int, flags: int) -> FdInfo:
+        copy = FdInfo(
+            num=new, type=src.type, name=src.name, nameraw=src.nameraw, open_flags=flags,
+            dev=src.dev, ino=src.ino, l4proto=src.l4proto, cip=src.cip, cport=src.cport,
+            sip=src.sip, sport=src.sport, lip=src.lip, lport=src.lport, rip=src.rip,
+            rport=src.rport, is_server=src.is_server, connected=src.connected,
+            sockfamily=src.sockfamily,
+        )
+        th.fds[new] = copy
+        return copy
+
+    def _pipe(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        if ev.res is not None and ev.res != 0:
+            return None
+        first = None
+        for key in ("fd1", "fd2"):
+            num = _int(ev.args.get(key))
+            if num is not None and num >= 0:
+                th.fds[num] = FdInfo(num=num, type="pipe", ino=_int(ev.args.get("ino")))
+                first = first or th.fds[num]
+        return first
+
+    def _memfd(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        res = ev.res
+        if res is None or res < 0:
+            return None
+        name = "memfd:" + (_str(ev.args.get("name")) or "")
+        info = FdInfo(num=res, type="memfd", name=name, nameraw=name,
+                      open_flags=_int(ev.args.get("flags")) or 0)
+        th.fds[res] = info
+        return info
+
+    def _simple(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
+        res = ev.res
+        if res is None or res < 0:
+            return None
+        info = FdInfo(num=res, type=_SIMPLE_TYPES[ev.type])
+        th.fds[res] = info
+        return info
+
+
+# -- /proc ----------------------------------------------------------------------------------
+def _hex_ip(text: str) -> str:
+    raw = bytes.fromhex(text)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    words = struct.unpack("<4I", raw)
+    return socket.inet_ntop(socket.AF_INET6, struct.pack(">4I", *words))
+
+
+def _hex_end(text: str) -> tuple[str, int]:
+    ip, port = text.split(":")
+    return _hex_ip(ip), int(port, 16)
+
+
+def find_inet_socket(proc_root: str, pid: int, inode: int) -> FdInfo | None:
+    """A socket with this inode from /proc/PID/net/{tcp,udp,raw}{,6}, or None."""
+    for name, proto in (("tcp", "tcp"), ("udp", "udp"), ("tcp6", "tcp"), ("udp6", "udp"),
+                        ("raw", "raw"), ("raw6", "raw")):
+        text = procfs.read_text(f"{proc_root}/{pid}/net/{name}")
+        if not text:
+            continue
+        for line in text.splitlines()[1:]:
+            parts = line.split()
+            if len(parts) < 10 or parts[9] != str(inode):
+                continue
+            local, remote = _hex_end(parts[1]), _hex_end(parts[2])
+            info = FdInfo(num=-1, type="ipv6" if name.endswith("6") else "ipv4",
+                          l4proto=proto, sockfamily="ip")
+            listening = parts[3] == "0A"
+            info.lip, info.lport = local
+            if listening or remote[1] == 0:
+                info.sip, info.sport, info.is_server = local[0], local[1], listening
+                info.name = f"{local[0]}:{local[1]}"
+            else:
+                set_ends(info, local, remote, server=False)
+                info.connected = True
+            return info
+    return None
+
+
+def read_proc_fd(proc_root: str, pid: int, num: int) -> FdInfo | None:
+    """An fd described from ``/proc/PID/fd/N`` (and /proc/PID/net for sockets)."""
+    link = procfs.read_link(f"{proc_root}/{pid}/fd/{num}")
+    if link is None:
+        return None
+    flags = 0
+    info_text = procfs.read_text(f"{proc_root}/{pid}/fdinfo/{num}")
+    if info_text:
+        for line in info_text.splitlines():
+            if line.startswith("flags:"):
+                flags = int(line.split()[1], 8)
+                break
+    if link.startswith("/memfd:"):
+        name = link[1:].removesuffix(" (deleted)")
+        return FdInfo(num=num, type="memfd", name=name, nameraw=name, open_flags=flags)
+    if link.startswith("/"):
+        try:
+            is_dir = os.path.isdir(f"{proc_root}/{pid}/fd/{num}")
+        except OSError:
+            is_dir = False
+        return FdInfo(num=num, type="directory" if is_dir else "file", name=link,
+                      nameraw=link, open_flags=flags)
+    if link.startswith("socket:["):
+        inode = int(link[8:-1])
+        found = find_inet_socket(proc_root, pid, inode)
+        if found is None:
+            return FdInfo(num=num, type="unix", sockfamily="unix", open_flags=flags)
+        found.num, found.open_flags = num, flags
+        return found
+    if link.startswith("pipe:["):
+        return FdInfo(num=num, type="pipe", open_flags=flags, ino=int(link[6:-1]))
+    if link.startswith("anon_inode:"):
+        kind = link[len("anon_inode:") :]
+        return FdInfo(num=num, type=_ANON.get(kind, "file"), name=link, open_flags=flags)
+    return FdInfo(num=num, type="file", name=link, nameraw=link, open_flags=flags)

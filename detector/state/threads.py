@@ -1,0 +1,457 @@
+"""The thread table, kept as Falco keeps it: an initial /proc scan, then clone/exec/exit events.
+
+* ``scan()`` reads every thread from /proc (comm, argv, exe path, cwd, tty, session, login uid,
+  uids, capabilities, start time, cgroup) and links each process to its real parent
+  (``/proc/PID/stat`` gives ``task->real_parent``, field-semantics #6).
+* clone/clone3/fork/vfork: the child copies its parent (in the parent's exit event, ``res`` is
+  the child's tid). ``CLONE_THREAD`` makes a thread of the same process (sharing fds);
+  ``CLONE_PARENT`` (runc starts a container's process so) gives it the caller's parent.
+  A ``ppid`` in an event's kernel context is the truth and relinks the thread when it differs.
+* execve/execveat (success): comm from the kernel (or the basename of the file name passed,
+  field-semantics #4), exe = argv[0], args, exe path, cwd, tty, login uid, capabilities, exe
+  facts (overlayfs upper layer, memfd), container again (runc joins the cgroup before exec),
+  close-on-exec fds dropped, the other threads of the process gone.
+* procexit/exit/exit_group: the thread stays ``linger_ns`` more (late events still find it).
+* setuid/setreuid/setresuid/setgid family: uid/gid and user/group; chdir/fchdir: cwd.
+* A thread never seen is built lazily from /proc, or from the event's context when it is gone.
+
+The table holds at most ``max_threads`` entries; the oldest are dropped first.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections import deque
+from dataclasses import replace
+from typing import Any
+
+from detector.events import ContainerInfo, Event, FdInfo, ThreadInfo
+from detector.state import procfs
+from detector.state.containers import HOST, ContainerManager, parse_cgroup_file
+from detector.state.users import UserTable
+
+CLONE_PARENT = 0x00008000
+CLONE_THREAD = 0x00010000
+CLONE_FILES = 0x00000400
+O_CLOEXEC = 0o2000000
+NO_ID = 0xFFFFFFFF
+
+CLONE_EVENTS = frozenset({"clone", "clone3", "fork", "vfork"})
+EXEC_EVENTS = frozenset({"execve", "execveat"})
+EXIT_EVENTS = frozenset({"procexit", "sched_process_exit", "exit", "exit_group"})
+UID_EVENTS = frozenset({"setuid", "setreuid", "setresuid", "setfsuid"})
+GID_EVENTS = frozenset({"setgid", "setregid", "setresgid", "setfsgid"})
+
+
+def _val(ev: Event, key: str) -> Any:
+    """An event value by Falco's parameter name, else from the kernel context."""
+    v = ev.args.get(key)
+    if v is None and ev.ctx is not None:
+        v = ev.ctx.get(key)
+    return v
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _to_str(v: Any) -> str | None:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return v if isinstance(v, str) else None
+
+
+def resolve_path(base: str, path: str) -> str:
+    """``path`` made absolute against ``base`` and normalised (no ``.``, ``..``, ``//``)."""
+    if not path:
+        return base
+    full = path if path.startswith("/") else f"{base.rstrip('/')}/{path}"
+    norm = posixpath.normpath(full)
+    return "/" + norm.lstrip("/") if norm.startswith("//") else norm
+
+
+class ThreadTable:
+    """Threads by tid; processes are their main threads (tid == pid)."""
+
+    def __init__(
+        self,
+        *,
+        containers: ContainerManager,
+        users: UserTable,
+        proc_root: str = "/proc",
+        max_threads: int = 65536,
+        linger_ns: int = 1_000_000_000,
+        read_proc: bool = True,
+    ) -> None:
+        self.containers = containers
+        self.users = users
+        self.proc_root = proc_root
+        self.max_threads = max_threads
+        self.linger_ns = linger_ns
+        self.read_proc = read_proc
+        self.threads: dict[int, ThreadInfo] = {}
+        self._dying: deque[tuple[int, int, ThreadInfo]] = deque()
+        self._upperdirs: dict[str, str | None] = {}
+        self._cgroup_ids: dict[int, ContainerInfo] = {}
+        self._root_pids: dict[str, int] = {}  # container id -> a pid inside it
+        self.boot_ns = procfs.boot_time_ns()
+
+    # -- building ---------------------------------------------------------------------------
+    def scan(self) -> int:
+        """Read every thread from /proc; returns how many the table holds."""
+        for tid, pid in procfs.list_threads(self.proc_root):
+            if tid not in self.threads:
+                self._load(tid, pid, link=False)
+        for th in self.threads.values():
+            self._link(th)
+        return len(self.threads)
+
+    def _load(self, tid: int, pid: int | None, *, link: bool = True) -> ThreadInfo | None:
+        if not self.read_proc:
+            return None
+        got = procfs.read_thread(
+            tid, pid if pid is not None and pid != tid else None,
+            proc_root=self.proc_root, boot_ns=self.boot_ns,
+        )
+        if got is None:
+            return None
+        th, cgroup = got
+        main = self.threads.get(th.pid) if th.pid != tid else None
+        if main is not None:
+            th.fds = main.fds
+        th.container = self._container(cgroup)
+        if not th.container.is_host:
+            self._root_pids.setdefault(th.container.id, th.pid)
+        self._set_users(th)
+        self._insert(th)
+        if link:
+            self._link(th)
+        return th
+
+    def _container(self, cgroup_text: str) -> ContainerInfo:
+        found = parse_cgroup_file(cgroup_text)
+        if found is None:
+            return HOST
+        return self.containers.get(found[0], found[1])
+
+    def _container_of(self, ev: Event, pid: int, default: ContainerInfo) -> ContainerInfo:
+        """The container of the event's process: by cgroup v2 id (cached), else /proc."""
+        ctx = ev.ctx or {}
+        cgroup_id = _int(ctx.get("cgroup_id"))
+        if cgroup_id:
+            found = self._cgroup_ids.get(cgroup_id)
+            if found is not None:
+                return found
+        text = _to_str(ctx.get("cgroup"))
+        if text is None and self.read_proc:
+            text = procfs.read_text(f"{self.proc_root}/{pid}/cgroup")
+        if text is None:
+            return default
+        container = self._container(text)
+        if cgroup_id:
+            if len(self._cgroup_ids) > 16384:
+                self._cgroup_ids.clear()
+            self._cgroup_ids[cgroup_id] = container
+        return container
+
+    def _set_users(self, th: ThreadInfo) -> None:
+        key = th.container.id
+        th.user = self.users.user(key, th.pid, th.uid)
+        th.group = self.users.group(key, th.pid, th.gid)
+        th.loginuser = self.users.user(key, th.pid, th.loginuid) if th.loginuid >= 0 else None
+
+    def _insert(self, th: ThreadInfo) -> None:
+        threads = self.threads
+        if len(threads) >= self.max_threads:
+            for old in list(threads)[: max(1, self.max_threads // 16)]:
+                del threads[old]
+        threads[th.tid] = th
+
+    def _link(self, th: ThreadInfo) -> None:
+        """Point ``th.parent`` at its real parent's main thread (loading it if needed)."""
+        if th.ppid <= 0 or th.ppid == th.pid:
+            th.parent = None
+            return
+        parent = self.threads.get(th.ppid)
+        if parent is None:
+            parent = self._load(th.ppid, None, link=False)
+            if parent is not None:
+                self._link_shallow(parent)
+        th.parent = parent
+
+    def _link_shallow(self, th: ThreadInfo) -> None:
+        # Ancestors loaded on a miss are linked as far as the table or /proc reaches.
+        node: ThreadInfo | None = th
+        depth = 0
+        while node is not None and node.parent is None and node.ppid > 0 and depth < 64:
+            parent = self.threads.get(node.ppid) or self._load(node.ppid, None, link=False)
+            node.parent = parent
+            node = parent
+            depth += 1
+
+    def get(self, tid: int, ev: Event | None = None) -> ThreadInfo | None:
+        """The thread ``tid``, built from /proc or from the event's context when unknown."""
+        th = self.threads.get(tid)
+        if th is not None:
+            return th
+        ctx = ev.ctx if ev is not None else None
+        pid = _int(ctx.get("pid")) if ctx else None
+        th = self._load(tid, pid)
+        if th is None and ctx is not None:
+            th = self._from_ctx(tid, ev)  # type: ignore[arg-type]
+        return th
+
+    def _from_ctx(self, tid: int, ev: Event) -> ThreadInfo:
+        """A thread that is already gone from /proc, from what the kernel told us."""
+        ctx = ev.ctx or {}
+        pid = _int(ctx.get("pid")) or tid
+        main = self.threads.get(pid) if pid != tid else None
+        if main is not None:
+            th = _copy_thread(main, tid)
+        else:
+            comm = _to_str(ctx.get("comm")) or ""
+            th = ThreadInfo(tid=tid, pid=pid, comm=comm, exe=comm, start_ts=ev.ts)
+            th.exec_ts = ev.ts
+            th.ppid = _int(ctx.get("ppid")) or 0
+            self._apply_ctx(th, ev)
+            th.container = self._container_of(ev, pid, HOST)
+            self._set_users(th)
+        self._insert(th)
+        self._link(th)
+        return th
+
+    def _apply_ctx(self, th: ThreadInfo, ev: Event) -> None:
+        for key in ("tty", "sid", "vpgid", "cap_effective", "cap_permitted", "cap_inheritable"):
+            v = _int(_val(ev, key))
+            if v is not None:
+                setattr(th, key, v)
+        # user.uid is the effective uid; a source may only know the real one.
+        ctx = ev.ctx or {}
+        for eff, real in (("euid", "uid"), ("egid", "gid")):
+            v = _int(ctx.get(eff))
+            if v is None:
+                v = _int(_val(ev, real))
+            if v is not None:
+                setattr(th, real, v)
+        th.euid, th.egid = th.uid, th.gid
+        loginuid = _int(_val(ev, "loginuid"))
+        if loginuid is not None:
+            th.loginuid = -1 if loginuid in (NO_ID, -1) else loginuid
+
+    # -- events -----------------------------------------------------------------------------
+    def on_clone(self, ev: Event, th: ThreadInfo) -> None:
+        """clone/fork/vfork/clone3 exit: the parent side creates the child."""
+        res = ev.res
+        if res is None or res <= 0:
+            return  # failed, or the child's own return (it was made by the parent's event)
+        if res in self.threads:
+            return
+        flags = _int(_val(ev, "clone_flags"))
+        if flags is None:
+            flags = _int(ev.args.get("flags")) or 0
+        child = _copy_thread(th, res)
+        child.start_ts = ev.ts
+        child.exec_ts = th.exec_ts
+        if flags & CLONE_THREAD:
+            child.pid = th.pid
+            child.fds = th.fds
+            child.ppid, child.parent = th.ppid, th.parent
+        else:
+            child.pid = _int(_val(ev, "child_pid")) or res
+            child.vpid = None
+            child.fds = th.fds if flags & CLONE_FILES else {
+                n: _copy_fd(f) for n, f in th.fds.items()
+            }
+            if flags & CLONE_PARENT:
+                child.ppid, child.parent = th.ppid, th.parent
+            else:
+                child.ppid = th.pid
+                child.parent = self.threads.get(th.pid, th)
+        self._insert(child)
+
+    def on_exec(self, ev: Event, th: ThreadInfo) -> None:
+        """A successful execve/execveat changes the whole process image."""
+        if ev.res is not None and ev.res != 0:
+            return
+        raw_args = _val(ev, "args")
+        exe = _to_str(_val(ev, "exe"))
+        if isinstance(raw_args, list | tuple):
+            args = [_to_str(a) or str(a) for a in raw_args]
+        elif isinstance(raw_args, bytes | str):
+            args = procfs.split_argv(raw_args)
+        else:
+            args = None
+        if exe is None and args is None:
+            argv = procfs.split_argv(
+                procfs.read_text(f"{self.proc_root}/{th.pid}/cmdline") or ""
+            ) if self.read_proc else []
+            exe, args = (argv[0], argv[1:]) if argv else ("", [])
+        filename = _to_str(_val(ev, "filename"))
+        comm = _to_str(_val(ev, "comm"))
+        if not comm:
+            source = filename or exe or ""
+            comm = posixpath.basename(source.rstrip("/"))[:15]
+        cwd = _to_str(_val(ev, "cwd"))
+        if cwd:
+            th.cwd = cwd
+        old_container = th.container
+        th.container = self._container_of(ev, th.pid, th.container)
+        exepath = _to_str(_val(ev, "trusted_exepath")) or _to_str(_val(ev, "exepath"))
+        if not exepath and self.read_proc:
+            link = procfs.read_link(f"{self.proc_root}/{th.pid}/exe")
+            exepath = procfs.clean_exepath(link) if link else None
+        if not exepath:
+            exepath = self._resolve_exe(th, resolve_path(th.cwd, filename or exe or ""), ev)
+        th.comm = comm
+        th.exe = exe if exe is not None else comm
+        th.args = args or []
+        th.exepath = exepath
+        th.exec_ts = ev.ts
+        env = _val(ev, "env")
+        if isinstance(env, bytes | str):
+            th.env = procfs.split_argv(env)
+        self._apply_ctx(th, ev)
+        if not th.container.is_host:
+            self._root_pids[th.container.id] = th.pid
+        memfd = _val(ev, "exe_from_memfd")
+        th.exe_from_memfd = bool(memfd) if memfd is not None else exepath.startswith("/memfd:")
+        upper = _val(ev, "exe_upper_layer")
+        th.exe_upper_layer = bool(upper) if upper is not None else self._upper(th)
+        writable = _val(ev, "exe_writable")
+        th.exe_writable = bool(writable) if writable is not None else False
+        for key in ("exe_ino", "exe_ino_ctime", "exe_ino_mtime"):
+            v = _int(_val(ev, key))
+            if v is not None:
+                setattr(th, key, v)
+        if th.container is not old_container or th.user is None or th.user.uid != th.uid:
+            self._set_users(th)
+        self._after_exec(th)
+
+    def _after_exec(self, th: ThreadInfo) -> None:
+        # The kernel ends the other threads and the exec'ing thread takes the leader's tid.
+        if th.tid != th.pid:
+            self.threads.pop(th.tid, None)
+            th.tid = th.pid
+            self.threads[th.pid] = th
+        for tid in [t for t, o in self.threads.items() if o.pid == th.pid and o is not th]:
+            if tid != th.pid:
+                del self.threads[tid]
+        for num in [n for n, f in th.fds.items() if f.open_flags & O_CLOEXEC]:
+            del th.fds[num]
+
+    def _root_of(self, th: ThreadInfo) -> str | None:
+        """A path to the root directory ``th`` sees, through a live process of its container."""
+        if th.container.is_host:
+            return ""
+        for pid in (th.pid, self._root_pids.get(th.container.id)):
+            if pid and os.path.exists(f"{self.proc_root}/{pid}/root/"):
+                self._root_pids[th.container.id] = pid
+                return f"{self.proc_root}/{pid}/root"
+        return None
+
+    def _resolve_exe(self, th: ThreadInfo, path: str, ev: Event) -> str:
+        """The executable a (maybe symlinked) path names, when /proc/PID/exe is already gone."""
+        root = self._root_of(th) if self.read_proc else None
+        if root is not None:
+            for _ in range(8):
+                try:
+                    link = os.readlink(root + path)
+                except OSError:
+                    break
+                path = resolve_path(posixpath.dirname(path), link)
+        dname = _to_str((ev.ctx or {}).get("exe_dname"))
+        if dname and posixpath.basename(path) != dname:
+            path = posixpath.join(posixpath.dirname(path), dname)
+        return path
+
+    def _upper(self, th: ThreadInfo) -> bool:
+        if th.container.is_host or not self.read_proc or not th.exepath.startswith("/"):
+            return False
+        key = th.container.id
+        upper = self._upperdirs.get(key)
+        if upper is None:
+            for pid in (th.pid, self._root_pids.get(key)):
+                if pid:
+                    upper = procfs.overlay_upperdir(pid, self.proc_root)
+                    if upper is not None:
+                        self._upperdirs[key] = upper
+                        break
+        return upper is not None and os.path.lexists(upper + th.exepath)
+
+    def on_exit(self, ev: Event, th: ThreadInfo) -> None:
+        """The thread ended: keep it ``linger_ns`` for late events, then drop it."""
+        self._dying.append((ev.ts, th.tid, th))
+        self.reap(ev.ts)
+
+    def reap(self, now: int) -> None:
+        """Drop threads that ended more than ``linger_ns`` before ``now``."""
+        dying = self._dying
+        limit = now - self.linger_ns
+        while dying and (dying[0][0] <= limit or len(dying) > self.max_threads // 4):
+            _, tid, th = dying.popleft()
+            if self.threads.get(tid) is th:
+                del self.threads[tid]
+
+    def on_setid(self, ev: Event, th: ThreadInfo) -> None:
+        """setuid/setgid family: the effective id changes (``-1`` keeps it)."""
+        if ev.res is not None and ev.res != 0:
+            return
+        t = ev.type
+        if t in UID_EVENTS:
+            key = {"setuid": "uid", "setreuid": "euid", "setresuid": "euid",
+                   "setfsuid": "uid"}[t]
+            v = _int(ev.args.get(key))
+            if v is not None and v not in (-1, NO_ID):
+                th.uid = th.euid = v
+                th.user = self.users.user(th.container.id, th.pid, v)
+        else:
+            key = {"setgid": "gid", "setregid": "egid", "setresgid": "egid",
+                   "setfsgid": "gid"}[t]
+            v = _int(ev.args.get(key))
+            if v is not None and v not in (-1, NO_ID):
+                th.gid = th.egid = v
+                th.group = self.users.group(th.container.id, th.pid, v)
+
+    def on_chdir(self, ev: Event, th: ThreadInfo) -> None:
+        """chdir/fchdir: the new working directory."""
+        if ev.res is not None and ev.res != 0:
+            return
+        if ev.type == "chdir":
+            path = _to_str(ev.args.get("path"))
+            if path is not None:
+                th.cwd = resolve_path(th.cwd, path)
+        else:
+            fd = _int(ev.args.get("fd"))
+            info = th.fds.get(fd) if fd is not None else None
+            if info is not None and info.name.startswith("/"):
+                th.cwd = info.name
+            elif self.read_proc:
+                th.cwd = procfs.read_link(f"{self.proc_root}/{th.pid}/cwd") or th.cwd
+        main = self.threads.get(th.pid)
+        if main is not None and main is not th:
+            main.cwd = th.cwd
+
+    def relink(self, th: ThreadInfo, ppid: int) -> None:
+        """The kernel says the real parent is ``ppid`` (reparenting, CLONE_PARENT)."""
+        th.ppid = ppid
+        self._link(th)
+
+
+def _copy_thread(src: ThreadInfo, tid: int) -> ThreadInfo:
+    return ThreadInfo(
+        tid=tid, pid=src.pid, ppid=src.ppid, comm=src.comm, exe=src.exe, exepath=src.exepath,
+        args=src.args, cwd=src.cwd, tty=src.tty, sid=src.sid, vpgid=src.vpgid,
+        loginuid=src.loginuid, uid=src.uid, gid=src.gid, euid=src.euid, egid=src.egid,
+        user=src.user, loginuser=src.loginuser, group=src.group, start_ts=src.start_ts,
+        exec_ts=src.exec_ts, cap_effective=src.cap_effective, cap_permitted=src.cap_permitted,
+        cap_inheritable=src.cap_inheritable, exe_writable=src.exe_writable,
+        exe_upper_layer=src.exe_upper_layer, exe_from_memfd=src.exe_from_memfd,
+        exe_ino=src.exe_ino, exe_ino_ctime=src.exe_ino_ctime, exe_ino_mtime=src.exe_ino_mtime,
+        env=src.env, vpid=src.vpid, is_vpid1=False, container=src.container,
+        parent=src.parent, fds=src.fds,
+    )
+
+
+def _copy_fd(f: FdInfo) -> FdInfo:
+    return replace(f)

@@ -1,0 +1,111 @@
+"""The state tracker: fills ``Event.thread`` and ``Event.fd`` and keeps the tables up to date.
+
+``StateTracker.process(event)`` is on the hot path (every event goes through it): one dict
+lookup for the thread, one for the event type's state handler, one for the fd.
+
+Kernel context keys read from ``Event.ctx`` (all optional; /proc fills what is missing):
+``pid`` (tgid), ``ppid`` (``task->real_parent`` tgid: relinks the thread when it differs),
+``comm``, ``uid``, ``gid``, ``loginuid``, ``sid``, ``tty``, ``vpgid``, ``cgroup`` (a
+/proc/PID/cgroup style text or one path), ``cap_effective``/``cap_permitted``/
+``cap_inheritable`` (bit masks), ``exepath``, ``filename``, ``exe_upper_layer``,
+``exe_from_memfd``, ``exe_writable``, ``exe_ino``, ``clone_flags`` (raw kernel flags),
+``child_pid``, ``local`` (the local end of a socket). Values in ``Event.args`` under Falco's
+parameter names take precedence (``exe``, ``args``, ``cwd``, ``tty``, ``loginuid``, ``comm``,
+``trusted_exepath``, ``cap_*``, ``uid``, ``gid``, ``env``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from detector.events import ContainerInfo, Event, ThreadInfo
+from detector.state.containers import ContainerManager
+from detector.state.fds import FdTracker
+from detector.state.threads import (
+    CLONE_EVENTS,
+    EXEC_EVENTS,
+    EXIT_EVENTS,
+    GID_EVENTS,
+    UID_EVENTS,
+    ThreadTable,
+)
+from detector.state.users import UserTable
+
+
+class StateTracker:
+    """Threads, fds, containers and users, kept from a /proc scan and the event stream."""
+
+    def __init__(
+        self,
+        *,
+        proc_root: str = "/proc",
+        container_sockets: Iterable[tuple[str, str]] | None = None,
+        container_first_wait: float = 0.2,
+        fetch_containers: bool = True,
+        read_proc: bool = True,
+        max_threads: int = 65536,
+    ) -> None:
+        self.containers = ContainerManager(
+            sockets=container_sockets, first_wait=container_first_wait, fetch=fetch_containers
+        )
+        self.users = UserTable(proc_root=proc_root)
+        self.threads = ThreadTable(
+            containers=self.containers, users=self.users, proc_root=proc_root,
+            max_threads=max_threads, read_proc=read_proc,
+        )
+        self.fds = FdTracker(proc_root=proc_root, read_proc=read_proc)
+        t = self.threads
+        self._before: dict[str, Callable[[Event, ThreadInfo], None]] = {}
+        self._after: dict[str, Callable[[Event, ThreadInfo], None]] = {}
+        for name in CLONE_EVENTS:
+            self._after[name] = t.on_clone
+        for name in EXEC_EVENTS:
+            self._before[name] = t.on_exec
+        for name in EXIT_EVENTS:
+            self._after[name] = t.on_exit
+        for name in UID_EVENTS | GID_EVENTS:
+            self._before[name] = t.on_setid
+        self._before["chdir"] = t.on_chdir
+        self._before["fchdir"] = t.on_chdir
+        self._fd_handle = self.fds.handle
+        self.unknown_threads = 0
+
+    def scan(self) -> int:
+        """Read the running system from /proc; returns the number of threads known."""
+        return self.threads.scan()
+
+    def process(self, ev: Event) -> Event:
+        """Attach ``thread`` and ``fd`` to ``ev`` and apply what it changes to the state."""
+        th = self.threads.threads.get(ev.tid)
+        if th is None:
+            th = self.threads.get(ev.tid, ev)
+            if th is None:
+                self.unknown_threads += 1
+                return ev
+        ctx = ev.ctx
+        if ctx is not None:
+            ppid = ctx.get("ppid")
+            if ppid is not None and ppid != th.ppid and type(ppid) is int:
+                self.threads.relink(th, ppid)
+        before = self._before.get(ev.type)
+        if before is not None:
+            before(ev, th)
+            th = self.threads.threads.get(ev.tid, th)
+        ev.thread = th
+        ev.fd = self._fd_handle(ev, th)
+        after = self._after.get(ev.type)
+        if after is not None:
+            after(ev, th)
+        return ev
+
+    def put_thread(self, th: ThreadInfo) -> None:
+        """Add a thread known from elsewhere (a capture file)."""
+        self.threads.threads[th.tid] = th
+
+    def put_container(self, info: ContainerInfo) -> None:
+        """Add a container known from elsewhere (a capture file)."""
+        self.containers.put(info)
+
+    def close(self) -> None:
+        """Stop background work (the container metadata thread)."""
+        self.containers.close()

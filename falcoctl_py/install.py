@@ -1,0 +1,501 @@
+"""Install artifacts: resolve, check, verify, stage on the destination's filesystem, rename.
+
+The steps, in order, for every reference and dependency:
+
+1. pin the reference (a range becomes a tag) and compare the registry's digest with the state
+   recorded in ``--state-dir`` (one HEAD request): an unchanged artifact whose files are intact
+   is skipped with no blob download;
+2. fetch the manifest (following an image index to the platform), check the media types, the
+   allowed types and the config, and resolve dependencies;
+3. call the ``verify`` hook (signatures) for each artifact to write, before anything is written;
+4. download each layer into a staging directory inside its destination, verifying its digest,
+   and extract it there safely;
+5. commit: a journal lists the files, then each file is renamed into place; an interrupted
+   commit is rolled forward by the next install (:func:`recover_staging`), an interrupted
+   staging is thrown away, so a destination holds the old files or the new ones;
+6. record the digest and files in the state directory (shared with follow).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from falcoctl_py.archive import DEFAULT_MAX_EXTRACTED, ExtractedFile, extract_tar_gz, file_sha256
+from falcoctl_py.errors import FalcoctlPyError, InstallError, UsageError
+from falcoctl_py.oci.client import RegistryClient, RequestStats
+from falcoctl_py.oci.media import (
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+    ArtifactConfig,
+    ArtifactManifest,
+    ArtifactType,
+    Dependency,
+    Platform,
+    parse_artifact_manifest,
+    parse_json_object,
+    select_platform,
+)
+from falcoctl_py.oci.reference import Reference
+from falcoctl_py.resolve import ArtifactRef, IndexLookup, Node, parse_artifact_ref, pin
+from falcoctl_py.resolve import resolve_dependencies as _resolve
+from falcoctl_py.state import ArtifactState, InstalledFile, list_states, load_state, save_state
+
+log = logging.getLogger(__name__)
+
+STAGE_PREFIX = ".falcoctl-py-stage-"
+JOURNAL = "COMMIT"
+DEFAULT_MAX_LAYER = 512 * 1024 * 1024
+
+VerifyHook = Callable[[str, str, str, Any], None]
+"""``verify(registry_host, repository, root_digest, index_entry_or_None)``: raise to refuse."""
+
+
+class Progress(Protocol):
+    """Receives download progress; the CLI draws bars or logs lines."""
+
+    def start(self, key: str, label: str, total: int) -> None: ...
+    def advance(self, key: str, amount: int) -> None: ...
+    def finish(self, key: str, message: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InstallDirs:
+    """Where each artifact type goes."""
+
+    rulesfiles: Path
+    plugins: Path
+    assets: Path
+
+    def for_type(self, kind: ArtifactType) -> Path:
+        return {
+            ArtifactType.rulesfile: self.rulesfiles,
+            ArtifactType.plugin: self.plugins,
+            ArtifactType.asset: self.assets,
+        }[kind]
+
+
+@dataclass(slots=True)
+class InstalledArtifact:
+    """The outcome for one artifact."""
+
+    ref: str
+    name: str
+    version: str
+    type: str
+    digest: str
+    status: str  # installed | updated | up-to-date
+    files: list[str] = field(default_factory=list)
+    requested_by: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class InstallResult:
+    """Every artifact handled, in install order, and the requests it took."""
+
+    artifacts: list[InstalledArtifact]
+    requests: int = 0
+    manifest_requests: int = 0
+    blob_downloads: int = 0
+    blob_bytes: int = 0
+
+
+@dataclass(slots=True)
+class _Candidate:
+    aref: ArtifactRef
+    pinned: Reference
+    key: str
+    root_digest: str
+    artifact_type: ArtifactType
+    config: ArtifactConfig
+    manifest: ArtifactManifest | None = None
+    manifest_digest: str = ""
+    state: ArtifactState | None = None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.manifest is None
+
+
+def _intact(state: ArtifactState, dirs: InstallDirs, platform: Platform) -> bool:
+    """The recorded files are all there, unchanged, in today's destination."""
+    try:
+        kind = ArtifactType(state.type)
+    except ValueError:
+        return False
+    if kind is ArtifactType.plugin and state.platform and state.platform != str(platform):
+        return False
+    dest = dirs.for_type(kind).resolve()
+    if not state.files:
+        return False
+    for item in state.files:
+        path = Path(item.path)
+        if path.parent.resolve() != dest and dest not in path.parent.resolve().parents:
+            return False
+        if file_sha256(path) != item.sha256:
+            return False
+    return True
+
+
+class _Installer:
+    def __init__(
+        self,
+        *,
+        client: RegistryClient,
+        lookup: IndexLookup | None,
+        dirs: InstallDirs,
+        state_dir: Path,
+        platform: Platform,
+        allowed_types: Sequence[str],
+        max_layer_size: int,
+        max_extracted: int,
+        progress: Progress | None,
+    ) -> None:
+        self.client = client
+        self.lookup = lookup
+        self.dirs = dirs
+        self.state_dir = state_dir
+        self.platform = platform
+        self.allowed = {str(t) for t in allowed_types}
+        self.max_layer_size = max_layer_size
+        self.max_extracted = max_extracted
+        self.progress = progress
+
+    def check_allowed(self, kind: ArtifactType, ref: Reference) -> None:
+        if self.allowed and kind.value not in self.allowed:
+            raise UsageError(
+                f"cannot install {ref}: type {kind} is not allowed "
+                f"(allowed: {', '.join(sorted(self.allowed))})",
+                hint="change --allowed-types or artifact.allowedTypes",
+            )
+
+    def inspect(self, aref: ArtifactRef, key: str) -> _Candidate:
+        """Pin, compare with the state, and fetch manifest + config when something changed."""
+        pinned = pin(aref, self.client.list_tags)
+        repo = pinned.name
+        state = load_state(self.state_dir, key)
+        fresh = state is not None and _intact(state, self.dirs, self.platform)
+        target = pinned.target
+        if fresh and state is not None:
+            digest = pinned.digest or self.client.head_manifest(repo, pinned.target).digest
+            if digest == state.digest:
+                kind = ArtifactType(state.type)
+                self.check_allowed(kind, pinned)
+                config = ArtifactConfig.from_json(state.config, where=f"state of {key}")
+                log.debug("%s is up to date (%s)", key, digest)
+                return _Candidate(aref, pinned, key, digest, kind, config, state=state)
+            target = digest  # fetch exactly what HEAD saw
+        got = self.client.get_manifest(repo, target)
+        root_digest, data, manifest_digest = got.digest, got.data, got.digest
+        media_type = got.media_type or str(parse_json_object(data, where=repo).get("mediaType"))
+        if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
+            desc = select_platform(data, self.platform, where=f"{pinned}")
+            sub = self.client.get_manifest(repo, desc.digest)
+            data, manifest_digest = sub.data, sub.digest
+        manifest = parse_artifact_manifest(data, where=f"{pinned}")
+        self.check_allowed(manifest.artifact_type, pinned)
+        config_bytes = self.client.get_blob_bytes(repo, manifest.config.digest)
+        config = ArtifactConfig.from_bytes(config_bytes, where=f"config of {pinned}")
+        return _Candidate(
+            aref,
+            pinned,
+            key,
+            root_digest,
+            manifest.artifact_type,
+            config,
+            manifest=manifest,
+            manifest_digest=manifest_digest,
+            state=state,
+        )
+
+    def node(self, cand: _Candidate, *, from_user: bool) -> Node[_Candidate]:
+        name = cand.config.name or cand.pinned.repository.rsplit("/", 1)[-1]
+        version = cand.config.version or (cand.pinned.tag or "0.0.0")
+        return Node(name, version, cand.config.dependencies, cand, from_user=from_user)
+
+    def fetch(self, aref: ArtifactRef) -> tuple[str, str, tuple[Dependency, ...], _Candidate]:
+        cand = self.inspect(aref, str(aref.ref))
+        node = self.node(cand, from_user=False)
+        return node.name, node.version, node.dependencies, cand
+
+    def installed_versions(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for state in list_states(self.state_dir):
+            if state.name and state.version and _intact(state, self.dirs, self.platform):
+                out[state.name] = state.version
+        return out
+
+    def stage(self, cand: _Candidate) -> tuple[Path, list[ExtractedFile]]:
+        """Download and extract into a staging directory inside the destination."""
+        assert cand.manifest is not None
+        dest = self.dirs.for_type(cand.artifact_type)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=dest))
+        except OSError as err:
+            raise _disk_error(err, dest) from None
+        layer = cand.manifest.layer
+        label = f"{cand.config.name or cand.pinned.repository}:{cand.config.version}"
+        key = cand.key
+        progress = self.progress
+        advance = None
+        if progress is not None:
+            advance = lambda n: progress.advance(key, n)  # noqa: E731
+        try:
+            blob = stage / "layer.tar.gz"
+            if progress is not None:
+                progress.start(key, label, layer.size)
+            with open(blob, "wb") as out:
+                self.client.get_blob(
+                    cand.pinned.name,
+                    layer.digest,
+                    out,
+                    max_size=self.max_layer_size,
+                    progress=advance,
+                )
+                out.flush()
+                os.fsync(out.fileno())
+            files = extract_tar_gz(blob, stage / "files", max_total=self.max_extracted)
+            blob.unlink()
+            if not files:
+                raise InstallError(f"{cand.pinned}: the artifact's archive holds no files")
+            if progress is not None:
+                progress.finish(key, f"{label} downloaded")
+        except OSError as err:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise _disk_error(err, dest) from None
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        return stage, files
+
+    def commit(self, cand: _Candidate, stage: Path, files: list[ExtractedFile]) -> list[str]:
+        dest = self.dirs.for_type(cand.artifact_type)
+        for item in files:
+            _check_target(dest, item.path)
+        try:
+            journal = stage / JOURNAL
+            with open(journal, "w") as handle:
+                json.dump([f.path for f in files], handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            _fsync_dir(stage)
+        except OSError as err:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise _disk_error(err, dest) from None
+        _roll_forward(stage, dest)
+        return [str(dest / f.path) for f in files]
+
+
+def _disk_error(err: OSError, dest: Path) -> FalcoctlPyError:
+    if err.errno == errno.ENOSPC:
+        return InstallError(
+            f"no space left on the device of {dest}; nothing was changed there",
+            hint="free some space and retry",
+        )
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return InstallError(
+            f"cannot write into {dest}: {err.strerror}",
+            hint="run as a user who may write there, or pick another directory",
+        )
+    return InstallError(f"cannot stage files in {dest}: {err.strerror or err}")
+
+
+def _check_target(dest: Path, rel: str) -> None:
+    current = dest
+    for part in Path(rel).parts[:-1]:
+        current = current / part
+        if current.is_symlink():
+            raise InstallError(
+                f"refusing to install {rel} through the symbolic link {current}",
+                hint="remove the link from the destination directory",
+            )
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _roll_forward(stage: Path, dest: Path) -> None:
+    """Move every journaled file still in ``stage`` into ``dest``, then drop ``stage``."""
+    journal = stage / JOURNAL
+    rels = json.loads(journal.read_text())
+    touched: set[Path] = set()
+    for rel in rels:
+        src = stage / "files" / rel
+        target = dest / rel
+        if not src.exists():
+            continue  # moved before an interruption
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if file_sha256(target) == file_sha256(src):
+            continue  # identical: leave the file (and Falco's watch) alone
+        os.replace(src, target)
+        touched.add(target.parent)
+    for folder in touched:
+        with contextlib.suppress(OSError):
+            _fsync_dir(folder)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def recover_staging(dest: Path) -> None:
+    """Finish interrupted commits in ``dest`` and discard interrupted stagings."""
+    if not dest.is_dir():
+        return
+    for stage in sorted(dest.glob(f"{STAGE_PREFIX}*")):
+        if not stage.is_dir() or stage.is_symlink():
+            continue
+        if (stage / JOURNAL).is_file():
+            log.info("finishing an interrupted install in %s", dest)
+            try:
+                _roll_forward(stage, dest)
+            except (OSError, ValueError) as err:
+                raise InstallError(
+                    f"cannot finish the interrupted install in {stage}: {err}"
+                ) from None
+        else:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def install_artifacts(
+    *,
+    refs: Sequence[str],
+    client: RegistryClient,
+    lookup: IndexLookup | None,
+    dirs: InstallDirs,
+    state_dir: Path,
+    platform: Platform,
+    allowed_types: Sequence[str] = (),
+    resolve_deps: bool = True,
+    verify: VerifyHook | None = None,
+    progress: Progress | None = None,
+    max_layer_size: int = DEFAULT_MAX_LAYER,
+    max_extracted: int = DEFAULT_MAX_EXTRACTED,
+) -> InstallResult:
+    """Install ``refs`` (and their dependencies) atomically; see the module docstring."""
+    if not refs:
+        raise UsageError(
+            "no artifact to install",
+            hint="give references, or set artifact.install.refs in the config",
+        )
+    before = _snapshot(client.stats)
+    inst = _Installer(
+        client=client,
+        lookup=lookup,
+        dirs=dirs,
+        state_dir=state_dir,
+        platform=platform,
+        allowed_types=allowed_types,
+        max_layer_size=max_layer_size,
+        max_extracted=max_extracted,
+        progress=progress,
+    )
+    for dest in {dirs.rulesfiles, dirs.plugins, dirs.assets}:
+        recover_staging(dest)
+    roots = []
+    for text in refs:
+        aref = parse_artifact_ref(text, lookup)
+        roots.append(inst.node(inst.inspect(aref, aref.key), from_user=True))
+    for root in roots:
+        root.requested_by.append("command line")
+    if resolve_deps:
+        nodes = _resolve(
+            roots,
+            fetch=inst.fetch,
+            lookup=lookup,
+            list_tags=client.list_tags,
+            installed=inst.installed_versions(),
+        )
+    else:
+        bare = [Node(n.name, n.version, (), n.payload, n.requested_by, True) for n in roots]
+        nodes = _resolve(bare, fetch=inst.fetch, lookup=None, list_tags=client.list_tags)
+    todo = [n for n in nodes if not n.payload.up_to_date]
+    if verify is not None:
+        for node in todo:
+            cand = node.payload
+            entry = cand.aref.entry
+            if entry is None and lookup is not None:
+                try:  # as falcoctl: a full reference finds its policy by the config's name
+                    entry = lookup(node.name)
+                except FalcoctlPyError as err:
+                    log.warning("no index entry for %s: %s", node.name, err.one_line())
+            verify(cand.pinned.registry, cand.pinned.repository, cand.root_digest, entry)
+    staged: dict[str, tuple[Path, list[ExtractedFile]]] = {}
+    try:
+        for node in todo:
+            staged[node.payload.key] = inst.stage(node.payload)
+    except BaseException:
+        for stage, _ in staged.values():
+            shutil.rmtree(stage, ignore_errors=True)
+        raise
+    results = []
+    for node in nodes:
+        cand = node.payload
+        if cand.up_to_date:
+            assert cand.state is not None
+            results.append(_report(node, "up-to-date", [f.path for f in cand.state.files]))
+            continue
+        stage, files = staged.pop(cand.key)
+        paths = inst.commit(cand, stage, files)
+        status = "updated" if cand.state is not None else "installed"
+        save_state(
+            state_dir,
+            ArtifactState(
+                ref=cand.key,
+                digest=cand.root_digest,
+                name=node.name,
+                version=node.version,
+                type=cand.artifact_type.value,
+                platform=str(platform) if cand.artifact_type is ArtifactType.plugin else "",
+                manifest_digest=cand.manifest_digest,
+                layer_digest=cand.manifest.layer.digest if cand.manifest else "",
+                files=[InstalledFile(p, f.sha256) for p, f in zip(paths, files, strict=True)],
+                config=cand.config.as_json(),
+            ),
+        )
+        log.info(
+            "%s %s:%s into %s",
+            status,
+            node.name,
+            node.version,
+            inst.dirs.for_type(cand.artifact_type),
+        )
+        results.append(_report(node, status, paths))
+    after = _snapshot(client.stats)
+    return InstallResult(
+        artifacts=results,
+        requests=after.requests - before.requests,
+        manifest_requests=after.manifest_requests - before.manifest_requests,
+        blob_downloads=after.blob_gets - before.blob_gets,
+        blob_bytes=after.blob_bytes - before.blob_bytes,
+    )
+
+
+def _snapshot(stats: RequestStats) -> RequestStats:
+    return RequestStats(**{name: getattr(stats, name) for name in RequestStats.__slots__})  # type: ignore[attr-defined]
+
+
+def _report(node: Node[_Candidate], status: str, files: list[str]) -> InstalledArtifact:
+    cand = node.payload
+    return InstalledArtifact(
+        ref=str(cand.pinned),
+        name=node.name,
+        version=node.version,
+        type=cand.artifact_type.value,
+        digest=cand.root_digest,
+        status=status,
+        files=files,
+        requested_by=list(node.requested_by),
+    )

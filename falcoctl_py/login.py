@@ -1,0 +1,229 @@
+"""Logging in to registries: check credentials against ``/v2/`` (Basic and Bearer challenges),
+fetch OAuth2 client-credentials tokens, and store what worked.
+
+Credentials are stored only after the registry (or token endpoint) accepted them, so wrong
+credentials leave the stores untouched.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from falcoctl_py.auth import (
+    BasicCredentials,
+    OAuthClient,
+    OAuthToken,
+    cache_token,
+    registry_host,
+    store_client_credentials,
+    store_docker_credentials,
+)
+from falcoctl_py.config import Config
+from falcoctl_py.errors import AuthError, NetworkError, UsageError
+
+if TYPE_CHECKING:
+    import httpx
+
+_PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A parsed ``WWW-Authenticate`` header: its scheme and parameters."""
+
+    scheme: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    """Where the credentials of a registry were stored."""
+
+    registry: str
+    store: Path
+    scheme: str = ""
+
+
+def parse_challenge(header: str) -> Challenge | None:
+    """``Bearer realm="...",service="..."`` -> Challenge("bearer", {...}); None when empty."""
+    header = header.strip()
+    if not header:
+        return None
+    scheme, _, rest = header.partition(" ")
+    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
+              for m in _PARAM.finditer(rest)}
+    params = {k: re.sub(r"\\(.)", r"\1", v) for k, v in params.items()}
+    return Challenge(scheme.lower(), params)
+
+
+def bearer_token(
+    client: httpx.Client, challenge: Challenge, creds: BasicCredentials | None, *,
+    scope: str | None = None,
+) -> OAuthToken:
+    """Ask the realm of a Bearer challenge for a token (with Basic credentials when given)."""
+    import httpx
+
+    realm = challenge.params.get("realm")
+    if not realm:
+        raise NetworkError("the registry's Bearer challenge has no realm")
+    query = {k: v for k, v in (("service", challenge.params.get("service")),
+                               ("scope", scope or challenge.params.get("scope"))) if v}
+    auth = (creds.username, creds.password) if creds else None
+    try:
+        response = client.get(realm, params=query, auth=auth)
+    except httpx.HTTPError as err:
+        raise NetworkError(f"cannot reach the token service {realm}: {type(err).__name__}",
+                           url=realm) from err
+    if response.status_code in (401, 403):
+        raise AuthError(f"the token service {realm} refused the credentials "
+                        f"(HTTP {response.status_code})", url=realm,
+                        status=response.status_code, hint="check the username and password")
+    if response.status_code >= 400:
+        raise NetworkError(f"the token service {realm} answered HTTP {response.status_code}",
+                           url=realm, status=response.status_code)
+    try:
+        body = response.json()
+        token = str(body.get("token") or body.get("access_token") or "")
+    except ValueError:
+        token = ""
+    if not token:
+        raise NetworkError(f"the token service {realm} returned no token", url=realm)
+    expires = float(body.get("expires_in") or 60)
+    return OAuthToken(token, time.time() + expires)
+
+
+def ping(
+    host: str, creds: BasicCredentials | None = None, *, plain_http: bool = False,
+    ca_file: Path | None = None, insecure_skip_tls_verify: bool = False,
+    bearer: str | None = None,
+) -> str:
+    """GET ``/v2/`` with the credentials; returns the scheme used ("", "basic", "bearer").
+
+    Raises AuthError when the registry refuses the credentials."""
+    import httpx
+
+    from falcoctl_py.http import make_client
+
+    url = f"{'http' if plain_http else 'https'}://{registry_host(host)}/v2/"
+    try:
+        with make_client(ca_file=ca_file, insecure_skip_tls_verify=insecure_skip_tls_verify,
+                         timeout=30.0) as client:
+            headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+            response = client.get(url, headers=headers)
+            if response.status_code == 200:
+                return "bearer" if bearer else ""
+            if response.status_code != 401 or bearer:
+                _refused(url, response.status_code)
+            challenge = parse_challenge(response.headers.get("www-authenticate", ""))
+            if challenge is None or creds is None:
+                raise AuthError(f"the registry {url} needs credentials", url=url, status=401,
+                                hint="pass a username and password")
+            if challenge.scheme == "basic":
+                response = client.get(url, auth=(creds.username, creds.password))
+                if response.status_code == 200:
+                    return "basic"
+                _refused(url, response.status_code)
+            if challenge.scheme == "bearer":
+                token = bearer_token(client, challenge, creds)
+                response = client.get(url, headers={"Authorization":
+                                                    f"Bearer {token.access_token}"})
+                if response.status_code == 200:
+                    return "bearer"
+                _refused(url, response.status_code)
+            raise NetworkError(f"the registry {url} asks for unsupported authentication "
+                               f"{challenge.scheme!r}", url=url)
+    except httpx.HTTPError as err:
+        raise NetworkError(
+            f"cannot reach the registry {url}: {type(err).__name__}: {err}", url=url,
+            hint="check the host; use --plain-http for a registry without TLS, --ca-file for "
+            "a private CA",
+        ) from err
+
+
+def _refused(url: str, status: int) -> NoReturn:
+    if status in (401, 403):
+        raise AuthError(f"the registry {url} refused the credentials (HTTP {status})",
+                        url=url, status=status, hint="check the username and password")
+    raise NetworkError(f"the registry {url} answered HTTP {status}", url=url, status=status,
+                       hint="check that the host is an OCI registry")
+
+
+def fetch_oauth_token(
+    client: OAuthClient, *, ca_file: Path | None = None, insecure_skip_tls_verify: bool = False,
+) -> OAuthToken:
+    """Run the client-credentials grant at the token URL (secret in the Authorization header,
+    then in the form body if the server wants it there)."""
+    import httpx
+
+    from falcoctl_py.http import make_client
+
+    url = client.token_url
+    form = {"grant_type": "client_credentials"}
+    if client.scopes:
+        form["scope"] = " ".join(client.scopes)
+    quote = urllib.parse.quote_plus
+    try:
+        with make_client(ca_file=ca_file, insecure_skip_tls_verify=insecure_skip_tls_verify,
+                         timeout=30.0) as http:
+            response = http.post(url, data=form,
+                                 auth=(quote(client.client_id), quote(client.client_secret)))
+            if response.status_code in (400, 401):
+                response = http.post(url, data={**form, "client_id": client.client_id,
+                                                "client_secret": client.client_secret})
+    except httpx.HTTPError as err:
+        raise NetworkError(f"cannot reach the token endpoint {url}: {type(err).__name__}",
+                           url=url, hint="check --token-url") from err
+    if response.status_code in (400, 401, 403):
+        raise AuthError(f"the token endpoint {url} refused the client credentials "
+                        f"(HTTP {response.status_code})", url=url,
+                        status=response.status_code, hint="check --client-id and --client-secret")
+    if response.status_code >= 300:
+        raise NetworkError(f"the token endpoint {url} answered HTTP {response.status_code}",
+                           url=url, status=response.status_code)
+    try:
+        body = response.json()
+        token = str(body["access_token"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise NetworkError(f"the token endpoint {url} returned no access_token",
+                           url=url) from err
+    expires_in = body.get("expires_in")
+    expires = time.time() + float(expires_in) if expires_in else 0.0
+    return OAuthToken(token, expires)
+
+
+def login_basic(
+    *, host: str, username: str, password: str, config: Config, plain_http: bool = False,
+    ca_file: Path | None = None, insecure_skip_tls_verify: bool = False,
+) -> LoginResult:
+    """Check Basic credentials against the registry, then store them in Docker's config.json."""
+    if not username or not password:
+        raise UsageError("a username and a password are needed",
+                         hint="pass -u and -p, or --password-stdin")
+    registry = registry_host(host)
+    creds = BasicCredentials(username, password)
+    scheme = ping(registry, creds, plain_http=plain_http, ca_file=ca_file,
+                  insecure_skip_tls_verify=insecure_skip_tls_verify)
+    store_docker_credentials(config.registry.creds_config, registry, creds)
+    return LoginResult(registry, config.registry.creds_config, scheme)
+
+
+def login_oauth(
+    *, host: str, client_id: str, client_secret: str, token_url: str,
+    scopes: list[str] | None = None, ca_file: Path | None = None,
+    insecure_skip_tls_verify: bool = False,
+) -> LoginResult:
+    """Fetch a token with the client credentials, then store them (and cache the token)."""
+    if not token_url.startswith(("http://", "https://")):
+        raise UsageError(f"invalid token URL {token_url!r}", hint="use an http(s):// URL")
+    registry = registry_host(host)
+    client = OAuthClient(registry, client_id, client_secret, token_url, list(scopes or []))
+    token = fetch_oauth_token(client, ca_file=ca_file,
+                              insecure_skip_tls_verify=insecure_skip_tls_verify)
+    path = store_client_credentials(client)
+    cache_token(registry, token, client_id=client_id)
+    return LoginResult(registry, path, "oauth")

@@ -1,0 +1,1 @@
+"""cosign-compatible signatures: verification (key and keyless, offline) and signing."""

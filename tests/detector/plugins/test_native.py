@@ -1,0 +1,116 @@
+"""Native plugins through ctypes: the C plugin built here with gcc."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detector.config import load_config
+from detector.plugins import (
+    LazyPluginFields,
+    PluginEventRef,
+    check_requirements,
+    events_from,
+    load_plugins,
+)
+from detector.plugins.native import NativePlugin, plugin_event_bytes
+from falcoctl_py.errors import DetectorError
+from tests.detector.plugins.conftest import build_counter
+
+
+def test_identity_capabilities_and_fields(counter_lib: Path) -> None:
+    p = NativePlugin("counter", counter_lib, "")
+    try:
+        assert (p.info.name, p.info.version, p.info.id, p.info.event_source) == (
+            "counter", "0.2.1", 999, "counter")
+        assert p.info.sourcing and p.info.extraction
+        assert [f.name for f in p.info.fields] == [
+            "counter.n", "counter.msg", "counter.even", "counter.word"]
+        assert p.info.fields[3].arg_required and p.info.fields[3].arg_key
+    finally:
+        p.destroy()
+
+
+def test_events_and_extraction(counter_lib: Path) -> None:
+    p = NativePlugin("counter", counter_lib, '{"prefix": "hey"}')
+    try:
+        events = list(events_from(p, "4"))
+        assert [e.data for e in events] == [b"hey-1", b"hey-2", b"hey-3", b"hey-4"]
+        assert events[0].ts == 1_700_000_000_000_000_001
+        second = events[1]
+        assert p.extract(second, "counter.n", None) == 2
+        assert p.extract(second, "counter.msg", None) == "hey-2"
+        assert p.extract(second, "counter.even", None) is True
+        assert p.extract(second, "counter.word", "k") == "k:2"
+        assert p.extract(second, "counter.word", None) is None
+        assert p.extract(second, "counter.nope", None) is None
+        lazy = LazyPluginFields({"counter.n": p, "counter.word": p}, second)
+        assert lazy["counter.n"] == 2 and lazy.get("counter.word[x]") == "x:2"
+        assert "counter.n" in lazy and "other.x" not in lazy and lazy.get("other.x") is None
+    finally:
+        p.destroy()
+
+
+def test_init_failure_reports_the_plugins_error(counter_lib: Path) -> None:
+    with pytest.raises(DetectorError, match="init failed: init refused: fail requested"):
+        NativePlugin("counter", counter_lib, '{"fail": true}')
+
+
+def test_required_api_version_is_checked(tmp_path: Path) -> None:
+    src = (Path(__file__).parent / "data" / "counter.c").read_text()
+    variant = tmp_path / "counter4.c"
+    variant.write_text(src.replace('return "3.0.0";', 'return "4.0.0";'))
+    import subprocess
+
+    lib = tmp_path / "lib4.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(variant)], check=True)
+    with pytest.raises(DetectorError, match=r"requires plugin API 4\.0\.0"):
+        NativePlugin("counter", lib)
+
+
+def test_not_a_plugin(tmp_path: Path) -> None:
+    with pytest.raises(DetectorError, match="cannot load"):
+        NativePlugin("x", tmp_path / "missing.so")
+    lib = build_counter(tmp_path, "-Dplugin_get_contact=renamed_contact")
+    with pytest.raises(DetectorError, match="plugin_get_contact"):
+        NativePlugin("x", lib)
+
+
+def test_load_plugins_from_config(counter_lib: Path) -> None:
+    cfg = load_config(overrides=[
+        "load_plugins=[counter]", "plugins[0].name=counter",
+        f"plugins[0].library_path={counter_lib}", "plugins[0].open_params=2",
+    ])
+    loaded = load_plugins(cfg)
+    try:
+        assert loaded.versions() == {"counter": "0.2.1"}
+        assert list(loaded.sources()) == ["counter"]
+        assert set(loaded.extractors("counter")) == {
+            "counter.n", "counter.msg", "counter.even", "counter.word"}
+        assert loaded.extractors("syscall") == {}
+    finally:
+        loaded.destroy()
+    bad = load_config(overrides=["load_plugins=[ghost]"])
+    with pytest.raises(DetectorError, match="ghost"):
+        load_plugins(bad)
+
+
+def test_required_plugin_versions() -> None:
+    check_requirements([{"name": "counter", "version": "0.2.0"}], {"counter": "0.2.1"})
+    check_requirements([{"name": "container", "version": "0.4.0"}], {})  # built in
+    check_requirements([{"name": "k8saudit", "version": "0.18.0", "alternatives": [
+        {"name": "k8saudit-eks", "version": "0.12.0"}]}], {"k8saudit-eks": "0.12.3"})
+    with pytest.raises(DetectorError) as info:
+        check_requirements([{"name": "k8saudit", "version": "0.18.0", "alternatives": [
+            {"name": "k8saudit-eks", "version": "0.12.0"}]}], {"counter": "0.2.1"})
+    assert ("Plugin requirement not satisfied, must load one of: k8saudit (>= 0.18.0), "
+            "k8saudit-eks (>= 0.12.0)") in info.value.message
+    with pytest.raises(DetectorError):
+        check_requirements([{"name": "counter", "version": "1.0.0"}], {"counter": "0.2.1"})
+
+
+def test_plugin_event_layout() -> None:
+    raw = plugin_event_bytes(5, 999, b"abc")
+    assert len(raw) == 38 + 3 and raw[38:] == b"abc"
+    assert PluginEventRef(1, 5, b"abc", "counter").plugin_id == 0

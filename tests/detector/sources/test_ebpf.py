@@ -1,0 +1,232 @@
+"""The eBPF source on the running kernel: each event type made by a child, decoded and checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detector.events import Event
+from detector.sources.ebpf import EbpfSource, ebpf_listing
+from detector.sources.syscalls import SUPPORTED
+from tests.realparts import need_bpf
+
+CHILD = Path(__file__).with_name("syscall_child.py")
+pytestmark = [pytest.mark.root, pytest.mark.bpf]
+
+
+@pytest.fixture(scope="module")
+def source() -> Iterator[EbpfSource]:
+    need_bpf()
+    src = EbpfSource(syscalls=SUPPORTED).open()
+    try:
+        yield src
+    finally:
+        src.close()
+
+
+def _drain(src: EbpfSource) -> None:
+    while src.read_raw(timeout=0):
+        pass
+
+
+def _collect(src: EbpfSource, pid: int, *, until_exit: bool = True) -> list[Event]:
+    """Events of process ``pid`` (any of its threads) until its procexit, or 5 s."""
+    got: list[Event] = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for ev in src.read(timeout=0.05):
+            if ev.ctx is not None and ev.ctx["pid"] == pid:
+                got.append(ev)
+                if until_exit and ev.type == "procexit" and ev.tid == pid:
+                    return got
+    return got
+
+
+@pytest.fixture(scope="module")
+def child_run(source: EbpfSource, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Run the syscall child once; its events by type and what it reported."""
+    d = tmp_path_factory.mktemp("sc")
+    _drain(source)
+    proc = subprocess.Popen([sys.executable, str(CHILD), str(d)], stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=30)
+    facts = json.loads(out)
+    events = _collect(source, facts["pid"])
+    by_type: dict[str, list[Event]] = {}
+    for ev in events:
+        by_type.setdefault(ev.type, []).append(ev)
+    return {"facts": facts, "by": by_type, "dir": str(d), "events": events}
+
+
+def one(run: dict[str, Any], etype: str, **match: object) -> Event:
+    """The first event of ``etype`` whose args contain ``match``."""
+    for ev in run["by"].get(etype, []):
+        if all(ev.args.get(k) == v for k, v in match.items()):
+            return ev
+    seen = [e.args for e in run["by"].get(etype, [])]
+    raise AssertionError(f"no {etype} event with {match}; saw {seen}")
+
+
+def test_events_have_falco_basics(child_run: dict[str, Any]) -> None:
+    events = child_run["events"]
+    pid = child_run["facts"]["pid"]
+    assert events, "no events of the child"
+    nums = [e.num for e in events]
+    assert nums == sorted(nums) and nums[0] >= 1
+    now = time.time_ns()
+    for ev in events:
+        assert ev.dir == "<" and ev.tid == pid and ev.thread is None and ev.fd is None
+        assert now - 60_000_000_000 < ev.ts <= now
+        assert ev.ctx is not None and ev.ctx["ppid"] == os.getpid()
+
+
+def test_open_family(child_run: dict[str, Any]) -> None:
+    d, f = child_run["dir"], child_run["facts"]
+    ev = one(child_run, "open", name=f"{d}/a.txt")
+    assert ev.res == f["open"] and ev.args["fd"] == f["open"]
+    assert ev.args["flags"] == os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    assert ev.args["mode"] == 0o640
+    ev = one(child_run, "openat", name=f"{d}/a.txt")
+    assert ev.args["dirfd"] == -100 and ev.args["fd"] == f["openat"]
+    ev = one(child_run, "openat2", name=f"{d}/a.txt")
+    assert ev.args["fd"] == f["openat2"] and ev.args["resolve"] == 0x10
+    ev = one(child_run, "creat", name=f"{d}/c.txt")
+    assert ev.args["mode"] == 0o600 and ev.res == f["creat"]
+    ev = one(child_run, "openat", name=f"{d}/missing")
+    assert ev.res == -2 and ev.args["fd"] == -2
+
+
+def test_dup_close(child_run: dict[str, Any]) -> None:
+    f = child_run["facts"]
+    assert one(child_run, "dup", oldfd=f["openat"]).res == f["dup"]
+    assert one(child_run, "dup2", oldfd=f["openat"], newfd=100).res == 100
+    ev = one(child_run, "dup3", oldfd=f["openat"], newfd=101)
+    assert ev.args["flags"] == os.O_CLOEXEC
+    assert one(child_run, "close", fd=101).res == 0
+
+
+def test_sockets(child_run: dict[str, Any]) -> None:
+    f = child_run["facts"]
+    ev = one(child_run, "socket", fd=f["server_fd"])
+    assert ev.args["domain"] == socket.AF_INET and ev.args["type"] == socket.SOCK_STREAM
+    ev = one(child_run, "bind", fd=f["server_fd"])
+    assert ev.res == 0 and ev.args["addr"] == "127.0.0.1:0"
+    assert one(child_run, "listen", fd=f["server_fd"]).args["backlog"] == 7
+    ev = one(child_run, "connect", fd=f["client_fd"])
+    assert ev.res == 0 and ev.args["addr"] == f"127.0.0.1:{f['port']}"
+    assert ev.args["tuple"] == f"127.0.0.1:{f['client_port']}->127.0.0.1:{f['port']}"
+    assert ev.ctx is not None
+    assert (ev.ctx["l4proto"], ev.ctx["rport"], ev.ctx["lport"]) == (
+        "tcp", f["port"], f["client_port"]
+    )
+    ev = one(child_run, "accept4", fd=f["accept4"])
+    assert ev.args["tuple"] == f"127.0.0.1:{f['client_port']}->127.0.0.1:{f['port']}"
+    assert ev.args["flags"] == os.O_CLOEXEC
+    assert ev.ctx is not None and ev.ctx["sockaddr"]["port"] == f["client_port"]
+    ev = one(child_run, "sendto", fd=f["client_fd"])
+    assert ev.res == 2 and ev.args["size"] == 2 and ev.args["tuple"] is not None
+    ev = one(child_run, "socketpair")
+    assert [ev.args["fd1"], ev.args["fd2"]] == f["pair"] and ev.args["domain"] == 1
+    ev = one(child_run, "pipe2")
+    assert [ev.args["fd1"], ev.args["fd2"]] == f["pipe"]
+
+
+def test_links_renames_dirs(child_run: dict[str, Any]) -> None:
+    d = child_run["dir"]
+    assert one(child_run, "symlink", target="/etc/shadow").args["linkpath"] == f"{d}/sl1"
+    ev = one(child_run, "symlinkat", target="/etc/passwd")
+    assert ev.args["linkpath"] == f"{d}/sl2" and ev.args["linkdirfd"] == -100
+    assert one(child_run, "link", oldpath=f"{d}/a.txt").args["newpath"] == f"{d}/hl1"
+    assert one(child_run, "linkat", oldpath=f"{d}/a.txt").args["newpath"] == f"{d}/hl2"
+    assert one(child_run, "rename", oldpath=f"{d}/hl1").args["newpath"] == f"{d}/hl3"
+    assert one(child_run, "renameat", oldpath=f"{d}/hl3").args["newdirfd"] == -100
+    assert one(child_run, "renameat2", oldpath=f"{d}/hl4").args["flags"] == 1
+    assert one(child_run, "unlink", path=f"{d}/hl5").res == 0
+    assert one(child_run, "unlinkat", name=f"{d}/hl2").args["dirfd"] == -100
+    assert one(child_run, "mkdir", path=f"{d}/dir1").args["mode"] == 0o755
+    assert one(child_run, "mkdirat", path=f"{d}/dir2").args["mode"] == 0o700
+    assert one(child_run, "rmdir", path=f"{d}/dir1").res == 0
+    assert one(child_run, "chmod", filename=f"{d}/a.txt").args["mode"] == 0o4755
+    assert one(child_run, "fchmod", mode=0o644).res == 0
+    assert one(child_run, "fchmodat", filename=f"{d}/a.txt").args["mode"] == 0o2755
+    assert one(child_run, "chdir", path=f"{d}/dir2").res == 0
+
+
+def test_privileges_and_kernel_objects(child_run: dict[str, Any]) -> None:
+    f, d = child_run["facts"], child_run["dir"]
+    assert one(child_run, "setuid", uid=0).res == f["setuid"]
+    assert one(child_run, "setgid", gid=0).res == f["setgid"]
+    assert one(child_run, "setresuid", euid=0).args["ruid"] == 0xFFFFFFFF
+    assert one(child_run, "setresgid", sgid=0).res == f["setresgid"]
+    ev = one(child_run, "ptrace", request=16)
+    assert ev.args["pid"] == 1 and ev.res == f["ptrace"]
+    ev = one(child_run, "memfd_create", name="evil")
+    assert ev.args["fd"] == f["memfd_create"] and ev.args["flags"] == 1
+    ev = one(child_run, "mount", dir=f"{d}/dir2")
+    assert (ev.args["dev"], ev.args["type"], ev.res) == ("none", "tmpfs", f["mount"])
+    assert one(child_run, "umount2", name=f"{d}/dir2").res == f["umount2"]
+    assert one(child_run, "init_module").res == f["init_module"]
+    assert one(child_run, "finit_module").res == f["finit_module"]
+    assert one(child_run, "bpf", cmd=5).res == f["bpf"]
+    assert one(child_run, "userfaultfd").args["flags"] == os.O_CLOEXEC
+    assert one(child_run, "prctl", option=15).res == 0
+    assert one(child_run, "unshare", flags=0).res == 0
+
+
+def test_fork_exec_exit(child_run: dict[str, Any]) -> None:
+    f = child_run["facts"]
+    ev = next(e for e in child_run["by"]["clone"] + child_run["by"].get("clone3", [])
+              if e.res == f["fork_child"])  # fmt: skip
+    assert ev.ctx is not None and ev.ctx["child_tid"] == f["fork_child"]
+    assert ev.args["ptid"] == os.getpid() and ev.ctx["clone_flags"] & 0xFF == 17  # SIGCHLD
+    ev = one(child_run, "execve", filename="/bin/sh")
+    assert ev.res == 0 and ev.args["exe"] == "sh"
+    assert ev.args["args"] == ["-c", "exit 0", "x1"]
+    assert ev.ctx is not None and ev.ctx["comm"] == "sh"
+    assert ev.ctx["exe_dname"] in ("sh", "dash", "bash") and ev.args["exe_ino"]
+    assert ev.ctx["cap_effective"] == ev.args["cap_effective"] != 0  # root
+    assert ev.ctx["loginuid"] == int(Path("/proc/self/loginuid").read_text() or -1) & 0xFFFFFFFF
+    assert ev.ctx["tty"] == 0 or ev.ctx["tty"] > 0
+    assert child_run["by"]["procexit"][-1].tid == f["pid"]
+
+
+def test_set_syscalls_updates_the_kernel_filter(source: EbpfSource, tmp_path: Path) -> None:
+    try:
+        source.set_syscalls({"unlink", "procexit"})
+        _drain(source)
+        code = (
+            "import os,sys; d=sys.argv[1]; open(d+'/x','w').close(); os.unlink(d+'/x'); "
+            "print(os.getpid())"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)], capture_output=True, check=True
+        ).stdout
+        got = _collect(source, int(out))
+        assert {e.type for e in got} == {"unlink", "procexit"}
+    finally:
+        source.set_syscalls(SUPPORTED)
+
+
+def test_counters_and_own_pid_skipped(source: EbpfSource, tmp_path: Path) -> None:
+    before = source.counters()
+    _drain(source)
+    os.close(os.open(tmp_path / "mine", os.O_CREAT | os.O_WRONLY, 0o600))
+    time.sleep(0.05)
+    mine = [e for e in source.read(timeout=0.05) if e.ctx and e.ctx["pid"] == os.getpid()]
+    assert mine == []
+    after = source.counters()
+    assert after.n_evts >= before.n_evts and after.n_drops >= before.n_drops
+
+
+def test_ebpf_listing_has_offsets() -> None:
+    text = ebpf_listing()
+    assert "#define OFF_TASK_REAL_PARENT " in text and "int sys_exit(" in text
+    assert '#include "events.h"' not in text

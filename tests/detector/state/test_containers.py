@@ -1,0 +1,122 @@
+"""Container ids from cgroup paths, and metadata from a real podman's Docker-compatible API."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from detector.events import ContainerInfo
+from detector.state.containers import (
+    ContainerManager,
+    fill_from_inspect,
+    inspect_container,
+    parse_cgroup_file,
+    parse_cgroup_path,
+    split_image,
+)
+from detector.state.tracker import StateTracker
+from tests.realparts import Container, PodmanService
+
+HEX = "45b1e6355a37a6d5cd60e28f82752985e7a3b3b72b11c80c91cba00703f6409c"
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        (f"/libpod_parent/libpod-{HEX}", "podman"),
+        (f"/machine.slice/libpod-{HEX}.scope/container", "podman"),
+        (f"/docker/{HEX}", "docker"),
+        (f"/system.slice/docker-{HEX}.scope", "docker"),
+        (f"/kubepods/besteffort/pod1234-ab/{HEX}", "containerd"),
+        (f"/kubepods.slice/kubepods-burstable.slice/x/cri-containerd-{HEX}.scope", "containerd"),
+        (f"/kubepods.slice/kubepods-pod1.slice/crio-{HEX}.scope", "cri-o"),
+    ],
+)
+def test_runtime_cgroup_patterns(path: str, kind: str) -> None:
+    assert parse_cgroup_path(path) == (kind, HEX)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/user.slice/user-0.slice/session-3.scope", "/process_api/3fe3a4d135d3f96e4d13d3511e9",
+     f"/libpod_parent/libpod-conmon-{HEX}", "/docker/abc"],
+)
+def test_host_paths(path: str) -> None:
+    assert parse_cgroup_path(path) is None
+
+
+def test_split_image() -> None:
+    assert split_image("localhost:5000/a/b:1.2") == ("localhost:5000/a/b", "1.2", None)
+    assert split_image("localhost:5000/a/b") == ("localhost:5000/a/b", None, None)
+    assert split_image("busybox@sha256:ab") == ("busybox", None, "sha256:ab")
+
+
+def test_k8s_labels_and_privileged_from_inspect() -> None:
+    info = ContainerInfo(id=HEX[:12], full_id=HEX)
+    fill_from_inspect(info, {
+        "Name": "/web", "Image": "sha256:" + "e" * 64,
+        "State": {"StartedAt": "2026-11-26T18:42:18.195053635Z"},
+        "Config": {"Image": "docker.io/library/nginx:1.27",
+                   "Labels": {"io.kubernetes.pod.name": "web-0",
+                              "io.kubernetes.pod.namespace": "shop"}},
+        "HostConfig": {"Privileged": True},
+        "Mounts": [{"Source": "/data", "Destination": "/var/www"}],
+    })
+    assert (info.name, info.image_repository, info.image_tag, info.privileged) == (
+        "web", "docker.io/library/nginx", "1.27", True)
+    assert info.labels["io.kubernetes.pod.namespace"] == "shop"
+    assert info.start_ts == 1795718538195053635
+    assert info.image_id == "e" * 12 and info.mounts == [("/data", "/var/www")]
+
+
+def test_unreachable_runtime_leaves_metadata_unknown(tmp_path: Path) -> None:
+    mgr = ContainerManager(sockets=[("podman", str(tmp_path / "none.sock"))], first_wait=1)
+    info = mgr.get("podman", HEX)
+    assert mgr.wait_idle(5)
+    assert info.id == HEX[:12] and info.name is None and mgr.fetch_errors == 1
+    mgr.close()
+
+
+def test_real_container_cgroup_gives_its_id(podman_container: Container) -> None:
+    text = Path(f"/proc/{podman_container.pid}/cgroup").read_text()
+    assert parse_cgroup_file(text) == ("podman", podman_container.id)
+
+
+def test_metadata_from_the_podman_api(podman_container: Container,
+                                      podman_api: PodmanService) -> None:
+    data = inspect_container(str(podman_api.socket), podman_container.id)
+    assert data["Id"] == podman_container.id
+    mgr = ContainerManager(sockets=[("podman", str(podman_api.socket))], first_wait=0)
+    try:
+        info = mgr.get("podman", podman_container.id)
+        assert mgr.wait_idle(20)
+        assert info.id == podman_container.id[:12]
+        assert info.name == podman_container.name
+        assert info.image == podman_container.image
+        assert (info.image_repository, info.image_tag) == (
+            "localhost/falcoctl-py-busybox", "test")
+        assert info.privileged is False
+        assert info.start_ts is not None and info.start_ts < time.time_ns()
+    finally:
+        mgr.close()
+
+
+def test_scan_attaches_container_and_its_own_users(podman_container: Container,
+                                                   podman_api: PodmanService) -> None:
+    t = StateTracker(container_sockets=[("podman", str(podman_api.socket))])
+    try:
+        t.scan()
+        assert t.containers.wait_idle(20)
+        th = t.threads.threads[podman_container.pid]
+        assert th.comm == "sleep" and th.args == ["infinity"]
+        assert th.container.id == podman_container.id[:12]
+        assert th.container.name == podman_container.name
+        # Users come from the container's /etc/passwd, not the host's.
+        assert t.users.user(th.container.id, th.pid, 4242).name == "fpyuser"
+        assert t.users.user("host", 1, 4242).name is None
+        # The container's first process has runtime parents (conmon), not a container process.
+        assert th.parent is not None and th.parent.container.id == "host"
+    finally:
+        t.close()

@@ -1,0 +1,251 @@
+"""The runtime in-process: replay, hot swap under load, broken rules, plugins, web endpoints.
+
+Everything is real (rules engine, outputs, plugins, web server) except the syscall source,
+which the test feeds itself: the kernel source is exercised by tests/detector/test_run_process.py.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detector.config import load_config
+from detector.events import Event, ThreadInfo
+from detector.runtime import HOT_RESTART_FAILURE, Runtime
+from detector.sources.capture import CaptureWriter
+from falcoctl_py.errors import DetectorError
+from tests.realparts import free_port
+from tests.detector.plugins.conftest import counter_lib  # noqa: F401 - fixture
+
+
+def _rule(name: str, evt: str = "openat", priority: str = "WARNING") -> str:
+    return (f"- rule: {name}\n  desc: test\n  condition: evt.type = {evt}\n"
+            f"  priority: {priority}\n  output: {name} (num=%evt.num proc=%proc.name)\n")
+
+
+RULE_A = _rule("rule_a")
+RULE_B = _rule("rule_b", priority="ERROR")
+
+
+class QueueSource:
+    """A syscall source fed by the test (the kernel stands behind the eBPF tests)."""
+
+    def __init__(self) -> None:
+        self.q: queue.Queue[Event | None] = queue.Queue()
+        self.pushed = 0
+        self.selected: list[set[str]] = []
+        self._stop = False
+
+    def push(self, ev: Event) -> None:
+        self.pushed += 1
+        self.q.put(ev)
+
+    def end(self) -> None:
+        self.q.put(None)
+        self._stop = True
+
+    def __iter__(self) -> Iterator[Event | None]:
+        while True:
+            try:
+                ev = self.q.get(timeout=0.05)
+            except queue.Empty:
+                yield None
+                continue
+            if ev is None:
+                return
+            yield ev
+
+    def stats(self) -> dict[str, int]:
+        return {"n_evts": self.pushed, "n_drops": 0}
+
+    def set_syscalls(self, names: set[str]) -> None:
+        self.selected.append(set(names))
+
+    def stop(self) -> None:
+        self.q.put(None)
+
+
+def _config(tmp_path: Path, rules: Path, *extra: str) -> Any:
+    return load_config(overrides=[
+        f"rules_files=[{rules}]", "stdout_output.enabled=false", "file_output.enabled=true",
+        f"file_output.filename={tmp_path / 'alerts.json'}", "file_output.keep_alive=true",
+        "json_output=true", "webserver.enabled=false", *extra,
+    ])
+
+
+def _alerts(tmp_path: Path) -> list[dict[str, Any]]:
+    f = tmp_path / "alerts.json"
+    return [json.loads(line) for line in f.read_text().splitlines()] if f.exists() else []
+
+
+def _ev(num: int, type_: str = "openat") -> Event:
+    return Event(num=num, ts=1_700_000_000_000_000_000 + num, type=type_, tid=1,
+                 thread=ThreadInfo(tid=1, pid=1, comm="cat"))
+
+
+def test_replay_capture_to_the_end(tmp_path: Path) -> None:
+    capture = tmp_path / "c.jsonl"
+    with CaptureWriter(str(capture)) as w:
+        for i in range(1, 11):
+            w.write(_ev(i, "openat" if i % 2 else "close"))
+    rules = tmp_path / "r.yaml"
+    rules.write_text(RULE_A)
+    cfg = _config(tmp_path, rules, "engine.kind=replay",
+                  f"engine.replay.capture_file={capture}")
+    rt = Runtime(cfg, watch=False)
+    result = rt.run()
+    assert (result.processed, result.alerts) == (10, 5)
+    alerts = _alerts(tmp_path)
+    assert [a["output_fields"]["evt.num"] for a in alerts] == [1, 3, 5, 7, 9]
+    assert alerts[0]["rule"] == "rule_a" and alerts[0]["priority"] == "Warning"
+
+
+def test_swap_under_load_loses_nothing_and_switches_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(RULE_A)
+    src = QueueSource()
+    rt = Runtime(_config(tmp_path, rules), source=src, watch=False)
+    runner = threading.Thread(target=rt.run)
+    runner.start()
+    num = 0
+    markers: dict[int, str] = {}
+    for round_ in range(6):
+        for _ in range(500):  # in flight while the new set is built and swapped in
+            num += 1
+            src.push(_ev(num))
+        rules.write_text(RULE_B if round_ % 2 == 0 else RULE_A)
+        result = rt.on_artifact_update([])  # build + swap while the loop keeps running
+        assert result.ok, result.error
+        num += 1
+        src.push(_ev(num))  # pushed after the swap: the new rules decide it
+        markers[num] = "rule_b" if round_ % 2 == 0 else "rule_a"
+        deadline = time.monotonic() + 10
+        while rt.metrics.processed < num and time.monotonic() < deadline:
+            time.sleep(0.005)
+    src.end()
+    runner.join(30)
+    assert rt.metrics.processed == src.pushed == num
+    assert rt.metrics.reloads_ok == 6
+    alerts = _alerts(tmp_path)
+    assert len(alerts) == num
+    by_num = {a["output_fields"]["evt.num"]: a["rule"] for a in alerts}
+    assert {n: by_num[n] for n in markers} == markers
+    assert {"openat"} <= src.selected[-1]
+
+
+def test_broken_rules_keep_the_old_and_alert(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(RULE_A)
+    src = QueueSource()
+    rt = Runtime(_config(tmp_path, rules), source=src, watch=False)
+    runner = threading.Thread(target=rt.run)
+    runner.start()
+    rules.write_text(RULE_A + "- rule: broken\n  desc: x\n  condition: evt.type = open and\n"
+                     "  output: x\n  priority: INFO\n")
+    result = rt.on_artifact_update([])
+    assert not result.ok and str(rules) in result.error
+    src.push(_ev(1))
+    src.end()
+    runner.join(30)
+    alerts = _alerts(tmp_path)
+    failure = [a for a in alerts if a["rule"] == HOT_RESTART_FAILURE]
+    assert failure and failure[0]["priority"] == "Critical"
+    assert failure[0]["source"] == "internal"
+    assert str(rules) in failure[0]["output"]
+    assert [a["rule"] for a in alerts if a["source"] == "syscall"] == ["rule_a"]
+    assert rt.metrics.reloads_failed == 1
+
+
+def test_file_watch_reloads(tmp_path: Path) -> None:
+    rules_dir = tmp_path / "rules.d"
+    rules_dir.mkdir()
+    (rules_dir / "a.yaml").write_text(RULE_A)
+    src = QueueSource()
+    cfg = _config(tmp_path, rules_dir)
+    rt = Runtime(cfg, source=src, debounce=0.05)
+    runner = threading.Thread(target=rt.run)
+    runner.start()
+    try:
+        assert rt.ready.wait(10)
+        staged = tmp_path / "b.yaml"
+        staged.write_text(_rule("rule_b", "close"))
+        staged.rename(rules_dir / "b.yaml")  # mv into the rules directory
+        deadline = time.monotonic() + 10
+        while rt.metrics.reloads_ok < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert rt.metrics.reloads_ok >= 1
+        assert [p.name for p in rt.ruleset.files] == ["a.yaml", "b.yaml"]
+        src.push(_ev(1, "close"))
+    finally:
+        src.end()
+        runner.join(30)
+    assert [a["rule"] for a in _alerts(tmp_path)] == ["rule_b"]
+
+
+def test_plugin_source_rules_fire_nodriver(tmp_path: Path, counter_lib: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(RULE_A + "- rule: big counter\n  desc: x\n  condition: counter.n > 2\n"
+                     "  priority: NOTICE\n  source: counter\n"
+                     "  output: n is big (n=%counter.n msg=%counter.msg)\n")
+    port = free_port()
+    cfg = _config(tmp_path, rules, "engine.kind=nodriver", "load_plugins=[counter]",
+                  "plugins[0].name=counter", f"plugins[0].library_path={counter_lib}",
+                  "plugins[0].open_params=5", "webserver.enabled=true",
+                  "webserver.listen_address=127.0.0.1", f"webserver.listen_port={port}")
+    rt = Runtime(cfg, watch=False)
+    assert rt.versions()["plugin_versions"] == {"counter": "0.2.1"}
+    result = rt.run()
+    assert result.processed == 5
+    alerts = _alerts(tmp_path)
+    assert [a["output_fields"]["counter.n"] for a in alerts] == [3, 4, 5]
+    assert {a["source"] for a in alerts} == {"counter"}
+
+
+def test_nodriver_without_a_source_plugin_fails(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(RULE_A)
+    rt = Runtime(_config(tmp_path, rules, "engine.kind=nodriver"), watch=False)
+    with pytest.raises(DetectorError, match="nothing to read events from"):
+        rt.run()
+
+
+def test_metrics_and_versions_endpoints(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(RULE_A)
+    port = free_port()
+    src = QueueSource()
+    cfg = _config(tmp_path, rules, "webserver.enabled=true",
+                  "webserver.listen_address=127.0.0.1", f"webserver.listen_port={port}")
+    rt = Runtime(cfg, source=src, watch=False)
+    runner = threading.Thread(target=rt.run)
+    runner.start()
+    try:
+        assert rt.ready.wait(10)
+        for i in range(1, 4):
+            src.push(_ev(i))
+        deadline = time.monotonic() + 10
+        while rt.metrics.processed < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        with urllib.request.urlopen(base + "/versions", timeout=10) as resp:
+            versions = json.loads(resp.read())
+    finally:
+        src.end()
+        runner.join(30)
+    assert 'falcosecurity_scap_n_evts_total{raw_name="n_evts"} 3' in text
+    assert "falcosecurity_falco_events_processed_total 3" in text
+    assert 'rule_name="rule_a",source="syscall"} 3' in text
+    assert f'file_name="{rules}"' in text
+    assert versions["engine_version_semver"].count(".") == 2
+    assert versions["plugin_api_version"].startswith("3.")
+    assert versions["plugin_versions"] == {}

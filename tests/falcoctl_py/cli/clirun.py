@@ -1,0 +1,40 @@
+"""Running the real ``falcoctl-py`` entry point in-process and capturing what it prints."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from falcoctl_py.cli.main import main
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = None) -> Run:
+    """``falcoctl-py ARGS`` through ``main()`` (errors printed as users see them); the logging
+    set-up ``main()`` makes is undone afterwards."""
+    capsys.readouterr()
+    root = logging.getLogger()
+    old_handlers, old_level = root.handlers[:], root.level
+    old_stdin = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdin = old_stdin
+        root.handlers[:], root.level = old_handlers, old_level  # main() set up logging
+    out = capsys.readouterr()
+    return Run(code, out.out, out.err)

@@ -1,0 +1,326 @@
+"""Install from a real registry: identical files, state, no re-downloads, refusals, atomicity."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from falcoctl_py import install as install_mod
+from falcoctl_py.errors import (
+    InstallError,
+    IntegrityError,
+    NotFoundError,
+    UsageError,
+    VerificationError,
+)
+from falcoctl_py.install import InstallDirs, install_artifacts, recover_staging
+from falcoctl_py.oci.client import RegistryClient
+from falcoctl_py.oci.media import OCI_MANIFEST, Descriptor, Platform, build_manifest
+from falcoctl_py.push import push_artifact
+from falcoctl_py.state import list_states
+from tests.falcoctl_py.artifact_helpers import blob_path, member, tar_gz
+from tests.realparts import Registry, need_binary, need_root
+
+RULES = Path(__file__).resolve().parents[3] / "shared" / "falco-rules"
+PLATFORM = Platform("linux", "amd64")
+
+
+@pytest.fixture
+def client() -> Iterator[RegistryClient]:
+    with RegistryClient(plain_http=True, backoff=0.01, max_retries=1) as c:
+        yield c
+
+
+class Env:
+    def __init__(self, registry: Registry, client: RegistryClient, tmp: Path) -> None:
+        self.registry, self.client, self.tmp = registry, client, tmp
+        self.dirs = InstallDirs(tmp / "rules", tmp / "plugins", tmp / "assets")
+        self.entries: dict[str, Any] = {}
+
+    def push(
+        self, name: str, version: str, files: list[Path], kind: str = "rulesfile", **kwargs: Any
+    ) -> str:
+        repo = f"{kind}s/{name}"
+        self.entries[name] = SimpleNamespace(
+            name=name, registry=self.registry.host, repository=repo
+        )
+        if kind == "plugin":
+            kwargs.setdefault("platforms", ["linux/amd64"])
+        return push_artifact(
+            client=self.client,
+            ref=self.registry.ref(repo, version),
+            files=files,
+            artifact_type=kind,
+            version=version,
+            add_floating_tags=True,
+            **kwargs,
+        ).digest
+
+    def install(self, *refs: str, **kwargs: Any) -> install_mod.InstallResult:
+        kwargs.setdefault("platform", PLATFORM)
+        return install_artifacts(
+            refs=list(refs),
+            client=self.client,
+            lookup=self.entries.get,
+            dirs=self.dirs,
+            state_dir=self.tmp / "state",
+            **kwargs,
+        )
+
+    def file(self, name: str, data: bytes) -> Path:
+        path = self.tmp / "src" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def dest_files(self) -> list[str]:
+        return sorted(
+            str(p.relative_to(self.tmp))
+            for d in (self.dirs.rulesfiles, self.dirs.plugins, self.dirs.assets)
+            if d.exists()
+            for p in d.rglob("*")
+        )
+
+
+@pytest.fixture
+def env(registry: Registry, client: RegistryClient, tmp_path: Path) -> Env:
+    return Env(registry, client, tmp_path)
+
+
+def test_upstream_rules_installed_byte_identical_with_dependency(env: Env) -> None:
+    env.push("container", "0.4.0", [env.file("libcontainer.so", b"\x7fELF v0.4.0")], "plugin")
+    env.push("container", "0.4.3", [env.file("libcontainer.so", b"\x7fELF v0.4.3")], "plugin")
+    env.push("container", "1.0.0", [env.file("libcontainer.so", b"\x7fELF v1")], "plugin")
+    for src, name in [
+        ("falco_rules.yaml", "falco-rules"),
+        ("falco-incubating_rules.yaml", "falco-incubating-rules"),
+        ("falco-sandbox_rules.yaml", "falco-sandbox-rules"),
+    ]:
+        env.push(name, "5.0.0", [RULES / src], tags=["latest"])
+    result = env.install("falco-rules:^5", "falco-incubating-rules:5", "falco-sandbox-rules")
+    # deps first (latest compatible 0.4.x, not the minimum and not 1.0.0), then by name
+    assert [(a.name, a.version, a.status) for a in result.artifacts] == [
+        ("container", "0.4.3", "installed"),
+        ("falco-incubating-rules", "5.0.0", "installed"),
+        ("falco-rules", "5.0.0", "installed"),
+        ("falco-sandbox-rules", "5.0.0", "installed"),
+    ]
+    for src in ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"):
+        assert (env.dirs.rulesfiles / src).read_bytes() == (RULES / src).read_bytes()
+    assert (env.dirs.plugins / "libcontainer.so").read_bytes() == b"\x7fELF v0.4.3"
+    assert not list(env.dirs.rulesfiles.glob(".falcoctl-py-stage-*"))
+
+    again = env.install("falco-rules:^5", "falco-incubating-rules:5", "falco-sandbox-rules")
+    assert again.blob_downloads == 0
+    assert again.manifest_requests <= 3  # at most one per artifact (the dependency: none)
+    assert {a.status for a in again.artifacts} == {"up-to-date"}
+    assert len(list_states(env.tmp / "state")) == 4
+
+
+def test_new_version_updates_and_records_state(env: Env) -> None:
+    env.push("app-rules", "1.0.0", [env.file("app_rules.yaml", b"- list: a\n  items: []\n")])
+    env.install("app-rules:^1")
+    env.push("app-rules", "1.1.0", [env.file("app_rules.yaml", b"- list: b\n  items: []\n")])
+    result = env.install("app-rules:^1")
+    assert [(a.version, a.status) for a in result.artifacts] == [("1.1.0", "updated")]
+    assert (env.dirs.rulesfiles / "app_rules.yaml").read_bytes() == b"- list: b\n  items: []\n"
+    state = list_states(env.tmp / "state")[0]
+    assert state.ref.endswith("/rulesfiles/app-rules:^1") and state.version == "1.1.0"
+    assert state.digest == result.artifacts[0].digest
+
+
+def test_locally_modified_file_is_reinstalled(env: Env) -> None:
+    env.push("app-rules", "1.0.0", [env.file("app_rules.yaml", b"- list: a\n")])
+    env.install("app-rules:1.0.0")
+    (env.dirs.rulesfiles / "app_rules.yaml").write_text("edited")
+    result = env.install("app-rules:1.0.0")
+    assert result.artifacts[0].status == "updated"
+    assert (env.dirs.rulesfiles / "app_rules.yaml").read_bytes() == b"- list: a\n"
+
+
+def test_tampered_blob_writes_nothing(env: Env) -> None:
+    env.push("app-rules", "1.0.0", [env.file("app_rules.yaml", b"- list: a\n")])
+    manifest = env.client.get_manifest(f"{env.registry.host}/rulesfiles/app-rules", "1.0.0")
+    import json
+
+    layer = json.loads(manifest.data)["layers"][0]["digest"]
+    data = blob_path(env.registry, layer)
+    data.write_bytes(data.read_bytes()[:-4] + b"evil")
+    with pytest.raises(IntegrityError, match="does not match its digest"):
+        env.install("app-rules:1.0.0")
+    assert env.dest_files() == []
+    assert list_states(env.tmp / "state") == []
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        member("/etc/cron.d/evil"),
+        member("../../evil.yaml"),
+        member("l", kind=tarfile.SYMTYPE, linkname="/etc/shadow"),
+        member("dev", kind=tarfile.CHRTYPE),
+    ],
+)
+def test_unsafe_archive_leaves_old_files(env: Env, entry: Any) -> None:
+    env.push("app-rules", "1.0.0", [env.file("app_rules.yaml", b"old\n")])
+    env.install("app-rules:^1")
+    bad = env.file("bad.tar.gz", tar_gz([member("app_rules.yaml", b"new\n"), entry]))
+    env.push("app-rules", "1.1.0", [bad])
+    with pytest.raises(IntegrityError):
+        env.install("app-rules:^1")
+    assert (env.dirs.rulesfiles / "app_rules.yaml").read_bytes() == b"old\n"
+    assert env.dest_files() == ["rules/app_rules.yaml"]
+    assert not (env.tmp.parent / "evil.yaml").exists()
+
+
+def test_size_bomb_refused(env: Env) -> None:
+    env.push("bomb", "1.0.0", [env.file("bomb.tar.gz", tar_gz([member("z", b"\0" * (2 << 20))]))])
+    with pytest.raises(IntegrityError, match="decompressed size"):
+        env.install("bomb:1.0.0", max_extracted=1 << 20)
+    assert env.dest_files() == []
+
+
+def test_unknown_tag_and_name(env: Env) -> None:
+    env.push("app-rules", "1.0.0", [env.file("app_rules.yaml", b"x\n")])
+    with pytest.raises(NotFoundError, match="not found"):
+        env.install("app-rules:9.9.9")
+    with pytest.raises(NotFoundError, match="among the configured indexes"):
+        env.install("nope:1")
+    assert env.dest_files() == []
+
+
+def test_unexpected_media_types_refused(env: Env) -> None:
+    repo = f"{env.registry.host}/images/busybox"
+    cfg = Descriptor(
+        "application/vnd.oci.image.config.v1+json", env.client.push_blob(repo, b"{}"), 2
+    )
+    layer = Descriptor(
+        "application/vnd.oci.image.layer.v1.tar+gzip", env.client.push_blob(repo, b"layer"), 5
+    )
+    env.client.push_manifest(repo, "1.0.0", build_manifest(cfg, layer, {}), OCI_MANIFEST)
+    with pytest.raises(IntegrityError, match="unexpected layer media type"):
+        env.install(f"{repo}:1.0.0")
+
+
+def test_allowed_types(env: Env) -> None:
+    env.push("json", "0.7.0", [env.file("libjson.so", b"so")], "plugin")
+    with pytest.raises(UsageError, match="type plugin is not allowed"):
+        env.install("json:0.7.0", allowed_types=["rulesfile"])
+    assert env.dest_files() == []
+
+
+def test_plugin_platform_selected(env: Env) -> None:
+    env.entries["multi"] = SimpleNamespace(
+        name="multi", registry=env.registry.host, repository="plugins/multi"
+    )
+    push_artifact(
+        client=env.client,
+        ref=env.registry.ref("plugins/multi", "1.0.0"),
+        files=[env.file("amd/libm.so", b"amd64"), env.file("arm/libm.so", b"arm64")],
+        artifact_type="plugin",
+        version="1.0.0",
+        platforms=["linux/amd64", "linux/arm64"],
+    )
+    env.install("multi:1.0.0", platform=Platform("linux", "arm64"))
+    assert (env.dirs.plugins / "libm.so").read_bytes() == b"arm64"
+    with pytest.raises(NotFoundError, match="no manifest for platform darwin/arm64"):
+        env.install("multi:1.0.0", platform=Platform("darwin", "arm64"))
+
+
+def test_verify_hook_runs_before_any_write(env: Env) -> None:
+    digest = env.push("app-rules", "1.0.0", [env.file("app_rules.yaml", b"x\n")])
+    calls: list[tuple[str, str, str, Any]] = []
+
+    def verify(host: str, repo: str, root: str, entry: Any) -> None:
+        calls.append((host, repo, root, entry))
+        assert env.dest_files() == []
+        raise VerificationError("no signature")
+
+    with pytest.raises(VerificationError):
+        env.install("app-rules:1.0.0", verify=verify)
+    assert calls == [(env.registry.host, "rulesfiles/app-rules", digest, env.entries["app-rules"])]
+    assert env.dest_files() == []
+
+
+def test_interrupted_commit_is_rolled_forward(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = env.file("old.tar.gz", tar_gz([member("a.txt", b"old a"), member("b.txt", b"old b")]))
+    new = env.file("new.tar.gz", tar_gz([member("a.txt", b"new a"), member("b.txt", b"new b")]))
+    env.push("bundle", "1.0.0", [old], "asset")
+    env.install("bundle:^1")
+    env.push("bundle", "1.1.0", [new], "asset")
+    real_replace = os.replace
+    moved: list[str] = []
+
+    def dying_replace(src: Any, dst: Any) -> None:
+        if moved:
+            raise KeyboardInterrupt  # the process is killed between the two renames
+        moved.append(str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(install_mod.os, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        env.install("bundle:^1")
+    monkeypatch.setattr(install_mod.os, "replace", real_replace)
+    recover_staging(env.dirs.assets)  # what the next install does first
+    assert (env.dirs.assets / "a.txt").read_bytes() == b"new a"
+    assert (env.dirs.assets / "b.txt").read_bytes() == b"new b"
+    assert env.dest_files() == ["assets/a.txt", "assets/b.txt"]
+
+
+def test_interrupted_staging_is_discarded(env: Env) -> None:
+    env.dirs.rulesfiles.mkdir(parents=True)
+    stage = env.dirs.rulesfiles / ".falcoctl-py-stage-dead"
+    (stage / "files").mkdir(parents=True)
+    (stage / "files" / "half.yaml").write_text("partial")
+    env.push("app-rules", "1.0.0", [env.file("app_rules.yaml", b"x\n")])
+    env.install("app-rules:1.0.0")
+    assert env.dest_files() == ["rules/app_rules.yaml"]
+
+
+def test_oras_py_pushed_artifact_installs(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import oras.client
+
+    work = tmp_path / "oras"
+    work.mkdir()
+    (work / "rules.tar.gz").write_bytes(tar_gz([member("oras_rules.yaml", b"- list: oras\n")]))
+    (work / "config.json").write_text(json.dumps({"name": "oras-rules", "version": "2.0.0"}))
+    monkeypatch.chdir(work)
+    client = oras.client.OrasClient(hostname=env.registry.host, insecure=True)
+    client.push(
+        target=env.registry.ref("rulesfiles/oras-rules", "2.0.0"),
+        files=["rules.tar.gz:application/vnd.cncf.falco.rulesfile.layer.v1+tar.gz"],
+        manifest_config="config.json:application/vnd.cncf.falco.rulesfile.config.v1+json",
+    )
+    result = env.install(env.registry.ref("rulesfiles/oras-rules", "2.0.0"))
+    assert [(a.name, a.version) for a in result.artifacts] == [("oras-rules", "2.0.0")]
+    assert (env.dirs.rulesfiles / "oras_rules.yaml").read_bytes() == b"- list: oras\n"
+
+
+def test_full_disk_changes_nothing(env: Env, tmp_path: Path) -> None:
+    need_root()
+    need_binary("mount")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(small)], check=True)
+    try:
+        env.dirs = InstallDirs(small / "rules", small / "plugins", small / "assets")
+        env.push("data", "1.0.0", [env.file("data.bin", b"old\n")], "asset")
+        env.install("data:^1")
+        env.push("data", "1.1.0", [env.file("data.bin", os.urandom(900_000))], "asset")
+        with pytest.raises(InstallError, match="no space left"):
+            env.install("data:^1")
+        assert (small / "assets" / "data.bin").read_bytes() == b"old\n"
+        assert [p.name for p in (small / "assets").iterdir()] == ["data.bin"]
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
