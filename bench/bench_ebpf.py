@@ -2,9 +2,10 @@
 
 (a) a bare BCC consumer of the same programs (BCC's ring_buffer_poll, an empty callback that
     only counts): events/s, the ceiling for BCC -> Python here;
-(b) EbpfSource: events/s decoded (and, when the state tracker and the rules engine are there,
-    processed through state and the stable rules), with the kernel's exact drop counts;
-(c) a syscall-heavy workload's wall time with the source attached and consuming vs without.
+(b0) EbpfSource: events/s decoded, with the kernel's exact drop counts;
+(b) the same, each event then through the state tracker and the stable rules (falco_rules.yaml,
+    or $FALCO_RULES) when those parts are importable (``_pipeline``), else decode only;
+(c) a syscall-heavy workload's CPU time with the source attached and consuming vs without.
 
 The storm is a C loop of close(-1) pinned to CPU 1; the consumer is pinned to CPU 0.
 Targets: (b) >= 0.5 x (a) with drops counted exactly; (c) <= 1.10 x.
@@ -24,8 +25,8 @@ from typing import Any
 
 from detector.events import Event
 
-SECONDS = 3.0
-WORKLOAD_ITERS = 150_000
+SECONDS = 2.0
+ROUNDS = 2
 STORM_C = r"""
 #include <fcntl.h>
 #include <stdlib.h>
@@ -38,7 +39,14 @@ int main(int argc, char **argv) {
     for (long i = 0; n == 0 || i < n; i++) {
         if (mode == 0) {
             syscall(SYS_close, 99999);
-        } else {
+        } else if (mode == 1) {  /* I/O heavy: 2 of 34 syscalls are selected (open, close) */
+            int fd = open("/etc/hostname", O_RDONLY);
+            int out = 1;
+            for (int j = 0; j < 16; j++) {
+                if (pread(fd, buf, sizeof buf, 0) < 0 || write(out, buf, 1) < 0) return 1;
+            }
+            close(fd);
+        } else {  /* open heavy: open/read/close/getppid x2, 2 of 5 syscalls selected */
             int fd = open("/etc/hostname", O_RDONLY);
             if (read(fd, buf, sizeof buf) < 0) return 1;
             close(fd);
@@ -82,7 +90,8 @@ def _pipeline() -> tuple[str, Callable[[Event], object] | None]:
         from detector.state.tracker import StateTracker
     except ImportError as exc:
         return f"decode only ({exc.name} missing)", None
-    rules = Path(os.environ.get("FALCO_RULES", "../shared/falco-rules/falco_rules.yaml"))
+    default = Path(__file__).resolve().parents[2] / "shared/falco-rules/falco_rules.yaml"
+    rules = Path(os.environ.get("FALCO_RULES", default))
     tracker = StateTracker(fetch_containers=False)
     tracker.scan()
     try:
@@ -97,17 +106,28 @@ def _pipeline() -> tuple[str, Callable[[Event], object] | None]:
     return f"decode + state + {rules.name}", both
 
 
-def _bare_bcc(src: Any, storm: Path) -> tuple[float, int, int]:
-    """(events/s, received, dropped) with BCC's own ring buffer poll and an empty callback."""
+_BCC_COUNT: list[int] = []
+
+
+def _bare_bcc(src: Any, storm: Path) -> tuple[float, int, int, int]:
+    """(events/s, received, offered, dropped): BCC's ring_buffer_poll, an empty callback."""
     b = src._bpf
-    got = [0]
+    got = _BCC_COUNT
+    if not got:  # BCC opens a ring buffer once per map
+        got.append(0)
 
-    def cb(ctx: Any, data: Any, size: int) -> int:
-        got[0] += 1
-        return 0
+        def cb(ctx: Any, data: Any, size: int) -> int:
+            got[0] += 1
+            return 0
 
-    b[b"events"].open_ring_buffer(cb)
+        b[b"events"].open_ring_buffer(cb)
+    selected = src.selected
+    src.set_syscalls(set())  # a quiet start: nothing offered is left unread before counting
+    time.sleep(0.02)
+    b.ring_buffer_consume()
+    got[0] = 0
     before = src.counters()
+    src.set_syscalls(selected)
     proc = subprocess.Popen([str(storm), "0"], preexec_fn=_pin(1))
     start = time.monotonic()
     while time.monotonic() - start < SECONDS:
@@ -116,17 +136,26 @@ def _bare_bcc(src: Any, storm: Path) -> tuple[float, int, int]:
     elapsed = time.monotonic() - start
     proc.kill()
     proc.wait()
+    selected = src.selected
+    src.set_syscalls(set())  # nothing more is offered: the counts can be compared exactly
+    time.sleep(0.05)
     b.ring_buffer_consume()
     after = src.counters()
-    return n_in_window / elapsed, got[0], after.n_drops - before.n_drops
+    src.set_syscalls(selected)
+    return (n_in_window / elapsed, got[0], after.n_evts - before.n_evts,
+            after.n_drops - before.n_drops)
 
 
 def _source(src: Any, storm: Path, process: Callable[[Event], object] | None
             ) -> tuple[float, int, int, int]:  # fmt: skip
     """(events/s, received, offered, dropped) through EbpfSource.read."""
+    selected = src.selected
+    src.set_syscalls(set())  # a quiet start: nothing offered is left unread before counting
+    time.sleep(0.02)
     while src.read_raw(timeout=0):
         pass
     before = src.counters()
+    src.set_syscalls(selected)
     got = 0
     proc = subprocess.Popen([str(storm), "0"], preexec_fn=_pin(1))
     start = time.monotonic()
@@ -140,19 +169,38 @@ def _source(src: Any, storm: Path, process: Callable[[Event], object] | None
     n_in_window = got
     proc.kill()
     proc.wait()
+    selected = src.selected
+    src.set_syscalls(set())  # nothing more is offered: the counts can be compared exactly
+    time.sleep(0.05)
     while True:
         batch = src.read(timeout=0.05)
         if not batch:
             break
         got += len(batch)
     after = src.counters()
+    src.set_syscalls(selected)
     return n_in_window / elapsed, got, after.n_evts - before.n_evts, after.n_drops - before.n_drops
 
 
-def _workload(storm: Path) -> float:
-    start = time.monotonic()
-    subprocess.run([str(storm), str(WORKLOAD_ITERS), "1"], preexec_fn=_pin(1), check=True)
-    return time.monotonic() - start
+WORKLOADS = {
+    1: (60_000, "I/O heavy: open, 16 x (pread + write), close; 2 of 34 syscalls selected"),
+    2: (150_000, "open heavy: open, read, close, 2 x getppid; 2 of 5 syscalls selected"),
+}
+
+
+def _workload(storm: Path, mode: int) -> float:
+    """The workload's CPU time (user + system, where BPF programs are charged), seconds.
+
+    CPU time rather than wall time: on a shared machine, waiting for a CPU is not overhead.
+    """
+    iters = WORKLOADS[mode][0]
+    proc = subprocess.Popen([str(storm), str(iters), str(mode)], preexec_fn=_pin(1),
+                            stdout=subprocess.DEVNULL)  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"workload failed: {proc.returncode}")
+    return float(usage.ru_utime + usage.ru_stime)
 
 
 def main() -> None:
@@ -167,18 +215,30 @@ def main() -> None:
     os.sched_setaffinity(0, {0})
     with tempfile.TemporaryDirectory() as tmp:
         storm = _storm_binary(Path(tmp))
-        bare_times = [_workload(storm) for _ in range(2)]
         with EbpfSource(syscalls={"close"}) as src:
-            rate_a, got_a, drops_a = _bare_bcc(src, storm)
-            print(f"(a) bare BCC consumer, empty callback: {rate_a:,.0f} ev/s "
-                  f"(received {got_a:,}, kernel drops {drops_a:,})")  # fmt: skip
-            rate_d, got_d, offered_d, drops_d = _source(src, storm, None)
+            label, process = _pipeline()
+            best: dict[str, tuple[float, int, int, int]] = {}
+            for _ in range(ROUNDS):  # alternated, best of each: the machine is shared
+                for key, run in (("a", lambda: _bare_bcc(src, storm)),
+                                 ("b0", lambda: _source(src, storm, None)),
+                                 ("b", lambda: _source(src, storm, process))):  # fmt: skip
+                    if key == "b" and process is None:
+                        continue
+                    got = run()
+                    if key not in best or got[0] > best[key][0]:
+                        best[key] = got
+            rate_a, got_a, offered_a, drops_a = best["a"]
+            print(f"(a) bare BCC consumer, empty callback: {rate_a:,.0f} ev/s; offered "
+                  f"{offered_a:,} = received {got_a:,} + dropped {drops_a:,}: "
+                  f"{'exact' if offered_a == got_a + drops_a else 'MISMATCH'}")  # fmt: skip
+            if drops_a == 0:
+                print("    (a) kept up with the storm: its ceiling is higher than this figure")
+            rate_d, got_d, offered_d, drops_d = best["b0"]
             print(f"(b0) EbpfSource decode: {rate_d:,.0f} ev/s = {rate_d / rate_a:.2f} x (a); "
                   f"offered {offered_d:,} = received {got_d:,} + dropped {drops_d:,}: "
                   f"{'exact' if offered_d == got_d + drops_d else 'MISMATCH'}")  # fmt: skip
-            label, process = _pipeline()
-            if process is not None:
-                rate_b, got_b, offered_b, drops_b = _source(src, storm, process)
+            if "b" in best:
+                rate_b, got_b, offered_b, drops_b = best["b"]
                 print(f"(b) EbpfSource {label}: {rate_b:,.0f} ev/s = {rate_b / rate_a:.2f} x "
                       f"(a); drops {drops_b:,} of {offered_b:,} "
                       f"({'exact' if offered_b == got_b + drops_b else 'MISMATCH'})")  # fmt: skip
@@ -200,16 +260,23 @@ def main() -> None:
             reader = threading.Thread(target=consume, daemon=True)
             reader.start()
             before = src.counters()
-            with_times = [_workload(storm) for _ in range(2)]
+            bare_times: dict[int, list[float]] = {m: [] for m in WORKLOADS}
+            with_times: dict[int, list[float]] = {m: [] for m in WORKLOADS}
+            for _ in range(3):  # alternated, so drift on this shared machine hits both alike
+                for m in WORKLOADS:
+                    src.detach()
+                    bare_times[m].append(_workload(storm, m))
+                    src.attach()
+                    with_times[m].append(_workload(storm, m))
             stop.set()
             reader.join()
             after = src.counters()
-        bare = min(bare_times)
-        attached = min(with_times)
-        print(f"(c) workload ({WORKLOAD_ITERS:,} x open/read/close/getppid x2): "
-              f"{bare:.3f}s bare, {attached:.3f}s with the source = {attached / bare:.2f} x; "
-              f"{after.n_evts - before.n_evts:,} events, "
-              f"{after.n_drops - before.n_drops:,} dropped, {consumed[0]:,} consumed")  # fmt: skip
+        for m, (iters, what) in WORKLOADS.items():
+            bare, attached = min(bare_times[m]), min(with_times[m])
+            print(f"(c{m}) {iters:,} x [{what}]: CPU {bare:.3f}s bare, {attached:.3f}s with "
+                  f"the source = {attached / bare:.2f} x")  # fmt: skip
+        print(f"    during (c): {after.n_evts - before.n_evts:,} events offered, "
+              f"{after.n_drops - before.n_drops:,} dropped, {consumed[0]:,} consumed")
 
 
 if __name__ == "__main__":

@@ -361,9 +361,14 @@ def apply_override(raw: dict[str, Any], option: str) -> None:
                 node = seq[pos]
 
 
+def data_dir() -> Path:
+    """The folder of the embedded default falco.yaml and the default rules."""
+    return Path(str(importlib.resources.files("detector") / "data"))
+
+
 def default_text() -> str:
     """The embedded default falco.yaml."""
-    return (importlib.resources.files("detector") / "data" / "falco.yaml").read_text("utf-8")
+    return (data_dir() / "falco.yaml").read_text("utf-8")
 
 
 def load_config(

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.config import load_config
+from detector.config import FalcoConfig, load_config
 from detector.runtime import RunResult, Runtime
 
 log = logging.getLogger("detector")
@@ -21,10 +21,15 @@ def run_detector(
     capture: Path | None = None,
 ) -> RunResult:
     """Load falco.yaml (or the embedded default), the plugins and the rules; run until stopped."""
-    config = load_config(path=config_path, overrides=overrides, rules_files=rules_files)
-    runtime = Runtime(config, capture=capture)
+    def reload_config() -> FalcoConfig:
+        return load_config(path=config_path, overrides=overrides, rules_files=rules_files)
+
+    config = reload_config()
+    runtime = Runtime(config, capture=capture, reload_config=reload_config)
     if dry_run:
         return runtime.dry_run()
+    for warning in runtime.ruleset.warnings:
+        log.warning("%s", warning)
     log.info("detector starting: engine %s, %d rules from %d files", config.engine_kind,
              runtime.ruleset.rule_count, len(runtime.ruleset.files))
     return runtime.run()

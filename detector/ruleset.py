@@ -67,16 +67,24 @@ def compile_rules(*, files: list[Path], config: FalcoConfig,
         assert event_types is not None
         event_types |= rule.evttypes
     engines: dict[str, EngineLike] = {"syscall": engine}
+    used: set[str] = set()
     if plugin_sources:
-        engines.update(compile_plugin_rules(
+        plugin_engines, used = compile_plugin_rules(
             files, {src: plugins.extractors(src) for src in plugin_sources},
             min_priority=min_priority, selectors=config.rule_selectors,
-            rule_matching=matching, iso=iso))
-    handled = set(engines)
-    warnings = [f"{m.where}: {m.message}" if getattr(m, "where", "") else m.message
-                for result in ruleset.results for m in result.warnings
-                if not (m.code == "LOAD_UNKNOWN_SOURCE" and any(
-                    f"source {s}" in m.message or f"'{s}'" in m.message for s in handled))]
+            rule_matching=matching, iso=iso)
+        engines.update(plugin_engines)
+    handled = set(plugin_sources)
+
+    def relevant(m: Any) -> bool:  # drop what only the syscall loader's view makes a warning
+        if m.code == "LOAD_UNKNOWN_SOURCE":
+            return not any(f"source {s}" in m.message for s in handled)
+        if m.code in ("LOAD_UNUSED_MACRO", "LOAD_UNUSED_LIST"):
+            return not any(loc.item_name in used for loc in m.locations)
+        return True
+
+    warnings = [f"{m.where}: {m.message}" if m.where else m.message
+                for result in ruleset.results for m in result.warnings if relevant(m)]
     rule_count = len(engine.rules) + sum(len(getattr(e, "rules", ())) for src, e in
                                          engines.items() if src != "syscall")
     return RuleSet(

@@ -18,8 +18,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from detector.config import FalcoConfig, expand_rules_paths
+from detector.config import FalcoConfig, data_dir, expand_rules_paths
 from detector.events import Event
+from detector.feeds import SyscallFeed, TokenBucket, source_counts
 from detector.metrics import Metrics, sha256_file
 from detector.outputs import Outputs, build_outputs
 from detector.outputs.format import internal_alert, priority_level
@@ -33,8 +34,12 @@ log = logging.getLogger("detector.runtime")
 FALCO_COMPAT_VERSION = "0.42.0"  # the Falco release whose behaviour the detector follows
 HOT_RESTART_FAILURE = "Falco internal: hot restart failure"
 DROP_RULE = "Falco internal: syscall event drop"
+METRICS_RULE = "Falco internal: metrics snapshot"
 
 Compiler = Callable[..., RuleSet]
+# falco.yaml keys a hot reload applies; others need a restart (a warning says so).
+_HOT_KEYS = frozenset({"rules_files", "rules_file", "rules", "priority", "rule_matching",
+                       "time_format_iso_8601", "append_output"})
 
 
 @dataclass(slots=True)
@@ -57,93 +62,6 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
 
 
-class _TokenBucket:
-    """Falco's rate limiter for drop notifications (rate per second, max burst)."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, max(1, burst)
-        self.tokens = float(self.burst)
-        self.last = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-def _source_counts(source: Any) -> tuple[int | None, int | None]:
-    """(events seen, events dropped) as the source counts them, if it does."""
-    stats = getattr(source, "stats", None)
-    if callable(stats):
-        stats = stats()
-    if stats is None:
-        return None, None
-    def get(key: str) -> Any:
-        return stats.get(key) if isinstance(stats, dict) else getattr(stats, key, None)
-
-    n_evts = get("n_evts")
-    n_drops = get("n_drops")
-    if n_drops is None:
-        n_drops = get("n_drops_buffer")
-    return (None if n_evts is None else int(n_evts)), (None if n_drops is None else int(n_drops))
-
-
-class SyscallFeed:
-    """The eBPF source as the loop reads it: batches, idle heartbeats, kernel counters, and the
-    captured syscall set kept to the rules' event types plus state (``base_syscalls``)."""
-
-    def __init__(self, config: FalcoConfig, rule_events: frozenset[str] | None) -> None:
-        from detector.sources.ebpf import EbpfSource
-
-        preset = int(config.get("engine.ebpf.buf_size_preset", 4) or 4)
-        self._base = config.get("base_syscalls", {}) or {}
-        self.source = EbpfSource(syscalls=self._select(rule_events),
-                                 ringbuf_pages=256 << max(0, min(preset, 10) - 1))
-        self.source.open()
-        self._stopping = False
-
-    def _select(self, rule_events: frozenset[str] | None) -> frozenset[str] | None:
-        from detector.sources.syscalls import select_syscalls
-
-        if rule_events is None:
-            return None
-        return select_syscalls(rule_events, custom_set=list(self._base.get("custom_set") or []),
-                               repair=bool(self._base.get("repair")),
-                               all_syscalls=bool(self._base.get("all")))
-
-    def __iter__(self) -> Iterator[Event | None]:
-        read = self.source.read
-        while not self._stopping:
-            batch = read(timeout=0.1)
-            if batch:
-                yield from batch
-            else:
-                yield None
-
-    def set_syscalls(self, rule_events: set[str]) -> None:
-        selected = self._select(frozenset(rule_events))
-        if selected is not None:
-            self.source.set_syscalls(selected)
-
-    @property
-    def selected(self) -> frozenset[str]:
-        return self.source.selected
-
-    def stats(self) -> dict[str, int]:
-        c = self.source.counters()
-        return {"n_evts": c.n_evts, "n_drops": c.n_drops}
-
-    def stop(self) -> None:
-        self._stopping = True
-
-    def close(self) -> None:
-        self.source.close()
-
-
 class Runtime:
     """A configured detector: call :meth:`run` (blocks) and :meth:`stop` (any thread)."""
 
@@ -159,14 +77,20 @@ class Runtime:
         debounce: float = 0.1,
         webserver: bool | None = None,
         watch: bool | None = None,
+        reload_config: Callable[[], FalcoConfig] | None = None,
     ) -> None:
         self.config = config
+        self._reload_config = reload_config
         self.compiler = compiler
         self.metrics = Metrics(falco_version=FALCO_COMPAT_VERSION)
         self.metrics.config_files = ({str(config.path): sha256_file(config.path)}
                                      if config.path else {})
         self._stopping = threading.Event()
-        self.ready = threading.Event()  # set once sources, watcher and web server run
+        self._extra_rules: list[Path] = []  # added by the embedded follower, kept across reloads
+        self.follow: Any = None
+        self.ready = threading.Event()
+        self._early_alerts: list[Any] = []
+        self._early_lock = threading.Lock()  # set once sources, watcher and web server run
         self._iso = config.flag("time_format_iso_8601")
         self.plugins: LoadedPlugins = load_plugins(config)
         self._plugin_versions = self.plugins.versions()
@@ -194,20 +118,39 @@ class Runtime:
         drops = config.get("syscall_event_drops", {}) or {}
         self._drop_actions = [str(a) for a in drops.get("actions", ["log", "alert"])]
         self._drop_threshold = float(drops.get("threshold", 0.1))
-        self._drop_bucket = _TokenBucket(float(drops.get("rate", 0.03333)),
+        self._drop_bucket = TokenBucket(float(drops.get("rate", 0.03333)),
                                          int(drops.get("max_burst", 1)))
         self._last_counts = (0, 0)
         self._last_tick = time.monotonic()
+        self._snapshot_every = 0.0
+        if config.flag("metrics.enabled", True) and config.flag("metrics.output_rule"):
+            from falcoctl_py.config import parse_duration
+
+            self._snapshot_every = max(0.1, parse_duration(str(config.get("metrics.interval",
+                                                                          "1h"))))
+        self._next_snapshot = time.monotonic() + self._snapshot_every
 
     # ---- rules -------------------------------------------------------------------------------
 
     def _rules_paths(self, extra: list[Path] | None = None) -> list[Path]:
-        base = self.config.path.parent if self.config.path else None
+        base = self.config.path.parent if self.config.path else data_dir()
         paths = expand_rules_paths(self.config.rules_files, base=base)
-        for p in extra or []:
+        for p in [*self._extra_rules, *(extra or [])]:
             if p not in paths:
                 paths.append(p)
         return paths
+
+    def validate_with(self, staged: list[Path], *, replaces: Path | None = None) -> RuleSet:
+        """Compile the running rule set with ``staged`` files (a staged file replaces the file
+        of the same name in ``replaces``, else it is added); raise if it does not compile."""
+        paths = self._rules_paths()
+        for f in staged:
+            target = replaces / f.name if replaces is not None else None
+            if target is not None and target in paths:
+                paths[paths.index(target)] = f
+            elif f not in paths:
+                paths.append(f)
+        return self._compile(paths)
 
     def _compile(self, files: list[Path]) -> RuleSet:
         rs = self.compiler(files=files, config=self.config, plugins=self.plugins)
@@ -233,7 +176,24 @@ class Runtime:
                 s.set_syscalls(set(rs.event_types))
         self._note_ruleset(rs)
 
+    def _maybe_reload_config(self) -> None:
+        path = self.config.path
+        if self._reload_config is None or path is None:
+            return
+        digest = sha256_file(path)
+        if digest == self.metrics.config_files.get(str(path)):
+            return
+        new = self._reload_config()  # raises on a broken file: the running config stays
+        changed = sorted(k for k in set(new.raw) | set(self.config.raw)
+                         if k not in _HOT_KEYS and new.raw.get(k) != self.config.raw.get(k))
+        if changed:
+            log.warning("%s changed %s: restart the detector to apply them", path,
+                        ", ".join(changed))
+        self.config = new
+        self.metrics.config_files = {str(path): digest}
+
     def _rebuild(self, reason: str, extra: list[Path] | None = None) -> list[str]:
+        self._maybe_reload_config()
         rs = self._compile(self._rules_paths(extra))
         self.swap(rs)
         self.metrics.reloads_ok += 1
@@ -258,7 +218,9 @@ class Runtime:
         extra = [Path(f) for f in files if Path(f).suffix in (".yaml", ".yml")]
 
         def rebuild(reason: str) -> list[str]:
-            return self._rebuild(reason, extra=extra)
+            files_ = self._rebuild(reason, extra=extra)
+            self._extra_rules.extend(p for p in extra if p not in self._extra_rules)
+            return files_
 
         return self.reloader.reload_now(
             "artifact update: " + (", ".join(map(str, files)) or "(no files)"), rebuild)
@@ -268,8 +230,11 @@ class Runtime:
     def emit_internal(self, rule: str, priority: str, message: str,
                       fields: dict[str, Any] | None = None) -> None:
         alert = internal_alert(rule, priority, message, fields, iso=self._iso)
-        if self.outputs is not None:
-            self.outputs.emit(alert)
+        with self._early_lock:
+            if self._outputs is None:  # before run() built the outputs: sent when they exist
+                self._early_alerts.append(alert)
+                return
+        self._outputs.emit(alert)
 
     @property
     def outputs(self) -> Outputs | None:
@@ -307,13 +272,16 @@ class Runtime:
         count = metrics.count_match
         lock = self._lock
         stopping = self._stopping
+        drains = getattr(events, "drains_on_stop", False)
         n = 0
         for ev in events:
-            if stopping.is_set():
-                break
             if ev is None:  # the source's idle heartbeat
+                if stopping.is_set() and not drains:
+                    break
                 self._tick()
                 continue
+            if stopping.is_set() and not drains:
+                break
             if tracker is not None:
                 ev = tracker.process(ev)
             if capture is not None:
@@ -340,12 +308,27 @@ class Runtime:
             return
         self._last_tick = now
         self._update_counts(check_drops=True)
+        if self._snapshot_every and now >= self._next_snapshot:
+            self._next_snapshot = now + self._snapshot_every
+            self._metrics_snapshot()
+
+    def _metrics_snapshot(self) -> None:
+        """Falco's ``metrics.output_rule``: an Informational internal alert with the counters."""
+        m = self.metrics
+        out = self._outputs.stats() if self._outputs is not None else None
+        self.emit_internal(METRICS_RULE, "Informational", METRICS_RULE, {
+            "scap.n_evts": m.n_evts, "scap.n_drops": m.n_drops,
+            "scap.n_drops_buffer_total": m.n_drops_buffer,
+            "falco.n_evts_processed": m.processed, "falco.num_alerts": self.alerts,
+            "falco.outputs_queue_num_drops": out.dropped if out else 0,
+            "falco.reloads": m.reloads_ok, "falco.reload_failures": m.reloads_failed,
+        })
 
     def _update_counts(self, *, check_drops: bool) -> None:
         total_evts = total_drops = 0
         known = False
         for s in self.sources:
-            n_evts, n_drops = _source_counts(s)
+            n_evts, n_drops = source_counts(s)
             if n_evts is not None:
                 known = True
                 total_evts += n_evts
@@ -384,14 +367,15 @@ class Runtime:
 
         engine = _engine_version()
         return {
+            # No Falco kernel driver or libs here (BCC programs instead): 0.0.0, not a guess.
             "default_driver_version": "bcc",
-            "driver_api_version": "8.0.0",
-            "driver_schema_version": "2.0.0",
+            "driver_api_version": "0.0.0",
+            "driver_schema_version": "0.0.0",
             "engine_version": str(engine.split(".")[1]),
             "engine_version_semver": engine,
             "falco_version": FALCO_COMPAT_VERSION,
             "falcoctl_py_version": __version__,
-            "libs_version": "0.20.0",
+            "libs_version": "0.0.0",
             "plugin_api_version": PLUGIN_API_VERSION,
             "plugin_versions": self.plugins.versions(),
         }
@@ -420,10 +404,18 @@ class Runtime:
             def entries() -> list[Path]:
                 out = [Path(e) if Path(e).is_absolute() or base is None else base / e
                        for e in self.config.rules_files]
+                out.extend(self._extra_rules)
+                if self.config.path is not None and self._reload_config is not None:
+                    out.append(self.config.path)
                 return out
 
             self.watcher = RulesWatcher(entries, self.request_reload).start()
             log.info("watching rules files (%s)", self.watcher.mode)
+        follow = self.config.get("artifact.follow")
+        if follow:
+            from detector.embedded_follow import start_embedded_follow
+
+            self.follow = start_embedded_follow(self, follow)
 
     def metrics_text(self) -> str:
         self._update_counts(check_drops=False)
@@ -480,8 +472,12 @@ class Runtime:
     def run(self) -> RunResult:
         """Run until the sources end or a stop is requested; release everything."""
         start = time.monotonic()
-        if self._outputs is None:
-            self._outputs = build_outputs(self.config)
+        with self._early_lock:
+            if self._outputs is None:
+                self._outputs = build_outputs(self.config)
+            for alert in self._early_alerts:
+                self._outputs.emit(alert)
+            self._early_alerts.clear()
         self.metrics.outputs = self._outputs.stats
         saved_signals = self._install_signals()
         capture = None
@@ -546,6 +542,8 @@ class Runtime:
     def _shutdown(self, capture: Any, tracker: Any, saved: list[tuple[int, Any]]) -> None:
         for sig, handler in saved:
             signal.signal(sig, handler)
+        if self.follow is not None:
+            self.follow.stop()
         if self.watcher is not None:
             self.watcher.stop()
         self.reloader.stop()

@@ -59,7 +59,9 @@ def load(config_path: Path) -> Config:
     return load_config(config_path)
 
 
-def make_client(config: Config | None, tls: TlsOptions) -> RegistryClient:
+def make_client(
+    config: Config | None, tls: TlsOptions, *, timeout: float | None = None
+) -> RegistryClient:
     """A registry client whose credentials come from the config, env and credential stores."""
 
     def credentials(host: str) -> RegistryCredentials | None:
@@ -83,6 +85,7 @@ def make_client(config: Config | None, tls: TlsOptions) -> RegistryClient:
         ca_file=tls.ca_file,
         insecure_skip_tls_verify=tls.insecure_skip_tls_verify,
         credentials=credentials,
+        timeout=timeout,
     )
 
 
@@ -111,13 +114,29 @@ def make_verify(
     """The signature hook for install (None when verification is off)."""
     from falcoctl_py.config import read_config_file
     from falcoctl_py.signing.policy import settings_from_config
-    from falcoctl_py.signing.verify import make_verifier
 
     data = read_config_file(config.path, create=False) if config.path else {}
     settings = settings_from_config(
         data, no_verify=no_verify, verify_key=verify_key, trusted_root=trusted_root
     )
-    return make_verifier(settings=settings, client=client)
+    if settings.no_verify:
+        from falcoctl_py.signing.verify import make_verifier
+
+        return make_verifier(settings=settings, client=client)  # warns, returns None
+    hook: list[Callable[..., None] | None] = []
+
+    def verify(registry: str, repository: str, digest: str, entry: object = None) -> None:
+        """The signing verifier, loaded only when a policy applies (most installs: none)."""
+        if settings.policy_for(f"{registry}/{repository}", entry) is None:
+            return
+        if not hook:
+            from falcoctl_py.signing.verify import make_verifier
+
+            hook.append(make_verifier(settings=settings, client=client))
+        if hook[0] is not None:
+            hook[0](registry, repository, digest, entry)
+
+    return verify
 
 
 def _platform(text: str | None) -> Platform:
@@ -147,6 +166,7 @@ def install(
     config = load(config_path)
     inst = config.artifact.install
     types = _types(allowed_types) if allowed_types else list(config.artifact.allowed_types)
+    # install_artifacts takes the state-directory lock (install and follow exclude each other)
     with make_client(config, tls) as client:
         verify = make_verify(
             config,

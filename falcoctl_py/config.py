@@ -170,19 +170,14 @@ def default_file_content() -> dict[str, Any]:
 
 
 def parse_duration(text: str) -> float:
-    """A Go duration (``168h``, ``1h30m``, ``90s``, ``500ms``) in seconds."""
-    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-    value = text.strip()
-    if value in ("0", ""):
-        if value == "":
-            raise ConfigError("empty duration", hint="use a duration such as 6h or 30m")
-        return 0.0
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ConfigError(
-            f"invalid duration {text!r}", hint="use a Go duration such as 6h, 1h30m or 45s"
-        )
-    return sum(float(n) * units[u] for n, u in parts)
+    """A positive Go duration (``168h``, ``1h30m``, ``90s``, ``500ms``) in seconds."""
+    from falcoctl_py.errors import UsageError
+    from falcoctl_py.schedule import parse_duration as parse
+
+    try:
+        return parse(text)
+    except UsageError as err:
+        raise ConfigError(err.message, hint=err.hint) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,8 +246,7 @@ def _get(data: Mapping[str, Any], dotted: str) -> Any:
 
 def _env(env: Mapping[str, str], key: str) -> str | None:
     """The variable of a dotted key (``artifact.install.refs``: FALCOCTL_ARTIFACT_INSTALL_REFS)."""
-    name = "FALCOCTL_" + re.sub(r"[.-]", "_", key).upper()
-    value = env.get(name)
+    value = env.get(_env_name(key))
     return value if value else None  # viper treats an empty variable as unset
 
 

@@ -86,11 +86,12 @@ class NetworkError(FalcoctlPyError):
 
     def __init__(
         self, message: str, *, url: str | None = None, status: int | None = None,
-        hint: str | None = None,
+        hint: str | None = None, retry_after: float | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.url = url
         self.status = status
+        self.retry_after = retry_after  # seconds the server asked to wait (429/503), if any
 
 
 class NotFoundError(FalcoctlPyError):

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from falcoctl_py.archive import DEFAULT_MAX_EXTRACTED, ExtractedFile, extract_tar_gz, file_sha256
 from falcoctl_py.errors import FalcoctlPyError, InstallError, UsageError
@@ -55,9 +56,15 @@ log = logging.getLogger(__name__)
 STAGE_PREFIX = ".falcoctl-py-stage-"
 JOURNAL = "COMMIT"
 DEFAULT_MAX_LAYER = 512 * 1024 * 1024
+WORKERS = 4  # concurrent manifest/blob fetches
+T = TypeVar("T")
 
 VerifyHook = Callable[[str, str, str, Any], None]
 """``verify(registry_host, repository, root_digest, index_entry_or_None)``: raise to refuse."""
+
+CheckHook = Callable[[str, str, ArtifactConfig, ArtifactType], None]
+"""``check(name, version, config, type)`` before anything is written (requirements): raise to
+refuse."""
 
 
 class Progress(Protocol):
@@ -93,7 +100,7 @@ class InstalledArtifact:
     version: str
     type: str
     digest: str
-    status: str  # installed | updated | up-to-date
+    status: str  # installed | updated | up-to-date | satisfied (an installed dependency kept)
     files: list[str] = field(default_factory=list)
     requested_by: list[str] = field(default_factory=list)
 
@@ -227,11 +234,11 @@ class _Installer:
         node = self.node(cand, from_user=False)
         return node.name, node.version, node.dependencies, cand
 
-    def installed_versions(self) -> dict[str, str]:
-        out: dict[str, str] = {}
+    def installed(self) -> dict[str, ArtifactState]:
+        out: dict[str, ArtifactState] = {}
         for state in list_states(self.state_dir):
             if state.name and state.version and _intact(state, self.dirs, self.platform):
-                out[state.name] = state.version
+                out[state.name] = state
         return out
 
     def stage(self, cand: _Candidate) -> tuple[Path, list[ExtractedFile]]:
@@ -240,7 +247,7 @@ class _Installer:
         dest = self.dirs.for_type(cand.artifact_type)
         try:
             dest.mkdir(parents=True, exist_ok=True)
-            stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=dest))
+            stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=dest))
         except OSError as err:
             raise _disk_error(err, dest) from None
         layer = cand.manifest.layer
@@ -278,14 +285,33 @@ class _Installer:
             raise
         return stage, files
 
+    def stale(self, cand: _Candidate, dest: Path, new: set[str]) -> list[tuple[str, str]]:
+        """Files the previous version installed that the new one drops (unchanged, unshared)."""
+        if cand.state is None:
+            return []
+        others = {
+            f.path for st in list_states(self.state_dir) if st.ref != cand.key for f in st.files
+        }
+        out = []
+        for item in cand.state.files:
+            path = Path(item.path)
+            try:
+                rel = path.relative_to(dest).as_posix()
+            except ValueError:
+                continue
+            if rel not in new and item.path not in others and file_sha256(path) == item.sha256:
+                out.append((rel, item.sha256))
+        return out
+
     def commit(self, cand: _Candidate, stage: Path, files: list[ExtractedFile]) -> list[str]:
         dest = self.dirs.for_type(cand.artifact_type)
         for item in files:
             _check_target(dest, item.path)
+        remove = self.stale(cand, dest, {f.path for f in files})
         try:
             journal = stage / JOURNAL
             with open(journal, "w") as handle:
-                json.dump([f.path for f in files], handle)
+                json.dump({"files": [f.path for f in files], "remove": remove}, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             _fsync_dir(stage)
@@ -330,9 +356,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _roll_forward(stage: Path, dest: Path) -> None:
-    """Move every journaled file still in ``stage`` into ``dest``, then drop ``stage``."""
-    journal = stage / JOURNAL
-    rels = json.loads(journal.read_text())
+    """Move every journaled file still in ``stage`` into ``dest``, drop the files the new version
+    no longer has, then drop ``stage``."""
+    journal = json.loads((stage / JOURNAL).read_text())
+    rels = journal["files"] if isinstance(journal, dict) else journal
+    remove = journal.get("remove", []) if isinstance(journal, dict) else []
     touched: set[Path] = set()
     for rel in rels:
         src = stage / "files" / rel
@@ -340,10 +368,16 @@ def _roll_forward(stage: Path, dest: Path) -> None:
         if not src.exists():
             continue  # moved before an interruption
         target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        if file_sha256(target) == file_sha256(src):
+        current = file_sha256(target)
+        if current and current == file_sha256(src):
             continue  # identical: leave the file (and Falco's watch) alone
         os.replace(src, target)
         touched.add(target.parent)
+    for rel, sha in remove:
+        target = dest / rel
+        if file_sha256(target) == sha:
+            target.unlink()
+            touched.add(target.parent)
     for folder in touched:
         with contextlib.suppress(OSError):
             _fsync_dir(folder)
@@ -355,7 +389,7 @@ def recover_staging(dest: Path) -> None:
     if not dest.is_dir():
         return
     for stage in sorted(dest.glob(f"{STAGE_PREFIX}*")):
-        if not stage.is_dir() or stage.is_symlink():
+        if not stage.is_dir() or stage.is_symlink() or _owner_alive(stage):
             continue
         if (stage / JOURNAL).is_file():
             log.info("finishing an interrupted install in %s", dest)
@@ -369,6 +403,29 @@ def recover_staging(dest: Path) -> None:
             shutil.rmtree(stage, ignore_errors=True)
 
 
+def _owner_alive(stage: Path) -> bool:
+    """True when another running process owns this staging directory."""
+    pid_text = stage.name[len(STAGE_PREFIX) :].split("-", 1)[0]
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def install_lock(state_dir: Path) -> Iterator[None]:
+    """One install, follow update or rollback at a time per state directory (shared lock)."""
+    from falcoctl_py.locking import state_lock
+
+    with state_lock(state_dir):
+        yield
+
+
 def install_artifacts(
     *,
     refs: Sequence[str],
@@ -380,6 +437,7 @@ def install_artifacts(
     allowed_types: Sequence[str] = (),
     resolve_deps: bool = True,
     verify: VerifyHook | None = None,
+    check: CheckHook | None = None,
     progress: Progress | None = None,
     max_layer_size: int = DEFAULT_MAX_LAYER,
     max_extracted: int = DEFAULT_MAX_EXTRACTED,
@@ -390,6 +448,40 @@ def install_artifacts(
             "no artifact to install",
             hint="give references, or set artifact.install.refs in the config",
         )
+    with install_lock(state_dir):
+        return _install(
+            refs=refs,
+            client=client,
+            lookup=lookup,
+            dirs=dirs,
+            state_dir=state_dir,
+            platform=platform,
+            allowed_types=allowed_types,
+            resolve_deps=resolve_deps,
+            verify=verify,
+            check=check,
+            progress=progress,
+            max_layer_size=max_layer_size,
+            max_extracted=max_extracted,
+        )
+
+
+def _install(
+    *,
+    refs: Sequence[str],
+    client: RegistryClient,
+    lookup: IndexLookup | None,
+    dirs: InstallDirs,
+    state_dir: Path,
+    platform: Platform,
+    allowed_types: Sequence[str],
+    resolve_deps: bool,
+    verify: VerifyHook | None,
+    check: CheckHook | None,
+    progress: Progress | None,
+    max_layer_size: int,
+    max_extracted: int,
+) -> InstallResult:
     before = _snapshot(client.stats)
     inst = _Installer(
         client=client,
@@ -404,24 +496,31 @@ def install_artifacts(
     )
     for dest in {dirs.rulesfiles, dirs.plugins, dirs.assets}:
         recover_staging(dest)
-    roots = []
-    for text in refs:
-        aref = parse_artifact_ref(text, lookup)
-        roots.append(inst.node(inst.inspect(aref, aref.key), from_user=True))
+    arefs = [parse_artifact_ref(text, lookup) for text in refs]
+    roots = [
+        inst.node(cand, from_user=True)
+        for cand in _parallel([functools.partial(inst.inspect, a, a.key) for a in arefs])
+    ]
     for root in roots:
         root.requested_by.append("command line")
+    kept: list[tuple[str, str]] = []
+    installed = inst.installed() if resolve_deps else {}
     if resolve_deps:
         nodes = _resolve(
             roots,
             fetch=inst.fetch,
             lookup=lookup,
             list_tags=client.list_tags,
-            installed=inst.installed_versions(),
+            installed={name: st.version for name, st in installed.items()},
+            kept=kept,
         )
     else:
         bare = [Node(n.name, n.version, (), n.payload, n.requested_by, True) for n in roots]
         nodes = _resolve(bare, fetch=inst.fetch, lookup=None, list_tags=client.list_tags)
     todo = [n for n in nodes if not n.payload.up_to_date]
+    if check is not None:
+        for node in todo:
+            check(node.name, node.version, node.payload.config, node.payload.artifact_type)
     if verify is not None:
         for node in todo:
             cand = node.payload
@@ -432,15 +531,32 @@ def install_artifacts(
                 except FalcoctlPyError as err:
                     log.warning("no index entry for %s: %s", node.name, err.one_line())
             verify(cand.pinned.registry, cand.pinned.repository, cand.root_digest, entry)
-    staged: dict[str, tuple[Path, list[ExtractedFile]]] = {}
-    try:
-        for node in todo:
-            staged[node.payload.key] = inst.stage(node.payload)
-    except BaseException:
-        for stage, _ in staged.values():
-            shutil.rmtree(stage, ignore_errors=True)
-        raise
-    results = []
+    staged = dict(
+        zip(
+            [n.payload.key for n in todo],
+            _parallel(
+                [functools.partial(inst.stage, n.payload) for n in todo],
+                cleanup=lambda done: shutil.rmtree(done[0], ignore_errors=True),
+            ),
+            strict=True,
+        )
+    )
+    requirers: dict[str, list[str]] = {}
+    for name, requirer in kept:
+        requirers.setdefault(name, []).append(requirer)
+    results = [
+        InstalledArtifact(
+            ref=installed[name].ref,
+            name=name,
+            version=installed[name].version,
+            type=installed[name].type,
+            digest=installed[name].digest,
+            status="satisfied",
+            files=[f.path for f in installed[name].files],
+            requested_by=sorted(set(who)),
+        )
+        for name, who in sorted(requirers.items())
+    ]
     for node in nodes:
         cand = node.payload
         if cand.up_to_date:
@@ -481,6 +597,28 @@ def install_artifacts(
         blob_downloads=after.blob_gets - before.blob_gets,
         blob_bytes=after.blob_bytes - before.blob_bytes,
     )
+
+
+def _parallel(
+    jobs: Sequence[Callable[[], T]], *, cleanup: Callable[[T], None] | None = None
+) -> list[T]:
+    """Run jobs on a few threads, results in order; on any failure clean up what succeeded and
+    raise the first failure (in job order)."""
+    if len(jobs) <= 1:
+        return [job() for job in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(jobs))) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        errors = [f.exception() for f in futures]
+    failed = next((e for e in errors if e is not None), None)
+    if failed is None:
+        return [f.result() for f in futures]
+    if cleanup is not None:
+        for future, error in zip(futures, errors, strict=True):
+            if error is None:
+                cleanup(future.result())
+    raise failed
 
 
 def _snapshot(stats: RequestStats) -> RequestStats:

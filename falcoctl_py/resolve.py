@@ -258,11 +258,12 @@ def resolve_dependencies(
     lookup: IndexLookup | None,
     list_tags: Callable[[str], list[str]],
     installed: dict[str, str] | None = None,
+    kept: list[tuple[str, str]] | None = None,
 ) -> list[Node[P]]:
     """Close ``roots`` over their dependencies; return every node to install, dependencies first.
 
     ``installed`` maps names of artifacts already on disk to their versions: a dependency they
-    satisfy is not fetched again.
+    satisfy is not fetched again, and is appended to ``kept`` as (name, requirer label).
     """
     installed = installed or {}
     chosen: dict[str, Node[P]] = {}
@@ -301,7 +302,7 @@ def resolve_dependencies(
                 chosen[present.name] = upgraded
                 queue.append(present.name)
                 continue
-            kept = next(
+            keep = next(
                 (
                     o
                     for o in options
@@ -309,14 +310,16 @@ def resolve_dependencies(
                 ),
                 None,
             )
-            if kept is not None:
+            if keep is not None:
+                if kept is not None:
+                    kept.append((keep.name, current.label))
                 log.info(
                     "%s needs %s>=%s: installed %s:%s satisfies it",
                     current.label,
                     dep.name,
                     dep.version,
-                    kept.name,
-                    installed[kept.name],
+                    keep.name,
+                    installed[keep.name],
                 )
                 continue
             node = _fetch_latest(dep, current, fetch, lookup, list_tags)

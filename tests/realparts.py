@@ -215,9 +215,10 @@ def podman(*args: str, check: bool = True, timeout: float = 60) -> str:
     return proc.stdout
 
 
-def busybox_image(workdir: Path, tag: str = "localhost/falcoctl-py-busybox:test") -> str:
+def busybox_image(workdir: Path, tag: str | None = None) -> str:
     """A local image made with ``podman import`` of a busybox-static rootfs; its name."""
     need_root()
+    tag = tag or f"localhost/falcoctl-py-busybox:test-{os.getpid()}"
     busybox = Path("/bin/busybox")
     need(busybox.exists(), "/bin/busybox (Debian busybox-static)")
     root = workdir / "rootfs"

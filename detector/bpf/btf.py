@@ -193,6 +193,8 @@ OFFSETS: dict[str, str] = {
     "OFF_MM_EXE_FILE": "mm_struct.exe_file",
     "OFF_MM_ARG_START": "mm_struct.arg_start",
     "OFF_MM_ARG_END": "mm_struct.arg_end",
+    "OFF_MM_ENV_START": "mm_struct.env_start",
+    "OFF_MM_ENV_END": "mm_struct.env_end",
     "OFF_FILE_INODE": "file.f_inode",
     "OFF_FILE_DENTRY": "file.f_path.dentry",
     "OFF_FILE_PRIVATE": "file.private_data",
@@ -220,8 +222,15 @@ OFFSETS: dict[str, str] = {
     "OFF_SK_PROTOCOL": "sock.sk_protocol",
     "OFF_PID_LEVEL": "pid.level",
     "OFF_PID_NUMBERS": "pid.numbers",
-    "OFF_CSS_SET_SUBSYS": "css_set.subsys",
-    "OFF_CSS_CGROUP": "cgroup_subsys_state.cgroup",
+    "OFF_REGS_ORIG_AX": "pt_regs.orig_ax",
+    "OFF_REGS_DI": "pt_regs.di",
+    "OFF_REGS_SI": "pt_regs.si",
+    "OFF_REGS_DX": "pt_regs.dx",
+    "OFF_REGS_R10": "pt_regs.r10",
+    "OFF_REGS_R8": "pt_regs.r8",
+    "OFF_REGS_R9": "pt_regs.r9",
+    "OFF_TASK_TI_STATUS": "task_struct.thread_info.status",
+    "OFF_CSS_SET_DFL_CGRP": "css_set.dfl_cgrp",
     "OFF_CGROUP_KN": "cgroup.kn",
     "OFF_KN_NAME": "kernfs_node.name",
     "OFF_KN_PARENT": "kernfs_node.__parent|kernfs_node.parent",
@@ -246,6 +255,13 @@ def offsets(btf: Btf | None = None) -> dict[str, int]:
                 hint="this kernel is not supported by the eBPF source",
             )
     out["SIZEOF_UPID"] = btf.size("upid") if "upid" in btf.by_name else 16
+    regs = [out[f"OFF_REGS_{r}"] for r in ("DI", "SI", "DX", "R10", "R8", "R9")]
+    if min(regs) < 0 or max(regs) + 8 - min(regs) > 64 or out["OFF_REGS_ORIG_AX"] < 0:
+        raise DetectorError(
+            "struct pt_regs in the kernel's BTF has no x86-64 argument registers",
+            hint="the eBPF source supports x86-64 kernels",
+        )
+    out["REGS_LO"] = min(regs)  # one 64-byte read from here covers the six argument registers
     return out
 
 

@@ -1,11 +1,12 @@
 // falcoctl-py kernel event source: syscall exits as Falco events, through a BPF ring buffer.
 //
-// Tracepoints only. One generic enter and one generic exit program are attached to the
-// per-syscall tracepoints syscalls:sys_enter_X / sys_exit_X of every syscall the source can
-// decode; their records share one layout (nr at 8, args or ret from 16), so a program never
-// names a syscall's own fields. raw_syscalls:sys_exit feeds init_module/finit_module, which have
-// no per-syscall tracepoints on kernels without module support. sched:sched_process_exit gives
-// procexit.
+// Tracepoints only, and one program per event kind, as Falco's modern probe does: a raw
+// tracepoint on raw_syscalls' sys_exit (arguments: struct pt_regs *, the return value) sees
+// every syscall's exit, takes the syscall number and the arguments from the saved registers,
+// and drops at once what the `spec` map does not select; a raw tracepoint on
+// sched_process_exit gives procexit. No enter program and no per-thread map: the registers
+// still hold the arguments at exit, and after a successful execve the new image's argv,
+// environment and file name are read from its own mm (the file name sits at env_end).
 //
 // The `spec` map (one u32 per syscall number, written by userspace from
 // detector/sources/syscalls.py) says what to capture and whether the syscall is selected:
@@ -18,34 +19,17 @@
 
 #include "events.h"
 
-struct inflight {
-    u64 args[6];
-    u32 nr;
-};
-
 struct buf {
     struct hdr h;
     u8 raw[BUF_SIZE];
 };
 
-struct fname {
-    char s[STR_MAX];
-};
-
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_ARRAY(spec, u32, 512);
-BPF_ARRAY(config, u32, 4);             // [0] own tgid (skipped), [1] 1 = module syscalls on
-BPF_PERCPU_ARRAY(counters, u64, 4);    // [0] records offered, [1] drops (ringbuf full)
+BPF_ARRAY(config, u32, 4);             // [0] own tgid (skipped)
+// [0] records offered, [1] drops (ring buffer full), [2 + category] drops by category
+BPF_PERCPU_ARRAY(counters, u64, 10);
 BPF_PERCPU_ARRAY(scratch, struct buf, 1);
-BPF_TABLE("lru_hash", u32, struct inflight, inflight, 16384);
-BPF_TABLE("lru_hash", u32, struct fname, execfn, 1024);
-
-struct sys_rec {
-    u64 common;
-    int nr;          // int __syscall_nr on syscalls:*, low half of long id on raw_syscalls
-    int pad;
-    u64 a0;          // first arg, or ret on exits
-};
 
 static __always_inline void *rd_ptr(void *base, int off)
 {
@@ -76,37 +60,6 @@ static __always_inline void count(int idx)
     u64 *c = counters.lookup(&idx);
     if (c)
         *c += 1;
-}
-
-int sys_enter(struct sys_rec *ctx)
-{
-    u32 nr = (u32)ctx->nr;
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (nr >= 512)
-        return 0;
-    u32 *sp = spec.lookup(&nr);
-    if (!sp || !(*sp & F_ENABLED))
-        return 0;
-    u32 spec_v = *sp;
-    if (own_tgid(pid_tgid >> 32))
-        return 0;
-    struct inflight inf = {};
-    inf.nr = nr;
-    bpf_probe_read_kernel(&inf.args, sizeof(inf.args), (void *)ctx + 16);
-    u32 tid = (u32)pid_tgid;
-    inflight.update(&tid, &inf);
-    if (spec_v & F_EXEC) {
-        int idx = SPEC_ARG(spec_v, S_STR0);
-        int z = 0;
-        struct buf *b = scratch.lookup(&z);
-        if (b && idx >= 0 && idx < 6) {
-            struct fname *fn = (struct fname *)b->raw;
-            fn->s[0] = 0;
-            bpf_probe_read_user_str(fn->s, STR_MAX, (void *)inf.args[idx]);
-            execfn.update(&tid, fn);
-        }
-    }
-    return 0;
 }
 
 static __always_inline void fill_proc(struct proc_ctx *p, void *task)
@@ -166,6 +119,21 @@ static __always_inline void fill_proc(struct proc_ctx *p, void *task)
             bpf_probe_read_kernel_str(p->exe_dname, sizeof(p->exe_dname), name);
     }
     p->cgroup_id = bpf_get_current_cgroup_id();
+#if OFF_CSS_SET_DFL_CGRP >= 0 && OFF_KN_PARENT >= 0
+    void *kn = rd_ptr(rd_ptr(rd_ptr(task, OFF_TASK_CGROUPS), OFF_CSS_SET_DFL_CGRP),
+                      OFF_CGROUP_KN);
+#define CG_LEVEL(i)                                                                \
+    if (kn) {                                                                      \
+        void *name = rd_ptr(kn, OFF_KN_NAME);                                      \
+        if (name)                                                                  \
+            bpf_probe_read_kernel_str(p->cgroup[i], sizeof(p->cgroup[i]), name);   \
+        kn = rd_ptr(kn, OFF_KN_PARENT);                                            \
+    }
+    CG_LEVEL(0)
+    CG_LEVEL(1)
+    CG_LEVEL(2)
+    CG_LEVEL(3)
+#endif
 }
 
 static __always_inline int fill_tuple(struct tuple *t, void *task, s64 fd)
@@ -216,15 +184,17 @@ static __always_inline u32 put_str(struct buf *b, u32 off, const void *uptr, int
     return n > 0 ? n : 0;
 }
 
-static __always_inline int submit(struct buf *b, u32 off)
+static __always_inline int submit(struct buf *b, u32 off, u32 sv)
 {
     u32 size = sizeof(struct hdr) + (off & OFF_MASK);
     b->h.size = size;
     if (size > sizeof(struct buf))
         size = sizeof(struct buf);
     count(0);
-    if (events.ringbuf_output(b, size, 0) != 0)
+    if (events.ringbuf_output(b, size, 0) != 0) {
         count(1);
+        count(2 + ((sv >> S_DROPCAT) & 7));
+    }
     return 0;
 }
 
@@ -243,30 +213,41 @@ static __always_inline void fill_hdr(struct buf *b, u64 pid_tgid, u32 nr, s64 re
     bpf_get_current_comm(&b->h.comm, sizeof(b->h.comm));
 }
 
-int sys_exit(struct sys_rec *ctx)
+int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    u32 tid = (u32)pid_tgid;
-    struct inflight *inf = inflight.lookup(&tid);
-    if (!inf)
+    void *regs = (void *)ctx->args[0];
+    u64 nr64 = 0;
+    bpf_probe_read_kernel(&nr64, 8, regs + OFF_REGS_ORIG_AX);
+    if (nr64 >= 512)
         return 0;
-    u32 nr = inf->nr;
-    if (nr != (u32)ctx->nr || nr >= 512) {
-        inflight.delete(&tid);
-        return 0;
-    }
+    u32 nr = nr64;
     u32 *sp = spec.lookup(&nr);
-    if (!sp)
+    if (!sp || !(*sp & F_ENABLED))
         return 0;
     u32 sv = *sp;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (own_tgid(pid_tgid >> 32))
+        return 0;
     int z = 0;
     struct buf *b = scratch.lookup(&z);
     if (!b)
         return 0;
-    s64 ret = (s64)ctx->a0;
+#if OFF_TASK_TI_STATUS >= 0
+    // TS_COMPAT: a 32-bit syscall (ia32 process or int 0x80), whose numbers are not x86-64's.
+    if (rd_u32((void *)bpf_get_current_task(), OFF_TASK_TI_STATUS) & 0x0002)
+        return 0;
+#endif
+    // The six argument registers in one read (REGS_LO .. REGS_LO + 64).
+    u64 r[8] = {};
+    bpf_probe_read_kernel(r, sizeof(r), regs + REGS_LO);
+    s64 ret = (s64)ctx->args[1];
     fill_hdr(b, pid_tgid, nr, ret);
-    __builtin_memcpy(b->h.args, inf->args, sizeof(b->h.args));
-    inflight.delete(&tid);
+    b->h.args[0] = r[(OFF_REGS_DI - REGS_LO) / 8];
+    b->h.args[1] = r[(OFF_REGS_SI - REGS_LO) / 8];
+    b->h.args[2] = r[(OFF_REGS_DX - REGS_LO) / 8];
+    b->h.args[3] = r[(OFF_REGS_R10 - REGS_LO) / 8];
+    b->h.args[4] = r[(OFF_REGS_R8 - REGS_LO) / 8];
+    b->h.args[5] = r[(OFF_REGS_R9 - REGS_LO) / 8];
     void *task = (void *)bpf_get_current_task();
     u32 off = 0;
     if (sv & F_PROC) {
@@ -296,14 +277,16 @@ int sys_exit(struct sys_rec *ctx)
     }
     // Strings: str0 (the file name execve got, saved at enter), str1, str2.
     if (sv & F_EXEC) {
-        struct fname *fn = execfn.lookup(&tid);
-        if (fn) {
-            b->h.len[0] = put_str(b, off, fn->s, 0);
+        void *mm = rd_ptr(task, OFF_TASK_MM);
+        int fi = SPEC_ARG(sv, S_STR0);
+        if (ret == 0) {  // the file name the new image got, at env_end of its stack
+            b->h.len[0] = put_str(b, off, rd_ptr(mm, OFF_MM_ENV_END), 1);
             off += b->h.len[0];
-            execfn.delete(&tid);
+        } else if (fi >= 0 && fi < 6) {  // failed: the old image and its pointer are intact
+            b->h.len[0] = put_str(b, off, (void *)b->h.args[fi], 1);
+            off += b->h.len[0];
         }
         if (ret == 0) {  // the new image: argv from mm->arg_start..arg_end
-            void *mm = rd_ptr(task, OFF_TASK_MM);
             u64 start = (u64)rd_ptr(mm, OFF_MM_ARG_START);
             u64 end = (u64)rd_ptr(mm, OFF_MM_ARG_END);
             u64 len = end > start ? end - start : 0;
@@ -312,6 +295,16 @@ int sys_exit(struct sys_rec *ctx)
             asm volatile("%0 &= 1023" : "+r"(len));  // a bound the verifier sees
             if (len && bpf_probe_read_user(&b->raw[off & OFF_MASK], len, (void *)start) == 0) {
                 b->h.len[1] = len;
+                off += len;
+            }
+            start = (u64)rd_ptr(mm, OFF_MM_ENV_START);  // and the environment
+            end = (u64)rd_ptr(mm, OFF_MM_ENV_END);
+            len = end > start ? end - start : 0;
+            if (len > ARGS_MAX - 1)
+                len = ARGS_MAX - 1;
+            asm volatile("%0 &= 1023" : "+r"(len));
+            if (len && bpf_probe_read_user(&b->raw[off & OFF_MASK], len, (void *)start) == 0) {
+                b->h.len[2] = len;
                 off += len;
             }
         }
@@ -353,32 +346,11 @@ int sys_exit(struct sys_rec *ctx)
             }
         }
     }
-    return submit(b, off);
+    return submit(b, off, sv);
 }
 
-// init_module / finit_module: raw_syscalls:sys_exit, no arguments (see module docstring).
-int raw_exit(struct sys_rec *ctx)
-{
-    u32 nr = (u32)ctx->nr;
-    if (nr != 175 && nr != 313)
-        return 0;
-    u32 *sp = spec.lookup(&nr);
-    if (!sp || !(*sp & F_ENABLED))
-        return 0;
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (own_tgid(pid_tgid >> 32))
-        return 0;
-    int z = 0;
-    struct buf *b = scratch.lookup(&z);
-    if (!b)
-        return 0;
-    fill_hdr(b, pid_tgid, nr, (s64)ctx->a0);
-    __builtin_memset(b->h.args, 0, sizeof(b->h.args));
-    return submit(b, 0);
-}
-
-// sched:sched_process_exit: Falco's procexit, for every thread that ends.
-int proc_exit(void *ctx)
+// sched_process_exit (raw tracepoint): Falco's procexit, for every thread that ends.
+int proc_exit(struct bpf_raw_tracepoint_args *ctx)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 nr = SPEC_PROCEXIT;
@@ -393,5 +365,5 @@ int proc_exit(void *ctx)
         return 0;
     fill_hdr(b, pid_tgid, NR_PROCEXIT, 0);
     __builtin_memset(b->h.args, 0, sizeof(b->h.args));
-    return submit(b, 0);
+    return submit(b, 0, *sp);
 }

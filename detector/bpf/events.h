@@ -17,14 +17,15 @@
 #define F_PROC (1u << 22)
 #define F_EXEC (1u << 23)
 #define F_ENABLED (1u << 25)
+#define S_DROPCAT 26  // 3 bits: Falco's n_drops_buffer_* category of the syscall
 
 #define NR_PROCEXIT 1001
 #define SPEC_PROCEXIT 489  // spec slot of procexit (no syscall has this number)
 #define STR_MAX 256
 #define ARGS_MAX 1024
 #define SA_MAX 112
-#define OFF_MASK 2047
-#define BUF_SIZE 4096
+#define OFF_MASK 4095
+#define BUF_SIZE 8192
 
 // kind bits of a record
 #define K_PROC 1
@@ -66,6 +67,7 @@ struct proc_ctx {
     u32 exe_flags;   // 1: overlayfs upper layer, 2: overlayfs
     u64 cgroup_id;
     char exe_dname[32];
+    char cgroup[4][96];  // the cgroup v2 path's last components, innermost first
 };
 
 struct tuple {

@@ -12,6 +12,7 @@ class FileSink(Sink):
     """Appends one line per alert. Without keep_alive the file is opened for every alert."""
 
     name = "file"
+    batches = True
 
     def __init__(self, filename: str, *, keep_alive: bool = False, buffered: bool = False) -> None:
         self.path = Path(filename)
@@ -30,6 +31,18 @@ class FileSink(Sink):
         if self._fh is None:
             self._fh = self._open()
         self._fh.write(line + "\n")
+        if not self.buffered:
+            self._fh.flush()
+
+    def write_batch(self, items: list[tuple[str, Any]]) -> None:
+        text = "".join(line + "\n" for line, _ in items)
+        if not self.keep_alive:
+            with self._open() as fh:
+                fh.write(text)
+            return
+        if self._fh is None:
+            self._fh = self._open()
+        self._fh.write(text)
         if not self.buffered:
             self._fh.flush()
 

@@ -16,6 +16,7 @@ class ProgramSink(Sink):
     def __init__(self, program: str, *, keep_alive: bool = False, buffered: bool = False) -> None:
         self.program = program
         self.keep_alive = keep_alive
+        self.batches = keep_alive
         self.buffered = buffered
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -34,6 +35,9 @@ class ProgramSink(Sink):
         self._proc.stdin.write(data)
         if not self.buffered:
             self._proc.stdin.flush()
+
+    def write_batch(self, items: list[tuple[str, Any]]) -> None:
+        self.write("\n".join(line for line, _ in items), None)
 
     def reopen(self) -> None:
         self.close()

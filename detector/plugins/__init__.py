@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from detector.config import DEFAULT_PLUGINS_DIR, FalcoConfig, PluginConfig
 from detector.plugins.base import (
@@ -19,13 +18,9 @@ from detector.plugins.base import (
 )
 from falcoctl_py.errors import DetectorError
 
-# Plugins whose fields the detector provides itself (container.* from the state tracker).
-BUILTIN_PLUGIN_VERSIONS = {"container": "0.4.0"}
-
 __all__ = [
-    "BUILTIN_PLUGIN_VERSIONS", "PLUGIN_API_VERSION", "LazyPluginFields", "LoadedPlugins",
-    "Plugin", "PluginEventRef", "PluginField", "PluginInfo", "check_requirements",
-    "events_from", "load_plugins",
+    "PLUGIN_API_VERSION", "LazyPluginFields", "LoadedPlugins", "Plugin", "PluginEventRef",
+    "PluginField", "PluginInfo", "events_from", "load_plugins",
 ]
 
 
@@ -106,41 +101,3 @@ def load_plugins(config: FalcoConfig) -> LoadedPlugins:
         loaded.destroy()
         raise
     return loaded
-
-
-def _semver(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in ([*str(text).split("-")[0].split("."), "0", "0"])[:3])
-
-
-def _compatible(have: str, need: str) -> bool:
-    try:
-        h, n = _semver(have), _semver(need)
-    except ValueError:
-        return False
-    return h[0] == n[0] and h[1:] >= n[1:]
-
-
-def check_requirements(requirements: list[Any], loaded: dict[str, str]) -> None:
-    """``required_plugin_versions`` against the loaded plugins: a clear error, never a crash.
-
-    Each requirement is a mapping (or object) with ``name``, ``version`` and optional
-    ``alternatives`` of the same shape.
-    """
-    have = {**BUILTIN_PLUGIN_VERSIONS, **loaded}
-    for req in requirements:
-        options = [req, *(_get(req, "alternatives") or [])]
-        if any(_get(o, "name") in have and _compatible(have[_get(o, "name")],
-                                                        str(_get(o, "version")))
-               for o in options):
-            continue
-        wanted = ", ".join(f"{_get(o, 'name')} (>= {_get(o, 'version')})" for o in options)
-        loaded_text = ", ".join(f"{k} {v}" for k, v in sorted(loaded.items())) or "none"
-        raise DetectorError(
-            f"Plugin requirement not satisfied, must load one of: {wanted} "
-            f"(loaded: {loaded_text})",
-            hint="install the plugin (falcoctl-py artifact install --update-config) and list "
-                 "it in load_plugins and plugins of falco.yaml")
-
-
-def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)

@@ -53,6 +53,7 @@ class _Defs:
         self.lists: dict[str, list[str]] = {}
         self.macros: dict[str, str] = {}
         self.rules: dict[str, dict[str, Any]] = {}
+        self.used: set[str] = set()  # lists and macros the plugin rules refer to
 
 
 def _read(files: Iterable[Path], sources: set[str]) -> _Defs:
@@ -129,7 +130,9 @@ def _expand(cond: str, defs: _Defs, where: tuple[str, int]) -> Any:
     def substitute(text: str) -> str:
         for name, items in defs.lists.items():
             if name in text:
-                text, _ = resolve_list(text, name, items)
+                text, used = resolve_list(text, name, items)
+                if used:
+                    defs.used.add(name)
         return text
 
     trees: dict[str, Any] = {}
@@ -142,6 +145,7 @@ def _expand(cond: str, defs: _Defs, where: tuple[str, int]) -> Any:
             if node.name in stack:
                 raise LocatedError(f"reference loop in macro '{node.name}'", path=where[0],
                                    line=where[1])
+            defs.used.add(node.name)
             if node.name not in trees:
                 trees[node.name] = parse(substitute(defs.macros[node.name]))
             return resolve(trees[node.name], (*stack, node.name))
@@ -163,8 +167,9 @@ def _expand(cond: str, defs: _Defs, where: tuple[str, int]) -> Any:
 def compile_plugin_rules(
     files: list[Path], extractors: dict[str, dict[str, Plugin]], *, min_priority: int = 7,
     selectors: Iterable[Any] = (), rule_matching: str = "first", iso: bool = False,
-) -> dict[str, PluginRulesEngine]:
-    """One engine per plugin source that has rules; raises ``path:line: message``."""
+) -> tuple[dict[str, PluginRulesEngine], set[str]]:
+    """One engine per plugin source that has rules, and the list and macro names they use;
+    raises ``path:line: message``."""
     from detector.rules.compiler import CompiledCondition
 
     defs = _read(files, set(extractors))
@@ -193,8 +198,9 @@ def compile_plugin_rules(
         by_source.setdefault(source, []).append(PluginRule(
             name=name, source=source, priority=prio, tags=tags,
             output=str(item.get("output", "")), condition=cond))
-    return {src: PluginRulesEngine(rules, first=rule_matching == "first", iso=iso)
-            for src, rules in by_source.items()}
+    engines = {src: PluginRulesEngine(rules, first=rule_matching == "first", iso=iso)
+               for src, rules in by_source.items()}
+    return engines, defs.used
 
 
 class PluginRulesEngine:

@@ -20,17 +20,11 @@ from detector.rules.ast import (
     And,
     BinaryCheck,
     Expr,
-    FieldRef,
     Identifier,
-    ListNode,
     Not,
     Or,
-    Transformer,
     UnaryCheck,
-    ValueNode,
-    walk,
 )
-from detector.rules.eventtable import EVT_TYPE_NAMES
 from detector.rules.fields import (
     ANY,
     ANYIP,
@@ -40,10 +34,10 @@ from detector.rules.fields import (
     CompileError,
     FieldError,
     Provider,
-    is_field_name,
 )
+from detector.rules.inference import condition_warnings, evttypes
 from detector.rules.plan import CheckPlan, Operand, plan_check
-from detector.rules.refeval import ReferenceEvaluator, one
+from detector.rules.refeval import StackEvaluator, one
 from detector.rules.values import TRANSFORMS, PathPrefixes, ascii_lower, glob_regex
 
 __all__ = [
@@ -56,9 +50,12 @@ __all__ = [
     "evttypes",
 ]
 
-UNIVERSE: frozenset[str] = EVT_TYPE_NAMES
+MAX_CODEGEN_DEPTH = 60
+MAX_CODEGEN_CHECKS = 20000
 _EXPENSIVE = re.compile(r"_h_|join\(|sum\(|len\(")
 _TOKEN = re.compile("\x01([^\x01\x02]*)\x02")
+_CHECK_TOKEN = re.compile("\x03([^\x03\x04]*)\x04")
+_BODY = re.compile("\x05([0-9]+)\x06")
 _UNSET = object()
 _GROUPABLE = {"=": "eq", "in": "eq", "startswith": "startswith", "endswith": "endswith"}
 _HELPERS: dict[str, object] = {
@@ -69,26 +66,50 @@ _HELPERS: dict[str, object] = {
 }
 
 
+class ConstPool:
+    """Names for the constants of generated code; equal constants share one name, so equal
+    checks of different rules generate the same text (and :func:`finalize` computes them once).
+    """
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.env: dict[str, object] = {}
+        self.names: dict[tuple[str, object], str] = {}
+
+    def add(self, value: object) -> str:
+        try:
+            key: tuple[str, object] | None = (type(value).__name__, value)
+            hash(key)
+        except TypeError:
+            key = None
+        if key is not None and key in self.names:
+            return self.names[key]
+        name = f"_k{self.prefix}{len(self.env)}"
+        self.env[name] = value
+        if key is not None:
+            self.names[key] = name
+        return name
+
+
 class _Gen:
     """Generates the Python expression of one condition (optionally for one event type)."""
 
     def __init__(self, plans: dict[int, CheckPlan], provider: Provider, evttype: str | None,
-                 prefix: str) -> None:
+                 pool: ConstPool) -> None:
         self.plans = plans
         self.provider = provider
         self.evttype = evttype
-        self.prefix = prefix
-        self.env: dict[str, object] = {}
-        self.n = 0
+        self.pool = pool
+        self.env = pool.env
 
-    def name(self, kind: str) -> str:
-        self.n += 1
-        return f"_{kind}{self.prefix}_{self.n}"
+    @staticmethod
+    def name(kind: str) -> str:
+        # Scratch locals are bound and used within one check, so one name per kind is enough,
+        # and equal checks stay equal text.
+        return f"_{kind}"
 
     def const(self, value: object) -> str:
-        key = self.name("k")
-        self.env[key] = value
-        return key
+        return self.pool.add(value)
 
     def expr(self, node: Expr) -> str:
         if isinstance(node, And):
@@ -157,7 +178,9 @@ class _Gen:
 
     def operand(self, opnd: Operand) -> str:
         x = opnd.field.expr
-        if _EXPENSIVE.search(x):
+        if opnd.field.func is not None:
+            x = f"{self.const(opnd.field.func)}(e)"
+        elif _EXPENSIVE.search(x):
             x = f"\x01{x}\x02"  # a shared-value token, resolved by finalize()
         for name in opnd.transforms:
             w = self.name("w")
@@ -169,6 +192,10 @@ class _Gen:
         return x
 
     def check(self, plan: CheckPlan) -> str:
+        text = self._check(plan)
+        return text if text in ("True", "False") else f"\x03{text}\x04"
+
+    def _check(self, plan: CheckPlan) -> str:
         folded = self._fold(plan)
         if folded is not None:
             return folded
@@ -215,6 +242,13 @@ class _Gen:
 
     def pred(self, plan: CheckPlan, op: str, v: str, r: str | None, *, rhs: bool = False) -> str:
         """The operator on the non-None value ``v`` (against constants, or the local ``r``)."""
+        if plan.is_net and not rhs and not plan.modifier:
+            nets = plan.consts
+            if op in ("=", "!=") or len(nets) == 1:
+                test = f"({v} in {self.const(nets[0])})" if nets else "False"
+                return f"(not {test})" if op == "!=" else test
+            k = self.const(lambda ip, ns=tuple(nets): any(ip in n for n in ns))
+            return f"{k}({v})"
         if plan.modifier or (not rhs and plan.is_net) or (op == "pmatch" and not rhs):
             if op == "pmatch":
                 k = self.const(PathPrefixes(plan.consts))
@@ -275,27 +309,43 @@ def _map_or_none(fn: Callable[[Any], Any], values: list[Any]) -> list[Any] | Non
 class CompiledCondition:
     """A compiled condition: call it with an event; ``fn`` is the bare generated function."""
 
-    __slots__ = ("env", "evttypes", "expr", "fn", "node", "plans", "provider", "source",
-                 "warnings")
+    __slots__ = ("deep", "env", "evttypes", "expr", "fn", "node", "plans", "provider",
+                 "source", "warnings")
 
     def __init__(self, node: Expr, provider: Provider = EVENT) -> None:
         self.node = node
         self.provider = provider
         self.plans: dict[int, CheckPlan] = {}
-        _plan_all(node, provider, self.plans)
-        self.evttypes = evttypes(node)
+        depth = _plan_all(node, provider, self.plans)
+        # Absurdly deep or huge trees are not turned into Python source (its parser has limits,
+        # and a 10 MB condition must not take minutes to compile): they run on an evaluator
+        # that walks the tree with an explicit stack.
+        self.deep = depth > MAX_CODEGEN_DEPTH or len(self.plans) > MAX_CODEGEN_CHECKS
+        try:
+            self.evttypes = evttypes(node)
+        except RecursionError:
+            self.evttypes = None  # every type: the condition still checks evt.type itself
         self.warnings = condition_warnings(node)
         self.expr, self.source = "False", ""
         self.env: dict[str, object] = {}
-        self.fn: Callable[[Any], bool] = self._build(None)
+        if self.deep:
+            self.fn: Callable[[Any], bool] = StackEvaluator(node, self.plans)
+        else:
+            self.fn = self._build(None)
 
     def __call__(self, event: Any) -> bool:
         return self.fn(event)
 
-    def generate(self, evttype: str | None = None,
-                 prefix: str = "") -> tuple[str, dict[str, object]]:
-        """The expression (and its constants) for one event type, or for any event (None)."""
-        gen = _Gen(self.plans, self.provider, evttype, prefix)
+    def generate(self, evttype: str | None = None, prefix: str = "",
+                 pool: ConstPool | None = None) -> tuple[str, dict[str, object]]:
+        """The expression (and its constants) for one event type, or for any event (None).
+
+        The expression still holds shared-value tokens: pass it through :func:`finalize`.
+        """
+        pool = pool or ConstPool(prefix)
+        if self.deep:
+            return f"{pool.add(self.fn)}(e)", pool.env
+        gen = _Gen(self.plans, self.provider, evttype, pool)
         return gen.expr(self.node), gen.env
 
     def prelude(self, expr: str) -> list[str]:
@@ -313,12 +363,14 @@ class CompiledCondition:
         try:
             exec(compile(source, "<condition>", "exec"), ns)
         except (SyntaxError, RecursionError, MemoryError):  # absurdly deep trees
-            return ReferenceEvaluator(self.node, self.provider)
+            return StackEvaluator(self.node, self.plans)
         fn: Callable[[Any], bool] = ns["_cond"]
         return fn
 
     def specialize(self, evttype: str) -> Callable[[Any], bool] | None:
         """A function for events of one type, or None when no such event can match."""
+        if self.deep:
+            return self.fn
         expr, env = self.generate(evttype)
         if expr == "False":
             return None
@@ -339,20 +391,43 @@ def finalize(parts: list[str]) -> tuple[list[str], list[str]]:
 
     Returns the statements to put before the expressions and the expressions themselves.
     """
+    # Checks first: a check used twice or more becomes a lazily computed local ``_gN``.
     counts: dict[str, int] = {}
     for part in parts:
-        for m in _TOKEN.finditer(part):
+        for m in _CHECK_TOKEN.finditer(part):
             counts[m.group(1)] = counts.get(m.group(1), 0) + 1
-    names = {expr: f"_c{i}" for i, expr in enumerate(e for e, n in counts.items() if n > 1)}
+    shared = [e for e, n in counts.items() if n > 1]
+    index = {e: i for i, e in enumerate(shared)}
 
-    def repl(m: re.Match[str]) -> str:
-        expr = m.group(1)
-        name = names.get(expr)
-        if name is None:
-            return expr
-        return f"({name} if {name} is not _U else ({name} := {expr}))"
+    def check_repl(m: re.Match[str]) -> str:
+        i = index.get(m.group(1))
+        return m.group(1) if i is None else f"\x05{i}\x06"
 
-    return [f"{n} = _U" for n in names.values()], [_TOKEN.sub(repl, p) for p in parts]
+    parts = [_CHECK_TOKEN.sub(check_repl, p) for p in parts]
+    bodies = list(shared)
+    # Then fields, counting a shared check's body once.
+    fcounts: dict[str, int] = {}
+    for text in (*parts, *bodies):
+        for m in _TOKEN.finditer(text):
+            fcounts[m.group(1)] = fcounts.get(m.group(1), 0) + 1
+    fnames = {e: f"_c{i}" for i, e in enumerate(e for e, n in fcounts.items() if n > 1)}
+
+    def field_repl(m: re.Match[str]) -> str:
+        name = fnames.get(m.group(1))
+        return m.group(1) if name is None else \
+            f"({name} if {name} is not _U else ({name} := {m.group(1)}))"
+
+    parts = [_TOKEN.sub(field_repl, p) for p in parts]
+    bodies = [_TOKEN.sub(field_repl, b) for b in bodies]
+
+    def body_repl(m: re.Match[str]) -> str:
+        i = int(m.group(1))
+        return f"(_g{i} if _g{i} is not _U else (_g{i} := {bodies[i]}))"
+
+    parts = [_BODY.sub(body_repl, p) for p in parts]
+    lines = [" = ".join(names) + " = _U" for names in
+             ([f"_g{i}" for i in range(len(bodies))], list(fnames.values())) if names]
+    return lines, parts
 
 
 def helpers_for(provider: Provider) -> dict[str, object]:
@@ -360,18 +435,22 @@ def helpers_for(provider: Provider) -> dict[str, object]:
     return {**provider.helpers, **_HELPERS}
 
 
-def _plan_all(node: Expr, provider: Provider, plans: dict[int, CheckPlan]) -> None:
-    stack: list[Expr] = [node]
+def _plan_all(node: Expr, provider: Provider, plans: dict[int, CheckPlan]) -> int:
+    """Plan every check of the tree; return the tree's depth."""
+    stack: list[tuple[Expr, int]] = [(node, 1)]
+    depth = 0
     while stack:
-        n = stack.pop()
+        n, d = stack.pop()
+        depth = max(depth, d)
         if isinstance(n, (And, Or)):
-            stack.extend(n.children)
+            stack.extend((c, d + 1) for c in n.children)
         elif isinstance(n, Not):
-            stack.append(n.child)
+            stack.append((n.child, d + 1))
         elif isinstance(n, (BinaryCheck, UnaryCheck)):
             plans[id(n)] = plan_check(n, provider)
         else:
             raise CompileError(f"Undefined macro '{n.name}' used in filter.", pos=n.pos)
+    return depth
 
 
 def compile_condition(node: Expr, provider: Provider = EVENT) -> CompiledCondition:
@@ -385,82 +464,3 @@ def compile_rule_condition(
     """What the loader calls: the callable, its event types (None = all) and its warnings."""
     compiled = CompiledCondition(node, EVENT)
     return compiled, compiled.evttypes, compiled.warnings
-
-
-# -- evt.type inference (libsinsp filter/ppm_codes.cpp) ------------------------------------------
-
-
-def evttypes(node: Expr) -> frozenset[str] | None:
-    """The event types a condition can match (Falco's inference); None means every type."""
-    types = _types(node, False)
-    return None if types >= UNIVERSE else types
-
-
-def _types(node: Expr, neg: bool) -> frozenset[str]:
-    if isinstance(node, (And, Or)):
-        sets = [_types(c, neg) for c in node.children]
-        union = isinstance(node, Or) != neg
-        out = sets[0]
-        for s in sets[1:]:
-            out = out | s if union else out & s
-        return out
-    if isinstance(node, Not):
-        return _types(node.child, not neg)
-    if isinstance(node, BinaryCheck) and isinstance(node.left, FieldRef) \
-            and node.left.arg is None and not isinstance(node.right, (FieldRef, Transformer)):
-        values = node.right.items if isinstance(node.right, ListNode) else \
-            (node.right.value,) if isinstance(node.right, ValueNode) else ()
-        name, op = node.left.name, node.op
-        if name in ("evt.type", "syscall.type") and op in ("=", "==", "in", "!="):
-            named = frozenset(values)
-            s = UNIVERSE - named if op == "!=" else named & UNIVERSE
-            return UNIVERSE - s if neg else s
-        if name == "evt.num":
-            nums = [int(v) for v in values if re.fullmatch(r"[+-]?[0-9]+", v)]
-            if len(nums) != len(values):
-                return UNIVERSE
-            empty = (op in ("=", "==") and nums == [0]) or (op == "in" and all(
-                x == 0 for x in nums)) or (op == "<" and nums[0] <= 1)
-            if empty:
-                return UNIVERSE if neg else frozenset()
-    return UNIVERSE
-
-
-# -- compile-time warnings (libsinsp filter.cpp) ------------------------------------------------
-
-_TRANSFORMER_TEXT = re.compile(r"(tolower|toupper|b64|basename|len|val|join|concat|getopt)"
-                               r"\((.*)\)")
-_REGEX_SPECIAL = set("\\^$.|?*+()[]{}")
-
-
-def condition_warnings(node: Expr) -> list[str]:
-    """Falco's compiler warnings: consts that look like fields, regexes that could be simpler."""
-    out: list[str] = []
-    for n in walk(node):
-        if not isinstance(n, BinaryCheck):
-            continue
-        values = n.right.items if isinstance(n.right, ListNode) else \
-            (n.right.value,) if isinstance(n.right, ValueNode) else ()
-        for v in values:
-            m = _TRANSFORMER_TEXT.fullmatch(v)
-            if m and is_field_name(m.group(2).strip()):
-                out.append(f"'{v}' may be a valid field transformer misused as a const string "
-                           "value")
-            elif is_field_name(v):
-                out.append(f"'{v}' may be a valid field misused as a const string value")
-        if n.op == "regex" and len(values) == 1 and _simple_regex(values[0]):
-            out.append(f"regex check with '{values[0]}' may be optimized with simpler "
-                       "operators such as '=', 'contains', 'startswith', 'endswith'")
-    return out
-
-
-def _simple_regex(text: str) -> bool:
-    for pre in ("^", ".*", ".+", ".?"):
-        if text.startswith(pre):
-            text = text[len(pre):]
-            break
-    for post in ("$", ".*", ".+", ".?"):
-        if text.endswith(post):
-            text = text[: -len(post)]
-            break
-    return bool(text) and not any(ch in _REGEX_SPECIAL for ch in text)

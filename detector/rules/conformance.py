@@ -25,7 +25,8 @@ from detector.rules.parser import parse
 UPSTREAM_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
 _NEW_FEATURES = ("str_op_modifier", "transformer:join", "transformer:concat", "transformer:getopt",
                  "transformer_list", "transformer_arg", "hex_escape")
-_EXTRA = re.compile(r'add_extra_output_format \( "([^"]*)" , "([^"]*)" , \{([^}]*)\} , "([^"]*)" \)')
+_EXTRA = re.compile(r'add_extra_output_format \( "([^"]*)" , "([^"]*)" , '
+                    r'\{([^}]*)\} , "([^"]*)" \)')
 _NEW_LOADER = re.compile(r"\b(oneof|anyof|allof)\b|Unknown key|typo_field")
 
 
@@ -114,9 +115,8 @@ def escaping_suite(path: Path) -> Score:
                     ok = True
             else:
                 value = unescape_str(text)
-                raw = bytes(int(h, 16) for h in re.findall(r"\\x([0-9a-fA-F]{2})", text))
-                ok = value.encode("latin-1") == raw + text[1:-1].split("\\x")[-1][2:].encode() \
-                    if raw else True
+                want = re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m[1], 16)), text[1:-1])
+                ok = value == want
         except (EscapeError, UnicodeEncodeError):
             ok = False
         score.add(ok, stretch=stretch, label=str(text))

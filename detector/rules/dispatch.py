@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from detector.rules.compiler import CompiledCondition, finalize, helpers_for
+from detector.rules.compiler import CompiledCondition, ConstPool, finalize, helpers_for
 from detector.rules.fields import EVENT
 
 R = TypeVar("R")
@@ -33,6 +33,7 @@ class RuleIndex(Generic[R]):
         self.sources: dict[str, str] = {}
 
     def match(self, event: Any) -> tuple[R, ...]:
+        # For detector events (``event.type``); conditions compiled for the EVENT provider.
         """The rules ``event`` matches, in load order (at most one in ``first`` mode)."""
         fn = self._by_type.get(event.type)
         if fn is None:
@@ -53,12 +54,13 @@ class RuleIndex(Generic[R]):
     def build(self, evttype: str) -> Callable[[Any], tuple[R, ...]]:
         """Generate and compile the matcher for ``evttype``."""
         env: dict[str, Any] = {}
+        pool = ConstPool()
         exprs: list[tuple[int, str]] = []
         slow: list[tuple[R, Callable[[Any], bool]]] = []
         for i, (rule, cc) in enumerate(self.entries):
             if cc.evttypes is not None and evttype not in cc.evttypes:
                 continue
-            expr, cenv = cc.generate(evttype, prefix=f"{i}_")
+            expr, cenv = cc.generate(evttype, pool=pool)
             if expr == "False":
                 continue
             spec = cc.specialize(evttype)

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from detector.rules.collector import PRIORITIES, parse_priority
 from detector.errors import DetectorError
+from detector.rules.collector import PRIORITIES, parse_priority
 from detector.rules.loader import Rule, Ruleset
 from detector.rules.output import RuleFormatter, json_alert, rule_formatter
 
@@ -129,6 +129,7 @@ class RulesEngine:
         entries = [(_Entry(r, rule_formatter(r.output, iso8601=time_format_iso_8601,
                                              extra=extra_output)), r.compiled) for r in chosen]
         self._index: Any = RuleIndex(entries, first=rule_matching == "first")
+        self._match = self._index.match
 
     def candidates(self, evttype: str) -> list[Rule]:
         """The rules an event of this type is tested against."""
@@ -136,7 +137,7 @@ class RulesEngine:
 
     def process(self, event: Any) -> list[Alert]:
         """The alerts ``event`` raises (empty for most events)."""
-        hits = self._index.match(event)
+        hits = self._match(event)
         if not hits:
             return []
         return [self._alert(e, event) for e in hits]

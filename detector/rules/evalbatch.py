@@ -94,9 +94,10 @@ def _scalar(raw: Any, ftype: str, field: str) -> Any:
 
 def _operands(cc: CompiledCondition) -> Iterator[Operand]:
     for plan in cc.plans.values():
-        yield plan.left
-        if plan.rhs is not None:
-            yield plan.rhs
+        for opnd in (plan.left, plan.rhs):
+            if opnd is not None:
+                yield opnd
+                yield from opnd.subs
 
 
 # fd.ip / fd.net / fd.port match either endpoint: given the endpoints, they are derived.

@@ -128,6 +128,8 @@ class BoundField:
     make: Callable[[str], Callable[[Any], Any]] = field(
         default=fields_event.make_extractor, compare=False, repr=False)
     _extract: list[Callable[[Any], Any]] = field(default_factory=list, compare=False)
+    # A computed value (join/concat/getopt transformers): called with the event, not inlined.
+    func: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_list(self) -> bool:
@@ -135,6 +137,8 @@ class BoundField:
 
     def extract(self, event: Any) -> Any:
         """The field's value for ``event`` (None when missing); lists for multi-valued fields."""
+        if self.func is not None:
+            return self.func(event)
         if not self._extract:
             self._extract.append(self.make(self.expr))
         return self._extract[0](event)

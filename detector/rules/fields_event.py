@@ -83,19 +83,32 @@ def _int(v: object) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def _open_bit(e: Event, which: str) -> bool:
+def _open_flags(e: Event) -> int:
+    if e.type == "creat":
+        return R.O_WRONLY | R.O_CREAT
+    flags = e.args.get("flags")
+    return flags if isinstance(flags, int) else 0
+
+
+def _open_read(e: Event) -> bool:
     if e.type not in _OPEN_TYPES:
         return False
     flags = e.args.get("flags")
-    if e.type == "creat":
-        flags = R.O_WRONLY | R.O_CREAT
-    elif not isinstance(flags, int):
-        flags = 0
-    if which == "read":
-        return flags & 3 != 1
-    if which == "write":
-        return flags & 3 != 0
-    created = bool(flags & R.O_CREAT) or e.type == "creat"
+    return (flags & 3 if flags.__class__ is int else _open_flags(e) & 3) != R.O_WRONLY
+
+
+def _open_write(e: Event) -> bool:
+    if e.type not in _OPEN_TYPES:
+        return False
+    flags = e.args.get("flags")
+    return (flags & 3 if flags.__class__ is int else _open_flags(e) & 3) != R.O_RDONLY
+
+
+def _open_bit(e: Event, which: str) -> bool:
+    if e.type not in _OPEN_TYPES:
+        return False
+    flags = _open_flags(e)
+    created = bool(flags & R.O_CREAT)
     if which == "create":
         return created
     mode = e.args.get("mode")
@@ -111,6 +124,13 @@ def _argstr(e: Event, name: str) -> str | None:
     if name == "fd" and isinstance(value, int) and value >= 0 and e.fd is not None \
             and e.fd.num == value and e.fd.name:
         return f"<{e.fd.typechar}>{e.fd.name}"
+    if isinstance(value, int) and R.param_meta(e.type, name)[0] == "UID":
+        # Falco resolves uids to user names; the event knows its own user, and root.
+        th = e.thread
+        if th is not None and th.user is not None and th.user.uid == value and th.user.name:
+            return th.user.name
+        if value == 0:
+            return "root"
     return R.render_param(e.type, name, value)
 
 
@@ -262,6 +282,37 @@ def _cname(c: Any) -> str | None:
     return name
 
 
+_FS_NAME = ("name", "path", "pathname", "filename")
+_FS_PAIRS = {"link": ("oldpath", "newpath"), "linkat": ("oldpath", "newpath"),
+             "rename": ("oldpath", "newpath"), "renameat": ("oldpath", "newpath"),
+             "renameat2": ("oldpath", "newpath"), "symlink": ("target", "linkpath"),
+             "symlinkat": ("target", "linkpath")}
+
+
+def _fspath(e: Event, which: str, raw: bool) -> str | None:
+    """fs.path.*: the path a file syscall works on (resolved against the cwd unless raw)."""
+    value: object = None
+    if which == "name":
+        if e.type in _FS_PAIRS:
+            return None
+        value = next((e.args[k] for k in _FS_NAME if isinstance(e.args.get(k), str)
+                      and e.args[k]), None)
+    else:
+        pair = _FS_PAIRS.get(e.type)
+        if pair is not None:
+            value = e.args.get(pair[0] if which == "source" else pair[1])
+    if not isinstance(value, str) or not value:
+        return None
+    if raw:
+        return value
+    if which == "name" and e.type in _OPEN_TYPES and e.fd is not None and e.fd.name:
+        return e.fd.name
+    if value.startswith("/"):
+        return posixpath.normpath(value)
+    cwd = e.thread.cwd if e.thread is not None else None
+    return posixpath.normpath(posixpath.join(cwd, value)) if cwd else value
+
+
 def _uid(th: ThreadInfo | None) -> int | None:
     if th is None:
         return None
@@ -271,12 +322,13 @@ def _uid(th: ThreadInfo | None) -> int | None:
 HELPERS: dict[str, object] = {
     "_h_R": R,
     "_h_anc": _anc, "_h_ancn": _ancn, "_h_leader": _leader, "_h_cmdline": _cmdline,
-    "_h_res": _res, "_h_int": _int, "_h_open_bit": _open_bit, "_h_argstr": _argstr,
+    "_h_res": _res, "_h_int": _int, "_h_open_bit": _open_bit,
+    "_h_open_read": _open_read, "_h_open_write": _open_write, "_h_argstr": _argstr,
     "_h_argidx": _argidx, "_h_rawarg": _rawarg, "_h_args": _args, "_h_buffer": _buffer,
     "_h_fddir": _fddir, "_h_fdfile": _fdfile, "_h_ips": _ips, "_h_ports": _ports,
     "_h_ip": R.ip_value, "_h_fdtypes": _fdtypes, "_h_stdfd": _stdfd, "_h_cwd": _cwd,
     "_h_env": _env, "_h_loginshell": _loginshell, "_h_mount": _mount, "_h_label": _label,
-    "_h_cname": _cname, "_h_uid": _uid, "_h_caps": R.caps_string,
+    "_h_cname": _cname, "_h_uid": _uid, "_h_caps": R.caps_string, "_h_fspath": _fspath,
 }
 
 
@@ -311,8 +363,8 @@ SIMPLE: dict[str, str] = {
     "evt.info": "_h_args(e)",
     "evt.buffer": "_h_buffer(e)",
     "evt.buflen": "(None if (_b := _h_buffer(e)) is None else len(_b))",
-    "evt.is_open_read": "_h_open_bit(e, 'read')",
-    "evt.is_open_write": "_h_open_bit(e, 'write')",
+    "evt.is_open_read": "_h_open_read(e)",
+    "evt.is_open_write": "_h_open_write(e)",
     "evt.is_open_exec": "_h_open_bit(e, 'exec')",
     "evt.is_open_create": "_h_open_bit(e, 'create')",
     "evt.is_io": "(e.type in _h_R.IO_READ_TYPES or e.type in _h_R.IO_WRITE_TYPES)",
@@ -335,6 +387,13 @@ SIMPLE: dict[str, str] = {
     "evt.rawtime.s": "(e.ts // 1000000000)",
     "evt.rawtime.ns": "(e.ts % 1000000000)",
     "evt.hostname": "_h_R.hostname()",
+    "evt.abspath": "_h_fspath(e, 'name', False)",
+    "fs.path.name": "_h_fspath(e, 'name', False)",
+    "fs.path.nameraw": "_h_fspath(e, 'name', True)",
+    "fs.path.source": "_h_fspath(e, 'source', False)",
+    "fs.path.sourceraw": "_h_fspath(e, 'source', True)",
+    "fs.path.target": "_h_fspath(e, 'target', False)",
+    "fs.path.targetraw": "_h_fspath(e, 'target', True)",
     # fd
     "fd.num": "(fd.num if fd is not None else _h_int(e.args.get('fd')))",
     "fd.type": _f("fd.type"),
@@ -467,6 +526,9 @@ def arg_expr(name: str, arg: str | None) -> str | None:
         return f"_h_argidx(e, {int(arg)})" if arg.isdigit() else f"_h_argstr(e, {arg!r})"
     if name == "evt.rawarg":
         return f"_h_rawarg(e, {arg!r})"
+    if name == "evt.abspath":
+        which = {"src": "source", "dst": "target"}.get(arg)
+        return f"_h_fspath(e, {which!r}, False)" if which else None
     if name == "evt.type.is":
         return f"(1 if e.type == {arg!r} else 0)"
     if name == "proc.env":

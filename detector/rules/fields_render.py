@@ -126,9 +126,24 @@ def render_param(event_type: str, name: str, value: object, *, resolved: bool = 
         return " ".join(str(v) for v in value)
     if not isinstance(value, int) or isinstance(value, bool):
         return str(value)
-    ptype, info = _param_meta(event_type, name)
     if not resolved:
         return str(value)
+    key = (event_type, name, value)
+    text = _RENDERED.get(key)
+    if text is None:
+        if len(_RENDERED) > 65536:
+            _RENDERED.clear()
+        text = _RENDERED[key] = _render_int(event_type, name, value)
+    return text
+
+
+_RENDERED: dict[tuple[str, str, int], str] = {}
+
+
+def _render_int(event_type: str, name: str, value: int) -> str:
+    ptype, info = param_meta(event_type, name)
+    if ptype == "FD" and value == -100:
+        return "AT_FDCWD"
     if ptype == "ERRNO" or (name in ("res", "fd") and ptype in ("FD", "PID", "INT64")):
         return errno_name(value) if value < 0 else str(value)
     if info in ("file_flags", "creat_flags", "openat2_flags"):
@@ -144,11 +159,15 @@ def render_param(event_type: str, name: str, value: object, *, resolved: bool = 
     return str(value)
 
 
-def _param_meta(event_type: str, name: str) -> tuple[str, str]:
-    for pname, ptype, info in EXIT_PARAMS.get(event_type, ()):
-        if pname == name:
-            return ptype, info
-    return "", ""
+_META: dict[tuple[str, str], tuple[str, str]] = {
+    (evt, pname): (ptype, info)
+    for evt, params in EXIT_PARAMS.items() for pname, ptype, info in params
+}
+
+
+def param_meta(event_type: str, name: str) -> tuple[str, str]:
+    """The ppm type and flag table of one exit-event parameter (``("", "")`` if unknown)."""
+    return _META.get((event_type, name), ("", ""))
 
 
 _HOSTNAME: list[str] = []

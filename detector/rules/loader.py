@@ -27,9 +27,9 @@ DEFAULT_SOURCES = frozenset({"syscall"})
 
 __all__ = [
     "ENGINE_VERSION",
-    "AppendOutput",
     "PRIORITIES",
     "PROVIDED_PLUGINS",
+    "AppendOutput",
     "LoadResult",
     "Rule",
     "RulesLoader",
@@ -199,9 +199,10 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 def load_rules_files(paths: Iterable[str | os.PathLike[str]], *,
                      plugins: Mapping[str, str] = PROVIDED_PLUGINS,
-                     sources: Iterable[str] = DEFAULT_SOURCES) -> Ruleset:
+                     sources: Iterable[str] = DEFAULT_SOURCES,
+                     append_output: Iterable[AppendOutput] = ()) -> Ruleset:
     """Load rules files in order, as Falco's run mode does: stop at the first failing file."""
-    loader = RulesLoader(sources=sources, plugins=plugins)
+    loader = RulesLoader(sources=sources, plugins=plugins, append_output=append_output)
     for path in expand_paths(paths):
         result = loader.load_file(path)
         if not result.successful:

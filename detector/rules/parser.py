@@ -74,11 +74,12 @@ __all__ = ["MAX_DEPTH", "ConditionSyntaxError", "canonical", "parse"]
 MAX_DEPTH = 1000  # Falco's setting (the library default is 100)
 
 _RE_NOT_BLANK = re.compile(r"not[ \t\n\r\f\v]+")
-_RE_IDENTIFIER = re.compile(r"[a-zA-Z]+[a-zA-Z0-9_]*")
-_RE_FIELD_NAME = re.compile(r"[a-zA-Z]+[a-zA-Z0-9_]*(?:\.[a-zA-Z]+[a-zA-Z0-9_]*)+")
+# Possessive forms of libsinsp's regexes (same matches, no quadratic backtracking).
+_RE_IDENTIFIER = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*+")
+_RE_FIELD_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*+(?:\.[a-zA-Z][a-zA-Z0-9_]*+)++")
 _RE_FIELD_ARG_BARE = re.compile(r"[^\]\[\"' \t\n\r\f\v]+")
 _RE_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
-_RE_NUM = re.compile(r"[+\-]?[0-9]+\.?[0-9]*(?:[eE][+\-][0-9]+)?")
+_RE_NUM = re.compile(r"[+\-]?[0-9]++\.?[0-9]*+(?:[eE][+\-][0-9]++)?")
 _RE_BARE = re.compile(r"[^()\"' \t\n\r\f\v=,]+")
 _BLANKS = frozenset(" \t\b\r\n")
 

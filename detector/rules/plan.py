@@ -11,7 +11,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from detector.rules.ast import BinaryCheck, FieldRef, ListNode, Transformer, UnaryCheck, ValueNode
+from detector.rules.ast import (
+    BinaryCheck,
+    FieldRef,
+    ListNode,
+    Transformer,
+    TransformerList,
+    UnaryCheck,
+    ValueNode,
+    as_string,
+)
 from detector.rules.fields import (
     ANY,
     ANYIP,
@@ -20,6 +29,7 @@ from detector.rules.fields import (
     SCALAR,
     BoundField,
     CompileError,
+    FieldDef,
     Provider,
 )
 from detector.rules.values import (
@@ -32,6 +42,7 @@ from detector.rules.values import (
 )
 
 SUPPORTED_TRANSFORMERS = frozenset(TRANSFORMS)
+MULTI_TRANSFORMERS = frozenset({"join", "concat", "getopt"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,7 @@ class Operand:
     type: str
     kind: str
     text: str
+    subs: tuple[Operand, ...] = ()  # operands inside join/concat/getopt
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +85,8 @@ def operand(node: FieldRef | Transformer, provider: Provider, *, side: str) -> O
             raise CompileError("filter error: transformer 'val' does not support field "
                                "arguments", pos=node.pos)
         return operand(node.args[0], provider, side=side)
+    if node.name in MULTI_TRANSFORMERS:
+        return _multi(node, provider)
     if node.name not in SUPPORTED_TRANSFORMERS:
         raise CompileError(f"filter error: transformer '{node.name}' is not supported by "
                            "this engine (Falco 0.42 rules language)", pos=node.pos,
@@ -91,7 +105,7 @@ def operand(node: FieldRef | Transformer, provider: Provider, *, side: str) -> O
                              field=inner.text, pos=node.pos)
     kind = SCALAR if node.name == "len" else inner.kind
     return Operand(inner.field, (*inner.transforms, node.name), ttype, kind,
-                   f"{node.name}({inner.text})")
+                   f"{node.name}({inner.text})", inner.subs)
 
 
 def plan_check(node: BinaryCheck | UnaryCheck, provider: Provider) -> CheckPlan:
@@ -156,3 +170,166 @@ def _rhs_plan(node: BinaryCheck, left: Operand, base: str, modifier: str | None,
         raise CompileError(f"rhs field type mismatch: '{left.text}' is {left.type.lower()}, "
                            f"'{rhs.text}' is {rhs.type.lower()}", pos=node.pos)
     return CheckPlan(left, base, None, (), rhs, is_net)
+
+
+# -- join / concat / getopt (libs 0.24+): values computed from several arguments ------------------
+
+Arg = tuple[str, Any]  # ("const", text) | ("operand", Operand) | ("list", [Arg, ...])
+
+
+def _value(opnd: Operand, event: Any) -> Any:
+    value = opnd.field.extract(event)
+    for name in opnd.transforms:
+        if value is None:
+            return None
+        value = TRANSFORMS[name](value)
+    return value
+
+
+def _arg(node: Any, provider: Provider, what: str) -> Arg:
+    if isinstance(node, ValueNode):
+        return ("const", node.value)
+    if isinstance(node, TransformerList):
+        return ("list", [_arg(c, provider, what) for c in node.children])
+    return ("operand", operand(node, provider, side="left"))
+
+
+def _scalar_arg(arg: Arg, what: str, pos: object) -> None:
+    if arg[0] == "list" or (arg[0] == "operand" and arg[1].kind != SCALAR):
+        raise CompileError(f"filter error: {what} does not accept a list here", pos=pos)
+
+
+def _resolve(arg: Arg, event: Any) -> Any:
+    kind, val = arg
+    if kind == "const":
+        return val
+    if kind == "list":
+        out: list[str] = []
+        for item in val:
+            v = _resolve(item, event)
+            if v is None:
+                return None
+            out.extend(_text(x) for x in (v if isinstance(v, list) else [v]))
+        return out
+    v = _value(val, event)
+    return v
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "surrogateescape")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _multi(node: Transformer, provider: Provider) -> Operand:
+    name, pos = node.name, node.pos
+    args = [_arg(a, provider, name) for a in node.args]
+    if name == "getopt":
+        return _getopt(node, args)
+    if node.arg is not None:
+        raise CompileError(f"filter error: transformer '{name}' does not support field "
+                           "arguments", pos=pos)
+    if name == "join":
+        if len(args) != 2 or args[1][0] != "list":
+            raise CompileError("filter error: join takes a separator and a list: "
+                               "join(sep, (a, b))", pos=pos)
+        _scalar_arg(args[0], "join's separator", pos)
+        sep, items = args
+
+        def fn(event: Any) -> Any:
+            s, parts = _resolve(sep, event), _resolve(items, event)
+            return None if s is None or parts is None else _text(s).join(parts)
+    else:
+        if len(args) < 2:
+            raise CompileError("filter error: concat takes two values or more", pos=pos)
+        for a in args:
+            _scalar_arg(a, "concat", pos)
+
+        def fn(event: Any) -> Any:
+            parts = [_resolve(a, event) for a in args]
+            return None if any(p is None for p in parts) else "".join(_text(p) for p in parts)
+    text = as_string(node)
+    bound = BoundField(FieldDef(name, "CHARBUF", frozenset()), text, None, "CHARBUF", SCALAR,
+                       "None", func=fn)
+    return Operand(bound, (), "CHARBUF", SCALAR, text, _subs(args))
+
+
+def _getopt(node: Transformer, args: list[Arg]) -> Operand:
+    pos = node.pos
+    if len(args) != 2 or args[1][0] != "const" or not (
+            args[0][0] == "list" or (args[0][0] == "operand" and args[0][1].kind == LIST)):
+        raise CompileError("filter error: getopt takes a list of arguments and an option "
+                           "string: getopt((args...), \"ab:\")", pos=pos)
+    if node.arg == "":
+        raise CompileError("filter error: getopt's option argument is empty", pos=pos)
+    argv, spec = args[0], str(args[1][1])
+    opt = node.arg
+
+    def fn(event: Any) -> Any:
+        values = _resolve(argv, event)
+        if values is None:
+            return None
+        found, order = parse_getopt([_text(v) for v in values], spec)
+        if opt is None:
+            return order or None
+        return found.get(opt)
+
+    text = as_string(node)
+    kind = SCALAR if opt is not None else LIST
+    bound = BoundField(FieldDef("getopt", "CHARBUF", frozenset()), text, None, "CHARBUF", kind,
+                       "None", func=fn)
+    return Operand(bound, (), "CHARBUF", kind, text, _subs(args))
+
+
+def _subs(args: list[Arg]) -> tuple[Operand, ...]:
+    out: list[Operand] = []
+    for kind, val in args:
+        if kind == "operand":
+            out.append(val)
+            out.extend(val.subs)
+        elif kind == "list":
+            out.extend(_subs(val))
+    return tuple(out)
+
+
+def parse_getopt(argv: list[str], spec: str) -> tuple[dict[str, str], list[str]]:
+    """POSIX getopt over ``argv``: option -> value (its letter for flags, "?" for unknown)."""
+    found: dict[str, str] = {}
+    order: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            break
+        if a.startswith("--"):  # long options are skipped
+            i += 1
+            continue
+        if not a.startswith("-") or a == "-":
+            break
+        j = 1
+        while j < len(a):
+            ch = a[j]
+            at = spec.find(ch) if ch != ":" else -1
+            if at < 0:
+                found["?"] = "?"
+                order.append("?")
+                j += 1
+                continue
+            if spec[at + 1:at + 2] == ":":
+                if j + 1 < len(a):
+                    val = a[j + 1:]
+                elif i + 1 < len(argv):
+                    i += 1
+                    val = argv[i]
+                else:
+                    val = ""
+                found[ch] = val
+                order.append(val)
+                break
+            found[ch] = ch
+            order.append(ch)
+            j += 1
+        i += 1
+    return found, order

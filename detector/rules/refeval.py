@@ -143,3 +143,40 @@ def compare(op: str, v: Any, c: Any, plan: CheckPlan) -> bool:
     if op == "regex":
         return c.fullmatch(v) is not None
     raise AssertionError(f"unknown operator {op}")
+
+
+class StackEvaluator:
+    """Evaluates a tree of any depth with an explicit stack (no recursion), short-circuiting."""
+
+    __slots__ = ("node", "plans")
+
+    def __init__(self, node: Expr, plans: dict[int, CheckPlan]) -> None:
+        self.node = node
+        self.plans = plans
+
+    def __call__(self, event: Any) -> bool:
+        result = False
+        stack: list[list[Any]] = [[self.node, 0]]
+        while stack:
+            frame = stack[-1]
+            n, i = frame
+            if isinstance(n, (BinaryCheck, UnaryCheck)):
+                result = check(self.plans[id(n)], event)
+                stack.pop()
+            elif isinstance(n, Not):
+                if i == 0:
+                    frame[1] = 1
+                    stack.append([n.child, 0])
+                else:
+                    result = not result
+                    stack.pop()
+            elif isinstance(n, (And, Or)):
+                done = i > 0 and (result if isinstance(n, Or) else not result)
+                if done or i == len(n.children):
+                    stack.pop()
+                else:
+                    frame[1] = i + 1
+                    stack.append([n.children[i], 0])
+            else:
+                raise CompileError(f"Undefined macro '{n.name}' used in filter.", pos=n.pos)
+        return result

@@ -49,8 +49,8 @@ LIST_OPERATORS = ("in", "intersects", "pmatch")
 OPERATORS = ("=", "==", "!=", "<", "<=", ">", ">=", "contains", "icontains", "bcontains",
              "startswith", "bstartswith", "endswith", "glob", "iglob", "in", "intersects",
              "pmatch", "exists", "regex")
-MODIFIABLE = ("=", "==", "!=", "contains", "icontains", "startswith", "endswith", "glob", "iglob", "regex",
-              "bcontains", "bstartswith")
+MODIFIABLE = ("=", "==", "!=", "contains", "icontains", "startswith", "endswith", "glob", "iglob",
+              "regex", "bcontains", "bstartswith")
 _UNKNOWN_FILTER = ("nonexistent field", "invalid formatting token", "unknown event type",
                    "unknown filter:")
 DEPRECATED_FIELDS = ("evt.dir", "evt.latency", "evt.wait_latency")
@@ -264,9 +264,13 @@ class MacroResolver:
         return done
 
 
+def _short(name: str) -> str:
+    return name if len(name) <= 100 else name[:100] + "..."
+
+
 class _Undefined(Exception):
     def __init__(self, name: str) -> None:
-        super().__init__(f"Undefined macro '{name}' used in filter.")
+        super().__init__(f"Undefined macro '{_short(name)}' used in filter.")
 
 
 class _Loop(Exception):
@@ -415,7 +419,8 @@ class Compiler:
                                   getattr(exc, "hint", "") or "") from None
             for w in warns:
                 self.warn("LOAD_COMPILE_CONDITION", w, r.cond_ctx or r.ctx)
-            if r.source == "syscall" and evttypes is None and r.warn_evttypes:
+            too_many = evttypes is None or len(evttypes) > 100
+            if r.source == "syscall" and too_many and r.warn_evttypes:
                 self.warn("LOAD_NO_EVTTYPE", "Rule matches too many evt.type values. This has a "
                                              "significant performance penalty.", r.ctx)
         return CompiledRule(r, tree, cond, compiled, evttypes, frozenset(ex_fields), output)

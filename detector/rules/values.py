@@ -246,6 +246,9 @@ _UPPER = {c: c - 32 for c in range(ord("a"), ord("z") + 1)}
 
 
 def _b64(v: Any) -> Any:
+    pad = -len(v) % 4  # libsinsp accepts unpadded input
+    if pad:
+        v = v + (b"=" if isinstance(v, bytes) else "=") * pad
     try:
         raw = base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):

@@ -118,7 +118,9 @@ def load_documents(text: str) -> list[object]:
         msg = f"yaml-cpp: error at line {mark.line + 1}, column {mark.column + 1}: {problem}"
         raise YamlError(msg, mark) from None
     except yaml.YAMLError as exc:
-        raise YamlError(f"yaml: {exc}", Mark()) from None
+        raise YamlError(f"yaml-cpp: {' '.join(str(exc).split())}", Mark()) from None
+    except UnicodeError:
+        raise YamlError("yaml-cpp: error at line 1, column 1: invalid UTF-8 text", Mark()) from None
     docs: list[object] = []
     for node in nodes:
         if node is None:

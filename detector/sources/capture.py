@@ -52,7 +52,9 @@ def encode_value(v: Any) -> Any:
         return [encode_value(x) for x in v]
     if isinstance(v, dict):
         return {str(k): encode_value(x) for k, x in v.items()}
-    return v
+    if v is None or isinstance(v, int | float | str):
+        return v
+    return str(v)  # anything else a source may carry is kept as its text
 
 
 def decode_value(v: Any) -> Any:
@@ -107,6 +109,8 @@ class CaptureWriter:
                parent.exec_ts if parent is not None else 0)
         if self._threads.get(th.tid) == key:
             return
+        if len(self._threads) > 262144:
+            self._threads.clear()  # bounded: long captures just repeat a few snapshots
         self._threads[th.tid] = key
         if parent is not None and depth < 64:
             self._thread(parent, depth + 1)
@@ -138,8 +142,9 @@ class CaptureWriter:
         if ev.thread is None:
             rec["nothread"] = True
         if ev.fd is not None:
-            rec["fd"] = {n: v for n, v in dataclasses.asdict(ev.fd).items()
-                         if v != _FD_DEFAULTS.get(n) or n == "num"}
+            fd = ev.fd
+            rec["fd"] = {n: v for n, d in _FD_DEFAULTS.items()
+                         if (v := getattr(fd, n)) != d or n == "num"}
         self._line(rec)
         self.events += 1
 

@@ -66,6 +66,7 @@ class ProcCtx(ctypes.Structure):
         ("exe_flags", ctypes.c_uint32),
         ("cgroup_id", ctypes.c_uint64),
         ("exe_dname", ctypes.c_char * 32),
+        ("cgroup", (ctypes.c_char * 96) * 4),
     ]
 
 
@@ -86,7 +87,7 @@ class Tuple(ctypes.Structure):
 
 # The same layouts as precompiled Structs (the hot path); tests hold them against the C.
 HDR = struct.Struct("<QQq6QQII4HHHI16s3Q")
-PROC = struct.Struct("<8I3QQqqIIQ32s")
+PROC = struct.Struct("<8I3QQqqIIQ32s96s96s96s96s")
 TUPLE = struct.Struct("<5H6x16s16s")
 assert HDR.size == ctypes.sizeof(Hdr) and PROC.size == ctypes.sizeof(ProcCtx)
 assert TUPLE.size == ctypes.sizeof(Tuple)
@@ -218,6 +219,7 @@ def _b_connect(a, res, s, sa, u, ctx):  # type: ignore[no-untyped-def]
 def _b_accept(a, res, s, sa, u, ctx):  # type: ignore[no-untyped-def]
     out = {"fd": res, "tuple": _tuple_text(ctx, False), "queuepct": None, "queuelen": None,
            "queuemax": None}  # fmt: skip
+    ctx["listen_fd"] = _s32(a[0])
     if sa is not None and "lip" not in ctx and sa.get("family") == "unix":
         ctx["unix_path"] = sa.get("path")
     return out
@@ -270,6 +272,8 @@ def _b_clone(name, a, res, s, sa, u, ctx):  # type: ignore[no-untyped-def]
     ctx["clone_flags"] = flags
     if res > 0:
         ctx["child_tid"] = res
+        if not flags & 0x10000:  # not CLONE_THREAD: a new process whose pid is its tid
+            ctx["child_pid"] = res
     return {"res": res, "exe": None, "args": None, "tid": ctx["tid"], "pid": ctx["pid"],
             "ptid": ctx["ppid"], "cwd": None, "comm": ctx["comm"], "flags": flags,
             "uid": ctx["uid"], "gid": ctx["gid"], "vtid": ctx.get("vtid"),
@@ -286,7 +290,8 @@ def _b_execve(a, res, s, sa, u, ctx):  # type: ignore[no-untyped-def]
         "cap_inheritable": ctx.get("cap_inheritable"), "cap_permitted": ctx.get("cap_permitted"),
         "cap_effective": ctx.get("cap_effective"), "exe_ino": ctx.get("exe_ino"),
         "exe_ino_ctime": ctx.get("exe_ino_ctime"), "exe_ino_mtime": ctx.get("exe_ino_mtime"),
-        "flags": ctx.get("exe_flags"), "trusted_exepath": None, "env": None,
+        "flags": ctx.get("exe_flags"), "trusted_exepath": None,
+        "env": s[2].encode("utf-8", "surrogateescape") if res == 0 else None,
     }  # fmt: skip
     if res == 0:
         ctx["argv"] = argv
@@ -350,8 +355,8 @@ SIMPLE: dict[str, str] = {
     "memfd_create": "fd=res name=s0 flags=u1",
     "mount": "res=res dev=s0 dir=s1 type=s2 flags=u3",
     "umount2": "res=res name=s0 flags=u1",
-    "init_module": "res=res img=N length=N uargs=N",
-    "finit_module": "res=res fd=N uargs=N flags=N",
+    "init_module": "res=res img=N length=a1 uargs=s0",
+    "finit_module": "res=res fd=i0 uargs=s0 flags=u2",
     "bpf": "fd=res cmd=i0",
     "userfaultfd": "res=res flags=u0",
     "prctl": "res=res option=i0 arg2_str=N arg2_int=l1",
@@ -443,12 +448,13 @@ def decode(data: bytes | memoryview, num: int, boot_to_epoch_ns: int = 0) -> Eve
     if l0 or l1 or l2 or l3:
         e0, e1 = off + l0, off + l0 + l1
         e2 = e1 + l2
-        if entry is not None and name in ("execve", "execveat"):
+        if entry is not None and name in ("execve", "execveat"):  # argv and env: NUL-separated
             s1 = bytes(data[e0:e1]).decode("utf-8", "surrogateescape")
+            s2 = bytes(data[e1:e2]).decode("utf-8", "surrogateescape")
         else:
             s1 = _str(bytes(data[e0:e1]))
-        strs: tuple[str, ...] | list[str] = (_str(bytes(data[off:e0])), s1,
-                                             _str(bytes(data[e1:e2])))  # fmt: skip
+            s2 = _str(bytes(data[e1:e2]))
+        strs: tuple[str, ...] | list[str] = (_str(bytes(data[off:e0])), s1, s2)
         if l3:
             sa = sockaddr(bytes(data[e2 : e2 + l3]))
             ctx["sockaddr"] = sa
@@ -461,8 +467,16 @@ def decode(data: bytes | memoryview, num: int, boot_to_epoch_ns: int = 0) -> Eve
 
 def _proc_ctx(ctx: dict[str, Any], p: tuple[Any, ...]) -> None:
     (loginuid, sessionid, tmaj, tmin, vpid, _level, euid, egid, cinh, cprm, ceff, ino, ctime,
-     mtime, dev, eflags, cgid, dname) = p  # fmt: skip
+     mtime, dev, eflags, cgid, dname, cg0, cg1, cg2, cg3) = p  # fmt: skip
     dn = dname.split(b"\0", 1)[0].decode("utf-8", "replace")
+    parts = []
+    for raw in (cg0, cg1, cg2, cg3):
+        name = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+        if not name or name == "/":
+            break
+        parts.append(name)
+    if parts:  # in /proc/PID/cgroup's form (cgroup v2 line), outermost components first
+        ctx["cgroup"] = "0::/" + "/".join(reversed(parts))
     memfd = dn.startswith("memfd:")
     ctx.update(
         loginuid=loginuid, sid=sessionid, tty=tty_dev(tmaj, tmin) if tmaj else 0,

@@ -23,9 +23,23 @@ F_TUPLE_RET = 1 << 21
 F_PROC = 1 << 22
 F_EXEC = 1 << 23
 F_ENABLED = 1 << 25
+S_DROPCAT = 26
+# Falco's drop categories (n_drops_buffer_<category>), in the order of the kernel's counters.
+DROP_CATEGORIES = ("clone_fork_exit", "execve_exit", "connect_exit", "open_exit",
+                   "dir_file_exit", "other_interest_exit", "close_exit", "proc_exit")  # fmt: skip
+_CATEGORY_OF = {
+    **dict.fromkeys(("clone", "clone3", "fork", "vfork"), 0),
+    **dict.fromkeys(("execve", "execveat"), 1),
+    "connect": 2,
+    **dict.fromkeys(("open", "openat", "openat2", "creat"), 3),
+    **dict.fromkeys(("mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename", "renameat",
+                     "renameat2", "link", "linkat", "symlink", "symlinkat", "chdir", "fchdir",
+                     "chroot"), 4),
+    "close": 6,
+    "procexit": 7,
+}
 NR_PROCEXIT = 1001
 SPEC_PROCEXIT = 489
-RAW_ONLY = frozenset({"init_module", "finit_module"})  # fed from raw_syscalls:sys_exit
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +54,7 @@ class Spec:
     ubuf: int | None = None  # read 24 bytes of user memory this arg points to
     tuple_from: str | None = None  # "arg0" or "ret": socket tuple of that fd, from the kernel
     proc: bool = False  # full process context (creds, tty, login uid, exe facts)
-    exec: bool = False  # execve family: argv of the new image from mm
-    tracepoint: str | None = None  # syscalls:sys_*_<tracepoint> when it differs from name
+    exec: bool = False  # execve family: file name, argv and env of the new image from mm
 
 
 def _specs() -> dict[str, Spec]:
@@ -111,9 +124,9 @@ def _specs() -> dict[str, Spec]:
         Spec("ptrace"),
         Spec("memfd_create", strs=(0,)),
         Spec("mount", strs=(0, 1, 2)),
-        Spec("umount2", strs=(0,), tracepoint="umount"),
-        Spec("init_module"),
-        Spec("finit_module"),
+        Spec("umount2", strs=(0,)),
+        Spec("init_module", strs=(2,)),
+        Spec("finit_module", strs=(1,)),
         Spec("bpf"),
         Spec("userfaultfd"),
         Spec("prctl"),
@@ -154,6 +167,7 @@ def spec_word(spec: Spec, *, enabled: bool) -> int:
         word |= F_EXEC
     if enabled:
         word |= F_ENABLED
+    word |= _CATEGORY_OF.get(spec.name, 5) << S_DROPCAT
     return word
 
 

@@ -21,7 +21,9 @@ Never blocking the event loop: :meth:`ContainerManager.get` returns at once a ca
 :class:`ContainerInfo` whose metadata fields stay ``None`` until a background thread has filled
 them in place. The one exception is the first sighting of a container, where the caller may wait
 up to ``first_wait`` seconds (default 0.2 s, once per container) so that the first alert of a new
-container already names it; a runtime that does not answer in time fills the fields later.
+container already names it; a runtime that does not answer in time fills the fields later. A
+fetch that no runtime answered is tried again on a later sighting, after 2, 4, 8... (at most 60)
+seconds.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import queue
 import re
 import socket
@@ -138,6 +141,65 @@ def fill_from_inspect(info: ContainerInfo, data: dict[str, Any]) -> None:
     info.name = str(data.get("Name") or "").lstrip("/") or None
 
 
+def cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """Where the cgroup v2 (unified) hierarchy is mounted, if it is."""
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                if right.startswith("cgroup2 "):
+                    return left.split()[4]
+    except OSError:
+        pass
+    return None
+
+
+class CgroupPaths:
+    """cgroup v2 id -> path: a cgroup's id is its directory's inode number in cgroup2.
+
+    The kernel reports the id with each event (``bpf_get_current_cgroup_id``), so a process's
+    container is known even when it has already exited and its /proc entry is gone.
+    """
+
+    def __init__(self, mount: str | None = None, *, min_rescan_s: float = 0.05) -> None:
+        self.mount = mount if mount is not None else cgroup2_mount()
+        self.min_rescan_s = min_rescan_s
+        self._paths: dict[int, str] = {}
+        self._last_scan = -1e9
+
+    def path(self, cgroup_id: int) -> str | None:
+        """The cgroup's path (``/libpod_parent/libpod-<id>``), or None if unknown."""
+        found = self._paths.get(cgroup_id)
+        if found is None and self.mount and time.monotonic() - self._last_scan > self.min_rescan_s:
+            self.scan()
+            found = self._paths.get(cgroup_id)
+        return found
+
+    def scan(self) -> None:
+        """Read every cgroup directory's inode number."""
+        self._last_scan = time.monotonic()
+        if not self.mount:
+            return
+        paths: dict[int, str] = {}
+        try:
+            paths[os.stat(self.mount).st_ino] = "/"
+        except OSError:
+            return
+        stack = [(self.mount, "", 0)]
+        while stack:
+            top, rel, depth = stack.pop()
+            try:
+                entries = list(os.scandir(top))
+            except OSError:
+                continue
+            for entry in entries:
+                if depth < 16 and entry.is_dir(follow_symlinks=False):
+                    child = f"{rel}/{entry.name}"
+                    paths[entry.inode()] = child
+                    stack.append((entry.path, child, depth + 1))
+        self._paths = paths
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
     """HTTP/1.1 over a unix socket."""
 
@@ -181,6 +243,8 @@ def inspect_container(sock_path: str, full_id: str, *, timeout: float = 2.0) -> 
 class _Pending:
     info: ContainerInfo
     done: threading.Event
+    attempts: int = 0
+    retry_at: float = 0.0  # monotonic time after which a failed fetch is tried again
 
 
 class ContainerManager:
@@ -209,6 +273,11 @@ class ContainerManager:
         short = full_id[:12]
         entry = self._by_id.get(short)
         if entry is not None:
+            if entry.retry_at and time.monotonic() >= entry.retry_at and entry.done.is_set():
+                entry.retry_at = 0.0  # the runtime did not answer before: ask again
+                entry.done.clear()
+                self._start_worker()
+                self._queue.put(entry)
             return entry.info
         info = ContainerInfo(id=short, full_id=full_id, type=kind)
         entry = _Pending(info, threading.Event())
@@ -278,11 +347,13 @@ class ContainerManager:
             if entry is None:
                 return
             try:
-                self._fetch_one(entry.info)
+                if not self._fetch_one(entry.info):
+                    entry.attempts += 1
+                    entry.retry_at = time.monotonic() + min(60.0, 2.0**entry.attempts)
             finally:
                 entry.done.set()
 
-    def _fetch_one(self, info: ContainerInfo) -> None:
+    def _fetch_one(self, info: ContainerInfo) -> bool:
         for path in self._ordered_sockets(info.type):
             try:
                 data = inspect_container(path, info.full_id)
@@ -290,5 +361,6 @@ class ContainerManager:
                 log.debug("container %s: %s", info.id, exc)
                 continue
             fill_from_inspect(info, data)
-            return
+            return True
         self.fetch_errors += 1
+        return False

@@ -28,7 +28,7 @@ from typing import Any
 
 from detector.events import ContainerInfo, Event, FdInfo, ThreadInfo
 from detector.state import procfs
-from detector.state.containers import HOST, ContainerManager, parse_cgroup_file
+from detector.state.containers import HOST, CgroupPaths, ContainerManager, parse_cgroup_file
 from detector.state.users import UserTable
 
 CLONE_PARENT = 0x00008000
@@ -94,15 +94,22 @@ class ThreadTable:
         self._dying: deque[tuple[int, int, ThreadInfo]] = deque()
         self._upperdirs: dict[str, str | None] = {}
         self._cgroup_ids: dict[int, ContainerInfo] = {}
+        self.cgroups = CgroupPaths(None if read_proc else "")
         self._root_pids: dict[str, int] = {}  # container id -> a pid inside it
+        self._multi: set[int] = set()  # pids known to have more than one thread
+        self._scanning = False
         self.boot_ns = procfs.boot_time_ns()
 
     # -- building ---------------------------------------------------------------------------
     def scan(self) -> int:
         """Read every thread from /proc; returns how many the table holds."""
-        for tid, pid in procfs.list_threads(self.proc_root):
-            if tid not in self.threads:
-                self._load(tid, pid, link=False)
+        self._scanning = True  # no first-sighting wait per container: they are fetched in bulk
+        try:
+            for tid, pid in procfs.list_threads(self.proc_root):
+                if tid not in self.threads:
+                    self._load(tid, pid, link=False)
+        finally:
+            self._scanning = False
         for th in self.threads.values():
             self._link(th)
         return len(self.threads)
@@ -118,6 +125,8 @@ class ThreadTable:
             return None
         th, cgroup = got
         main = self.threads.get(th.pid) if th.pid != tid else None
+        if th.pid != tid:
+            self._multi.add(th.pid)
         if main is not None:
             th.fds = main.fds
         th.container = self._container(cgroup)
@@ -133,27 +142,28 @@ class ThreadTable:
         found = parse_cgroup_file(cgroup_text)
         if found is None:
             return HOST
-        return self.containers.get(found[0], found[1])
+        return self.containers.get(found[0], found[1], wait=not self._scanning)
 
     def _container_of(self, ev: Event, pid: int, default: ContainerInfo) -> ContainerInfo:
-        """The container of the event's process: by cgroup v2 id (cached), else /proc."""
+        """The container of the event's process: by its cgroup v2 id (cached), else /proc."""
         ctx = ev.ctx or {}
         cgroup_id = _int(ctx.get("cgroup_id"))
         if cgroup_id:
             found = self._cgroup_ids.get(cgroup_id)
             if found is not None:
                 return found
+            path = self.cgroups.path(cgroup_id)
+            if path is not None:
+                container = self._container(path)
+                if len(self._cgroup_ids) > 16384:
+                    self._cgroup_ids.clear()
+                self._cgroup_ids[cgroup_id] = container
+                return container
+        # /proc is read later than the event happened: never cached by cgroup id.
         text = _to_str(ctx.get("cgroup"))
         if text is None and self.read_proc:
             text = procfs.read_text(f"{self.proc_root}/{pid}/cgroup")
-        if text is None:
-            return default
-        container = self._container(text)
-        if cgroup_id:
-            if len(self._cgroup_ids) > 16384:
-                self._cgroup_ids.clear()
-            self._cgroup_ids[cgroup_id] = container
-        return container
+        return default if text is None else self._container(text)
 
     def _set_users(self, th: ThreadInfo) -> None:
         key = th.container.id
@@ -209,6 +219,7 @@ class ThreadTable:
         main = self.threads.get(pid) if pid != tid else None
         if main is not None:
             th = _copy_thread(main, tid)
+            self._multi.add(pid)
         else:
             comm = _to_str(ctx.get("comm")) or ""
             th = ThreadInfo(tid=tid, pid=pid, comm=comm, exe=comm, start_ts=ev.ts)
@@ -254,6 +265,7 @@ class ThreadTable:
         child.start_ts = ev.ts
         child.exec_ts = th.exec_ts
         if flags & CLONE_THREAD:
+            self._multi.add(th.pid)
             child.pid = th.pid
             child.fds = th.fds
             child.ppid, child.parent = th.ppid, th.parent
@@ -334,8 +346,9 @@ class ThreadTable:
             self.threads.pop(th.tid, None)
             th.tid = th.pid
             self.threads[th.pid] = th
-        for tid in [t for t, o in self.threads.items() if o.pid == th.pid and o is not th]:
-            if tid != th.pid:
+        if th.pid in self._multi:
+            self._multi.discard(th.pid)
+            for tid in [t for t, o in self.threads.items() if o.pid == th.pid and o is not th]:
                 del self.threads[tid]
         for num in [n for n, f in th.fds.items() if f.open_flags & O_CLOEXEC]:
             del th.fds[num]

@@ -51,3 +51,7 @@ def setup_logging(fmt: LogFormat, level: LogLevel) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])
+    # httpx and httpcore log every request at INFO: only worth seeing when debugging.
+    chatty = logging.DEBUG if level in (LogLevel.debug, LogLevel.trace) else logging.WARNING
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(chatty)

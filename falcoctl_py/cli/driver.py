@@ -55,8 +55,18 @@ def driver_install(
 
 
 @app.command("printenv")
-def driver_printenv(output: OutputOpt = OutputFormat.human) -> None:
+def driver_printenv(
+    output: OutputOpt = OutputFormat.human,
+    ebpf: Annotated[
+        bool, typer.Option("--ebpf", help="Print the BPF C program with its -D flags instead.")
+    ] = False,
+) -> None:
     """Print the driver's environment (kernel, headers, BTF, tracefs, BCC, clang flags)."""
+    if ebpf:
+        from detector.sources.ebpf import ebpf_listing
+
+        typer.echo(ebpf_listing())
+        return
     from detector.driver import printenv
 
     env = printenv()

@@ -62,11 +62,11 @@ def run(
         return
     result = launch.run_detector(config_path=config, rules_files=rules or None,
                                  overrides=option or [], dry_run=dry_run, capture=capture)
-    for warning in result.warnings:
-        status(f"warning: {warning}")
     if output is not OutputFormat.human:
         print_structured(result, output)
     elif result.dry_run:
+        for warning in result.warnings:
+            status(f"warning: {warning}")
         status(f"dry run ok: {result.rule_count} rules from {len(result.rules_files)} files, "
                f"plugins: {', '.join(f'{k} {v}' for k, v in result.plugins.items()) or 'none'}")
     else:

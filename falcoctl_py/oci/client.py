@@ -112,8 +112,11 @@ def _retry_after(resp: httpx.Response) -> float | None:
         return None
     if value.strip().isdigit():
         return float(value.strip())
-    parsed = email.utils.parsedate_to_datetime(value) if value else None
-    return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def _registry_error(resp: httpx.Response) -> str:
@@ -367,12 +370,14 @@ class RegistryClient:
                 url=url,
                 status=code,
                 hint="wait and retry later, or authenticate to get a higher limit",
+                retry_after=_retry_after(resp),
             )
         return NetworkError(
             f"registry {host} answered {code} for {what}{suffix}",
             url=url,
             status=code,
             hint="retry later" if code >= 500 else None,
+            retry_after=_retry_after(resp) if code >= 500 else None,
         )
 
     # -- API --------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from falcoctl_py.errors import UsageError
+from falcoctl_py.errors import FalcoctlPyError, UsageError
 
 if TYPE_CHECKING:
     from falcoctl_py.artifact_actions import TlsOptions
@@ -48,7 +48,7 @@ def _resolve(client: Any, config: Any, ref: str) -> tuple[str, str, Any]:
             entry = lookup(pinned.repository.rsplit("/", 1)[-1])
             if entry is not None and f"{entry.registry}/{entry.repository}" != pinned.name:
                 entry = None
-        except Exception:  # no index configured or reachable: no index policy
+        except FalcoctlPyError:  # no index configured or reachable: no index policy
             entry = None
     got = client.get_manifest(pinned.name, pinned.target)
     return pinned.name, got.digest, entry

@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from detector.config import apply_override, expand_rules_paths, load_config
+from detector.config import apply_override, data_dir, expand_rules_paths, load_config
 from falcoctl_py.errors import ConfigError
 
 
 def test_embedded_default_has_falco_defaults() -> None:
     cfg = load_config()
     assert cfg.path is None
-    assert cfg.rules_files[0] == "/etc/falco/falco_rules.yaml"
+    assert cfg.rules_files == ["falcoctl-py_rules.yaml"]
+    # The embedded config's relative rules paths resolve next to it, to the default rules.
+    [rules] = expand_rules_paths(cfg.rules_files, base=data_dir())
+    repo = Path(__file__).resolve().parents[2]
+    assert rules.read_bytes() == (repo / "index/rules/falcoctl-py_rules.yaml").read_bytes()
     assert cfg.engine_kind == "ebpf"
     assert cfg.get("webserver.listen_port") == 8765
     assert cfg.priority == "debug"
@@ -46,7 +50,7 @@ def test_wrong_type_fails_with_the_key_path(tmp_path: Path) -> None:
         load_config(path=f)
     with pytest.raises(ConfigError, match=r"rules_files\[1\]: expected a string"):
         load_config(overrides=["rules_files=[a.yaml, {x: 1}]"])
-    with pytest.raises(ConfigError, match="engine.kind"):
+    with pytest.raises(ConfigError, match=r"engine\.kind"):
         load_config(overrides=["engine.kind=gvisor"])
     with pytest.raises(ConfigError, match="priority"):
         load_config(overrides=["priority=loud"])

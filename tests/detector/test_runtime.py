@@ -7,70 +7,21 @@ which the test feeds itself: the kernel source is exercised by tests/detector/te
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from detector.config import load_config
-from detector.events import Event, ThreadInfo
 from detector.runtime import HOT_RESTART_FAILURE, Runtime
 from detector.sources.capture import CaptureWriter
 from falcoctl_py.errors import DetectorError
-from tests.realparts import free_port
 from tests.detector.plugins.conftest import counter_lib  # noqa: F401 - fixture
-
-
-def _rule(name: str, evt: str = "openat", priority: str = "WARNING") -> str:
-    return (f"- rule: {name}\n  desc: test\n  condition: evt.type = {evt}\n"
-            f"  priority: {priority}\n  output: {name} (num=%evt.num proc=%proc.name)\n")
-
-
-RULE_A = _rule("rule_a")
-RULE_B = _rule("rule_b", priority="ERROR")
-
-
-class QueueSource:
-    """A syscall source fed by the test (the kernel stands behind the eBPF tests)."""
-
-    def __init__(self) -> None:
-        self.q: queue.Queue[Event | None] = queue.Queue()
-        self.pushed = 0
-        self.selected: list[set[str]] = []
-        self._stop = False
-
-    def push(self, ev: Event) -> None:
-        self.pushed += 1
-        self.q.put(ev)
-
-    def end(self) -> None:
-        self.q.put(None)
-        self._stop = True
-
-    def __iter__(self) -> Iterator[Event | None]:
-        while True:
-            try:
-                ev = self.q.get(timeout=0.05)
-            except queue.Empty:
-                yield None
-                continue
-            if ev is None:
-                return
-            yield ev
-
-    def stats(self) -> dict[str, int]:
-        return {"n_evts": self.pushed, "n_drops": 0}
-
-    def set_syscalls(self, names: set[str]) -> None:
-        self.selected.append(set(names))
-
-    def stop(self) -> None:
-        self.q.put(None)
+from tests.detector.runtime_helpers import RULE_A, RULE_B, QueueSource, _ev, _rule
+from tests.realparts import free_port
 
 
 def _config(tmp_path: Path, rules: Path, *extra: str) -> Any:
@@ -86,9 +37,6 @@ def _alerts(tmp_path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in f.read_text().splitlines()] if f.exists() else []
 
 
-def _ev(num: int, type_: str = "openat") -> Event:
-    return Event(num=num, ts=1_700_000_000_000_000_000 + num, type=type_, tid=1,
-                 thread=ThreadInfo(tid=1, pid=1, comm="cat"))
 
 
 def test_replay_capture_to_the_end(tmp_path: Path) -> None:
@@ -190,7 +138,8 @@ def test_file_watch_reloads(tmp_path: Path) -> None:
     assert [a["rule"] for a in _alerts(tmp_path)] == ["rule_b"]
 
 
-def test_plugin_source_rules_fire_nodriver(tmp_path: Path, counter_lib: Path) -> None:
+def test_plugin_source_rules_fire_nodriver(tmp_path: Path,
+                                           counter_lib: Path) -> None:  # noqa: F811
     rules = tmp_path / "r.yaml"
     rules.write_text(RULE_A + "- rule: big counter\n  desc: x\n  condition: counter.n > 2\n"
                      "  priority: NOTICE\n  source: counter\n"
@@ -249,3 +198,95 @@ def test_metrics_and_versions_endpoints(tmp_path: Path) -> None:
     assert versions["engine_version_semver"].count(".") == 2
     assert versions["plugin_api_version"].startswith("3.")
     assert versions["plugin_versions"] == {}
+
+
+def test_config_file_change_applies_rule_settings(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(_rule("noisy", priority="DEBUG") + _rule("important", "close", "ERROR"))
+    falco_yaml = tmp_path / "falco.yaml"
+    body = (f"rules_files: [{rules}]\nstdout_output: {{enabled: false}}\njson_output: true\n"
+            f"file_output: {{enabled: true, filename: {tmp_path / 'alerts.json'}}}\n"
+            "webserver: {enabled: false}\n")
+    falco_yaml.write_text(body)
+
+    def reload_config() -> Any:
+        return load_config(path=falco_yaml)
+
+    src = QueueSource()
+    rt = Runtime(reload_config(), source=src, reload_config=reload_config, debounce=0.05)
+    runner = threading.Thread(target=rt.run)
+    runner.start()
+    try:
+        assert rt.ready.wait(10)
+        assert rt.ruleset.rule_count == 2
+        falco_yaml.write_text(body + "priority: warning\n")  # the watcher sees falco.yaml too
+        deadline = time.monotonic() + 10
+        while rt.ruleset.rule_count != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert rt.ruleset.rule_count == 1
+        falco_yaml.write_text(body + "priority: loud\n")  # broken: the running config stays
+        deadline = time.monotonic() + 10
+        while rt.metrics.reloads_failed < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        src.push(_ev(1))
+        src.push(_ev(2, "close"))
+    finally:
+        src.end()
+        runner.join(30)
+    assert rt.metrics.reloads_failed == 1 and rt.config.priority == "warning"
+    assert [a["rule"] for a in _alerts(tmp_path)] == [
+        "Falco internal: hot restart failure", "important"]
+
+
+def test_python_plugin_rules_fire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.detector.plugins.conftest import install_python_plugin
+
+    monkeypatch.syspath_prepend(str(install_python_plugin(tmp_path / "site")))
+    rules = tmp_path / "r.yaml"
+    rules.write_text("- rule: tock\n  desc: x\n  condition: ticker.n >= 2 and ticker.text "
+                     "startswith tock\n  priority: INFO\n  source: ticker\n"
+                     "  output: tick %ticker.n (%ticker.text)\n")
+    cfg = _config(tmp_path, rules, "engine.kind=nodriver", "load_plugins=[ticker]",
+                  "plugins[0].name=ticker", "plugins[0].library_path=python:ticker",
+                  "plugins[0].init_config={word: tock}", "plugins[0].open_params=3")
+    result = Runtime(cfg, watch=False).run()
+    assert result.processed == 3 and result.plugins == {"ticker": "0.3.0"}
+    alerts = _alerts(tmp_path)
+    assert [a["output_fields"]["ticker.n"] for a in alerts] == [2, 3]
+    assert alerts[0]["output"].endswith("Informational tick 2 (tock 2)")
+
+
+def test_drops_and_metrics_snapshot_alerts(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(_rule("rule_a", "close"))
+    src = QueueSource()
+    cfg = _config(tmp_path, rules, "metrics.output_rule=true", "metrics.interval=1s",
+                  "syscall_event_drops.rate=100", "syscall_event_drops.max_burst=1")
+    rt = Runtime(cfg, source=src, watch=False)
+    runner = threading.Thread(target=rt.run)
+    runner.start()
+    try:
+        assert rt.ready.wait(10)
+        for i in range(1, 101):
+            src.push(_ev(i))
+        src.drops = 50  # the kernel reports 50 dropped events: 33 % > the 0.1 % threshold
+
+        def rules_seen() -> set[str]:
+            return {a["rule"] for a in _alerts(tmp_path)}
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not {
+                "Falco internal: syscall event drop",
+                "Falco internal: metrics snapshot"} <= rules_seen():
+            time.sleep(0.05)
+    finally:
+        src.end()
+        runner.join(30)
+    alerts = _alerts(tmp_path)
+    drop = next(a for a in alerts if a["rule"] == "Falco internal: syscall event drop")
+    assert drop["priority"] == "Debug" and drop["source"] == "internal"
+    assert drop["output_fields"]["n_drops"] == 50
+    snap = next(a for a in alerts if a["rule"] == "Falco internal: metrics snapshot")
+    assert snap["priority"] == "Informational"
+    assert snap["output_fields"]["scap.n_drops"] == 50
+    assert rt.metrics.n_drops == 50 and rt.metrics.processed == 100

@@ -180,6 +180,8 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 method, path = self.command, self.path
+                if path.startswith("http://"):  # used as a forward proxy (HTTP_PROXY)
+                    path = "/" + path.split("/", 3)[3]
                 proxy.seen.append(f"{method} {path}")
                 fault = next(
                     (f for f in proxy.faults if f.times > 0 and f.match(method, path)), None

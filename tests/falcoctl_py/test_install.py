@@ -120,7 +120,17 @@ def test_upstream_rules_installed_byte_identical_with_dependency(env: Env) -> No
     again = env.install("falco-rules:^5", "falco-incubating-rules:5", "falco-sandbox-rules")
     assert again.blob_downloads == 0
     assert again.manifest_requests <= 3  # at most one per artifact (the dependency: none)
-    assert {a.status for a in again.artifacts} == {"up-to-date"}
+    assert [(a.name, a.status) for a in again.artifacts] == [
+        ("container", "satisfied"),
+        ("falco-incubating-rules", "up-to-date"),
+        ("falco-rules", "up-to-date"),
+        ("falco-sandbox-rules", "up-to-date"),
+    ]
+    assert again.artifacts[0].requested_by == [
+        "falco-incubating-rules:5.0.0",
+        "falco-rules:5.0.0",
+        "falco-sandbox-rules:5.0.0",
+    ]
     assert len(list_states(env.tmp / "state")) == 4
 
 
@@ -324,3 +334,99 @@ def test_full_disk_changes_nothing(env: Env, tmp_path: Path) -> None:
         assert [p.name for p in (small / "assets").iterdir()] == ["data.bin"]
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def test_files_dropped_by_new_version_are_removed(env: Env) -> None:
+    v1 = env.file(
+        "v1.tar.gz",
+        tar_gz([member("a.txt", b"a1"), member("b.txt", b"b1"), member("c.txt", b"c1")]),
+    )
+    v2 = env.file("v2.tar.gz", tar_gz([member("a.txt", b"a2")]))
+    env.push("bundle", "1.0.0", [v1], "asset")
+    env.install("bundle:^1")
+    (env.dirs.assets / "c.txt").write_bytes(b"edited by the user")
+    env.push("bundle", "1.1.0", [v2], "asset")
+    env.install("bundle:^1")
+    # b.txt went away with the new version; the user's edit of c.txt is kept
+    assert env.dest_files() == ["assets/a.txt", "assets/c.txt"]
+    assert (env.dirs.assets / "a.txt").read_bytes() == b"a2"
+
+
+def test_unusable_state_dir(env: Env) -> None:
+    blocker = env.tmp / "file"
+    blocker.write_text("not a directory")
+    env.push("app-rules", "1.0.0", [env.file("app_rules.yaml", b"x\n")])
+    with pytest.raises(InstallError, match="cannot open the lock file"):
+        install_artifacts(
+            refs=["app-rules:1.0.0"],
+            client=env.client,
+            lookup=env.entries.get,
+            dirs=env.dirs,
+            state_dir=blocker / "state",
+            platform=PLATFORM,
+        )
+    assert env.dest_files() == []
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from falcoctl_py.install import InstallDirs, install_artifacts
+from falcoctl_py.oci.client import RegistryClient
+from falcoctl_py.oci.media import Platform
+host, tmp = sys.argv[1], Path(sys.argv[2])
+entries = {"bundle": SimpleNamespace(name="bundle", registry=host, repository="assets/bundle")}
+with RegistryClient(plain_http=True) as client:
+    print("ready", flush=True)
+    sys.stdin.readline()
+    install_artifacts(refs=["bundle:1.1.0"], client=client, lookup=entries.get,
+                      dirs=InstallDirs(tmp / "r", tmp / "p", tmp / "assets"),
+                      state_dir=tmp / "state", platform=Platform("linux", "amd64"))
+print("done", flush=True)
+"""
+
+
+def test_sigkill_at_any_moment_leaves_old_or_new(env: Env) -> None:
+    import signal
+    import sys
+    import time
+
+    big_old, big_new = os.urandom(1 << 20), os.urandom(1 << 20)
+    old = env.file("o.tar.gz", tar_gz([member("a.bin", big_old), member("b.bin", big_old)]))
+    new = env.file("n.tar.gz", tar_gz([member("a.bin", big_new), member("b.bin", big_new)]))
+    env.push("bundle", "1.0.0", [old], "asset")
+    env.push("bundle", "1.1.0", [new], "asset")
+    outcomes = set()
+    for i, delay in enumerate([0.0, 0.01, 0.02, 0.04, 0.07, 0.1, 0.2]):
+        run = env.tmp / f"run{i}"
+        dirs = InstallDirs(run / "r", run / "p", run / "assets")
+        install_artifacts(
+            refs=["bundle:1.0.0"],
+            client=env.client,
+            lookup=env.entries.get,
+            dirs=dirs,
+            state_dir=run / "state",
+            platform=PLATFORM,
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, env.registry.host, str(run)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "ready"
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        child.stdin.close()
+        child.stdout.close()
+        recover_staging(dirs.assets)  # what the next install or follow does first
+        contents = {(dirs.assets / n).read_bytes() for n in ("a.bin", "b.bin")}
+        assert contents in ({big_old}, {big_new}), f"a mix after a kill at {delay}s"
+        assert sorted(p.name for p in dirs.assets.iterdir()) == ["a.bin", "b.bin"]
+        outcomes.add("new" if contents == {big_new} else "old")
+    assert "old" in outcomes  # the early kills did interrupt something

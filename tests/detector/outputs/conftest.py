@@ -32,7 +32,7 @@ def http_receiver() -> Iterator[HttpReceiver]:
         def log_message(self, format: str, *args: object) -> None:
             return
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             rec.attempts += 1
             if rec.gate is not None:

@@ -28,6 +28,7 @@ def counter_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def install_python_plugin(site: Path) -> Path:
     """Make ``site`` hold data/pyticker.py and a dist-info declaring its entry point."""
+    site.mkdir(parents=True, exist_ok=True)
     (site / "pyticker.py").write_text((DATA / "pyticker.py").read_text())
     dist = site / "pyticker-0.3.0.dist-info"
     dist.mkdir(parents=True, exist_ok=True)

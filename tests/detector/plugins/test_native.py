@@ -10,7 +10,6 @@ from detector.config import load_config
 from detector.plugins import (
     LazyPluginFields,
     PluginEventRef,
-    check_requirements,
     events_from,
     load_plugins,
 )
@@ -94,20 +93,6 @@ def test_load_plugins_from_config(counter_lib: Path) -> None:
     bad = load_config(overrides=["load_plugins=[ghost]"])
     with pytest.raises(DetectorError, match="ghost"):
         load_plugins(bad)
-
-
-def test_required_plugin_versions() -> None:
-    check_requirements([{"name": "counter", "version": "0.2.0"}], {"counter": "0.2.1"})
-    check_requirements([{"name": "container", "version": "0.4.0"}], {})  # built in
-    check_requirements([{"name": "k8saudit", "version": "0.18.0", "alternatives": [
-        {"name": "k8saudit-eks", "version": "0.12.0"}]}], {"k8saudit-eks": "0.12.3"})
-    with pytest.raises(DetectorError) as info:
-        check_requirements([{"name": "k8saudit", "version": "0.18.0", "alternatives": [
-            {"name": "k8saudit-eks", "version": "0.12.0"}]}], {"counter": "0.2.1"})
-    assert ("Plugin requirement not satisfied, must load one of: k8saudit (>= 0.18.0), "
-            "k8saudit-eks (>= 0.12.0)") in info.value.message
-    with pytest.raises(DetectorError):
-        check_requirements([{"name": "counter", "version": "1.0.0"}], {"counter": "0.2.1"})
 
 
 def test_plugin_event_layout() -> None:

@@ -151,6 +151,8 @@ def test_compile_rule_condition_returns_callable_types_and_warnings() -> None:
 @pytest.mark.parametrize(("cond", "count"), [
     ("proc.name regex 'bash'", 1), ("proc.name regex '^ba.h$'", 0),
     ("proc.name = 'tolower(proc.pname)'", 1), ("proc.name = unknown.field", 0),
+    # Falco matches the field name as a prefix: a trailing space still warns.
+    ("proc.name = \"proc.pname \"", 1),
 ])
 def test_condition_warnings(cond: str, count: int) -> None:
     assert len(condition_warnings(parse(cond))) == count
@@ -274,3 +276,37 @@ def test_compiled_agrees_with_reference(cond: Expr, evs: list[Event]) -> None:
         spec = cc.specialize(ev.type)
         assert (False if spec is None else spec(ev)) == want
         assert RuleIndex([("r", cc)], first=True).match(ev) == (("r",) if want else ())
+
+
+def test_deep_and_huge_conditions_run_without_recursion() -> None:
+    cond = "proc.name = bash"
+    for i in range(100):
+        cond = f"proc.name = x{i} or (fd.num > {i} and ({cond}))" if i % 2 else f"not ({cond})"
+    node = parse(cond)
+    cc = compile_condition(node)
+    assert cc.deep  # runs on the explicit-stack evaluator, not generated code
+    ev = _event()
+    assert cc(ev) == ReferenceEvaluator(node)(ev)
+    assert RuleIndex([("deep", cc)], first=False).match(ev) == (("deep",) if cc(ev) else ())
+    wide = compile_condition(parse(" or ".join(f"proc.name = n{i}" for i in range(25000))
+                                   + " or proc.name = bash"))
+    assert wide.deep and wide(ev) is True
+
+
+@pytest.mark.parametrize(("cond", "want"), [
+    ('join("-", (proc.name, proc.pname)) = bash-sshd', True),
+    ('concat(proc.name, "!", fd.name) = bash!/etc/shadow', True),
+    ('toupper(concat(proc.name, "x")) = BASHX', True),
+    ('getopt(("-n", "-t", "hello"), "nt:")[t] = hello', True),
+    ('getopt(("-x", "-n"), "n") intersects ("?")', True),
+    ('getopt(("--", "-n"), "n") intersects ("n")', False),
+])
+def test_newer_transformers(cond: str, want: bool) -> None:
+    assert run(cond) is want
+
+
+@pytest.mark.parametrize("cond", ['join("-") = x', 'concat("a") = x', 'join("a", "b") = x',
+                                  'getopt(("a")) intersects (n)', 'toupper(fd.name)[x] = y'])
+def test_newer_transformers_check_their_arguments(cond: str) -> None:
+    with pytest.raises(CompileError):
+        compile_condition(parse(cond))

@@ -166,3 +166,19 @@ def test_field_table_is_self_contained() -> None:
     assert Path(__file__).resolve().is_file()
     assert len(FIELDS) > 250 and FIELDS["fd.num"].type == "INT64"
     assert FIELDS["proc.aname"].has("NO_RHS")
+
+
+def test_path_fields_and_resolved_arguments() -> None:
+    me = ThreadInfo(tid=3, pid=3, comm="ln", cwd="/tmp", user=UserInfo(33, "www-data"))
+    ev = Event(num=2, ts=0, type="symlinkat", tid=3, res=0, thread=me,
+               args={"res": 0, "target": "/etc/shadow", "linkdirfd": -100, "linkpath": "x"})
+    assert _x("fs.path.source", ev) == "/etc/shadow"
+    assert _x("fs.path.target", ev) == "/tmp/x" and _x("fs.path.targetraw", ev) == "x"
+    assert _x("evt.arg.linkdirfd", ev) == "AT_FDCWD"
+    assert _x("evt.args", ev) == "res=0 target=/etc/shadow linkdirfd=-100(AT_FDCWD) linkpath=x"
+    setuid = Event(num=3, ts=0, type="setuid", res=0, thread=me, args={"res": 0, "uid": 33})
+    assert _x("evt.arg.uid", setuid) == "www-data"  # uids render as user names
+    ptrace = Event(num=4, ts=0, type="ptrace", res=0, args={"request": 0x4206, "pid": 9})
+    assert _x("evt.arg.request", ptrace) == "PTRACE_SEIZE"
+    sock = Event(num=5, ts=0, type="socket", res=4, args={"fd": 4, "domain": 17})
+    assert _x("evt.arg.domain", sock) == "AF_PACKET"

@@ -10,7 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.rules.ast import And, BinaryCheck, FieldRef, Not, Or, ValueNode, as_string, to_json
+from detector.rules.ast import (
+    And,
+    BinaryCheck,
+    FieldRef,
+    Identifier,
+    Not,
+    Or,
+    UnaryCheck,
+    ValueNode,
+    as_string,
+    to_json,
+)
 from detector.rules.errors import ConditionSyntaxError
 from detector.rules.escaping import EscapeError, escape_str, unescape_str
 from detector.rules.parser import canonical, parse
@@ -98,6 +109,8 @@ def test_huge_condition_is_handled() -> None:
         parse(ten_mb + " (")
     assert info.value.idx == len(ten_mb) + 1
     assert len(info.value.message) < 200  # the token is shortened in the message
+    assert parse("x" * 1_000_000) == Identifier("x" * 1_000_000)  # no quadratic regex
+    assert isinstance(parse("a." * 500_000 + "b exists"), UnaryCheck)
     with pytest.raises(ConditionSyntaxError, match="expected a '\\(' token"):
         parse("\0" * 5_000_000)
 

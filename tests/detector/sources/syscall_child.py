@@ -102,8 +102,8 @@ def main() -> None:
     out["memfd_create"] = sc("memfd_create", b"evil", 1)
     out["mount"] = sc("mount", b"none", d + b"/dir2", b"tmpfs", 0, None)
     out["umount2"] = sc("umount2", d + b"/dir2", 0)
-    out["init_module"] = sc("init_module", None, 0, b"")
-    out["finit_module"] = sc("finit_module", fd, b"", 0)
+    out["init_module"] = sc("init_module", None, 0, b"opt=1")
+    out["finit_module"] = sc("finit_module", fd, b"opt=2", 0)
     out["bpf"] = sc("bpf", 5, None, 0)  # BPF_PROG_LOAD with no attributes: EFAULT/EINVAL
     out["userfaultfd"] = sc("userfaultfd", os.O_CLOEXEC)
     out["prctl"] = sc("prctl", 15, b"renamed", 0, 0, 0)  # PR_SET_NAME

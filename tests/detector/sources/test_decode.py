@@ -88,22 +88,26 @@ def test_sockaddr_families() -> None:
 
 def test_execve_with_process_context() -> None:
     proc = dec.PROC.pack(1000, 3, 136, 2, 1, 0, 1000, 1000, 0, 0xFF, 0x3F, 777, 10, 20, 5, 1,
-                         99, b"memfd:x\0")  # fmt: skip
-    raw = record(NUMBERS["execve"], 0, strs=(b"/usr/bin/ls\0", b"ls\0-la\0/tmp\0"), proc=proc)
+                         99, b"memfd:x\0", b"libpod-ab12\0", b"libpod_parent\0", b"",
+                         b"")  # fmt: skip
+    raw = record(NUMBERS["execve"], 0, strs=(b"/usr/bin/ls\0", b"ls\0-la\0/tmp\0",
+                                             b"A=1\0B=2\0"), proc=proc)  # fmt: skip
     ev = dec.decode(raw, 3)
     assert ev.type == "execve" and ev.res == 0
     assert (ev.args["exe"], ev.args["args"], ev.args["filename"]) == ("ls", ["-la", "/tmp"],
                                                                      "/usr/bin/ls")  # fmt: skip
     assert ev.args["tty"] == dec.tty_dev(136, 2) == 34818  # /dev/pts/2
+    assert ev.args["env"] == b"A=1\0B=2\0"
     assert ev.args["cap_effective"] == 0x3F and ev.args["exe_ino_ctime"] == 10_000_000_000
     assert ev.ctx is not None
     assert ev.ctx["exe_from_memfd"] and ev.ctx["exe_upper_layer"]
     assert ev.args["flags"] == 2 | 4
     assert (ev.ctx["loginuid"], ev.ctx["sid"], ev.ctx["vpid"]) == (1000, 3, 1)
+    assert ev.ctx["cgroup"] == "0::/libpod_parent/libpod-ab12"
 
 
 def test_clone3_flags_from_user_struct() -> None:
-    ev = dec.decode(record(NUMBERS["clone3"], 55, proc=dec.PROC.pack(*([0] * 17), b""),
+    ev = dec.decode(record(NUMBERS["clone3"], 55, proc=dec.PROC.pack(*([0] * 17), *[b""] * 5),
                            ubuf=(0x10000 | 0x100, 0, 0)), 1)  # fmt: skip
     assert ev.args["flags"] == 0x10100 and ev.ctx is not None and ev.ctx["child_tid"] == 55
 
@@ -121,8 +125,9 @@ def test_rename_symlinkat_and_pipe() -> None:
 
 
 def test_module_and_procexit_records() -> None:
-    ev = dec.decode(record(NUMBERS["finit_module"], -38), 1)
-    assert ev.type == "finit_module" and ev.res == -38 and ev.args["fd"] is None
+    ev = dec.decode(record(NUMBERS["finit_module"], -38, (4, 0, 0, 0, 0, 0), (b"x=1\0",)), 1)
+    assert ev.type == "finit_module" and ev.res == -38
+    assert (ev.args["fd"], ev.args["uargs"]) == (4, "x=1")
     ev = dec.decode(record(NR_PROCEXIT, 0), 2)
     assert ev.type == "procexit"
 
@@ -168,7 +173,7 @@ def test_spec_bits_match_the_c_header() -> None:
 
     text = (BPF_DIR / "events.h").read_text()
     for name in ("S_STR0", "S_STR1", "S_STR2", "S_SA", "S_SALEN", "S_UBUF", "NR_PROCEXIT",
-                 "SPEC_PROCEXIT"):  # fmt: skip
+                 "SPEC_PROCEXIT", "S_DROPCAT"):  # fmt: skip
         assert f"#define {name} {getattr(sc, name)}" in text, name
     for name in ("F_SALEN_PTR", "F_MSGHDR", "F_TUPLE_ARG0", "F_TUPLE_RET", "F_PROC", "F_EXEC",
                  "F_ENABLED"):  # fmt: skip

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 from detector.events import Event
 from detector.sources.ebpf import EbpfSource, ebpf_listing
 from detector.sources.syscalls import SUPPORTED
-from tests.realparts import need_bpf
+from tests.realparts import need, need_bpf
 
 CHILD = Path(__file__).with_name("syscall_child.py")
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
@@ -56,7 +58,8 @@ def child_run(source: EbpfSource, tmp_path_factory: pytest.TempPathFactory) -> d
     """Run the syscall child once; its events by type and what it reported."""
     d = tmp_path_factory.mktemp("sc")
     _drain(source)
-    proc = subprocess.Popen([sys.executable, str(CHILD), str(d)], stdout=subprocess.PIPE)
+    env = {"FALCOCTL_PY_MARK": "env-1", **os.environ}
+    proc = subprocess.Popen([sys.executable, str(CHILD), str(d)], stdout=subprocess.PIPE, env=env)
     out, _ = proc.communicate(timeout=30)
     facts = json.loads(out)
     events = _collect(source, facts["pid"])
@@ -173,8 +176,9 @@ def test_privileges_and_kernel_objects(child_run: dict[str, Any]) -> None:
     ev = one(child_run, "mount", dir=f"{d}/dir2")
     assert (ev.args["dev"], ev.args["type"], ev.res) == ("none", "tmpfs", f["mount"])
     assert one(child_run, "umount2", name=f"{d}/dir2").res == f["umount2"]
-    assert one(child_run, "init_module").res == f["init_module"]
-    assert one(child_run, "finit_module").res == f["finit_module"]
+    assert one(child_run, "init_module", uargs="opt=1").res == f["init_module"]
+    ev = one(child_run, "finit_module", uargs="opt=2")
+    assert ev.res == f["finit_module"] and ev.args["fd"] == f["openat"]
     assert one(child_run, "bpf", cmd=5).res == f["bpf"]
     assert one(child_run, "userfaultfd").args["flags"] == os.O_CLOEXEC
     assert one(child_run, "prctl", option=15).res == 0
@@ -191,10 +195,18 @@ def test_fork_exec_exit(child_run: dict[str, Any]) -> None:
     assert ev.res == 0 and ev.args["exe"] == "sh"
     assert ev.args["args"] == ["-c", "exit 0", "x1"]
     assert ev.ctx is not None and ev.ctx["comm"] == "sh"
+    assert ev.args["env"].split(b"\0")[0] == b"FALCOCTL_PY_MARK=env-1"
     assert ev.ctx["exe_dname"] in ("sh", "dash", "bash") and ev.args["exe_ino"]
     assert ev.ctx["cap_effective"] == ev.args["cap_effective"] != 0  # root
     assert ev.ctx["loginuid"] == int(Path("/proc/self/loginuid").read_text() or -1) & 0xFFFFFFFF
     assert ev.ctx["tty"] == 0 or ev.ctx["tty"] > 0
+    mine = next(line for line in Path("/proc/self/cgroup").read_text().splitlines()
+                if line.startswith("0::"))  # fmt: skip
+    if mine == "0::/":
+        assert "cgroup" not in ev.ctx
+    else:
+        tail = "/".join(mine[4:].split("/")[-4:])
+        assert ev.ctx["cgroup"] == "0::/" + tail
     assert child_run["by"]["procexit"][-1].tid == f["pid"]
 
 
@@ -230,3 +242,101 @@ def test_ebpf_listing_has_offsets() -> None:
     text = ebpf_listing()
     assert "#define OFF_TASK_REAL_PARENT " in text and "int sys_exit(" in text
     assert '#include "events.h"' not in text
+
+
+def test_drops_are_counted_exactly_by_category(tmp_path: Path) -> None:
+    """A one-page ring buffer nobody reads overflows; every record is received or counted."""
+    need_bpf()
+    with EbpfSource(syscalls={"openat", "procexit"}, ringbuf_pages=1) as small:
+        code = "import os,sys\nfor i in range(300): os.close(os.open(sys.argv[1], os.O_RDONLY))"
+        target = tmp_path / "f"
+        target.write_text("x")
+        subprocess.run([sys.executable, "-c", code, str(target)], check=True)
+        small.set_syscalls(set())  # nothing more is offered
+        time.sleep(0.05)
+        received = 0
+        while batch := small.read(timeout=0.05):
+            received += len(batch)
+        c = small.counters()
+    assert c.n_drops > 0
+    assert c.n_evts == received + c.n_drops
+    assert sum(c.n_drops_buffer.values()) == c.n_drops
+    assert c.n_drops_buffer["open_exit"] > 0
+
+
+def test_events_loop_ends_on_stop(source: EbpfSource) -> None:
+    seen: list[Event] = []
+
+    def run() -> None:
+        for ev in source.events(timeout=0.05):
+            seen.append(ev)
+
+    loop = threading.Thread(target=run)
+    loop.start()
+    subprocess.run(["/bin/true"], check=True)
+    time.sleep(0.3)
+    source.stop()
+    loop.join(timeout=5)
+    assert not loop.is_alive()
+    assert any(e.type == "execve" and e.args.get("filename") == "/bin/true" for e in seen)
+
+
+def _cgroup2_root() -> Path | None:
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        parts = line.split()
+        if parts[2] == "cgroup2":
+            return Path(parts[1])
+    return None
+
+
+def test_cgroup_path_from_the_kernel(source: EbpfSource) -> None:
+    """A process in a cgroup made here: its execve carries the cgroup v2 path's tail."""
+    root = _cgroup2_root()
+    need(root is not None, "a cgroup2 mount")
+    assert root is not None
+    outer = root / f"fcpy-test-{os.getpid()}"
+    inner = outer / "inner"
+    inner.mkdir(parents=True)
+    try:
+        _drain(source)
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", f"echo $$ > {inner}/cgroup.procs && exec /bin/true"],
+        )
+        proc.wait(timeout=10)
+        got = _collect(source, proc.pid)
+        ev = next(e for e in got if e.type == "execve" and e.args["filename"] == "/bin/true")
+        assert ev.ctx is not None and ev.ctx["cgroup"].endswith(f"/{outer.name}/inner")
+    finally:
+        inner.rmdir()
+        outer.rmdir()
+
+
+INT80_C = r"""
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    long ret;
+    /* ia32 syscall 3 is read; x86-64's 3 is close: this must not become a close event */
+    __asm__ volatile("int $0x80" : "=a"(ret) : "a"(3), "b"(12345), "c"(0), "d"(0) : "memory");
+    printf("%d %ld\n", getpid(), ret);
+    return 0;
+}
+"""
+
+
+def test_ia32_syscalls_are_not_taken_for_x86_64_ones(source: EbpfSource, tmp_path: Path) -> None:
+    gcc = shutil.which("gcc")
+    need(gcc is not None, "gcc")
+    assert gcc is not None
+    (tmp_path / "int80.c").write_text(INT80_C)
+    exe = tmp_path / "int80"
+    subprocess.run([gcc, "-static", "-o", str(exe), str(tmp_path / "int80.c")], check=True)
+    _drain(source)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    pid, ret = (int(x) for x in out.split())
+    assert ret == -9  # EBADF from the ia32 read
+    got = _collect(source, pid)
+    assert any(e.type == "procexit" for e in got)
+    assert any(e.type == "execve" and e.res == 0 for e in got)
+    after_exec = [e for e in got if e.ctx is not None and e.ctx["comm"] == "int80"]
+    assert not [e for e in after_exec if e.type == "close"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from detector.state.containers import (
     split_image,
 )
 from detector.state.tracker import StateTracker
-from tests.realparts import Container, PodmanService
+from tests.realparts import Container, PodmanService, need
 
 HEX = "45b1e6355a37a6d5cd60e28f82752985e7a3b3b72b11c80c91cba00703f6409c"
 
@@ -96,7 +97,7 @@ def test_metadata_from_the_podman_api(podman_container: Container,
         assert info.name == podman_container.name
         assert info.image == podman_container.image
         assert (info.image_repository, info.image_tag) == (
-            "localhost/falcoctl-py-busybox", "test")
+            "localhost/falcoctl-py-busybox", f"test-{os.getpid()}")
         assert info.privileged is False
         assert info.start_ts is not None and info.start_ts < time.time_ns()
     finally:
@@ -120,3 +121,41 @@ def test_scan_attaches_container_and_its_own_users(podman_container: Container,
         assert th.parent is not None and th.parent.container.id == "host"
     finally:
         t.close()
+
+
+def test_cgroup_id_of_a_gone_process_still_names_its_container(podman_container: Container,
+                                                              ) -> None:
+    from detector.events import Event
+    from detector.state.containers import CgroupPaths, cgroup2_mount
+
+    mount = cgroup2_mount()
+    need(mount is not None, "a cgroup v2 (unified) hierarchy")
+    assert mount is not None
+    line = next(ln for ln in Path(f"/proc/{podman_container.pid}/cgroup").read_text()
+                .splitlines() if ln.startswith("0::"))
+    cgroup_id = os.stat(mount + line[3:]).st_ino
+    assert CgroupPaths(mount).path(cgroup_id) == line[3:]
+    # An exec whose process is already gone when the tracker sees it (a busy detector).
+    t = StateTracker(fetch_containers=False)
+    ev = t.process(Event(num=1, ts=1, type="execve", tid=2**22 + 99, res=0,
+                         args={"exe": "sh", "args": [], "filename": "/bin/sh"},
+                         ctx={"pid": 2**22 + 99, "ppid": 1, "comm": "sh",
+                              "cgroup_id": cgroup_id}))
+    assert ev.thread is not None and ev.thread.container.full_id == podman_container.id
+
+
+def test_a_runtime_that_comes_up_later_is_asked_again(tmp_path: Path, podman_container: Container,
+                                                       podman_api: PodmanService) -> None:
+    late = tmp_path / "late.sock"
+    mgr = ContainerManager(sockets=[("podman", str(late))], first_wait=0)
+    try:
+        info = mgr.get("podman", podman_container.id)
+        assert mgr.wait_idle(10) and info.name is None
+        late.symlink_to(podman_api.socket)  # the runtime's socket appears
+        entry = mgr._by_id[info.id]
+        assert entry.retry_at > 0
+        entry.retry_at = time.monotonic()  # skip the back-off
+        assert mgr.get("podman", podman_container.id) is info
+        assert mgr.wait_idle(20) and info.name == podman_container.name
+    finally:
+        mgr.close()

@@ -36,3 +36,9 @@ def test_driver_printenv(capsys: pytest.CaptureFixture[str]) -> None:
     run = run_cli(capsys, "driver", "printenv", "-o", "json")
     assert json.loads(run.stdout)["DRIVER"] == "ebpf-bcc"
 
+
+
+def test_driver_printenv_ebpf_prints_the_program(capsys: pytest.CaptureFixture[str]) -> None:
+    run = run_cli(capsys, "driver", "printenv", "--ebpf")
+    assert run.code == 0
+    assert "#define OFF_TASK_REAL_PARENT " in run.stdout and "BPF_RINGBUF_OUTPUT" in run.stdout

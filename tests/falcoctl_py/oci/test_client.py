@@ -159,6 +159,10 @@ def test_persistent_429_and_5xx_give_one_line_errors(proxy: FaultProxy) -> None:
             c.get_manifest(repo, "1.0.0")
         with pytest.raises(NetworkError, match="answered 502"):
             c.list_tags(repo)
+        proxy.faults.insert(0, Fault(lambda m, p: "/blobs/" in p, status=403))
+        with pytest.raises(NetworkError, match=r"denied access .* \(403\)"):
+            c.get_blob_bytes(repo, "sha256:" + "0" * 64)
+        assert c.stats.retries == 2 + 2  # 429 and 502 retried, 403 not
 
 
 def test_connection_cut_mid_blob(proxy: FaultProxy) -> None:
@@ -186,3 +190,34 @@ def test_bearer_token_fetched_once_and_cached(proxy: FaultProxy) -> None:
         assert pull_push <= 2  # one per scope (pull,push then pull), reused afterwards
         c.list_tags(repo)
         assert proxy.token_requests == pull_push
+
+
+def test_proxy_from_environment(
+    registry: Registry, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.host}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    repo = f"{registry.host}/via/proxy"
+    with RegistryClient(plain_http=True) as c:
+        _push_small(c, repo, "1.0.0", b"proxied")
+        assert c.list_tags(repo) == ["1.0.0"]
+    assert "GET /v2/via/proxy/tags/list?n=1000" in proxy.seen
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    seen = len(proxy.seen)
+    with RegistryClient(plain_http=True) as c:
+        assert c.list_tags(repo) == ["1.0.0"]
+    assert len(proxy.seen) == seen
+
+
+def test_retry_after_parsing() -> None:
+    import httpx
+
+    from falcoctl_py.oci.client import _retry_after
+
+    def after(value: str) -> float | None:
+        return _retry_after(httpx.Response(429, headers={"Retry-After": value}))
+
+    assert after("3") == 3.0
+    assert after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: no wait
+    assert after("soon") is None

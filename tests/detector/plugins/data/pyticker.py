@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 
 class Ticker:
@@ -14,7 +14,7 @@ class Ticker:
     contact = "tests"
     id = 998
     event_source = "ticker"
-    fields = [
+    fields: ClassVar[list[dict[str, str]]] = [
         {"type": "uint64", "name": "ticker.n", "desc": "tick number"},
         {"type": "string", "name": "ticker.text", "desc": "payload"},
     ]
@@ -37,5 +37,5 @@ class Ticker:
         handle["closed"] = 1
 
     def extract(self, event: Any, field: str, arg: str | None) -> Any:
-        word, _, n = event.data.decode().partition(" ")
+        n = event.data.decode().partition(" ")[2]
         return int(n) if field == "ticker.n" else event.data.decode()

@@ -1,0 +1,105 @@
+"""What the event loop reads: the eBPF source as a feed of batches and idle heartbeats, the
+counters of any source, and Falco's token bucket for drop notifications."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from detector.config import FalcoConfig
+from detector.events import Event
+
+
+class TokenBucket:
+    """Falco's rate limiter for drop notifications (rate per second, max burst)."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, max(1, burst)
+        self.tokens = float(self.burst)
+        self.last = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def source_counts(source: Any) -> tuple[int | None, int | None]:
+    """(events seen, events dropped) as the source counts them, if it does."""
+    stats = getattr(source, "stats", None)
+    if callable(stats):
+        stats = stats()
+    if stats is None:
+        return None, None
+    def get(key: str) -> Any:
+        return stats.get(key) if isinstance(stats, dict) else getattr(stats, key, None)
+
+    n_evts = get("n_evts")
+    n_drops = get("n_drops")
+    if n_drops is None:
+        n_drops = get("n_drops_buffer")
+    return (None if n_evts is None else int(n_evts)), (None if n_drops is None else int(n_drops))
+
+
+class SyscallFeed:
+    """The eBPF source as the loop reads it: batches, idle heartbeats, kernel counters, and the
+    captured syscall set kept to the rules' event types plus state (``base_syscalls``)."""
+
+    def __init__(self, config: FalcoConfig, rule_events: frozenset[str] | None) -> None:
+        from detector.sources.ebpf import EbpfSource
+
+        preset = int(config.get("engine.ebpf.buf_size_preset", 4) or 4)
+        self._base = config.get("base_syscalls", {}) or {}
+        self.source = EbpfSource(syscalls=self._select(rule_events),
+                                 ringbuf_pages=256 << max(0, min(preset, 10) - 1))
+        self.source.open()
+        self._stopping = False
+
+    def _select(self, rule_events: frozenset[str] | None) -> frozenset[str] | None:
+        from detector.sources.syscalls import select_syscalls
+
+        if rule_events is None:
+            return None
+        return select_syscalls(rule_events, custom_set=list(self._base.get("custom_set") or []),
+                               repair=bool(self._base.get("repair")),
+                               all_syscalls=bool(self._base.get("all")))
+
+    drains_on_stop = True  # the loop keeps going until the feed ends
+
+    def __iter__(self) -> Iterator[Event | None]:
+        read = self.source.read
+        while not self._stopping:
+            batch = read(timeout=0.1)
+            if batch:
+                yield from batch
+            else:
+                yield None
+        # Stop capturing, then hand over what the ring buffer still holds: every event the
+        # kernel counted is processed or counted as dropped.
+        self.source.set_syscalls(frozenset())
+        while batch := read(timeout=0.05):
+            yield from batch
+
+    def set_syscalls(self, rule_events: set[str]) -> None:
+        selected = self._select(frozenset(rule_events))
+        if selected is not None and selected != self.source.selected:  # map writes only on change
+            self.source.set_syscalls(selected)
+
+    @property
+    def selected(self) -> frozenset[str]:
+        return self.source.selected
+
+    def stats(self) -> dict[str, int]:
+        c = self.source.counters()
+        return {"n_evts": c.n_evts, "n_drops": c.n_drops}
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def close(self) -> None:
+        self.source.close()
