@@ -27,6 +27,7 @@ from falcoctl_py.oci.media import (
 
 if TYPE_CHECKING:
     from falcoctl_py.config import Config
+    from falcoctl_py.falco_config import FalcoConfigUpdate
     from falcoctl_py.install import InstallResult, Progress
     from falcoctl_py.push import PullResult, PushResult
     from falcoctl_py.resolve import IndexLookup
@@ -159,10 +160,15 @@ def install(
     progress: Progress | None = None,
     verify_key: str | None = None,
     trusted_root: Path | None = None,
+    update_config: Path | None = None,
 ) -> InstallResult:
     """``artifact install``: flags over ``FALCOCTL_*`` over the config file."""
     from falcoctl_py.install import InstallDirs, install_artifacts
 
+    if update_config is not None:
+        from falcoctl_py.falco_config import check_falco_config
+
+        check_falco_config(update_config)  # refuse before anything is installed
     config = load(config_path)
     inst = config.artifact.install
     types = _types(allowed_types) if allowed_types else list(config.artifact.allowed_types)
@@ -175,7 +181,7 @@ def install(
             verify_key=verify_key,
             trusted_root=trusted_root,
         )
-        return install_artifacts(
+        result = install_artifacts(
             refs=list(refs) or list(inst.refs),
             client=client,
             lookup=index_lookup(config),
@@ -191,6 +197,25 @@ def install(
             verify=verify,
             progress=progress,
         )
+    if update_config is not None:
+        result.falco_config_update = _update_falco_config(update_config, result)
+    return result
+
+
+def _update_falco_config(path: Path, result: InstallResult) -> FalcoConfigUpdate:
+    """List what was installed in the falco.yaml at ``path`` (rules files, plugins)."""
+    from falcoctl_py.falco_config import update_falco_config
+
+    rules: list[str] = []
+    plugins: dict[str, str] = {}
+    for item in result.artifacts:
+        if item.type == "rulesfile":
+            rules.extend(f for f in item.files if f.endswith((".yaml", ".yml")))
+        elif item.type == "plugin":
+            libs = [f for f in item.files if f.endswith(".so")]
+            if libs:
+                plugins[item.name] = libs[0]
+    return update_falco_config(path, rules, plugins)
 
 
 def _types(values: Sequence[str]) -> list[str]:

@@ -73,12 +73,8 @@ def _covered(entry: str, listed: list[str]) -> bool:
     return False
 
 
-def update_falco_config(
-    path: Path,
-    installed_rules_files: Sequence[str | os.PathLike[str]],
-    installed_plugins: Mapping[str, str | os.PathLike[str]],
-) -> FalcoConfigUpdate:
-    """Add rules files and plugins (name -> library path) to the falco.yaml at ``path``."""
+def _load(path: Path) -> tuple[Any, Any]:
+    """The YAML handler and the parsed document of the falco.yaml at ``path``."""
     from ruamel.yaml.comments import CommentedMap
     from ruamel.yaml.error import YAMLError
 
@@ -96,6 +92,30 @@ def update_falco_config(
         doc = CommentedMap()
     if not isinstance(doc, dict):
         raise ConfigError("expected a map of keys at the top", path=str(path))
+    for key in ("rules_file", "rules_files", "plugins", "load_plugins"):
+        if doc.get(key) is not None and not isinstance(doc[key], list):
+            raise ConfigError(f"{key}: expected a list, got {type(doc[key]).__name__}",
+                              path=str(path), hint=f"make {key} a YAML list")
+    return y, doc
+
+
+def check_falco_config(path: Path) -> None:
+    """Fail now, before anything is installed, if ``path`` could not be updated later."""
+    _load(path)
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        raise ConfigError("not writable", path=str(path),
+                          hint="run as a user who may write the file and its folder")
+
+
+def update_falco_config(
+    path: Path,
+    installed_rules_files: Sequence[str | os.PathLike[str]],
+    installed_plugins: Mapping[str, str | os.PathLike[str]],
+) -> FalcoConfigUpdate:
+    """Add rules files and plugins (name -> library path) to the falco.yaml at ``path``."""
+    from ruamel.yaml.comments import CommentedMap
+
+    y, doc = _load(path)
     result = FalcoConfigUpdate(path=path)
     try:
         key = "rules_file" if "rules_file" in doc and "rules_files" not in doc else "rules_files"

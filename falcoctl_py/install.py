@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from falcoctl_py.archive import DEFAULT_MAX_EXTRACTED, ExtractedFile, extract_tar_gz, file_sha256
 from falcoctl_py.errors import FalcoctlPyError, InstallError, UsageError
@@ -48,6 +48,9 @@ from falcoctl_py.oci.media import (
 )
 from falcoctl_py.oci.reference import Reference
 from falcoctl_py.resolve import ArtifactRef, IndexLookup, Node, parse_artifact_ref, pin
+
+if TYPE_CHECKING:
+    from falcoctl_py.falco_config import FalcoConfigUpdate
 from falcoctl_py.resolve import resolve_dependencies as _resolve
 from falcoctl_py.state import ArtifactState, InstalledFile, list_states, load_state, save_state
 
@@ -114,6 +117,7 @@ class InstallResult:
     manifest_requests: int = 0
     blob_downloads: int = 0
     blob_bytes: int = 0
+    falco_config_update: FalcoConfigUpdate | None = None  # with ``--update-config``
 
 
 @dataclass(slots=True)

@@ -93,6 +93,14 @@ def artifact_install(
         Path | None,
         typer.Option("--trusted-root", help="Sigstore trusted_root.json for keyless checks."),
     ] = None,
+    update_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--update-config",
+            help="A falco.yaml to add what was installed to (rules_files, plugins, "
+            "load_plugins), keeping its comments.",
+        ),
+    ] = None,
     plain_http: PlainHttpOpt = False,
     ca_file: CaFileOpt = None,
     insecure: InsecureOpt = False,
@@ -118,6 +126,7 @@ def artifact_install(
             progress=progress,
             verify_key=verify_key,
             trusted_root=trusted_root,
+            update_config=update_config,
         )
     if output is not OutputFormat.human:
         print_structured(result, output)
@@ -127,6 +136,10 @@ def artifact_install(
         status(
             f"{item.status}: {item.name}:{item.version} ({item.type}) {item.digest[:19]} -> {where}"
         )
+    update = result.falco_config_update
+    if update is not None:
+        added = [*update.added_rules_files, *update.added_plugins, *update.updated_plugins]
+        status(f"{update.path}: " + (f"added {', '.join(added)}" if added else "already listed"))
 
 
 @app.command("info")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.push import push_artifact
@@ -225,3 +226,45 @@ def test_config_and_manifest(
         "--plain-http",
     )
     assert run.code == 1 and "no manifest for platform linux/s390x" in run.stderr
+
+
+def test_install_update_config_lists_what_was_installed(
+    setup: tuple[Registry, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, config = setup
+    falco_yaml = tmp_path / "falco.yaml"
+    falco_yaml.write_text(
+        "# my falco config\nrules_files:\n  - /etc/falco/falco_rules.yaml  # upstream\n"
+        "json_output: true\n"
+    )
+    run = run_cli(
+        capsys, "--config", str(config), "artifact", "install", "app-rules:^1",
+        *_dirs(tmp_path), "--update-config", str(falco_yaml),
+    )
+    assert run.code == 0, run.stderr
+    text = falco_yaml.read_text()
+    assert "# my falco config" in text and "# upstream" in text  # comments kept
+    doc = yaml.safe_load(text)
+    assert doc["rules_files"] == [
+        "/etc/falco/falco_rules.yaml", str(tmp_path / "rules" / "app_rules.yaml")
+    ]
+    assert doc["load_plugins"] == ["json"]
+    assert doc["plugins"][0]["name"] == "json"
+    assert doc["plugins"][0]["library_path"] == str(tmp_path / "plugins" / "libjson.so")
+    assert doc["json_output"] is True
+
+
+def test_install_update_config_refuses_a_broken_file_before_installing(
+    setup: tuple[Registry, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, config = setup
+    falco_yaml = tmp_path / "falco.yaml"
+    falco_yaml.write_text("rules_files: [unclosed\n")
+    run = run_cli(
+        capsys, "--config", str(config), "artifact", "install", "app-rules:^1",
+        *_dirs(tmp_path), "--update-config", str(falco_yaml),
+    )
+    assert run.code == 1
+    assert "falco.yaml" in run.stderr and "not valid YAML" in run.stderr
+    assert not (tmp_path / "rules").exists()  # nothing installed
+    assert falco_yaml.read_text() == "rules_files: [unclosed\n"
