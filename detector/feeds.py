@@ -1,49 +1,12 @@
-"""What the event loop reads: the eBPF source as a feed of batches and idle heartbeats, the
-counters of any source, and Falco's token bucket for drop notifications."""
+"""What the event loop reads from the kernel: the eBPF source as a feed of batches and idle
+heartbeats, its captured syscall set kept to what the rules and the state need."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from typing import Any
 
 from detector.config import FalcoConfig
 from detector.events import Event
-
-
-class TokenBucket:
-    """Falco's rate limiter for drop notifications (rate per second, max burst)."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, max(1, burst)
-        self.tokens = float(self.burst)
-        self.last = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-def source_counts(source: Any) -> tuple[int | None, int | None]:
-    """(events seen, events dropped) as the source counts them, if it does."""
-    stats = getattr(source, "stats", None)
-    if callable(stats):
-        stats = stats()
-    if stats is None:
-        return None, None
-    def get(key: str) -> Any:
-        return stats.get(key) if isinstance(stats, dict) else getattr(stats, key, None)
-
-    n_evts = get("n_evts")
-    n_drops = get("n_drops")
-    if n_drops is None:
-        n_drops = get("n_drops_buffer")
-    return (None if n_evts is None else int(n_evts)), (None if n_drops is None else int(n_drops))
 
 
 class SyscallFeed:

@@ -18,28 +18,24 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from detector.config import FalcoConfig, data_dir, expand_rules_paths
+from detector.config import FalcoConfig
+from detector.drops import DropWatch
 from detector.events import Event
-from detector.feeds import SyscallFeed, TokenBucket, source_counts
+from detector.feeds import SyscallFeed
 from detector.metrics import Metrics, sha256_file
 from detector.outputs import Outputs, build_outputs
 from detector.outputs.format import internal_alert, priority_level
 from detector.plugins import LazyPluginFields, LoadedPlugins, events_from, load_plugins
 from detector.reload import Reloader, ReloadResult
 from detector.ruleset import RuleSet, compile_rules
+from detector.runtime_rules import Compiler
+from detector.runtime_services import FALCO_COMPAT_VERSION, RuntimeServices
 from falcoctl_py.errors import DetectorError
 
 log = logging.getLogger("detector.runtime")
 
-FALCO_COMPAT_VERSION = "0.42.0"  # the Falco release whose behaviour the detector follows
 HOT_RESTART_FAILURE = "Falco internal: hot restart failure"
-DROP_RULE = "Falco internal: syscall event drop"
 METRICS_RULE = "Falco internal: metrics snapshot"
-
-Compiler = Callable[..., RuleSet]
-# falco.yaml keys a hot reload applies; others need a restart (a warning says so).
-_HOT_KEYS = frozenset({"rules_files", "rules_file", "rules", "priority", "rule_matching",
-                       "time_format_iso_8601", "append_output"})
 
 
 @dataclass(slots=True)
@@ -62,7 +58,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
 
 
-class Runtime:
+class Runtime(RuntimeServices):
     """A configured detector: call :meth:`run` (blocks) and :meth:`stop` (any thread)."""
 
     def __init__(
@@ -105,7 +101,6 @@ class Runtime:
         self._tracker = tracker
         self._capture_path = capture
         self._outputs = outputs
-        self._debounce = debounce
         self._web_enabled = config.flag("webserver.enabled", True) if webserver is None \
             else webserver
         self._watch_enabled = config.flag("watch_config_files", True) if watch is None else watch
@@ -115,12 +110,7 @@ class Runtime:
         self.watcher: Any = None
         self.alerts = 0
         self._lock: threading.Lock | None = None
-        drops = config.get("syscall_event_drops", {}) or {}
-        self._drop_actions = [str(a) for a in drops.get("actions", ["log", "alert"])]
-        self._drop_threshold = float(drops.get("threshold", 0.1))
-        self._drop_bucket = TokenBucket(float(drops.get("rate", 0.03333)),
-                                         int(drops.get("max_burst", 1)))
-        self._last_counts = (0, 0)
+        self._drops = DropWatch(config, self.metrics, emit=self.emit_internal, stop=self.stop)
         self._last_tick = time.monotonic()
         self._snapshot_every = 0.0
         if config.flag("metrics.enabled", True) and config.flag("metrics.output_rule"):
@@ -130,102 +120,12 @@ class Runtime:
                                                                           "1h"))))
         self._next_snapshot = time.monotonic() + self._snapshot_every
 
-    # ---- rules -------------------------------------------------------------------------------
-
-    def _rules_paths(self, extra: list[Path] | None = None) -> list[Path]:
-        base = self.config.path.parent if self.config.path else data_dir()
-        paths = expand_rules_paths(self.config.rules_files, base=base)
-        for p in [*self._extra_rules, *(extra or [])]:
-            if p not in paths:
-                paths.append(p)
-        return paths
-
-    def validate_with(self, staged: list[Path], *, replaces: Path | None = None) -> RuleSet:
-        """Compile the running rule set with ``staged`` files (a staged file replaces the file
-        of the same name in ``replaces``, else it is added); raise if it does not compile."""
-        paths = self._rules_paths()
-        for f in staged:
-            target = replaces / f.name if replaces is not None else None
-            if target is not None and target in paths:
-                paths[paths.index(target)] = f
-            elif f not in paths:
-                paths.append(f)
-        return self._compile(paths)
-
-    def _compile(self, files: list[Path]) -> RuleSet:
-        rs = self.compiler(files=files, config=self.config, plugins=self.plugins)
-        if not rs.digests:
-            rs.digests = {str(p): sha256_file(p) for p in rs.files}
-        return rs
-
-    def _note_ruleset(self, rs: RuleSet) -> None:
-        self.metrics.rules_files = dict(rs.digests)
-        self.metrics.reload_ns = rs.loaded_ns
-
-    def swap(self, rs: RuleSet) -> None:
-        """Make ``rs`` the running rule set: one reference assignment, never a pause."""
-        old = self.ruleset
-        syscall_sources = [s for s in self.sources if hasattr(s, "set_syscalls")]
-        if rs.event_types is not None and old.event_types is not None:
-            for s in syscall_sources:  # widen first, so no event the new rules need is missed
-                s.set_syscalls(set(old.event_types) | set(rs.event_types))
-        self.ruleset = rs
-        self._process = rs.engine.process
-        if rs.event_types is not None:
-            for s in syscall_sources:
-                s.set_syscalls(set(rs.event_types))
-        self._note_ruleset(rs)
-
-    def _maybe_reload_config(self) -> None:
-        path = self.config.path
-        if self._reload_config is None or path is None:
-            return
-        digest = sha256_file(path)
-        if digest == self.metrics.config_files.get(str(path)):
-            return
-        new = self._reload_config()  # raises on a broken file: the running config stays
-        changed = sorted(k for k in set(new.raw) | set(self.config.raw)
-                         if k not in _HOT_KEYS and new.raw.get(k) != self.config.raw.get(k))
-        if changed:
-            log.warning("%s changed %s: restart the detector to apply them", path,
-                        ", ".join(changed))
-        self.config = new
-        self.metrics.config_files = {str(path): digest}
-
-    def _rebuild(self, reason: str, extra: list[Path] | None = None) -> list[str]:
-        self._maybe_reload_config()
-        rs = self._compile(self._rules_paths(extra))
-        self.swap(rs)
-        self.metrics.reloads_ok += 1
-        return [str(p) for p in rs.files]
+    # ---- alerts ------------------------------------------------------------------------------
 
     def _reload_failed(self, result: ReloadResult) -> None:
         self.metrics.reloads_failed += 1
         self.emit_internal(HOT_RESTART_FAILURE, "Critical",
                            f"{HOT_RESTART_FAILURE}: {result.error}")
-
-    def request_reload(self, reason: str) -> None:
-        """Debounced reload (file watch, SIGHUP)."""
-        self.reloader.trigger(reason)
-
-    def on_artifact_update(self, files: list[Path]) -> ReloadResult:
-        """Hook for the embedded follower: validate the rule set including ``files``, then swap.
-
-        Rules files already under ``rules_files`` are re-read from disk; other ``.yaml``/``.yml``
-        files are added to the running set. A broken set keeps the running rules, raises the
-        Critical internal alert and comes back as a failed result.
-        """
-        extra = [Path(f) for f in files if Path(f).suffix in (".yaml", ".yml")]
-
-        def rebuild(reason: str) -> list[str]:
-            files_ = self._rebuild(reason, extra=extra)
-            self._extra_rules.extend(p for p in extra if p not in self._extra_rules)
-            return files_
-
-        return self.reloader.reload_now(
-            "artifact update: " + (", ".join(map(str, files)) or "(no files)"), rebuild)
-
-    # ---- alerts ------------------------------------------------------------------------------
 
     def emit_internal(self, rule: str, priority: str, message: str,
                       fields: dict[str, Any] | None = None) -> None:
@@ -276,11 +176,11 @@ class Runtime:
         n = 0
         for ev in events:
             if ev is None:  # the source's idle heartbeat
-                if stopping.is_set() and not drains:
+                if not drains and stopping.is_set():
                     break
                 self._tick()
                 continue
-            if stopping.is_set() and not drains:
+            if not drains and stopping.is_set():
                 break
             if tracker is not None:
                 ev = tracker.process(ev)
@@ -307,7 +207,7 @@ class Runtime:
         if now - self._last_tick < 1.0:
             return
         self._last_tick = now
-        self._update_counts(check_drops=True)
+        self._drops.update(self.sources, check_drops=True)
         if self._snapshot_every and now >= self._next_snapshot:
             self._next_snapshot = now + self._snapshot_every
             self._metrics_snapshot()
@@ -323,103 +223,6 @@ class Runtime:
             "falco.outputs_queue_num_drops": out.dropped if out else 0,
             "falco.reloads": m.reloads_ok, "falco.reload_failures": m.reloads_failed,
         })
-
-    def _update_counts(self, *, check_drops: bool) -> None:
-        total_evts = total_drops = 0
-        known = False
-        for s in self.sources:
-            n_evts, n_drops = source_counts(s)
-            if n_evts is not None:
-                known = True
-                total_evts += n_evts
-                total_drops += n_drops or 0
-        m = self.metrics
-        m.n_evts = total_evts if known else m.processed
-        m.n_drops = m.n_drops_buffer = total_drops
-        if not check_drops:
-            return
-        d_evts = m.n_evts - self._last_counts[0]
-        d_drops = m.n_drops - self._last_counts[1]
-        self._last_counts = (m.n_evts, m.n_drops)
-        if d_drops <= 0 or "ignore" in self._drop_actions:
-            return
-        ratio = 100.0 * d_drops / max(1, d_evts + d_drops)
-        if ratio <= self._drop_threshold or not self._drop_bucket.take():
-            return
-        msg = f"{DROP_RULE}. {d_drops} system calls dropped in last second."
-        if "log" in self._drop_actions:
-            log.warning("%s", msg)
-        if "alert" in self._drop_actions:
-            self.emit_internal(DROP_RULE, "Debug", msg, {
-                "n_evts": d_evts, "n_drops": d_drops, "n_drops_buffer_total": d_drops,
-                "ebpf_enabled": 1 if self.config.engine_kind == "ebpf" else 0,
-            })
-        if "exit" in self._drop_actions:
-            log.error("syscall_event_drops.actions has exit: stopping")
-            self.stop()
-
-    # ---- services ----------------------------------------------------------------------------
-
-    def versions(self) -> dict[str, Any]:
-        """The /versions object, in Falco's shape."""
-        from detector.plugins import PLUGIN_API_VERSION
-        from falcoctl_py import __version__
-
-        engine = _engine_version()
-        return {
-            # No Falco kernel driver or libs here (BCC programs instead): 0.0.0, not a guess.
-            "default_driver_version": "bcc",
-            "driver_api_version": "0.0.0",
-            "driver_schema_version": "0.0.0",
-            "engine_version": str(engine.split(".")[1]),
-            "engine_version_semver": engine,
-            "falco_version": FALCO_COMPAT_VERSION,
-            "falcoctl_py_version": __version__,
-            "libs_version": "0.0.0",
-            "plugin_api_version": PLUGIN_API_VERSION,
-            "plugin_versions": self.plugins.versions(),
-        }
-
-    def _start_services(self) -> None:
-        if self._web_enabled:
-            from detector.webserver import WebEndpoints, WebServer
-
-            c = self.config
-            prom = c.flag("metrics.enabled", True) and \
-                c.flag("webserver.prometheus_metrics_enabled", True)
-            self.webserver = WebServer(
-                WebEndpoints(self.versions(), self.metrics_text if prom else None,
-                             str(c.get("webserver.k8s_healthz_endpoint", "/healthz"))),
-                address=str(c.get("webserver.listen_address", "0.0.0.0")),
-                port=int(c.get("webserver.listen_port", 8765)),
-                ssl_certificate=str(c.get("webserver.ssl_certificate"))
-                if c.flag("webserver.ssl_enabled") else None,
-            ).start()
-        self.reloader.start()
-        if self._watch_enabled:
-            from detector.watch import RulesWatcher
-
-            base = self.config.path.parent if self.config.path else None
-
-            def entries() -> list[Path]:
-                out = [Path(e) if Path(e).is_absolute() or base is None else base / e
-                       for e in self.config.rules_files]
-                out.extend(self._extra_rules)
-                if self.config.path is not None and self._reload_config is not None:
-                    out.append(self.config.path)
-                return out
-
-            self.watcher = RulesWatcher(entries, self.request_reload).start()
-            log.info("watching rules files (%s)", self.watcher.mode)
-        follow = self.config.get("artifact.follow")
-        if follow:
-            from detector.embedded_follow import start_embedded_follow
-
-            self.follow = start_embedded_follow(self, follow)
-
-    def metrics_text(self) -> str:
-        self._update_counts(check_drops=False)
-        return self.metrics.prometheus()
 
     def _install_signals(self) -> list[tuple[int, Any]]:
         if threading.current_thread() is not threading.main_thread():
@@ -542,12 +345,8 @@ class Runtime:
     def _shutdown(self, capture: Any, tracker: Any, saved: list[tuple[int, Any]]) -> None:
         for sig, handler in saved:
             signal.signal(sig, handler)
-        if self.follow is not None:
-            self.follow.stop()
-        if self.watcher is not None:
-            self.watcher.stop()
-        self.reloader.stop()
-        self._update_counts(check_drops=False)
+        self._stop_services()
+        self._drops.update(self.sources, check_drops=False)
         for s in self.sources:
             close = getattr(s, "close", None)
             if callable(close):
@@ -561,16 +360,4 @@ class Runtime:
         if self.webserver is not None:
             self.webserver.stop()
         self.plugins.destroy()
-
-
-def _engine_version() -> str:
-    try:
-        from detector import rules
-
-        version = getattr(rules, "ENGINE_VERSION", None)
-        if version:
-            return str(version)
-    except ImportError:
-        pass
-    return "0.57.0"
 

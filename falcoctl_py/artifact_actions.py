@@ -26,9 +26,9 @@ from falcoctl_py.oci.media import (
 )
 
 if TYPE_CHECKING:
-    from falcoctl_py.config import Config
+    from falcoctl_py.config import Config, FollowConfig, InstallConfig
     from falcoctl_py.falco_config import FalcoConfigUpdate
-    from falcoctl_py.install import InstallResult, Progress
+    from falcoctl_py.install import InstallDirs, InstallResult, Progress
     from falcoctl_py.push import PullResult, PushResult
     from falcoctl_py.resolve import IndexLookup
 
@@ -140,8 +140,37 @@ def make_verify(
     return verify
 
 
-def _platform(text: str | None) -> Platform:
+def platform_or_current(text: str | None) -> Platform:
+    """The ``--platform`` value, or this machine's."""
     return Platform.parse(text) if text else current_platform()
+
+
+def install_dirs(
+    defaults: InstallConfig | FollowConfig,
+    *,
+    rulesfiles_dir: Path | None,
+    plugins_dir: Path | None,
+    assets_dir: Path | None,
+) -> InstallDirs:
+    """The destination flags, falling back to the config's (install or follow section)."""
+    from falcoctl_py.install import InstallDirs
+
+    return InstallDirs(
+        rulesfiles=rulesfiles_dir or defaults.rulesfiles_dir,
+        plugins=plugins_dir or defaults.plugins_dir,
+        assets=assets_dir or defaults.assets_dir,
+    )
+
+
+def parse_allowed_types(values: Sequence[str] | None, config: Config) -> list[str]:
+    """``--allowed-types`` (comma-separated, repeatable), or the config's ``allowedTypes``."""
+    if not values:
+        return list(config.artifact.allowed_types)
+    out = [t.strip() for v in values for t in v.split(",") if t.strip()]
+    bad = [t for t in out if t not in ("rulesfile", "plugin", "asset")]
+    if bad:
+        raise UsageError(f"unknown artifact type {bad[0]!r}", hint="use rulesfile, plugin, asset")
+    return out
 
 
 def install(
@@ -163,7 +192,7 @@ def install(
     update_config: Path | None = None,
 ) -> InstallResult:
     """``artifact install``: flags over ``FALCOCTL_*`` over the config file."""
-    from falcoctl_py.install import InstallDirs, install_artifacts
+    from falcoctl_py.install import install_artifacts
 
     if update_config is not None:
         from falcoctl_py.falco_config import check_falco_config
@@ -171,7 +200,6 @@ def install(
         check_falco_config(update_config)  # refuse before anything is installed
     config = load(config_path)
     inst = config.artifact.install
-    types = _types(allowed_types) if allowed_types else list(config.artifact.allowed_types)
     # install_artifacts takes the state-directory lock (install and follow exclude each other)
     with make_client(config, tls) as client:
         verify = make_verify(
@@ -185,14 +213,12 @@ def install(
             refs=list(refs) or list(inst.refs),
             client=client,
             lookup=index_lookup(config),
-            dirs=InstallDirs(
-                rulesfiles=rulesfiles_dir or inst.rulesfiles_dir,
-                plugins=plugins_dir or inst.plugins_dir,
-                assets=assets_dir or inst.assets_dir,
+            dirs=install_dirs(
+                inst, rulesfiles_dir=rulesfiles_dir, plugins_dir=plugins_dir, assets_dir=assets_dir
             ),
             state_dir=state_dir or inst.state_dir,
-            platform=_platform(platform),
-            allowed_types=types,
+            platform=platform_or_current(platform),
+            allowed_types=parse_allowed_types(allowed_types, config),
             resolve_deps=inst.resolve_deps if resolve_deps is None else resolve_deps,
             verify=verify,
             progress=progress,
@@ -218,14 +244,6 @@ def _update_falco_config(path: Path, result: InstallResult) -> FalcoConfigUpdate
     return update_falco_config(path, rules, plugins)
 
 
-def _types(values: Sequence[str]) -> list[str]:
-    out = [t.strip() for v in values for t in v.split(",") if t.strip()]
-    bad = [t for t in out if t not in ("rulesfile", "plugin", "asset")]
-    if bad:
-        raise UsageError(f"unknown artifact type {bad[0]!r}", hint="use rulesfile, plugin, asset")
-    return out
-
-
 def info(*, config_path: Path, refs: Sequence[str], tls: TlsOptions) -> list[ArtifactTags]:
     """``artifact info``: the tags of each reference, without cosign signature tags."""
     from falcoctl_py.resolve import parse_artifact_ref
@@ -242,7 +260,7 @@ def info(*, config_path: Path, refs: Sequence[str], tls: TlsOptions) -> list[Art
 
 
 def _platform_manifest(
-    client: RegistryClient, text: str, lookup: IndexLookup, platform: Platform
+    client: RegistryClient, text: str, lookup: IndexLookup, platform: str | None
 ) -> tuple[str, bytes]:
     from falcoctl_py.resolve import parse_artifact_ref, pin
 
@@ -250,7 +268,7 @@ def _platform_manifest(
     got = client.get_manifest(ref.name, ref.target)
     data = got.data
     if got.media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
-        desc = select_platform(data, platform, where=str(ref))
+        desc = select_platform(data, platform_or_current(platform), where=str(ref))
         data = client.get_manifest(ref.name, desc.digest).data
     return ref.name, data
 
@@ -259,14 +277,14 @@ def manifest(*, config_path: Path, ref: str, platform: str | None, tls: TlsOptio
     """``artifact manifest``: the raw manifest JSON (the platform's, for an image index)."""
     config = load(config_path)
     with make_client(config, tls) as client:
-        return _platform_manifest(client, ref, index_lookup(config), _platform(platform))[1]
+        return _platform_manifest(client, ref, index_lookup(config), platform)[1]
 
 
 def config_blob(*, config_path: Path, ref: str, platform: str | None, tls: TlsOptions) -> bytes:
     """``artifact config``: the raw config JSON of an artifact."""
     config = load(config_path)
     with make_client(config, tls) as client:
-        repo, data = _platform_manifest(client, ref, index_lookup(config), _platform(platform))
+        repo, data = _platform_manifest(client, ref, index_lookup(config), platform)
         parsed = parse_artifact_manifest(data, where=ref)
         return client.get_blob_bytes(repo, parsed.config.digest)
 
@@ -333,5 +351,5 @@ def pull(
     config = load(config_path)
     with make_client(config, tls) as client:
         return pull_artifact(
-            client=client, ref=ref, dest_dir=dest_dir, platform=_platform(platform)
+            client=client, ref=ref, dest_dir=dest_dir, platform=platform_or_current(platform)
         )

@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from falcoctl_py.config import Config, user_config_dir
+from falcoctl_py.config import Config, OAuthClient, user_config_dir
 from falcoctl_py.errors import ConfigError
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -34,17 +34,6 @@ class BasicCredentials:
 
     username: str
     password: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class OAuthClient:
-    """OAuth2 client credentials (the client-credentials grant) for a registry."""
-
-    registry: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    token_url: str = ""
-    scopes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,8 +256,7 @@ def oauth_for(host: str, config: Config) -> OAuthClient | None:
     host = registry_host(host)
     for entry in config.registry.auth_oauth:
         if registry_host(entry.registry) == host:
-            return OAuthClient(host, entry.client_id, entry.client_secret, entry.token_url,
-                               list(entry.scopes))
+            return dataclasses.replace(entry, registry=host, scopes=list(entry.scopes))
     return read_client_credentials(host)
 
 
@@ -286,8 +274,3 @@ def oauth_token_for(host: str, config: Config, *, ca_file: Path | None = None,
                                   insecure_skip_tls_verify=insecure_skip_tls_verify)
         cache_token(host, token, client_id=client.client_id)
     return token.access_token
-
-
-def env_flag(name: str) -> bool:
-    """A boolean environment variable (``1``/``true``)."""
-    return os.environ.get(name, "").strip().lower() in ("1", "t", "true")

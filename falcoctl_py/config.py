@@ -63,8 +63,8 @@ class BasicAuth:
 
 
 @dataclass(frozen=True, slots=True)
-class OAuthAuth:
-    """OAuth2 client credentials for one registry."""
+class OAuthClient:
+    """OAuth2 client credentials (the client-credentials grant) for one registry."""
 
     registry: str
     client_id: str
@@ -79,7 +79,7 @@ class RegistryConfig:
 
     creds_config: Path
     auth_basic: list[BasicAuth] = field(default_factory=list)
-    auth_oauth: list[OAuthAuth] = field(default_factory=list)
+    auth_oauth: list[OAuthClient] = field(default_factory=list)
     auth_gcp: list[str] = field(default_factory=list)
 
 
@@ -365,7 +365,7 @@ def _registry(data: Mapping[str, Any], env: Mapping[str, str]) -> RegistryConfig
                 _str(entry.get("password"), "registry.auth.basic[].password"),
             ))
 
-    oauth: list[OAuthAuth] = []
+    oauth: list[OAuthClient] = []
     raw = _env(env, "registry.auth.oauth")
     if raw is not None:
         for item in _split(raw, "registry.auth.oauth", sep=";"):
@@ -375,10 +375,10 @@ def _registry(data: Mapping[str, Any], env: Mapping[str, str]) -> RegistryConfig
                     "FALCOCTL_REGISTRY_AUTH_OAUTH items must be "
                     "registry,clientID,clientSecret,tokenURL",
                 )
-            oauth.append(OAuthAuth(fields[0].strip(), fields[1], fields[2], fields[3].strip()))
+            oauth.append(OAuthClient(fields[0].strip(), fields[1], fields[2], fields[3].strip()))
     else:
         for entry in _mappings(_get(data, "registry.auth.oauth"), "registry.auth.oauth"):
-            oauth.append(OAuthAuth(
+            oauth.append(OAuthClient(
                 _str(entry.get("registry"), "registry.auth.oauth[].registry"),
                 _str(entry.get("clientid"), "registry.auth.oauth[].clientID"),
                 _str(entry.get("clientsecret"), "registry.auth.oauth[].clientSecret"),

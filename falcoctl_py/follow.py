@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from falcoctl_py.archive import ExtractedFile
+from falcoctl_py.archive import DEFAULT_MAX_EXTRACTED, ExtractedFile
 from falcoctl_py.errors import (
     DependencyError,
     FalcoctlPyError,
@@ -44,11 +44,12 @@ from falcoctl_py.follow_check import (
 )
 from falcoctl_py.follow_switch import held_digests, recover, switch
 from falcoctl_py.install import (
+    DEFAULT_MAX_LAYER,
+    Candidate,
     InstallDirs,
+    Installer,
     VerifyHook,
-    _Candidate,
-    _Installer,
-    _intact,
+    is_intact,
 )
 from falcoctl_py.locking import state_lock
 from falcoctl_py.oci.client import RegistryClient
@@ -121,7 +122,7 @@ class RefFollower:
         self.text = text
         self.aref: ArtifactRef | None = None
         self.refused: dict[str, tuple[str, bool, str]] = {}  # digest -> (reason, recheck, versions)
-        self.cache: dict[str, list[Node[_Candidate]]] = {}
+        self.cache: dict[str, list[Node[Candidate]]] = {}
         self.waiting = threading.Event()
         self.failures = 0
         self._last_error = ""
@@ -168,7 +169,7 @@ class RefFollower:
         if (
             state is not None
             and state.digest == digest
-            and _intact(state, owner.dirs, owner.platform)
+            and is_intact(state, owner.dirs, owner.platform)
         ):
             return TickResult(key, "unchanged", digest, state.version)
         if digest in held_digests(owner.state_dir, key):
@@ -192,7 +193,7 @@ class RefFollower:
                 log.warning("follow %s: skipping %s: %s", key, digest[:19], why.reason)
             return TickResult(key, "skipped", digest, message=why.reason)
 
-    def _root(self, aref: ArtifactRef, at_digest: ArtifactRef, digest: str) -> Node[_Candidate]:
+    def _root(self, aref: ArtifactRef, at_digest: ArtifactRef, digest: str) -> Node[Candidate]:
         """The new digest's manifest and config (cached per digest: fetched once)."""
         if digest in self.cache:
             return self.cache[digest][0]
@@ -208,8 +209,8 @@ class RefFollower:
         return root
 
     def _with_dependencies(
-        self, aref: ArtifactRef, root: Node[_Candidate], digest: str
-    ) -> list[Node[_Candidate]]:
+        self, aref: ArtifactRef, root: Node[Candidate], digest: str
+    ) -> list[Node[Candidate]]:
         """``root`` and the dependencies to write with it (resolved once per digest)."""
         owner = self.owner
         cached = self.cache.get(digest, [root])
@@ -238,7 +239,7 @@ class RefFollower:
         self.cache[digest] = [root, *(n for n in nodes if n is not root)]
         return nodes
 
-    def _compatible(self, aref: ArtifactRef, node: Node[_Candidate], digest: str) -> bool:
+    def _compatible(self, aref: ArtifactRef, node: Node[Candidate], digest: str) -> bool:
         """False while the detector's versions are unknown; raises _Refused when incompatible."""
         cand = node.payload
         if not needs_versions(cand.config, cand.artifact_type):
@@ -351,16 +352,16 @@ class Follower:
 
     # -- pieces shared by the per-reference followers ------------------------------------------
 
-    def installer(self) -> _Installer:
-        return _Installer(
+    def installer(self) -> Installer:
+        return Installer(
             client=self.client,
             lookup=self.lookup,
             dirs=self.dirs,
             state_dir=self.state_dir,
             platform=self.platform,
             allowed_types=self.allowed_types,
-            max_layer_size=512 * 1024 * 1024,
-            max_extracted=1024 * 1024 * 1024,
+            max_layer_size=DEFAULT_MAX_LAYER,
+            max_extracted=DEFAULT_MAX_EXTRACTED,
             progress=None,
         )
 
@@ -379,7 +380,7 @@ class Follower:
                 follower.waiting.clear()
                 follower.wake.set()
 
-    def apply(self, aref: ArtifactRef, nodes: list[Node[_Candidate]], digest: str) -> TickResult:
+    def apply(self, aref: ArtifactRef, nodes: list[Node[Candidate]], digest: str) -> TickResult:
         """Stage, validate and switch ``nodes`` under the lock; returns the root's result."""
         key = aref.key
         with state_lock(self.state_dir, stop=self.stop_event):
@@ -389,7 +390,7 @@ class Follower:
             if (
                 current is not None
                 and current.digest == digest
-                and _intact(current, self.dirs, self.platform)
+                and is_intact(current, self.dirs, self.platform)
             ):
                 return TickResult(key, "unchanged", digest, current.version)  # install did it
             inst = self.installer()
@@ -424,7 +425,7 @@ class Follower:
         return root
 
     def _switch(
-        self, node: Node[_Candidate], stage: Path, files: list[ExtractedFile]
+        self, node: Node[Candidate], stage: Path, files: list[ExtractedFile]
     ) -> TickResult:
         cand = node.payload
         dest = self.dirs.for_type(cand.artifact_type)

@@ -68,16 +68,16 @@ def build_follower(
     """
     from falcoctl_py.artifact_actions import (
         TlsOptions,
-        _platform,
-        _types,
         index_lookup,
+        install_dirs,
         load,
         make_client,
         make_verify,
+        parse_allowed_types,
+        platform_or_current,
     )
     from falcoctl_py.follow import Follower
     from falcoctl_py.follow_check import read_versions
-    from falcoctl_py.install import InstallDirs
     from falcoctl_py.schedule import Schedule, StartupBehavior
 
     if config is None:
@@ -117,21 +117,18 @@ def build_follower(
         verify_key=verify_key,
         trusted_root=trusted_root,
     )
-    types = _types(allowed_types) if allowed_types else list(config.artifact.allowed_types)
     return Follower(
         refs=refs,
         client=client,
-        dirs=InstallDirs(
-            rulesfiles=rulesfiles_dir or fol.rulesfiles_dir,
-            plugins=plugins_dir or fol.plugins_dir,
-            assets=assets_dir or fol.assets_dir,
+        dirs=install_dirs(
+            fol, rulesfiles_dir=rulesfiles_dir, plugins_dir=plugins_dir, assets_dir=assets_dir
         ),
         state_dir=state_dir or fol.state_dir,
-        platform=_platform(platform),
+        platform=platform_or_current(platform),
         schedule=schedule,
         startup=startup,
         lookup=index_lookup(config),
-        allowed_types=types,
+        allowed_types=parse_allowed_types(allowed_types, config),
         resolve_deps=resolve_deps,
         verify=verify,
         versions=versions,

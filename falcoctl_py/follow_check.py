@@ -61,13 +61,6 @@ def read_versions(source: str, *, timeout: float = 10.0) -> Versions:
     return raw
 
 
-def _strict(text: str) -> semver.Version | None:
-    try:
-        return semver.Version.parse(text.strip().lstrip("vV"))
-    except ValueError:
-        return None
-
-
 def _tolerant(text: str) -> semver.Version | None:
     try:
         return semver.Version.parse(text.strip().lstrip("vV"), optional_minor_and_patch=True)

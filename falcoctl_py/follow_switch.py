@@ -31,13 +31,12 @@ from falcoctl_py.errors import InstallError, NotFoundError
 from falcoctl_py.install import (
     JOURNAL,
     STAGE_PREFIX,
-    _fsync_dir,
-    _owner_alive,
-    _roll_forward,
     recover_staging,
+    roll_forward,
+    stage_owner_alive,
 )
-from falcoctl_py.state import ArtifactState, InstalledFile, list_states, load_state, save_state
-from falcoctl_py.textio import write_atomic
+from falcoctl_py.state import ArtifactState, InstalledFile, list_states, save_state
+from falcoctl_py.textio import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +134,11 @@ def switch(
             json.dump(rels, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        _fsync_dir(stage)
+        fsync_dir(stage)
     except OSError as err:
         shutil.rmtree(stage, ignore_errors=True)
         raise InstallError(f"cannot prepare the switch in {dest}: {err.strerror or err}") from None
-    _roll_forward(stage, dest)
+    roll_forward(stage, dest)
     _remove(dropped, dest)
     return [str(dest / rel) for rel in rels]
 
@@ -155,7 +154,7 @@ def _remove(paths: list[str], dest: Path) -> None:
             target.unlink()
             log.info("removed %s (dropped by the new version)", target)
     with contextlib.suppress(OSError):
-        _fsync_dir(dest)
+        fsync_dir(dest)
 
 
 def recover(dest: Path) -> None:
@@ -165,13 +164,13 @@ def recover(dest: Path) -> None:
     for stage in sorted(dest.glob(f"{STAGE_PREFIX}*")):
         if not (stage / REMOVE).is_file() or not (stage / JOURNAL).is_file():
             continue
-        if _owner_alive(stage):
+        if stage_owner_alive(stage):
             continue
         try:
             dropped = json.loads((stage / REMOVE).read_text())
         except (OSError, ValueError):
             continue
-        _roll_forward(stage, dest)
+        roll_forward(stage, dest)
         _remove([str(p) for p in dropped], dest)
     recover_staging(dest)
 
@@ -255,8 +254,3 @@ def rollback(*, state_dir: Path, name: str) -> RollbackResult:
         to_digest=before.digest,
         files=paths,
     )
-
-
-def current_state(state_dir: Path, ref: str) -> ArtifactState | None:
-    """The recorded state of ``ref`` (re-exported for follow)."""
-    return load_state(state_dir, ref)

@@ -48,11 +48,12 @@ from falcoctl_py.oci.media import (
 )
 from falcoctl_py.oci.reference import Reference
 from falcoctl_py.resolve import ArtifactRef, IndexLookup, Node, parse_artifact_ref, pin
+from falcoctl_py.resolve import resolve_dependencies as _resolve
+from falcoctl_py.state import ArtifactState, InstalledFile, list_states, load_state, save_state
+from falcoctl_py.textio import fsync_dir
 
 if TYPE_CHECKING:
     from falcoctl_py.falco_config import FalcoConfigUpdate
-from falcoctl_py.resolve import resolve_dependencies as _resolve
-from falcoctl_py.state import ArtifactState, InstalledFile, list_states, load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,9 @@ class InstallResult:
 
 
 @dataclass(slots=True)
-class _Candidate:
+class Candidate:
+    """A pinned artifact with its config; ``manifest`` is None when the installed one is current."""
+
     aref: ArtifactRef
     pinned: Reference
     key: str
@@ -137,7 +140,7 @@ class _Candidate:
         return self.manifest is None
 
 
-def _intact(state: ArtifactState, dirs: InstallDirs, platform: Platform) -> bool:
+def is_intact(state: ArtifactState, dirs: InstallDirs, platform: Platform) -> bool:
     """The recorded files are all there, unchanged, in today's destination."""
     try:
         kind = ArtifactType(state.type)
@@ -157,7 +160,9 @@ def _intact(state: ArtifactState, dirs: InstallDirs, platform: Platform) -> bool
     return True
 
 
-class _Installer:
+class Installer:
+    """The steps of an install (inspect, stage, commit), shared with follow."""
+
     def __init__(
         self,
         *,
@@ -189,12 +194,12 @@ class _Installer:
                 hint="change --allowed-types or artifact.allowedTypes",
             )
 
-    def inspect(self, aref: ArtifactRef, key: str) -> _Candidate:
+    def inspect(self, aref: ArtifactRef, key: str) -> Candidate:
         """Pin, compare with the state, and fetch manifest + config when something changed."""
         pinned = pin(aref, self.client.list_tags)
         repo = pinned.name
         state = load_state(self.state_dir, key)
-        fresh = state is not None and _intact(state, self.dirs, self.platform)
+        fresh = state is not None and is_intact(state, self.dirs, self.platform)
         target = pinned.target
         if fresh and state is not None:
             digest = pinned.digest or self.client.head_manifest(repo, pinned.target).digest
@@ -203,7 +208,7 @@ class _Installer:
                 self.check_allowed(kind, pinned)
                 config = ArtifactConfig.from_json(state.config, where=f"state of {key}")
                 log.debug("%s is up to date (%s)", key, digest)
-                return _Candidate(aref, pinned, key, digest, kind, config, state=state)
+                return Candidate(aref, pinned, key, digest, kind, config, state=state)
             target = digest  # fetch exactly what HEAD saw
         got = self.client.get_manifest(repo, target)
         root_digest, data, manifest_digest = got.digest, got.data, got.digest
@@ -216,7 +221,7 @@ class _Installer:
         self.check_allowed(manifest.artifact_type, pinned)
         config_bytes = self.client.get_blob_bytes(repo, manifest.config.digest)
         config = ArtifactConfig.from_bytes(config_bytes, where=f"config of {pinned}")
-        return _Candidate(
+        return Candidate(
             aref,
             pinned,
             key,
@@ -228,12 +233,12 @@ class _Installer:
             state=state,
         )
 
-    def node(self, cand: _Candidate, *, from_user: bool) -> Node[_Candidate]:
+    def node(self, cand: Candidate, *, from_user: bool) -> Node[Candidate]:
         name = cand.config.name or cand.pinned.repository.rsplit("/", 1)[-1]
         version = cand.config.version or (cand.pinned.tag or "0.0.0")
         return Node(name, version, cand.config.dependencies, cand, from_user=from_user)
 
-    def fetch(self, aref: ArtifactRef) -> tuple[str, str, tuple[Dependency, ...], _Candidate]:
+    def fetch(self, aref: ArtifactRef) -> tuple[str, str, tuple[Dependency, ...], Candidate]:
         cand = self.inspect(aref, str(aref.ref))
         node = self.node(cand, from_user=False)
         return node.name, node.version, node.dependencies, cand
@@ -241,11 +246,11 @@ class _Installer:
     def installed(self) -> dict[str, ArtifactState]:
         out: dict[str, ArtifactState] = {}
         for state in list_states(self.state_dir):
-            if state.name and state.version and _intact(state, self.dirs, self.platform):
+            if state.name and state.version and is_intact(state, self.dirs, self.platform):
                 out[state.name] = state
         return out
 
-    def stage(self, cand: _Candidate) -> tuple[Path, list[ExtractedFile]]:
+    def stage(self, cand: Candidate) -> tuple[Path, list[ExtractedFile]]:
         """Download and extract into a staging directory inside the destination."""
         assert cand.manifest is not None
         dest = self.dirs.for_type(cand.artifact_type)
@@ -289,7 +294,7 @@ class _Installer:
             raise
         return stage, files
 
-    def stale(self, cand: _Candidate, dest: Path, new: set[str]) -> list[tuple[str, str]]:
+    def stale(self, cand: Candidate, dest: Path, new: set[str]) -> list[tuple[str, str]]:
         """Files the previous version installed that the new one drops (unchanged, unshared)."""
         if cand.state is None:
             return []
@@ -307,7 +312,7 @@ class _Installer:
                 out.append((rel, item.sha256))
         return out
 
-    def commit(self, cand: _Candidate, stage: Path, files: list[ExtractedFile]) -> list[str]:
+    def commit(self, cand: Candidate, stage: Path, files: list[ExtractedFile]) -> list[str]:
         dest = self.dirs.for_type(cand.artifact_type)
         for item in files:
             _check_target(dest, item.path)
@@ -318,11 +323,11 @@ class _Installer:
                 json.dump({"files": [f.path for f in files], "remove": remove}, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            _fsync_dir(stage)
+            fsync_dir(stage)
         except OSError as err:
             shutil.rmtree(stage, ignore_errors=True)
             raise _disk_error(err, dest) from None
-        _roll_forward(stage, dest)
+        roll_forward(stage, dest)
         return [str(dest / f.path) for f in files]
 
 
@@ -351,15 +356,7 @@ def _check_target(dest: Path, rel: str) -> None:
             )
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _roll_forward(stage: Path, dest: Path) -> None:
+def roll_forward(stage: Path, dest: Path) -> None:
     """Move every journaled file still in ``stage`` into ``dest``, drop the files the new version
     no longer has, then drop ``stage``."""
     journal = json.loads((stage / JOURNAL).read_text())
@@ -384,7 +381,7 @@ def _roll_forward(stage: Path, dest: Path) -> None:
             touched.add(target.parent)
     for folder in touched:
         with contextlib.suppress(OSError):
-            _fsync_dir(folder)
+            fsync_dir(folder)
     shutil.rmtree(stage, ignore_errors=True)
 
 
@@ -393,12 +390,12 @@ def recover_staging(dest: Path) -> None:
     if not dest.is_dir():
         return
     for stage in sorted(dest.glob(f"{STAGE_PREFIX}*")):
-        if not stage.is_dir() or stage.is_symlink() or _owner_alive(stage):
+        if not stage.is_dir() or stage.is_symlink() or stage_owner_alive(stage):
             continue
         if (stage / JOURNAL).is_file():
             log.info("finishing an interrupted install in %s", dest)
             try:
-                _roll_forward(stage, dest)
+                roll_forward(stage, dest)
             except (OSError, ValueError) as err:
                 raise InstallError(
                     f"cannot finish the interrupted install in {stage}: {err}"
@@ -407,8 +404,8 @@ def recover_staging(dest: Path) -> None:
             shutil.rmtree(stage, ignore_errors=True)
 
 
-def _owner_alive(stage: Path) -> bool:
-    """True when another running process owns this staging directory."""
+def stage_owner_alive(stage: Path) -> bool:
+    """True when another running process owns this staging directory (its pid is in the name)."""
     pid_text = stage.name[len(STAGE_PREFIX) :].split("-", 1)[0]
     if not pid_text.isdigit() or int(pid_text) == os.getpid():
         return False
@@ -487,7 +484,7 @@ def _install(
     max_extracted: int,
 ) -> InstallResult:
     before = _snapshot(client.stats)
-    inst = _Installer(
+    inst = Installer(
         client=client,
         lookup=lookup,
         dirs=dirs,
@@ -629,7 +626,7 @@ def _snapshot(stats: RequestStats) -> RequestStats:
     return RequestStats(**{name: getattr(stats, name) for name in RequestStats.__slots__})  # type: ignore[attr-defined]
 
 
-def _report(node: Node[_Candidate], status: str, files: list[str]) -> InstalledArtifact:
+def _report(node: Node[Candidate], status: str, files: list[str]) -> InstalledArtifact:
     cand = node.payload
     return InstalledArtifact(
         ref=str(cand.pinned),

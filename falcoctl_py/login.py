@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, NoReturn
 
 from falcoctl_py.auth import (
     BasicCredentials,
-    OAuthClient,
     OAuthToken,
     cache_token,
     registry_host,
     store_client_credentials,
     store_docker_credentials,
 )
-from falcoctl_py.config import Config
+from falcoctl_py.config import Config, OAuthClient
 from falcoctl_py.errors import AuthError, NetworkError, UsageError
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Small text helpers shared by the core: YAML dumping and atomic file writes."""
+"""Small text helpers shared by the core: YAML dumping and atomic, durable file writes."""
 
 from __future__ import annotations
 
@@ -34,3 +34,12 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory ``path`` (renames, new files) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -191,7 +191,7 @@ static __always_inline int submit(struct buf *b, u32 off, u32 sv)
     if (size > sizeof(struct buf))
         size = sizeof(struct buf);
     count(0);
-    if (events.ringbuf_output(b, size, 0) != 0) {
+    if (events.ringbuf_output(b, size, BPF_RB_NO_WAKEUP) != 0) {
         count(1);
         count(2 + ((sv >> S_DROPCAT) & 7));
     }

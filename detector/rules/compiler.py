@@ -113,19 +113,9 @@ class _Gen:
 
     def expr(self, node: Expr) -> str:
         if isinstance(node, And):
-            parts = [self.expr(c) for c in node.children]
-            if "False" in parts:
-                return "False"
-            parts = [p for p in parts if p != "True"]
-            return "True" if not parts else parts[0] if len(parts) == 1 else \
-                "(" + " and ".join(parts) + ")"
+            return _fold([self.expr(c) for c in node.children], "and", "False", "True")
         if isinstance(node, Or):
-            parts = self._or_parts(node)
-            if "True" in parts:
-                return "True"
-            parts = [p for p in parts if p != "False"]
-            return "False" if not parts else parts[0] if len(parts) == 1 else \
-                "(" + " or ".join(parts) + ")"
+            return _fold(self._or_parts(node), "or", "True", "False")
         if isinstance(node, Not):
             inner = self.expr(node.child)
             return {"True": "False", "False": "True"}.get(inner, f"(not {inner})")
@@ -299,6 +289,15 @@ class _Gen:
             if always.get(plan.op):
                 return "True"
         return None
+
+
+def _fold(parts: list[str], op: str, absorbing: str, neutral: str) -> str:
+    """Join the Python of an n-ary and/or, folding its constant parts."""
+    if absorbing in parts:
+        return absorbing
+    parts = [p for p in parts if p != neutral]
+    return neutral if not parts else parts[0] if len(parts) == 1 else \
+        "(" + f" {op} ".join(parts) + ")"
 
 
 def _map_or_none(fn: Callable[[Any], Any], values: list[Any]) -> list[Any] | None:

@@ -33,11 +33,10 @@ class RuleIndex(Generic[R]):
         self.sources: dict[str, str] = {}
 
     def match(self, event: Any) -> tuple[R, ...]:
-        # For detector events (``event.type``); conditions compiled for the EVENT provider.
         """The rules ``event`` matches, in load order (at most one in ``first`` mode)."""
         fn = self._by_type.get(event.type)
         if fn is None:
-            fn = self._by_type[event.type] = self.build(event.type)
+            fn = self.matcher(event.type)
         return fn(event)
 
     def matcher(self, evttype: str) -> Callable[[Any], tuple[R, ...]]:

@@ -18,13 +18,9 @@ from typing import Any
 
 from detector.errors import DetectorError
 from detector.rules.collector import PRIORITIES, parse_priority
+from detector.rules.dispatch import RuleIndex
 from detector.rules.loader import Rule, Ruleset
 from detector.rules.output import RuleFormatter, json_alert, rule_formatter
-
-try:
-    from detector.rules.dispatch import RuleIndex
-except ImportError:  # pragma: no cover - while the compiler is being written
-    RuleIndex = None  # type: ignore[assignment,misc]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +114,6 @@ class RulesEngine:
         if rule_matching not in ("first", "all"):
             raise DetectorError(f"unknown rule_matching '{rule_matching}'",
                                 hint="use 'first' or 'all'")
-        if RuleIndex is None:
-            raise DetectorError("the condition compiler is not available")
         self.ruleset = ruleset
         self.hostname = hostname if hostname is not None else socket.gethostname()
         chosen = [r for r in enabled_rules(ruleset.rules, selectors=selectors,
@@ -128,7 +122,7 @@ class RulesEngine:
         self.rules: tuple[Rule, ...] = tuple(chosen)
         entries = [(_Entry(r, rule_formatter(r.output, iso8601=time_format_iso_8601,
                                              extra=extra_output)), r.compiled) for r in chosen]
-        self._index: Any = RuleIndex(entries, first=rule_matching == "first")
+        self._index = RuleIndex(entries, first=rule_matching == "first")
         self._match = self._index.match
 
     def candidates(self, evttype: str) -> list[Rule]:

@@ -88,8 +88,9 @@ class Reader:
         return "\n".join(out)
 
     # -- yaml-cpp style decoding ------------------------------------------------------------
-    def scalar(self, item: YMap, key: str, ctx: Ctx, *, optional: bool = False,
-               nonempty: bool = False) -> YStr | None:
+    @staticmethod
+    def present(item: YMap, key: str, ctx: Ctx, *, optional: bool) -> object | None:
+        """The value under ``key``; None (when optional) or a failure if missing or null."""
         if key not in item:
             if optional:
                 return None
@@ -99,6 +100,13 @@ class Reader:
             if optional:
                 return None
             raise LoadFailure(YV, f"Mapping for key '{key}' is empty", ctx)
+        return value
+
+    def scalar(self, item: YMap, key: str, ctx: Ctx, *, optional: bool = False,
+               nonempty: bool = False) -> YStr | None:
+        value = self.present(item, key, ctx, optional=optional)
+        if value is None:
+            return None
         if not isinstance(value, YStr):
             raise LoadFailure(YV, "Value is not a scalar value", ctx)
         if nonempty and not value:
@@ -130,15 +138,9 @@ class Reader:
 
     def strings(self, item: YMap, key: str, ctx: Ctx, *,
                 optional: bool = False) -> list[str] | None:
-        if key not in item:
-            if optional:
-                return None
-            raise LoadFailure(YV, f"Item has no mapping for key '{key}'", ctx)
-        value = item[key]
-        if isinstance(value, YStr) and value.is_null:
-            if optional:
-                return None
-            raise LoadFailure(YV, f"Mapping for key '{key}' is empty", ctx)
+        value = self.present(item, key, ctx, optional=optional)
+        if value is None:
+            return None
         if not isinstance(value, YList):
             raise LoadFailure(YV, "Value is not a sequence", ctx)
         out = []

@@ -23,13 +23,12 @@ when the source knows it.
 from __future__ import annotations
 
 import os
-import socket
-import struct
 from collections.abc import Callable
-from typing import Any
 
 from detector.events import Event, FdInfo, ThreadInfo
 from detector.state import procfs
+from detector.state.args import as_int, as_str
+from detector.state.sockets import find_inet_socket, parse_endpoint, parse_tuple, set_ends
 from detector.state.threads import resolve_path
 
 AT_FDCWD = -100
@@ -61,74 +60,6 @@ _SIMPLE_TYPES = {
     "epoll_create": "eventpoll", "epoll_create1": "eventpoll", "userfaultfd": "userfaultfd",
     "bpf": "bpf", "io_uring_setup": "io_uring", "pidfd_open": "pidfd",
 }
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def _str(v: Any) -> str | None:
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    return v if isinstance(v, str) else None
-
-
-def parse_endpoint(v: Any) -> tuple[str, int] | str | None:
-    """(ip, port) of an inet address, a path for a unix one, or None."""
-    if isinstance(v, tuple | list) and len(v) == 2 and isinstance(v[1], int):
-        return str(v[0]), v[1]
-    if isinstance(v, dict):
-        if v.get("path") is not None:
-            return str(v["path"])
-        ip = v.get("ip", v.get("addr"))
-        port = v.get("port")
-        if ip is not None and isinstance(port, int):
-            return str(ip), port
-        return None
-    text = _str(v)
-    if text is None or text == "":
-        return None
-    if text.startswith("/") or text.startswith("@"):
-        return text
-    host, sep, port = text.rpartition(":")
-    if sep and port.isdigit():
-        return host.strip("[]"), int(port)
-    return None
-
-
-def parse_tuple(text: str) -> tuple[tuple[str, int], tuple[str, int]] | None:
-    """Falco's ``"sip:sport->dip:dport"`` text as ((ip, port), (ip, port))."""
-    left, sep, right = text.partition("->")
-    a, b = parse_endpoint(left), parse_endpoint(right)
-    if sep and isinstance(a, tuple) and isinstance(b, tuple):
-        return a, b
-    return None
-
-
-def socket_name(fd: FdInfo) -> str:
-    """Falco's socket fd.name: ``cip:cport->sip:sport``."""
-    if fd.sip is None:
-        return fd.name
-    return f"{fd.cip or '0.0.0.0'}:{fd.cport or 0}->{fd.sip}:{fd.sport or 0}"
-
-
-def set_ends(fd: FdInfo, local: tuple[str, int] | None, remote: tuple[str, int], *,
-             server: bool) -> None:
-    """Fill both ends of an inet socket; ``server`` when this end accepted the connection."""
-    lip, lport = local if local is not None else ("0.0.0.0" if fd.type != "ipv6" else "::", 0)
-    rip, rport = remote
-    fd.lip, fd.lport, fd.rip, fd.rport = lip, lport, rip, rport
-    if server:
-        fd.sip, fd.sport, fd.cip, fd.cport = lip, lport, rip, rport
-    else:
-        fd.cip, fd.cport, fd.sip, fd.sport = lip, lport, rip, rport
-    fd.is_server = server
-    if ":" in rip and fd.type not in ("ipv6",):
-        fd.type = "ipv6"
-    fd.sockfamily = "ip"
-    new_name = socket_name(fd)
-    fd.name_changed = new_name != fd.name
-    fd.name = new_name
 
 
 class FdTracker:
@@ -175,15 +106,15 @@ class FdTracker:
     # -- handlers ---------------------------------------------------------------------------
     def _open(self, ev: Event, th: ThreadInfo) -> FdInfo:
         a = ev.args
-        raw = _str(a.get("name")) or _str(a.get("path")) or ""
-        flags = O_CREAT_WRONLY_TRUNC if ev.type == "creat" else (_int(a.get("flags")) or 0)
-        dirfd = _int(a.get("dirfd"))
+        raw = as_str(a.get("name")) or as_str(a.get("path")) or ""
+        flags = O_CREAT_WRONLY_TRUNC if ev.type == "creat" else (as_int(a.get("flags")) or 0)
+        dirfd = as_int(a.get("dirfd"))
         if raw.startswith("/") or dirfd is None or dirfd == AT_FDCWD:
             base = th.cwd
         else:
             d = th.fds.get(dirfd) or self.lookup(th, dirfd)
             base = d.name if d is not None and d.name.startswith("/") else th.cwd
-        res = ev.res if ev.res is not None else _int(a.get("fd"))
+        res = ev.res if ev.res is not None else as_int(a.get("fd"))
         ok = res is not None and res >= 0
         info = FdInfo(
             num=res if ok and res is not None else -1,
@@ -191,8 +122,8 @@ class FdTracker:
             name=resolve_path(base, raw),
             nameraw=raw,
             open_flags=flags,
-            dev=_int(a.get("dev")),
-            ino=_int(a.get("ino")),
+            dev=as_int(a.get("dev")),
+            ino=as_int(a.get("ino")),
         )
         if ok and res is not None:
             th.fds[res] = info
@@ -203,12 +134,12 @@ class FdTracker:
         if res is None or res < 0:
             return None
         a = ev.args
-        ftype, family = _FAMILY.get(_int(a.get("domain")) or 0, ("file", None))
-        stype = (_int(a.get("type")) or 0) & 0xF
+        ftype, family = _FAMILY.get(as_int(a.get("domain")) or 0, ("file", None))
+        stype = (as_int(a.get("type")) or 0) & 0xF
         info = FdInfo(
             num=res, type=ftype, sockfamily=family,
             l4proto=_SOCKTYPE.get(stype) if family == "ip" else None,
-            open_flags=O_CLOEXEC if (_int(a.get("type")) or 0) & O_CLOEXEC else 0,
+            open_flags=O_CLOEXEC if (as_int(a.get("type")) or 0) & O_CLOEXEC else 0,
         )
         th.fds[res] = info
         return info
@@ -218,7 +149,7 @@ class FdTracker:
             return None
         first = None
         for key in ("fd1", "fd2"):
-            num = _int(ev.args.get(key))
+            num = as_int(ev.args.get(key))
             if num is not None and num >= 0:
                 th.fds[num] = FdInfo(num=num, type="unix", sockfamily="unix")
                 first = first or th.fds[num]
@@ -234,7 +165,7 @@ class FdTracker:
         return info
 
     def _connect(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        info = self._sock(th, _int(ev.args.get("fd")))
+        info = self._sock(th, as_int(ev.args.get("fd")))
         if info is None:
             return None
         res = ev.res or 0
@@ -248,14 +179,14 @@ class FdTracker:
         if ctx is not None and "lip" in ctx:
             # the kernel socket's own ends (detector.sources.ebpf CTX_KEYS)
             info.type = str(ctx.get("sock_family") or info.type)
-            info.l4proto = _str(ctx.get("l4proto")) or info.l4proto
-            set_ends(info, (str(ctx["lip"]), _int(ctx.get("lport")) or 0),
-                     (str(ctx["rip"]), _int(ctx.get("rport")) or 0), server=server)
+            info.l4proto = as_str(ctx.get("l4proto")) or info.l4proto
+            set_ends(info, (str(ctx["lip"]), as_int(ctx.get("lport")) or 0),
+                     (str(ctx["rip"]), as_int(ctx.get("rport")) or 0), server=server)
             return
         local = remote = None
         tup = a.get("tuple")
         if isinstance(tup, str | bytes):
-            pair = parse_tuple(_str(tup) or "")
+            pair = parse_tuple(as_str(tup) or "")
             if pair is not None:
                 # Falco's tuple is source->destination: for connect the source is local.
                 local, remote = (pair[1], pair[0]) if server else pair
@@ -274,10 +205,10 @@ class FdTracker:
             set_ends(info, local, remote, server=server)
 
     def _accept(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        res = ev.res if ev.res is not None else _int(ev.args.get("fd"))
+        res = ev.res if ev.res is not None else as_int(ev.args.get("fd"))
         if res is None or res < 0:
             return None
-        lfd = _int(ev.args.get("listen_fd"))
+        lfd = as_int(ev.args.get("listen_fd"))
         listening = th.fds.get(lfd) if lfd is not None else None
         info = FdInfo(
             num=res,
@@ -293,7 +224,7 @@ class FdTracker:
         return info
 
     def _bind(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        info = self._sock(th, _int(ev.args.get("fd")))
+        info = self._sock(th, as_int(ev.args.get("fd")))
         if info is None or (ev.res is not None and ev.res != 0):
             return info
         addr = parse_endpoint(ev.args.get("addr"))
@@ -308,13 +239,13 @@ class FdTracker:
         return info
 
     def _listen(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        info = self._sock(th, _int(ev.args.get("fd")))
+        info = self._sock(th, as_int(ev.args.get("fd")))
         if info is not None and (ev.res is None or ev.res == 0):
             info.is_server = True
         return info
 
     def _close(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        num = _int(ev.args.get("fd"))
+        num = as_int(ev.args.get("fd"))
         if num is None:
             return None
         info = th.fds.get(num)
@@ -324,9 +255,9 @@ class FdTracker:
 
     def _dup(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
         a = ev.args
-        old = _int(a.get("oldfd"))
+        old = as_int(a.get("oldfd"))
         if old is None:
-            old = _int(a.get("fd"))
+            old = as_int(a.get("fd"))
         new = ev.res
         if old is None or new is None or new < 0:
             return None
@@ -334,13 +265,13 @@ class FdTracker:
         if src is None:
             return None
         flags = src.open_flags & ~O_CLOEXEC
-        if ev.type == "dup3" and (_int(a.get("flags")) or 0) & O_CLOEXEC:
+        if ev.type == "dup3" and (as_int(a.get("flags")) or 0) & O_CLOEXEC:
             flags |= O_CLOEXEC
         return self._clone_fd(th, src, new, flags)
 
     def _fcntl(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        num = _int(ev.args.get("fd"))
-        cmd = _int(ev.args.get("cmd"))
+        num = as_int(ev.args.get("fd"))
+        cmd = as_int(ev.args.get("cmd"))
         if num is None:
             return None
         src = th.fds.get(num) or self.lookup(th, num)
@@ -367,9 +298,9 @@ class FdTracker:
             return None
         first = None
         for key in ("fd1", "fd2"):
-            num = _int(ev.args.get(key))
+            num = as_int(ev.args.get(key))
             if num is not None and num >= 0:
-                th.fds[num] = FdInfo(num=num, type="pipe", ino=_int(ev.args.get("ino")))
+                th.fds[num] = FdInfo(num=num, type="pipe", ino=as_int(ev.args.get("ino")))
                 first = first or th.fds[num]
         return first
 
@@ -377,9 +308,9 @@ class FdTracker:
         res = ev.res
         if res is None or res < 0:
             return None
-        name = "memfd:" + (_str(ev.args.get("name")) or "")
+        name = "memfd:" + (as_str(ev.args.get("name")) or "")
         info = FdInfo(num=res, type="memfd", name=name, nameraw=name,
-                      open_flags=_int(ev.args.get("flags")) or 0)
+                      open_flags=as_int(ev.args.get("flags")) or 0)
         th.fds[res] = info
         return info
 
@@ -390,46 +321,6 @@ class FdTracker:
         info = FdInfo(num=res, type=_SIMPLE_TYPES[ev.type])
         th.fds[res] = info
         return info
-
-
-# -- /proc ----------------------------------------------------------------------------------
-def _hex_ip(text: str) -> str:
-    raw = bytes.fromhex(text)
-    if len(raw) == 4:
-        return socket.inet_ntop(socket.AF_INET, raw[::-1])
-    words = struct.unpack("<4I", raw)
-    return socket.inet_ntop(socket.AF_INET6, struct.pack(">4I", *words))
-
-
-def _hex_end(text: str) -> tuple[str, int]:
-    ip, port = text.split(":")
-    return _hex_ip(ip), int(port, 16)
-
-
-def find_inet_socket(proc_root: str, pid: int, inode: int) -> FdInfo | None:
-    """A socket with this inode from /proc/PID/net/{tcp,udp,raw}{,6}, or None."""
-    for name, proto in (("tcp", "tcp"), ("udp", "udp"), ("tcp6", "tcp"), ("udp6", "udp"),
-                        ("raw", "raw"), ("raw6", "raw")):
-        text = procfs.read_text(f"{proc_root}/{pid}/net/{name}")
-        if not text:
-            continue
-        for line in text.splitlines()[1:]:
-            parts = line.split()
-            if len(parts) < 10 or parts[9] != str(inode):
-                continue
-            local, remote = _hex_end(parts[1]), _hex_end(parts[2])
-            info = FdInfo(num=-1, type="ipv6" if name.endswith("6") else "ipv4",
-                          l4proto=proto, sockfamily="ip")
-            listening = parts[3] == "0A"
-            info.lip, info.lport = local
-            if listening or remote[1] == 0:
-                info.sip, info.sport, info.is_server = local[0], local[1], listening
-                info.name = f"{local[0]}:{local[1]}"
-            else:
-                set_ends(info, local, remote, server=False)
-                info.connected = True
-            return info
-    return None
 
 
 def read_proc_fd(proc_root: str, pid: int, num: int) -> FdInfo | None:

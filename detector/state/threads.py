@@ -24,10 +24,10 @@ import os
 import posixpath
 from collections import deque
 from dataclasses import replace
-from typing import Any
 
 from detector.events import ContainerInfo, Event, FdInfo, ThreadInfo
 from detector.state import procfs
+from detector.state.args import arg, as_int, as_str
 from detector.state.containers import HOST, CgroupPaths, ContainerManager, parse_cgroup_file
 from detector.state.users import UserTable
 
@@ -42,24 +42,9 @@ EXEC_EVENTS = frozenset({"execve", "execveat"})
 EXIT_EVENTS = frozenset({"procexit", "sched_process_exit", "exit", "exit_group"})
 UID_EVENTS = frozenset({"setuid", "setreuid", "setresuid", "setfsuid"})
 GID_EVENTS = frozenset({"setgid", "setregid", "setresgid", "setfsgid"})
-
-
-def _val(ev: Event, key: str) -> Any:
-    """An event value by Falco's parameter name, else from the kernel context."""
-    v = ev.args.get(key)
-    if v is None and ev.ctx is not None:
-        v = ev.ctx.get(key)
-    return v
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def _to_str(v: Any) -> str | None:
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    return v if isinstance(v, str) else None
+# the argument holding the new (effective) id, per setuid/setgid-family event
+_SETID_ARG = {"setuid": "uid", "setreuid": "euid", "setresuid": "euid", "setfsuid": "uid",
+              "setgid": "gid", "setregid": "egid", "setresgid": "egid", "setfsgid": "gid"}
 
 
 def resolve_path(base: str, path: str) -> str:
@@ -147,7 +132,7 @@ class ThreadTable:
     def _container_of(self, ev: Event, pid: int, default: ContainerInfo) -> ContainerInfo:
         """The container of the event's process: by its cgroup v2 id (cached), else /proc."""
         ctx = ev.ctx or {}
-        cgroup_id = _int(ctx.get("cgroup_id"))
+        cgroup_id = as_int(ctx.get("cgroup_id"))
         if cgroup_id:
             found = self._cgroup_ids.get(cgroup_id)
             if found is not None:
@@ -160,7 +145,7 @@ class ThreadTable:
                 self._cgroup_ids[cgroup_id] = container
                 return container
         # /proc is read later than the event happened: never cached by cgroup id.
-        text = _to_str(ctx.get("cgroup"))
+        text = as_str(ctx.get("cgroup"))
         if text is None and self.read_proc:
             text = procfs.read_text(f"{self.proc_root}/{pid}/cgroup")
         return default if text is None else self._container(text)
@@ -206,7 +191,7 @@ class ThreadTable:
         if th is not None:
             return th
         ctx = ev.ctx if ev is not None else None
-        pid = _int(ctx.get("pid")) if ctx else None
+        pid = as_int(ctx.get("pid")) if ctx else None
         th = self._load(tid, pid)
         if th is None and ctx is not None:
             th = self._from_ctx(tid, ev)  # type: ignore[arg-type]
@@ -215,16 +200,16 @@ class ThreadTable:
     def _from_ctx(self, tid: int, ev: Event) -> ThreadInfo:
         """A thread that is already gone from /proc, from what the kernel told us."""
         ctx = ev.ctx or {}
-        pid = _int(ctx.get("pid")) or tid
+        pid = as_int(ctx.get("pid")) or tid
         main = self.threads.get(pid) if pid != tid else None
         if main is not None:
             th = _copy_thread(main, tid)
             self._multi.add(pid)
         else:
-            comm = _to_str(ctx.get("comm")) or ""
+            comm = as_str(ctx.get("comm")) or ""
             th = ThreadInfo(tid=tid, pid=pid, comm=comm, exe=comm, start_ts=ev.ts)
             th.exec_ts = ev.ts
-            th.ppid = _int(ctx.get("ppid")) or 0
+            th.ppid = as_int(ctx.get("ppid")) or 0
             self._apply_ctx(th, ev)
             th.container = self._container_of(ev, pid, HOST)
             self._set_users(th)
@@ -234,19 +219,19 @@ class ThreadTable:
 
     def _apply_ctx(self, th: ThreadInfo, ev: Event) -> None:
         for key in ("tty", "sid", "vpgid", "cap_effective", "cap_permitted", "cap_inheritable"):
-            v = _int(_val(ev, key))
+            v = as_int(arg(ev, key))
             if v is not None:
                 setattr(th, key, v)
         # user.uid is the effective uid; a source may only know the real one.
         ctx = ev.ctx or {}
         for eff, real in (("euid", "uid"), ("egid", "gid")):
-            v = _int(ctx.get(eff))
+            v = as_int(ctx.get(eff))
             if v is None:
-                v = _int(_val(ev, real))
+                v = as_int(arg(ev, real))
             if v is not None:
                 setattr(th, real, v)
         th.euid, th.egid = th.uid, th.gid
-        loginuid = _int(_val(ev, "loginuid"))
+        loginuid = as_int(arg(ev, "loginuid"))
         if loginuid is not None:
             th.loginuid = -1 if loginuid in (NO_ID, -1) else loginuid
 
@@ -258,9 +243,9 @@ class ThreadTable:
             return  # failed, or the child's own return (it was made by the parent's event)
         if res in self.threads:
             return
-        flags = _int(_val(ev, "clone_flags"))
+        flags = as_int(arg(ev, "clone_flags"))
         if flags is None:
-            flags = _int(ev.args.get("flags")) or 0
+            flags = as_int(ev.args.get("flags")) or 0
         child = _copy_thread(th, res)
         child.start_ts = ev.ts
         child.exec_ts = th.exec_ts
@@ -270,7 +255,7 @@ class ThreadTable:
             child.fds = th.fds
             child.ppid, child.parent = th.ppid, th.parent
         else:
-            child.pid = _int(_val(ev, "child_pid")) or res
+            child.pid = as_int(arg(ev, "child_pid")) or res
             child.vpid = None
             child.fds = th.fds if flags & CLONE_FILES else {
                 n: _copy_fd(f) for n, f in th.fds.items()
@@ -286,10 +271,10 @@ class ThreadTable:
         """A successful execve/execveat changes the whole process image."""
         if ev.res is not None and ev.res != 0:
             return
-        raw_args = _val(ev, "args")
-        exe = _to_str(_val(ev, "exe"))
+        raw_args = arg(ev, "args")
+        exe = as_str(arg(ev, "exe"))
         if isinstance(raw_args, list | tuple):
-            args = [_to_str(a) or str(a) for a in raw_args]
+            args = [as_str(a) or str(a) for a in raw_args]
         elif isinstance(raw_args, bytes | str):
             args = procfs.split_argv(raw_args)
         else:
@@ -299,17 +284,17 @@ class ThreadTable:
                 procfs.read_text(f"{self.proc_root}/{th.pid}/cmdline") or ""
             ) if self.read_proc else []
             exe, args = (argv[0], argv[1:]) if argv else ("", [])
-        filename = _to_str(_val(ev, "filename"))
-        comm = _to_str(_val(ev, "comm"))
+        filename = as_str(arg(ev, "filename"))
+        comm = as_str(arg(ev, "comm"))
         if not comm:
             source = filename or exe or ""
             comm = posixpath.basename(source.rstrip("/"))[:15]
-        cwd = _to_str(_val(ev, "cwd"))
+        cwd = as_str(arg(ev, "cwd"))
         if cwd:
             th.cwd = cwd
         old_container = th.container
         th.container = self._container_of(ev, th.pid, th.container)
-        exepath = _to_str(_val(ev, "trusted_exepath")) or _to_str(_val(ev, "exepath"))
+        exepath = as_str(arg(ev, "trusted_exepath")) or as_str(arg(ev, "exepath"))
         if not exepath and self.read_proc:
             link = procfs.read_link(f"{self.proc_root}/{th.pid}/exe")
             exepath = procfs.clean_exepath(link) if link else None
@@ -320,20 +305,20 @@ class ThreadTable:
         th.args = args or []
         th.exepath = exepath
         th.exec_ts = ev.ts
-        env = _val(ev, "env")
+        env = arg(ev, "env")
         if isinstance(env, bytes | str):
             th.env = procfs.split_argv(env)
         self._apply_ctx(th, ev)
         if not th.container.is_host:
             self._root_pids[th.container.id] = th.pid
-        memfd = _val(ev, "exe_from_memfd")
+        memfd = arg(ev, "exe_from_memfd")
         th.exe_from_memfd = bool(memfd) if memfd is not None else exepath.startswith("/memfd:")
-        upper = _val(ev, "exe_upper_layer")
+        upper = arg(ev, "exe_upper_layer")
         th.exe_upper_layer = bool(upper) if upper is not None else self._upper(th)
-        writable = _val(ev, "exe_writable")
+        writable = arg(ev, "exe_writable")
         th.exe_writable = bool(writable) if writable is not None else False
         for key in ("exe_ino", "exe_ino_ctime", "exe_ino_mtime"):
-            v = _int(_val(ev, key))
+            v = as_int(arg(ev, key))
             if v is not None:
                 setattr(th, key, v)
         if th.container is not old_container or th.user is None or th.user.uid != th.uid:
@@ -373,7 +358,7 @@ class ThreadTable:
                 except OSError:
                     break
                 path = resolve_path(posixpath.dirname(path), link)
-        dname = _to_str((ev.ctx or {}).get("exe_dname"))
+        dname = as_str((ev.ctx or {}).get("exe_dname"))
         if dname and posixpath.basename(path) != dname:
             path = posixpath.join(posixpath.dirname(path), dname)
         return path
@@ -411,31 +396,26 @@ class ThreadTable:
         if ev.res is not None and ev.res != 0:
             return
         t = ev.type
+        v = as_int(ev.args.get(_SETID_ARG[t]))
+        if v is None or v in (-1, NO_ID):
+            return
         if t in UID_EVENTS:
-            key = {"setuid": "uid", "setreuid": "euid", "setresuid": "euid",
-                   "setfsuid": "uid"}[t]
-            v = _int(ev.args.get(key))
-            if v is not None and v not in (-1, NO_ID):
-                th.uid = th.euid = v
-                th.user = self.users.user(th.container.id, th.pid, v)
+            th.uid = th.euid = v
+            th.user = self.users.user(th.container.id, th.pid, v)
         else:
-            key = {"setgid": "gid", "setregid": "egid", "setresgid": "egid",
-                   "setfsgid": "gid"}[t]
-            v = _int(ev.args.get(key))
-            if v is not None and v not in (-1, NO_ID):
-                th.gid = th.egid = v
-                th.group = self.users.group(th.container.id, th.pid, v)
+            th.gid = th.egid = v
+            th.group = self.users.group(th.container.id, th.pid, v)
 
     def on_chdir(self, ev: Event, th: ThreadInfo) -> None:
         """chdir/fchdir: the new working directory."""
         if ev.res is not None and ev.res != 0:
             return
         if ev.type == "chdir":
-            path = _to_str(ev.args.get("path"))
+            path = as_str(ev.args.get("path"))
             if path is not None:
                 th.cwd = resolve_path(th.cwd, path)
         else:
-            fd = _int(ev.args.get("fd"))
+            fd = as_int(ev.args.get("fd"))
             info = th.fds.get(fd) if fd is not None else None
             if info is not None and info.name.startswith("/"):
                 th.cwd = info.name

@@ -68,6 +68,7 @@ class StateTracker:
         self._before["chdir"] = t.on_chdir
         self._before["fchdir"] = t.on_chdir
         self._fd_handle = self.fds.handle
+        self._threads = t.threads  # the table's dict, bound once for process()
         self.unknown_threads = 0
 
     def scan(self) -> int:
@@ -76,7 +77,7 @@ class StateTracker:
 
     def process(self, ev: Event) -> Event:
         """Attach ``thread`` and ``fd`` to ``ev`` and apply what it changes to the state."""
-        th = self.threads.threads.get(ev.tid)
+        th = self._threads.get(ev.tid)
         if th is None:
             th = self.threads.get(ev.tid, ev)
             if th is None:
@@ -87,13 +88,14 @@ class StateTracker:
             ppid = ctx.get("ppid")
             if ppid is not None and ppid != th.ppid and type(ppid) is int:
                 self.threads.relink(th, ppid)
-        before = self._before.get(ev.type)
+        etype = ev.type
+        before = self._before.get(etype)
         if before is not None:
             before(ev, th)
-            th = self.threads.threads.get(ev.tid, th)
+            th = self._threads.get(ev.tid, th)
         ev.thread = th
         ev.fd = self._fd_handle(ev, th)
-        after = self._after.get(ev.type)
+        after = self._after.get(etype)
         if after is not None:
             after(ev, th)
         return ev

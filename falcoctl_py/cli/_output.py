@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 
 class OutputFormat(enum.StrEnum):
@@ -41,14 +38,6 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def stdout_console() -> Console:
-    return Console(file=sys.stdout, soft_wrap=True, highlight=False)
-
-
-def stderr_console() -> Console:
-    return Console(file=sys.stderr, soft_wrap=True, highlight=False)
-
-
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(to_plain(value), indent=2, sort_keys=False))
 
@@ -65,14 +54,18 @@ def print_structured(value: Any, fmt: OutputFormat) -> None:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A table for people; cells are untrusted text, printed without markup."""
+    from rich.console import Console  # rich only when a table is printed: it is slow to import
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for header in headers:
         table.add_column(header)
     for row in rows:
         table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
-    stdout_console().print(table)
+    Console(file=sys.stdout, soft_wrap=True, highlight=False).print(table)
 
 
 def status(message: str) -> None:
-    """A status line on stderr (never on stdout, which carries results)."""
-    stderr_console().print(Text(message))
+    """A status line on stderr (never on stdout, which carries results), as plain text."""
+    typer.echo(message, err=True)

@@ -4,48 +4,32 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
+from falcoctl_py.cli import _config
 from falcoctl_py.cli._context import global_options
+from falcoctl_py.cli._options import (
+    AllowedTypesOpt,
+    AssetsDirOpt,
+    CaFileOpt,
+    InsecureOpt,
+    NoVerifyOpt,
+    OutputOpt,
+    PlainHttpOpt,
+    PlatformOpt,
+    PluginsDirOpt,
+    ResolveDepsOpt,
+    RulesfilesDirOpt,
+    StateDirOpt,
+    TrustedRootOpt,
+    VerifyKeyOpt,
+    tls_options,
+)
 from falcoctl_py.cli._output import OutputFormat, print_structured, print_table, status
 
-if TYPE_CHECKING:
-    from falcoctl_py.artifact_actions import TlsOptions
-
 app = typer.Typer(help="Find, install and inspect Falco artifacts.", no_args_is_help=True)
-
-PlainHttpOpt = Annotated[
-    bool, typer.Option("--plain-http", help="Talk to registries over plain HTTP.")
-]
-CaFileOpt = Annotated[
-    Path | None,
-    typer.Option("--ca-file", help="Extra CA certificate (PEM) to trust for registries."),
-]
-InsecureOpt = Annotated[
-    bool,
-    typer.Option("--insecure-skip-tls-verify", help="Do not verify registry TLS certificates."),
-]
-PlatformOpt = Annotated[
-    str | None,
-    typer.Option("--platform", help="OS/ARCH of the plugin to pick (default: this machine's)."),
-]
-OutputOpt = Annotated[
-    OutputFormat, typer.Option("-o", "--output", help="Output format: human, json or yaml.")
-]
-
-
-def tls_options(plain_http: bool, ca_file: Path | None, insecure: bool) -> TlsOptions:
-    """The TLS flags as one value for the core."""
-    from falcoctl_py.artifact_actions import TlsOptions
-
-    return TlsOptions(plain_http=plain_http, ca_file=ca_file, insecure_skip_tls_verify=insecure)
-
-
-def _given(ctx: typer.Context, param: str) -> bool:
-    source = ctx.get_parameter_source(param)
-    return source is not None and source.name == "COMMANDLINE"
 
 
 @app.command("install")
@@ -55,44 +39,16 @@ def artifact_install(
         list[str] | None,
         typer.Argument(help="References: NAME[:TAG|:RANGE|@DIGEST] or HOST/REPO[:TAG|@DIGEST]."),
     ] = None,
-    rulesfiles_dir: Annotated[
-        Path | None,
-        typer.Option("--rulesfiles-dir", help="Where rules files go (default /etc/falco)."),
-    ] = None,
-    plugins_dir: Annotated[
-        Path | None,
-        typer.Option("--plugins-dir", help="Where plugins go (default /usr/share/falco/plugins)."),
-    ] = None,
-    assets_dir: Annotated[
-        Path | None,
-        typer.Option("--assets-dir", help="Where assets go (default /etc/falco/assets)."),
-    ] = None,
-    state_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--state-dir", help="Where install state is kept (default /var/lib/falcoctl)."
-        ),
-    ] = None,
-    allowed_types: Annotated[
-        list[str] | None,
-        typer.Option("--allowed-types", help="Artifact types allowed (comma-separated)."),
-    ] = None,
+    rulesfiles_dir: RulesfilesDirOpt = None,
+    plugins_dir: PluginsDirOpt = None,
+    assets_dir: AssetsDirOpt = None,
+    state_dir: StateDirOpt = None,
+    allowed_types: AllowedTypesOpt = None,
     platform: PlatformOpt = None,
-    resolve_deps: Annotated[
-        bool,
-        typer.Option("--resolve-deps/--no-resolve-deps", help="Install dependencies too."),
-    ] = True,
-    no_verify: Annotated[
-        bool, typer.Option("--no-verify", help="Skip signature verification.")
-    ] = False,
-    verify_key: Annotated[
-        str | None,
-        typer.Option("--verify-key", help="cosign public key (PEM) every artifact must match."),
-    ] = None,
-    trusted_root: Annotated[
-        Path | None,
-        typer.Option("--trusted-root", help="Sigstore trusted_root.json for keyless checks."),
-    ] = None,
+    resolve_deps: ResolveDepsOpt = True,
+    no_verify: NoVerifyOpt = False,
+    verify_key: VerifyKeyOpt = None,
+    trusted_root: TrustedRootOpt = None,
     update_config: Annotated[
         Path | None,
         typer.Option(
@@ -120,7 +76,7 @@ def artifact_install(
             state_dir=state_dir,
             allowed_types=allowed_types,
             platform=platform,
-            resolve_deps=resolve_deps if _given(ctx, "resolve_deps") else None,
+            resolve_deps=resolve_deps if _config.given(ctx, "resolve_deps") else None,
             no_verify=no_verify or None,
             tls=tls_options(plain_http, ca_file, insecure),
             progress=progress,

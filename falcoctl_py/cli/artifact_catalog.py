@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from falcoctl_py.cli import _config
+from falcoctl_py.cli._options import OutputOpt
 from falcoctl_py.cli._output import OutputFormat, print_structured, print_table, to_plain
 from falcoctl_py.cli.artifact import app
 
@@ -27,9 +28,6 @@ class ArtifactType(enum.StrEnum):
 
 TypeOpt = Annotated[
     ArtifactType | None, typer.Option("--type", help="Only artifacts of this type.")
-]
-OutputOpt = Annotated[
-    OutputFormat, typer.Option("-o", "--output", help="Output format: human, json or yaml.")
 ]
 
 

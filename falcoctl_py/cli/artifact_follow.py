@@ -8,23 +8,27 @@ from typing import Annotated
 import typer
 
 from falcoctl_py.cli._context import global_options
-from falcoctl_py.cli._output import OutputFormat, print_structured, status
-from falcoctl_py.cli.artifact import (
+from falcoctl_py.cli._options import (
+    AllowedTypesOpt,
+    AssetsDirOpt,
     CaFileOpt,
     InsecureOpt,
+    NoVerifyOpt,
     OutputOpt,
     PlainHttpOpt,
     PlatformOpt,
-    app,
+    PluginsDirOpt,
+    ResolveDepsOpt,
+    RulesfilesDirOpt,
+    StateDirOpt,
+    TrustedRootOpt,
+    VerifyKeyOpt,
     tls_options,
 )
+from falcoctl_py.cli._output import OutputFormat, print_structured, status
+from falcoctl_py.cli.artifact import app
 
 __all__ = ["app"]
-
-StateDirOpt = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="Where install state is kept (default /var/lib/falcoctl)."),
-]
 
 
 @app.command("follow")
@@ -67,39 +71,16 @@ def artifact_follow(
             help="Accepted for falcoctl compatibility: files are staged inside their destination.",
         ),
     ] = None,
-    rulesfiles_dir: Annotated[
-        Path | None,
-        typer.Option("--rulesfiles-dir", help="Where rules files go (default /etc/falco)."),
-    ] = None,
-    plugins_dir: Annotated[
-        Path | None,
-        typer.Option("--plugins-dir", help="Where plugins go (default /usr/share/falco/plugins)."),
-    ] = None,
-    assets_dir: Annotated[
-        Path | None,
-        typer.Option("--assets-dir", help="Where assets go (default /etc/falco/assets)."),
-    ] = None,
+    rulesfiles_dir: RulesfilesDirOpt = None,
+    plugins_dir: PluginsDirOpt = None,
+    assets_dir: AssetsDirOpt = None,
     state_dir: StateDirOpt = None,
-    allowed_types: Annotated[
-        list[str] | None,
-        typer.Option("--allowed-types", help="Artifact types allowed (comma-separated)."),
-    ] = None,
+    allowed_types: AllowedTypesOpt = None,
     platform: PlatformOpt = None,
-    resolve_deps: Annotated[
-        bool,
-        typer.Option("--resolve-deps/--no-resolve-deps", help="Install dependencies too."),
-    ] = True,
-    no_verify: Annotated[
-        bool, typer.Option("--no-verify", help="Skip signature verification.")
-    ] = False,
-    verify_key: Annotated[
-        str | None,
-        typer.Option("--verify-key", help="cosign public key (PEM) every artifact must match."),
-    ] = None,
-    trusted_root: Annotated[
-        Path | None,
-        typer.Option("--trusted-root", help="Sigstore trusted_root.json for keyless checks."),
-    ] = None,
+    resolve_deps: ResolveDepsOpt = True,
+    no_verify: NoVerifyOpt = False,
+    verify_key: VerifyKeyOpt = None,
+    trusted_root: TrustedRootOpt = None,
     plain_http: PlainHttpOpt = False,
     ca_file: CaFileOpt = None,
     insecure: InsecureOpt = False,

@@ -10,29 +10,19 @@ from typing import Annotated
 import typer
 
 from falcoctl_py.cli._context import global_options
-from falcoctl_py.cli._output import OutputFormat, print_structured, print_table, status
-from falcoctl_py.cli.artifact import (
+from falcoctl_py.cli._options import (
     CaFileOpt,
     InsecureOpt,
     OutputOpt,
     PlainHttpOpt,
-    app,
+    TrustedRootOpt,
+    VerifyKeyOpt,
     tls_options,
 )
+from falcoctl_py.cli._output import OutputFormat, print_structured, print_table, status
+from falcoctl_py.cli.artifact import app
 
-__all__ = ["TrustedRootOpt", "VerifyKeyOpt", "app"]
-
-VerifyKeyOpt = Annotated[
-    str | None,
-    typer.Option("--verify-key", help="cosign public key (PEM file) the signature must match."),
-]
-TrustedRootOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--trusted-root",
-        help="Sigstore trusted_root.json for keyless verification (offline).",
-    ),
-]
+__all__ = ["app"]
 
 
 @app.command("verify")

@@ -8,13 +8,10 @@ import typer
 
 from falcoctl_py.cli import _config
 from falcoctl_py.cli._context import global_options
+from falcoctl_py.cli._options import OutputOpt
 from falcoctl_py.cli._output import OutputFormat, print_structured, print_table, status
 
 app = typer.Typer(help="Manage the indexes artifacts are found in.", no_args_is_help=True)
-
-OutputOpt = Annotated[
-    OutputFormat, typer.Option("-o", "--output", help="Output format: human, json or yaml.")
-]
 
 
 @app.command("add")

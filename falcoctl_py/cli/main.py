@@ -6,7 +6,7 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -31,6 +31,11 @@ from falcoctl_py.cli._context import (
 )
 from falcoctl_py.cli._logging import setup_logging
 from falcoctl_py.errors import ExitCode, FalcoctlPyError
+
+# Typer bundles its own Click: its exception root is reached through a public Typer class.
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
 
 # These modules register their commands on the artifact and rules groups when imported.
 _GROUP_EXTENSIONS = (artifact_catalog, artifact_follow, artifact_signing, rules_eval)
@@ -94,7 +99,12 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="falcoctl-py")
+        code = app(args=args, prog_name="falcoctl-py", standalone_mode=False)
+    except _CLICK_ERROR as err:  # usage errors: one line, with where to look
+        _print_usage_error(err)
+    except typer.Abort:
+        print("Error: aborted", file=sys.stderr)
+        sys.exit(int(ExitCode.FAILURE))
     except FalcoctlPyError as err:
         if debug:
             traceback.print_exc()
@@ -113,6 +123,20 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(int(ExitCode.FAILURE))
+    sys.exit(code if isinstance(code, int) else int(ExitCode.OK))
+
+
+def _print_usage_error(err: Exception) -> NoReturn:
+    """A usage error as one line naming the command's help; a group's help when bare."""
+    code = int(getattr(err, "exit_code", ExitCode.USAGE))
+    if type(err).__name__ == "NoArgsIsHelpError":  # a group without a command: its help
+        getattr(err, "show")()  # noqa: B009 - Click's API, not typed here
+        sys.exit(code)
+    ctx = getattr(err, "ctx", None)
+    where = getattr(ctx, "command_path", "falcoctl-py")
+    message = " ".join(str(getattr(err, "format_message")()).split())  # noqa: B009
+    print(f"Error: {message} (hint: see '{where} --help')", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,15 @@ import typer
 
 from falcoctl_py.cli import registry_auth
 from falcoctl_py.cli._context import global_options
-from falcoctl_py.cli._output import OutputFormat, print_structured, status
-from falcoctl_py.cli.artifact import (
+from falcoctl_py.cli._options import (
     CaFileOpt,
     InsecureOpt,
     OutputOpt,
     PlainHttpOpt,
+    PlatformOpt,
     tls_options,
 )
+from falcoctl_py.cli._output import OutputFormat, print_structured, status
 
 app = typer.Typer(help="Push and pull artifacts, store registry credentials.", no_args_is_help=True)
 app.add_typer(registry_auth.app, name="auth")
@@ -101,10 +102,7 @@ def registry_pull(
     dest_dir: Annotated[
         Path, typer.Option("-o", "--dest-dir", help="Directory to write the layer into.")
     ] = Path("."),
-    platform: Annotated[
-        str | None,
-        typer.Option("--platform", help="OS/ARCH of the plugin to pull (default: this machine's)."),
-    ] = None,
+    platform: PlatformOpt = None,
     plain_http: PlainHttpOpt = False,
     ca_file: CaFileOpt = None,
     insecure: InsecureOpt = False,

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from falcoctl_py.cli import _config
+from falcoctl_py.cli._options import CaFileOpt, InsecureOpt, PlainHttpOpt
 from falcoctl_py.cli._output import status
 
 app = typer.Typer(help="Store credentials for registries.", no_args_is_help=True)
-
-PlainHttpOpt = Annotated[
-    bool, typer.Option("--plain-http", help="Talk to the registry over plain HTTP (no TLS).")
-]
-CaFileOpt = Annotated[
-    Path | None, typer.Option("--ca-file", help="Extra CA certificate (PEM) to trust.")
-]
-InsecureOpt = Annotated[
-    bool, typer.Option("--insecure-skip-tls-verify", help="Do not verify TLS certificates.")
-]
 
 
 @app.command("basic")

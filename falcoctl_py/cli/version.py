@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import platform
 import sys
-from typing import Annotated
 
 import typer
 
 from falcoctl_py import __version__
+from falcoctl_py.cli._options import OutputOpt
 from falcoctl_py.cli._output import OutputFormat, print_structured
 
 
-def version(
-    output: Annotated[
-        OutputFormat, typer.Option("-o", "--output", help="Output format: human, yaml or json.")
-    ] = OutputFormat.human,
-) -> None:
+def version(output: OutputOpt = OutputFormat.human) -> None:
     """Print the version of falcoctl-py."""
     info = {
         "semVersion": __version__,

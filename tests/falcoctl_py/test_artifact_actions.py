@@ -6,16 +6,24 @@ from pathlib import Path
 
 import pytest
 
-from falcoctl_py.artifact_actions import SIGNATURE_TAG_RE, _types, index_lookup, load
+from falcoctl_py.artifact_actions import (
+    SIGNATURE_TAG_RE,
+    index_lookup,
+    load,
+    parse_allowed_types,
+)
 from falcoctl_py.errors import UsageError
 from tests.falcoctl_py.artifact_helpers import write_config, write_index
 from tests.realparts import Registry
 
 
-def test_allowed_types_split_and_checked() -> None:
-    assert _types(["rulesfile,plugin", "asset"]) == ["rulesfile", "plugin", "asset"]
+def test_allowed_types_split_and_checked(tmp_path: Path, isolated_home: Path) -> None:
+    config = load(write_config(tmp_path, tmp_path / "index.yaml", allowedTypes=["plugin"]))
+    got = parse_allowed_types(["rulesfile,plugin", "asset"], config)
+    assert got == ["rulesfile", "plugin", "asset"]
     with pytest.raises(UsageError, match="unknown artifact type 'rules'"):
-        _types(["rules"])
+        parse_allowed_types(["rules"], config)
+    assert parse_allowed_types(None, config) == ["plugin"]  # no flag: the config's
 
 
 def test_signature_tags_recognised() -> None:

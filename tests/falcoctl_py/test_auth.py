@@ -12,7 +12,6 @@ import pytest
 
 from falcoctl_py.auth import (
     BasicCredentials,
-    OAuthClient,
     OAuthToken,
     cache_token,
     cached_token,
@@ -26,7 +25,7 @@ from falcoctl_py.auth import (
     store_client_credentials,
     store_docker_credentials,
 )
-from falcoctl_py.config import load_config
+from falcoctl_py.config import OAuthClient, load_config
 from falcoctl_py.errors import ConfigError
 
 

@@ -12,7 +12,7 @@ import yaml
 from falcoctl_py.config import (
     BasicAuth,
     IndexRef,
-    OAuthAuth,
+    OAuthClient,
     add_gcp_registry,
     load_config,
     parse_duration,
@@ -86,7 +86,7 @@ def test_file_values_with_case_insensitive_keys(isolated_home: Path) -> None:
     assert config.indexes == [IndexRef("one", "https://example.org/one.yaml", "https")]
     assert config.registry.creds_config == Path("/srv/creds.json")
     assert config.registry.auth_basic == [BasicAuth("myreg:5000", "u", "p")]
-    assert config.registry.auth_oauth == [OAuthAuth("myreg:5001", "c", "s", "http://t/token")]
+    assert config.registry.auth_oauth == [OAuthClient("myreg:5001", "c", "s", "http://t/token")]
     assert config.registry.auth_gcp == ["europe-docker.pkg.dev"]
     art = config.artifact
     assert art.allowed_types == ["rulesfile", "plugin"] and art.no_verify is True
@@ -120,7 +120,7 @@ def test_env_list_encodings(isolated_home: Path, monkeypatch: pytest.MonkeyPatch
     # the password keeps its commas; a registry may be given as a reference
     assert config.registry.auth_basic == [
         BasicAuth("r1:5000", "alice", "pa,ss"), BasicAuth("ghcr.io/org/repo:1", "bob", "pw")]
-    assert config.registry.auth_oauth == [OAuthAuth("r2", "cid", "csecret", "http://t/token")]
+    assert config.registry.auth_oauth == [OAuthClient("r2", "cid", "csecret", "http://t/token")]
     assert config.registry.auth_gcp == ["g1", "g2"]
     assert config.registry.creds_config == Path("/env/creds.json")
     assert config.artifact.install.refs == ["falco-rules:5", "k8saudit-rules:0.1"]

@@ -10,13 +10,12 @@ import pytest
 
 from falcoctl_py.auth import (
     BasicCredentials,
-    OAuthClient,
     cached_token,
     oauth_token_for,
     read_client_credentials,
     read_docker_credentials,
 )
-from falcoctl_py.config import load_config
+from falcoctl_py.config import OAuthClient, load_config
 from falcoctl_py.errors import AuthError, NetworkError
 from falcoctl_py.login import (
     fetch_oauth_token,

@@ -50,3 +50,27 @@ def test_core_error_is_one_line_with_hint(
 
 def test_one_line_folds_newlines() -> None:
     assert "\n" not in FalcoctlPyError("a\nb", hint="c\nd").one_line()
+
+
+def test_usage_error_is_one_line_naming_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["artifact", "install", "--bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "Error: No such option: --bogus (hint: see 'falcoctl-py artifact install --help')\n"
+    )
+
+
+def test_group_without_command_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["index"])
+    assert exc.value.code == 2
+    out = capsys.readouterr()
+    assert "add" in out.out + out.err and "remove" in out.out + out.err
+
+
+def test_success_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["version"])
+    assert exc.value.code == 0

@@ -1,0 +1,111 @@
+"""Socket ends: addresses in event arguments, Falco's socket ``fd.name``
+(``cip:cport->sip:sport``), and inet sockets found in ``/proc/PID/net/*`` by inode."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+from detector.events import FdInfo
+from detector.state import procfs
+from detector.state.args import as_str
+
+
+def parse_endpoint(v: Any) -> tuple[str, int] | str | None:
+    """(ip, port) of an inet address, a path for a unix one, or None."""
+    if isinstance(v, tuple | list) and len(v) == 2 and isinstance(v[1], int):
+        return str(v[0]), v[1]
+    if isinstance(v, dict):
+        if v.get("path") is not None:
+            return str(v["path"])
+        ip = v.get("ip", v.get("addr"))
+        port = v.get("port")
+        if ip is not None and isinstance(port, int):
+            return str(ip), port
+        return None
+    text = as_str(v)
+    if text is None or text == "":
+        return None
+    if text.startswith("/") or text.startswith("@"):
+        return text
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit():
+        return host.strip("[]"), int(port)
+    return None
+
+
+def parse_tuple(text: str) -> tuple[tuple[str, int], tuple[str, int]] | None:
+    """Falco's ``"sip:sport->dip:dport"`` text as ((ip, port), (ip, port))."""
+    left, sep, right = text.partition("->")
+    a, b = parse_endpoint(left), parse_endpoint(right)
+    if sep and isinstance(a, tuple) and isinstance(b, tuple):
+        return a, b
+    return None
+
+
+def socket_name(fd: FdInfo) -> str:
+    """Falco's socket fd.name: ``cip:cport->sip:sport``."""
+    if fd.sip is None:
+        return fd.name
+    return f"{fd.cip or '0.0.0.0'}:{fd.cport or 0}->{fd.sip}:{fd.sport or 0}"
+
+
+def set_ends(fd: FdInfo, local: tuple[str, int] | None, remote: tuple[str, int], *,
+             server: bool) -> None:
+    """Fill both ends of an inet socket; ``server`` when this end accepted the connection."""
+    lip, lport = local if local is not None else ("0.0.0.0" if fd.type != "ipv6" else "::", 0)
+    rip, rport = remote
+    fd.lip, fd.lport, fd.rip, fd.rport = lip, lport, rip, rport
+    if server:
+        fd.sip, fd.sport, fd.cip, fd.cport = lip, lport, rip, rport
+    else:
+        fd.cip, fd.cport, fd.sip, fd.sport = lip, lport, rip, rport
+    fd.is_server = server
+    if ":" in rip and fd.type not in ("ipv6",):
+        fd.type = "ipv6"
+    fd.sockfamily = "ip"
+    new_name = socket_name(fd)
+    fd.name_changed = new_name != fd.name
+    fd.name = new_name
+
+
+def _hex_ip(text: str) -> str:
+    raw = bytes.fromhex(text)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    words = struct.unpack("<4I", raw)
+    return socket.inet_ntop(socket.AF_INET6, struct.pack(">4I", *words))
+
+
+def _hex_end(text: str) -> tuple[str, int]:
+    ip, port = text.split(":")
+    return _hex_ip(ip), int(port, 16)
+
+
+def find_inet_socket(proc_root: str, pid: int, inode: int) -> FdInfo | None:
+    """A socket with this inode from /proc/PID/net/{tcp,udp,raw}{,6}, or None."""
+    for name, proto in (("tcp", "tcp"), ("udp", "udp"), ("tcp6", "tcp"), ("udp6", "udp"),
+                        ("raw", "raw"), ("raw6", "raw")):
+        text = procfs.read_text(f"{proc_root}/{pid}/net/{name}")
+        if not text:
+            continue
+        for line in text.splitlines()[1:]:
+            parts = line.split()
+            if len(parts) < 10 or parts[9] != str(inode):
+                continue
+            local, remote = _hex_end(parts[1]), _hex_end(parts[2])
+            info = FdInfo(num=-1, type="ipv6" if name.endswith("6") else "ipv4",
+                          l4proto=proto, sockfamily="ip")
+            listening = parts[3] == "0A"
+            info.lip, info.lport = local
+            if listening or remote[1] == 0:
+                info.sip, info.sport, info.is_server = local[0], local[1], listening
+                info.name = f"{local[0]}:{local[1]}"
+            else:
+                set_ends(info, local, remote, server=False)
+                info.connected = True
+            return info
+    return None
+
+
