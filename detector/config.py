@@ -203,14 +203,16 @@ def _plugin_config(index: int, item: dict[str, Any]) -> PluginConfig:
         init = ""
     elif not isinstance(init, str):
         raise ConfigError(f"{where}.init_config: expected a string or a map, got "
-                          f"{type(init).__name__}")
+                          f"{type(init).__name__}", hint="write init_config as a map or a "
+                          "JSON string")
     params = item.get("open_params", "")
     if params is None:
         params = ""
     if isinstance(params, int | float) and not isinstance(params, bool):
         params = str(params)
     if not isinstance(params, str):
-        raise ConfigError(f"{where}.open_params: expected a string, got {type(params).__name__}")
+        raise ConfigError(f"{where}.open_params: expected a string, got {type(params).__name__}",
+                          hint="quote open_params")
     return PluginConfig(name=name, library_path=lib, init_config=init,
                         open_params=params.strip())
 
@@ -223,7 +225,8 @@ def _selector(index: int, item: dict[str, Any]) -> RuleSelector:
                           "`- enable: {tag: network}`")
     action, body = next(iter(item.items()))
     if not isinstance(body, dict) or not ({"rule", "tag"} & set(body)):
-        raise ConfigError(f"{where}.{action}: expected a map with `rule` or `tag`")
+        raise ConfigError(f"{where}.{action}: expected a map with `rule` or `tag`",
+                          hint=f"e.g. {{{action}: {{rule: NAME}}}} or {{{action}: {{tag: TAG}}}}")
     rule, tag = body.get("rule"), body.get("tag")
     return RuleSelector(action=action, rule=None if rule is None else str(rule),
                         tag=None if tag is None else str(tag))
@@ -282,7 +285,8 @@ def validate(raw: dict[str, Any]) -> list[str]:
                           hint="use ebpf, replay or nodriver")
     rm = raw.get("rule_matching")
     if rm is not None and rm not in ("first", "all"):
-        raise ConfigError(f"rule_matching: expected first or all, got {rm!r}")
+        raise ConfigError(f"rule_matching: expected first or all, got {rm!r}",
+                          hint="set rule_matching to first (Falco's default) or all")
     if raw.get("priority") is not None:
         normalize_priority(str(raw["priority"]), "priority")
     for i, item in enumerate(raw.get("plugins") or []):
@@ -332,9 +336,11 @@ def apply_override(raw: dict[str, Any], option: str) -> None:
         assert m is not None
         name, index = m.group("key"), m.group("index")
         if not name:
-            raise ConfigError(f"-o {option!r}: empty key in {key!r}")
+            raise ConfigError(f"-o {option!r}: empty key in {key!r}",
+                              hint="write -o a.b.c=value, with no empty part between dots")
         if not isinstance(node, dict):
-            raise ConfigError(f"-o {option!r}: {name!r} is inside a value that is not a map")
+            raise ConfigError(f"-o {option!r}: {name!r} is inside a value that is not a map",
+                              hint="check the key path against falco.yaml")
         if index is None:
             if last:
                 node[name] = value
@@ -390,9 +396,11 @@ def load_config(
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML: {err}", path=where) from err
+        raise ConfigError(f"not valid YAML: {err}", path=where,
+                          hint="fix the YAML syntax at the position shown") from err
     if not isinstance(raw, dict):
-        raise ConfigError("expected a map of keys at the top", path=where)
+        raise ConfigError("expected a map of keys at the top", path=where,
+                          hint="falco.yaml holds keys such as rules_files: and json_output:")
     for option in overrides or []:
         apply_override(raw, option)
     if rules_files:

@@ -360,7 +360,7 @@ def printenv(*, root: str = "/") -> DriverEnv:
         from detector.bpf.btf import cflags
 
         values["CLANG_FLAGS"] = " ".join(cflags())
-    except Exception:  # BTF missing: printenv still prints the rest
+    except (DetectorError, OSError):  # BTF missing or unreadable: printenv prints the rest
         pass
     return DriverEnv(values)
 

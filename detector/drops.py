@@ -57,8 +57,9 @@ Emit = Callable[[str, str, str, dict[str, Any]], None]
 
 
 class DropWatch:
-    """Keeps the metrics' event and drop counts and acts on drops as ``syscall_event_drops``
-    says (``emit(rule, priority, message, fields)`` raises the alert, ``stop()`` the exit)."""
+    """Keeps the metrics' event and drop counts and acts on drops as configured."""
+
+    # ``emit(rule, priority, message, fields)`` raises the alert, ``stop()`` is the exit action.
 
     def __init__(self, config: FalcoConfig, metrics: Metrics, *, emit: Emit,
                  stop: Callable[[], None]) -> None:

@@ -10,8 +10,9 @@ from detector.events import Event
 
 
 class SyscallFeed:
-    """The eBPF source as the loop reads it: batches, idle heartbeats, kernel counters, and the
-    captured syscall set kept to the rules' event types plus state (``base_syscalls``)."""
+    """The eBPF source as the loop reads it: batches, idle heartbeats, kernel counters."""
+
+    # The captured syscall set follows the rules' event types plus state (``base_syscalls``).
 
     def __init__(self, config: FalcoConfig, rule_events: frozenset[str] | None) -> None:
         from detector.sources.ebpf import EbpfSource

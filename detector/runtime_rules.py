@@ -46,8 +46,8 @@ class RuntimeRules:
         return paths
 
     def validate_with(self, staged: list[Path], *, replaces: Path | None = None) -> RuleSet:
-        """Compile the running rule set with ``staged`` files (a staged file replaces the file
-        of the same name in ``replaces``, else it is added); raise if it does not compile."""
+        """Compile the running rule set with ``staged`` files; raise if it does not compile."""
+        # A staged file replaces the file of the same name in ``replaces``, else it is added.
         paths = self._rules_paths()
         for f in staged:
             target = replaces / f.name if replaces is not None else None

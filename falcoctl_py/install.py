@@ -26,13 +26,14 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from falcoctl_py.archive import DEFAULT_MAX_EXTRACTED, ExtractedFile, extract_tar_gz, file_sha256
 from falcoctl_py.errors import FalcoctlPyError, InstallError, UsageError
+from falcoctl_py.locking import state_lock
 from falcoctl_py.oci.client import RegistryClient, RequestStats
 from falcoctl_py.oci.media import (
     DOCKER_MANIFEST_LIST,
@@ -418,15 +419,6 @@ def stage_owner_alive(stage: Path) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def install_lock(state_dir: Path) -> Iterator[None]:
-    """One install, follow update or rollback at a time per state directory (shared lock)."""
-    from falcoctl_py.locking import state_lock
-
-    with state_lock(state_dir):
-        yield
-
-
 def install_artifacts(
     *,
     refs: Sequence[str],
@@ -449,155 +441,123 @@ def install_artifacts(
             "no artifact to install",
             hint="give references, or set artifact.install.refs in the config",
         )
-    with install_lock(state_dir):
-        return _install(
-            refs=refs,
+    # one install, follow update or rollback at a time per state directory
+    with state_lock(state_dir):
+        before = _snapshot(client.stats)
+        inst = Installer(
             client=client,
             lookup=lookup,
             dirs=dirs,
             state_dir=state_dir,
             platform=platform,
             allowed_types=allowed_types,
-            resolve_deps=resolve_deps,
-            verify=verify,
-            check=check,
-            progress=progress,
             max_layer_size=max_layer_size,
             max_extracted=max_extracted,
+            progress=progress,
         )
-
-
-def _install(
-    *,
-    refs: Sequence[str],
-    client: RegistryClient,
-    lookup: IndexLookup | None,
-    dirs: InstallDirs,
-    state_dir: Path,
-    platform: Platform,
-    allowed_types: Sequence[str],
-    resolve_deps: bool,
-    verify: VerifyHook | None,
-    check: CheckHook | None,
-    progress: Progress | None,
-    max_layer_size: int,
-    max_extracted: int,
-) -> InstallResult:
-    before = _snapshot(client.stats)
-    inst = Installer(
-        client=client,
-        lookup=lookup,
-        dirs=dirs,
-        state_dir=state_dir,
-        platform=platform,
-        allowed_types=allowed_types,
-        max_layer_size=max_layer_size,
-        max_extracted=max_extracted,
-        progress=progress,
-    )
-    for dest in {dirs.rulesfiles, dirs.plugins, dirs.assets}:
-        recover_staging(dest)
-    arefs = [parse_artifact_ref(text, lookup) for text in refs]
-    roots = [
-        inst.node(cand, from_user=True)
-        for cand in _parallel([functools.partial(inst.inspect, a, a.key) for a in arefs])
-    ]
-    for root in roots:
-        root.requested_by.append("command line")
-    kept: list[tuple[str, str]] = []
-    installed = inst.installed() if resolve_deps else {}
-    if resolve_deps:
-        nodes = _resolve(
-            roots,
-            fetch=inst.fetch,
-            lookup=lookup,
-            list_tags=client.list_tags,
-            installed={name: st.version for name, st in installed.items()},
-            kept=kept,
+        for dest in {dirs.rulesfiles, dirs.plugins, dirs.assets}:
+            recover_staging(dest)
+        arefs = [parse_artifact_ref(text, lookup) for text in refs]
+        roots = [
+            inst.node(cand, from_user=True)
+            for cand in _parallel([functools.partial(inst.inspect, a, a.key) for a in arefs])
+        ]
+        for root in roots:
+            root.requested_by.append("command line")
+        kept: list[tuple[str, str]] = []
+        installed = inst.installed() if resolve_deps else {}
+        if resolve_deps:
+            nodes = _resolve(
+                roots,
+                fetch=inst.fetch,
+                lookup=lookup,
+                list_tags=client.list_tags,
+                installed={name: st.version for name, st in installed.items()},
+                kept=kept,
+            )
+        else:
+            bare = [Node(n.name, n.version, (), n.payload, n.requested_by, True) for n in roots]
+            nodes = _resolve(bare, fetch=inst.fetch, lookup=None, list_tags=client.list_tags)
+        todo = [n for n in nodes if not n.payload.up_to_date]
+        if check is not None:
+            for node in todo:
+                check(node.name, node.version, node.payload.config, node.payload.artifact_type)
+        if verify is not None:
+            for node in todo:
+                cand = node.payload
+                entry = cand.aref.entry
+                if entry is None and lookup is not None:
+                    try:  # as falcoctl: a full reference finds its policy by the config's name
+                        entry = lookup(node.name)
+                    except FalcoctlPyError as err:
+                        log.warning("no index entry for %s: %s", node.name, err.one_line())
+                verify(cand.pinned.registry, cand.pinned.repository, cand.root_digest, entry)
+        staged = dict(
+            zip(
+                [n.payload.key for n in todo],
+                _parallel(
+                    [functools.partial(inst.stage, n.payload) for n in todo],
+                    cleanup=lambda done: shutil.rmtree(done[0], ignore_errors=True),
+                ),
+                strict=True,
+            )
         )
-    else:
-        bare = [Node(n.name, n.version, (), n.payload, n.requested_by, True) for n in roots]
-        nodes = _resolve(bare, fetch=inst.fetch, lookup=None, list_tags=client.list_tags)
-    todo = [n for n in nodes if not n.payload.up_to_date]
-    if check is not None:
-        for node in todo:
-            check(node.name, node.version, node.payload.config, node.payload.artifact_type)
-    if verify is not None:
-        for node in todo:
+        requirers: dict[str, list[str]] = {}
+        for name, requirer in kept:
+            requirers.setdefault(name, []).append(requirer)
+        results = [
+            InstalledArtifact(
+                ref=installed[name].ref,
+                name=name,
+                version=installed[name].version,
+                type=installed[name].type,
+                digest=installed[name].digest,
+                status="satisfied",
+                files=[f.path for f in installed[name].files],
+                requested_by=sorted(set(who)),
+            )
+            for name, who in sorted(requirers.items())
+        ]
+        for node in nodes:
             cand = node.payload
-            entry = cand.aref.entry
-            if entry is None and lookup is not None:
-                try:  # as falcoctl: a full reference finds its policy by the config's name
-                    entry = lookup(node.name)
-                except FalcoctlPyError as err:
-                    log.warning("no index entry for %s: %s", node.name, err.one_line())
-            verify(cand.pinned.registry, cand.pinned.repository, cand.root_digest, entry)
-    staged = dict(
-        zip(
-            [n.payload.key for n in todo],
-            _parallel(
-                [functools.partial(inst.stage, n.payload) for n in todo],
-                cleanup=lambda done: shutil.rmtree(done[0], ignore_errors=True),
-            ),
-            strict=True,
+            if cand.up_to_date:
+                assert cand.state is not None
+                results.append(_report(node, "up-to-date", [f.path for f in cand.state.files]))
+                continue
+            stage, files = staged.pop(cand.key)
+            paths = inst.commit(cand, stage, files)
+            status = "updated" if cand.state is not None else "installed"
+            save_state(
+                state_dir,
+                ArtifactState(
+                    ref=cand.key,
+                    digest=cand.root_digest,
+                    name=node.name,
+                    version=node.version,
+                    type=cand.artifact_type.value,
+                    platform=str(platform) if cand.artifact_type is ArtifactType.plugin else "",
+                    manifest_digest=cand.manifest_digest,
+                    layer_digest=cand.manifest.layer.digest if cand.manifest else "",
+                    files=[InstalledFile(p, f.sha256) for p, f in zip(paths, files, strict=True)],
+                    config=cand.config.as_json(),
+                ),
+            )
+            log.info(
+                "%s %s:%s into %s",
+                status,
+                node.name,
+                node.version,
+                inst.dirs.for_type(cand.artifact_type),
+            )
+            results.append(_report(node, status, paths))
+        after = _snapshot(client.stats)
+        return InstallResult(
+            artifacts=results,
+            requests=after.requests - before.requests,
+            manifest_requests=after.manifest_requests - before.manifest_requests,
+            blob_downloads=after.blob_gets - before.blob_gets,
+            blob_bytes=after.blob_bytes - before.blob_bytes,
         )
-    )
-    requirers: dict[str, list[str]] = {}
-    for name, requirer in kept:
-        requirers.setdefault(name, []).append(requirer)
-    results = [
-        InstalledArtifact(
-            ref=installed[name].ref,
-            name=name,
-            version=installed[name].version,
-            type=installed[name].type,
-            digest=installed[name].digest,
-            status="satisfied",
-            files=[f.path for f in installed[name].files],
-            requested_by=sorted(set(who)),
-        )
-        for name, who in sorted(requirers.items())
-    ]
-    for node in nodes:
-        cand = node.payload
-        if cand.up_to_date:
-            assert cand.state is not None
-            results.append(_report(node, "up-to-date", [f.path for f in cand.state.files]))
-            continue
-        stage, files = staged.pop(cand.key)
-        paths = inst.commit(cand, stage, files)
-        status = "updated" if cand.state is not None else "installed"
-        save_state(
-            state_dir,
-            ArtifactState(
-                ref=cand.key,
-                digest=cand.root_digest,
-                name=node.name,
-                version=node.version,
-                type=cand.artifact_type.value,
-                platform=str(platform) if cand.artifact_type is ArtifactType.plugin else "",
-                manifest_digest=cand.manifest_digest,
-                layer_digest=cand.manifest.layer.digest if cand.manifest else "",
-                files=[InstalledFile(p, f.sha256) for p, f in zip(paths, files, strict=True)],
-                config=cand.config.as_json(),
-            ),
-        )
-        log.info(
-            "%s %s:%s into %s",
-            status,
-            node.name,
-            node.version,
-            inst.dirs.for_type(cand.artifact_type),
-        )
-        results.append(_report(node, status, paths))
-    after = _snapshot(client.stats)
-    return InstallResult(
-        artifacts=results,
-        requests=after.requests - before.requests,
-        manifest_requests=after.manifest_requests - before.manifest_requests,
-        blob_downloads=after.blob_gets - before.blob_gets,
-        blob_bytes=after.blob_bytes - before.blob_bytes,
-    )
 
 
 def _parallel(

@@ -7,10 +7,9 @@ credentials leave the stores untouched.
 
 from __future__ import annotations
 
-import re
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -28,15 +27,7 @@ from falcoctl_py.errors import AuthError, NetworkError, UsageError
 if TYPE_CHECKING:
     import httpx
 
-_PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """A parsed ``WWW-Authenticate`` header: its scheme and parameters."""
-
-    scheme: str
-    params: dict[str, str] = field(default_factory=dict)
+    from falcoctl_py.oci.client import Challenge
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,18 +37,6 @@ class LoginResult:
     registry: str
     store: Path
     scheme: str = ""
-
-
-def parse_challenge(header: str) -> Challenge | None:
-    """``Bearer realm="...",service="..."`` -> Challenge("bearer", {...}); None when empty."""
-    header = header.strip()
-    if not header:
-        return None
-    scheme, _, rest = header.partition(" ")
-    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
-              for m in _PARAM.finditer(rest)}
-    params = {k: re.sub(r"\\(.)", r"\1", v) for k, v in params.items()}
-    return Challenge(scheme.lower(), params)
 
 
 def bearer_token(
@@ -107,6 +86,7 @@ def ping(
     import httpx
 
     from falcoctl_py.http import make_client
+    from falcoctl_py.oci.client import parse_challenge
 
     url = f"{'http' if plain_http else 'https'}://{registry_host(host)}/v2/"
     try:

@@ -56,6 +56,7 @@ class Btf:
         self.sizes: list[int] = [0]  # size, or referenced type id for PTR/modifiers/ARRAY elem
         self._starts: list[int] = [0]
         self.by_name: dict[str, list[int]] = {}
+        self.typedefs: dict[str, int] = {}
         self._parse()
 
     def _parse(self) -> None:
@@ -71,6 +72,8 @@ class Btf:
             self.sizes.append(size_type)
             if kind in (STRUCT, UNION) and name_off:
                 self.by_name.setdefault(self.string(name_off), []).append(len(self.kinds) - 1)
+            elif kind == TYPEDEF and name_off:
+                self.typedefs[self.string(name_off)] = len(self.kinds) - 1
             pos += _TYPE.size
             if kind in (INT, VAR, DECL_TAG):
                 pos += 4
@@ -150,6 +153,10 @@ class Btf:
     def size(self, struct_name: str) -> int:
         return self.sizes[self.struct_id(struct_name)]
 
+    def tracepoint_id(self, name: str) -> int | None:
+        """The BTF id a tp_btf program attaches by: the ``btf_trace_<name>`` typedef's."""
+        return self.typedefs.get(f"btf_trace_{name}")
+
 
 @functools.lru_cache(maxsize=4)
 def load(path: str = BTF_PATH) -> Btf:
@@ -170,6 +177,7 @@ OFFSETS: dict[str, str] = {
     "OFF_TASK_REAL_PARENT": "task_struct.real_parent",
     "OFF_TASK_TGID": "task_struct.tgid",
     "OFF_TASK_PID": "task_struct.pid",
+    "OFF_TASK_COMM": "task_struct.comm",
     "OFF_TASK_LOGINUID": "task_struct.loginuid",
     "OFF_TASK_SESSIONID": "task_struct.sessionid",
     "OFF_TASK_SIGNAL": "task_struct.signal",
@@ -255,13 +263,15 @@ def offsets(btf: Btf | None = None) -> dict[str, int]:
                 hint="this kernel is not supported by the eBPF source",
             )
     out["SIZEOF_UPID"] = btf.size("upid") if "upid" in btf.by_name else 16
-    regs = [out[f"OFF_REGS_{r}"] for r in ("DI", "SI", "DX", "R10", "R8", "R9")]
-    if min(regs) < 0 or max(regs) + 8 - min(regs) > 64 or out["OFF_REGS_ORIG_AX"] < 0:
+    regs = [out[f"OFF_REGS_{r}"] for r in ("DI", "SI", "DX", "R10", "R8", "R9", "ORIG_AX")]
+    if min(regs) < 0 or max(regs) + 8 - min(regs) > 128:
         raise DetectorError(
             "struct pt_regs in the kernel's BTF has no x86-64 argument registers",
             hint="the eBPF source supports x86-64 kernels",
         )
-    out["REGS_LO"] = min(regs)  # one 64-byte read from here covers the six argument registers
+    # One read of REGS_N u64 from REGS_LO covers the six argument registers and orig_ax.
+    out["REGS_LO"] = min(regs)
+    out["REGS_N"] = (max(regs) + 8 - min(regs)) // 8
     return out
 
 

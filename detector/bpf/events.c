@@ -1,7 +1,7 @@
 // falcoctl-py kernel event source: syscall exits as Falco events, through a BPF ring buffer.
 //
 // Tracepoints only, and one program per event kind, as Falco's modern probe does: a raw
-// tracepoint on raw_syscalls' sys_exit (arguments: struct pt_regs *, the return value) sees
+// tracepoint (BTF-typed, tp_btf, where the kernel allows) on raw_syscalls' sys_exit (arguments: struct pt_regs *, the return value) sees
 // every syscall's exit, takes the syscall number and the arguments from the saved registers,
 // and drops at once what the `spec` map does not select; a raw tracepoint on
 // sched_process_exit gives procexit. No enter program and no per-thread map: the registers
@@ -13,11 +13,32 @@
 // changing the selected set is a map update, never a reload.
 //
 // Kernel structs are read at offsets that Python computes from BTF and passes as -D OFF_*
-// flags: the headers BCC compiles with are never trusted for a struct layout.
+// flags: the headers BCC compiles with are never trusted for a struct layout. SELF_TGID (-D,
+// 0 for none) is the consumer's own process, whose syscalls are skipped.
+//
+// Records are submitted without a wakeup (BPF_RB_NO_WAKEUP): a wakeup costs the traced
+// process an irq_work and a cross-CPU wake; the reader polls the producer position instead.
 
 #include <uapi/linux/ptrace.h>
 
 #include "events.h"
+
+// The hot reads (the syscall number and arguments in the saved registers, the thread's
+// TS_COMPAT status and parent): with TP_BTF the programs are BTF raw tracepoints (tp_btf,
+// loaded by detector/sources/ebpf.py itself) and these are plain loads through BTF-typed
+// pointers, checked by the verifier, no helper call; without it (plain raw tracepoints through
+// BCC) they are bpf_probe_read_kernel calls. Inline asm, so BCC's rewriter leaves them alone.
+#ifdef TP_BTF
+#define LD64(dst, base, off) \
+    asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(dst) : "r"(base), "i"(off))
+#define LD32(dst, base, off) \
+    asm volatile("%0 = *(u32 *)(%1 + %2)" : "=r"(dst) : "r"(base), "i"(off))
+#define CURRENT_TASK() ((void *)bpf_get_current_task_btf())
+#else
+#define LD64(dst, base, off) bpf_probe_read_kernel(&(dst), 8, (void *)(base) + (off))
+#define LD32(dst, base, off) bpf_probe_read_kernel(&(dst), 4, (void *)(base) + (off))
+#define CURRENT_TASK() ((void *)bpf_get_current_task())
+#endif
 
 struct buf {
     struct hdr h;
@@ -26,7 +47,6 @@ struct buf {
 
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_ARRAY(spec, u32, 512);
-BPF_ARRAY(config, u32, 4);             // [0] own tgid (skipped)
 // [0] records offered, [1] drops (ring buffer full), [2 + category] drops by category
 BPF_PERCPU_ARRAY(counters, u64, 10);
 BPF_PERCPU_ARRAY(scratch, struct buf, 1);
@@ -46,13 +66,6 @@ static __always_inline u32 rd_u32(void *base, int off)
     if (off >= 0 && base)
         bpf_probe_read_kernel(&v, sizeof(v), base + off);
     return v;
-}
-
-static __always_inline int own_tgid(u32 tgid)
-{
-    int k = 0;
-    u32 *self = config.lookup(&k);
-    return self && *self == tgid;
 }
 
 static __always_inline void count(int idx)
@@ -200,24 +213,42 @@ static __always_inline int submit(struct buf *b, u32 off, u32 sv)
 
 static __always_inline void fill_hdr(struct buf *b, u64 pid_tgid, u32 nr, s64 ret)
 {
-    void *task = (void *)bpf_get_current_task();
+    void *task = CURRENT_TASK();
+    void *parent = 0;
+    u32 ppid = 0;
+    LD64(parent, task, OFF_TASK_REAL_PARENT);
+    if (parent)
+        LD32(ppid, parent, OFF_TASK_TGID);
+    b->h.ppid = ppid;
     b->h.ts = bpf_ktime_get_boot_ns();
     b->h.pid_tgid = pid_tgid;
     b->h.ret = ret;
     b->h.uid_gid = bpf_get_current_uid_gid();
     b->h.nr = nr;
-    b->h.ppid = rd_u32(rd_ptr(task, OFF_TASK_REAL_PARENT), OFF_TASK_TGID);
     b->h.len[0] = b->h.len[1] = b->h.len[2] = b->h.len[3] = 0;
     b->h.kind = 0;
     b->h.cpu = bpf_get_smp_processor_id();
+#if defined(TP_BTF) && OFF_TASK_COMM >= 0
+    LD64(*(u64 *)&b->h.comm[0], task, OFF_TASK_COMM);  // the 16 bytes of task->comm
+    LD64(*(u64 *)&b->h.comm[8], task, OFF_TASK_COMM + 8);
+#else
     bpf_get_current_comm(&b->h.comm, sizeof(b->h.comm));
+#endif
 }
 
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
+    // The no-interest path, the one every syscall of the machine takes: the syscall number
+    // (orig_ax of the saved registers), one inlined array lookup, nothing else.
     void *regs = (void *)ctx->args[0];
-    u64 nr64 = 0;
-    bpf_probe_read_kernel(&nr64, 8, regs + OFF_REGS_ORIG_AX);
+#ifdef TP_BTF
+    u64 nr64;
+    LD64(nr64, regs, OFF_REGS_ORIG_AX);
+#else
+    u64 r[REGS_N] = {};  // the six arguments and orig_ax in one read
+    bpf_probe_read_kernel(r, sizeof(r), regs + REGS_LO);
+    u64 nr64 = r[(OFF_REGS_ORIG_AX - REGS_LO) / 8];
+#endif
     if (nr64 >= 512)
         return 0;
     u32 nr = nr64;
@@ -226,7 +257,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
         return 0;
     u32 sv = *sp;
     u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (own_tgid(pid_tgid >> 32))
+    if ((u32)(pid_tgid >> 32) == SELF_TGID)
         return 0;
     int z = 0;
     struct buf *b = scratch.lookup(&z);
@@ -234,20 +265,28 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
         return 0;
 #if OFF_TASK_TI_STATUS >= 0
     // TS_COMPAT: a 32-bit syscall (ia32 process or int 0x80), whose numbers are not x86-64's.
-    if (rd_u32((void *)bpf_get_current_task(), OFF_TASK_TI_STATUS) & 0x0002)
+    u32 status = 0;
+    LD32(status, CURRENT_TASK(), OFF_TASK_TI_STATUS);
+    if (status & 0x0002)
         return 0;
 #endif
-    // The six argument registers in one read (REGS_LO .. REGS_LO + 64).
-    u64 r[8] = {};
-    bpf_probe_read_kernel(r, sizeof(r), regs + REGS_LO);
     s64 ret = (s64)ctx->args[1];
     fill_hdr(b, pid_tgid, nr, ret);
+#ifdef TP_BTF
+    LD64(b->h.args[0], regs, OFF_REGS_DI);
+    LD64(b->h.args[1], regs, OFF_REGS_SI);
+    LD64(b->h.args[2], regs, OFF_REGS_DX);
+    LD64(b->h.args[3], regs, OFF_REGS_R10);
+    LD64(b->h.args[4], regs, OFF_REGS_R8);
+    LD64(b->h.args[5], regs, OFF_REGS_R9);
+#else
     b->h.args[0] = r[(OFF_REGS_DI - REGS_LO) / 8];
     b->h.args[1] = r[(OFF_REGS_SI - REGS_LO) / 8];
     b->h.args[2] = r[(OFF_REGS_DX - REGS_LO) / 8];
     b->h.args[3] = r[(OFF_REGS_R10 - REGS_LO) / 8];
     b->h.args[4] = r[(OFF_REGS_R8 - REGS_LO) / 8];
     b->h.args[5] = r[(OFF_REGS_R9 - REGS_LO) / 8];
+#endif
     void *task = (void *)bpf_get_current_task();
     u32 off = 0;
     if (sv & F_PROC) {
@@ -357,7 +396,7 @@ int proc_exit(struct bpf_raw_tracepoint_args *ctx)
     u32 *sp = spec.lookup(&nr);
     if (!sp || !(*sp & F_ENABLED))
         return 0;
-    if (own_tgid(pid_tgid >> 32))
+    if ((u32)(pid_tgid >> 32) == SELF_TGID)
         return 0;
     int z = 0;
     struct buf *b = scratch.lookup(&z);

@@ -87,7 +87,8 @@ def check_api_version(required: str, name: str) -> None:
     try:
         need = _semver(required)
     except ValueError as err:
-        raise DetectorError(f"plugin {name!r}: bad required API version {required!r}") from err
+        raise DetectorError(f"plugin {name!r}: bad required API version {required!r}",
+                            hint="the plugin must report a semver such as 3.0.0") from err
     if need[0] != have[0] or need[1:] > have[1:]:
         raise DetectorError(
             f"plugin {name!r} requires plugin API {required}, the framework provides "
@@ -198,7 +199,8 @@ class NativePlugin:
                                              ctypes.byref(evts)))
         if rc not in (0, -1, 2):
             raise DetectorError(f"plugin {self.info.name!r}: next_batch failed: "
-                                f"{self.last_error() or 'rc ' + str(rc)}")
+                                f"{self.last_error() or 'rc ' + str(rc)}",
+                                hint="check plugins[].open_params in falco.yaml")
         out = []
         for i in range(nevts.value if rc in (0, 2) else 0):
             ptr = evts[i]

@@ -19,7 +19,7 @@ from typing import Any
 
 from detector.outputs.format import InternalAlert, hostname, text_time
 from detector.plugins.base import Plugin
-from falcoctl_py.errors import LocatedError
+from falcoctl_py.errors import FalcoctlPyError, LocatedError
 
 _FTYPE_NAMES = {"uint64": "UINT64", "string": "CHARBUF", "bool": "BOOL", "reltime": "RELTIME",
                 "abstime": "ABSTIME", "ipaddr": "IPADDR", "ipnet": "IPNET"}
@@ -124,8 +124,9 @@ def _provider(fields: dict[str, Plugin]) -> Any:
 
 def _expand(cond: str, defs: _Defs, where: tuple[str, int]) -> Any:
     from detector.rules.ast import And, Identifier, Not, Or
+    from detector.rules.errors import ConditionSyntaxError
     from detector.rules.parser import parse
-    from detector.rules.rulecompile import resolve_list
+    from detector.rules.rewrite import resolve_list
 
     def substitute(text: str) -> str:
         for name, items in defs.lists.items():
@@ -157,19 +158,16 @@ def _expand(cond: str, defs: _Defs, where: tuple[str, int]) -> Any:
 
     try:
         return resolve(parse(substitute(cond)), ())
-    except LocatedError:
-        raise
-    except Exception as err:  # the parser's own error, with its position
-        raise LocatedError(f"{getattr(err, 'bare_message', err)}", path=where[0],
-                           line=where[1]) from err
+    except ConditionSyntaxError as err:  # the parser's error, placed at the rule
+        raise LocatedError(err.bare_message, path=where[0], line=where[1]) from err
 
 
 def compile_plugin_rules(
     files: list[Path], extractors: dict[str, dict[str, Plugin]], *, min_priority: int = 7,
     selectors: Iterable[Any] = (), rule_matching: str = "first", iso: bool = False,
 ) -> tuple[dict[str, PluginRulesEngine], set[str]]:
-    """One engine per plugin source that has rules, and the list and macro names they use;
-    raises ``path:line: message``."""
+    """One engine per plugin source that has rules, and the list and macro names they use."""
+    # Errors are raised as ``path:line: message`` (LocatedError).
     from detector.rules.compiler import CompiledCondition
 
     defs = _read(files, set(extractors))
@@ -190,7 +188,7 @@ def compile_plugin_rules(
         tree = _expand(str(item.get("condition", "")), defs, where)
         try:
             cond = CompiledCondition(tree, providers[source])
-        except Exception as err:
+        except FalcoctlPyError as err:  # an unknown field, a bad value or operator
             raise LocatedError(f"rule {name!r}: {getattr(err, 'bare_message', err)}",
                                path=where[0], line=where[1],
                                hint="plugin fields: " + ", ".join(sorted(extractors[source]))

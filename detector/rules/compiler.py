@@ -38,6 +38,7 @@ from detector.rules.fields import (
 from detector.rules.inference import condition_warnings, evttypes
 from detector.rules.plan import CheckPlan, Operand, plan_check
 from detector.rules.refeval import StackEvaluator, one
+from detector.rules.sharing import check_token, field_token, finalize
 from detector.rules.values import TRANSFORMS, PathPrefixes, ascii_lower, glob_regex
 
 __all__ = [
@@ -53,9 +54,6 @@ __all__ = [
 MAX_CODEGEN_DEPTH = 60
 MAX_CODEGEN_CHECKS = 20000
 _EXPENSIVE = re.compile(r"_h_|join\(|sum\(|len\(")
-_TOKEN = re.compile("\x01([^\x01\x02]*)\x02")
-_CHECK_TOKEN = re.compile("\x03([^\x03\x04]*)\x04")
-_BODY = re.compile("\x05([0-9]+)\x06")
 _UNSET = object()
 _GROUPABLE = {"=": "eq", "in": "eq", "startswith": "startswith", "endswith": "endswith"}
 _HELPERS: dict[str, object] = {
@@ -67,9 +65,10 @@ _HELPERS: dict[str, object] = {
 
 
 class ConstPool:
-    """Names for the constants of generated code; equal constants share one name, so equal
-    checks of different rules generate the same text (and :func:`finalize` computes them once).
-    """
+    """Names for the constants of generated code; equal constants share one name."""
+
+    # So equal checks of different rules generate the same text (:func:`finalize` computes
+    # them once).
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
@@ -171,7 +170,7 @@ class _Gen:
         if opnd.field.func is not None:
             x = f"{self.const(opnd.field.func)}(e)"
         elif _EXPENSIVE.search(x):
-            x = f"\x01{x}\x02"  # a shared-value token, resolved by finalize()
+            x = field_token(x)
         for name in opnd.transforms:
             w = self.name("w")
             if opnd.field.kind == LIST and name != "len":
@@ -183,7 +182,7 @@ class _Gen:
 
     def check(self, plan: CheckPlan) -> str:
         text = self._check(plan)
-        return text if text in ("True", "False") else f"\x03{text}\x04"
+        return text if text in ("True", "False") else check_token(text)
 
     def _check(self, plan: CheckPlan) -> str:
         folded = self._fold(plan)
@@ -351,20 +350,26 @@ class CompiledCondition:
         """The statements binding the locals ``expr`` reads (``t = e.thread`` ...)."""
         return [self.provider.prelude[n] for n in self.provider.locals_used(expr)]
 
-    def _build(self, evttype: str | None) -> Callable[[Any], bool]:
-        expr, env = self.generate(evttype)
+    def _function(self, expr: str, env: dict[str, object]
+                  ) -> tuple[str, str, Callable[[Any], bool] | None]:
+        """Finalize ``expr`` into a function's source and compile it (None: too deep to)."""
         shared, (expr,) = finalize([expr])
         lines = ["def _cond(e):", *("    " + s for s in self.prelude(expr)),
                  *("    " + s for s in shared), f"    return {expr}"]
         source = "\n".join(lines)
-        self.expr, self.env, self.source = expr, env, source
         ns: dict[str, Any] = {**self.provider.helpers, **_HELPERS, **env}
         try:
             exec(compile(source, "<condition>", "exec"), ns)
         except (SyntaxError, RecursionError, MemoryError):  # absurdly deep trees
-            return StackEvaluator(self.node, self.plans)
+            return expr, source, None
         fn: Callable[[Any], bool] = ns["_cond"]
-        return fn
+        return expr, source, fn
+
+    def _build(self, evttype: str | None) -> Callable[[Any], bool]:
+        expr, env = self.generate(evttype)
+        self.expr, self.source, fn = self._function(expr, env)
+        self.env = env
+        return fn if fn is not None else StackEvaluator(self.node, self.plans)
 
     def specialize(self, evttype: str) -> Callable[[Any], bool] | None:
         """A function for events of one type, or None when no such event can match."""
@@ -373,60 +378,8 @@ class CompiledCondition:
         expr, env = self.generate(evttype)
         if expr == "False":
             return None
-        shared, (expr,) = finalize([expr])
-        lines = ["def _cond(e):", *("    " + s for s in self.prelude(expr)),
-                 *("    " + s for s in shared), f"    return {expr}"]
-        ns: dict[str, Any] = {**self.provider.helpers, **_HELPERS, **env}
-        try:
-            exec(compile("\n".join(lines), "<condition>", "exec"), ns)
-        except (SyntaxError, RecursionError, MemoryError):
-            return self.fn
-        fn: Callable[[Any], bool] = ns["_cond"]
-        return fn
-
-
-def finalize(parts: list[str]) -> tuple[list[str], list[str]]:
-    """Resolve shared-value tokens: a costly field read twice or more is computed once, lazily.
-
-    Returns the statements to put before the expressions and the expressions themselves.
-    """
-    # Checks first: a check used twice or more becomes a lazily computed local ``_gN``.
-    counts: dict[str, int] = {}
-    for part in parts:
-        for m in _CHECK_TOKEN.finditer(part):
-            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
-    shared = [e for e, n in counts.items() if n > 1]
-    index = {e: i for i, e in enumerate(shared)}
-
-    def check_repl(m: re.Match[str]) -> str:
-        i = index.get(m.group(1))
-        return m.group(1) if i is None else f"\x05{i}\x06"
-
-    parts = [_CHECK_TOKEN.sub(check_repl, p) for p in parts]
-    bodies = list(shared)
-    # Then fields, counting a shared check's body once.
-    fcounts: dict[str, int] = {}
-    for text in (*parts, *bodies):
-        for m in _TOKEN.finditer(text):
-            fcounts[m.group(1)] = fcounts.get(m.group(1), 0) + 1
-    fnames = {e: f"_c{i}" for i, e in enumerate(e for e, n in fcounts.items() if n > 1)}
-
-    def field_repl(m: re.Match[str]) -> str:
-        name = fnames.get(m.group(1))
-        return m.group(1) if name is None else \
-            f"({name} if {name} is not _U else ({name} := {m.group(1)}))"
-
-    parts = [_TOKEN.sub(field_repl, p) for p in parts]
-    bodies = [_TOKEN.sub(field_repl, b) for b in bodies]
-
-    def body_repl(m: re.Match[str]) -> str:
-        i = int(m.group(1))
-        return f"(_g{i} if _g{i} is not _U else (_g{i} := {bodies[i]}))"
-
-    parts = [_BODY.sub(body_repl, p) for p in parts]
-    lines = [" = ".join(names) + " = _U" for names in
-             ([f"_g{i}" for i in range(len(bodies))], list(fnames.values())) if names]
-    return lines, parts
+        fn = self._function(expr, env)[2]
+        return fn if fn is not None else self.fn
 
 
 def helpers_for(provider: Provider) -> dict[str, object]:

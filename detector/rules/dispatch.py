@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from detector.rules.compiler import CompiledCondition, ConstPool, finalize, helpers_for
+from detector.rules.compiler import CompiledCondition, ConstPool, helpers_for
 from detector.rules.fields import EVENT
+from detector.rules.sharing import finalize
 
 R = TypeVar("R")
 _EMPTY: tuple[Any, ...] = ()

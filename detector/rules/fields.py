@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from detector.rules import fields_event
+from detector.rules import fields_event, fields_helpers
 from detector.rules.eventtable import PARAM_TYPES
 from detector.rules.fieldtable import FIELD_TABLE
 from falcoctl_py.errors import LocatedError
@@ -150,7 +150,7 @@ class Provider:
     name = "event"
     prelude: Mapping[str, str] = fields_event.PRELUDE
     prelude_order: tuple[str, ...] = fields_event.PRELUDE_ORDER
-    helpers: Mapping[str, object] = fields_event.HELPERS
+    helpers: Mapping[str, object] = fields_helpers.HELPERS
     # The event interface guarantees ``evt.num >= 1``: ``evt.num = 0`` folds to false.
     evt_num_positive = True
 

@@ -19,7 +19,8 @@ from detector.rules.collector import PRIORITIES, Collector
 from detector.rules.errors import RulesLoadError
 from detector.rules.loadresult import LoadMessage, LoadResult, Location
 from detector.rules.reader import Reader, parse_semver
-from detector.rules.rulecompile import AppendOutput, CompileOutput, Compiler, check_exception
+from detector.rules.rewrite import check_exception
+from detector.rules.rulecompile import AppendOutput, CompileOutput, Compiler
 
 ENGINE_VERSION = "0.57.0"  # the rules-language version this engine implements (Falco 0.42)
 PROVIDED_PLUGINS: Mapping[str, str] = {"container": "0.4.0"}  # container.* fields are built in

@@ -67,7 +67,8 @@ from detector.rules.ast import (
     as_string,
 )
 from detector.rules.errors import ConditionSyntaxError
-from detector.rules.escaping import EscapeError, from_bytes_view, to_bytes_view, unescape_str
+from detector.rules.escaping import from_bytes_view, to_bytes_view
+from detector.rules.scanner import Fail, Scanner
 
 __all__ = ["MAX_DEPTH", "ConditionSyntaxError", "canonical", "parse"]
 
@@ -81,7 +82,6 @@ _RE_FIELD_ARG_BARE = re.compile(r"[^\]\[\"' \t\n\r\f\v]+")
 _RE_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
 _RE_NUM = re.compile(r"[+\-]?[0-9]++\.?[0-9]*+(?:[eE][+\-][0-9]++)?")
 _RE_BARE = re.compile(r"[^()\"' \t\n\r\f\v=,]+")
-_BLANKS = frozenset(" \t\b\r\n")
 
 _UNARY_OPS = ("exists",)
 _NUM_OPS = ("<=", "<", ">=", ">")
@@ -95,106 +95,8 @@ _SUPPORTED_OPS = ", ".join(f"'{o.strip()}'" for o in _ALL_OPS)
 _SUPPORTED_TRANSFORMERS = ", ".join(f"'{t[:-1]}'" for t in ("val(", *_TRANSFORMERS))
 
 
-class _Fail(Exception):
-    """Internal: a syntax error at the current position."""
-
-
-class _Parser:
-    __slots__ = ("col", "depth", "idx", "last", "line", "max_depth", "n", "text")
-
-    def __init__(self, text: str, max_depth: int) -> None:
-        self.text = text
-        self.n = len(text)
-        self.idx = 0
-        self.line = 1
-        self.col = 1
-        self.last = ""
-        self.depth = 0
-        self.max_depth = max_depth
-
-    # -- positions and lexing -------------------------------------------------------------
-    def pos(self) -> Pos:
-        return Pos(self.idx, self.line, self.col)
-
-    def _set(self, p: Pos) -> None:
-        self.idx, self.line, self.col = p.idx, p.line, p.col
-
-    def _advance(self, count: int) -> None:
-        chunk = self.text[self.idx:self.idx + count]
-        nl = chunk.count("\n") + chunk.count("\r")
-        if nl:
-            last = max(chunk.rfind("\n"), chunk.rfind("\r"))
-            self.line += nl
-            self.col = count - last
-        else:
-            self.col += count
-        self.idx += count
-
-    def guard(self) -> None:
-        self.depth += 1
-        if self.depth >= self.max_depth:
-            raise _Fail(f"exceeded max depth limit of {self.max_depth}")
-
-    def blank(self) -> bool:
-        i, text, n = self.idx, self.text, self.n
-        while i < n and text[i] in _BLANKS:
-            i += 1
-        if i == self.idx:
-            return False
-        self._advance(i - self.idx)
-        return True
-
-    def lit(self, s: str) -> bool:
-        if self.text.startswith(s, self.idx):
-            self.last = s
-            self._advance(len(s))
-            return True
-        return False
-
-    def rgx(self, rx: re.Pattern[str]) -> bool:
-        m = rx.match(self.text, self.idx)
-        if m is None:
-            return False
-        self.last = m.group()
-        self._advance(len(self.last))
-        return True
-
-    def quoted(self) -> bool:
-        if self.idx >= self.n or self.text[self.idx] not in "'\"":
-            return False
-        delim = self.text[self.idx]
-        start = self.idx
-        i = start + 1
-        prev = delim
-        text, n = self.text, self.n
-        while i < n and text[i] != "\0":
-            c = text[i]
-            if c == delim and prev != "\\":
-                self._advance(i + 1 - start)
-                try:
-                    self.last = unescape_str(text[start:i + 1])
-                except EscapeError as exc:
-                    raise _Fail(str(exc)) from None
-                return True
-            prev = c
-            i += 1
-        return False
-
-    def op_list(self, ops: tuple[str, ...]) -> bool:
-        for op in ops:
-            if op[-1] != " ":
-                if self.lit(op):
-                    return True
-                continue
-            word = op[:-1]
-            if self.text.startswith(word, self.idx):
-                save = self.pos()
-                self.lit(word)
-                if self.blank():
-                    return True
-                self._set(save)
-                return False
-        return False
+class _Parser(Scanner):
+    __slots__ = ()
 
     def transformer_type(self) -> bool:
         return any(self.lit(t) for t in _TRANSFORMERS)
@@ -214,7 +116,7 @@ class _Parser:
                 if self.lit("("):
                     children.append(self.parse_embedded())
                 else:
-                    raise _Fail("expected blank or '(' after 'or'")
+                    raise Fail("expected blank or '(' after 'or'")
             else:
                 children.append(self.parse_and())
             self.blank()
@@ -232,7 +134,7 @@ class _Parser:
                 if self.lit("("):
                     children.append(self.parse_embedded())
                 else:
-                    raise _Fail("expected blank or '(' after 'and'")
+                    raise Fail("expected blank or '(' after 'and'")
             else:
                 children.append(self.parse_not())
             self.blank()
@@ -260,7 +162,7 @@ class _Parser:
         child = self.parse_or()
         self.blank()
         if not self.lit(")"):
-            raise _Fail("expected a ')' token")
+            raise Fail("expected a ')' token")
         self.depth -= 1
         return child
 
@@ -279,16 +181,16 @@ class _Parser:
         elif self.rgx(_RE_IDENTIFIER):
             result = Identifier(self.last, pos)
         else:
-            raise _Fail("expected a '(' token, a field check, or an identifier")
+            raise Fail("expected a '(' token, a field check, or an identifier")
         self.depth -= 1
         return result
 
     def parse_field_arg(self) -> str:
         if not self.quoted() and not self.rgx(_RE_FIELD_ARG_BARE):
-            raise _Fail("expected a valid field argument: a quoted string or a bare string")
+            raise Fail("expected a valid field argument: a quoted string or a bare string")
         arg = from_bytes_view(self.last)
         if not self.lit("]"):
-            raise _Fail("expected a ']' token")
+            raise Fail("expected a ']' token")
         return arg
 
     def parse_field(self, name: str, pos: Pos) -> FieldRef:
@@ -308,7 +210,7 @@ class _Parser:
                 break
         self.blank()
         if not self.lit(")"):
-            raise _Fail("expected a ')' token closing the transformer")
+            raise Fail("expected a ')' token closing the transformer")
         arg = self.parse_field_arg() if self.lit("[") else None
         self.depth -= 1
         return Transformer(name, tuple(args), arg, pos)
@@ -326,7 +228,7 @@ class _Parser:
         elif self.rgx(_RE_FIELD_NAME):
             result = self.parse_field(self.last, pos)
         else:
-            raise _Fail("expected field transformer argument: "
+            raise Fail("expected field transformer argument: "
                         "field, transformer, quoted string, number, or transformer list")
         self.depth -= 1
         return result
@@ -343,7 +245,7 @@ class _Parser:
             children.append(self.parse_list_arg(pos))
             self.blank()
         if not self.lit(")"):
-            raise _Fail("expected ')'")
+            raise Fail("expected ')'")
         return TransformerList(tuple(children), pos)
 
     def parse_list_arg(self, pos: Pos) -> TransformerArg:
@@ -354,7 +256,7 @@ class _Parser:
             return self.parse_transformer(self.last[:-1], pos)
         if self.quoted() or self.rgx(_RE_HEX) or self.rgx(_RE_NUM):
             return self.value(pos)
-        raise _Fail("expected transformer list argument: "
+        raise Fail("expected transformer list argument: "
                     "field, transformer, quoted string, or number")
 
     def parse_condition(self, left: FieldRef | Transformer, pos: Pos) -> Expr:
@@ -381,7 +283,7 @@ class _Parser:
                 op = self.last
                 right = self.parse_list_value(allow_transformer=True)
             else:
-                raise _Fail(f"expected a valid check operator: one of {_SUPPORTED_OPS}")
+                raise Fail(f"expected a valid check operator: one of {_SUPPORTED_OPS}")
             result = BinaryCheck(left, op, right, pos)
         self.depth -= 1
         return result
@@ -410,7 +312,7 @@ class _Parser:
         res = self.try_transformer_or_val()
         if res is None:
             if not (self.rgx(_RE_HEX) or self.rgx(_RE_NUM)):
-                raise _Fail("expected a number value or a field with a valid transformer: "
+                raise Fail("expected a number value or a field with a valid transformer: "
                             + _SUPPORTED_TRANSFORMERS)
             self.depth -= 1
             return self.value(pos)
@@ -430,8 +332,8 @@ class _Parser:
             self.depth -= 1
             return self.value(pos)
         if no_transformer:
-            raise _Fail("expected a string value")
-        raise _Fail("expected a string value or a field with a valid transformer: "
+            raise Fail("expected a string value")
+        raise Fail("expected a string value or a field with a valid transformer: "
                     + _SUPPORTED_TRANSFORMERS)
 
     def _list_item(self) -> str:
@@ -449,7 +351,7 @@ class _Parser:
             depth = self.depth
             try:
                 first: str | None = self._list_item()
-            except _Fail:
+            except Fail:
                 self.depth = depth
                 first = None
             if first is not None:
@@ -459,7 +361,7 @@ class _Parser:
                     items.append(self._list_item())
                     self.blank()
             if not self.lit(")"):
-                raise _Fail("expected a ')' token")
+                raise Fail("expected a ')' token")
             self.depth -= 1
             return ListNode(tuple(items), pos)
         if allow_transformer:
@@ -470,7 +372,7 @@ class _Parser:
         if self.rgx(_RE_IDENTIFIER):
             self.depth -= 1
             return self.value(pos)
-        raise _Fail("expected a list, an identifier, or a field with a valid transformer: "
+        raise Fail("expected a list, an identifier, or a field with a valid transformer: "
                     + _SUPPORTED_TRANSFORMERS)
 
     def try_transformer_or_val(self) -> Transformer | None:
@@ -482,11 +384,11 @@ class _Parser:
             self.blank()
             field_pos = self.pos()
             if not self.rgx(_RE_FIELD_NAME):
-                raise _Fail("expected a field within 'val' transformer")
+                raise Fail("expected a field within 'val' transformer")
             child = self.parse_field(self.last, field_pos)
             self.blank()
             if not self.lit(")"):
-                raise _Fail("expected a ')' token closing the transformer")
+                raise Fail("expected a ')' token closing the transformer")
             arg = self.parse_field_arg() if self.lit("[") else None
             res = Transformer("val", (child,), arg, pos)
         elif self.transformer_type():
@@ -497,13 +399,13 @@ class _Parser:
 
     def parse(self) -> Expr:
         if self.n == 0:
-            raise _Fail("filter input string is empty")
+            raise Fail("filter input string is empty")
         res = self.parse_or()
         if self.idx != self.n:
             last = from_bytes_view(self.last)
             if len(last) > 100:  # keep the message one readable line
                 last = last[:100] + "..."
-            raise _Fail(f"unexpected token after '{last}', expecting 'or', 'and'")
+            raise Fail(f"unexpected token after '{last}', expecting 'or', 'and'")
         return res
 
 
@@ -517,7 +419,7 @@ def parse(condition: str, *, max_depth: int = MAX_DEPTH) -> Expr:
         sys.setrecursionlimit(need)
     try:
         return p.parse()
-    except _Fail as exc:
+    except Fail as exc:
         raise ConditionSyntaxError(str(exc), condition=condition, idx=p.idx, line=p.line,
                                    col=p.col) from None
     except RecursionError:

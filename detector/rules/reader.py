@@ -16,6 +16,7 @@ from detector.rules.collector import (
     RuleUpdate,
     parse_priority,
 )
+from detector.rules.decoding import YV, Ctx, Decoder
 from detector.rules.loadresult import (
     WARNING_APPEND,
     WARNING_ENABLED,
@@ -25,11 +26,6 @@ from detector.rules.loadresult import (
 )
 from detector.rules.yamlload import Mark, YamlError, YList, YMap, YStr, load_documents, mark_of
 
-Ctx = tuple[Location, ...]
-YV = "LOAD_ERR_YAML_VALIDATE"
-
-_TRUE = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"}
-_FALSE = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N"}
 _RE_LIST_NAME = re.compile(r"[^()\"' \t\n\r\f\v=,]+")
 _RE_MACRO_NAME = re.compile(r"[a-zA-Z]+[a-zA-Z0-9_]*")
 _RE_SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.+-]*)?")
@@ -54,7 +50,7 @@ def parse_semver(text: str) -> tuple[int, int, int] | None:
 
 
 @dataclass(slots=True)
-class Reader:
+class Reader(Decoder):
     """Reads one rules file into a shared :class:`Collector`."""
 
     collector: Collector
@@ -87,70 +83,6 @@ class Reader:
             out.append(text)
         return "\n".join(out)
 
-    # -- yaml-cpp style decoding ------------------------------------------------------------
-    @staticmethod
-    def present(item: YMap, key: str, ctx: Ctx, *, optional: bool) -> object | None:
-        """The value under ``key``; None (when optional) or a failure if missing or null."""
-        if key not in item:
-            if optional:
-                return None
-            raise LoadFailure(YV, f"Item has no mapping for key '{key}'", ctx)
-        value = item[key]
-        if isinstance(value, YStr) and value.is_null:
-            if optional:
-                return None
-            raise LoadFailure(YV, f"Mapping for key '{key}' is empty", ctx)
-        return value
-
-    def scalar(self, item: YMap, key: str, ctx: Ctx, *, optional: bool = False,
-               nonempty: bool = False) -> YStr | None:
-        value = self.present(item, key, ctx, optional=optional)
-        if value is None:
-            return None
-        if not isinstance(value, YStr):
-            raise LoadFailure(YV, "Value is not a scalar value", ctx)
-        if nonempty and not value:
-            raise LoadFailure(YV, "Value must be non-empty", ctx)
-        return value
-
-    def string(self, item: YMap, key: str, ctx: Ctx) -> str:
-        value = self.scalar(item, key, ctx)
-        assert value is not None
-        return str(value)
-
-    def boolean(self, item: YMap, key: str, ctx: Ctx, *, optional: bool = True) -> bool | None:
-        value = self.scalar(item, key, ctx, optional=optional)
-        if value is None:
-            return None
-        if value in _TRUE:
-            return True
-        if value in _FALSE:
-            return False
-        raise LoadFailure(YV, "Can't decode YAML scalar value", ctx)
-
-    def uint(self, item: YMap, key: str, ctx: Ctx) -> int | None:
-        value = self.scalar(item, key, ctx, optional=True)
-        if value is None:
-            return None
-        if not value.strip().isdigit():
-            raise LoadFailure(YV, "Can't decode YAML scalar value", ctx)
-        return int(value)
-
-    def strings(self, item: YMap, key: str, ctx: Ctx, *,
-                optional: bool = False) -> list[str] | None:
-        value = self.present(item, key, ctx, optional=optional)
-        if value is None:
-            return None
-        if not isinstance(value, YList):
-            raise LoadFailure(YV, "Value is not a sequence", ctx)
-        out = []
-        for v in value:
-            if not isinstance(v, YStr):
-                raise LoadFailure(YV, "sequence value is not scalar", ctx)
-            out.append(str(v))
-        return out
-
-    # -- documents and items ------------------------------------------------------------------
     def read(self) -> None:
         base = (Location("rules content", "", self.path, 0, 0, 0),)
         try:
@@ -286,6 +218,17 @@ class Reader:
                                       "Allowed values are: append replace ", ctx)
         return app, rep
 
+    def appends(self, item: YMap, kind: str, key: str, ctx: Ctx) -> bool:
+        """Whether a list or macro item appends to ``key`` (``append: true`` or an override)."""
+        append = bool(self.boolean(item, "append", ctx))
+        if append:
+            self.warn("LOAD_DEPRECATED_ITEM", WARNING_APPEND, ctx)
+        app, rep = self.overrides(item, (key,), (key,), ctx)
+        if append and (app or rep):
+            raise LoadFailure(YV, OVERRIDE_APPEND, ctx)
+        self.unknown_keys(item, kind, ctx)
+        return append or bool(app)
+
     def read_list(self, item: YMap) -> None:
         name = self.string(item, "list", (self.loc(item, "list"),))
         ctx = (self.loc(item, "list", name),)
@@ -294,14 +237,7 @@ class Reader:
                       "match a regular expression: [^()\"'[:space:]=,]+", ctx)
         items = self.strings(item, "items", ctx)
         assert items is not None
-        append = bool(self.boolean(item, "append", ctx))
-        if append:
-            self.warn("LOAD_DEPRECATED_ITEM", WARNING_APPEND, ctx)
-        app, rep = self.overrides(item, ("items",), ("items",), ctx)
-        if append and (app or rep):
-            raise LoadFailure(YV, OVERRIDE_APPEND, ctx)
-        self.unknown_keys(item, "list", ctx)
-        if append or app:
+        if self.appends(item, "list", "items", ctx):
             self.collector.append_list(name, items, ctx)
         else:
             self.collector.define_list(ListDef(name, items, ctx))
@@ -314,14 +250,7 @@ class Reader:
                       "match a regular expression: [a-zA-Z]+[a-zA-Z0-9_]*", ctx)
         cond = self.string(item, "condition", ctx)
         cond_ctx = (*ctx, self.loc(item["condition"], "macro condition"))
-        append = bool(self.boolean(item, "append", ctx))
-        if append:
-            self.warn("LOAD_DEPRECATED_ITEM", WARNING_APPEND, ctx)
-        app, rep = self.overrides(item, ("condition",), ("condition",), ctx)
-        if append and (app or rep):
-            raise LoadFailure(YV, OVERRIDE_APPEND, ctx)
-        self.unknown_keys(item, "macro", ctx)
-        if append or app:
+        if self.appends(item, "macro", "condition", ctx):
             self.collector.append_macro(name, cond, ctx)
         else:
             self.collector.define_macro(MacroDef(name, cond, ctx, cond_ctx))

@@ -30,27 +30,15 @@ from detector.rules.ast import (
     ValueNode,
     walk,
 )
-from detector.rules.collector import Collector, ExceptionDef, ListDef, MacroDef, RuleDef
+from detector.rules.collector import Collector, MacroDef, RuleDef
+from detector.rules.compiler import compile_rule_condition
 from detector.rules.errors import ConditionSyntaxError
 from detector.rules.loadresult import LoadFailure, LoadMessage, Location
 from detector.rules.parser import parse
-
-try:  # the compiler (fields, operators, evt.type inference) may be absent: parse-only then
-    from detector.rules import compiler as _compiler
-    from detector.rules import fields as _fields
-except ImportError:  # pragma: no cover - only while the compiler is being written
-    _compiler = None  # type: ignore[assignment]
-    _fields = None  # type: ignore[assignment]
+from detector.rules.rewrite import exception_condition, resolve_list
+from falcoctl_py.errors import FalcoctlPyError
 
 Ctx = tuple[Location, ...]
-_BLANKS = " \t\n\r"
-_DELIMS = _BLANKS + "(),="
-LIST_OPERATORS = ("in", "intersects", "pmatch")
-OPERATORS = ("=", "==", "!=", "<", "<=", ">", ">=", "contains", "icontains", "bcontains",
-             "startswith", "bstartswith", "endswith", "glob", "iglob", "in", "intersects",
-             "pmatch", "exists", "regex")
-MODIFIABLE = ("=", "==", "!=", "contains", "icontains", "startswith", "endswith", "glob", "iglob",
-              "regex", "bcontains", "bstartswith")
 _UNKNOWN_FILTER = ("nonexistent field", "invalid formatting token", "unknown event type",
                    "unknown filter:")
 DEPRECATED_FIELDS = ("evt.dir", "evt.latency", "evt.wait_latency")
@@ -77,7 +65,7 @@ class CompiledRule:
     info: RuleDef
     tree: Expr
     condition: str  # the condition text after exceptions and list substitution
-    compiled: Any  # the compiler's callable, or None without a compiler
+    compiled: Any  # the compiler's callable
     evttypes: frozenset[str] | None  # None = every event type
     exception_fields: frozenset[str]
     output: str  # the output format after Falco's adjustments (``%container.info`` dropped)
@@ -88,144 +76,6 @@ class CompileOutput:
     rules: list[CompiledRule] = field(default_factory=list)
     macros: dict[str, Expr] = field(default_factory=dict)
     lists: dict[str, list[str]] = field(default_factory=dict)
-
-
-def quote_item(item: str) -> str:
-    """Falco's ``quote_item``: wrap in double quotes if it has a space (no escaping)."""
-    if " " in item and not item.startswith(('"', "'")):
-        return f'"{item}"'
-    return item
-
-
-def paren_item(item: str) -> str:
-    return item if item.startswith("(") else f"({item})"
-
-
-def resolve_list(cond: str, name: str, items: list[str]) -> tuple[str, bool]:
-    """Substitute a list name in a condition's text, as Falco does; returns (text, used)."""
-    used = False
-    start = cond.find(name)
-    while start != -1:
-        end = start + len(name)
-        before_ok = start == 0 or cond[start - 1] in _DELIMS
-        if before_ok and (end >= len(cond) or cond[end] in _DELIMS):
-            while start > 0 and cond[start - 1] in _BLANKS:
-                start -= 1
-            while end < len(cond) and cond[end] in _BLANKS:
-                end += 1
-            sub = ", ".join(quote_item(v) for v in items)
-            if not sub:
-                if start > 0 and cond[start - 1] == ",":
-                    start -= 1
-                elif end < len(cond) and cond[end] == ",":
-                    end += 1
-            new = (cond[:start] + " " if start > 0 else "") + sub + " " + cond[end:]
-            cond = new
-            start += len(sub) + 1
-            used = True
-        start = cond.find(name, start + 1)
-    return cond, used
-
-
-def exception_condition(cond: str, exceptions: list[ExceptionDef]) -> tuple[str, set[str]]:
-    """The rule condition with its exceptions spliced in as text, and the exception fields."""
-    out = "(" + cond + ")"
-    fields: set[str] = set()
-    for ex in exceptions:
-        if ex.fields is None or not ex.values:
-            continue
-        if not ex.fields.is_list:
-            comp = ex.comps.item.strip() if ex.comps and not ex.comps.is_list else "in"
-            fields.add(ex.fields.item)
-            parts = []
-            for val in ex.values:
-                if val.is_list:
-                    raise LoadFailure("LOAD_ERR_VALIDATE",
-                                      "Expected values array to contain a list of strings", ex.ctx)
-                parts.append(quote_item(val.item))
-            out += f" and not ({ex.fields.item} {comp} ({', '.join(parts)}))"
-            continue
-        names = [f.item for f in ex.fields.items or []]
-        fields.update(names)
-        comps = ([c.item.strip() for c in ex.comps.items or []] if ex.comps and ex.comps.is_list
-                 else ["="] * len(names))
-        rows = []
-        for row in ex.values:
-            values = row.items if row.items is not None else [row]
-            if len(values) != len(names):
-                raise LoadFailure("LOAD_ERR_VALIDATE", "Fields and values lists must have equal "
-                                                       "length", ex.ctx)
-            checks = []
-            for fname, comp, value in zip(names, comps, values, strict=False):
-                if value.items is not None:
-                    text = "(" + ", ".join(quote_item(v.item) for v in value.items) + ")"
-                elif comp in LIST_OPERATORS or " " in comp:
-                    text = paren_item(quote_item(value.item))
-                else:
-                    text = quote_item(value.item)
-                checks.append(f"{fname} {comp} {text}")
-            rows.append("(" + " and ".join(checks) + ")")
-        if rows:
-            out += " and not (" + " or ".join(rows) + ")"
-    return out, fields
-
-
-def check_exception(ex: ExceptionDef, source: str) -> None:
-    """Falco's ``validate_exception_info``: comps and fields must be known."""
-    assert ex.fields is not None
-    if ex.fields.is_list:
-        names = ex.fields.items or []
-        if ex.comps is None:
-            from detector.rules.collector import Entry
-
-            ex.comps = Entry(items=[Entry("=") for _ in names])
-        comps = ex.comps.items if ex.comps.is_list else None
-        if comps is None or len(comps) != len(names):
-            raise LoadFailure("LOAD_ERR_VALIDATE", "Fields and comps lists must have equal length",
-                              ex.ctx)
-        for c in comps:
-            if not _is_operator(c.item.strip()):
-                raise LoadFailure("LOAD_ERR_VALIDATE",
-                                  f"'{c.item.strip()}' is not a supported comparison operator",
-                                  ex.ctx)
-        for f in names:
-            if not _is_field(f.item, source):
-                raise LoadFailure("LOAD_ERR_VALIDATE", f"'{f.item}' is not a supported filter "
-                                                       "field", ex.ctx)
-    else:
-        if ex.comps is not None and ex.comps.is_list:
-            raise LoadFailure("LOAD_ERR_VALIDATE", "Fields and comps must both be strings", ex.ctx)
-        comp = ex.comps.item.strip() if ex.comps is not None else "in"
-        if comp not in LIST_OPERATORS and not _is_modifier_op(comp):
-            raise LoadFailure("LOAD_ERR_VALIDATE", "When fields is a single value, comps must be "
-                                                   "one of (in, pmatch, intersects) or a modifier "
-                                                   "operator (e.g. startswith oneof)", ex.ctx)
-        if not _is_field(ex.fields.item, source):
-            raise LoadFailure("LOAD_ERR_VALIDATE", f"'{ex.fields.item}' is not a supported filter "
-                                                   "field", ex.ctx)
-
-
-def _is_modifier_op(text: str) -> bool:
-    parts = text.split()
-    return len(parts) == 2 and parts[0] in MODIFIABLE and parts[1] in ("oneof", "anyof", "allof")
-
-
-def _is_operator(text: str) -> bool:
-    return text in OPERATORS or _is_modifier_op(text)
-
-
-def _is_field(text: str, source: str) -> bool:
-    try:
-        tree = parse(f"{text} exists")
-    except ConditionSyntaxError:
-        return False
-    if not isinstance(tree, UnaryCheck) or _compiler is None:
-        return isinstance(tree, UnaryCheck)
-    try:
-        _compiler.compile_condition(tree)
-    except Exception:
-        return False
-    return True
 
 
 class MacroResolver:
@@ -399,30 +249,27 @@ class Compiler:
         if self.output_check is not None:
             try:
                 self.output_check(output)
-            except Exception as exc:
+            except FalcoctlPyError as exc:
                 msg = getattr(exc, "bare_message", str(exc))
                 if r.skip_if_unknown_filter and any(s in msg for s in _UNKNOWN_FILTER):
                     self.warn("LOAD_UNKNOWN_FILTER", msg, r.output_ctx or r.ctx)
                     return None
                 raise LoadFailure("LOAD_ERR_COMPILE_OUTPUT", msg, r.output_ctx or r.ctx) from None
-        compiled: Any = None
-        evttypes: frozenset[str] | None = None
-        if _compiler is not None:
-            try:
-                compiled, evttypes, warns = _compiler.compile_rule_condition(tree)
-            except Exception as exc:
-                msg = getattr(exc, "bare_message", str(exc))
-                if r.skip_if_unknown_filter and any(s in msg for s in _UNKNOWN_FILTER):
-                    self.warn("LOAD_UNKNOWN_FILTER", msg, r.cond_ctx or r.ctx)
-                    return None
-                raise LoadFailure("LOAD_ERR_COMPILE_CONDITION", msg, r.cond_ctx or r.ctx,
-                                  getattr(exc, "hint", "") or "") from None
-            for w in warns:
-                self.warn("LOAD_COMPILE_CONDITION", w, r.cond_ctx or r.ctx)
-            too_many = evttypes is None or len(evttypes) > 100
-            if r.source == "syscall" and too_many and r.warn_evttypes:
-                self.warn("LOAD_NO_EVTTYPE", "Rule matches too many evt.type values. This has a "
-                                             "significant performance penalty.", r.ctx)
+        try:
+            compiled, evttypes, warns = compile_rule_condition(tree)
+        except FalcoctlPyError as exc:
+            msg = getattr(exc, "bare_message", str(exc))
+            if r.skip_if_unknown_filter and any(s in msg for s in _UNKNOWN_FILTER):
+                self.warn("LOAD_UNKNOWN_FILTER", msg, r.cond_ctx or r.ctx)
+                return None
+            raise LoadFailure("LOAD_ERR_COMPILE_CONDITION", msg, r.cond_ctx or r.ctx,
+                              getattr(exc, "hint", "") or "") from None
+        for w in warns:
+            self.warn("LOAD_COMPILE_CONDITION", w, r.cond_ctx or r.ctx)
+        too_many = evttypes is None or len(evttypes) > 100
+        if r.source == "syscall" and too_many and r.warn_evttypes:
+            self.warn("LOAD_NO_EVTTYPE", "Rule matches too many evt.type values. This has a "
+                                         "significant performance penalty.", r.ctx)
         return CompiledRule(r, tree, cond, compiled, evttypes, frozenset(ex_fields), output)
 
     def deprecation_warnings(self, tree: Expr, r: RuleDef) -> None:
@@ -458,7 +305,3 @@ def _cond_loc(ctx: Ctx, exc: ConditionSyntaxError) -> Location:
     base = ctx[-1] if ctx else Location("condition expression")
     return Location("condition expression", "", base.path, base.line, base.column + exc.cond_col,
                     base.offset + exc.idx)
-
-
-def unused_list_names(lists: dict[str, ListDef]) -> list[str]:
-    return [n for n, lst in lists.items() if not lst.used]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import mmap
 import socket
 import struct
 from collections.abc import Callable
@@ -93,6 +94,7 @@ assert HDR.size == ctypes.sizeof(Hdr) and PROC.size == ctypes.sizeof(ProcCtx)
 assert TUPLE.size == ctypes.sizeof(Tuple)
 
 _U64 = 1 << 64
+Buffer = bytes | bytearray | memoryview | mmap.mmap
 _I32 = struct.Struct("<i")
 
 
@@ -417,9 +419,9 @@ def _generic(a, res, s, sa, u, ctx):  # type: ignore[no-untyped-def]
     return {"res": res}
 
 
-def decode(data: bytes | memoryview, num: int, boot_to_epoch_ns: int = 0) -> Event:
-    """One record as an Event (``thread``/``fd`` left for the state tracker)."""
-    h = _hdr_unpack(data, 0)
+def decode(data: Buffer, num: int, boot_to_epoch_ns: int = 0, pos: int = 0) -> Event:
+    """The record at ``pos`` of ``data`` as an Event (``thread``/``fd`` left for the state)."""
+    h = _hdr_unpack(data, pos)
     (ts, pid_tgid, res, _a0, _a1, _a2, _a3, _a4, _a5, uid_gid, nr, ppid, l0, l1, l2, l3, kind,
      _size, cpu, comm, u0, u1, u2) = h  # fmt: skip
     tid = pid_tgid & 0xFFFFFFFF
@@ -436,7 +438,7 @@ def decode(data: bytes | memoryview, num: int, boot_to_epoch_ns: int = 0) -> Eve
         c = _COMMS[comm] = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
     ctx: dict[str, Any] = {"tid": tid, "pid": pid_tgid >> 32, "ppid": ppid, "comm": c,
                            "uid": uid_gid & 0xFFFFFFFF, "gid": uid_gid >> 32}  # fmt: skip
-    off = HDR.size
+    off = pos + HDR.size
     if kind:
         if kind & K_PROC:
             _proc_ctx(ctx, _proc_unpack(data, off))

@@ -2,9 +2,11 @@
 
 ``EbpfSource`` compiles ``detector/bpf/events.c`` with BTF offsets (``detector/bpf/btf.py``)
 as -D flags, attaches its programs to the raw tracepoints of raw_syscalls' ``sys_exit`` and
-``sched_process_exit``, and writes the selected set into the ``spec`` map (``set_syscalls``
-changes it without a reload). Records are read straight from the ring buffer's mmap'ed pages,
-many per wakeup, and decoded by the pure ``detector.sources.decode.decode``.
+``sched_process_exit`` (as BTF raw tracepoints, loaded through bpf(2) since BCC 0.26 cannot,
+else as plain raw tracepoints through BCC), and writes the selected set into the ``spec`` map
+(``set_syscalls`` changes it without a reload). The programs submit records without a wakeup;
+the reader polls the ring buffer's producer position and decodes the records in place from its
+mmap'ed pages, many per look, with the pure ``detector.sources.decode.decode``.
 
 CTX_KEYS documents ``Event.ctx``, what the state tracker gets beside Falco's parameters:
 
@@ -80,11 +82,12 @@ def bpf_text() -> str:
     return body.replace('#include "events.h"\n', header)
 
 
-def bpf_cflags(*, ringbuf_pages: int = RINGBUF_PAGES) -> list[str]:
-    """-D flags: BTF offsets and the ring buffer size."""
+def bpf_cflags(*, ringbuf_pages: int = RINGBUF_PAGES, self_tgid: int = 0) -> list[str]:
+    """-D flags: BTF offsets, the ring buffer size and the process to skip (0: none)."""
     from detector.bpf.btf import cflags
 
-    return [*cflags(), f"-DRINGBUF_PAGES={ringbuf_pages}", "-Wno-macro-redefined"]
+    return [*cflags(), f"-DRINGBUF_PAGES={ringbuf_pages}", f"-DSELF_TGID={self_tgid}",
+            "-Wno-macro-redefined"]  # fmt: skip
 
 
 def ebpf_listing(*, ringbuf_pages: int = RINGBUF_PAGES) -> str:
@@ -169,14 +172,108 @@ class RingReader:
             _U64.pack_into(self._cons, 0, cons_pos)
         return out
 
+    def decode(self, first: int, boot_to_epoch_ns: int, limit: int = 4096) -> list[Event]:
+        """Up to ``limit`` records decoded in place (numbered from ``first``), then released."""
+        prod = self._prod
+        cons_pos = _U64.unpack_from(self._cons, 0)[0]
+        prod_pos = _U64.unpack_from(prod, 0)[0]
+        out: list[Event] = []
+        append = out.append
+        base, mask = self._data, self.mask
+        u32 = _U32.unpack_from
+        n = first
+        while cons_pos < prod_pos and n - first < limit:
+            off = base + (cons_pos & mask)
+            ln = u32(prod, off)[0]
+            if ln & _BUSY:
+                break
+            size = ln & ~(_BUSY | _DISCARD)
+            if not ln & _DISCARD:  # decode copies what it keeps: the space can go back
+                append(decode(prod, n, boot_to_epoch_ns, off + 8))
+                n += 1
+            cons_pos += (size + 8 + 7) & ~7
+        if out or cons_pos != _U64.unpack_from(self._cons, 0)[0]:
+            _U64.pack_into(self._cons, 0, cons_pos)
+        return out
+
     def close(self) -> None:
         self._poll.close()
         self._cons.close()
         self._prod.close()
 
 
+# The bpf(2) syscall, for what BCC 0.26 cannot do: load a BTF raw tracepoint (tp_btf) program.
+_SYS_BPF = 321  # x86-64
+_BPF_PROG_LOAD, _BPF_RAW_TRACEPOINT_OPEN = 5, 17
+_BPF_PROG_TYPE_TRACING, _BPF_TRACE_RAW_TP = 26, 23
+_PROG_LOAD_ATTR = struct.Struct("<IIQQIIQII16sII")  # prog_type .. expected_attach_type
+_ATTACH_BTF_ID_AT = 108  # offsetof(union bpf_attr, attach_btf_id)
+_libc: Any = None
+
+
+def _bpf_syscall(cmd: int, attr: Any, size: int) -> int:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+    fd = int(_libc.syscall(_SYS_BPF, cmd, attr, size))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return fd
+
+
+def load_tp_btf(module: Any, name: bytes, btf_id: int) -> int:
+    """Load BCC-compiled function ``name`` as a tp_btf program for BTF id ``btf_id``; its fd.
+
+    BCC has already compiled it and put the map fds in its instructions; the verifier's log
+    is read only when loading fails.
+    """
+    from bcc import lib
+
+    insns = lib.bpf_function_start(module, name)
+    size = lib.bpf_function_size(module, name)
+    if not insns or not size:
+        raise OSError(0, f"no BPF function {name.decode()}")
+    lic = ctypes.create_string_buffer(lib.bpf_module_license(module) or b"GPL")
+    for log_size in (0, 1 << 22):
+        log = ctypes.create_string_buffer(max(log_size, 1))
+        attr = ctypes.create_string_buffer(144)
+        _PROG_LOAD_ATTR.pack_into(
+            attr, 0, _BPF_PROG_TYPE_TRACING, size // 8, insns, ctypes.addressof(lic),
+            1 if log_size else 0, log_size, ctypes.addressof(log) if log_size else 0, 0, 0,
+            name[:15], 0, _BPF_TRACE_RAW_TP,
+        )  # fmt: skip
+        struct.pack_into("<I", attr, _ATTACH_BTF_ID_AT, btf_id)
+        try:
+            return _bpf_syscall(_BPF_PROG_LOAD, attr, len(attr))
+        except OSError as exc:
+            if log_size:
+                tail = log.value.decode("utf-8", "replace").strip().splitlines()[-3:]
+                raise OSError(exc.errno, f"{exc.strerror}: {' / '.join(tail)}") from None
+    raise AssertionError("unreachable")
+
+
+def attach_tp_btf(prog_fd: int) -> int:
+    """Attach a loaded tp_btf program (its tracepoint is in its BTF id); the link's fd."""
+    attr = ctypes.create_string_buffer(16)
+    struct.pack_into("<QI", attr, 0, 0, prog_fd)
+    return _bpf_syscall(_BPF_RAW_TRACEPOINT_OPEN, attr, len(attr))
+
+
+# (function, tracepoint) pairs of events.c
+_PROGRAMS = ((b"sys_exit", "sys_exit"), (b"proc_exit", "sched_process_exit"))
+HOOKS = ("auto", "tp_btf", "raw_tp")
+
+
 class EbpfSource:
-    """Syscall exit events of the running kernel as :class:`Event` objects."""
+    """Syscall exit events of the running kernel as :class:`Event` objects.
+
+    ``hook`` picks how the programs attach: ``tp_btf`` (BTF raw tracepoints: the registers
+    and task fields on the hot path are plain loads), ``raw_tp`` (plain raw tracepoints through
+    BCC, reads through bpf_probe_read_kernel), or ``auto`` (tp_btf, else raw_tp); ``hook_used``
+    says which one is in use once open.
+    """
 
     def __init__(
         self,
@@ -184,9 +281,16 @@ class EbpfSource:
         syscalls: Iterable[str] | None = None,
         ringbuf_pages: int = RINGBUF_PAGES,
         skip_self: bool = True,
+        hook: str = "auto",
     ) -> None:
+        if hook not in HOOKS:
+            raise DetectorError(f"unknown hook {hook!r}", hint=f"use one of {', '.join(HOOKS)}")
         self.ringbuf_pages = ringbuf_pages
         self.skip_self = skip_self
+        self.hook = hook
+        self.hook_used = ""
+        self._prog_fds: list[int] = []
+        self._links: list[int] = []
         self._selected = frozenset(syscalls) if syscalls is not None else frozenset(SUPPORTED)
         self._bpf: Any = None
         self._reader: RingReader | None = None
@@ -205,17 +309,31 @@ class EbpfSource:
                 f"BCC is not importable: {exc}",
                 hint="run `falcoctl-py driver install` (Debian's python3-bpfcc)",
             ) from exc
-        cflags = bpf_cflags(ringbuf_pages=self.ringbuf_pages)
-        try:
-            self._bpf = BPF(text=bpf_text().encode(), cflags=cflags)
-        except Exception as exc:
-            raise DetectorError(
-                f"loading the BPF programs failed: {exc}",
-                hint="run `falcoctl-py driver check` and fix what it reports",
-            ) from exc
+        self_tgid = os.getpid() if self.skip_self else 0
+        cflags = bpf_cflags(ringbuf_pages=self.ringbuf_pages, self_tgid=self_tgid)
+        text = bpf_text().encode()
+        failure = ""
+        if self.hook in ("auto", "tp_btf"):
+            try:
+                self._open_tp_btf(BPF, text, cflags)
+            except Exception as exc:  # an older kernel or BCC: plain raw tracepoints
+                self.close()
+                failure = f"tp_btf: {exc}"
+                if self.hook == "tp_btf":
+                    raise DetectorError(
+                        f"loading the BPF programs as BTF raw tracepoints failed: {exc}",
+                        hint="use hook='raw_tp', or run `falcoctl-py driver check`",
+                    ) from exc
+        if self._bpf is None:
+            try:
+                self._bpf = BPF(text=text, cflags=cflags)
+            except Exception as exc:
+                raise DetectorError(
+                    f"loading the BPF programs failed: {exc}" + (f" ({failure})" * bool(failure)),
+                    hint="run `falcoctl-py driver check` and fix what it reports",
+                ) from exc
+            self.hook_used = "raw_tp"
         b = self._bpf
-        if self.skip_self:
-            b[b"config"][ctypes.c_int(0)] = ctypes.c_uint32(os.getpid())
         self._write_specs()
         self.attach()
         size = self.ringbuf_pages * mmap.PAGESIZE
@@ -223,6 +341,18 @@ class EbpfSource:
         self.boot_to_epoch_ns = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         gc.freeze()  # BCC's and the loader's objects: long-lived, never rescanned by the GC
         return self
+
+    def _open_tp_btf(self, bpf_cls: Any, text: bytes, cflags: list[str]) -> None:
+        from detector.bpf.btf import load
+
+        btf = load()
+        ids = [btf.tracepoint_id(tp) for _, tp in _PROGRAMS]
+        if None in ids:
+            raise OSError(0, "no btf_trace_* types in the kernel's BTF")
+        self._bpf = bpf_cls(text=text, cflags=[*cflags, "-DTP_BTF"])
+        for (fn, _), btf_id in zip(_PROGRAMS, ids, strict=True):
+            self._prog_fds.append(load_tp_btf(self._bpf.module, fn, btf_id or 0))
+        self.hook_used = "tp_btf"
 
     def __enter__(self) -> EbpfSource:
         return self.open()
@@ -235,6 +365,10 @@ class EbpfSource:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        for fd in self._links + self._prog_fds:
+            os.close(fd)
+        self._links, self._prog_fds = [], []
+        self._attached = False
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
@@ -242,18 +376,29 @@ class EbpfSource:
     def attach(self) -> None:
         """Attach the programs to their tracepoints (``open`` does it)."""
         b = self._require_bpf()
-        if not self._attached:
-            b.attach_raw_tracepoint(tp=b"sys_exit", fn_name=b"sys_exit")
-            b.attach_raw_tracepoint(tp=b"sched_process_exit", fn_name=b"proc_exit")
-            self._attached = True
+        if self._attached:
+            return
+        if self._prog_fds:
+            for fd in self._prog_fds:
+                self._links.append(attach_tp_btf(fd))
+        else:
+            for fn, tp in _PROGRAMS:
+                b.attach_raw_tracepoint(tp=tp.encode(), fn_name=fn)
+        self._attached = True
 
     def detach(self) -> None:
         """Detach the programs (no cost to any syscall), keeping maps and the ring buffer."""
         b = self._require_bpf()
-        if self._attached:
-            b.detach_raw_tracepoint(tp=b"sys_exit")
-            b.detach_raw_tracepoint(tp=b"sched_process_exit")
-            self._attached = False
+        if not self._attached:
+            return
+        if self._prog_fds:
+            for fd in self._links:
+                os.close(fd)
+            self._links = []
+        else:
+            for _, tp in _PROGRAMS:
+                b.detach_raw_tracepoint(tp=tp.encode())
+        self._attached = False
 
     def stop(self) -> None:
         """Make a running :meth:`events` loop return (from another thread or a handler)."""
@@ -292,21 +437,19 @@ class EbpfSource:
 
     def read(self, *, timeout: float = 0.1, limit: int = 4096) -> list[Event]:
         """One batch of decoded events (empty after ``timeout`` seconds without any)."""
-        recs = self.read_raw(timeout=timeout, limit=limit)
-        if not recs:
-            return []
-        num = self.num
-        off = self.boot_to_epoch_ns
+        reader = self._require()
+        if timeout > 0 and not reader.pending():
+            reader.wait(timeout)
         # Decoding allocates only acyclic objects: the cyclic GC has nothing to find here, and
         # running it every few hundred events costs about a third of the decoding time.
         was_enabled = gc.isenabled()
         gc.disable()
-        try:
-            out = [decode(rec, num + i, off) for i, rec in enumerate(recs, 1)]
+        try:  # decoded in place, straight from the ring buffer's pages: no copy per record
+            out = reader.decode(self.num + 1, self.boot_to_epoch_ns, limit)
         finally:
             if was_enabled:
                 gc.enable()
-        self.num = num + len(recs)
+        self.num += len(out)
         return out
 
     def events(

@@ -110,7 +110,3 @@ class UserTable:
         """The group ``gid`` in the root of container ``key``."""
         found = self._root(key, pid).groups.get(gid)
         return found if found is not None else GroupInfo(gid=gid)
-
-    def forget(self, key: str) -> None:
-        """Drop a root's cache (its container went away)."""
-        self._roots.pop(key, None)

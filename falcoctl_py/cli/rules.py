@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from falcoctl_py.cli._output import OutputFormat, print_structured, print_table
+from falcoctl_py.errors import UsageError
 
 app = typer.Typer(help="Validate, list and parse Falco rules and conditions.",
                   no_args_is_help=True)
@@ -19,6 +21,21 @@ FilesArg = Annotated[list[Path], typer.Argument(
 OutputOpt = Annotated[
     OutputFormat, typer.Option("-o", "--output", help="Output format: human, json or yaml.")
 ]
+
+
+def condition_or_batch(condition: str | None, batch: bool, *, stdin_holds: str) -> None:
+    """Check that exactly one of a CONDITION argument and --batch was given."""
+    if batch and condition is not None:
+        raise UsageError("give either a CONDITION or --batch, not both",
+                         hint="with --batch, conditions come from stdin")
+    if not batch and condition is None:
+        raise UsageError("missing CONDITION", hint=f"or use --batch to read {stdin_holds} on stdin")
+
+
+def echo_json_lines(outcomes: Iterable[Any]) -> None:
+    """Print each outcome's ``as_dict()`` as one JSON line, as it comes."""
+    for outcome in outcomes:
+        typer.echo(json.dumps(outcome.as_dict()))
 
 
 @app.command("validate")
@@ -65,17 +82,12 @@ def rules_parse(
 ) -> None:
     """Print a condition's canonical form, or its syntax error with a caret."""
     from detector.rules.commands import parse_condition, parse_lines
-    from falcoctl_py.errors import UsageError
 
+    condition_or_batch(condition, batch, stdin_holds="conditions")
     if batch:
-        if condition is not None:
-            raise UsageError("give either a CONDITION or --batch, not both",
-                             hint="with --batch, conditions come from stdin")
-        for outcome in parse_lines(sys.stdin):
-            typer.echo(json.dumps(outcome.as_dict()))
+        echo_json_lines(parse_lines(sys.stdin))
         return
-    if condition is None:
-        raise UsageError("missing CONDITION", hint="or use --batch to read conditions on stdin")
+    assert condition is not None
     outcome = parse_condition(condition=condition)
     if outcome.ok:
         typer.echo(outcome.canonical)

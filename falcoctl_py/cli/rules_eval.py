@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from falcoctl_py.cli.rules import app
+from falcoctl_py.cli.rules import app, condition_or_batch, echo_json_lines
 from falcoctl_py.errors import UsageError
 
 __all__ = ["app", "rules_eval"]
@@ -27,23 +27,19 @@ def rules_eval(
     """Evaluate a condition against field values; fields not given are unavailable."""
     from detector.rules.evalbatch import eval_condition, eval_lines
 
+    condition_or_batch(condition, batch, stdin_holds="JSON lines")
     if batch:
-        if condition is not None:
-            raise UsageError("give either a CONDITION or --batch, not both",
-                             hint="with --batch, conditions come from stdin")
-        for res in eval_lines(sys.stdin):
-            typer.echo(json.dumps(res.as_dict()))
-            sys.stdout.flush()
+        echo_json_lines(eval_lines(sys.stdin))
         return
-    if condition is None:
-        raise UsageError("missing CONDITION", hint="or use --batch to read JSON lines on stdin")
+    assert condition is not None
     try:
         values = json.loads(fields)
     except json.JSONDecodeError as exc:
         raise UsageError(f"--fields is not valid JSON: {exc}",
                          hint='write a JSON object, e.g. \'{"proc.name": "bash"}\'') from None
     if not isinstance(values, dict):
-        raise UsageError("--fields must be a JSON object of field -> value")
+        raise UsageError("--fields must be a JSON object of field -> value",
+                         hint='e.g. --fields \'{"proc.name": "bash"}\'')
     res = eval_condition(condition=condition, fields=values)
     typer.echo(json.dumps(res.as_dict()))
     if not res.ok:

@@ -16,14 +16,14 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urljoin
 
 import httpx
 
-from falcoctl_py.errors import IntegrityError, NetworkError, NotFoundError
+from falcoctl_py.errors import IntegrityError, NetworkError, NotFoundError, UsageError
 from falcoctl_py.oci.media import MANIFEST_ACCEPT, OCI_INDEX, Descriptor
 
 log = logging.getLogger(__name__)
@@ -96,14 +96,36 @@ def split_repository(repository: str) -> tuple[str, str]:
     """``host/path`` -> (host, path)."""
     host, _, path = repository.partition("/")
     if not path:
-        raise ValueError(f"repository {repository!r} has no host part")
+        raise UsageError(
+            f"repository {repository!r} has no registry host",
+            hint="give a full reference: HOST/REPOSITORY[:TAG|@DIGEST]",
+        )
     return host, path
 
 
-def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    scheme, _, rest = header.strip().partition(" ")
-    params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
-    return scheme.lower(), params
+_CHALLENGE_PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A parsed ``WWW-Authenticate`` header: its scheme and parameters."""
+
+    scheme: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def parse_challenge(header: str) -> Challenge | None:
+    """``Bearer realm="...",service="..."`` -> Challenge("bearer", {...}); None when empty."""
+    header = header.strip()
+    if not header:
+        return None
+    scheme, _, rest = header.partition(" ")
+    params = {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _CHALLENGE_PARAM.finditer(rest)
+    }
+    params = {k: re.sub(r"\\(.)", r"\1", v) for k, v in params.items()}
+    return Challenge(scheme.lower(), params)
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
@@ -294,10 +316,12 @@ class RegistryClient:
             if resp.status_code == 401 and not reauthed:
                 challenge = resp.headers.get("WWW-Authenticate", "")
                 resp.close()
-                scheme, params_ = _parse_challenge(challenge)
+                parsed = parse_challenge(challenge) or Challenge("")
                 creds = self._creds(host)
-                if scheme == "bearer" or (scheme == "basic" and creds and creds.username):
-                    self._schemes[host] = (scheme, params_)
+                if parsed.scheme == "bearer" or (
+                    parsed.scheme == "basic" and creds and creds.username
+                ):
+                    self._schemes[host] = (parsed.scheme, parsed.params)
                     self._tokens.pop((host, scope), None)
                     reauthed = True
                     continue

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,32 +20,10 @@ from falcoctl_py.login import (
     fetch_oauth_token,
     login_basic,
     login_oauth,
-    parse_challenge,
     ping,
 )
 from tests.falcoctl_py.authservers import auth_server
-from tests.realparts import Registry, free_port, start_registry
-
-
-@pytest.fixture(scope="module")
-def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """docker-registry with htpasswd basic auth (alice / s3cret)."""
-    reg = start_registry(tmp_path_factory.mktemp("authreg"), htpasswd=("alice", "s3cret"))
-    try:
-        yield reg
-    finally:
-        reg.stop()
-
-
-def test_parse_challenge() -> None:
-    c = parse_challenge('Bearer realm="https://auth.example/token",service="reg",'
-                        'scope="repository:a/b:pull,push"')
-    assert c is not None and c.scheme == "bearer"
-    assert c.params == {"realm": "https://auth.example/token", "service": "reg",
-                        "scope": "repository:a/b:pull,push"}
-    basic = parse_challenge('Basic realm="falcoctl-py"')
-    assert basic is not None and basic.scheme == "basic"
-    assert parse_challenge("") is None
+from tests.realparts import Registry, free_port
 
 
 def test_basic_login_against_htpasswd_registry(

@@ -52,6 +52,7 @@ def test_offsets_through_anonymous_members_typedefs_and_bitfields() -> None:
     inner = b.struct("", 8, [("a", u32, 0), ("b", u32, 32)])
     union = b.struct("", 8, [("", inner, 0), ("both", u32, 0)], kind=btf.UNION)
     td = b.add("inner_t", btf.TYPEDEF, 0, union)
+    tp = b.add("btf_trace_inner", btf.TYPEDEF, 0, union)
     ptr = b.add("", btf.PTR, 0, u32)
     b.struct("outer", 32, [("x", u32, 0), ("", union, 64), ("named", td, 128),
                            ("flag", u32, 3 << 24 | 200), ("p", ptr, 192)],
@@ -62,6 +63,8 @@ def test_offsets_through_anonymous_members_typedefs_and_bitfields() -> None:
     assert parsed.offset("outer.named.b") == 20  # through a typedef
     assert parsed.offset("outer.flag") == 25  # kind_flag: low 24 bits are the bit offset
     assert parsed.offset("outer.p") == 24
+    assert parsed.tracepoint_id("inner") == tp  # the typedef a tp_btf program attaches by
+    assert parsed.tracepoint_id("inner_t") is None
     with pytest.raises(DetectorError, match="no member nope"):
         parsed.offset("outer.nope")
     with pytest.raises(DetectorError, match="struct missing"):
@@ -82,3 +85,10 @@ def test_running_kernel_offsets() -> None:
     assert all(v >= 0 for k, v in offs.items() if k.startswith("OFF_TASK"))
     flags = btf.cflags()
     assert f"-DOFF_TASK_REAL_PARENT={offs['OFF_TASK_REAL_PARENT']}" in flags
+
+
+def test_running_kernel_has_the_tracepoints_the_source_attaches_to() -> None:
+    need(os.path.exists(btf.BTF_PATH), f"{btf.BTF_PATH} (a kernel with BTF)")
+    kernel = btf.load()
+    assert kernel.tracepoint_id("sys_exit") and kernel.tracepoint_id("sched_process_exit")
+    assert btf.offsets()["REGS_N"] * 8 >= 72  # the six argument registers and orig_ax

@@ -205,7 +205,7 @@ def test_unknown_source_is_kept_but_not_compiled() -> None:
 ])
 def test_list_substitution_is_textual(cond: str, expected: str) -> None:
     # Byte-for-byte what Falco's resolve_list gives (checked against the upstream corpus).
-    from detector.rules.rulecompile import resolve_list
+    from detector.rules.rewrite import resolve_list
 
     text, _ = resolve_list(cond, "shells", ["bash", "my sh"])
     text, _ = resolve_list(text, "none", [])

@@ -7,10 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from detector.events import ContainerInfo
+from detector.events import ContainerInfo, Event
 from detector.sources.capture import CaptureWriter, decode_value, encode_value
 from detector.sources.replay import ReplaySource
 from tests.detector.state.test_threads import ev, offline, seed
+
+
+def _facts(e: Event) -> tuple[object, ...]:
+    """What a replay must give back of an event: its own values, its thread's and its fd's."""
+    th = e.thread
+    assert th is not None
+    return (e.num, e.type, e.res, e.args, th.tid, th.comm, th.exe, th.args,
+            th.parent.comm if th.parent else None, th.container.id, th.container.name,
+            th.container.labels, th.tty, e.fd.name if e.fd else None)
 
 
 def _record(path: Path) -> list[tuple[object, ...]]:
@@ -34,24 +43,14 @@ def _record(path: Path) -> list[tuple[object, ...]]:
         for e in events:
             t.process(e)
             w.write(e)
-            th = e.thread
-            assert th is not None
-            out.append((e.num, e.type, e.res, e.args, th.tid, th.comm, th.exe, th.args,
-                        th.parent.comm if th.parent else None, th.container.id,
-                        th.container.name, th.container.labels, th.tty,
-                        e.fd.name if e.fd else None))
+            out.append(_facts(e))
     return out
 
 
 def _replay(path: Path) -> list[tuple[object, ...]]:
     out = []
     for e in ReplaySource(str(path)):
-        th = e.thread
-        assert th is not None
-        out.append((e.num, e.type, e.res, e.args, th.tid, th.comm, th.exe, th.args,
-                    th.parent.comm if th.parent else None, th.container.id,
-                    th.container.name, th.container.labels, th.tty,
-                    e.fd.name if e.fd else None))
+        out.append(_facts(e))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -16,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from detector.errors import DetectorError
 from detector.events import Event
-from detector.sources.ebpf import EbpfSource, ebpf_listing
+from detector.sources.ebpf import EbpfSource, ebpf_listing, load_tp_btf
 from detector.sources.syscalls import SUPPORTED
 from tests.realparts import need, need_bpf
 
@@ -340,3 +342,43 @@ def test_ia32_syscalls_are_not_taken_for_x86_64_ones(source: EbpfSource, tmp_pat
     assert any(e.type == "execve" and e.res == 0 for e in got)
     after_exec = [e for e in got if e.ctx is not None and e.ctx["comm"] == "int80"]
     assert not [e for e in after_exec if e.type == "close"]
+
+
+def test_default_hook_is_btf_raw_tracepoints(source: EbpfSource) -> None:
+    # This kernel has BTF and BCC 0.26: the programs load as tp_btf (plain loads on the hot path).
+    assert source.hook_used == "tp_btf"
+
+
+def test_raw_tracepoint_fallback_decodes_the_same(tmp_path: Path) -> None:
+    """hook='raw_tp' (bpf_probe_read_kernel instead of BTF loads) gives the same fields."""
+    need_bpf()
+    target = tmp_path / "f"
+    target.write_text("x")
+    with EbpfSource(syscalls={"openat", "close", "procexit"}, hook="raw_tp") as raw:
+        assert raw.hook_used == "raw_tp"
+        code = "import os,sys; os.close(os.open(sys.argv[1], os.O_RDONLY)); print(os.getpid())"
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(target)], capture_output=True, check=True
+        ).stdout
+        got = _collect(raw, int(out))
+    opens = [e for e in got if e.type == "openat" and e.args["name"] == str(target)]
+    assert opens, [e.type for e in got]
+    ev = opens[0]
+    assert ev.args["fd"] >= 0 and ev.args["dirfd"] == -100 and ev.args["flags"] & 0o3 == 0
+    assert ev.ctx is not None and ev.ctx["ppid"] == os.getpid()
+    assert ev.ctx["comm"].startswith("python")
+    assert any(e.type == "close" and e.args["fd"] == ev.args["fd"] for e in got)
+
+
+def test_unknown_hook_is_an_error() -> None:
+    with pytest.raises(DetectorError, match="unknown hook"):
+        EbpfSource(hook="kprobe")
+
+
+def test_tp_btf_load_error_carries_the_verifier_log(source: EbpfSource) -> None:
+    # BTF id 1 is no btf_trace_* typedef: the kernel refuses, and the error says why.
+    with pytest.raises(OSError) as err:
+        load_tp_btf(source._bpf.module, b"sys_exit", 1)
+    assert err.value.errno == errno.EINVAL
+    assert err.value.strerror.startswith(os.strerror(errno.EINVAL) + ": ")  # the log's tail
+    assert len(err.value.strerror) > len(os.strerror(errno.EINVAL)) + 2

@@ -6,6 +6,7 @@ import io
 import logging
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +39,10 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = 
         root.handlers[:], root.level = old_handlers, old_level  # main() set up logging
     out = capsys.readouterr()
     return Run(code, out.out, out.err)
+
+
+def run_config(
+    capsys: pytest.CaptureFixture[str], config: Path, *args: str, stdin: str | None = None
+) -> Run:
+    """``falcoctl-py --config CONFIG ARGS``, as :func:`run_cli`."""
+    return run_cli(capsys, "--config", str(config), *args, stdin=stdin)

@@ -11,7 +11,7 @@ import yaml
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.push import push_artifact
 from tests.falcoctl_py.artifact_helpers import write_config, write_index
-from tests.falcoctl_py.cli.clirun import run_cli
+from tests.falcoctl_py.cli.clirun import run_config
 from tests.realparts import Registry
 
 
@@ -72,16 +72,8 @@ def test_install_json_and_repeat(
     setup: tuple[Registry, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, config = setup
-    run = run_cli(
-        capsys,
-        "--config",
-        str(config),
-        "artifact",
-        "install",
-        "app-rules:^1",
-        *_dirs(tmp_path),
-        "-o",
-        "json",
+    run = run_config(
+        capsys, config, "artifact", "install", "app-rules:^1", *_dirs(tmp_path), "-o", "json",
     )
     assert run.code == 0, run.stderr
     result = json.loads(run.stdout)
@@ -90,9 +82,7 @@ def test_install_json_and_repeat(
         ("app-rules", "1.2.0", "installed"),
     ]
     assert (tmp_path / "plugins" / "libjson.so").read_bytes() == b"\x7fELF json"
-    run = run_cli(
-        capsys, "--config", str(config), "artifact", "install", "app-rules:^1", *_dirs(tmp_path)
-    )
+    run = run_config(capsys, config, "artifact", "install", "app-rules:^1", *_dirs(tmp_path))
     assert run.code == 0, run.stderr
     assert "up-to-date: app-rules:1.2.0" in run.stderr
 
@@ -107,32 +97,17 @@ def test_env_and_flag_layering(
     monkeypatch.setenv("FALCOCTL_ARTIFACT_INSTALL_RULESFILESDIR", str(tmp_path / "from-env"))
     monkeypatch.setenv("FALCOCTL_ARTIFACT_INSTALL_REFS", "app-rules:1.2.0")
     monkeypatch.setenv("FALCOCTL_ARTIFACT_INSTALL_RESOLVEDEPS", "false")
-    run = run_cli(
-        capsys,
-        "--config",
-        str(config),
-        "artifact",
-        "install",
-        "--plain-http",
-        "--state-dir",
+    run = run_config(
+        capsys, config, "artifact", "install", "--plain-http", "--state-dir",
         str(tmp_path / "state"),
     )
     assert run.code == 0, run.stderr
     assert (tmp_path / "from-env" / "app_rules.yaml").exists()
     assert not (tmp_path / "plugins").exists()
-    run = run_cli(
-        capsys,
-        "--config",
-        str(config),
-        "artifact",
-        "install",
-        "--plain-http",
-        "--state-dir",
-        str(tmp_path / "state2"),
-        "--rulesfiles-dir",
-        str(tmp_path / "from-flag"),
-        "--allowed-types",
-        "rulesfile",
+    run = run_config(
+        capsys, config, "artifact", "install", "--plain-http", "--state-dir",
+        str(tmp_path / "state2"), "--rulesfiles-dir", str(tmp_path / "from-flag"),
+        "--allowed-types", "rulesfile",
     )
     assert run.code == 0, run.stderr
     assert (tmp_path / "from-flag" / "app_rules.yaml").exists()
@@ -142,27 +117,16 @@ def test_install_errors_are_one_line(
     setup: tuple[Registry, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, config = setup
-    run = run_cli(
-        capsys, "--config", str(config), "artifact", "install", "nope:1", *_dirs(tmp_path)
-    )
+    run = run_config(capsys, config, "artifact", "install", "nope:1", *_dirs(tmp_path))
     assert run.code == 1
     assert (
         run.stderr.count("\n") == 1
         and "cannot find nope among the configured indexes" in run.stderr
     )
-    run = run_cli(
-        capsys, "--config", str(config), "artifact", "install", "app-rules:9.0.0", *_dirs(tmp_path)
-    )
+    run = run_config(capsys, config, "artifact", "install", "app-rules:9.0.0", *_dirs(tmp_path))
     assert run.code == 1 and "not found" in run.stderr
-    run = run_cli(
-        capsys,
-        "--config",
-        str(config),
-        "artifact",
-        "install",
-        "app-rules:1",
-        "--allowed-types",
-        "plugin",
+    run = run_config(
+        capsys, config, "artifact", "install", "app-rules:1", "--allowed-types", "plugin",
         *_dirs(tmp_path),
     )
     assert run.code == 2 and "not allowed" in run.stderr
@@ -173,21 +137,11 @@ def test_info_hides_signature_tags(
     setup: tuple[Registry, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, config = setup
-    run = run_cli(
-        capsys,
-        "--config",
-        str(config),
-        "artifact",
-        "info",
-        "app-rules",
-        "--plain-http",
-        "-o",
-        "json",
-    )
+    run = run_config(capsys, config, "artifact", "info", "app-rules", "--plain-http", "-o", "json")
     assert run.code == 0, run.stderr
     [info] = json.loads(run.stdout)
     assert sorted(info["tags"]) == ["1", "1.2", "1.2.0"]
-    run = run_cli(capsys, "--config", str(config), "artifact", "info", "app-rules", "--plain-http")
+    run = run_config(capsys, config, "artifact", "info", "app-rules", "--plain-http")
     assert "REF" in run.stdout and "1.2.0" in run.stdout and ".sig" not in run.stdout
 
 
@@ -195,34 +149,18 @@ def test_config_and_manifest(
     setup: tuple[Registry, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     registry, config = setup
-    run = run_cli(
-        capsys, "--config", str(config), "artifact", "config", "app-rules:1", "--plain-http"
-    )
+    run = run_config(capsys, config, "artifact", "config", "app-rules:1", "--plain-http")
     assert run.code == 0, run.stderr
     assert json.loads(run.stdout)["dependencies"] == [{"name": "json", "version": "0.7.0"}]
-    run = run_cli(
-        capsys,
-        "--config",
-        str(config),
-        "artifact",
-        "manifest",
-        registry.ref("plugins/json", "0.7.2"),
-        "--platform",
-        "linux/amd64",
-        "--plain-http",
+    run = run_config(
+        capsys, config, "artifact", "manifest", registry.ref("plugins/json", "0.7.2"), "--platform",
+        "linux/amd64", "--plain-http",
     )
     assert run.code == 0, run.stderr
     manifest = json.loads(run.stdout)
     assert manifest["layers"][0]["mediaType"] == "application/vnd.cncf.falco.plugin.layer.v1+tar.gz"
-    run = run_cli(
-        capsys,
-        "--config",
-        str(config),
-        "artifact",
-        "manifest",
-        "json:0",
-        "--platform",
-        "linux/s390x",
+    run = run_config(
+        capsys, config, "artifact", "manifest", "json:0", "--platform", "linux/s390x",
         "--plain-http",
     )
     assert run.code == 1 and "no manifest for platform linux/s390x" in run.stderr
@@ -237,9 +175,9 @@ def test_install_update_config_lists_what_was_installed(
         "# my falco config\nrules_files:\n  - /etc/falco/falco_rules.yaml  # upstream\n"
         "json_output: true\n"
     )
-    run = run_cli(
-        capsys, "--config", str(config), "artifact", "install", "app-rules:^1",
-        *_dirs(tmp_path), "--update-config", str(falco_yaml),
+    run = run_config(
+        capsys, config, "artifact", "install", "app-rules:^1", *_dirs(tmp_path), "--update-config",
+        str(falco_yaml),
     )
     assert run.code == 0, run.stderr
     text = falco_yaml.read_text()
@@ -260,9 +198,9 @@ def test_install_update_config_refuses_a_broken_file_before_installing(
     _, config = setup
     falco_yaml = tmp_path / "falco.yaml"
     falco_yaml.write_text("rules_files: [unclosed\n")
-    run = run_cli(
-        capsys, "--config", str(config), "artifact", "install", "app-rules:^1",
-        *_dirs(tmp_path), "--update-config", str(falco_yaml),
+    run = run_config(
+        capsys, config, "artifact", "install", "app-rules:^1", *_dirs(tmp_path), "--update-config",
+        str(falco_yaml),
     )
     assert run.code == 1
     assert "falco.yaml" in run.stderr and "not valid YAML" in run.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.falcoctl_py.cli.clirun import run_cli
+from tests.falcoctl_py.cli.clirun import run_config
 from tests.realparts import FileServer
 
 MAIN = """\
@@ -53,7 +53,7 @@ def table(stdout: str) -> list[list[str]]:
 
 
 def test_list_table_merges_indexes(capsys: pytest.CaptureFixture[str], config: Path) -> None:
-    run = run_cli(capsys, "--config", str(config), "artifact", "list")
+    run = run_config(capsys, config, "artifact", "list")
     assert run.code == 0, run.stderr
     assert table(run.stdout) == [
         ["INDEX", "ARTIFACT", "TYPE", "REGISTRY", "REPOSITORY"],
@@ -65,34 +65,37 @@ def test_list_table_merges_indexes(capsys: pytest.CaptureFixture[str], config: P
 
 
 def test_list_filters_and_json(capsys: pytest.CaptureFixture[str], config: Path) -> None:
-    run = run_cli(capsys, "--config", str(config), "artifact", "ls", "--type", "rulesfile",
-                  "--index", "main", "-o", "json")
+    run = run_config(
+        capsys, config, "artifact", "ls", "--type", "rulesfile", "--index", "main", "-o", "json",
+    )
     items = json.loads(run.stdout)
     assert [(i["name"], i["index"]) for i in items] == [
         ("falco-rules", "main"), ("k8saudit-rules", "main")]
     assert items[0]["repository"] == "falcosecurity/rules/falco-rules"
-    run = run_cli(capsys, "--config", str(config), "artifact", "list", "--index", "ghost")
+    run = run_config(capsys, config, "artifact", "list", "--index", "ghost")
     assert run.code == 1 and "no configured index named 'ghost'" in run.stderr
 
 
 def test_search_scores_and_keywords(capsys: pytest.CaptureFixture[str], config: Path) -> None:
-    run = run_cli(capsys, "--config", str(config), "artifact", "search", "k8saudit")
+    run = run_config(capsys, config, "artifact", "search", "k8saudit")
     # k8saudit-rules scores 8/14 < 0.65 and has no keyword containing "k8saudit"
     assert table(run.stdout)[1:] == [
         ["mine", "k8saudit", "plugin", "registry.example:5000", "mirror/k8saudit"]]
-    run = run_cli(capsys, "--config", str(config), "artifact", "search", "audit")
+    run = run_config(capsys, config, "artifact", "search", "audit")
     assert [row[1] for row in table(run.stdout)[1:]] == ["k8saudit", "k8saudit-rules"]
-    run = run_cli(capsys, "--config", str(config), "artifact", "search", "kubernetes",
-                  "--type", "rulesfile", "-o", "json")
+    run = run_config(
+        capsys, config, "artifact", "search", "kubernetes", "--type", "rulesfile", "-o", "json",
+    )
     [hit] = json.loads(run.stdout)
     assert hit["name"] == "k8saudit-rules" and 0 <= hit["score"] < 0.65
-    run = run_cli(capsys, "--config", str(config), "artifact", "search", "falco",
-                  "--min-score", "0.4", "-o", "json")
+    run = run_config(
+        capsys, config, "artifact", "search", "falco", "--min-score", "0.4", "-o", "json",
+    )
     assert [h["name"] for h in json.loads(run.stdout)] == ["falco-rules"]
 
 
 def test_search_rejects_bad_min_score(capsys: pytest.CaptureFixture[str], config: Path) -> None:
-    run = run_cli(capsys, "--config", str(config), "artifact", "search", "x", "--min-score", "0")
+    run = run_config(capsys, config, "artifact", "search", "x", "--min-score", "0")
     assert run.code == 2 and "--min-score must be in (0, 1]" in run.stderr
 
 
@@ -100,5 +103,5 @@ def test_index_down_without_cache_fails_cleanly(
     capsys: pytest.CaptureFixture[str], config: Path, file_server: FileServer
 ) -> None:
     (file_server.root / "main.yaml").unlink()
-    run = run_cli(capsys, "--config", str(config), "artifact", "list")
+    run = run_config(capsys, config, "artifact", "list")
     assert run.code == 1 and "main.yaml: HTTP 404" in run.stderr

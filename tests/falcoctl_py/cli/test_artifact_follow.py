@@ -14,7 +14,7 @@ import pytest
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.push import push_artifact
 from tests.falcoctl_py.artifact_helpers import write_config, write_index
-from tests.falcoctl_py.cli.clirun import run_cli
+from tests.falcoctl_py.cli.clirun import run_cli, run_config
 from tests.falcoctl_py.follow_helpers import VersionsServer
 from tests.realparts import Registry
 
@@ -80,16 +80,15 @@ def test_sidecar_follows_stops_on_sigterm_and_rollback_restores(
     assert "rules added: 'two'" in err and "rules removed: 'one'" in err
     assert "2 update(s)" in err
 
-    run = run_cli(
-        capsys, "--config", str(config), "artifact", "rollback", "app-rules",
-        "--state-dir", str(tmp_path / "state"),
+    run = run_config(
+        capsys, config, "artifact", "rollback", "app-rules", "--state-dir", str(tmp_path / "state"),
     )  # fmt: skip
     assert run.code == 0, run.stderr
     assert "rolled back app-rules from 1.1.0 to 1.0.0" in run.stderr
     assert rules.read_text() == "- rule: one\n"
-    again = run_cli(
-        capsys, "--config", str(config), "artifact", "rollback", "nothing-here",
-        "--state-dir", str(tmp_path / "state"),
+    again = run_config(
+        capsys, config, "artifact", "rollback", "nothing-here", "--state-dir",
+        str(tmp_path / "state"),
     )  # fmt: skip
     assert again.code != 0 and "no installed artifact named nothing-here" in again.stderr
 
@@ -98,16 +97,13 @@ def test_follow_usage_errors(
     tmp_path: Path, isolated_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path)
-    none = run_cli(capsys, "--config", str(config), "artifact", "follow")
+    none = run_config(capsys, config, "artifact", "follow")
     assert none.code == 2 and "no artifact to follow" in none.stderr
-    both = run_cli(
-        capsys, "--config", str(config), "artifact", "follow", "x/y/z", "--every", "1h",
-        "--cron", "0 * * * *",
+    both = run_config(
+        capsys, config, "artifact", "follow", "x/y/z", "--every", "1h", "--cron", "0 * * * *",
     )  # fmt: skip
     assert both.code == 2 and "cannot be used together" in both.stderr
-    bad = run_cli(
-        capsys, "--config", str(config), "artifact", "follow", "h:1/y", "--startup-behavior", "x"
-    )
+    bad = run_config(capsys, config, "artifact", "follow", "h:1/y", "--startup-behavior", "x")
     assert bad.code == 2 and "skip, jitter or immediate" in bad.stderr
     helptext = run_cli(capsys, "artifact", "follow", "--help").stdout
     for flag in ("--every", "--cron", "--startup-behavior", "--falco-versions", "--timeout",

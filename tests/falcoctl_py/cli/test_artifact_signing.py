@@ -316,26 +316,20 @@ def test_sign_with_a_wrong_password_fails_cleanly(
     assert "Xyzzy-42" not in run.stderr
 
 
-@pytest.mark.registry
-def test_registry_push_sign_key_signs_what_it_pushed(env: Env) -> None:
+def _push_with_sign_key(env: Env, version: str, *extra: str) -> Run:
+    """``registry push`` of the RULES as keyed-rules:VERSION, signed with the env's key."""
     rules = env.home / "rules.yaml"
     rules.write_text(RULES)
-    ref = f"{env.registry.host}/cli/keyed-rules:2.0.0"
-    run = env.run(
-        "registry",
-        "push",
-        ref,
-        str(rules),
-        "--type",
-        "rulesfile",
-        "--version",
-        "2.0.0",
-        "--sign-key",
-        str(env.key),
-        "--plain-http",
-        "-o",
-        "json",
+    ref = f"{env.registry.host}/cli/keyed-rules:{version}"
+    return env.run(
+        "registry", "push", ref, str(rules), "--type", "rulesfile", "--version", version,
+        "--sign-key", str(env.key), "--plain-http", *extra,
     )
+
+
+@pytest.mark.registry
+def test_registry_push_sign_key_signs_what_it_pushed(env: Env) -> None:
+    run = _push_with_sign_key(env, "2.0.0", "-o", "json")
     assert run.code == 0, run.stderr
     digest = json.loads(run.stdout)["digest"]
     run = env.run("artifact", "verify", "keyed-rules:2.0.0", "--plain-http", "-o", "json")
@@ -350,22 +344,7 @@ def test_registry_push_with_a_bad_sign_key_pushes_nothing(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COSIGN_PASSWORD", "nope")
-    rules = env.home / "rules.yaml"
-    rules.write_text(RULES)
-    ref = f"{env.registry.host}/cli/keyed-rules:3.0.0"
-    run = env.run(
-        "registry",
-        "push",
-        ref,
-        str(rules),
-        "--type",
-        "rulesfile",
-        "--version",
-        "3.0.0",
-        "--sign-key",
-        str(env.key),
-        "--plain-http",
-    )
+    run = _push_with_sign_key(env, "3.0.0")
     assert "cannot decrypt the cosign private key" in _one_line_error(run)
     with RegistryClient(plain_http=True) as client, pytest.raises(NotFoundError):
         client.list_tags(f"{env.registry.host}/cli/keyed-rules")  # the repository was never made

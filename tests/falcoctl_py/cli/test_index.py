@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.falcoctl_py.cli.clirun import run_cli
+from tests.falcoctl_py.cli.clirun import run_config
 from tests.realparts import FileServer
 
 INDEX = "- name: falco-rules\n  type: rulesfile\n  registry: ghcr.io\n  repository: o/r\n"
@@ -27,26 +27,25 @@ def test_add_list_update_remove(
 ) -> None:
     (file_server.root / "index.yaml").write_text(INDEX)
     url = f"{file_server.url}/index.yaml"
-    run = run_cli(capsys, "--config", str(config), "index", "add", "mine", url)
+    run = run_config(capsys, config, "index", "add", "mine", url)
     assert run.code == 0, run.stderr
     assert "Index 'mine' added (1 artifacts)" in run.stderr and run.stdout == ""
 
-    run = run_cli(capsys, "--config", str(config), "index", "list")
+    run = run_config(capsys, config, "index", "list")
     header, row = run.stdout.splitlines()[:2]
     assert header.split() == ["NAME", "URL", "ADDED", "UPDATED"]
     assert row.split()[:2] == ["mine", url]
 
-    run = run_cli(capsys, "--config", str(config), "index", "ls", "-o", "json")
+    run = run_config(capsys, config, "index", "ls", "-o", "json")
     [item] = json.loads(run.stdout)
     assert (item["name"], item["url"], item["configured"], item["cached"]) == (
         "mine", url, True, True)
 
-    assert run_cli(capsys, "--config", str(config), "index", "update", "mine").code == 0
-    run = run_cli(capsys, "--config", str(config), "index", "rm", "mine")
+    assert run_config(capsys, config, "index", "update", "mine").code == 0
+    run = run_config(capsys, config, "index", "rm", "mine")
     assert run.code == 0 and "Index 'mine' removed." in run.stderr
     assert yaml.safe_load(config.read_text())["indexes"] == []
-    assert json.loads(run_cli(capsys, "--config", str(config), "index", "list",
-                              "-o", "json").stdout) == []
+    assert json.loads(run_config(capsys, config, "index", "list", "-o", "json").stdout) == []
 
 
 def test_add_same_name_new_url_updates(
@@ -54,8 +53,7 @@ def test_add_same_name_new_url_updates(
 ) -> None:
     for name in ("a.yaml", "b.yaml"):
         (file_server.root / name).write_text(INDEX)
-        run = run_cli(capsys, "--config", str(config), "index", "add", "mine",
-                      f"{file_server.url}/{name}")
+        run = run_config(capsys, config, "index", "add", "mine", f"{file_server.url}/{name}")
         assert run.code == 0
     assert f"now points to {file_server.url}/b.yaml (was {file_server.url}/a.yaml)" in run.stderr
     [entry] = yaml.safe_load(config.read_text())["indexes"]
@@ -68,8 +66,7 @@ def test_malformed_index_one_line_error_nothing_written(
 ) -> None:
     (file_server.root / "index.yaml").write_text(INDEX + "- name: [broken\n")
     before = config.read_text()
-    run = run_cli(capsys, "--config", str(config), "index", "add", "bad",
-                  f"{file_server.url}/index.yaml")
+    run = run_config(capsys, config, "index", "add", "bad", f"{file_server.url}/index.yaml")
     assert run.code == 1
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and run.stderr.endswith(errors[0] + "\n")  # one line, last
@@ -79,7 +76,7 @@ def test_malformed_index_one_line_error_nothing_written(
 
 
 def test_remove_unknown_index_fails(capsys: pytest.CaptureFixture[str], config: Path) -> None:
-    run = run_cli(capsys, "--config", str(config), "index", "remove", "ghost")
+    run = run_config(capsys, config, "index", "remove", "ghost")
     assert run.code == 1 and "no index named 'ghost'" in run.stderr
 
 
@@ -87,5 +84,5 @@ def test_list_shows_env_indexes(
     capsys: pytest.CaptureFixture[str], config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FALCOCTL_INDEXES", "fromenv,https://example.org/index.yaml")
-    run = run_cli(capsys, "--config", str(config), "index", "list", "-o", "json")
+    run = run_config(capsys, config, "index", "list", "-o", "json")
     assert [i["name"] for i in json.loads(run.stdout)] == ["fromenv"]

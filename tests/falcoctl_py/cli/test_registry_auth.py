@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.falcoctl_py.authservers import auth_server
-from tests.falcoctl_py.cli.clirun import run_cli
+from tests.falcoctl_py.cli.clirun import run_cli, run_config
 from tests.realparts import Registry, start_registry
-
-
-@pytest.fixture(scope="module")
-def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    reg = start_registry(tmp_path_factory.mktemp("authreg"), htpasswd=("alice", "s3cret"))
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 def test_basic_password_stdin_stores_in_docker_config(
@@ -28,9 +18,10 @@ def test_basic_password_stdin_stores_in_docker_config(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(isolated_home / "dockercfg"))
-    run = run_cli(capsys, "--config", str(isolated_home / "f.yaml"), "registry", "auth",
-                  "basic", auth_registry.host, "-u", "alice", "--password-stdin",
-                  "--plain-http", stdin="s3cret\n")
+    run = run_config(
+        capsys, isolated_home / "f.yaml", "registry", "auth", "basic", auth_registry.host, "-u",
+        "alice", "--password-stdin", "--plain-http", stdin="s3cret\n",
+    )
     assert run.code == 0, run.stderr
     assert "Login succeeded" in run.stderr and "s3cret" not in run.stderr + run.stdout
     store = isolated_home / "dockercfg" / "config.json"
@@ -41,9 +32,10 @@ def test_basic_password_stdin_stores_in_docker_config(
 def test_basic_wrong_credentials_refused_nothing_stored(
     capsys: pytest.CaptureFixture[str], isolated_home: Path, auth_registry: Registry,
 ) -> None:
-    run = run_cli(capsys, "--config", str(isolated_home / "f.yaml"), "registry", "auth",
-                  "basic", auth_registry.ref("org/repo", "1"), "-u", "alice", "-p", "bad-pw",
-                  "--plain-http")
+    run = run_config(
+        capsys, isolated_home / "f.yaml", "registry", "auth", "basic",
+        auth_registry.ref("org/repo", "1"), "-u", "alice", "-p", "bad-pw", "--plain-http",
+    )
     assert run.code == 1
     assert "refused the credentials (HTTP 401)" in run.stderr
     assert "bad-pw" not in run.stderr
@@ -56,8 +48,10 @@ def test_basic_env_variables(
 ) -> None:
     monkeypatch.setenv("FALCOCTL_REGISTRY_AUTH_BASIC_USERNAME", "alice")
     monkeypatch.setenv("FALCOCTL_REGISTRY_AUTH_BASIC_PASSWORD", "s3cret")
-    run = run_cli(capsys, "--config", str(isolated_home / "f.yaml"), "registry", "auth",
-                  "basic", auth_registry.host, "--plain-http")
+    run = run_config(
+        capsys, isolated_home / "f.yaml", "registry", "auth", "basic", auth_registry.host,
+        "--plain-http",
+    )
     assert run.code == 0, run.stderr
     assert "Warning" not in run.stderr  # the password did not come from the command line
     assert (isolated_home / ".docker" / "config.json").exists()
@@ -68,8 +62,10 @@ def test_basic_config_creds_path_is_used(
 ) -> None:
     config = isolated_home / "f.yaml"
     config.write_text(f"registry:\n  creds:\n    config: {isolated_home}/creds/store.json\n")
-    run = run_cli(capsys, "--config", str(config), "registry", "auth", "basic",
-                  auth_registry.host, "-u", "alice", "-p", "s3cret", "--plain-http")
+    run = run_config(
+        capsys, config, "registry", "auth", "basic", auth_registry.host, "-u", "alice", "-p",
+        "s3cret", "--plain-http",
+    )
     assert run.code == 0, run.stderr
     assert "Warning: a password on the command line" in run.stderr
     assert (isolated_home / "creds" / "store.json").exists()
@@ -119,9 +115,11 @@ def test_no_secret_in_trace_logs_or_tracebacks(
     import base64
 
     for password in ("Wr0ng-Secret", "s3cret"):
-        run = run_cli(capsys, "--config", str(isolated_home / "f.yaml"), "--log-level", "trace",
-                      "--debug", "registry", "auth", "basic", auth_registry.host, "-u", "alice",
-                      "--password-stdin", "--plain-http", stdin=f"{password}\n")
+        run = run_config(
+            capsys, isolated_home / "f.yaml", "--log-level", "trace", "--debug", "registry", "auth",
+            "basic", auth_registry.host, "-u", "alice", "--password-stdin", "--plain-http",
+            stdin=f"{password}\n",
+        )
         shown = run.stdout + run.stderr
         assert password not in shown
         assert base64.b64encode(f"alice:{password}".encode()).decode() not in shown

@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from falcoctl_py.errors import IntegrityError, NetworkError, NotFoundError
-from falcoctl_py.oci.client import RegistryClient, RegistryCredentials, sha256_digest
+from falcoctl_py.errors import IntegrityError, NetworkError, NotFoundError, UsageError
+from falcoctl_py.oci.client import (
+    RegistryClient,
+    RegistryCredentials,
+    parse_challenge,
+    sha256_digest,
+)
 from falcoctl_py.oci.media import OCI_MANIFEST, Descriptor, build_manifest
 from tests.falcoctl_py.artifact_helpers import Fault, FaultProxy, blob_path, make_ca
 from tests.realparts import Registry, free_port, running_registry
@@ -68,6 +73,12 @@ def test_unknown_tag_is_not_found(registry: Registry, client: RegistryClient) ->
     _push_small(client, repo, "1.0.0", b"x")
     with pytest.raises(NotFoundError, match=r"manifest .*:9\.9\.9 not found"):
         client.get_manifest(repo, "9.9.9")
+
+
+def test_repository_without_host_is_a_usage_error(client: RegistryClient) -> None:
+    with pytest.raises(UsageError, match="no registry host") as err:
+        client.get_manifest("falco-rules", "latest")
+    assert err.value.hint and "HOST/REPOSITORY" in err.value.hint
 
 
 def test_tampered_blob_fails_digest_check(registry: Registry, client: RegistryClient) -> None:
@@ -221,3 +232,21 @@ def test_retry_after_parsing() -> None:
     assert after("3") == 3.0
     assert after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: no wait
     assert after("soon") is None
+
+
+def test_parse_challenge() -> None:
+    c = parse_challenge(
+        'Bearer realm="https://auth.example/token",service="reg",'
+        'scope="repository:a/b:pull,push"'
+    )
+    assert c is not None and c.scheme == "bearer"
+    assert c.params == {
+        "realm": "https://auth.example/token",
+        "service": "reg",
+        "scope": "repository:a/b:pull,push",
+    }
+    basic = parse_challenge('Basic realm="falcoctl-py"')
+    assert basic is not None and basic.scheme == "basic"
+    assert parse_challenge("") is None
+    quoted = parse_challenge(r'Basic realm="a \"quoted\" realm"')
+    assert quoted is not None and quoted.params == {"realm": 'a "quoted" realm'}

@@ -14,7 +14,7 @@ from falcoctl_py.oci import RegistryClient
 from falcoctl_py.signing import bundle as bundles
 from falcoctl_py.signing import certs, keys, simplesigning, tlog
 from falcoctl_py.signing.policy import CosignPolicy
-from falcoctl_py.signing.sign import sign_digest
+from falcoctl_py.signing.sign import SignResult, sign_digest
 from falcoctl_py.signing.store import SignatureStore
 from falcoctl_py.signing.verify import verify_digest
 from tests.falcoctl_py.signing.conftest import KeyPair, Sigstore, push_artifact
@@ -32,6 +32,18 @@ KEYLESS = CosignPolicy(
 
 def _repo(reg: Registry, name: str) -> str:
     return f"{reg.host}/sig/{name}"
+
+
+def _pushed(client: RegistryClient, reg: Registry, name: str) -> tuple[str, str]:
+    """A small artifact pushed to ``sig/NAME``: its repository and digest."""
+    repo = _repo(reg, name)
+    return repo, push_artifact(client, repo)
+
+
+def _key_sign(
+    store: SignatureStore, repo: str, digest: str, kp: KeyPair, *forms: str
+) -> SignResult:
+    return sign_digest(store=store, repository=repo, digest=digest, key=kp.private, forms=forms)
 
 
 def _key_policy(kp: KeyPair) -> CosignPolicy:
@@ -80,9 +92,8 @@ def test_key_signature_verifies_in_each_form(
     keypair: KeyPair,
     forms: tuple[str, ...],
 ) -> None:
-    repo = _repo(sig_registry, "key-" + "-".join(forms))
-    digest = push_artifact(client, repo)
-    sign_digest(store=store, repository=repo, digest=digest, key=keypair.private, forms=forms)  # type: ignore[arg-type]
+    repo, digest = _pushed(client, sig_registry, "key-" + "-".join(forms))
+    _key_sign(store, repo, digest, keypair, *forms)
     result = verify_digest(
         reader=store, repository=repo, digest=digest, policy=_key_policy(keypair)
     )
@@ -101,15 +112,8 @@ def test_bundle_found_through_the_referrers_tag_when_the_registry_has_no_api(
     sig_registry: Registry,
     keypair: KeyPair,
 ) -> None:
-    repo = _repo(sig_registry, "fallback")
-    digest = push_artifact(client, repo)
-    result = sign_digest(
-        store=store,
-        repository=repo,
-        digest=digest,
-        key=keypair.private,
-        forms=("bundle",),  # type: ignore[arg-type]
-    )
+    repo, digest = _pushed(client, sig_registry, "fallback")
+    result = _key_sign(store, repo, digest, keypair, "bundle")
     assert store.referrers(repo, digest) is None  # distribution 2.8: no referrers API
     assert result.referrers == "sha256-" + digest.split(":")[1]
     index = json.loads(client.get_manifest(repo, result.referrers).data)
@@ -143,8 +147,8 @@ def test_keyless_signature_verifies_offline(
     with_set: bool,
     with_proof: bool,
 ) -> None:
-    repo = _repo(sig_registry, f"keyless-{'-'.join(forms)}-{int(with_set)}{int(with_proof)}")
-    digest = push_artifact(client, repo)
+    name = f"keyless-{'-'.join(forms)}-{int(with_set)}{int(with_proof)}"
+    repo, digest = _pushed(client, sig_registry, name)
     sigstore.rekor.with_set, sigstore.rekor.with_proof = with_set, with_proof
     _keyless_sign(store, repo, digest, sigstore, forms=forms)
     result = verify_digest(
@@ -174,8 +178,7 @@ def test_missing_signature_is_refused(
     sig_registry: Registry,
     keypair: KeyPair,
 ) -> None:
-    repo = _repo(sig_registry, "unsigned")
-    digest = push_artifact(client, repo)
+    repo, digest = _pushed(client, sig_registry, "unsigned")
     message = _reject(store, repo, digest, _key_policy(keypair))
     assert "no cosign signature found" in message
 
@@ -188,8 +191,7 @@ def test_wrong_key_is_refused(
     keypair: KeyPair,
     tmp_path: object,
 ) -> None:
-    repo = _repo(sig_registry, "wrongkey")
-    digest = push_artifact(client, repo)
+    repo, digest = _pushed(client, sig_registry, "wrongkey")
     sign_digest(store=store, repository=repo, digest=digest, key=new_key())
     message = _reject(store, repo, digest, _key_policy(keypair))
     assert "does not verify with the key" in message
@@ -207,13 +209,7 @@ def test_signature_over_another_digest_is_refused(
     repo = _repo(sig_registry, f"otherdigest-{form}")
     signed = push_artifact(client, repo, b"signed rules")
     other = push_artifact(client, repo, b"other rules")
-    result = sign_digest(
-        store=store,
-        repository=repo,
-        digest=signed,
-        key=keypair.private,
-        forms=(form,),  # type: ignore[arg-type]
-    )
+    result = _key_sign(store, repo, signed, keypair, form)
     # Copy the signature documents of `signed` to where `other`'s would be.
     if form == "legacy":
         sig = client.get_manifest(repo, result.sig_tag)
@@ -235,13 +231,7 @@ def test_bundle_whose_statement_names_another_digest_is_refused(
     repo = _repo(sig_registry, "otherstatement")
     signed = push_artifact(client, repo, b"signed rules")
     other = push_artifact(client, repo, b"other rules")
-    result = sign_digest(
-        store=store,
-        repository=repo,
-        digest=signed,
-        key=keypair.private,
-        forms=("bundle",),  # type: ignore[arg-type]
-    )
+    result = _key_sign(store, repo, signed, keypair, "bundle")
     blob = store.get_blob(
         repo, bundles.bundle_layer(client.get_manifest(repo, result.bundle_manifest).data)
     )
@@ -272,15 +262,8 @@ def test_tampered_payload_is_refused(
     sig_registry: Registry,
     keypair: KeyPair,
 ) -> None:
-    repo = _repo(sig_registry, "tampered")
-    digest = push_artifact(client, repo)
-    result = sign_digest(
-        store=store,
-        repository=repo,
-        digest=digest,
-        key=keypair.private,
-        forms=("legacy",),  # type: ignore[arg-type]
-    )
+    repo, digest = _pushed(client, sig_registry, "tampered")
+    result = _key_sign(store, repo, digest, keypair, "legacy")
     manifest = json.loads(client.get_manifest(repo, result.sig_tag).data)
     layer = manifest["layers"][0]
     payload = json.loads(client.get_blob_bytes(repo, layer["digest"]))
@@ -317,8 +300,8 @@ def test_certificate_for_another_identity_or_issuer_is_refused(
     issuer: str,
     reason: str,
 ) -> None:
-    repo = _repo(sig_registry, "identity-" + str(abs(hash((identity, issuer))) % 10000))
-    digest = push_artifact(client, repo)
+    name = "identity-" + str(abs(hash((identity, issuer))) % 10000)
+    repo, digest = _pushed(client, sig_registry, name)
     _keyless_sign(
         store, repo, digest, sigstore, forms=("bundle", "legacy"), identity=identity, issuer=issuer
     )
@@ -333,8 +316,7 @@ def test_identity_exact_match_and_email_identity(
     sig_registry: Registry,
     sigstore: Sigstore,
 ) -> None:
-    repo = _repo(sig_registry, "email")
-    digest = push_artifact(client, repo)
+    repo, digest = _pushed(client, sig_registry, "email")
     _keyless_sign(
         store,
         repo,
@@ -363,8 +345,7 @@ def test_expired_certificate_is_refused(
     sig_registry: Registry,
     sigstore: Sigstore,
 ) -> None:
-    repo = _repo(sig_registry, "expired")
-    digest = push_artifact(client, repo)
+    repo, digest = _pushed(client, sig_registry, "expired")
     # The certificate lived 10 minutes, an hour before the log integrated the signature.
     _keyless_sign(
         store,
@@ -385,8 +366,7 @@ def test_certificate_from_an_untrusted_ca_is_refused(
     sig_registry: Registry,
     sigstore: Sigstore,
 ) -> None:
-    repo = _repo(sig_registry, "untrusted-ca")
-    digest = push_artifact(client, repo)
+    repo, digest = _pushed(client, sig_registry, "untrusted-ca")
     rogue = FulcioStandIn(name="rogue")
     _keyless_sign(store, repo, digest, sigstore, forms=("bundle", "legacy"), fulcio=rogue)
     message = _reject(store, repo, digest, KEYLESS, trusted_root=_root(sigstore))
@@ -400,8 +380,7 @@ def test_malformed_bundle_is_refused(
     sig_registry: Registry,
     keypair: KeyPair,
 ) -> None:
-    repo = _repo(sig_registry, "malformed")
-    digest = push_artifact(client, repo)
+    repo, digest = _pushed(client, sig_registry, "malformed")
     subject = client.get_manifest(repo, digest)
     blob = b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "dsseEnvelope": 7}'
     client.push_blob(repo, blob)
@@ -471,8 +450,7 @@ def test_log_entry_that_does_not_verify_is_refused(
     reason: str,
     request: pytest.FixtureRequest,
 ) -> None:
-    repo = _repo(sig_registry, "tlog-" + request.node.callspec.id)
-    digest = push_artifact(client, repo)
+    repo, digest = _pushed(client, sig_registry, "tlog-" + request.node.callspec.id)
     forms = ("bundle",) if "proof" in reason else ("bundle", "legacy")
     _keyless_sign(store, repo, digest, sigstore, forms=forms, log=make_log(sigstore))  # type: ignore[operator]
     message = _reject(store, repo, digest, KEYLESS, trusted_root=_root(sigstore))
@@ -486,8 +464,7 @@ def test_ignore_tlog_accepts_keyless_without_log_entries(
     sig_registry: Registry,
     sigstore: Sigstore,
 ) -> None:
-    repo = _repo(sig_registry, "ignore-tlog")
-    digest = push_artifact(client, repo)
+    repo, digest = _pushed(client, sig_registry, "ignore-tlog")
     key = new_key()
     cert = sigstore.fulcio.issue(key.public_key(), identity=IDENTITY, issuer=ISSUER)
     sign_digest(
@@ -537,8 +514,7 @@ def test_chain_annotation_supplies_the_intermediate(
     sig_registry: Registry,
     sigstore: Sigstore,
 ) -> None:
-    repo = _repo(sig_registry, "chain")
-    digest = push_artifact(client, repo)
+    repo, digest = _pushed(client, sig_registry, "chain")
     _keyless_sign(store, repo, digest, sigstore, forms=("bundle", "legacy"))
     doc = json.loads(sigstore.root_file.read_bytes())
     doc["certificateAuthorities"][0]["certChain"]["certificates"].pop(0)  # the root CA only
