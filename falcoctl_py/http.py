@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import urllib.parse
 from pathlib import Path
 
 import httpx
@@ -36,3 +37,12 @@ def make_client(
         follow_redirects=follow_redirects,
         trust_env=True,
     )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced, fit for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))

@@ -134,13 +134,14 @@ def fetch_index_bytes(url: str, backend: str = "") -> bytes:
             ) from err
     import httpx
 
-    from falcoctl_py.http import make_client
+    from falcoctl_py.http import make_client, redact_url
 
+    shown = redact_url(url)  # credentials in the URL never reach a message
     try:
         with make_client() as client, client.stream("GET", url) as response:
             if response.status_code >= 400:
                 raise NetworkError(
-                    f"cannot fetch index {url}: HTTP {response.status_code}", url=url,
+                    f"cannot fetch index {shown}: HTTP {response.status_code}", url=shown,
                     status=response.status_code, hint="check the index URL",
                 )
             chunks = []
@@ -148,21 +149,25 @@ def fetch_index_bytes(url: str, backend: str = "") -> bytes:
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > MAX_INDEX_BYTES:
-                    raise NetworkError(f"index {url} is larger than {MAX_INDEX_BYTES} bytes",
-                                       url=url)
+                    raise NetworkError(
+                        f"index {shown} is larger than {MAX_INDEX_BYTES} bytes", url=shown
+                    )
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.HTTPError as err:
+        detail = str(err).replace(url, shown)
         raise NetworkError(
-            f"cannot fetch index {url}: {type(err).__name__}: {err}", url=url,
+            f"cannot fetch index {shown}: {type(err).__name__}: {detail}", url=shown,
             hint="check the URL and your network (proxy variables are honoured)",
-        ) from err
+        ) from None
 
 
 def fetch_index(ref: IndexRef) -> tuple[bytes, list[IndexEntry]]:
     """Fetch and parse an index: the raw bytes and the checked entries."""
     data = fetch_index_bytes(ref.url, ref.backend)
-    return data, parse_index(data, source=ref.url, index_name=ref.name)
+    from falcoctl_py.http import redact_url
+
+    return data, parse_index(data, source=redact_url(ref.url), index_name=ref.name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -61,6 +61,23 @@ def test_http_error_and_unreachable_are_network_errors(file_server: FileServer) 
         fetch_index(IndexRef("x", f"{file_server.url}/index.yaml"))
 
 
+def test_credentials_in_an_index_url_never_reach_errors(file_server: FileServer) -> None:
+    url = file_server.url.replace("http://", "http://reader:s3cret@") + "/missing.yaml"
+    with pytest.raises(NetworkError, match="HTTP 404") as err:
+        fetch_index(IndexRef("x", url))
+    assert "s3cret" not in err.value.one_line() and "***@127.0.0.1" in err.value.one_line()
+    (file_server.root / "bad.yaml").write_text("- name: [unclosed\n")
+    bad = url.replace("missing.yaml", "bad.yaml")
+    with pytest.raises(LocatedError) as located:
+        fetch_index(IndexRef("x", bad))
+    assert "s3cret" not in located.value.one_line()
+    file_server.stop()
+    with pytest.raises(NetworkError) as down:
+        fetch_index(IndexRef("x", url))
+    assert "s3cret" not in down.value.one_line()
+    assert down.value.__cause__ is None  # no chained error that could show the URL
+
+
 def test_unsupported_backends_are_usage_errors() -> None:
     with pytest.raises(UsageError, match="not supported"):
         fetch_index(IndexRef("x", "s3://bucket/index.yaml"))
