@@ -217,10 +217,13 @@ syscall_event_drops: {{actions: [log, alert]}}
         # 1. every output gets the alert
         _touch(t / "a-1")
         _until(lambda: _fired(det, "Rule A", t / "a-1"), "Rule A in the file output")
-        assert http_receiver.got.wait(30)
-        assert json.loads(http_receiver.bodies[0])["rule"] == "Rule A"
+        # Internal alerts (a "syscall event drop" on a busy machine) may come first.
+        _until(lambda: any(json.loads(b)["rule"] == "Rule A" for b in http_receiver.bodies),
+               "Rule A in the HTTP output")
         data = syslog.recv(65536).decode()
-        assert data.startswith("<12>") and "Rule A" in data  # user.warning
+        while "Rule A" not in data:
+            data = syslog.recv(65536).decode()
+        assert data.startswith("<12>")  # user.warning
         _until(lambda: (t / "program.txt").exists() and "Rule A" in
                (t / "program.txt").read_text(), "the program output")
 
