@@ -67,7 +67,8 @@ def list_fields(
     plugins = load_plugins(config)
     try:
         for _, p in plugins.plugins:
-            src = p.info.event_source or ",".join(p.info.extract_sources) or "syscall"
+            # The sources its extraction suits: listed ones, else its own (else every source).
+            src = ",".join(p.info.extract_sources) or p.info.event_source or "syscall"
             if source is not None and source not in src.split(","):
                 continue
             for f in p.info.fields:

@@ -1,9 +1,10 @@
 """A compiled rule set as the runtime swaps it: the engine plus what was loaded to make it.
 
 ``compile_rules`` is the one place the runtime meets the rules package (detector.rules): it
-loads every file in order, applies ``priority``, ``rules:`` selectors and ``rule_matching``,
-binds plugin sources and fields, checks ``required_plugin_versions`` and returns a
-:class:`RuleSet`, or raises with the first error (``path:line: message``).
+loads every file in order (every source through the one loader: each rule compiled against the
+fields of its source, built-in and plugins'), applies ``priority``, ``rules:`` selectors and
+``rule_matching``, checks ``required_plugin_versions`` and returns a :class:`RuleSet` with one
+engine per source that has rules, or raises with the first error (``path:line: message``).
 """
 
 from __future__ import annotations
@@ -42,56 +43,44 @@ class RuleSet:
 def compile_rules(*, files: list[Path], config: FalcoConfig,
                   plugins: LoadedPlugins | None = None) -> RuleSet:
     """Load and compile ``files`` into a RuleSet; raise on any error, keeping nothing half-made."""
-    from detector.plugins.rules import compile_plugin_rules
+    from detector.plugins.fields import source_providers
     from detector.rules.engine import RuleSelector as EngineSelector
     from detector.rules.engine import RulesEngine
     from detector.rules.loader import PROVIDED_PLUGINS, load_rules_files
 
     plugins = plugins or LoadedPlugins()
     provided = {**PROVIDED_PLUGINS, **plugins.versions()}
-    plugin_sources = sorted(plugins.sources())
-    ruleset = load_rules_files([str(p) for p in files], plugins=provided)
+    # Every source: syscall plus the plugins' (rules of other sources: LOAD_UNKNOWN_SOURCE).
+    providers = source_providers(plugins)
+    ruleset = load_rules_files([str(p) for p in files], plugins=provided,
+                               sources={"syscall", *plugins.sources()}, providers=providers)
     selectors = [EngineSelector(s.action == "enable", s.rule, s.tag)
                  for s in config.rule_selectors]
-    min_priority = PRIORITIES.index(config.priority)
-    matching = str(config.get("rule_matching", "first"))
-    iso = config.flag("time_format_iso_8601")
-    engine = RulesEngine(ruleset, min_priority=min_priority, rule_matching=matching,
-                         selectors=selectors, time_format_iso_8601=iso,
-                         hostname=hostname())
+    host = hostname()
+    engines: dict[str, RulesEngine] = {}
+    for source in ["syscall", *sorted(plugins.sources())]:
+        engine = RulesEngine(ruleset, min_priority=PRIORITIES.index(config.priority),
+                             rule_matching=str(config.get("rule_matching", "first")),
+                             selectors=selectors,
+                             time_format_iso_8601=config.flag("time_format_iso_8601"),
+                             hostname=host, source=source)
+        if source == "syscall" or engine.rules:
+            engines[source] = engine
     event_types: set[str] | None = set()
-    for rule in engine.rules:
+    for rule in engines["syscall"].rules:
         if rule.evttypes is None:
             event_types = None
             break
         assert event_types is not None
         event_types |= rule.evttypes
-    engines: dict[str, EngineLike] = {"syscall": engine}
-    used: set[str] = set()
-    if plugin_sources:
-        plugin_engines, used = compile_plugin_rules(
-            files, {src: plugins.extractors(src) for src in plugin_sources},
-            min_priority=min_priority, selectors=config.rule_selectors,
-            rule_matching=matching, iso=iso)
-        engines.update(plugin_engines)
-    handled = set(plugin_sources)
-
-    def relevant(m: Any) -> bool:  # drop what only the syscall loader's view makes a warning
-        if m.code == "LOAD_UNKNOWN_SOURCE":
-            return not any(f"source {s}" in m.message for s in handled)
-        if m.code in ("LOAD_UNUSED_MACRO", "LOAD_UNUSED_LIST"):
-            return not any(loc.item_name in used for loc in m.locations)
-        return True
-
     warnings = [f"{m.where}: {m.message}" if m.where else m.message
-                for result in ruleset.results for m in result.warnings if relevant(m)]
-    rule_count = len(engine.rules) + sum(len(getattr(e, "rules", ())) for src, e in
-                                         engines.items() if src != "syscall")
+                for result in ruleset.results for m in result.warnings]
     return RuleSet(
-        engine=engine if len(engines) == 1 else SourceDispatch(engines),
+        engine=engines["syscall"] if len(engines) == 1 else SourceDispatch(dict(engines)),
         files=list(files), digests={str(p): sha256_file(p) for p in files},
         event_types=None if event_types is None else frozenset(event_types),
-        sources=frozenset(engines), rule_count=rule_count, warnings=warnings,
+        sources=frozenset(engines), rule_count=sum(len(e.rules) for e in engines.values()),
+        warnings=warnings,
     )
 
 

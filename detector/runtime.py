@@ -25,7 +25,7 @@ from detector.feeds import SyscallFeed
 from detector.metrics import Metrics, sha256_file
 from detector.outputs import Outputs, build_outputs
 from detector.outputs.format import internal_alert, priority_level
-from detector.plugins import LazyPluginFields, LoadedPlugins, events_from, load_plugins
+from detector.plugins import LoadedPlugins, events_from, load_plugins
 from detector.reload import Reloader, ReloadResult
 from detector.ruleset import RuleSet, compile_rules
 from detector.runtime_rules import Compiler
@@ -159,11 +159,10 @@ class Runtime(RuntimeServices):
         return None
 
     def _plugin_events(self, plugin: Any, params: str) -> Iterator[Event]:
-        extractors = self.plugins.extractors(plugin.info.event_source)
+        # Plugin fields are extracted when the rules first read them (detector.plugins.fields).
         for ref in events_from(plugin, params, self._stopping):
             yield Event(num=ref.num, ts=ref.ts, type="pluginevent", tid=0,
-                        source=ref.source, plugin_data=ref.data,
-                        plugin_fields=LazyPluginFields(extractors, ref))
+                        source=ref.source, plugin_data=ref.data)
 
     # ---- the loop ----------------------------------------------------------------------------
 

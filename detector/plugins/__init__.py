@@ -43,7 +43,16 @@ class LoadedPlugins:
 
     def extractors(self, source: str) -> dict[str, Plugin]:
         """Field name -> plugin, for the plugins that extract on ``source``."""
-        out: dict[str, Plugin] = {}
+        return {name: p for name, (p, _) in self.extractor_fields(source).items()}
+
+    def extractor_fields(self, source: str) -> dict[str, tuple[Plugin, PluginField]]:
+        """Field name -> (plugin, field) for the plugins whose extraction suits ``source``.
+
+        Falco's compatibility: the sources a plugin lists in ``get_extract_event_sources``;
+        without that list, its own event source, or every source for an extraction-only
+        plugin. The first plugin (``load_plugins`` order) that has a field wins.
+        """
+        out: dict[str, tuple[Plugin, PluginField]] = {}
         for _, p in self.plugins:
             if not p.info.extraction:
                 continue
@@ -52,7 +61,7 @@ class LoadedPlugins:
             if srcs and source not in srcs:
                 continue
             for f in p.info.fields:
-                out.setdefault(f.name, p)
+                out.setdefault(f.name, (p, f))
         return out
 
     def fields(self) -> dict[str, list[PluginField]]:

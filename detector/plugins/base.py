@@ -64,18 +64,30 @@ class Plugin(Protocol):
 
     def extract(self, evt: PluginEventRef, field: str, arg: str | None) -> Any: ...
 
+    def extract_many(self, evt: PluginEventRef,
+                     wanted: list[tuple[str, str | None]]) -> list[Any]:
+        """Several fields of one event (one plugin call where the API allows)."""
+        ...
+
     def destroy(self) -> None: ...
 
 
 @dataclass(slots=True)
 class PluginEventRef:
-    """A plugin event as handed to extractors: number, time, payload and source."""
+    """An event as handed to extractors: number, time, payload and source.
+
+    For a ``syscall`` event (plugins whose extraction is compatible with ``syscall``), ``data``
+    is empty, ``plugin_id`` 0, and ``event`` is the detector's Event (Python plugins may read
+    it; native plugins get the scap header: time and thread id).
+    """
 
     num: int
     ts: int
     data: bytes
     source: str
     plugin_id: int = 0
+    tid: int = 0
+    event: Any = None
 
 
 def parse_fields(items: list[dict[str, Any]]) -> list[PluginField]:

@@ -38,7 +38,8 @@ class SsPluginEvent(ctypes.Structure):
 
 
 class SsPluginEventInput(ctypes.Structure):
-    _fields_ = [("evt", ctypes.c_void_p), ("evtnum", ctypes.c_uint64),
+    # ``evt`` is a ``const ss_plugin_event*``; typed as char* so it is set from bytes directly.
+    _fields_ = [("evt", ctypes.c_char_p), ("evtnum", ctypes.c_uint64),
                 ("evtsrc", ctypes.c_char_p)]
 
 
@@ -102,6 +103,59 @@ def plugin_event_bytes(ts: int, plugin_id: int, data: bytes) -> bytes:
             + struct.pack("<III", 4, len(data), plugin_id) + data)
 
 
+def _read_str(res: int, j: int) -> str | None:
+    ptr = ctypes.c_void_p.from_address(res + 8 * j).value
+    return ctypes.string_at(ptr).decode("utf-8", "replace") if ptr else None
+
+
+def _read_u64(res: int, j: int) -> int:
+    return ctypes.c_uint64.from_address(res + 8 * j).value
+
+
+def _read_bool(res: int, j: int) -> bool:
+    return bool(ctypes.c_uint32.from_address(res + 4 * j).value)
+
+
+def _read_none(res: int, j: int) -> None:
+    return None
+
+
+_READERS = {FTYPE_STRING: _read_str, FTYPE_UINT64: _read_u64, FTYPE_RELTIME: _read_u64,
+            FTYPE_ABSTIME: _read_u64, FTYPE_BOOL: _read_bool}
+
+
+class _Request:
+    """One list of fields to extract, prepared once: the ctypes structures, reused per event."""
+
+    def __init__(self, field_ids: dict[str, tuple[int, PluginField]],
+                 wanted: list[tuple[str, str | None]]) -> None:
+        chosen = [(i, name, arg, field_ids[name]) for i, (name, arg) in enumerate(wanted)
+                  if name in field_ids]
+        self.efs = (SsPluginExtractField * max(1, len(chosen)))()
+        self.keep: list[bytes] = []  # the strings the plugin reads stay alive
+        self.known: list[tuple[int, bool, Any]] = []
+        for ef, (i, name, arg, (fid, info)) in zip(self.efs, chosen, strict=False):
+            self.keep.append(name.encode())
+            ef.field_id, ef.field = fid, self.keep[-1]
+            ef.ftype = FTYPES.get(info.type, FTYPE_STRING)
+            ef.flist = 1 if info.is_list else 0
+            if arg is not None:
+                ef.arg_present = 1
+                if info.arg_index and arg.isdigit():
+                    ef.arg_index = int(arg)
+                else:
+                    self.keep.append(arg.encode())
+                    ef.arg_key = self.keep[-1]
+            self.known.append((i, info.is_list, _READERS.get(ef.ftype, _read_none)))
+        self.einput = SsPluginEventInput()
+        first = ctypes.cast(self.efs, ctypes.POINTER(SsPluginExtractField))
+        self.xinput = SsPluginFieldExtractInput(
+            owner=None, get_owner_last_error=_owner_last_error, num_fields=len(chosen),
+            fields=first)
+        self.einput_ref = ctypes.byref(self.einput)
+        self.xinput_ref = ctypes.byref(self.xinput)
+
+
 class NativePlugin:
     """A shared-library plugin: init on construction, destroy when done."""
 
@@ -116,6 +170,8 @@ class NativePlugin:
             raise DetectorError(f"plugin {name!r} ({library}) lacks required symbols: "
                                 + ", ".join(missing), hint="is it a Falco plugin?")
         self._lock = threading.Lock()
+        self._requests: dict[tuple[tuple[str, str | None], ...], _Request] = {}
+        self._sources: dict[str, bytes] = {}
         required = self._str("plugin_get_required_api_version")
         check_api_version(required, name)
         self.info = PluginInfo(
@@ -217,45 +273,40 @@ class NativePlugin:
 
     def extract(self, evt: PluginEventRef, field: str, arg: str | None) -> Any:
         """Extract one field for one event; ``None`` when the plugin has no value."""
-        entry = self._field_ids.get(field)
-        if entry is None:
-            return None
-        fid, info = entry
-        ftype = FTYPES.get(info.type, FTYPE_STRING)
-        raw = plugin_event_bytes(evt.ts, evt.plugin_id or self.info.id, evt.data)
-        buf = ctypes.create_string_buffer(raw, len(raw))
-        ef = SsPluginExtractField(field_id=fid, field=field.encode(), ftype=ftype,
-                                  flist=1 if info.is_list else 0)
-        if arg is not None:
-            ef.arg_present = 1
-            if info.arg_index and arg.isdigit():
-                ef.arg_index = int(arg)
-            else:
-                ef.arg_key = arg.encode()
-        einput = SsPluginEventInput(evt=ctypes.cast(buf, ctypes.c_void_p), evtnum=evt.num,
-                                    evtsrc=evt.source.encode())
-        xinput = SsPluginFieldExtractInput(owner=None, get_owner_last_error=_owner_last_error,
-                                           num_fields=1, fields=ctypes.pointer(ef))
-        with self._lock:
-            rc = self._lib.plugin_extract_fields(self._state, ctypes.byref(einput),
-                                                 ctypes.byref(xinput))
-            if rc != 0:
-                return None
-            values = [self._value(ef, i, ftype) for i in range(ef.res_len)]
-        if info.is_list:
-            return values
-        return values[0] if values else None
+        return self.extract_many(evt, [(field, arg)])[0]
 
-    @staticmethod
-    def _value(ef: SsPluginExtractField, i: int, ftype: int) -> Any:
-        if ftype == FTYPE_STRING:
-            s = ctypes.cast(ef.res, ctypes.POINTER(ctypes.c_char_p))[i]
-            return s.decode("utf-8", "replace") if s is not None else None
-        if ftype in (FTYPE_UINT64, FTYPE_RELTIME, FTYPE_ABSTIME):
-            return int(ctypes.cast(ef.res, ctypes.POINTER(ctypes.c_uint64))[i])
-        if ftype == FTYPE_BOOL:
-            return bool(ctypes.cast(ef.res, ctypes.POINTER(ctypes.c_uint32))[i])
-        return None
+    def extract_many(self, evt: PluginEventRef,
+                     wanted: list[tuple[str, str | None]]) -> list[Any]:
+        """Extract several fields of one event in one ``plugin_extract_fields`` call."""
+        key = tuple(wanted)
+        req = self._requests.get(key)
+        if req is None:
+            if len(self._requests) >= 64:  # rule sets come and go with reloads
+                self._requests.clear()
+            req = self._requests[key] = _Request(self._field_ids, wanted)
+        out: list[Any] = [None] * len(wanted)
+        if not req.known:
+            return out
+        if evt.source == "syscall" and not evt.data:  # a syscall event: the scap header only
+            raw = _EVT_HEADER.pack(evt.ts, evt.tid & 0xFFFFFFFFFFFFFFFF, _EVT_HEADER.size, 0, 0)
+        else:
+            raw = plugin_event_bytes(evt.ts, evt.plugin_id or self.info.id, evt.data)
+        src = self._sources.get(evt.source)
+        if src is None:
+            src = self._sources[evt.source] = evt.source.encode()
+        with self._lock:
+            einput = req.einput
+            einput.evt = raw  # points into ``raw``, which outlives the call
+            einput.evtnum = evt.num
+            einput.evtsrc = src
+            rc = self._lib.plugin_extract_fields(self._state, req.einput_ref, req.xinput_ref)
+            if rc != 0:
+                return out
+            for ef, (i, is_list, read) in zip(req.efs, req.known, strict=True):
+                res, n = ef.res, ef.res_len
+                values = [read(res, j) for j in range(n)] if res and n else []
+                out[i] = values if is_list else (values[0] if values else None)
+        return out
 
     def destroy(self) -> None:
         if self._state:

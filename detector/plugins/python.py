@@ -5,7 +5,9 @@ An entry point names a factory called with the init config string; the object it
 event sourcing ``id``, ``event_source``, ``open(params)``, ``next_batch(handle)`` returning
 ``(rc, [(ts_ns, payload_bytes)])`` (rc 0 ok, -1 timeout, 2 EOF) and ``close(handle)``; for field
 extraction ``fields`` (the JSON shape of ``plugin_get_fields``) and
-``extract(event, field, arg)`` where ``event`` has ``num``, ``ts``, ``data`` and ``source``.
+``extract(event, field, arg)`` where ``event`` has ``num``, ``ts``, ``data`` and ``source``
+(optionally ``extract_many(event, [(field, arg), ...])`` returning the values in order, and
+``extract_sources``, e.g. ``["syscall"]``, for extraction on other sources' events).
 """
 
 from __future__ import annotations
@@ -77,6 +79,14 @@ class PythonPlugin:
         if field not in self._names:
             return None
         return self._obj.extract(evt, field, arg)
+
+    def extract_many(self, evt: PluginEventRef,
+                     wanted: list[tuple[str, str | None]]) -> list[Any]:
+        """Several fields of one event: the object's ``extract_many`` if it has one."""
+        many = getattr(self._obj, "extract_many", None)
+        if many is not None:
+            return list(many(evt, wanted))
+        return [self.extract(evt, name, arg) for name, arg in wanted]
 
     def destroy(self) -> None:
         destroy = getattr(self._obj, "destroy", None)

@@ -276,7 +276,8 @@ class _Gen:
         left = plan.left
         if left.transforms or plan.rhs is not None or plan.op == "exists":
             return None
-        if left.text == "evt.type" and self.evttype is not None and self.provider is EVENT:
+        if left.text == "evt.type" and self.evttype is not None \
+                and self.provider.fold_evttype:
             return str(bool(one(plan, plan.op, self.evttype, list(plan.consts))))
         if left.text == "evt.num" and self.provider.evt_num_positive and not plan.modifier:
             c = list(plan.consts)
@@ -411,8 +412,8 @@ def compile_condition(node: Expr, provider: Provider = EVENT) -> CompiledConditi
 
 
 def compile_rule_condition(
-    node: Expr,
+    node: Expr, provider: Provider = EVENT,
 ) -> tuple[CompiledCondition, frozenset[str] | None, list[str]]:
     """What the loader calls: the callable, its event types (None = all) and its warnings."""
-    compiled = CompiledCondition(node, EVENT)
+    compiled = CompiledCondition(node, provider)
     return compiled, compiled.evttypes, compiled.warnings

@@ -54,6 +54,7 @@ class RuleIndex(Generic[R]):
     def build(self, evttype: str) -> Callable[[Any], tuple[R, ...]]:
         """Generate and compile the matcher for ``evttype``."""
         env: dict[str, Any] = {}
+        helpers: dict[str, Any] = helpers_for(EVENT)
         pool = ConstPool()
         exprs: list[tuple[int, str]] = []
         slow: list[tuple[R, Callable[[Any], bool]]] = []
@@ -67,6 +68,8 @@ class RuleIndex(Generic[R]):
             if spec is not None:
                 slow.append((rule, spec))
             env.update(cenv)
+            if cc.provider is not EVENT:  # fields of plugins: their readers
+                helpers.update(cc.provider.helpers)
             env[f"_rule{i}"] = rule
             env[f"_one{i}"] = (rule,)
             exprs.append((i, expr))
@@ -91,7 +94,7 @@ class RuleIndex(Generic[R]):
         body.append("        return _EMPTY" if self.first else "        return tuple(_out)")
         body += ["    except Exception:", "        return _safe(e)"]
         source = "\n".join(body)
-        ns: dict[str, Any] = {**helpers_for(EVENT), **env, "_EMPTY": _EMPTY, "_safe": safe}
+        ns: dict[str, Any] = {**helpers, **env, "_EMPTY": _EMPTY, "_safe": safe}
         try:
             exec(compile(source, f"<rules for {evttype}>", "exec"), ns)
         except (SyntaxError, RecursionError, MemoryError):

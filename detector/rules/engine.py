@@ -99,7 +99,7 @@ def enabled_rules(rules: Sequence[Rule], *, selectors: Sequence[RuleSelector] = 
 
 
 class RulesEngine:
-    """Matches events against the enabled syscall rules and formats alerts."""
+    """Matches events against the enabled rules of one source and formats alerts."""
 
     def __init__(self, ruleset: Ruleset, *, min_priority: int | str = 7,
                  rule_matching: str = "first", selectors: Sequence[RuleSelector] = (),
@@ -120,8 +120,10 @@ class RulesEngine:
                                            min_priority=min_priority)
                   if r.source == source and r.compiled is not None]
         self.rules: tuple[Rule, ...] = tuple(chosen)
+        provider = ruleset.providers.get(source)  # None: the built-in fields
         entries = [(_Entry(r, rule_formatter(r.output, iso8601=time_format_iso_8601,
-                                             extra=extra_output)), r.compiled) for r in chosen]
+                                             extra=extra_output, provider=provider)),
+                    r.compiled) for r in chosen]
         self._index = RuleIndex(entries, first=rule_matching == "first")
         self._match = self._index.match
 

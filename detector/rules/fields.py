@@ -153,9 +153,15 @@ class Provider:
     helpers: Mapping[str, object] = fields_helpers.HELPERS
     # The event interface guarantees ``evt.num >= 1``: ``evt.num = 0`` folds to false.
     evt_num_positive = True
+    # ``evt.type`` checks fold to constants when a matcher is built for one event type.
+    fold_evttype = True
 
     def locals_used(self, expr: str) -> tuple[str, ...]:
         return fields_event.locals_used(expr)
+
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` (no argument) is a field here: outputs find their tokens by it."""
+        return name in FIELDS
 
     def make_extractor(self, expr: str) -> Callable[[Any], Any]:
         return fields_event.make_extractor(expr)
@@ -237,6 +243,7 @@ class MappingProvider(Provider):
     prelude_order: tuple[str, ...] = ()
     helpers: Mapping[str, object] = {}
     evt_num_positive = False
+    fold_evttype = False
 
     def __init__(self, *, types: Mapping[str, str] | None = None,
                  lists: frozenset[str] = frozenset(),

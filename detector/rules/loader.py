@@ -17,6 +17,7 @@ from typing import Any
 from detector.rules.ast import Expr, as_string
 from detector.rules.collector import PRIORITIES, Collector
 from detector.rules.errors import RulesLoadError
+from detector.rules.fields import Provider
 from detector.rules.loadresult import LoadMessage, LoadResult, Location
 from detector.rules.reader import Reader, parse_semver
 from detector.rules.rewrite import check_exception
@@ -77,6 +78,8 @@ class Ruleset:
     lists: Mapping[str, tuple[str, ...]]
     results: tuple[LoadResult, ...]
     required_engine_version: str = "0.0.0"
+    # The fields of each source other than the built-in syscall ones (plugins' fields).
+    providers: Mapping[str, Provider] = field(default_factory=dict)
 
     @property
     def successful(self) -> bool:
@@ -86,10 +89,10 @@ class Ruleset:
         return next((r for r in self.rules if r.name == name), None)
 
 
-def _output_check(output: str) -> None:
+def _output_check(output: str, provider: Provider) -> None:
     from detector.rules.output import parse_format
 
-    parse_format(output)
+    parse_format(output, provider)
 
 
 class RulesLoader:
@@ -97,9 +100,13 @@ class RulesLoader:
 
     def __init__(self, *, sources: Iterable[str] = DEFAULT_SOURCES,
                  plugins: Mapping[str, str] = PROVIDED_PLUGINS, collect: bool = False,
-                 check_outputs: bool = True, append_output: Iterable[AppendOutput] = ()) -> None:
+                 check_outputs: bool = True, append_output: Iterable[AppendOutput] = (),
+                 providers: Mapping[str, Provider] | None = None) -> None:
+        # ``providers``: source -> its fields; every source named there is a known source,
+        # and ``syscall`` rules use its entry when there is one (plugins extracting on it).
         self.collector = Collector()
-        self.sources = frozenset(sources)
+        self.providers = dict(providers or {})
+        self.sources = frozenset(sources) | frozenset(self.providers)
         self.plugins = dict(plugins)
         self.collect = collect
         self.check_outputs = check_outputs
@@ -116,10 +123,13 @@ class RulesLoader:
         lines = text.splitlines()[loc.line:loc.line + 6]
         return "\n".join(lines)
 
+    def _check_exception(self, ex: Any, source: str) -> None:
+        check_exception(ex, source, self.providers)  # fields as the rule's source knows them
+
     def load(self, content: str, name: str) -> LoadResult:
         """Load one rules text (named like its file) and recompile everything."""
         self._texts[name] = content
-        reader = Reader(self.collector, name, content, self.sources, check_exception,
+        reader = Reader(self.collector, name, content, self.sources, self._check_exception,
                         collect=self.collect)
         reader.read()
         result = LoadResult(name, list(reader.errors), list(reader.warnings))
@@ -128,7 +138,7 @@ class RulesLoader:
             return result
         comp = Compiler(self.collector, collect=self.collect,
                         output_check=_output_check if self.check_outputs else None,
-                        append_output=self.append_output,
+                        append_output=self.append_output, providers=self.providers,
                         snippet=self._snippet)
         self.output = comp.run()
         result.errors.extend(comp.errors)
@@ -182,7 +192,7 @@ class RulesLoader:
         version = ".".join(map(str, self.collector.required_engine_version))
         return Ruleset(tuple(rules), {n: as_string(t) for n, t in self.output.macros.items()},
                        {n: tuple(v) for n, v in self.output.lists.items()}, tuple(self.results),
-                       version)
+                       version, dict(self.providers))
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -201,9 +211,11 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
 def load_rules_files(paths: Iterable[str | os.PathLike[str]], *,
                      plugins: Mapping[str, str] = PROVIDED_PLUGINS,
                      sources: Iterable[str] = DEFAULT_SOURCES,
-                     append_output: Iterable[AppendOutput] = ()) -> Ruleset:
+                     append_output: Iterable[AppendOutput] = (),
+                     providers: Mapping[str, Provider] | None = None) -> Ruleset:
     """Load rules files in order, as Falco's run mode does: stop at the first failing file."""
-    loader = RulesLoader(sources=sources, plugins=plugins, append_output=append_output)
+    loader = RulesLoader(sources=sources, plugins=plugins, append_output=append_output,
+                         providers=providers)
     for path in expand_paths(paths):
         result = loader.load_file(path)
         if not result.successful:
@@ -211,7 +223,8 @@ def load_rules_files(paths: Iterable[str | os.PathLike[str]], *,
             raise RulesLoadError(f"{first.message} ({first.code})", result=result,
                                  path=first.locations[-1].path if first.locations else path,
                                  line=first.locations[-1].line + 1 if first.locations else None,
-                                 hint="run 'falcoctl-py rules validate' on the file for details")
+                                 hint=first.hint or "run 'falcoctl-py rules validate' on the "
+                                                    "file for details")
     missing = loader.check_plugin_requirements()
     if missing:
         first = missing[0]

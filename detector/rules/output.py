@@ -120,16 +120,17 @@ def to_json_value(value: Any) -> Any:
     return str(value)
 
 
-def _field_end(text: str, start: int) -> tuple[str, int] | None:
+def _field_end(text: str, start: int, provider: Any = None) -> tuple[str, int] | None:
     """The longest known field name at ``start`` (plus a ``.name`` argument)."""
     m = _RE_CANDIDATE.match(text, start)
     if m is None or _fields is None:
         return None
+    knows = provider.knows if provider is not None else _fields.FIELDS.__contains__
     cand = m.group()
     cuts = [i for i, c in enumerate(cand) if c == "."] + [len(cand)]
     for cut in reversed(cuts):
         name = cand[:cut]
-        if name in _fields.FIELDS:
+        if knows(name):
             rest = cand[cut:].rstrip(".")
             if rest.startswith(".") and name in _fields.DOT_ARG_FIELDS:
                 return name + rest, start + len(name) + len(rest)
@@ -149,18 +150,21 @@ def _close_paren(text: str, start: int) -> int:
     return -1
 
 
-def _bind(node: FieldRef | Transformer) -> tuple[Callable[[Any], Any], str]:
+def _bind(node: FieldRef | Transformer,
+          provider: Any = None) -> tuple[Callable[[Any], Any], str]:
     if _plan is None or _refeval is None or _fields is None:
         return (lambda e: None), "CHARBUF"
-    opnd = _plan.operand(node, _fields.EVENT, side="left")
+    opnd = _plan.operand(node, provider or _fields.EVENT, side="left")
     value_of = _refeval.value_of
     if not opnd.transforms:
         return opnd.field.extract, opnd.type
     return (lambda e: value_of(opnd, e)), opnd.type
 
 
-def parse_format(fmt: str) -> OutputFormat:
+def parse_format(fmt: str, provider: Any = None) -> OutputFormat:
     """Parse an output format; raise :class:`OutputFormatError` for an unknown token."""
+    # ``provider``: the fields of the rule's source (detector.rules.fields.Provider; the
+    # built-in syscall fields when None).
     parts: list[str | Token] = []
     lit: list[str] = []
     i, n = 0, len(fmt)
@@ -187,7 +191,7 @@ def parse_format(fmt: str) -> OutputFormat:
             assert isinstance(tree, UnaryCheck)
             node = tree.left
         else:
-            found = _field_end(fmt, j)
+            found = _field_end(fmt, j, provider)
             if found is None:
                 m = _RE_CANDIDATE.match(fmt, j)
                 token = m.group() if m else fmt[j:j + 1]
@@ -202,7 +206,7 @@ def parse_format(fmt: str) -> OutputFormat:
                 end = close + 1
             node = FieldRef(name, arg)
         try:
-            read, ftype = _bind(node)
+            read, ftype = _bind(node, provider)
         except LocatedError as exc:
             raise OutputFormatError(f"invalid formatting token {fmt[j:end]}",
                                     hint=exc.hint or None) from None
@@ -241,10 +245,11 @@ class RuleFormatter:
         return out
 
 
-def rule_formatter(output: str, *, iso8601: bool = False, extra: str = "") -> RuleFormatter:
+def rule_formatter(output: str, *, iso8601: bool = False, extra: str = "",
+                   provider: Any = None) -> RuleFormatter:
     """A rule's formatter; ``extra`` is appended to the output (``append_output``)."""
-    prefix = parse_format("%evt.time.iso8601" if iso8601 else "%evt.time")
-    return RuleFormatter(parse_format(output + extra), prefix)
+    prefix = parse_format("%evt.time.iso8601" if iso8601 else "%evt.time", provider)
+    return RuleFormatter(parse_format(output + extra, provider), prefix)
 
 
 def json_alert(*, hostname: str, output: str, priority: int, rule: str, source: str,

@@ -4,10 +4,13 @@ an exception's fields and comparison operators (``validate_exception_info``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from detector.rules import compiler
 from detector.rules.ast import UnaryCheck
 from detector.rules.collector import ExceptionDef
 from detector.rules.errors import ConditionSyntaxError
+from detector.rules.fields import EVENT, Provider
 from detector.rules.loadresult import LoadFailure
 from detector.rules.parser import parse
 from falcoctl_py.errors import FalcoctlPyError
@@ -102,8 +105,9 @@ def exception_condition(cond: str, exceptions: list[ExceptionDef]) -> tuple[str,
     return out, fields
 
 
-def check_exception(ex: ExceptionDef, source: str) -> None:
-    """Falco's ``validate_exception_info``: comps and fields must be known."""
+def check_exception(ex: ExceptionDef, source: str,
+                    providers: Mapping[str, Provider] | None = None) -> None:
+    """Falco's ``validate_exception_info``: comps and fields must be known (for ``source``)."""
     assert ex.fields is not None
     if ex.fields.is_list:
         names = ex.fields.items or []
@@ -121,7 +125,7 @@ def check_exception(ex: ExceptionDef, source: str) -> None:
                                   f"'{c.item.strip()}' is not a supported comparison operator",
                                   ex.ctx)
         for f in names:
-            if not _is_field(f.item, source):
+            if not _is_field(f.item, source, providers):
                 raise LoadFailure("LOAD_ERR_VALIDATE", f"'{f.item}' is not a supported filter "
                                                        "field", ex.ctx)
     else:
@@ -132,7 +136,7 @@ def check_exception(ex: ExceptionDef, source: str) -> None:
             raise LoadFailure("LOAD_ERR_VALIDATE", "When fields is a single value, comps must be "
                                                    "one of (in, pmatch, intersects) or a modifier "
                                                    "operator (e.g. startswith oneof)", ex.ctx)
-        if not _is_field(ex.fields.item, source):
+        if not _is_field(ex.fields.item, source, providers):
             raise LoadFailure("LOAD_ERR_VALIDATE", f"'{ex.fields.item}' is not a supported filter "
                                                    "field", ex.ctx)
 
@@ -146,7 +150,7 @@ def _is_operator(text: str) -> bool:
     return text in OPERATORS or _is_modifier_op(text)
 
 
-def _is_field(text: str, source: str) -> bool:
+def _is_field(text: str, source: str, providers: Mapping[str, Provider] | None) -> bool:
     try:
         tree = parse(f"{text} exists")
     except ConditionSyntaxError:
@@ -154,7 +158,7 @@ def _is_field(text: str, source: str) -> bool:
     if not isinstance(tree, UnaryCheck):
         return False
     try:
-        compiler.compile_condition(tree)
+        compiler.compile_condition(tree, (providers or {}).get(source, EVENT))
     except FalcoctlPyError:  # an unknown field
         return False
     return True

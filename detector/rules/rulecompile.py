@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from detector.rules.ast import (
 from detector.rules.collector import Collector, MacroDef, RuleDef
 from detector.rules.compiler import compile_rule_condition
 from detector.rules.errors import ConditionSyntaxError
+from detector.rules.fields import EVENT, Provider
 from detector.rules.loadresult import LoadFailure, LoadMessage, Location
 from detector.rules.parser import parse
 from detector.rules.rewrite import exception_condition, resolve_list
@@ -134,7 +135,9 @@ class Compiler:
 
     col: Collector
     collect: bool = False
-    output_check: Callable[[str], None] | None = None
+    output_check: Callable[[str, Provider], None] | None = None
+    # The fields of each source (the built-in syscall fields for a source not named here).
+    providers: Mapping[str, Provider] = field(default_factory=dict)
     append_output: tuple[AppendOutput, ...] = ()
     errors: list[LoadMessage] = field(default_factory=list)
     warnings: list[LoadMessage] = field(default_factory=list)
@@ -238,6 +241,7 @@ class Compiler:
         except (_Undefined, _Loop) as exc:
             raise LoadFailure("LOAD_ERR_VALIDATE", str(exc), r.ctx) from None
         self.deprecation_warnings(tree, r)
+        provider = self.providers.get(r.source or "syscall", EVENT)
         output = r.output
         for extra in self.append_output:
             if extra.applies(r):
@@ -248,7 +252,7 @@ class Compiler:
                       "anything; it has been removed from the rule output", r.output_ctx or r.ctx)
         if self.output_check is not None:
             try:
-                self.output_check(output)
+                self.output_check(output, provider)
             except FalcoctlPyError as exc:
                 msg = getattr(exc, "bare_message", str(exc))
                 if r.skip_if_unknown_filter and any(s in msg for s in _UNKNOWN_FILTER):
@@ -256,7 +260,7 @@ class Compiler:
                     return None
                 raise LoadFailure("LOAD_ERR_COMPILE_OUTPUT", msg, r.output_ctx or r.ctx) from None
         try:
-            compiled, evttypes, warns = compile_rule_condition(tree)
+            compiled, evttypes, warns = compile_rule_condition(tree, provider)
         except FalcoctlPyError as exc:
             msg = getattr(exc, "bare_message", str(exc))
             if r.skip_if_unknown_filter and any(s in msg for s in _UNKNOWN_FILTER):

@@ -51,6 +51,24 @@ def test_events_and_extraction(counter_lib: Path) -> None:
         p.destroy()
 
 
+def test_several_fields_in_one_call(tmp_path: Path) -> None:
+    p = NativePlugin("counter", build_counter(tmp_path, "-DCOUNTER_SYSCALL"), "")
+    try:
+        assert p.info.extract_sources == ["counter", "syscall"]
+        (third,) = [e for e in events_from(p, "3") if e.num == 3]
+        wanted = [("counter.msg", None), ("counter.nope", None), ("counter.word", "a"),
+                  ("counter.n", None), ("counter.word", "b"), ("counter.calls", None)]
+        first = p.extract_many(third, wanted)
+        assert first[:5] == ["evt-3", None, "a:3", 3, "b:3"]
+        again = p.extract_many(third, wanted)  # the prepared request is reused
+        assert again[:5] == first[:5] and again[5] == first[5] + 1  # one call each time
+        syscall = PluginEventRef(num=7, ts=5, data=b"", source="syscall", tid=31337)
+        assert p.extract_many(syscall, [("counter.tid", None), ("counter.n", None)]) == [
+            31337, None]
+    finally:
+        p.destroy()
+
+
 def test_init_failure_reports_the_plugins_error(counter_lib: Path) -> None:
     with pytest.raises(DetectorError, match="init failed: init refused: fail requested"):
         NativePlugin("counter", counter_lib, '{"fail": true}')

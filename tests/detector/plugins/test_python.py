@@ -27,6 +27,8 @@ def test_entry_point_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         events = list(events_from(p, "2"))
         assert [e.data for e in events] == [b"tock 1", b"tock 2"]
         assert p.extract(events[1], "ticker.n", None) == 2
+        assert p.extract_many(events[1], [("ticker.text", None), ("other.x", None),
+                                          ("ticker.n", None)]) == ["tock 2", None, 2]
         assert loaded.versions() == {"ticker": "0.3.0"}
     finally:
         loaded.destroy()

@@ -5,6 +5,10 @@
  *   payload: "<prefix>-<n>" where prefix comes from init_config {"prefix": "..."} (default "evt")
  *   fields: counter.n (uint64), counter.msg (string), counter.even (bool),
  *           counter.word[key] (string: "<key>:<n>")
+ * Built with -DCOUNTER_SYSCALL it also extracts on the "syscall" source
+ * (plugin_get_extract_event_sources: ["counter", "syscall"]) and has two more fields:
+ *           counter.tid (uint64: the event's thread id, any event),
+ *           counter.calls (uint64: plugin_extract_fields calls so far, batching shows in it)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -56,13 +60,17 @@ typedef struct ss_plugin_init_input {
     void *tables;
 } ss_plugin_init_input;
 
+#define MAXF 16
+
 typedef struct state {
     char prefix[64];
     char lasterr[256];
-    char strbuf[128];
-    const char *strptr;
-    uint64_t u64;
-    uint32_t b;
+    /* one slot per requested field: every value of one call stays valid until the next */
+    char strbuf[MAXF][128];
+    const char *strptr[MAXF];
+    uint64_t u64[MAXF];
+    uint32_t b[MAXF];
+    uint64_t calls;
 } state;
 
 typedef struct instance {
@@ -84,8 +92,17 @@ const char *plugin_get_fields(void) {
            "{\"type\":\"string\",\"name\":\"counter.msg\",\"desc\":\"the payload\"},"
            "{\"type\":\"bool\",\"name\":\"counter.even\",\"desc\":\"n is even\"},"
            "{\"type\":\"string\",\"name\":\"counter.word\",\"desc\":\"key:n\","
-           "\"arg\":{\"isRequired\":true,\"isKey\":true}}]";
+           "\"arg\":{\"isRequired\":true,\"isKey\":true}}"
+#ifdef COUNTER_SYSCALL
+           ",{\"type\":\"uint64\",\"name\":\"counter.tid\",\"desc\":\"thread id\"},"
+           "{\"type\":\"uint64\",\"name\":\"counter.calls\",\"desc\":\"extract calls\"}"
+#endif
+           "]";
 }
+
+#ifdef COUNTER_SYSCALL
+const char *plugin_get_extract_event_sources(void) { return "[\"counter\",\"syscall\"]"; }
+#endif
 
 void *plugin_init(const ss_plugin_init_input *in, ss_plugin_rc *rc) {
     state *s = calloc(1, sizeof(state));
@@ -150,23 +167,29 @@ ss_plugin_rc plugin_extract_fields(void *ss, const ss_plugin_event_input *ev,
                                    const ss_plugin_field_extract_input *in) {
     state *s = ss;
     const uint8_t *raw = (const uint8_t *)ev->evt;
-    uint32_t dlen = ((const uint32_t *)(raw + sizeof(ss_plugin_event)))[1];
+    int plugin_evt = ev->evt->type == 322;
+    uint32_t dlen = plugin_evt ? ((const uint32_t *)(raw + sizeof(ss_plugin_event)))[1] : 0;
     const char *data = (const char *)raw + sizeof(ss_plugin_event) + 12;
-    const char *dash = memchr(data, '-', dlen);
+    const char *dash = plugin_evt ? memchr(data, '-', dlen) : NULL;
     uint64_t n = dash ? strtoull(dash + 1, NULL, 10) : 0;
-    for (uint32_t i = 0; i < in->num_fields; i++) {
+    s->calls++;
+    for (uint32_t i = 0; i < in->num_fields && i < MAXF; i++) {
         ss_plugin_extract_field *f = &in->fields[i];
         f->res_len = 1;
+        if (!plugin_evt && f->field_id < 4) { f->res_len = 0; continue; }
         switch (f->field_id) {
-        case 0: s->u64 = n; f->res.u64 = &s->u64; break;
+        case 0: s->u64[i] = n; f->res.u64 = &s->u64[i]; break;
         case 1:
-            snprintf(s->strbuf, sizeof s->strbuf, "%.*s", (int)dlen, data);
-            s->strptr = s->strbuf; f->res.str = &s->strptr; break;
-        case 2: s->b = (n % 2) == 0; f->res.boolean = &s->b; break;
+            snprintf(s->strbuf[i], sizeof s->strbuf[i], "%.*s", (int)dlen, data);
+            s->strptr[i] = s->strbuf[i]; f->res.str = &s->strptr[i]; break;
+        case 2: s->b[i] = (n % 2) == 0; f->res.boolean = &s->b[i]; break;
         case 3:
             if (!f->arg_present) { f->res_len = 0; break; }
-            snprintf(s->strbuf, sizeof s->strbuf, "%s:%llu", f->arg_key, (unsigned long long)n);
-            s->strptr = s->strbuf; f->res.str = &s->strptr; break;
+            snprintf(s->strbuf[i], sizeof s->strbuf[i], "%s:%llu", f->arg_key,
+                     (unsigned long long)n);
+            s->strptr[i] = s->strbuf[i]; f->res.str = &s->strptr[i]; break;
+        case 4: s->u64[i] = ev->evt->tid; f->res.u64 = &s->u64[i]; break;
+        case 5: s->u64[i] = s->calls; f->res.u64 = &s->u64[i]; break;
         default: f->res_len = 0;
         }
     }
