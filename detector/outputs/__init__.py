@@ -1,13 +1,19 @@
-"""Alert outputs: stdout, file, syslog, http and program, each behind its own bounded queue."""
+"""Alert outputs: stdout, file, syslog, http and program, each behind its own bounded queue.
+
+stdout and file run on a worker thread each; http, syslog and program run in a child process
+each (detector.outputs.child), fed through a pipe, so they never take the detector's GIL.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from detector.outputs.base import DEFAULT_CAPACITY, QueuedSink, Sink, SinkStats
 from detector.outputs.format import AlertLike, FormatOptions, render
+from detector.outputs.process import ProcessSink
 
 log = logging.getLogger("detector.outputs")
 
@@ -29,7 +35,14 @@ class Outputs:
     def __init__(self, sinks: list[Sink], *, options: FormatOptions,
                  capacity: int = DEFAULT_CAPACITY) -> None:
         self.options = options
-        self.queues = [QueuedSink(s, capacity) for s in sinks]
+        self.queues: list[QueuedSink | ProcessSink] = []
+        try:
+            for s in sinks:
+                self.queues.append(ProcessSink(s) if s.out_of_process
+                                   else QueuedSink(s, capacity))
+        except BaseException:
+            self.close(0.0)
+            raise
         self.alerts = 0
 
     def emit(self, alert: AlertLike) -> None:
@@ -43,14 +56,17 @@ class Outputs:
             q.request_reopen()
 
     def stats(self) -> OutputsStats:
-        sinks = [SinkStats(q.stats.name, q.stats.sent, q.stats.dropped, q.stats.errors,
-                           q.depth()) for q in self.queues]
+        sinks = [q.snapshot() for q in self.queues]
         return OutputsStats(alerts=self.alerts, dropped=sum(s.dropped for s in sinks),
                             sinks=sinks)
 
     def close(self, timeout: float = 2.0) -> None:
+        """Let every sink deliver what is queued for up to ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
         for q in self.queues:
-            q.close(timeout)
+            q.stop()
+        for q in self.queues:
+            q.join(deadline - time.monotonic())
 
 
 def build_outputs(config: Any) -> Outputs:
@@ -76,20 +92,21 @@ def build_outputs(config: Any) -> Outputs:
         from falcoctl_py.errors import ConfigError
 
         h = config.get("http_output", {})
-        try:
-            client = make_http_client(
-                insecure=bool(h.get("insecure")), ca_cert=str(h.get("ca_cert") or ""),
-                ca_bundle=str(h.get("ca_bundle") or ""), ca_path=str(h.get("ca_path") or ""),
-                client_cert=str(h.get("client_cert") or ""),
-                client_key=str(h.get("client_key") or ""), mtls=bool(h.get("mtls")),
-                user_agent=str(h.get("user_agent") or "falcosecurity/falco"),
-                timeout=float(h.get("timeout") or 5.0),
-            )
+        client_options: dict[str, Any] = {
+            "insecure": bool(h.get("insecure")), "ca_cert": str(h.get("ca_cert") or ""),
+            "ca_bundle": str(h.get("ca_bundle") or ""), "ca_path": str(h.get("ca_path") or ""),
+            "client_cert": str(h.get("client_cert") or ""),
+            "client_key": str(h.get("client_key") or ""), "mtls": bool(h.get("mtls")),
+            "user_agent": str(h.get("user_agent") or "falcosecurity/falco"),
+            "timeout": float(h.get("timeout") or 5.0),
+        }
+        try:  # made here once to fail early; the output's child process makes its own
+            make_http_client(**client_options).close()
         except (OSError, ValueError) as err:
             raise ConfigError(f"http_output: cannot set up TLS: {err}",
                               hint="check ca_cert, client_cert and client_key") from err
         sinks.append(HttpSink(str(h["url"]), json_output=config.flag("json_output"),
-                              client=client, retries=int(h.get("retries", 3)),
+                              client_options=client_options, retries=int(h.get("retries", 3)),
                               max_consecutive_timeouts=int(h.get("max_consecutive_timeouts", 5)),
                               echo=bool(h.get("echo"))))
     if config.flag("program_output.enabled") and config.get("program_output.program"):

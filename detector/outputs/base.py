@@ -18,6 +18,11 @@ class Sink:
 
     name = "sink"
     batches = False  # True when write_batch writes several alerts in one go
+    out_of_process = False  # True: runs in a child process (detector.outputs.child)
+
+    def settings(self) -> dict[str, Any]:
+        """The JSON-safe keyword arguments that rebuild this sink in a child process."""
+        raise NotImplementedError
 
     def write(self, line: str, alert: Any) -> None:
         raise NotImplementedError
@@ -43,6 +48,27 @@ class SinkStats:
     dropped: int = 0
     errors: int = 0
     queued: int = 0
+
+
+def deliver(sink: Sink, batch: list[tuple[str, Any]], stats: SinkStats) -> None:
+    """Write a batch through ``sink``, counting sent and failed alerts; never raises."""
+    if not batch:
+        return
+    if sink.batches:
+        try:
+            sink.write_batch(batch)
+            stats.sent += len(batch)
+        except Exception as err:  # a sink's failure must not kill its worker
+            stats.errors += len(batch)
+            log.warning("output %s failed: %s", sink.name, err)
+        return
+    for line, alert in batch:
+        try:
+            sink.write(line, alert)
+            stats.sent += 1
+        except Exception as err:
+            stats.errors += 1
+            log.warning("output %s failed: %s", sink.name, err)
 
 
 _STOP = object()
@@ -109,23 +135,7 @@ class QueuedSink:
             self._flush(batch)
 
     def _flush(self, batch: list[tuple[str, Any]]) -> None:
-        if not batch:
-            return
-        if self.sink.batches:
-            try:
-                self.sink.write_batch(batch)
-                self.stats.sent += len(batch)
-            except Exception as err:  # a sink's failure must not kill its worker
-                self.stats.errors += len(batch)
-                log.warning("output %s failed: %s", self.sink.name, err)
-            return
-        for line, alert in batch:
-            try:
-                self.sink.write(line, alert)
-                self.stats.sent += 1
-            except Exception as err:
-                self.stats.errors += 1
-                log.warning("output %s failed: %s", self.sink.name, err)
+        deliver(self.sink, batch, self.stats)
 
     def _safely(self, fn: Any) -> None:
         try:
@@ -143,10 +153,23 @@ class QueuedSink:
     def depth(self) -> int:
         return len(self._dq)
 
-    def close(self, timeout: float) -> None:
-        """Deliver what is queued (up to ``timeout`` seconds), then close the sink."""
+    def snapshot(self) -> SinkStats:
+        """The counters now."""
+        st = self.stats
+        return SinkStats(st.name, st.sent, st.dropped, st.errors, self.depth())
+
+    def stop(self) -> None:
+        """Ask the worker to deliver what is queued, then close the sink (does not wait)."""
         self._control(_STOP)
-        self._thread.join(timeout)
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for ``stop`` to complete."""
+        self._thread.join(max(0.0, timeout))
         if self._thread.is_alive():
             log.warning("output %s: still blocked at shutdown, %d alerts not delivered",
                         self.sink.name, len(self._dq))
+
+    def close(self, timeout: float) -> None:
+        """Deliver what is queued (up to ``timeout`` seconds), then close the sink."""
+        self.stop()
+        self.join(timeout)

@@ -38,19 +38,38 @@ def make_http_client(
 
 
 class HttpSink(Sink):
-    """POSTs each alert; retries transport errors and 5xx with a short backoff."""
+    """POSTs each alert; retries transport errors and 5xx with a short backoff.
+
+    ``client_options`` are make_http_client's keyword arguments: the client is made on first
+    use, in the process that sends (the output's child process).
+    """
 
     name = "http"
+    out_of_process = True
 
-    def __init__(self, url: str, *, json_output: bool, client: httpx.Client, retries: int = 3,
-                 max_consecutive_timeouts: int = 5, echo: bool = False) -> None:
+    def __init__(self, url: str, *, json_output: bool, client_options: dict[str, Any] | None = None,
+                 retries: int = 3, max_consecutive_timeouts: int = 5, echo: bool = False) -> None:
         self.url = url
-        self.client = client
+        self.json_output = json_output
+        self.client_options = dict(client_options or {})
+        self.client_options.setdefault("user_agent", "falcosecurity/falco")
+        self._client: httpx.Client | None = None
         self.retries = max(0, retries)
         self.max_consecutive_timeouts = max_consecutive_timeouts
         self.echo = echo
         self.content_type = "application/json" if json_output else "text/plain"
         self.consecutive_timeouts = 0
+
+    def settings(self) -> dict[str, Any]:
+        return {"url": self.url, "json_output": self.json_output,
+                "client_options": self.client_options, "retries": self.retries,
+                "max_consecutive_timeouts": self.max_consecutive_timeouts, "echo": self.echo}
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = make_http_client(**self.client_options)
+        return self._client
 
     def write(self, line: str, alert: Any) -> None:
         last: Exception | None = None
@@ -80,4 +99,6 @@ class HttpSink(Sink):
         raise RuntimeError(f"POST {self.url} failed after {attempts} attempts: {last}")
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None

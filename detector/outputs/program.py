@@ -12,6 +12,7 @@ class ProgramSink(Sink):
     """Runs ``sh -c program`` and writes one line per alert to its stdin."""
 
     name = "program"
+    out_of_process = True
 
     def __init__(self, program: str, *, keep_alive: bool = False, buffered: bool = False) -> None:
         self.program = program
@@ -19,6 +20,10 @@ class ProgramSink(Sink):
         self.batches = keep_alive
         self.buffered = buffered
         self._proc: subprocess.Popen[bytes] | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return {"program": self.program, "keep_alive": self.keep_alive,
+                "buffered": self.buffered}
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(["/bin/sh", "-c", self.program], stdin=subprocess.PIPE)

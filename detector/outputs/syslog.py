@@ -17,13 +17,19 @@ class SyslogSink(Sink):
     """Sends ``<PRI>Mmm dd hh:mm:ss falco[pid]: line`` with severity = Falco's priority 0..7."""
 
     name = "syslog"
+    out_of_process = True
 
     def __init__(self, address: str = "/dev/log", *, facility: int = LOG_USER,
-                 ident: str = "falco") -> None:
+                 ident: str = "falco", pid: int = 0) -> None:
         self.address = address
         self.facility = facility
         self.ident = ident
+        self.pid = pid or os.getpid()  # the detector's, also when sent from a child process
         self._sock: socket.socket | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return {"address": self.address, "facility": self.facility, "ident": self.ident,
+                "pid": self.pid}
 
     def _connect(self) -> socket.socket:
         if self.address.startswith("/"):
@@ -39,7 +45,7 @@ class SyslogSink(Sink):
     def write(self, line: str, alert: Any) -> None:
         pri = self.facility * 8 + priority_level(alert.priority)
         stamp = time.strftime("%b %d %H:%M:%S")
-        data = f"<{pri}>{stamp} {self.ident}[{os.getpid()}]: {line}".encode()
+        data = f"<{pri}>{stamp} {self.ident}[{self.pid}]: {line}".encode()
         if self._sock is None:
             self._sock = self._connect()
         try:

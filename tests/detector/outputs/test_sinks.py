@@ -1,18 +1,28 @@
-"""Every output against a real receiver, and a hanging sink that does not delay the others."""
+"""Every output against a real receiver; a hanging sink that does not delay the others; the
+child processes of the http, syslog and program outputs (full pipe, counters, orphans)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from detector.config import load_config
+from detector.metrics import Metrics
 from detector.outputs import Outputs, build_outputs
+from detector.outputs.base import SinkStats
 from detector.outputs.file import FileSink
 from detector.outputs.format import FormatOptions, InternalAlert
-from detector.outputs.http import HttpSink, make_http_client
+from detector.outputs.http import HttpSink
+from detector.outputs.process import ProcessSink
 from detector.outputs.program import ProgramSink
 from detector.outputs.syslog import SyslogSink
 from tests.detector.outputs.conftest import HttpReceiver
@@ -74,7 +84,7 @@ def test_syslog_udp(tmp_path: Path) -> None:
     sock.close()
     assert data.startswith("<10>")  # facility user (1) * 8 + critical (2)
     assert data.endswith(": 12:00:00.000000000: Critical alert 1")
-    assert "falco[" in data
+    assert f"falco[{os.getpid()}]: " in data  # the detector's pid, not its output process's
 
 
 def test_syslog_unix_socket(tmp_path: Path) -> None:
@@ -92,8 +102,8 @@ def test_syslog_unix_socket(tmp_path: Path) -> None:
 
 def test_http_json_with_retries(http_receiver: HttpReceiver) -> None:
     http_receiver.fail_first = 2
-    client = make_http_client(user_agent="falcosecurity/falco")
-    out = Outputs([HttpSink(http_receiver.url, json_output=True, client=client, retries=3)],
+    out = Outputs([HttpSink(http_receiver.url, json_output=True, retries=3,
+                            client_options={"user_agent": "falcosecurity/falco"})],
                   options=FormatOptions(json_output=True))
     out.emit(_alert(7))
     assert http_receiver.got.wait(10)
@@ -108,8 +118,8 @@ def test_http_json_with_retries(http_receiver: HttpReceiver) -> None:
 
 def test_http_gives_up_and_counts_an_error(http_receiver: HttpReceiver) -> None:
     http_receiver.fail_first = 100
-    client = make_http_client(user_agent="ua")
-    out = Outputs([HttpSink(http_receiver.url, json_output=False, client=client, retries=1)],
+    out = Outputs([HttpSink(http_receiver.url, json_output=False, retries=1,
+                            client_options={"user_agent": "ua"})],
                   options=FormatOptions())
     out.emit(_alert())
     _wait(lambda: out.stats().sinks[0].errors == 1)
@@ -127,6 +137,20 @@ def test_program_output_keep_alive(tmp_path: Path) -> None:
                                                for i in range(3)]
 
 
+def test_program_output_reopen_restarts_the_kept_alive_program(tmp_path: Path) -> None:
+    target = tmp_path / "pids.txt"
+    out = Outputs([ProgramSink(f"cat > /dev/null; echo $$ >> {target}", keep_alive=True)],
+                  options=FormatOptions())
+    out.emit(_alert(1))
+    _wait(lambda: out.stats().sinks[0].sent == 1)
+    out.reopen()  # SIGUSR1: the first program gets EOF and ends, even with no alert coming
+    _wait(lambda: target.exists() and len(target.read_text().split()) == 1)
+    out.emit(_alert(2))
+    out.close()
+    pids = target.read_text().split()
+    assert len(pids) == 2 and pids[0] != pids[1]
+
+
 def test_program_output_one_process_per_alert(tmp_path: Path) -> None:
     target = tmp_path / "pids.txt"
     out = Outputs([ProgramSink(f"cat > /dev/null; echo $$ >> {target}")],
@@ -141,9 +165,9 @@ def test_program_output_one_process_per_alert(tmp_path: Path) -> None:
 def test_hanging_sink_does_not_delay_others(tmp_path: Path,
                                              http_receiver: HttpReceiver) -> None:
     http_receiver.gate = threading.Event()  # the receiver accepts but never answers
-    client = make_http_client(user_agent="ua", timeout=60)
     target = tmp_path / "events.txt"
-    out = Outputs([HttpSink(http_receiver.url, json_output=True, client=client, retries=0),
+    out = Outputs([HttpSink(http_receiver.url, json_output=True, retries=0,
+                            client_options={"user_agent": "ua", "timeout": 60}),
                    FileSink(str(target), keep_alive=True)],
                   options=FormatOptions(json_output=True), capacity=5)
     for i in range(50):
@@ -151,11 +175,120 @@ def test_hanging_sink_does_not_delay_others(tmp_path: Path,
         _wait(lambda n=i + 1: target.exists() and target.read_text().count("\n") == n)
     stats = {s.name: s for s in out.stats().sinks}
     assert stats["file"].sent == 50 and stats["file"].dropped == 0
-    assert stats["http"].sent == 0
-    assert stats["http"].dropped >= 44  # capacity 5 (+1 in flight): the rest counted as drops
-    assert out.stats().dropped == stats["http"].dropped
+    assert stats["http"].sent == 0 and stats["http"].dropped == 0
+    assert stats["http"].queued == 50  # waiting in the child's pipe (or in flight)
     http_receiver.gate.set()
     out.close(timeout=10)
+    assert out.stats().sinks[0] == SinkStats("http", sent=50, dropped=0, errors=0, queued=0)
+    assert [json.loads(b)["output_fields"]["evt.num"] for b in http_receiver.bodies] == \
+        list(range(50))
+
+
+def test_full_pipe_drops_and_counts_without_blocking(http_receiver: HttpReceiver) -> None:
+    http_receiver.gate = threading.Event()  # the child's first POST never gets an answer
+    sink = HttpSink(http_receiver.url, json_output=False, retries=0,
+                    client_options={"user_agent": "ua", "timeout": 60})
+    out = Outputs([sink], options=FormatOptions())
+    queue = out.queues[0]
+    assert isinstance(queue, ProcessSink)
+    n = 3 * queue.pipe_size // 2000  # 2 kB alerts: three times what the pipe holds
+    for i in range(n):
+        out.emit(InternalAlert(time=1, rule="r", priority="Warning", output=f"{i} " + "x" * 2000,
+                               output_fields={}, source="syscall", tags=[], hostname="h"))
+    _wait(lambda: http_receiver.attempts == 1)
+    stats = out.stats()
+    http = stats.sinks[0]
+    assert http.dropped > n // 2 and stats.dropped == http.dropped
+    assert http.queued == n - http.dropped and http.sent == 0
+    metrics = Metrics()
+    metrics.outputs = out.stats
+    text = metrics.prometheus()
+    assert f"falcosecurity_falco_outputs_queue_num_drops_total {http.dropped}\n" in text
+    http_receiver.gate.set()
+    out.close(timeout=30)
+    # every frame that was taken arrives whole and in order: none was partly written
+    got = [int(b.split(b" ")[0]) for b in http_receiver.bodies]
+    assert got == sorted(got) and len(got) == n - http.dropped
+    assert all(b.endswith(b" " + b"x" * 2000) for b in http_receiver.bodies)
+    final = out.stats().sinks[0]
+    assert (final.sent, final.errors, final.queued) == (n - http.dropped, 0, 0)
+    assert f'falcosecurity_falco_outputs_sent_total{{output="http"}} {final.sent}\n' in \
+        metrics.prometheus()
+
+
+def test_child_counters_reach_stats(http_receiver: HttpReceiver) -> None:
+    http_receiver.fail_first = 1  # the first alert fails (no retries), the next two arrive
+    out = Outputs([HttpSink(http_receiver.url, json_output=False, retries=0,
+                            client_options={"user_agent": "ua"})], options=FormatOptions())
+    for i in range(3):
+        out.emit(_alert(i))
+    _wait(lambda: out.stats().sinks[0].sent == 2)
+    assert out.stats().sinks[0] == SinkStats("http", sent=2, dropped=0, errors=1, queued=0)
+    pid = out.queues[0].pid  # type: ignore[union-attr]
+    assert pid != os.getpid() and Path(f"/proc/{pid}").exists()
+    assert b"127.0.0.1" not in Path(f"/proc/{pid}/cmdline").read_bytes()  # settings via stdin
+    out.close()
+    assert not _alive(pid)
+
+
+def test_dead_child_drops_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    out = Outputs([ProgramSink(f"cat >> {tmp_path / 'p.txt'}", keep_alive=True)],
+                  options=FormatOptions())
+    queue = out.queues[0]
+    assert isinstance(queue, ProcessSink)
+    os.kill(queue.pid, signal.SIGKILL)  # the output process crashes
+    _wait(lambda: not _alive(queue.pid))
+    for i in range(3):
+        out.emit(_alert(i))  # the detector goes on
+    out.close()
+    assert out.stats().dropped == 3
+    assert "its process exited" in caplog.text
+
+
+_ORPHAN = """
+import sys, time
+from detector.outputs import Outputs
+from detector.outputs.format import FormatOptions, InternalAlert
+from detector.outputs.http import HttpSink
+from detector.outputs.process import ProcessSink
+out = Outputs([HttpSink(sys.argv[1], json_output=False, retries=0,
+                        client_options={"user_agent": "ua", "timeout": 60})],
+              options=FormatOptions())
+if sys.argv[2] == "busy":
+    out.emit(InternalAlert(time=1, rule="r", priority="Warning", output="stuck",
+                           output_fields={}, source="syscall", tags=[], hostname="h"))
+print(out.queues[0].pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie nobody reaped yet counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.parametrize("state", ["busy", "idle"])
+def test_child_exits_when_the_detector_is_killed(http_receiver: HttpReceiver,
+                                                   state: str) -> None:
+    http_receiver.gate = threading.Event()  # busy: the child is blocked in a POST
+    detector = subprocess.Popen([sys.executable, "-c", _ORPHAN, http_receiver.url, state],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert detector.stdout is not None
+        child = int(detector.stdout.readline())
+        if state == "busy":
+            _wait(lambda: http_receiver.attempts == 1)
+        assert _alive(child)
+        detector.kill()  # SIGKILL: no chance to clean up
+        detector.wait()
+        _wait(lambda: not _alive(child))
+    finally:
+        detector.kill()
+        detector.wait()
 
 
 def test_build_outputs_from_config(tmp_path: Path, http_receiver: HttpReceiver) -> None:

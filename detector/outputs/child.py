@@ -1,0 +1,139 @@
+"""The child process of a sink: ``python -m detector.outputs.child READ_FD SHARED_FD``.
+
+Its settings come as JSON on stdin: the sink's name and ``settings()``, the detector's pid.
+Reads frames (see detector.outputs.process) from the pipe, writes them through the same Sink
+as in-process outputs, in batches, and keeps its counters in the shared memory file. It exits
+when the pipe closes (after delivering what is left) or at once when the detector dies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mmap
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from detector.outputs.base import Sink, SinkStats, deliver
+from detector.outputs.process import (
+    CONSUMED,
+    CONSUMED_AT,
+    COUNTS,
+    HEAD,
+    REOPEN,
+    REOPEN_AT,
+    SHARED_SIZE,
+)
+
+log = logging.getLogger("detector.outputs")
+
+_BATCH = 512
+_READ = 64 * 1024
+
+
+@dataclass(slots=True)
+class FrameAlert:
+    """What a frame carries besides the line: the syslog severity 0..7."""
+
+    priority: int
+
+
+def build_sink(name: str, settings: dict[str, Any]) -> Sink:
+    """The sink named ``name``, rebuilt from its ``settings()``."""
+    if name == "http":
+        from detector.outputs.http import HttpSink
+        return HttpSink(**settings)
+    if name == "syslog":
+        from detector.outputs.syslog import SyslogSink
+        return SyslogSink(**settings)
+    if name == "program":
+        from detector.outputs.program import ProgramSink
+        return ProgramSink(**settings)
+    raise ValueError(f"no out-of-process sink named {name!r}")
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit at once when the detector dies, even while a write is blocked."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(0)
+        time.sleep(0.2)
+
+
+def parse_frames(buf: bytearray, limit: int) -> list[tuple[str, Any]]:
+    """Up to ``limit`` complete frames taken off the front of ``buf``."""
+    items: list[tuple[str, Any]] = []
+    pos = 0
+    while len(items) < limit and len(buf) - pos >= HEAD.size:
+        size, level = HEAD.unpack_from(buf, pos)
+        end = pos + HEAD.size + size
+        if end > len(buf):
+            break
+        items.append((buf[pos + HEAD.size:end].decode("utf-8", "replace"), FrameAlert(level)))
+        pos = end
+    del buf[:pos]
+    return items
+
+
+def serve(rfd: int, shared: mmap.mmap, sink: Sink) -> None:
+    """Deliver frames until the pipe is closed."""
+    stats = SinkStats(name=sink.name)
+    reopens = REOPEN.unpack_from(shared, REOPEN_AT)[0]
+    poller = select.poll()
+    poller.register(rfd, select.POLLIN)
+    buf = bytearray()
+    consumed = 0
+    eof = False
+    while True:
+        items = parse_frames(buf, _BATCH)
+        if not items:
+            if eof:
+                return
+            if poller.poll(500):  # idle, it still looks at reopen requests twice a second
+                chunk = os.read(rfd, _READ)
+                consumed += len(chunk)
+                CONSUMED.pack_into(shared, CONSUMED_AT, consumed)  # the parent's free space
+                eof = not chunk
+                buf += chunk
+                items = parse_frames(buf, _BATCH)
+        wanted = REOPEN.unpack_from(shared, REOPEN_AT)[0]
+        if wanted != reopens:
+            reopens = wanted
+            try:
+                sink.reopen()
+            except Exception as err:
+                stats.errors += 1
+                log.warning("output %s: reopen failed: %s", sink.name, err)
+        if items:
+            deliver(sink, items, stats)
+        COUNTS.pack_into(shared, 0, stats.sent, stats.errors)
+
+
+def main(argv: list[str]) -> int:
+    rfd, shared_fd, spec = int(argv[0]), int(argv[1]), json.loads(sys.stdin.buffer.read())
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)  # the detector stops and reopens us through the pipe
+    logging.basicConfig(level=int(spec.get("log_level", logging.WARNING)), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    threading.Thread(target=_watch_parent, args=(int(spec["parent"]),), daemon=True).start()
+    shared = mmap.mmap(shared_fd, SHARED_SIZE)
+    os.close(shared_fd)
+    sink = build_sink(str(spec["sink"]), dict(spec["settings"]))
+    try:
+        serve(rfd, shared, sink)
+    finally:
+        try:
+            sink.close()
+        except Exception as err:
+            log.warning("output %s: close failed: %s", sink.name, err)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
