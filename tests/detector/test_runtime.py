@@ -55,10 +55,24 @@ def test_replay_capture_to_the_end(tmp_path: Path) -> None:
     assert alerts[0]["rule"] == "rule_a" and alerts[0]["priority"] == "Warning"
 
 
-def test_file_output_keeps_up_with_a_saturated_event_loop(tmp_path: Path) -> None:
-    """Every event alerting at full replay speed: the file output's thread still gets the
-    interpreter lock often enough to write every alert (it starved at Python's default switch
-    interval), and the interval is restored afterwards."""
+def test_outputs_get_the_lock_often_while_the_loop_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the CPU-bound event loop runs, the interpreter switches threads every 1 ms (not
+    Python's 5 ms) so output threads are not starved (measured: a file output wrote 18% of
+    60k alerts/s at 5 ms, all of them at 1 ms); the interval is restored afterwards, and every
+    alert of a saturated replay reaches the file."""
+    from detector.outputs.file import FileSink
+    from detector.runtime import SWITCH_INTERVAL
+
+    seen: set[float] = set()
+    write_batch = FileSink.write_batch
+
+    def spy(self: FileSink, items: list[tuple[str, Any]]) -> None:
+        seen.add(sys.getswitchinterval())
+        write_batch(self, items)
+
+    monkeypatch.setattr(FileSink, "write_batch", spy)
     n = 20_000
     capture = tmp_path / "c.jsonl"
     with CaptureWriter(str(capture)) as w:
@@ -67,12 +81,13 @@ def test_file_output_keeps_up_with_a_saturated_event_loop(tmp_path: Path) -> Non
     rules = tmp_path / "r.yaml"
     rules.write_text(RULE_A)
     cfg = _config(tmp_path, rules, "engine.kind=replay",
-                  f"engine.replay.capture_file={capture}", "output_timeout=30")
+                  f"engine.replay.capture_file={capture}", "output_timeout=30",
+                  f"outputs_queue.capacity={n}")
     before = sys.getswitchinterval()
     result = Runtime(cfg, watch=False).run()
     assert sys.getswitchinterval() == before
-    assert result.alerts == n
-    assert result.output_drops == 0
+    assert seen == {SWITCH_INTERVAL} and SWITCH_INTERVAL <= 0.001
+    assert (result.alerts, result.output_drops) == (n, 0)
     assert len(_alerts(tmp_path)) == n
 
 
