@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -185,10 +185,9 @@ def parse_duration(text: str) -> float:
 
 
 def read_config_file(
-    path: Path, *, create: bool = True, keep_case: bool = False
+    path: Path, *, create: bool = True
 ) -> dict[str, Any]:
-    """The file's content with lower-cased keys (as written with ``keep_case``); created with
-    defaults (dir 0700) when missing."""
+    """The file's content with lower-cased keys; created with defaults (dir 0700) when missing."""
     import yaml
 
     from falcoctl_py.textio import dump_yaml, write_atomic
@@ -221,8 +220,6 @@ def read_config_file(
         return {}
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping", path=str(path))
-    if keep_case:
-        return data
     lowered: dict[str, Any] = _lower_keys(data)
     return lowered
 
@@ -503,16 +500,30 @@ def load_config(
 # writing
 
 
-def _write_file(path: Path, data: Mapping[str, Any]) -> None:
-    from falcoctl_py.textio import dump_yaml, write_atomic
+def _edit_file(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Apply ``change`` to the config file's mapping and rewrite it atomically, keeping its
+    comments, key order, spellings and mode (created with defaults first when missing)."""
+    import io
 
-    mode = 0o644
+    from ruamel.yaml.error import YAMLError
+
+    from falcoctl_py.textio import roundtrip_yaml, write_atomic
+
+    read_config_file(path, create=True)  # creates it, and reports malformed YAML clearly
+    y = roundtrip_yaml()
     try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = y.load(path.read_text(encoding="utf-8"))
+    except (OSError, YAMLError) as err:
+        raise ConfigError(f"cannot read: {err}", path=str(path)) from err
+    if data is None:
+        from ruamel.yaml.comments import CommentedMap
+
+        data = CommentedMap()
+    change(data)
+    out = io.StringIO()
+    y.dump(data, out)
     try:
-        write_atomic(path, dump_yaml(dict(data)).encode(), mode=mode)
+        write_atomic(path, out.getvalue().encode(), mode=path.stat().st_mode & 0o777)
     except OSError as err:
         raise ConfigError(f"cannot write: {err.strerror}", path=str(path)) from err
 
@@ -532,31 +543,37 @@ def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def save_indexes(path: Path, indexes: list[IndexRef]) -> None:
-    """Replace ``indexes:`` in the config file (other keys and their spelling kept), atomically."""
-    data = read_config_file(path, create=True, keep_case=True)
-    data[_key(data, "indexes")] = [
-        {"name": i.name, "url": i.url, "backend": i.backend} for i in indexes
-    ]
-    _write_file(path, data)
+    """Replace ``indexes:`` in the config file (comments, other keys and spellings kept)."""
+
+    def change(data: dict[str, Any]) -> None:
+        data[_key(data, "indexes")] = [
+            {"name": i.name, "url": i.url, "backend": i.backend} for i in indexes
+        ]
+
+    _edit_file(path, change)
 
 
 def add_gcp_registry(path: Path, registry: str) -> None:
     """Append ``{registry: ...}`` to ``registry.auth.gcp`` unless present, atomically."""
-    data = read_config_file(path, create=True, keep_case=True)
-    auth = _section(_section(data, "registry"), "auth")
-    name = _key(auth, "gcp")
-    gcp = auth.get(name) or []
-    if not any((g.get("registry") if isinstance(g, dict) else g) == registry for g in gcp):
-        gcp.append({"registry": registry})
-    auth[name] = gcp
-    _write_file(path, data)
+
+    def change(data: dict[str, Any]) -> None:
+        auth = _section(_section(data, "registry"), "auth")
+        name = _key(auth, "gcp")
+        gcp = auth.get(name) or []
+        if not any((g.get("registry") if isinstance(g, dict) else g) == registry for g in gcp):
+            gcp.append({"registry": registry})
+        auth[name] = gcp
+
+    _edit_file(path, change)
 
 
 def save_driver(path: Path, driver: Mapping[str, Any]) -> None:
     """Replace ``driver:`` in the config file, atomically."""
-    data = read_config_file(path, create=True, keep_case=True)
-    data[_key(data, "driver")] = dict(driver)
-    _write_file(path, data)
+
+    def change(data: dict[str, Any]) -> None:
+        data[_key(data, "driver")] = dict(driver)
+
+    _edit_file(path, change)
 
 
 def read_file_indexes(path: Path) -> list[IndexRef]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from falcoctl_py.errors import ConfigError
-from falcoctl_py.textio import write_atomic
+from falcoctl_py.textio import roundtrip_yaml, write_atomic
 
 # Falco's default rules_files: kept when the key is created, so adding a file does not drop them.
 FALCO_DEFAULT_RULES_FILES = (
@@ -38,16 +38,6 @@ class FalcoConfigUpdate:
     def changed(self) -> bool:
         return bool(self.added_rules_files or self.added_plugins or self.updated_plugins
                      or self.added_load_plugins)
-
-
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    y = YAML(typ="rt")
-    y.preserve_quotes = True
-    y.width = 4096
-    y.indent(mapping=2, sequence=4, offset=2)
-    return y
 
 
 def _seq(doc: Any, key: str, default: Sequence[str] = ()) -> Any:
@@ -78,7 +68,7 @@ def _load(path: Path) -> tuple[Any, Any]:
     from ruamel.yaml.comments import CommentedMap
     from ruamel.yaml.error import YAMLError
 
-    y = _yaml()
+    y = roundtrip_yaml()
     try:
         text = path.read_text("utf-8")
     except OSError as err:

@@ -16,6 +16,17 @@ def dump_yaml(value: Any) -> str:
     return str(yaml.safe_dump(value, sort_keys=False, default_flow_style=False))
 
 
+def roundtrip_yaml() -> Any:
+    """A YAML handler that keeps comments, key order and quoting when a file is rewritten."""
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 4096
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temporary file on the same filesystem and a rename.
 

@@ -99,6 +99,29 @@ def test_add_writes_cache_and_config(isolated_home: Path, file_server: FileServe
     assert names == ["falcosecurity", "mine"]
 
 
+def test_add_and_remove_keep_the_config_files_comments(
+    isolated_home: Path, file_server: FileServer
+) -> None:
+    config_path = isolated_home / "falcoctl.yaml"
+    config_path.write_text(
+        "# managed by ops: do not drop this line\n"
+        "indexes: []\n"
+        "artifact:\n"
+        "  allowedTypes: [rulesfile]  # plugins come from the image\n"
+    )
+    config_path.chmod(0o600)
+    url = serve(file_server, "index.yaml", index_text("a"))
+    add_index(config_path=config_path, name="mine", url=url)
+    text = config_path.read_text()
+    assert "# managed by ops: do not drop this line" in text
+    assert "# plugins come from the image" in text and "allowedTypes" in text
+    assert [i.name for i in load_config(config_path).indexes] == ["mine"]
+    assert config_path.stat().st_mode & 0o777 == 0o600
+    remove_indexes(config_path=config_path, names=["mine"])
+    assert "# plugins come from the image" in config_path.read_text()
+    assert load_config(config_path).indexes == []
+
+
 def test_add_existing_name_updates_the_url(isolated_home: Path, file_server: FileServer) -> None:
     config_path = isolated_home / "falcoctl.yaml"
     old = serve(file_server, "old.yaml", index_text("a"))
