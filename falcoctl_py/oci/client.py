@@ -147,7 +147,7 @@ def _registry_error(resp: httpx.Response) -> str:
         body = resp.json()
         err = body["errors"][0]
         text = f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")
-    except Exception:
+    except (ValueError, LookupError, TypeError, AttributeError):  # not an OCI error body
         return ""
     return " ".join(text.split())[:200]
 
@@ -489,7 +489,7 @@ class RegistryClient:
                 import json
 
                 media_type = str(json.loads(data).get("mediaType", media_type))
-            except Exception:
+            except (ValueError, AttributeError):  # not a JSON object: keep the header's type
                 pass
         return ManifestResult(data=data, media_type=media_type, digest=digest)
 
