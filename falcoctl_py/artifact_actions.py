@@ -8,6 +8,7 @@ give arrives here as ``None`` and falls back to the environment, then the config
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -234,11 +235,11 @@ def _update_falco_config(path: Path, result: InstallResult) -> FalcoConfigUpdate
 
     rules: list[str] = []
     plugins: dict[str, str] = {}
-    for item in result.artifacts:
+    for item in result.artifacts:  # absolute: Falco does not resolve against our cwd
         if item.type == "rulesfile":
-            rules.extend(f for f in item.files if f.endswith((".yaml", ".yml")))
+            rules.extend(os.path.abspath(f) for f in item.files if f.endswith((".yaml", ".yml")))
         elif item.type == "plugin":
-            libs = [f for f in item.files if f.endswith(".so")]
+            libs = [os.path.abspath(f) for f in item.files if f.endswith(".so")]
             if libs:
                 plugins[item.name] = libs[0]
     return update_falco_config(path, rules, plugins)

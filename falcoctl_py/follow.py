@@ -244,6 +244,8 @@ class RefFollower:
         cand = node.payload
         if not needs_versions(cand.config, cand.artifact_type):
             return True
+        if self.owner.watcher is None:  # no /versions source (--falco-versions ""): no checks
+            return True
         versions = self.owner.versions_refresh()
         if versions is None:
             self.waiting.set()

@@ -341,7 +341,7 @@ def _conflict(
     return DependencyError(
         f"cannot satisfy dependencies: {requirer.label} requires {dep.name}>={dep.version} "
         f"(same major) but {other} requires {target.label}",
-        hint="install versions that agree on the major version, or use --resolve-deps=false",
+        hint="install versions that agree on the major version, or use --no-resolve-deps",
     )
 
 
@@ -357,7 +357,7 @@ def _fetch_latest(
         raise NotFoundError(
             f"{requirer.label} depends on {dep.name}:{dep.version}, "
             "which is in no configured index",
-            hint="add an index that lists it, or use --resolve-deps=false",
+            hint="add an index that lists it, or use --no-resolve-deps",
         )
     repo = Reference(entry.registry, entry.repository)
     tags = list_tags(repo.name)
@@ -366,7 +366,7 @@ def _fetch_latest(
         raise NotFoundError(
             f"{requirer.label} depends on {dep.name}>={dep.version} (same major), "
             f"but {repo.name} has no such tag",
-            hint="publish a compatible version, or use --resolve-deps=false",
+            hint="publish a compatible version, or use --no-resolve-deps",
         )
     aref = ArtifactRef(f"{dep.name}:{tag}", repo.with_tag(tag), entry)
     name, version, deps, payload = fetch(aref)

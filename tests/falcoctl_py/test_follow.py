@@ -115,6 +115,16 @@ def test_incompatible_update_is_skipped_once_and_not_refetched(
     assert rules(env) == RULE_V2
 
 
+def test_no_versions_source_means_no_requirement_checks(env: FollowEnv) -> None:
+    """``--falco-versions ""``: nothing to check requirements against, so they are not checked."""
+    env.push(
+        "app-rules", "2.0.0", {"app_rules.yaml": RULE_V2}, requires=["engine_version_semver:0.99.0"]
+    )
+    follower = env.follower("app-rules")
+    assert follower.tick()[0].status == "updated"
+    assert rules(env) == RULE_V2
+
+
 def test_rules_needing_a_newer_loaded_plugin_are_skipped(
     env: FollowEnv, detector: VersionsServer
 ) -> None:

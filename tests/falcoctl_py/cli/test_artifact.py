@@ -206,3 +206,23 @@ def test_install_update_config_refuses_a_broken_file_before_installing(
     assert "falco.yaml" in run.stderr and "not valid YAML" in run.stderr
     assert not (tmp_path / "rules").exists()  # nothing installed
     assert falco_yaml.read_text() == "rules_files: [unclosed\n"
+
+
+def test_install_update_config_writes_absolute_paths(
+    setup: tuple[Registry, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, config = setup
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "falco.yaml").write_text("rules_files: []\n")
+    run = run_config(
+        capsys, config, "artifact", "install", "app-rules:^1", "--plain-http",
+        "--platform", "linux/amd64", "--rulesfiles-dir", "rel-rules", "--plugins-dir",
+        "rel-plugins", "--state-dir", "rel-state", "--update-config", "falco.yaml",
+    )
+    assert run.code == 0, run.stderr
+    doc = yaml.safe_load((tmp_path / "falco.yaml").read_text())
+    assert doc["rules_files"] == [str(tmp_path / "rel-rules" / "app_rules.yaml")]
+    assert doc["plugins"][0]["library_path"] == str(tmp_path / "rel-plugins" / "libjson.so")
