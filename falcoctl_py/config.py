@@ -271,15 +271,20 @@ def _str_list(value: Any, where: str) -> list[str]:
     return [str(v) for v in value]
 
 
-def _bool(value: Any, where: str) -> bool:
+def parse_bool(
+    value: Any, where: str, *, also_true: frozenset[str] = frozenset(),
+    also_false: frozenset[str] = frozenset(),
+) -> bool:
+    """A boolean as Go's ParseBool reads it (1, t, true, 0, f, false, any case), plus extras."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in _TRUE:
+    if text in _TRUE or text in also_true:
         return True
-    if text in _FALSE:
+    if text in _FALSE or text in also_false:
         return False
     raise ConfigError(f"{where} must be true or false, not {str(value)!r}")
+
 
 
 def _str(value: Any, where: str) -> str:
@@ -409,7 +414,9 @@ def _install(data: Mapping[str, Any], env: Mapping[str, str]) -> InstallConfig:
     resolve = _scalar(data, env, p + "resolvedeps")
     return InstallConfig(
         refs=_list(data, env, p + "refs", sep=";"),
-        resolve_deps=True if resolve is None else _bool(resolve, "artifact.install.resolveDeps"),
+        resolve_deps=(
+            True if resolve is None else parse_bool(resolve, "artifact.install.resolveDeps")
+        ),
         rulesfiles_dir=_path(data, env, p + "rulesfilesdir", DEFAULT_RULESFILES_DIR),
         plugins_dir=_path(data, env, p + "pluginsdir", DEFAULT_PLUGINS_DIR),
         assets_dir=_path(data, env, p + "assetsdir", DEFAULT_ASSETS_DIR),
@@ -476,7 +483,9 @@ def config_from_data(
             registry=_registry(data, env),
             artifact=ArtifactConfig(
                 allowed_types=_allowed_types(data, env),
-                no_verify=False if no_verify is None else _bool(no_verify, "artifact.noVerify"),
+                no_verify=(
+                    False if no_verify is None else parse_bool(no_verify, "artifact.noVerify")
+                ),
                 install=_install(data, env),
                 follow=_follow(data, env),
             ),

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from falcoctl_py.config import parse_bool
 from falcoctl_py.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-_TRUE = {"1", "t", "true", "yes"}
-_FALSE = {"0", "f", "false", "no", ""}
+# cosign's index fields and noVerify also accept yes/no, and an empty value as false.
+_ALSO_TRUE = frozenset({"yes"})
+_ALSO_FALSE = frozenset({"no", ""})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +56,10 @@ class CosignPolicy:
 
 
 def _bool(value: object, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigError(f"{where}: {value!r} is not a boolean")
+    try:
+        return parse_bool(value, where, also_true=_ALSO_TRUE, also_false=_ALSO_FALSE)
+    except ConfigError:
+        raise ConfigError(f"{where}: {value!r} is not a boolean") from None
 
 
 def _regexp(value: str, where: str) -> str:
