@@ -5,7 +5,8 @@ set -euo pipefail
 mode="${1:-run}"
 pkgs=(python3 python3-venv python3-dev python3-bpfcc linux-headers-amd64 gcc make ca-certificates)
 if [ "$mode" = test ]; then
-  pkgs+=(docker-registry skopeo podman runc busybox-static apache2-utils iproute2 util-linux)
+  pkgs+=(docker-registry skopeo podman runc catatonit busybox-static apache2-utils iproute2 util-linux
+        containerd docker.io debootstrap strace)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
