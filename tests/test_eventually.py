@@ -13,5 +13,5 @@ def test_returns_first_truthy_value() -> None:
 
 
 def test_reports_what_it_waited_for() -> None:
-    with pytest.raises(NotYet, match="the file not reached within 0.1 s"):
+    with pytest.raises(NotYet, match=r"the file not reached within 0\.1 s"):
         eventually(lambda: None, timeout=0.1, what="the file")
