@@ -269,7 +269,7 @@ class _Gen:
             k = self.const(glob_regex(plan.consts[0], casefold=fold).fullmatch)
             return f"({k}({v}) is not None)"
         if op == "regex":
-            return f"({self.const(plan.consts[0].fullmatch)}({v}) is not None)"
+            return f"{self.const(plan.consts[0].fullmatch)}({v})"
         raise AssertionError(f"unknown operator {op}")
 
     def _fold(self, plan: CheckPlan) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from detector.rules import fields_render
 from detector.rules.ast import Expr
@@ -26,7 +26,11 @@ from detector.rules.fields import (
     MappingProvider,
 )
 from detector.rules.plan import Operand
+from falcoctl_py.bounded import InputLimitError, Limits, loads_json
 from falcoctl_py.errors import FalcoctlPyError
+
+# One request line: a condition and its field values (a field list nests two levels).
+_REQUEST_LIMITS = Limits(max_bytes=4 * 1024 * 1024, max_depth=16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,11 @@ def _scalar(raw: Any, ftype: str, field: str) -> Any:
     if isinstance(raw, dict):
         if set(raw) != {"bytes_hex"}:
             raise FieldValueError(f"field {field}: unsupported value {json.dumps(raw)}")
-        data = bytes.fromhex(str(raw["bytes_hex"]))
+        try:
+            data = bytes.fromhex(str(raw["bytes_hex"]))
+        except ValueError:
+            raise FieldValueError(f"field {field}: bytes_hex is not an even run of hex digits",
+                                  hint='write bytes as {"bytes_hex": "414243"}') from None
         return data if ftype in BYTES_TYPES else data.decode("utf-8", "surrogateescape")
     if ftype == "BOOL":
         if isinstance(raw, bool):
@@ -78,8 +86,9 @@ def _scalar(raw: Any, ftype: str, field: str) -> Any:
             raise FieldValueError(f"field {field} is numeric, got {raw!r}")
         try:
             return float(raw) if ftype == "DOUBLE" else int(raw)
-        except ValueError:
-            raise FieldValueError(f"field {field} is numeric, got {raw!r}") from None
+        except (ValueError, OverflowError):  # not a number, too many digits, infinite
+            shown = raw if len(str(raw)) <= 40 else f"{str(raw)[:40]}..."
+            raise FieldValueError(f"field {field} is numeric, got {shown!r}") from None
     if ftype in IP_TYPES or ftype in NET_TYPES:
         ip = fields_render.ip_value(str(raw))
         if ip is None:
@@ -144,21 +153,39 @@ def eval_condition(*, condition: str, fields: Mapping[str, Any]) -> EvalResult:
         return EvalResult(False, None, "condition nested too deeply")
 
 
-def eval_lines(lines: Iterable[str]) -> Iterator[EvalResult]:
-    """``rules eval --batch``: one JSON request per line in, one result per line out."""
-    for line in lines:
+def eval_lines(lines: Iterable[str | bytes] | TextIO) -> Iterator[EvalResult]:
+    """``rules eval --batch``: one JSON request per line in, one result per line out.
+
+    A bad line (not UTF-8, not JSON, too deep, wrong shape, a value of the wrong type) gives an
+    error result naming its line number, and the next lines are still evaluated. Given a text
+    stream (stdin), its bytes are read so that a line that is not UTF-8 is one error too.
+    """
+    source: Iterable[str | bytes] = getattr(lines, "buffer", lines)
+    for number, line in enumerate(source, 1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield EvalResult(False, None, f"line {number}: not UTF-8 text ({exc.reason} at "
+                                              f"byte {exc.start})")
+                continue
         if not line.strip():
             continue
-        try:
-            req = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield EvalResult(False, None, f"invalid JSON request: {exc}")
-            continue
-        if not isinstance(req, dict) or not isinstance(req.get("condition"), str):
-            yield EvalResult(False, None, 'each line must be {"condition": str, "fields": {...}}')
-            continue
-        flds = req.get("fields") or {}
-        if not isinstance(flds, dict):
-            yield EvalResult(False, None, '"fields" must be an object of field -> value')
-            continue
-        yield eval_condition(condition=req["condition"], fields=flds)
+        res = _eval_request(line)
+        yield res if res.ok else EvalResult(False, None, f"line {number}: {res.error}")
+
+
+def _eval_request(line: str) -> EvalResult:
+    """One ``--batch`` line evaluated, or its error."""
+    try:
+        req = loads_json(line, where="", limits=_REQUEST_LIMITS)
+    except json.JSONDecodeError as exc:
+        return EvalResult(False, None, f"invalid JSON request: {exc}")
+    except InputLimitError as exc:
+        return EvalResult(False, None, str(exc))
+    if not isinstance(req, dict) or not isinstance(req.get("condition"), str):
+        return EvalResult(False, None, 'each line must be {"condition": str, "fields": {...}}')
+    flds = req.get("fields") or {}
+    if not isinstance(flds, dict):
+        return EvalResult(False, None, '"fields" must be an object of field -> value')
+    return eval_condition(condition=req["condition"], fields=flds)

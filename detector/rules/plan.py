@@ -7,7 +7,6 @@ rules) is raised here, once, whichever evaluator runs the condition.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ from detector.rules.fields import (
     FieldDef,
     Provider,
 )
+from detector.rules.regex import Regex, RegexError
 from detector.rules.values import (
     LIST_OPS,
     TRANSFORMS,
@@ -139,10 +139,10 @@ def plan_check(node: BinaryCheck | UnaryCheck, provider: Provider) -> CheckPlan:
     return CheckPlan(left, base, modifier or None, consts, None, is_net)
 
 
-def _regex(text: str, pos: object) -> re.Pattern[str]:
+def _regex(text: str, pos: object) -> Regex:
     try:
-        return re.compile(text, re.DOTALL)
-    except re.error as exc:
+        return Regex(text)
+    except RegexError as exc:
         raise CompileError(f"filter error: invalid regular expression '{text}': {exc}",
                            pos=pos) from None
 

@@ -90,7 +90,7 @@ class Reader(Decoder):
         except YamlError as exc:
             m = exc.mark
             ctx = (Location("rules content", "", self.path, m.line, m.column, m.offset),)
-            self.errors.append(LoadMessage("LOAD_ERR_YAML_PARSE", str(exc), ctx))
+            self.errors.append(LoadMessage("LOAD_ERR_YAML_PARSE", str(exc), ctx, hint=exc.hint))
             return
         for doc in docs:
             if doc is None:

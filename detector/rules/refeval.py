@@ -141,7 +141,7 @@ def compare(op: str, v: Any, c: Any, plan: CheckPlan) -> bool:
     if op == "iglob":
         return glob_regex(c, casefold=True).fullmatch(v) is not None
     if op == "regex":
-        return c.fullmatch(v) is not None
+        return bool(c.fullmatch(v))
     raise AssertionError(f"unknown operator {op}")
 
 

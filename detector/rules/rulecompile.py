@@ -18,23 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detector.rules.ast import (
-    And,
     BinaryCheck,
     Expr,
     FieldRef,
-    Identifier,
-    Not,
-    Or,
     Transformer,
     UnaryCheck,
     ValueNode,
     walk,
 )
-from detector.rules.collector import Collector, MacroDef, RuleDef
+from detector.rules.collector import Collector, RuleDef
 from detector.rules.compiler import compile_rule_condition
 from detector.rules.errors import ConditionSyntaxError
 from detector.rules.fields import EVENT, Provider
 from detector.rules.loadresult import LoadFailure, LoadMessage, Location
+from detector.rules.macros import EXPANSION_LIMITS, ExpansionLimits, MacroError, MacroResolver
 from detector.rules.parser import parse
 from detector.rules.rewrite import exception_condition, resolve_list
 from falcoctl_py.errors import FalcoctlPyError
@@ -79,56 +76,6 @@ class CompileOutput:
     lists: dict[str, list[str]] = field(default_factory=dict)
 
 
-class MacroResolver:
-    """Replaces macro identifiers with macro trees, with Falco's visibility rules."""
-
-    def __init__(self, macros: dict[str, MacroDef], trees: dict[str, Expr]) -> None:
-        self.macros = macros
-        self.trees = trees
-        self.resolved: dict[str, Expr] = {}
-
-    def resolve(self, node: Expr, visibility: int | None, stack: tuple[str, ...] = ()) -> Expr:
-        if isinstance(node, Identifier):
-            return self._macro(node.name, visibility, stack)
-        if isinstance(node, (And, Or)):
-            kids = tuple(self.resolve(c, visibility, stack) for c in node.children)
-            if all(a is b for a, b in zip(kids, node.children, strict=True)):
-                return node
-            return type(node)(kids, node.pos)
-        if isinstance(node, Not):
-            child = self.resolve(node.child, visibility, stack)
-            return node if child is node.child else Not(child, node.pos)
-        return node
-
-    def _macro(self, name: str, visibility: int | None, stack: tuple[str, ...]) -> Expr:
-        m = self.macros.get(name)
-        if m is None or name not in self.trees or (visibility is not None
-                                                   and m.index >= visibility):
-            raise _Undefined(name)
-        if name in stack:
-            raise _Loop(name)
-        m.used = True
-        done = self.resolved.get(name)
-        if done is None:
-            done = self.resolve(self.trees[name], m.visibility, (*stack, name))
-            self.resolved[name] = done
-        return done
-
-
-def _short(name: str) -> str:
-    return name if len(name) <= 100 else name[:100] + "..."
-
-
-class _Undefined(Exception):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"Undefined macro '{_short(name)}' used in filter.")
-
-
-class _Loop(Exception):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"reference loop in macro '{name}'")
-
-
 @dataclass(slots=True)
 class Compiler:
     """Compiles a collector's definitions; errors stop it unless ``collect``."""
@@ -142,6 +89,7 @@ class Compiler:
     errors: list[LoadMessage] = field(default_factory=list)
     warnings: list[LoadMessage] = field(default_factory=list)
     snippet: Callable[[Ctx], str] = lambda ctx: ""
+    limits: ExpansionLimits = EXPANSION_LIMITS
 
     def warn(self, code: str, message: str, ctx: Ctx) -> None:
         self.warnings.append(LoadMessage(code, message, ctx, self.snippet(ctx)))
@@ -171,15 +119,26 @@ class Compiler:
                     items.extend(ref.items)
                 else:
                     items.append(item)
+            if len(items) > self.limits.max_list_items:
+                self.error(LoadFailure(
+                    "LOAD_ERR_VALIDATE", f"List '{lst.name}' expands to {len(items)} items, over "
+                    f"the limit of {self.limits.max_list_items}", lst.ctx,
+                    "a list naming other lists repeats their items: name each list once"))
+                items = list(lst.items)
             expanded[lst.name] = items
         return expanded
 
-    def substitute(self, cond: str, lists: dict[str, list[str]]) -> str:
+    def substitute(self, cond: str, lists: dict[str, list[str]], ctx: Ctx) -> str:
         for name, items in lists.items():
             if name in cond:
                 cond, used = resolve_list(cond, name, items)
                 if used:
                     self.col.lists[name].used = True
+                if len(cond) > self.limits.max_condition_chars:
+                    limit = self.limits.max_condition_chars
+                    raise LoadFailure("LOAD_ERR_VALIDATE", f"The condition is over {limit} "
+                                      f"characters once list '{name}' is substituted", ctx,
+                                      "use the list fewer times, or shorter lists")
         return cond
 
     def parse(self, text: str, ctx: Ctx) -> Expr:
@@ -199,17 +158,18 @@ class Compiler:
         trees: dict[str, Expr] = {}
         for m in self.col.macros.values():
             try:
-                trees[m.name] = self.parse(self.substitute(m.cond, lists), m.cond_ctx)
+                trees[m.name] = self.parse(self.substitute(m.cond, lists, m.ctx), m.cond_ctx)
             except LoadFailure as exc:
                 self.error(exc)
-        resolver = MacroResolver(self.col.macros, trees)
+        resolver = MacroResolver(self.col.macros, trees, self.limits)
         for m in self.col.macros.values():
             if m.name not in trees:
                 continue
             try:
-                out.macros[m.name] = resolver.resolve(trees[m.name], m.visibility, (m.name,))
-            except (_Undefined, _Loop) as exc:
-                self.error(LoadFailure("LOAD_ERR_VALIDATE", str(exc), m.ctx))
+                out.macros[m.name] = resolver.resolve_checked(m.name, "macro", trees[m.name],
+                                                              m.visibility, (m.name,))
+            except MacroError as exc:
+                self.error(LoadFailure("LOAD_ERR_VALIDATE", str(exc), m.ctx, exc.hint))
         for r in self.col.rules.values():
             if r.unknown_source:
                 continue
@@ -234,12 +194,12 @@ class Compiler:
         cond, ex_fields = r.cond, set[str]()
         if r.exceptions:
             cond, ex_fields = exception_condition(r.cond, r.exceptions)
-        cond = self.substitute(cond, lists)
+        cond = self.substitute(cond, lists, r.ctx)
         tree = self.parse(cond, r.cond_ctx)
         try:
-            tree = resolver.resolve(tree, None)
-        except (_Undefined, _Loop) as exc:
-            raise LoadFailure("LOAD_ERR_VALIDATE", str(exc), r.ctx) from None
+            tree = resolver.resolve_checked(r.name, "rule", tree, None)
+        except MacroError as exc:
+            raise LoadFailure("LOAD_ERR_VALIDATE", str(exc), r.ctx, exc.hint) from None
         self.deprecation_warnings(tree, r)
         provider = self.providers.get(r.source or "syscall", EVENT)
         output = r.output

@@ -144,31 +144,41 @@ def parse_const(text: str, ftype: str, op: str, *, field: str = "", pos: object 
 
 
 def glob_regex(pattern: str, *, casefold: bool = False) -> re.Pattern[str]:
-    """``fnmatch(3)`` semantics (flags 0): ``*`` crosses ``/``, ``[!x]``, backslash escapes."""
-    out: list[str] = []
+    """``fnmatch(3)`` semantics (flags 0): ``*`` crosses ``/``, ``[!x]``, backslash escapes.
+
+    Every part between two ``*`` matches a fixed number of characters, so its leftmost place
+    is always the right one: each is put in an atomic group after a lazy ``.*?``. The match
+    then never backtracks into an earlier part and takes time linear in the value per part
+    (``*a*a*a*a*b`` against a long run of ``a`` would otherwise take minutes).
+    """
+    parts: list[list[str]] = [[]]  # the pattern split at each "*": one regex per character
     i, n = 0, len(pattern)
     while i < n:
         ch = pattern[i]
         i += 1
         if ch == "*":
-            out.append(".*")
+            parts.append([])
         elif ch == "?":
-            out.append(".")
+            parts[-1].append(".")
         elif ch == "\\":
             if i < n:
-                out.append(re.escape(pattern[i]))
+                parts[-1].append(re.escape(pattern[i]))
                 i += 1
             else:
-                out.append(re.escape("\\"))
+                parts[-1].append(re.escape("\\"))
         elif ch == "[":
             cls, end = _bracket(pattern, i)
             if cls is None:
-                out.append(re.escape("["))
+                parts[-1].append(re.escape("["))
             else:
-                out.append(cls)
+                parts[-1].append(cls)
                 i = end
         else:
-            out.append(re.escape(ch))
+            parts[-1].append(re.escape(ch))
+    out = ["".join(parts[0])]
+    if len(parts) > 1:
+        out.extend(f"(?>.*?{''.join(mid)})" for mid in parts[1:-1] if mid)
+        out.append(".*" + "".join(parts[-1]))
     flags = re.DOTALL | (re.IGNORECASE | re.ASCII if casefold else 0)
     return re.compile("".join(out), flags)
 
@@ -188,13 +198,16 @@ def _bracket(pat: str, i: int) -> tuple[str | None, int]:
             ch = pat[j]
         if j + 2 < len(pat) and pat[j + 1] == "-" and pat[j + 2] != "]":
             hi = pat[j + 2]
-            items.append(re.escape(ch) + "-" + re.escape(hi))
+            if ch <= hi:  # a reversed range (``[z-a]``) matches no character
+                items.append(re.escape(ch) + "-" + re.escape(hi))
             j += 3
             continue
         items.append(re.escape(ch))
         j += 1
     if j >= len(pat):
         return None, i
+    if not items:
+        return ("." if negate else "(?!)"), j + 1
     return "[" + ("^" if negate else "") + "".join(items) + "]", j + 1
 
 

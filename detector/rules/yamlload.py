@@ -5,13 +5,21 @@ ports become integers). Here every scalar stays the text it was written as (a :c
 sequences and maps are :class:`YList` / :class:`YMap`, and each carries its YAML mark
 (0-based line and column, offset). Plain empty scalars, ``~`` and ``null`` are nulls, as
 yaml-cpp reads them (``YStr.is_null``).
+
+The text is bounded before libyaml's recursive composer sees it
+(:func:`falcoctl_py.bounded.check_yaml`: size, nesting depth, aliases) and the composed graph
+after (:func:`~falcoctl_py.bounded.check_expansion`: nodes with aliases expanded), so a deep or
+alias-bombed file is a located load error, never a crash.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import yaml
+
+from falcoctl_py.bounded import DEFAULT_LIMITS, InputLimitError, Limits, check_expansion, check_yaml
 
 try:  # libyaml's composer is several times faster when present
     from yaml import CBaseLoader as _Loader
@@ -26,6 +34,7 @@ _MESSAGES = (
     ("found character that cannot start any token", "unknown token"),
 )
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
+_LIMIT_LINE = re.compile(r"\(line (\d+)\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +73,12 @@ class YMap(dict[str, object]):
 
 
 class YamlError(Exception):
-    """The text is not valid YAML; ``mark`` says where."""
+    """The text is not valid YAML (or over a limit); ``mark`` says where, ``hint`` how to fix."""
 
-    def __init__(self, message: str, mark: Mark) -> None:
+    def __init__(self, message: str, mark: Mark, hint: str = "") -> None:
         super().__init__(message)
         self.mark = mark
+        self.hint = hint
 
 
 def _mark(m: yaml.Mark | None) -> Mark:
@@ -104,10 +114,25 @@ def _convert(node: yaml.Node, seen: dict[int, object]) -> object:
     return out
 
 
-def load_documents(text: str) -> list[object]:
-    """Every YAML document of ``text`` (``None`` for an empty one); raises :class:`YamlError`."""
+def _limit_error(exc: InputLimitError) -> YamlError:
+    found = _LIMIT_LINE.search(str(exc))
+    line = int(found.group(1)) - 1 if found else 0
+    hint = exc.hint or "rules files nest a few levels deep and use few aliases; fix the file"
+    return YamlError(str(exc), Mark(max(line, 0)), hint)
+
+
+def load_documents(text: str, *, limits: Limits = DEFAULT_LIMITS) -> list[object]:
+    """Every YAML document of ``text`` (``None`` for an empty one); raises :class:`YamlError`.
+
+    ``limits`` bound the text's size, nesting depth, aliases and expanded node count.
+    """
     try:
+        check_yaml(text, where="", limits=limits)
         nodes = list(yaml.compose_all(text, Loader=_Loader))
+        for node in nodes:
+            check_expansion(node, where="", limits=limits)
+    except InputLimitError as exc:
+        raise _limit_error(exc) from None
     except yaml.MarkedYAMLError as exc:
         mark = _mark(exc.problem_mark or exc.context_mark)
         problem = exc.problem or exc.context or "invalid YAML"
