@@ -31,13 +31,13 @@ bench: install-test
 	$(PY) -m bench
 
 conformance: install
-	$(PY) -m detector.rules.conformance $(SHARED)/conformance $(SHARED)/falco-rules
+	$(PY) -m tools.conformance $(SHARED)/conformance $(SHARED)/falco-rules
 
 completions: install
 	$(PY) -m falcoctl_py.cli.completions completions
 
 lint: install
-	$(BIN)/ruff check falcoctl_py detector tests bench
+	$(BIN)/ruff check falcoctl_py detector tools tests bench
 	$(BIN)/mypy
 
 clean:

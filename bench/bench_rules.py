@@ -6,7 +6,10 @@ generated stream of realistic syscall events (execve, open/openat, connect, acce
 symlink, ptrace... from host and container process trees) against the stable ruleset on this
 core: through the compiled per-event-type matchers, and through the reference evaluator over the
 same candidate rules. Prints events/s for both and their ratio (targets: >= 300k events/s,
-compiled >= 10x reference).
+compiled >= 10x reference). Then the cost of the load-time bounds: the ``regex`` operator on
+RE2 against Python's ``re`` on the same patterns (a ratio, and the backtracking case), and the
+macro expansion checks' share of the load time, with the time and peak memory of refusing a
+1 KB macro bomb.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from detector.events import ContainerInfo, Event, FdInfo, ThreadInfo, UserInfo
-from detector.rules.compiler import CompiledCondition, evttypes
-from detector.rules.dispatch import RuleIndex
-from detector.rules.refeval import ReferenceEvaluator
+from detector.rules.eval.codegen import CompiledCondition, evttypes
+from detector.rules.eval.dispatch import RuleIndex
+from detector.rules.eval.reference import ReferenceEvaluator
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "falco-rules"
 FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
@@ -34,8 +37,8 @@ def _load(paths: list[Path]) -> list[tuple[str, Any]]:
     """
     import yaml
 
-    from detector.rules import ast
-    from detector.rules.parser import parse
+    from detector.rules.lang import ast
+    from detector.rules.lang.parser import parse
 
     lists: dict[str, list[str]] = {}
     macros: dict[str, str] = {}
@@ -199,7 +202,7 @@ def _engine_or_index(paths: list[Path]) -> tuple[Any, list[tuple[str, Any]], str
     """
     try:
         from detector.rules.engine import RulesEngine
-        from detector.rules.loader import load_rules_files
+        from detector.rules.load.loader import load_rules_files
     except ImportError:
         loaded = _load(paths)
         index: RuleIndex[str] = RuleIndex([(n, CompiledCondition(t)) for n, t in loaded],
@@ -266,6 +269,91 @@ def main() -> None:
     rate = len(events) / (time.process_time() - start)
     print(f"all three files ({len(everything)} rules): {rate:,.0f} events/s, "
           f"{all_hits} alerts")
+    regex_costs()
+    macro_bound_costs([SHARED / f for f in FILES])
+
+
+_REGEXES = (("/home/.*/dev", "/home/someone/projects/dev"), (".*[.](sh|py)", "/tmp/x/run.py"),
+            ("[a-z0-9]+-[0-9]+", "nginx-12345"), ("(curl|wget|nc)", "python3"),
+            ("/usr/(s?bin|lib)/.*", "/usr/lib/x86_64-linux-gnu/libc.so.6"))
+
+
+def _best_ns(fn: Any, value: str, n: int = 50_000) -> float:
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        for _ in range(n):
+            fn(value)
+        best = min(best, (time.process_time() - start) / n * 1e9)
+    return best
+
+
+def regex_costs() -> None:
+    """RE2 (as the ``regex`` operator runs) against Python ``re`` on the same patterns."""
+    from detector.rules.eval.regex import Regex
+
+    re2_ns = py_ns = 0.0
+    for pattern, value in _REGEXES:
+        compiled, python = Regex(pattern), re.compile(pattern)
+        assert compiled.fullmatch(value) == (python.fullmatch(value) is not None)
+        re2_ns += _best_ns(compiled.fullmatch, value)
+        py_ns += _best_ns(python.fullmatch, value)
+    n = len(_REGEXES)
+    print(f"regex: RE2 {re2_ns / n:,.0f} ns/match, Python re {py_ns / n:,.0f} ns/match on the "
+          f"same {n} patterns: RE2 costs {re2_ns / py_ns:.1f}x (linear time; the stable rules "
+          "use no regex)")
+    value = "a" * 22
+    start = time.process_time()
+    re.compile("(a+)+b").fullmatch(value)
+    slow = time.process_time() - start
+    start = time.process_time()
+    Regex("(a+)+b").fullmatch("a" * 100_000)
+    fast = time.process_time() - start
+    print(f"regex (a+)+b: Python re {slow * 1e3:,.0f} ms on 22 characters (doubling per "
+          f"character); RE2 {fast * 1e3:,.2f} ms on 100,000")
+
+
+def macro_bound_costs(paths: list[Path]) -> None:
+    """The macro expansion checks' share of a load, and the cost of refusing a macro bomb."""
+    import tracemalloc
+
+    from detector.rules.load import macros
+    from detector.rules.load.loader import RulesLoader
+
+    spent = [0.0]
+    measure = macros.MacroResolver.measure
+
+    def timed(self: Any, tree: Any) -> tuple[int, int]:
+        start = time.process_time()
+        try:
+            return measure(self, tree)
+        finally:
+            spent[0] += time.process_time() - start
+
+    texts = [(p.read_text(), str(p)) for p in paths]
+    macros.MacroResolver.measure = timed  # type: ignore[method-assign]
+    try:
+        start = time.process_time()
+        loader = RulesLoader()
+        for text, name in texts:
+            loader.load(text, name)
+        total = time.process_time() - start
+    finally:
+        macros.MacroResolver.measure = measure  # type: ignore[method-assign]
+    print(f"macro bounds at load: {spent[0] * 1e3:.1f} ms of {total * 1e3:.0f} ms loading the "
+          f"three files ({spent[0] / total:.1%})")
+    bomb = "- macro: m0\n  condition: proc.name = a\n" + "".join(
+        f"- macro: m{i}\n  condition: (m{i - 1} or m{i - 1})\n" for i in range(1, 41))
+    bomb += "- rule: r\n  desc: d\n  condition: evt.type = open and m40\n  output: o\n" \
+            "  priority: INFO\n"
+    tracemalloc.start()
+    start = time.process_time()
+    result = RulesLoader().load(bomb, "bomb.yaml")
+    took = time.process_time() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"macro bomb ({len(bomb)} bytes, 40 levels = 2^40 checks expanded): refused in "
+          f"{took * 1e3:.0f} ms, peak {peak / 2**20:.1f} MiB traced: {result.errors[0].message}")
 
 
 if __name__ == "__main__":

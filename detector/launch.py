@@ -58,7 +58,7 @@ def list_fields(
     config = load_config(path=config_path, overrides=overrides)
     out: list[FieldDescription] = []
     if source in (None, "syscall"):
-        from detector.rules.fieldtable import FIELD_TABLE
+        from detector.rules.fields.table import FIELD_TABLE
 
         for name, ftype, flags, desc in FIELD_TABLE:
             if "DEPRECATED" in flags.split():

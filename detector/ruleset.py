@@ -46,7 +46,7 @@ def compile_rules(*, files: list[Path], config: FalcoConfig,
     from detector.plugins.fields import source_providers
     from detector.rules.engine import RuleSelector as EngineSelector
     from detector.rules.engine import RulesEngine
-    from detector.rules.loader import PROVIDED_PLUGINS, load_rules_files
+    from detector.rules.load.loader import PROVIDED_PLUGINS, load_rules_files
 
     plugins = plugins or LoadedPlugins()
     provided = {**PROVIDED_PLUGINS, **plugins.versions()}

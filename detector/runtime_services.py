@@ -28,7 +28,7 @@ class RuntimeServices(RuntimeRules):
     def versions(self) -> dict[str, Any]:
         """The /versions object, in Falco's shape."""
         from detector.plugins import PLUGIN_API_VERSION
-        from detector.rules.loader import ENGINE_VERSION
+        from detector.rules.versions import ENGINE_VERSION
         from falcoctl_py import __version__
 
         return {

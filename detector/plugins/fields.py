@@ -19,8 +19,9 @@ from typing import Any
 
 from detector.plugins import LoadedPlugins
 from detector.plugins.base import Plugin, PluginEventRef, PluginField
-from detector.rules import fields_event
-from detector.rules.fields import (
+from detector.rules.fields import extract as fields_event
+from detector.rules.fields.helpers import HELPERS
+from detector.rules.fields.registry import (
     FIELDS,
     LIST,
     SCALAR,
@@ -29,7 +30,6 @@ from detector.rules.fields import (
     FieldError,
     Provider,
 )
-from detector.rules.fields_helpers import HELPERS
 
 TYPES = {"uint64": "UINT64", "string": "CHARBUF", "bool": "BOOL", "reltime": "RELTIME",
          "abstime": "ABSTIME", "ipaddr": "IPADDR", "ipnet": "IPNET"}

@@ -7,9 +7,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from detector.rules.errors import ConditionSyntaxError
-from detector.rules.loader import load_rules_files, validate_rules_files
-from detector.rules.loadresult import LoadResult
-from detector.rules.parser import canonical
+from detector.rules.lang.parser import canonical
+from detector.rules.load.loader import load_rules_files, validate_rules_files
+from detector.rules.load.result import LoadResult
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detector.errors import DetectorError
-from detector.rules.collector import PRIORITIES, parse_priority
-from detector.rules.dispatch import RuleIndex
-from detector.rules.loader import Rule, Ruleset
+from detector.rules.eval.dispatch import RuleIndex
+from detector.rules.load.collector import PRIORITIES, parse_priority
+from detector.rules.load.loader import Rule, Ruleset
 from detector.rules.output import RuleFormatter, json_alert, rule_formatter
 
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from detector.rules.ast import FieldRef, Transformer, UnaryCheck
-from detector.rules.collector import PRIORITIES
 from detector.rules.errors import ConditionSyntaxError
-from detector.rules.parser import parse
+from detector.rules.lang.ast import FieldRef, Transformer, UnaryCheck
+from detector.rules.lang.parser import parse
+from detector.rules.load.collector import PRIORITIES
 from falcoctl_py.errors import LocatedError
 
 try:
-    from detector.rules import fields as _fields
-    from detector.rules import plan as _plan
-    from detector.rules import refeval as _refeval
+    from detector.rules.eval import plan as _plan
+    from detector.rules.eval import reference as _refeval
+    from detector.rules.fields import registry as _fields
 except ImportError:  # pragma: no cover - while the field registry is being written
     _fields = None  # type: ignore[assignment]
     _plan = None  # type: ignore[assignment]
@@ -163,7 +163,7 @@ def _bind(node: FieldRef | Transformer,
 
 def parse_format(fmt: str, provider: Any = None) -> OutputFormat:
     """Parse an output format; raise :class:`OutputFormatError` for an unknown token."""
-    # ``provider``: the fields of the rule's source (detector.rules.fields.Provider; the
+    # ``provider``: the fields of the rule's source (detector.rules.fields.registry.Provider; the
     # built-in syscall fields when None).
     parts: list[str | Token] = []
     lit: list[str] = []

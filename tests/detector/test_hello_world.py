@@ -58,10 +58,10 @@ UPSTREAM_RULE = "Terminal shell in container"
 
 def _engine(files: list[Path]) -> Any | None:
     """The rules engine on ``files``, or None while it is not there yet."""
-    if not (_have("detector.rules.engine") and _have("detector.rules.loader")):
+    if not (_have("detector.rules.engine") and _have("detector.rules.load.loader")):
         return None
     from detector.rules.engine import RulesEngine
-    from detector.rules.loader import load_rules_files
+    from detector.rules.load.loader import load_rules_files
 
     return RulesEngine(load_rules_files(files), rule_matching="all")
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from detector.events import ContainerInfo, Event, ThreadInfo
-from detector.rules.parser import parse
-from detector.rules.yamlload import load_documents
+from detector.rules.lang.parser import parse
+from detector.rules.load.yamlload import load_documents
 from detector.state.tracker import StateTracker
 from tests.realparts import need
 
@@ -41,10 +41,10 @@ def test_every_condition_parses_and_names_do_not_clash_with_upstream() -> None:
 
 
 def _engine() -> Any:
-    for module in ("detector.rules.engine", "detector.rules.loader"):
+    for module in ("detector.rules.engine", "detector.rules.load.loader"):
         need(importlib.util.find_spec(module) is not None, f"the rules engine ({module})")
     from detector.rules.engine import RulesEngine
-    from detector.rules.loader import load_rules_files
+    from detector.rules.load.loader import load_rules_files
 
     return RulesEngine(load_rules_files([RULES]), rule_matching="all")
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.rules.errors import RulesLoadError
-from detector.rules.loader import RulesLoader, load_rules_files, validate_rules_files
-from detector.rules.yamlload import YamlError, load_documents
+from detector.rules.load.loader import RulesLoader, load_rules_files, validate_rules_files
+from detector.rules.load.yamlload import YamlError, load_documents
 from falcoctl_py.errors import FalcoctlPyError
 
 SMALL = (Path(__file__).parent / "data" / "small_rules.yaml").read_text()

@@ -11,9 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detector.events import ContainerInfo, Event, FdInfo, ThreadInfo
-from detector.rules.ast import And, BinaryCheck, Expr, FieldRef, ListNode, Not, Or, UnaryCheck
-from detector.rules.ast import ValueNode as V
-from detector.rules.compiler import (
+from detector.rules.eval.codegen import (
     CompileError,
     FieldError,
     compile_condition,
@@ -21,10 +19,12 @@ from detector.rules.compiler import (
     condition_warnings,
     evttypes,
 )
-from detector.rules.conformance_eval import run_eval_suite
-from detector.rules.dispatch import RuleIndex
-from detector.rules.parser import parse
-from detector.rules.refeval import ReferenceEvaluator
+from detector.rules.eval.dispatch import RuleIndex
+from detector.rules.eval.reference import ReferenceEvaluator
+from detector.rules.lang.ast import And, BinaryCheck, Expr, FieldRef, ListNode, Not, Or, UnaryCheck
+from detector.rules.lang.ast import ValueNode as V
+from detector.rules.lang.parser import parse
+from tools.conformance.eval_suite import run_eval_suite
 
 DATA = Path(__file__).parent / "data"
 

@@ -10,7 +10,7 @@ import pytest
 from detector.errors import DetectorError
 from detector.events import Event, FdInfo, ThreadInfo, UserInfo
 from detector.rules.engine import RuleSelector, RulesEngine, selectors_from_config
-from detector.rules.loader import Ruleset, load_rules_files
+from detector.rules.load.loader import Ruleset, load_rules_files
 
 RULES = Path(__file__).parent / "data" / "small_rules.yaml"
 TS = 1470327477881781397

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from detector.rules.evalbatch import eval_lines
+from detector.rules.eval.mapping import eval_lines
 from tests.falcoctl_py.cli.clirun import run_cli
 
 GOOD = json.dumps({"condition": "proc.name = a", "fields": {"proc.name": "a"}})

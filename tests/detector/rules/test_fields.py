@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from detector.events import ContainerInfo, Event, FdInfo, GroupInfo, ThreadInfo, UserInfo
-from detector.rules.fields import EVENT, FIELDS, FieldError, lookup, suggest
+from detector.rules.fields.registry import EVENT, FIELDS, FieldError, lookup, suggest
 
 RULES_FIELDS = [
     "container.id", "container.image.repository", "container.privileged", "evt.arg.domain",

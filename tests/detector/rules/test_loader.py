@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.rules.errors import RulesLoadError
-from detector.rules.loader import (
+from detector.rules.load.loader import (
     ENGINE_VERSION,
     RulesLoader,
     expand_paths,
@@ -205,7 +205,7 @@ def test_unknown_source_is_kept_but_not_compiled() -> None:
 ])
 def test_list_substitution_is_textual(cond: str, expected: str) -> None:
     # Byte-for-byte what Falco's resolve_list gives (checked against the upstream corpus).
-    from detector.rules.rewrite import resolve_list
+    from detector.rules.load.rewrite import resolve_list
 
     text, _ = resolve_list(cond, "shells", ["bash", "my sh"])
     text, _ = resolve_list(text, "none", [])
@@ -213,7 +213,7 @@ def test_list_substitution_is_textual(cond: str, expected: str) -> None:
 
 
 def test_append_output_is_added_to_matching_rules(tmp_path: Path) -> None:
-    from detector.rules.loader import AppendOutput
+    from detector.rules.load.loader import AppendOutput
 
     f = tmp_path / "r.yaml"
     f.write_text(RULE.format(name="a", cond="evt.type=open") + "  tags: [t1]\n"

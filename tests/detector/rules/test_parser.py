@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.rules.ast import (
+from detector.rules.errors import ConditionSyntaxError
+from detector.rules.lang.ast import (
     And,
     BinaryCheck,
     FieldRef,
@@ -22,9 +23,8 @@ from detector.rules.ast import (
     as_string,
     to_json,
 )
-from detector.rules.errors import ConditionSyntaxError
-from detector.rules.escaping import EscapeError, escape_str, unescape_str
-from detector.rules.parser import canonical, parse
+from detector.rules.lang.escaping import EscapeError, escape_str, unescape_str
+from detector.rules.lang.parser import canonical, parse
 from falcoctl_py.errors import LocatedError
 
 DATA = json.loads((Path(__file__).parent / "data" / "parser_cases.json").read_text())

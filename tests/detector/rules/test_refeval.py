@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from detector.events import Event, ThreadInfo
-from detector.rules.evalbatch import compile_for_mapping, typed_mapping
-from detector.rules.fields import MappingProvider
-from detector.rules.parser import parse
-from detector.rules.refeval import ReferenceEvaluator
+from detector.rules.eval.mapping import compile_for_mapping, typed_mapping
+from detector.rules.eval.reference import ReferenceEvaluator
+from detector.rules.fields.registry import MappingProvider
+from detector.rules.lang.parser import parse
 
 MOCK = MappingProvider(types={"test.list": "CHARBUF", "test.other": "CHARBUF",
                               "test.charbuf": "CHARBUF", "test.missing": "CHARBUF"},

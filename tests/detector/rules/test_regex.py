@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from detector.rules.evalbatch import eval_condition
-from detector.rules.regex import Regex, RegexError
-from detector.rules.values import glob_regex
+from detector.rules.eval.mapping import eval_condition
+from detector.rules.eval.regex import Regex, RegexError
+from detector.rules.eval.values import glob_regex
 
 
 def _eval(condition: str, **fields: object) -> bool | None:

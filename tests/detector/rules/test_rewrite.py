@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from detector.rules.collector import Entry, ExceptionDef
-from detector.rules.loadresult import LoadFailure
-from detector.rules.rewrite import check_exception, exception_condition
+from detector.rules.load.collector import Entry, ExceptionDef
+from detector.rules.load.result import LoadFailure
+from detector.rules.load.rewrite import check_exception, exception_condition
 
 
 def _ex(fields: Entry, values: list[Entry], comps: Entry | None = None) -> ExceptionDef:

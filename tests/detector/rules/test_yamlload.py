@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector.rules.yamlload import Mark, YamlError, YList, YMap, YStr, load_documents
+from detector.rules.load.yamlload import Mark, YamlError, YList, YMap, YStr, load_documents
 
 
 def test_scalars_stay_text_with_marks() -> None:

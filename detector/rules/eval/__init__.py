@@ -1,0 +1,1 @@
+"""Evaluating conditions: checks planned once, generated code, the reference walk, dispatch."""

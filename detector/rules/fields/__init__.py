@@ -1,0 +1,1 @@
+"""Falco's fields: the field and event tables, the registry, extractors and renderings."""

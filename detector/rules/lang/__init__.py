@@ -1,0 +1,1 @@
+"""The condition language: text scanned and parsed into a syntax tree (libsinsp's grammar)."""

@@ -1,0 +1,1 @@
+"""Rules files to a compiled ruleset: YAML, definitions, Falco's compile pipeline, results."""

@@ -1,0 +1,1 @@
+"""Developer tools of falcoctl-py (not part of the installed runtime packages)."""
