@@ -25,7 +25,7 @@ def rules_eval(
         '{"ok", "result", "error"} per line.')] = False,
 ) -> None:
     """Evaluate a condition against field values; fields not given are unavailable."""
-    from detector.rules.evalbatch import eval_condition, eval_lines
+    from detector.rules.eval.mapping import eval_condition, eval_lines
 
     condition_or_batch(condition, batch, stdin_holds="JSON lines")
     if batch:
