@@ -28,6 +28,11 @@ MODE_FLAGS: tuple[tuple[str, int], ...] = (
     ("S_IRGRP", 0o40), ("S_IXUSR", 0o100), ("S_IWUSR", 0o200), ("S_IRUSR", 0o400),
     ("S_ISVTX", 0o1000), ("S_ISGID", 0o2000), ("S_ISUID", 0o4000),
 )
+# execve/execveat exit ``flags`` (libs ``execve_flags``: PPM_EXE_* bits), in Falco's order.
+EXECVE_FLAGS: tuple[tuple[str, int], ...] = (
+    ("EXE_WRITABLE", 1 << 0), ("EXE_UPPER_LAYER", 1 << 1), ("EXE_FROM_MEMFD", 1 << 2),
+    ("EXE_LOWER_LAYER", 1 << 3),
+)
 PTRACE_REQUESTS: dict[int, str] = {
     0: "PTRACE_TRACEME", 1: "PTRACE_PEEKTEXT", 2: "PTRACE_PEEKDATA", 3: "PTRACE_PEEKUSR",
     4: "PTRACE_POKETEXT", 5: "PTRACE_POKEDATA", 6: "PTRACE_POKEUSR", 7: "PTRACE_CONT",
@@ -150,6 +155,8 @@ def _render_int(event_type: str, name: str, value: int) -> str:
         return open_flags_string(value)
     if info in ("chmod_mode", "mknod_mode") or ptype == "MODE":
         return flags_string(value, MODE_FLAGS)
+    if info == "execve_flags":  # no bit set: the number, as libsinsp prints an empty resolution
+        return flags_string(value, EXECVE_FLAGS) or str(value)
     if info == "ptrace_requests":
         return PTRACE_REQUESTS.get(value, str(value))
     if info == "socket_families":
