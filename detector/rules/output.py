@@ -17,19 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detector.rules.errors import ConditionSyntaxError
+from detector.rules.eval import plan as _plan
+from detector.rules.eval import reference as _refeval
+from detector.rules.fields import registry as _fields
 from detector.rules.lang.ast import FieldRef, Transformer, UnaryCheck
 from detector.rules.lang.parser import parse
 from detector.rules.load.collector import PRIORITIES
 from falcoctl_py.errors import LocatedError
-
-try:
-    from detector.rules.eval import plan as _plan
-    from detector.rules.eval import reference as _refeval
-    from detector.rules.fields import registry as _fields
-except ImportError:  # pragma: no cover - while the field registry is being written
-    _fields = None  # type: ignore[assignment]
-    _plan = None  # type: ignore[assignment]
-    _refeval = None  # type: ignore[assignment]
 
 NA = "<NA>"
 # What Falco appends with ``suggested_output: true`` for the container plugin's fields.
@@ -152,8 +146,6 @@ def _close_paren(text: str, start: int) -> int:
 
 def _bind(node: FieldRef | Transformer,
           provider: Any = None) -> tuple[Callable[[Any], Any], str]:
-    if _plan is None or _refeval is None or _fields is None:
-        return (lambda e: None), "CHARBUF"
     opnd = _plan.operand(node, provider or _fields.EVENT, side="left")
     value_of = _refeval.value_of
     if not opnd.transforms:

@@ -1,11 +1,12 @@
 """The condition compiler: a condition tree becomes generated Python, compiled once.
 
-Each check becomes an inline expression over the event's locals (see ``fields_event``): fields
-are attribute reads, constants are bound as globals of the generated function (numbers, IPs and
-networks parsed, lists as frozensets, globs and regexes compiled, pmatch prefix sets built),
-operators are chosen at build time, and constant parts fold away. Given an event type, a
-condition also specialises: ``evt.type`` checks become constants and ``evt.num = 0`` (never
-true on a real event) is false, so a rule's code for ``openat`` keeps only what ``openat`` needs.
+Each check becomes an inline expression over the event's locals (see
+:mod:`~detector.rules.fields.extract`): fields are attribute reads, constants are bound as
+globals of the generated function (numbers, IPs and networks parsed, lists as frozensets, globs
+and regexes compiled, pmatch prefix sets built), operators are chosen at build time, and
+constant parts fold away. Given an event type, a condition also specialises: ``evt.type``
+checks become constants and ``evt.num = 0`` (never true on a real event) is false, so a rule's
+code for ``openat`` keeps only what ``openat`` needs.
 
 ``compile_rule_condition(ast)`` is what the loader calls: ``(callable, evttypes, warnings)``.
 """

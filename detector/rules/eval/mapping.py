@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from detector.rules.eval.codegen import CompiledCondition
 from detector.rules.eval.plan import Operand
-from detector.rules.fields import render as fields_render
+from detector.rules.fields import render
 from detector.rules.fields.registry import (
     BYTES_TYPES,
     IP_TYPES,
@@ -90,7 +90,7 @@ def _scalar(raw: Any, ftype: str, field: str) -> Any:
             shown = raw if len(str(raw)) <= 40 else f"{str(raw)[:40]}..."
             raise FieldValueError(f"field {field} is numeric, got {shown!r}") from None
     if ftype in IP_TYPES or ftype in NET_TYPES:
-        ip = fields_render.ip_value(str(raw))
+        ip = render.ip_value(str(raw))
         if ip is None:
             raise FieldValueError(f"field {field} is an IP address, got {raw!r}")
         return ip

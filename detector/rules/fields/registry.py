@@ -3,8 +3,9 @@
 A condition's :class:`~detector.rules.lang.ast.FieldRef` is bound with :func:`bind` to a
 :class:`BoundField`: the field's definition, its effective type, how multiple values match, and
 the Python expression that reads it. Two providers exist: :data:`EVENT` reads
-:class:`detector.events.Event` objects (``fields_event``), :class:`MappingProvider` reads a plain
-``{field: value}`` dict (``rules eval``, conformance fixtures).
+:class:`detector.events.Event` objects (:mod:`~detector.rules.fields.extract`),
+:class:`MappingProvider` reads a plain ``{field: value}`` dict (``rules eval``, conformance
+fixtures).
 
 Lookup follows libsinsp: exact name, else the longest known name that is a prefix followed by
 ``.`` (``evt.arg.flags``, ``container.label.app``); ``[arg]`` is given separately by the parser.
@@ -19,8 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from detector.rules.fields import extract as fields_event
-from detector.rules.fields import helpers as fields_helpers
+from detector.rules.fields import extract as _exprs
+from detector.rules.fields import helpers as _helpers
 from detector.rules.fields.eventtable import PARAM_TYPES
 from detector.rules.fields.table import FIELD_TABLE
 from falcoctl_py.errors import LocatedError
@@ -127,7 +128,7 @@ class BoundField:
     no_transformer: bool = False
     no_rhs: bool = False
     make: Callable[[str], Callable[[Any], Any]] = field(
-        default=fields_event.make_extractor, compare=False, repr=False)
+        default=_exprs.make_extractor, compare=False, repr=False)
     _extract: list[Callable[[Any], Any]] = field(default_factory=list, compare=False)
     # A computed value (join/concat/getopt transformers): called with the event, not inlined.
     func: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
@@ -149,32 +150,32 @@ class Provider:
     """Binds field references to expressions over one kind of event."""
 
     name = "event"
-    prelude: Mapping[str, str] = fields_event.PRELUDE
-    prelude_order: tuple[str, ...] = fields_event.PRELUDE_ORDER
-    helpers: Mapping[str, object] = fields_helpers.HELPERS
+    prelude: Mapping[str, str] = _exprs.PRELUDE
+    prelude_order: tuple[str, ...] = _exprs.PRELUDE_ORDER
+    helpers: Mapping[str, object] = _helpers.HELPERS
     # The event interface guarantees ``evt.num >= 1``: ``evt.num = 0`` folds to false.
     evt_num_positive = True
     # ``evt.type`` checks fold to constants when a matcher is built for one event type.
     fold_evttype = True
 
     def locals_used(self, expr: str) -> tuple[str, ...]:
-        return fields_event.locals_used(expr)
+        return _exprs.locals_used(expr)
 
     def knows(self, name: str) -> bool:
         """Whether ``name`` (no argument) is a field here: outputs find their tokens by it."""
         return name in FIELDS
 
     def make_extractor(self, expr: str) -> Callable[[Any], Any]:
-        return fields_event.make_extractor(expr)
+        return _exprs.make_extractor(expr)
 
     def bind(self, name: str, arg: str | None, *, pos: object = None) -> BoundField:
         """Resolve ``name[arg]``; raise :class:`FieldError` for unknown or misused fields."""
         fdef, dot_arg, arg = _resolve(name, arg, pos)
         kind = LIST if fdef.has("IS_LIST") else SCALAR
-        if fdef.name in fields_event.ANY_FIELDS and arg is None:
+        if fdef.name in _exprs.ANY_FIELDS and arg is None:
             kind = ANYIP if fdef.name.startswith("fd.") else ANY
         ftype = _effective_type(fdef, arg)
-        expr = fields_event.arg_expr(fdef.name, arg) or "None"
+        expr = _exprs.arg_expr(fdef.name, arg) or "None"
         return BoundField(fdef, _text(name, arg if dot_arg is None else None), arg, ftype, kind,
                           expr, fdef.has("NO_TRANSFORMER"), fdef.has("NO_RHS"))
 
