@@ -34,7 +34,7 @@ _MESSAGES = (
     ("found character that cannot start any token", "unknown token"),
 )
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
-_LIMIT_LINE = re.compile(r"\(line (\d+)\)")
+_LIMIT_LINE = re.compile(r" ?\(line (\d+)\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +115,10 @@ def _convert(node: yaml.Node, seen: dict[int, object]) -> object:
 
 
 def _limit_error(exc: InputLimitError) -> YamlError:
-    found = _LIMIT_LINE.search(str(exc))
+    found = _LIMIT_LINE.search(str(exc))  # the line goes into the mark (shown as path:line)
     line = int(found.group(1)) - 1 if found else 0
     hint = exc.hint or "rules files nest a few levels deep and use few aliases; fix the file"
-    return YamlError(str(exc), Mark(max(line, 0)), hint)
+    return YamlError(_LIMIT_LINE.sub("", str(exc)).strip(), Mark(max(line, 0)), hint)
 
 
 def load_documents(text: str, *, limits: Limits = DEFAULT_LIMITS) -> list[object]:
