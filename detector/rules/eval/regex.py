@@ -56,7 +56,7 @@ class Regex:
             def fullmatch(value: str) -> bool:
                 data = _utf8(value)
                 return bool(match(anchor, data, 0, len(data))[0][0] >= 0)
-        else:  # pragma: no cover - the public API, slower
+        else:  # the public API (slower); tested with _native unset
             try:
                 public = re2.compile(raw, _OPTIONS)
             except re2.error as exc:

@@ -69,3 +69,15 @@ def test_glob_with_many_stars_returns_at_once() -> None:
 ])
 def test_glob_keeps_fnmatch_semantics(pattern: str, value: str, expected: bool) -> None:
     assert (glob_regex(pattern).fullmatch(value) is not None) is expected
+
+
+def test_the_public_binding_api_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from detector.rules.eval import regex
+
+    monkeypatch.setattr(regex, "_native", None)  # as with a binding laid out differently
+    assert Regex("syscal.*").fullmatch("syscall") is True
+    assert Regex("yscal.*").fullmatch("syscall") is False
+    assert Regex("/p./q.").fullmatch("/p\udcff/q\udcff") is True
+    assert Regex("(a+)+b").fullmatch("a" * 100_000) is False
+    with pytest.raises(RegexError):
+        Regex(r"\d")
