@@ -18,8 +18,9 @@ from pathlib import Path
 import yaml
 
 from falcoctl_py.config import config_from_data
-from falcoctl_py.index_cache import store_in_cache
-from falcoctl_py.indexes import load_merged_index, parse_index
+from falcoctl_py.index.cache import store_in_cache
+from falcoctl_py.index.model import parse_index
+from falcoctl_py.index.search import load_merged_index
 
 ENTRIES = 1000
 

@@ -69,7 +69,7 @@ def make_client(
     def credentials(host: str) -> RegistryCredentials | None:
         if config is None:
             return None
-        from falcoctl_py.auth import credentials_for, oauth_token_for
+        from falcoctl_py.oci.auth import credentials_for, oauth_token_for
 
         basic = credentials_for(host, config)
         if basic is not None:
@@ -97,7 +97,7 @@ def index_lookup(config: Config) -> IndexLookup:
 
     def lookup(name: str) -> Any:
         if not cache:
-            from falcoctl_py.indexes import load_merged_index
+            from falcoctl_py.index.search import load_merged_index
 
             cache.append(load_merged_index(config))
         return cache[0].get(name)
@@ -287,7 +287,7 @@ def config_blob(*, config_path: Path, ref: str, platform: str | None, tls: TlsOp
     with make_client(config, tls) as client:
         repo, data = _platform_manifest(client, ref, index_lookup(config), platform)
         parsed = parse_artifact_manifest(data, where=ref)
-        return client.get_blob_bytes(repo, parsed.config.digest)
+        return client.get_blob_bytes(repo, parsed.config.digest, size=parsed.config.size)
 
 
 def push(

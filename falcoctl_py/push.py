@@ -308,7 +308,9 @@ def pull_artifact(
     fd, tmp = tempfile.mkstemp(prefix=f".{title}.", suffix=".part", dir=dest_dir)
     try:
         with os.fdopen(fd, "wb") as out:
-            client.get_blob(repo, manifest.layer.digest, out, max_size=2**31)
+            client.get_blob(
+                repo, manifest.layer.digest, out, max_size=2**31, size=manifest.layer.size
+            )
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, 0o644)

@@ -13,7 +13,7 @@ from falcoctl_py.cli._output import OutputFormat, print_structured, print_table,
 from falcoctl_py.cli.artifact import app
 
 if TYPE_CHECKING:
-    from falcoctl_py.indexes import IndexEntry
+    from falcoctl_py.index.model import IndexEntry
 
 __all__ = ["app"]
 
@@ -46,7 +46,7 @@ def artifact_search(
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """Search the configured indexes for artifacts by name similarity and keywords."""
-    from falcoctl_py.indexes import search_artifacts
+    from falcoctl_py.index.search import search_artifacts
 
     hits = search_artifacts(config=_config.load(ctx), keywords=keywords, min_score=min_score,
                             type=type.value if type else None)
@@ -66,7 +66,7 @@ def artifact_list(
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """List the artifacts of the configured indexes."""
-    from falcoctl_py.indexes import list_artifacts
+    from falcoctl_py.index.search import list_artifacts
 
     entries = list_artifacts(config=_config.load(ctx), type=type.value if type else None,
                              index=index)

@@ -23,13 +23,24 @@ from urllib.parse import urljoin
 
 import httpx
 
-from falcoctl_py.errors import IntegrityError, NetworkError, NotFoundError, UsageError
+from falcoctl_py.bounded import loads_json
+from falcoctl_py.errors import (
+    FalcoctlPyError,
+    IntegrityError,
+    NetworkError,
+    NotFoundError,
+    UsageError,
+)
+from falcoctl_py.http import make_client, same_origin
+from falcoctl_py.oci.auth import check_realm, parse_token_reply
 from falcoctl_py.oci.media import MANIFEST_ACCEPT, OCI_INDEX, Descriptor
 
 log = logging.getLogger(__name__)
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
+MAX_SMALL_REPLY = 1024 * 1024  # token replies, tag-list pages, referrers, error bodies
+MAX_TAG_PAGES = 100
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CHUNK = 1 << 16
 
@@ -141,15 +152,47 @@ def _retry_after(resp: httpx.Response) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
-def _registry_error(resp: httpx.Response) -> str:
+def _error_body(resp: httpx.Response, stream: bool) -> bytes:
+    """At most ``MAX_SMALL_REPLY`` bytes of an error response's body."""
+    if not stream:
+        return resp.content[:MAX_SMALL_REPLY]
+    buf = bytearray()
+    try:
+        for chunk in resp.iter_bytes():
+            buf += chunk
+            if len(buf) > MAX_SMALL_REPLY:
+                break
+    except httpx.HTTPError:  # a cut error body: the status says enough
+        pass
+    return bytes(buf[:MAX_SMALL_REPLY])
+
+
+def _registry_error(data: bytes) -> str:
     """The first error code/message of an OCI error body, if any (untrusted, kept short)."""
     try:
-        body = resp.json()
+        body = loads_json(data, where="error body")
         err = body["errors"][0]
         text = f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")
-    except (ValueError, LookupError, TypeError, AttributeError):  # not an OCI error body
+    except (ValueError, LookupError, TypeError, AttributeError, FalcoctlPyError):
+        # not an OCI error body (or a hostile one): the status alone is reported
         return ""
     return " ".join(text.split())[:200]
+
+
+def _small_json(resp: httpx.Response, *, where: str) -> Any:
+    """The JSON body of a streamed response, at most ``MAX_SMALL_REPLY`` bytes; None if not JSON."""
+    buf = bytearray()
+    for chunk in resp.iter_bytes():
+        buf += chunk
+        if len(buf) > MAX_SMALL_REPLY:
+            raise IntegrityError(f"{where} is over the limit of {MAX_SMALL_REPLY} bytes")
+    try:
+        return loads_json(bytes(buf), where=where)
+    except ValueError:
+        return None
+
+
+_NEXT_LINK = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 
 
 class RegistryClient:
@@ -167,8 +210,6 @@ class RegistryClient:
         backoff: float = 0.25,
         timeout: float | None = None,
     ) -> None:
-        from falcoctl_py.http import make_client
-
         if not logging.getLogger().isEnabledFor(logging.DEBUG):
             logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
         self.plain_http = plain_http
@@ -211,7 +252,11 @@ class RegistryClient:
             self._creds_cache[host] = self._credentials(host) if self._credentials else None
         return self._creds_cache[host]
 
-    def _auth_header(self, host: str, scope: str) -> str | None:
+    def _auth_header(self, host: str, scope: str, url: str) -> str | None:
+        """The Authorization value for a request to ``url``: none unless ``url`` is on the
+        registry's own origin (scheme, host, port), whatever the caller or the registry says."""
+        if not same_origin(url, self._base(host)):
+            return None
         known = self._schemes.get(host)
         creds = self._creds(host)
         if known is None:
@@ -242,14 +287,23 @@ class RegistryClient:
             query["scope"] = scope
         creds = self._creds(host)
         auth = (creds.username, creds.password) if creds and creds.username else None
+        if auth is not None:
+            check_realm(realm, host)
         self._count("token_requests")
         self._count("requests")
         try:
-            resp = self._http.get(realm, params=query, auth=auth)
+            req = self._http.build_request("GET", realm, params=query)
+            resp = self._http.send(req, auth=auth, stream=True)
         except httpx.HTTPError as err:
             raise NetworkError(
                 f"cannot get a token from {realm}: {type(err).__name__}", url=realm
             ) from None
+        try:
+            return self._token_reply(resp, host, realm, scope)
+        finally:
+            resp.close()
+
+    def _token_reply(self, resp: httpx.Response, host: str, realm: str, scope: str) -> _Token:
         if resp.status_code in (401, 403):
             raise NetworkError(
                 f"the token service of {host} refused the credentials ({resp.status_code})",
@@ -263,12 +317,12 @@ class RegistryClient:
                 url=realm,
                 status=resp.status_code,
             )
-        try:
-            body = resp.json()
-            value = str(body.get("token") or body.get("access_token"))
-            lifetime = float(body.get("expires_in") or 60)
-        except Exception:
-            raise NetworkError(f"the token service of {host} sent no token", url=realm) from None
+        data = bytearray()
+        for chunk in resp.iter_bytes():
+            data += chunk
+            if len(data) > MAX_SMALL_REPLY:
+                raise NetworkError(f"the token service of {host} sent an oversized reply")
+        value, lifetime = parse_token_reply(bytes(data), realm=realm)
         token = _Token(value, time.monotonic() + max(1.0, lifetime * 0.9))
         self._tokens[(host, scope)] = token
         return token
@@ -292,7 +346,7 @@ class RegistryClient:
         reauthed = False
         while True:
             hdrs = dict(headers or {})
-            auth = self._auth_header(host, scope)
+            auth = self._auth_header(host, scope, url)
             if auth:
                 hdrs["Authorization"] = auth
             self._count("requests")
@@ -313,14 +367,16 @@ class RegistryClient:
                     self._sleep(attempt, None, what)
                     continue
                 raise self._transport_error(err, host, what) from None
-            if resp.status_code == 401 and not reauthed:
+            if (resp.status_code == 401 and not reauthed
+                    and same_origin(str(resp.url), self._base(host))):
+                # a challenge counts only from the registry itself, not from a redirect target
                 challenge = resp.headers.get("WWW-Authenticate", "")
-                resp.close()
                 parsed = parse_challenge(challenge) or Challenge("")
                 creds = self._creds(host)
                 if parsed.scheme == "bearer" or (
                     parsed.scheme == "basic" and creds and creds.username
                 ):
+                    resp.close()
                     self._schemes[host] = (parsed.scheme, parsed.params)
                     self._tokens.pop((host, scope), None)
                     reauthed = True
@@ -332,10 +388,9 @@ class RegistryClient:
                 self._sleep(attempt, wait, what)
                 continue
             if resp.status_code not in ok:
-                if stream:
-                    resp.read()
+                body = _error_body(resp, stream)
                 resp.close()
-                raise self._status_error(resp, host, what)
+                raise self._status_error(resp, host, what, body)
             return resp
 
     def _sleep(self, attempt: int, wait: float | None, what: str) -> None:
@@ -362,9 +417,11 @@ class RegistryClient:
             hint="retry later; check the network and any proxy (HTTPS_PROXY/NO_PROXY)",
         )
 
-    def _status_error(self, resp: httpx.Response, host: str, what: str) -> Exception:
+    def _status_error(
+        self, resp: httpx.Response, host: str, what: str, body: bytes
+    ) -> Exception:
         code = resp.status_code
-        detail = _registry_error(resp)
+        detail = _registry_error(body)
         suffix = f": {detail}" if detail else ""
         url = str(resp.request.url) if resp.request else None
         if code == 401:
@@ -411,31 +468,62 @@ class RegistryClient:
         self._send("GET", f"{self._base(host)}/v2/", host=host, scope="", what="/v2/")
 
     def list_tags(self, repository: str, *, page_size: int = 1000) -> list[str]:
-        """Every tag of a repository (following pagination), in the registry's order."""
+        """Every tag of a repository, in the registry's order.
+
+        Pagination (``Link: <...>; rel="next"``) is followed only on the registry's own origin
+        (scheme, host and port) and for at most ``MAX_TAG_PAGES`` pages: a link elsewhere, a
+        loop or too many pages is an error, and credentials never leave the registry."""
         host, path = split_repository(repository)
+        what = f"tags of {repository}"
         url: str | None = f"{self._base(host)}/v2/{path}/tags/list"
         params: dict[str, str] | None = {"n": str(page_size)}
         tags: list[str] = []
+        seen: set[str] = set()
         while url:
+            if len(seen) >= MAX_TAG_PAGES:
+                raise NetworkError(
+                    f"registry {host} sent more than {MAX_TAG_PAGES} pages of {what}",
+                    hint="the registry's pagination looks broken",
+                )
+            seen.add(url)
             self._count("tag_lists")
-            resp = self._send(
-                "GET",
-                url,
-                host=host,
-                scope=f"repository:{path}:pull",
-                what=f"tags of {repository}",
-                params=params,
-            )
+            resp = self._send("GET", url, host=host, scope=f"repository:{path}:pull", what=what,
+                              params=params, stream=True)
             try:
-                body = resp.json()
-            except ValueError:
-                raise NetworkError(f"registry {host} sent a malformed tag list") from None
-            tags.extend(str(t) for t in body.get("tags") or ())
-            link = resp.headers.get("Link", "")
-            match = re.search(r"<([^>]+)>\s*;\s*rel=\"?next\"?", link)
-            url = urljoin(str(resp.url), match.group(1)) if match else None
+                body = _small_json(resp, where=f"{what} from {host}")
+            finally:
+                resp.close()
+            page = body.get("tags") if isinstance(body, dict) else None
+            if not isinstance(body, dict) or not isinstance(page, list | None) or any(
+                not isinstance(t, str) for t in page or ()
+            ):
+                raise NetworkError(f"registry {host} sent a malformed tag list for {repository}")
+            tags.extend(page or ())
+            url = self._next_page(resp, host, what, seen)
             params = None
         return tags
+
+    def _next_page(self, resp: httpx.Response, host: str, what: str, seen: set[str]) -> str | None:
+        """The next page's URL from a ``Link`` header, checked to stay on the registry."""
+        match = _NEXT_LINK.search(resp.headers.get("Link", ""))
+        if match is None:
+            return None
+        try:
+            url = str(urljoin(str(resp.url), match.group(1).strip()))
+            same = same_origin(url, self._base(host))
+        except (ValueError, httpx.InvalidURL):
+            raise NetworkError(
+                f"registry {host} sent an invalid next-page link for {what}"
+            ) from None
+        if not same:
+            raise NetworkError(
+                f"registry {host} sent a next-page link for {what} to another origin "
+                f"({httpx.URL(url).host}); refused",
+                hint="pagination is followed only on the registry's own scheme, host and port",
+            )
+        if url in seen:
+            raise NetworkError(f"registry {host} sent a next-page link loop for {what}")
+        return url
 
     def head_manifest(self, repository: str, reference: str) -> Descriptor:
         """The descriptor (media type, digest, size) of a tag or digest, with one HEAD request."""
@@ -453,7 +541,8 @@ class RegistryClient:
         if not digest:
             got = self.get_manifest(repository, reference)
             return Descriptor(got.media_type, got.digest, len(got.data))
-        size = int(resp.headers.get("Content-Length") or 0)
+        length = resp.headers.get("Content-Length", "")
+        size = int(length) if length.isdigit() and len(length) < 20 else 0
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         return Descriptor(media_type, digest, size)
 
@@ -486,11 +575,11 @@ class RegistryClient:
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         if media_type in ("", "application/json", "application/octet-stream"):
             try:
-                import json
-
-                media_type = str(json.loads(data).get("mediaType", media_type))
-            except (ValueError, AttributeError):  # not a JSON object: keep the header's type
-                pass
+                body = loads_json(data, where=what)
+            except ValueError:  # not JSON: keep the header's type; the parser reports it
+                body = None
+            if isinstance(body, dict) and isinstance(body.get("mediaType"), str):
+                media_type = body["mediaType"]
         return ManifestResult(data=data, media_type=media_type, digest=digest)
 
     def referrers(self, repository: str, digest: str) -> dict[str, Any] | None:
@@ -505,15 +594,14 @@ class RegistryClient:
             what=f"referrers of {digest}",
             headers={"Accept": OCI_INDEX},
             ok=(200, 404),
+            stream=True,
         )
         try:
             if resp.status_code == 404:
                 return None
             if OCI_INDEX not in resp.headers.get("Content-Type", ""):
                 return None
-            body = resp.json()
-        except ValueError:
-            return None
+            body = _small_json(resp, where=f"referrers of {digest}")
         finally:
             resp.close()
         return body if isinstance(body, dict) else None
@@ -544,13 +632,15 @@ class RegistryClient:
     ) -> int:
         length = resp.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > limit:
-            raise IntegrityError(f"{what} is {length} bytes, over the limit of {limit}")
+            raise IntegrityError(f"{what} is {length} bytes, over the limit of {limit} "
+                                 "(or its descriptor's size)")
         total = 0
         chunks: Iterator[bytes] = resp.iter_raw(CHUNK)
         for chunk in chunks:
             total += len(chunk)
             if total > limit:
-                raise IntegrityError(f"{what} is over the limit of {limit} bytes")
+                raise IntegrityError(f"{what} is over the limit of {limit} bytes "
+                                     "(or its descriptor's size)")
             if hasher is not None:
                 hasher.update(chunk)
             out.write(chunk)
@@ -565,17 +655,22 @@ class RegistryClient:
         out: IO[bytes],
         *,
         max_size: int,
+        size: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Stream a blob into ``out`` (a seekable file), verifying its sha256; returns its size.
 
-        A connection cut mid-blob is retried from the start; on any error ``out`` may hold
-        partial data, which the caller discards.
+        ``size`` is the descriptor's: reading stops past it, and a blob of another size is an
+        error. A connection cut mid-blob is retried from the start; on any error ``out`` may
+        hold partial data, which the caller discards.
         """
         host, path = split_repository(repository)
         if not digest.startswith("sha256:"):
             raise IntegrityError(f"blob {digest}: only sha256 digests are supported")
         what = f"blob {digest} of {repository}"
+        if size is not None and size > max_size:
+            raise IntegrityError(f"{what} is {size} bytes, over the limit of {max_size}")
+        limit = max_size if size is None else size
         attempt = 0
         while True:
             self._count("blob_gets")
@@ -591,7 +686,7 @@ class RegistryClient:
             out.seek(0)
             out.truncate()
             try:
-                size = self._read_limited(resp, out, max_size, what, host, hasher, progress)
+                got_size = self._read_limited(resp, out, limit, what, host, hasher, progress)
             except httpx.TransportError as err:
                 resp.close()
                 if attempt < self._max_retries:
@@ -604,21 +699,27 @@ class RegistryClient:
                 ) from None
             finally:
                 resp.close()
-            self._count("blob_bytes", size)
+            self._count("blob_bytes", got_size)
+            if size is not None and got_size != size:
+                raise IntegrityError(
+                    f"{what} is {got_size} bytes, its descriptor says {size}",
+                    hint="the registry content is corrupt or was tampered with",
+                )
             got = "sha256:" + hasher.hexdigest()
             if got != digest:
                 raise IntegrityError(
                     f"{what}: content does not match its digest (got {got})",
                     hint="the registry content is corrupt or was tampered with",
                 )
-            return size
+            return got_size
 
     def get_blob_bytes(
-        self, repository: str, digest: str, *, max_size: int = MAX_CONFIG_SIZE
+        self, repository: str, digest: str, *, max_size: int = MAX_CONFIG_SIZE,
+        size: int | None = None,
     ) -> bytes:
-        """A small blob (a config) in memory, verified."""
+        """A small blob (a config) in memory, verified (and of the descriptor's ``size``)."""
         buf = io.BytesIO()
-        self.get_blob(repository, digest, buf, max_size=max_size)
+        self.get_blob(repository, digest, buf, max_size=max_size, size=size)
         return buf.getvalue()
 
     def push_blob(self, repository: str, data: bytes) -> str:

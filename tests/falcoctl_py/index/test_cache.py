@@ -9,18 +9,18 @@ import yaml
 
 from falcoctl_py.config import IndexRef, load_config, save_indexes
 from falcoctl_py.errors import LocatedError, NetworkError, NotFoundError, UsageError
-from falcoctl_py.index_cache import (
+from falcoctl_py.index.cache import (
     add_index,
     cache_config_path,
     cached_index_path,
-    fetch_index,
     list_indexes,
     load_index_entries,
     read_cache_records,
     remove_indexes,
     update_indexes,
 )
-from falcoctl_py.indexes import load_merged_index
+from falcoctl_py.index.fetch import fetch_index
+from falcoctl_py.index.search import load_merged_index
 from tests.realparts import FileServer
 
 
