@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from falcoctl_py.errors import ConfigError
+from falcoctl_py.bounded import safe_load_yaml
+from falcoctl_py.errors import ConfigError, UsageError
 
 T = TypeVar("T")
 
@@ -38,6 +39,7 @@ DEFAULT_DRIVER: dict[str, Any] = {
     "hostroot": "/",
 }
 
+_USERINFO_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/@\s\"'<>]*@")
 _SEMICOLON_LIST = re.compile(r"^([^;]+)(;[^;]+)*$")
 _COMMA_LIST = re.compile(r"^([^,]+)(,[^,]+)*$")
 _TRUE = {"1", "t", "true"}
@@ -169,15 +171,39 @@ def default_file_content() -> dict[str, Any]:
     }
 
 
-def parse_duration(text: str) -> float:
-    """A positive Go duration (``168h``, ``1h30m``, ``90s``, ``500ms``) in seconds."""
-    from falcoctl_py.errors import UsageError
-    from falcoctl_py.schedule import parse_duration as parse
+class InvalidDuration(ConfigError, UsageError):
+    """A duration that is not a positive Go duration (a config value or a flag)."""
 
-    try:
-        return parse(text)
-    except UsageError as err:
-        raise ConfigError(err.message, hint=err.hint) from None
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d{1,30}(?:\.\d{0,30})?|\.\d{1,30})(ns|us|µs|ms|s|m|h)")
+MAX_DURATION = (2**63 - 1) / 1e9  # Go's time.Duration range, about 292 years
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a positive Go duration such as ``168h``, ``1h30m``, ``2s`` or ``500ms``."""
+    value = str(text).strip()
+    if value in ("0", ""):
+        raise InvalidDuration(
+            f"invalid duration {text!r}: it must be positive", hint="use e.g. 6h or 30m"
+        )
+    pos, total = 0, 0.0
+    while pos < len(value):
+        match = _DURATION_PART.match(value, pos)
+        if match is None:
+            raise InvalidDuration(
+                f"invalid duration {value[:40]!r}",
+                hint="use a number and a unit: ns, us, ms, s, m or h",
+            )
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if total <= 0:
+        raise InvalidDuration(f"invalid duration {text!r}: it must be positive",
+                              hint="use e.g. 6h")
+    if total > MAX_DURATION:
+        raise InvalidDuration(f"invalid duration {value[:40]!r}: longer than 292 years",
+                              hint="use e.g. 6h")
+    return total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +213,9 @@ def parse_duration(text: str) -> float:
 def read_config_file(
     path: Path, *, create: bool = True
 ) -> dict[str, Any]:
-    """The file's content with lower-cased keys; created with defaults (dir 0700) when missing."""
+    """The file's content with lower-cased keys; created with defaults (dir 0700) when missing.
+
+    The file is parsed within :mod:`falcoctl_py.bounded`'s limits (size, depth, aliases)."""
     import yaml
 
     from falcoctl_py.textio import dump_yaml, write_atomic
@@ -204,18 +232,18 @@ def read_config_file(
                 hint="pass --config with a writable path",
             ) from err
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"cannot read: {err.strerror}", path=str(path)) from err
     try:
-        data = yaml.safe_load(text)
+        data = safe_load_yaml(text, where=str(path))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(err, "problem", None) or "invalid YAML"
         raise ConfigError(
             f"invalid YAML: {problem}", path=where, hint="fix the file or remove it to get defaults"
-        ) from err
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -224,11 +252,15 @@ def read_config_file(
     return lowered
 
 
-def _lower_keys(value: Any) -> Any:
+def _lower_keys(value: Any, depth: int = 0) -> Any:
+    """``value`` with every mapping key lower-cased; a recursive alias is refused."""
+    if depth > 64:
+        raise ConfigError("nested more than 64 levels deep (a recursive YAML alias?)",
+                          hint="remove the alias that refers to its own parent")
     if isinstance(value, dict):
-        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
+        return {str(k).lower(): _lower_keys(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_lower_keys(v) for v in value]
+        return [_lower_keys(v, depth + 1) for v in value]
     return value
 
 
@@ -531,8 +563,12 @@ def _edit_file(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     change(data)
     out = io.StringIO()
     y.dump(data, out)
+    text = out.getvalue()
+    mode = path.stat().st_mode & 0o777
+    if _USERINFO_URL.search(text):
+        mode &= 0o600  # a URL with credentials: readable by the owner only
     try:
-        write_atomic(path, out.getvalue().encode(), mode=path.stat().st_mode & 0o777)
+        write_atomic(path, text.encode(), mode=mode)
     except OSError as err:
         raise ConfigError(f"cannot write: {err.strerror}", path=str(path)) from err
 
@@ -552,14 +588,47 @@ def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def save_indexes(path: Path, indexes: list[IndexRef]) -> None:
-    """Replace ``indexes:`` in the config file (comments, other keys and spellings kept)."""
+    """Make ``indexes:`` of the config file list ``indexes``, in that order, editing the items
+    in place: comments (inline ones too), other keys and spellings are kept, and an empty
+    backend is not written."""
 
     def change(data: dict[str, Any]) -> None:
-        data[_key(data, "indexes")] = [
-            {"name": i.name, "url": i.url, "backend": i.backend} for i in indexes
-        ]
+        key = _key(data, "indexes")
+        old = data.get(key)
+        items = old if isinstance(old, list) else []
+        by_name = {str(_get_ci(i, "name")): i for i in items if isinstance(i, dict)}
+        wanted = []
+        for ref in indexes:
+            item = by_name.get(ref.name)
+            if item is None:
+                item = {"name": ref.name, "url": ref.url}
+            else:
+                item[_key(item, "url")] = ref.url
+            backend_key = _key(item, "backend")
+            if ref.backend:
+                item[backend_key] = ref.backend
+            elif not item.get(backend_key):
+                item.pop(backend_key, None)
+            wanted.append(item)
+        if isinstance(old, list):
+            keep = {id(i) for i in wanted}
+            for index in reversed(range(len(old))):
+                if id(old[index]) not in keep:
+                    del old[index]
+            for item in wanted:
+                if all(item is not i for i in old):
+                    old.append(item)
+            order = {id(item): n for n, item in enumerate(wanted)}
+            if [id(i) for i in old] != [id(i) for i in wanted]:
+                old.sort(key=lambda i: order[id(i)])
+        else:
+            data[key] = wanted
 
     _edit_file(path, change)
+
+
+def _get_ci(item: dict[str, Any], key: str) -> Any:
+    return item.get(_key(item, key))
 
 
 def add_gcp_registry(path: Path, registry: str) -> None:

@@ -29,9 +29,9 @@ from falcoctl_py.errors import (
     UsageError,
 )
 from falcoctl_py.http import redact_url
-from falcoctl_py.index.fetch import backend_for, fetch_index, read_regular_file
+from falcoctl_py.index.fetch import backend_for, fetch_index
 from falcoctl_py.index.model import MAX_INDEX_BYTES, IndexEntry, parse_index
-from falcoctl_py.textio import dump_yaml, write_atomic
+from falcoctl_py.textio import dump_yaml, read_regular_file, write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import stat
 import urllib.parse
 from pathlib import Path
 
 import httpx
 
 from falcoctl_py.config import INDEX_BACKENDS, IndexRef
-from falcoctl_py.errors import NetworkError, NotFoundError, UsageError
+from falcoctl_py.errors import NetworkError, UsageError
 from falcoctl_py.http import make_client, redact_text, redact_url
 from falcoctl_py.index.model import MAX_INDEX_BYTES, IndexEntry, parse_index
+from falcoctl_py.textio import read_regular_file
 
 
 def backend_for(url: str, backend: str = "") -> str:
@@ -45,24 +44,6 @@ def file_path(url: str) -> Path:
     if parts.scheme == "file":
         return Path(urllib.parse.unquote(parts.netloc + parts.path))
     return Path(url)
-
-
-def read_regular_file(path: Path, *, limit: int, what: str) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes (no device, FIFO or directory)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as err:
-        raise NotFoundError(f"cannot read {what} {path}: {err.strerror}",
-                            hint="check the path") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"{what} {path} is not a regular file",
-                             hint="give the path of a file")
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise UsageError(f"{what} {path} is larger than {limit} bytes")
-    return data
 
 
 def fetch_index_bytes(url: str, backend: str = "") -> bytes:

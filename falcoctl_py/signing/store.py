@@ -7,10 +7,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import NetworkError, NotFoundError
 
 
@@ -80,7 +80,7 @@ class SignatureStore:
             content_type = resp.headers.get("Content-Type", "")
             if "application/vnd.oci.image.index.v1+json" not in content_type:
                 return None
-            doc = json.loads(resp.content)
+            doc = loads_json(resp.content, where="the referrers index")
         except ValueError:
             return None
         finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -21,11 +20,13 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import ConfigError, VerificationError
 from falcoctl_py.signing import bundle as bundles
 from falcoctl_py.signing import certs, keys, simplesigning, tlog
 from falcoctl_py.signing.policy import CosignPolicy, VerifySettings
 from falcoctl_py.signing.store import RegistryReader, SignatureStore
+from falcoctl_py.textio import read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,7 @@ def load_key_ref(ref: str) -> keys.PublicKey:
             f"key reference {ref!r} is not a file", hint="download the public key and give its path"
         )
     path = Path(ref).expanduser()
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"cannot read the public key: {err.strerror}", path=str(path)) from err
+    data = read_regular_file(path, limit=keys.MAX_KEY_FILE, what="public key")
     if b"CERTIFICATE" in data:
         cert = x509.load_pem_x509_certificate(data)
         return cert.public_key()  # type: ignore[return-value]
@@ -82,7 +80,7 @@ def load_key_ref(ref: str) -> keys.PublicKey:
 
 def _json(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data)
+        return loads_json(data, where=what)
     except ValueError as err:
         raise VerificationError(f"{what} is not JSON") from err
 
