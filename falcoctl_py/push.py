@@ -6,6 +6,7 @@ import datetime as _dt
 import logging
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from falcoctl_py.archive import create_tar_gz, is_tar_gz
+from falcoctl_py.bounded import check_expansion, check_yaml
 from falcoctl_py.errors import FalcoctlPyError, IntegrityError, LocatedError, UsageError
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.oci.media import (
@@ -114,9 +116,12 @@ def rulesfile_metadata(path: Path) -> tuple[tuple[Dependency, ...], tuple[Requir
         ) from None
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from None
+    check_yaml(text, where=str(path))
+    loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)(text)  # strings kept as written
     try:
-        loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
-        docs = yaml.load(text, Loader=loader)
+        node = loader.get_single_node()
+        check_expansion(node, where=str(path))
+        docs = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         raise LocatedError(
@@ -124,6 +129,8 @@ def rulesfile_metadata(path: Path) -> tuple[tuple[Dependency, ...], tuple[Requir
             path=str(path),
             line=mark.line + 1 if mark else None,
         ) from None
+    finally:
+        loader.dispose()
     deps: list[Dependency] = []
     reqs: list[Requirement] = []
     for item in docs if isinstance(docs, list) else ():
@@ -131,12 +138,7 @@ def rulesfile_metadata(path: Path) -> tuple[tuple[Dependency, ...], tuple[Requir
             continue
         engine = item.get("required_engine_version")
         if isinstance(engine, str) and engine.strip():
-            value = engine.strip()
-            reqs.append(
-                Requirement(
-                    "engine_version_semver", f"0.{int(value)}.0" if value.isdigit() else value
-                )
-            )
+            reqs.append(Requirement("engine_version_semver", _engine_version(engine, path)))
         plugins = item.get("required_plugin_versions")
         for plugin in plugins if isinstance(plugins, list) else ():
             if not isinstance(plugin, dict) or "name" not in plugin:
@@ -148,6 +150,35 @@ def rulesfile_metadata(path: Path) -> tuple[tuple[Dependency, ...], tuple[Requir
             )
             deps.append(Dependency(str(plugin["name"]), str(plugin.get("version", "")), alts))
     return tuple(deps), tuple(reqs)
+
+
+def _engine_version(text: str, path: Path) -> str:
+    """``required_engine_version`` as semver: an old integer ``N`` is ``0.N.0``; anything that
+    is not a semantic version is refused, as falcoctl does."""
+    value = text.strip()
+    if value.isdigit() and len(value) < 10:
+        return f"0.{int(value)}.0"
+    if is_strict_semver(value):
+        return value
+    raise LocatedError(
+        f"required_engine_version {value[:40]!r} is not a semantic version",
+        path=str(path),
+        hint="use MAJOR.MINOR.PATCH such as 0.57.0 (or an old-style integer such as 15)",
+    )
+
+
+def _check_files(files: Sequence[Path]) -> None:
+    """Every file to push exists and is a readable regular file (one clear line otherwise)."""
+    for path in files:
+        try:
+            info = path.stat()
+        except OSError as err:
+            raise UsageError(f"cannot read {path}: {err.strerror}",
+                             hint="check the path of the file to push") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{path} is not a regular file", hint="push a file")
+        if not os.access(path, os.R_OK):
+            raise UsageError(f"cannot read {path}: permission denied")
 
 
 def _tags(ref: Reference, extra: Sequence[str], version: str, floating: bool) -> list[str]:
@@ -206,6 +237,7 @@ def push_artifact(
     plats = [Platform.parse(p) for p in platforms]
     if not files:
         raise UsageError("nothing to push", hint="give at least one file")
+    _check_files(files)
     if kind is ArtifactType.plugin:
         if len(plats) != len(files):
             raise UsageError(

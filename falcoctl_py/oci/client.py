@@ -192,6 +192,10 @@ def _small_json(resp: httpx.Response, *, where: str) -> Any:
         return None
 
 
+# what OpenSSL says when a TLS client hello is answered by plain HTTP
+_PLAIN_HTTP_MARKS = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure",
+                     "packet length too long", "http request")
+
 _NEXT_LINK = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 
 
@@ -402,6 +406,11 @@ class RegistryClient:
 
     def _transport_error(self, err: httpx.HTTPError, host: str, what: str) -> NetworkError:
         text = str(err) or type(err).__name__
+        if not self.plain_http and any(m in text for m in _PLAIN_HTTP_MARKS):
+            return NetworkError(
+                f"registry {host} answered in plain HTTP, not TLS ({what})",
+                hint="it is a plain-HTTP registry: pass --plain-http",
+            )
         if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
             return NetworkError(
                 f"TLS verification failed for registry {host} ({what}): {text}",
@@ -445,6 +454,13 @@ class RegistryClient:
                 else None
             )
             return NotFoundError(f"{what} not found on registry {host}{suffix}", hint=hint)
+        if code == 400 and self.plain_http and (
+            b"HTTPS" in body[:4096] or resp.http_version == "HTTP/1.0"
+        ):  # Go's answer to plain HTTP on a TLS port: "HTTP/1.0 400 ... an HTTPS server"
+            return NetworkError(
+                f"registry {host} speaks TLS, not plain HTTP ({what})",
+                url=url, status=code, hint="drop --plain-http (add --ca-file for a private CA)",
+            )
         if code == 429:
             return NetworkError(
                 f"registry {host} rate-limited {what} (429) after {self._max_retries} retries",
