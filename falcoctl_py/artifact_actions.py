@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from falcoctl_py.errors import UsageError
+from falcoctl_py.errors import NotFoundError, UsageError
 from falcoctl_py.oci.client import RegistryClient, RegistryCredentials
 from falcoctl_py.oci.media import (
     DOCKER_MANIFEST_LIST,
@@ -25,6 +25,7 @@ from falcoctl_py.oci.media import (
     parse_artifact_manifest,
     select_platform,
 )
+from falcoctl_py.oci.reference import sort_tags
 
 if TYPE_CHECKING:
     from falcoctl_py.config import Config, FollowConfig, InstallConfig
@@ -100,7 +101,13 @@ def index_lookup(config: Config) -> IndexLookup:
             from falcoctl_py.index.search import load_merged_index
 
             cache.append(load_merged_index(config))
-        return cache[0].get(name)
+        entry = cache[0].get(name)
+        if entry is None and cache[0].unreachable:  # it may be in an index we could not read
+            raise NotFoundError(
+                f"cannot find {name} in the reachable indexes; {cache[0].missing_hint()}",
+                hint="check the network, or use a full reference HOST/REPOSITORY:TAG",
+            )
+        return entry
 
     return lookup
 
@@ -256,7 +263,7 @@ def info(*, config_path: Path, refs: Sequence[str], tls: TlsOptions) -> list[Art
         for text in refs:
             aref = parse_artifact_ref(text, lookup)
             tags = [t for t in client.list_tags(aref.ref.name) if not SIGNATURE_TAG_RE.match(t)]
-            out.append(ArtifactTags(ref=aref.ref.name, tags=tags))
+            out.append(ArtifactTags(ref=aref.ref.name, tags=sort_tags(tags)))
     return out
 
 

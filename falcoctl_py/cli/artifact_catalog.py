@@ -43,13 +43,16 @@ def artifact_search(
         float, typer.Option("--min-score", help="Minimum name similarity, in (0, 1].")
     ] = 0.65,
     type: TypeOpt = None,
+    index: Annotated[
+        str | None, typer.Option("--index", help="Only artifacts of this index.")
+    ] = None,
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """Search the configured indexes for artifacts by name similarity and keywords."""
     from falcoctl_py.index.search import search_artifacts
 
     hits = search_artifacts(config=_config.load(ctx), keywords=keywords, min_score=min_score,
-                            type=type.value if type else None)
+                            type=type.value if type else None, index=index)
     if output is not OutputFormat.human:
         print_structured([{**to_plain(h.entry), "score": h.score} for h in hits], output)
         return
