@@ -248,7 +248,10 @@ def read_config_file(
         return {}
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping", path=str(path))
-    lowered: dict[str, Any] = _lower_keys(data)
+    try:
+        lowered: dict[str, Any] = _lower_keys(data)
+    except ConfigError as err:
+        raise ConfigError(err.message, path=str(path), hint=err.hint) from None
     return lowered
 
 
@@ -378,8 +381,8 @@ def _indexes(data: Mapping[str, Any], env: Mapping[str, str]) -> list[IndexRef]:
 
 
 def _registry(data: Mapping[str, Any], env: Mapping[str, str]) -> RegistryConfig:
-    creds = _scalar(data, env, "registry.creds.config")
-    creds_path = Path(os.path.expanduser(str(creds))) if creds else default_creds_config()
+    creds = _str(_scalar(data, env, "registry.creds.config"), "registry.creds.config")
+    creds_path = Path(os.path.expanduser(creds)) if creds else default_creds_config()
 
     basic: list[BasicAuth] = []
     raw = _env(env, "registry.auth.basic")
@@ -425,8 +428,12 @@ def _registry(data: Mapping[str, Any], env: Mapping[str, str]) -> RegistryConfig
         gcp = _split(raw, "registry.auth.gcp", sep=";")
     else:
         gcp = []
-        for value in _get(data, "registry.auth.gcp") or []:
-            gcp.append(_str(value.get("registry") if isinstance(value, dict) else value, "gcp"))
+        listed = _get(data, "registry.auth.gcp") or []
+        if not isinstance(listed, list):
+            raise ConfigError("registry.auth.gcp must be a list of registries")
+        for value in listed:
+            gcp.append(_str(value.get("registry") if isinstance(value, dict) else value,
+                            "registry.auth.gcp[]"))
     return RegistryConfig(creds_path, basic, oauth, gcp)
 
 
@@ -466,7 +473,7 @@ def _follow(data: Mapping[str, Any], env: Mapping[str, str]) -> FollowConfig:
             f"artifact.follow.startupBehavior: unknown value {behavior!r}",
             hint=f"use {', '.join(STARTUP_BEHAVIORS)}",
         )
-    tmp = _scalar(data, env, p + "tmpdir")
+    tmp = _str(_scalar(data, env, p + "tmpdir"), "artifact.follow.tmpDir")
     return FollowConfig(
         refs=_list(data, env, p + "refs", sep=";"),
         every=every,
@@ -491,15 +498,29 @@ def _driver(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         raw = _env(env, f"driver.{key}")
         if raw is not None:
             driver[key] = _split(raw, f"driver.{key}", sep=";")
-        elif isinstance(driver[key], str):
-            driver[key] = [driver[key]]
+        else:
+            driver[key] = _str_list(driver[key], f"driver.{key}")
     for key in ("version", "name", "hostroot"):
         raw = _env(env, f"driver.{key}")
-        if raw is not None:
-            driver[key] = raw
+        driver[key] = raw if raw is not None else _str(driver[key], f"driver.{key}")
     if key_host := env.get("HOST_ROOT"):
         driver["hostroot"] = key_host
     return driver
+
+
+_SECTIONS = ("registry", "registry.creds", "registry.auth", "artifact", "artifact.install",
+             "artifact.follow", "artifact.verify", "driver")
+
+
+def _check_sections(data: Mapping[str, Any]) -> None:
+    """Each section that is present is a mapping (``artifact: 5`` is an error, not ignored)."""
+    for dotted in _SECTIONS:
+        parent, _, name = dotted.rpartition(".")
+        node = _get(data, parent) if parent else data
+        value = node.get(name) if isinstance(node, Mapping) else None
+        if value is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"{dotted} must be a mapping, not {type(value).__name__}",
+                              hint="see the falcoctl.yaml reference in the README")
 
 
 def config_from_data(
@@ -507,8 +528,9 @@ def config_from_data(
 ) -> Config:
     """Build the model from parsed file content (lower-cased keys) with ``env`` on top."""
     env = os.environ if env is None else env
-    data = _lower_keys(dict(data))
     try:
+        data = _lower_keys(dict(data))
+        _check_sections(data)
         no_verify = _scalar(data, env, "artifact.noverify")
         return Config(
             indexes=_indexes(data, env),

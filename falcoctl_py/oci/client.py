@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urljoin
@@ -77,11 +77,13 @@ class RequestStats:
 
     @property
     def manifest_requests(self) -> int:
+        """Manifest GETs and HEADs together."""
         return self.manifest_gets + self.manifest_heads
 
     def reset(self) -> None:
-        for name in self.__slots__:  # type: ignore[attr-defined]
-            setattr(self, name, 0)
+        """Every counter back to zero."""
+        for item in fields(self):
+            setattr(self, item.name, 0)
 
 
 @dataclass(frozen=True, slots=True)
