@@ -114,7 +114,7 @@ def test_index_url_credentials_never_reach_httpx_debug_logs(
 ) -> None:
     (file_server.root / "index.yaml").write_text(GOOD)
     url = file_server.url.replace("http://", "http://reader:s3cret@") + "/index.yaml"
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"):
         fetch_index(IndexRef("x", url))
     logged = [r.getMessage() for r in caplog.records if r.name.startswith("httpx")]
     assert any("index.yaml" in m for m in logged)
