@@ -10,200 +10,38 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from falcoctl_py.bounded import safe_load_yaml
-from falcoctl_py.errors import ConfigError, UsageError
+from falcoctl_py.config.model import (
+    ARTIFACT_TYPES,
+    DEFAULT_ASSETS_DIR,
+    DEFAULT_DRIVER,
+    DEFAULT_FALCO_VERSIONS,
+    DEFAULT_FOLLOW_EVERY,
+    DEFAULT_PLUGINS_DIR,
+    DEFAULT_RULESFILES_DIR,
+    DEFAULT_STATE_DIR,
+    STARTUP_BEHAVIORS,
+    ArtifactConfig,
+    BasicAuth,
+    Config,
+    FollowConfig,
+    IndexRef,
+    InstallConfig,
+    OAuthClient,
+    RegistryConfig,
+    default_creds_config,
+    default_file_content,
+    parse_bool,
+    parse_duration,
+)
+from falcoctl_py.errors import ConfigError
 
-T = TypeVar("T")
-
-DEFAULT_INDEX_NAME = "falcosecurity"
-DEFAULT_INDEX_URL = "https://falcosecurity.github.io/falcoctl/index.yaml"
-DEFAULT_RULESFILES_DIR = Path("/etc/falco")
-DEFAULT_PLUGINS_DIR = Path("/usr/share/falco/plugins")
-DEFAULT_ASSETS_DIR = Path("/etc/falco/assets")
-DEFAULT_STATE_DIR = Path("/var/lib/falcoctl")
-DEFAULT_FOLLOW_EVERY = "6h"  # issue 6 asks for 6h; falcoctl v0.13 uses 168h
-DEFAULT_FALCO_VERSIONS = "http://localhost:8765/versions"
-ARTIFACT_TYPES = ("rulesfile", "plugin", "asset")
-STARTUP_BEHAVIORS = ("skip", "jitter", "immediate")
-INDEX_BACKENDS = ("http", "https", "file")
-DEFAULT_DRIVER: dict[str, Any] = {
-    "type": ["modern_ebpf", "kmod"],
-    "name": "falco",
-    "repos": ["https://download.falco.org/driver"],
-    "version": "",
-    "hostroot": "/",
-}
-
-_USERINFO_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/@\s\"'<>]*@")
 _SEMICOLON_LIST = re.compile(r"^([^;]+)(;[^;]+)*$")
 _COMMA_LIST = re.compile(r"^([^,]+)(,[^,]+)*$")
-_TRUE = {"1", "t", "true"}
-_FALSE = {"0", "f", "false"}
-
-
-@dataclass(frozen=True, slots=True)
-class IndexRef:
-    """A configured index: its name, URL and backend (http, https or file)."""
-
-    name: str
-    url: str
-    backend: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class BasicAuth:
-    """Basic credentials for one registry, from the config file or the environment."""
-
-    registry: str
-    user: str
-    password: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class OAuthClient:
-    """OAuth2 client credentials (the client-credentials grant) for one registry."""
-
-    registry: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    token_url: str = ""
-    scopes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryConfig:
-    """``registry:``: the credential store and automatic logins."""
-
-    creds_config: Path
-    auth_basic: list[BasicAuth] = field(default_factory=list)
-    auth_oauth: list[OAuthClient] = field(default_factory=list)
-    auth_gcp: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class InstallConfig:
-    """``artifact.install``."""
-
-    refs: list[str] = field(default_factory=list)
-    resolve_deps: bool = True
-    rulesfiles_dir: Path = DEFAULT_RULESFILES_DIR
-    plugins_dir: Path = DEFAULT_PLUGINS_DIR
-    assets_dir: Path = DEFAULT_ASSETS_DIR
-    state_dir: Path = DEFAULT_STATE_DIR
-
-
-@dataclass(frozen=True, slots=True)
-class FollowConfig:
-    """``artifact.follow``; ``every`` is a Go duration string such as ``6h`` or ``1h30m``."""
-
-    refs: list[str] = field(default_factory=list)
-    every: str = DEFAULT_FOLLOW_EVERY
-    cron: str = ""
-    startup_behavior: str = "jitter"
-    falco_versions: str = DEFAULT_FALCO_VERSIONS
-    rulesfiles_dir: Path = DEFAULT_RULESFILES_DIR
-    plugins_dir: Path = DEFAULT_PLUGINS_DIR
-    assets_dir: Path = DEFAULT_ASSETS_DIR
-    state_dir: Path = DEFAULT_STATE_DIR
-    tmp_dir: Path | None = None
-
-    @property
-    def every_seconds(self) -> float:
-        """``every`` in seconds."""
-        return parse_duration(self.every)
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactConfig:
-    """``artifact:``."""
-
-    allowed_types: list[str] = field(default_factory=list)
-    no_verify: bool = False
-    install: InstallConfig = field(default_factory=InstallConfig)
-    follow: FollowConfig = field(default_factory=FollowConfig)
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    """The whole layered configuration (file, then environment on top)."""
-
-    indexes: list[IndexRef]
-    registry: RegistryConfig
-    artifact: ArtifactConfig
-    driver: dict[str, Any]
-    path: Path | None = None
-
-
-def pick(flag_value: T, flag_given: bool, config_value: T) -> T:
-    """The flag's value when the user gave it, else the (env-over-file) config value."""
-    return flag_value if flag_given else config_value
-
-
-def user_config_dir() -> Path:
-    """falcoctl's per-user directory, ``~/.config/falcoctl`` (``$HOME`` honoured)."""
-    return Path(os.environ.get("HOME") or Path.home()) / ".config" / "falcoctl"
-
-
-def default_creds_config() -> Path:
-    """Docker's credential store: ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``."""
-    docker_dir = os.environ.get("DOCKER_CONFIG")
-    if docker_dir:
-        return Path(docker_dir) / "config.json"
-    return Path(os.environ.get("HOME") or Path.home()) / ".docker" / "config.json"
-
-
-def default_file_content() -> dict[str, Any]:
-    """What a freshly created ``falcoctl.yaml`` holds."""
-    return {
-        "indexes": [{"name": DEFAULT_INDEX_NAME, "url": DEFAULT_INDEX_URL, "backend": "https"}],
-        "driver": {
-            "type": list(DEFAULT_DRIVER["type"]),
-            "name": DEFAULT_DRIVER["name"],
-            "repos": list(DEFAULT_DRIVER["repos"]),
-            "version": DEFAULT_DRIVER["version"],
-            "hostRoot": DEFAULT_DRIVER["hostroot"],
-        },
-    }
-
-
-class InvalidDuration(ConfigError, UsageError):
-    """A duration that is not a positive Go duration (a config value or a flag)."""
-
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_PART = re.compile(r"(\d{1,30}(?:\.\d{0,30})?|\.\d{1,30})(ns|us|µs|ms|s|m|h)")
-MAX_DURATION = (2**63 - 1) / 1e9  # Go's time.Duration range, about 292 years
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a positive Go duration such as ``168h``, ``1h30m``, ``2s`` or ``500ms``."""
-    value = str(text).strip()
-    if value in ("0", ""):
-        raise InvalidDuration(
-            f"invalid duration {text!r}: it must be positive", hint="use e.g. 6h or 30m"
-        )
-    pos, total = 0, 0.0
-    while pos < len(value):
-        match = _DURATION_PART.match(value, pos)
-        if match is None:
-            raise InvalidDuration(
-                f"invalid duration {value[:40]!r}",
-                hint="use a number and a unit: ns, us, ms, s, m or h",
-            )
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if total <= 0:
-        raise InvalidDuration(f"invalid duration {text!r}: it must be positive",
-                              hint="use e.g. 6h")
-    if total > MAX_DURATION:
-        raise InvalidDuration(f"invalid duration {value[:40]!r}: longer than 292 years",
-                              hint="use e.g. 6h")
-    return total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,22 +142,6 @@ def _str_list(value: Any, where: str) -> list[str]:
     if not isinstance(value, list) or any(isinstance(v, dict | list) for v in value):
         raise ConfigError(f"{where} must be a list of strings")
     return [str(v) for v in value]
-
-
-def parse_bool(
-    value: Any, where: str, *, also_true: frozenset[str] = frozenset(),
-    also_false: frozenset[str] = frozenset(),
-) -> bool:
-    """A boolean as Go's ParseBool reads it (1, t, true, 0, f, false, any case), plus extras."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE or text in also_true:
-        return True
-    if text in _FALSE or text in also_false:
-        return False
-    raise ConfigError(f"{where} must be true or false, not {str(value)!r}")
-
 
 
 def _str(value: Any, where: str) -> str:
@@ -557,125 +379,3 @@ def load_config(
 ) -> Config:
     """Read ``falcoctl.yaml`` (created with defaults when missing) with ``FALCOCTL_*`` on top."""
     return config_from_data(read_config_file(path, create=create), env=env, path=path)
-
-
-# ---------------------------------------------------------------------------------------------
-# writing
-
-
-def _edit_file(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    """Apply ``change`` to the config file's mapping and rewrite it atomically, keeping its
-    comments, key order, spellings and mode (created with defaults first when missing)."""
-    import io
-
-    from ruamel.yaml.error import YAMLError
-
-    from falcoctl_py.textio import roundtrip_yaml, write_atomic
-
-    read_config_file(path, create=True)  # creates it, and reports malformed YAML clearly
-    y = roundtrip_yaml()
-    try:
-        data = y.load(path.read_text(encoding="utf-8"))
-    except (OSError, YAMLError) as err:
-        raise ConfigError(f"cannot read: {err}", path=str(path)) from err
-    if data is None:
-        from ruamel.yaml.comments import CommentedMap
-
-        data = CommentedMap()
-    change(data)
-    out = io.StringIO()
-    y.dump(data, out)
-    text = out.getvalue()
-    mode = path.stat().st_mode & 0o777
-    if _USERINFO_URL.search(text):
-        mode &= 0o600  # a URL with credentials: readable by the owner only
-    try:
-        write_atomic(path, text.encode(), mode=mode)
-    except OSError as err:
-        raise ConfigError(f"cannot write: {err.strerror}", path=str(path)) from err
-
-
-def _key(data: dict[str, Any], key: str) -> str:
-    """The spelling ``key`` already has in ``data`` (keys are case-insensitive), else ``key``."""
-    return next((k for k in data if str(k).lower() == key.lower()), key)
-
-
-def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
-    name = _key(data, key)
-    value = data.get(name)
-    if not isinstance(value, dict):
-        value = {}
-        data[name] = value
-    return value
-
-
-def save_indexes(path: Path, indexes: list[IndexRef]) -> None:
-    """Make ``indexes:`` of the config file list ``indexes``, in that order, editing the items
-    in place: comments (inline ones too), other keys and spellings are kept, and an empty
-    backend is not written."""
-
-    def change(data: dict[str, Any]) -> None:
-        key = _key(data, "indexes")
-        old = data.get(key)
-        items = old if isinstance(old, list) else []
-        by_name = {str(_get_ci(i, "name")): i for i in items if isinstance(i, dict)}
-        wanted = []
-        for ref in indexes:
-            item = by_name.get(ref.name)
-            if item is None:
-                item = {"name": ref.name, "url": ref.url}
-            else:
-                item[_key(item, "url")] = ref.url
-            backend_key = _key(item, "backend")
-            if ref.backend:
-                item[backend_key] = ref.backend
-            elif not item.get(backend_key):
-                item.pop(backend_key, None)
-            wanted.append(item)
-        if isinstance(old, list):
-            keep = {id(i) for i in wanted}
-            for index in reversed(range(len(old))):
-                if id(old[index]) not in keep:
-                    del old[index]
-            for item in wanted:
-                if all(item is not i for i in old):
-                    old.append(item)
-            order = {id(item): n for n, item in enumerate(wanted)}
-            if [id(i) for i in old] != [id(i) for i in wanted]:
-                old.sort(key=lambda i: order[id(i)])
-        else:
-            data[key] = wanted
-
-    _edit_file(path, change)
-
-
-def _get_ci(item: dict[str, Any], key: str) -> Any:
-    return item.get(_key(item, key))
-
-
-def add_gcp_registry(path: Path, registry: str) -> None:
-    """Append ``{registry: ...}`` to ``registry.auth.gcp`` unless present, atomically."""
-
-    def change(data: dict[str, Any]) -> None:
-        auth = _section(_section(data, "registry"), "auth")
-        name = _key(auth, "gcp")
-        gcp = auth.get(name) or []
-        if not any((g.get("registry") if isinstance(g, dict) else g) == registry for g in gcp):
-            gcp.append({"registry": registry})
-        auth[name] = gcp
-
-    _edit_file(path, change)
-
-
-def save_driver(path: Path, driver: Mapping[str, Any]) -> None:
-    """Replace ``driver:`` in the config file, atomically."""
-
-    def change(data: dict[str, Any]) -> None:
-        data[_key(data, "driver")] = dict(driver)
-
-    _edit_file(path, change)
-
-
-def read_file_indexes(path: Path) -> list[IndexRef]:
-    """The ``indexes:`` of the config file alone (no environment), for rewriting the file."""
-    return config_from_data(read_config_file(path, create=True), env={}, path=path).indexes
