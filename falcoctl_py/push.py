@@ -208,32 +208,16 @@ def _layer(path: Path) -> tuple[bytes, str]:
         raise UsageError(f"cannot read {path}: {err.strerror}") from None
 
 
-def push_artifact(
-    *,
-    client: RegistryClient,
-    ref: str,
-    files: Sequence[Path],
-    artifact_type: str,
-    version: str,
-    tags: Sequence[str] = (),
-    add_floating_tags: bool = False,
-    requires: Sequence[str] = (),
-    depends_on: Sequence[str] = (),
-    annotation_source: str | None = None,
-    name: str | None = None,
-    platforms: Sequence[str] = (),
-) -> PushResult:
-    """Push files as a Falco artifact (an image index per platform for plugins)."""
-    target = parse_reference(ref)
-    if target.digest or target.range:
-        raise UsageError(f"push needs a tag, not a digest or range: {ref!r}")
+def _kind_and_platforms(
+    artifact_type: str, files: Sequence[Path], platforms: Sequence[str]
+) -> tuple[ArtifactType, list[Platform]]:
+    """The artifact type and platforms, checked against the files (one per platform)."""
     try:
         kind = ArtifactType(artifact_type)
     except ValueError:
         raise UsageError(
             f"unknown artifact type {artifact_type!r}", hint="use rulesfile, plugin or asset"
         ) from None
-    version = _version(version)
     plats = [Platform.parse(p) for p in platforms]
     if not files:
         raise UsageError("nothing to push", hint="give at least one file")
@@ -249,21 +233,15 @@ def push_artifact(
             raise UsageError("the same --platform is given twice")
     elif len(files) != 1:
         raise UsageError(f"a {kind} artifact holds exactly one file, got {len(files)}")
-    deps = tuple(parse_dependency(d) for d in depends_on)
-    reqs = tuple(parse_requirement(r) for r in requires)
-    if kind is ArtifactType.rulesfile and not is_tar_gz(files[0]) and not (deps and reqs):
-        auto_deps, auto_reqs = rulesfile_metadata(files[0])
-        deps = deps or auto_deps
-        reqs = reqs or auto_reqs
-    all_tags = _tags(target, tags, version, add_floating_tags)
-    config = ArtifactConfig(
-        name=name or target.repository.rsplit("/", 1)[-1],
-        version=version,
-        dependencies=deps,
-        requirements=reqs,
-    )
-    repo = target.name
-    client.ping(target.registry)
+    return kind, plats
+
+
+def _push_root(
+    client: RegistryClient, repo: str, kind: ArtifactType, config: ArtifactConfig,
+    files: Sequence[Path], plats: list[Platform], annotation_source: str | None,
+) -> tuple[bytes, str]:
+    """Push the config and layers and (for a plugin) the per-platform manifests; the root
+    manifest or image index to tag, and its media type."""
     config_bytes = config.to_bytes()
     config_desc = Descriptor(
         kind.config_media_type, client.push_blob(repo, config_bytes), len(config_bytes)
@@ -283,17 +261,54 @@ def push_artifact(
         manifests.append(
             (build_manifest(config_desc, layer, annotations), plats[index] if plats else None)
         )
-    if kind is ArtifactType.plugin:
-        descs = []
-        for body, plat in manifests:
-            digest = client.push_manifest(repo, f"sha256:{_sha(body)}", body, OCI_MANIFEST)
-            descs.append(Descriptor(OCI_MANIFEST, digest, len(body), dict(annotations), plat))
-        root = build_index(
-            descs, {ANNOTATION_SOURCE: annotation_source} if annotation_source else {}
-        )
-        media_type = OCI_INDEX
-    else:
-        root, media_type = manifests[0][0], OCI_MANIFEST
+    if kind is not ArtifactType.plugin:
+        return manifests[0][0], OCI_MANIFEST
+    descs = []
+    for body, plat in manifests:
+        digest = client.push_manifest(repo, f"sha256:{_sha(body)}", body, OCI_MANIFEST)
+        descs.append(Descriptor(OCI_MANIFEST, digest, len(body), dict(annotations), plat))
+    root = build_index(descs, {ANNOTATION_SOURCE: annotation_source} if annotation_source else {})
+    return root, OCI_INDEX
+
+
+def push_artifact(
+    *,
+    client: RegistryClient,
+    ref: str,
+    files: Sequence[Path],
+    artifact_type: str,
+    version: str,
+    tags: Sequence[str] = (),
+    add_floating_tags: bool = False,
+    requires: Sequence[str] = (),
+    depends_on: Sequence[str] = (),
+    annotation_source: str | None = None,
+    name: str | None = None,
+    platforms: Sequence[str] = (),
+) -> PushResult:
+    """Push files as a Falco artifact (an image index per platform for plugins); every input
+    is checked before the registry is contacted."""
+    target = parse_reference(ref)
+    if target.digest or target.range:
+        raise UsageError(f"push needs a tag, not a digest or range: {ref!r}")
+    version = _version(version)
+    kind, plats = _kind_and_platforms(artifact_type, files, platforms)
+    deps = tuple(parse_dependency(d) for d in depends_on)
+    reqs = tuple(parse_requirement(r) for r in requires)
+    if kind is ArtifactType.rulesfile and not is_tar_gz(files[0]) and not (deps and reqs):
+        auto_deps, auto_reqs = rulesfile_metadata(files[0])
+        deps = deps or auto_deps
+        reqs = reqs or auto_reqs
+    all_tags = _tags(target, tags, version, add_floating_tags)
+    config = ArtifactConfig(
+        name=name or target.repository.rsplit("/", 1)[-1],
+        version=version,
+        dependencies=deps,
+        requirements=reqs,
+    )
+    repo = target.name
+    client.ping(target.registry)
+    root, media_type = _push_root(client, repo, kind, config, files, plats, annotation_source)
     digest = ""
     for tag in all_tags:
         digest = client.push_manifest(repo, tag, root, media_type)

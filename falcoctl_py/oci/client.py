@@ -81,6 +81,20 @@ def split_repository(repository: str) -> tuple[str, str]:
 _NEXT_LINK = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 
 
+def _check_blob(what: str, digest: str, got: str, size: int | None, got_size: int) -> None:
+    """A blob read must have its descriptor's size (when known) and digest."""
+    if size is not None and got_size != size:
+        raise IntegrityError(
+            f"{what} is {got_size} bytes, its descriptor says {size}",
+            hint="the registry content is corrupt or was tampered with",
+        )
+    if got != digest:
+        raise IntegrityError(
+            f"{what}: content does not match its digest (got {got})",
+            hint="the registry content is corrupt or was tampered with",
+        )
+
+
 class RegistryClient:
     """A small OCI distribution client: tags, manifests, blobs, push; one :class:`Session`."""
 
@@ -367,17 +381,7 @@ class RegistryClient:
             finally:
                 resp.close()
             self._session.count("blob_bytes", got_size)
-            if size is not None and got_size != size:
-                raise IntegrityError(
-                    f"{what} is {got_size} bytes, its descriptor says {size}",
-                    hint="the registry content is corrupt or was tampered with",
-                )
-            got = "sha256:" + hasher.hexdigest()
-            if got != digest:
-                raise IntegrityError(
-                    f"{what}: content does not match its digest (got {got})",
-                    hint="the registry content is corrupt or was tampered with",
-                )
+            _check_blob(what, digest, "sha256:" + hasher.hexdigest(), size, got_size)
             return got_size
 
     def get_blob_bytes(

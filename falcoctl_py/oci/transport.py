@@ -327,20 +327,10 @@ class Session:
                     self.sleep(attempt, None, what)
                     continue
                 raise self._transport_error(err, host, what) from None
-            if (resp.status_code == 401 and not reauthed
-                    and same_origin(str(resp.url), self.base(host))):
-                # a challenge counts only from the registry itself, not from a redirect target
-                challenge = resp.headers.get("WWW-Authenticate", "")
-                parsed = parse_challenge(challenge) or Challenge("")
-                creds = self._creds(host)
-                if parsed.scheme == "bearer" or (
-                    parsed.scheme == "basic" and creds and creds.username
-                ):
-                    resp.close()
-                    self._schemes[host] = (parsed.scheme, parsed.params)
-                    self._tokens.pop((host, scope), None)
-                    reauthed = True
-                    continue
+            if resp.status_code == 401 and not reauthed and self._take_challenge(resp, host, scope):
+                resp.close()
+                reauthed = True
+                continue
             if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
                 attempt += 1
                 wait = _retry_after(resp)
@@ -352,6 +342,20 @@ class Session:
                 resp.close()
                 raise self._status_error(resp, host, what, body)
             return resp
+
+    def _take_challenge(self, resp: httpx.Response, host: str, scope: str) -> bool:
+        """Remember a 401's challenge to answer it; True when the request should be retried.
+
+        A challenge counts only from the registry itself, not from a redirect target."""
+        if not same_origin(str(resp.url), self.base(host)):
+            return False
+        parsed = parse_challenge(resp.headers.get("WWW-Authenticate", "")) or Challenge("")
+        creds = self._creds(host)
+        if parsed.scheme == "bearer" or (parsed.scheme == "basic" and creds and creds.username):
+            self._schemes[host] = (parsed.scheme, parsed.params)
+            self._tokens.pop((host, scope), None)
+            return True
+        return False
 
     def sleep(self, attempt: int, wait: float | None, what: str) -> None:
         self.count("retries")
