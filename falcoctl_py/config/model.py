@@ -32,6 +32,7 @@ DEFAULT_DRIVER: dict[str, Any] = {
     "hostroot": "/",
 }
 
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"'<>]*@")
 _TRUE = {"1", "t", "true"}
 _FALSE = {"0", "f", "false"}
 
@@ -42,6 +43,10 @@ class IndexRef:
     name: str
     url: str
     backend: str = ""
+
+    def __repr__(self) -> str:  # a URL may hold credentials: never in logs or tracebacks
+        url = _USERINFO.sub(r"\1***@", self.url)
+        return f"IndexRef(name={self.name!r}, url={url!r}, backend={self.backend!r})"
 
 
 @dataclass(frozen=True, slots=True)

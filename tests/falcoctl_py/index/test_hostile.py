@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from falcoctl_py.bounded import InputLimitError
-from falcoctl_py.config import IndexRef
+from falcoctl_py.config import IndexRef, load_config
 from falcoctl_py.errors import FalcoctlPyError, LocatedError, UsageError
 from falcoctl_py.index.cache import (
     add_index,
@@ -135,6 +135,7 @@ def test_index_list_redacts_and_files_are_0600(
         assert "***@127.0.0.1" in run.stdout
     urls = [i["url"] for i in json.loads(run.stdout)]
     assert any(u.startswith("http://***@127.0.0.1") for u in urls)
+    assert "s3cret" not in repr(load_config(config, env={}))  # nor in a logged or traced model
     for path in (config, cache_config_path()):
         assert "s3cret" in path.read_text()  # stored for use...
         assert stat.S_IMODE(path.stat().st_mode) == 0o600  # ...readable by the owner only
