@@ -63,25 +63,37 @@ def _port(url: httpx.URL) -> int | None:
 
 def make_client(
     *,
-    ca_file: Path | None = None,
+    ca_file: Path | str | None = None,
     insecure_skip_tls_verify: bool = False,
     timeout: httpx.Timeout | float | None = None,
     headers: dict[str, str] | None = None,
     follow_redirects: bool = True,
+    extra_ca_files: tuple[str, ...] = (),
+    ca_path: str = "",
+    client_cert: str = "",
+    client_key: str = "",
+    user_agent: str = USER_AGENT,
 ) -> httpx.Client:
-    """An httpx client: verification on unless asked, an extra CA if given, env proxies honoured."""
+    """An httpx client: verification on unless asked, extra CAs (files or a directory) if
+    given, a client certificate for mTLS, env proxies honoured; the only factory of the
+    project (the registry client, indexes, logins, the detector's HTTP output)."""
     install_log_redaction()
     verify: ssl.SSLContext | bool
     if insecure_skip_tls_verify:
         verify = False
     else:
         verify = ssl.create_default_context()
-        if ca_file is not None:
-            verify.load_verify_locations(cafile=str(ca_file))
+        for bundle in (str(ca_file) if ca_file else "", *extra_ca_files):
+            if bundle:
+                verify.load_verify_locations(cafile=bundle)
+        if ca_path:
+            verify.load_verify_locations(capath=ca_path)
+        if client_cert:
+            verify.load_cert_chain(client_cert, client_key or None)
     return httpx.Client(
         verify=verify,
         timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
-        headers={"User-Agent": USER_AGENT, **(headers or {})},
+        headers={"User-Agent": user_agent, **(headers or {})},
         follow_redirects=follow_redirects,
         trust_env=True,
     )
