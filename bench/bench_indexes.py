@@ -1,7 +1,8 @@
-"""Index handling: parsing, cached vs fetched loads, and search over a 1000-entry index.
+"""Index handling: parsing, cached vs fetched loads, and search over a 1000-entry index; the
+cost of bounded loading and field validation on a falcosecurity-sized index.
 
-Baseline: PyYAML's ``safe_load`` of the same bytes with libyaml's loader (what any index reader
-must at least do).
+Baselines: PyYAML's ``safe_load`` of the same bytes (plain, and with libyaml's loader: what any
+index reader must at least do). Figures are ratios measured in the same run (a shared machine).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import yaml
 
+from falcoctl_py.bounded import safe_load_yaml
 from falcoctl_py.config import config_from_data
-from falcoctl_py.index_cache import store_in_cache
-from falcoctl_py.indexes import load_merged_index, parse_index
+from falcoctl_py.index.cache import store_in_cache
+from falcoctl_py.index.model import parse_index
+from falcoctl_py.index.search import load_merged_index
 
 ENTRIES = 1000
 
@@ -34,6 +37,53 @@ def _index_text() -> str:
         f"  sources: [https://example.org/src/{i}]\n"
         for i in range(ENTRIES)
     )
+
+
+FALCOSECURITY_LIKE = 130  # about the size of falcosecurity's index.yaml (rules and plugins)
+
+
+def _falcosecurity_like() -> str:
+    """An index shaped like falcosecurity's: rulesfiles and plugins, cosign signature data,
+    maintainers, keywords and sources on every entry."""
+    out = []
+    for i in range(FALCOSECURITY_LIKE):
+        kind = "plugin" if i % 2 else "rulesfile"
+        repo = f"falcosecurity/plugins/plugin/p{i}" if i % 2 else f"falcosecurity/rules/r{i}"
+        out.append(
+            f"- name: artifact{i}{'-rules' if kind == 'rulesfile' else ''}\n"
+            f"  type: {kind}\n  registry: ghcr.io\n  repository: {repo}\n"
+            f"  description: The artifact number {i}, described in one sentence as upstream\n"
+            f"  home: https://github.com/falcosecurity/plugins/tree/main/plugins/p{i}\n"
+            f"  keywords:\n    - audit\n    - kw{i}\n    - kubernetes\n"
+            f"  license: Apache-2.0\n"
+            f"  maintainers:\n    - email: cncf-falco-dev@lists.cncf.io\n"
+            f"      name: The Falco Authors\n"
+            f"  sources:\n    - https://github.com/falcosecurity/plugins/tree/main/plugins/p{i}\n"
+            f"  signature:\n    cosign:\n"
+            f"      certificate-oidc-issuer: https://token.actions.githubusercontent.com\n"
+            f"      certificate-identity-regexp: https://github.com/falcosecurity/plugins/\n"
+        )
+    return "".join(out)
+
+
+def _bounded_cost() -> None:
+    """Bounded loading and validation vs plain ``yaml.safe_load`` on a falcosecurity-like
+    index."""
+    text = _falcosecurity_like()
+    data = text.encode()
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    plain = _best(lambda: yaml.safe_load(text), repeat=7)
+    clib = _best(lambda: yaml.load(text, Loader=loader), repeat=7)
+    bounded = _best(lambda: safe_load_yaml(data, where="bench"), repeat=7)
+    checked = _best(lambda: parse_index(data, source="bench"), repeat=7)
+    print(f"falcosecurity-like index: {FALCOSECURITY_LIKE} entries, {len(data) / 1024:.0f} KiB")
+    print(f"  yaml.safe_load (plain, baseline): {plain * 1000:.2f} ms")
+    print(f"  yaml.load with {loader.__name__}: {clib * 1000:.2f} ms "
+          f"({clib / plain:.2f}x baseline)")
+    print(f"  safe_load_yaml (bounded: size, depth, aliases, expansion): {bounded * 1000:.2f} ms "
+          f"({bounded / plain:.2f}x baseline, {bounded / clib:.2f}x {loader.__name__})")
+    print(f"  parse_index (bounded + typed, validated fields): {checked * 1000:.2f} ms "
+          f"({checked / plain:.2f}x baseline, {checked / clib:.2f}x {loader.__name__})")
 
 
 def _best(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -51,6 +101,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 def main() -> None:
+    _bounded_cost()
     text = _index_text()
     data = text.encode()
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

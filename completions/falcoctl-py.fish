@@ -6,7 +6,7 @@
 #   falcoctl-py artifact list --index --output --type -o
 #   falcoctl-py artifact manifest --ca-file --insecure-skip-tls-verify --output --plain-http --platform -o
 #   falcoctl-py artifact rollback --output --state-dir -o
-#   falcoctl-py artifact search --min-score --output --type -o
+#   falcoctl-py artifact search --index --min-score --output --type -o
 #   falcoctl-py artifact sign --ca-file --insecure-skip-tls-verify --key --output --plain-http -o
 #   falcoctl-py artifact verify --ca-file --certificate-identity --certificate-identity-regexp --certificate-oidc-issuer --certificate-oidc-issuer-regexp --ignore-tlog --insecure-skip-tls-verify --output --plain-http --trusted-root --verify-key -o
 #   falcoctl-py driver check --output -o

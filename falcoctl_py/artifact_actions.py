@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from falcoctl_py.errors import UsageError
+from falcoctl_py.errors import NotFoundError, UsageError
 from falcoctl_py.oci.client import RegistryClient, RegistryCredentials
 from falcoctl_py.oci.media import (
     DOCKER_MANIFEST_LIST,
@@ -25,6 +25,7 @@ from falcoctl_py.oci.media import (
     parse_artifact_manifest,
     select_platform,
 )
+from falcoctl_py.oci.reference import sort_tags
 
 if TYPE_CHECKING:
     from falcoctl_py.config import Config, FollowConfig, InstallConfig
@@ -69,7 +70,7 @@ def make_client(
     def credentials(host: str) -> RegistryCredentials | None:
         if config is None:
             return None
-        from falcoctl_py.auth import credentials_for, oauth_token_for
+        from falcoctl_py.oci.auth import credentials_for, oauth_token_for
 
         basic = credentials_for(host, config)
         if basic is not None:
@@ -97,10 +98,16 @@ def index_lookup(config: Config) -> IndexLookup:
 
     def lookup(name: str) -> Any:
         if not cache:
-            from falcoctl_py.indexes import load_merged_index
+            from falcoctl_py.index.search import load_merged_index
 
             cache.append(load_merged_index(config))
-        return cache[0].get(name)
+        entry = cache[0].get(name)
+        if entry is None and cache[0].unreachable:  # it may be in an index we could not read
+            raise NotFoundError(
+                f"cannot find {name} in the reachable indexes; {cache[0].missing_hint()}",
+                hint="check the network, or use a full reference HOST/REPOSITORY:TAG",
+            )
+        return entry
 
     return lookup
 
@@ -256,7 +263,7 @@ def info(*, config_path: Path, refs: Sequence[str], tls: TlsOptions) -> list[Art
         for text in refs:
             aref = parse_artifact_ref(text, lookup)
             tags = [t for t in client.list_tags(aref.ref.name) if not SIGNATURE_TAG_RE.match(t)]
-            out.append(ArtifactTags(ref=aref.ref.name, tags=tags))
+            out.append(ArtifactTags(ref=aref.ref.name, tags=sort_tags(tags)))
     return out
 
 
@@ -287,7 +294,7 @@ def config_blob(*, config_path: Path, ref: str, platform: str | None, tls: TlsOp
     with make_client(config, tls) as client:
         repo, data = _platform_manifest(client, ref, index_lookup(config), platform)
         parsed = parse_artifact_manifest(data, where=ref)
-        return client.get_blob_bytes(repo, parsed.config.digest)
+        return client.get_blob_bytes(repo, parsed.config.digest, size=parsed.config.size)
 
 
 def push(

@@ -220,7 +220,9 @@ class Installer:
             data, manifest_digest = sub.data, sub.digest
         manifest = parse_artifact_manifest(data, where=f"{pinned}")
         self.check_allowed(manifest.artifact_type, pinned)
-        config_bytes = self.client.get_blob_bytes(repo, manifest.config.digest)
+        config_bytes = self.client.get_blob_bytes(
+            repo, manifest.config.digest, size=manifest.config.size
+        )
         config = ArtifactConfig.from_bytes(config_bytes, where=f"config of {pinned}")
         return Candidate(
             aref,
@@ -277,6 +279,7 @@ class Installer:
                     layer.digest,
                     out,
                     max_size=self.max_layer_size,
+                    size=layer.size,
                     progress=advance,
                 )
                 out.flush()

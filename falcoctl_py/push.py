@@ -6,6 +6,7 @@ import datetime as _dt
 import logging
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from falcoctl_py.archive import create_tar_gz, is_tar_gz
+from falcoctl_py.bounded import check_expansion, check_yaml
 from falcoctl_py.errors import FalcoctlPyError, IntegrityError, LocatedError, UsageError
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.oci.media import (
@@ -114,9 +116,12 @@ def rulesfile_metadata(path: Path) -> tuple[tuple[Dependency, ...], tuple[Requir
         ) from None
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from None
+    check_yaml(text, where=str(path))
+    loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)(text)  # strings kept as written
     try:
-        loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
-        docs = yaml.load(text, Loader=loader)
+        node = loader.get_single_node()
+        check_expansion(node, where=str(path))
+        docs = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         raise LocatedError(
@@ -124,6 +129,8 @@ def rulesfile_metadata(path: Path) -> tuple[tuple[Dependency, ...], tuple[Requir
             path=str(path),
             line=mark.line + 1 if mark else None,
         ) from None
+    finally:
+        loader.dispose()
     deps: list[Dependency] = []
     reqs: list[Requirement] = []
     for item in docs if isinstance(docs, list) else ():
@@ -131,12 +138,7 @@ def rulesfile_metadata(path: Path) -> tuple[tuple[Dependency, ...], tuple[Requir
             continue
         engine = item.get("required_engine_version")
         if isinstance(engine, str) and engine.strip():
-            value = engine.strip()
-            reqs.append(
-                Requirement(
-                    "engine_version_semver", f"0.{int(value)}.0" if value.isdigit() else value
-                )
-            )
+            reqs.append(Requirement("engine_version_semver", _engine_version(engine, path)))
         plugins = item.get("required_plugin_versions")
         for plugin in plugins if isinstance(plugins, list) else ():
             if not isinstance(plugin, dict) or "name" not in plugin:
@@ -148,6 +150,35 @@ def rulesfile_metadata(path: Path) -> tuple[tuple[Dependency, ...], tuple[Requir
             )
             deps.append(Dependency(str(plugin["name"]), str(plugin.get("version", "")), alts))
     return tuple(deps), tuple(reqs)
+
+
+def _engine_version(text: str, path: Path) -> str:
+    """``required_engine_version`` as semver: an old integer ``N`` is ``0.N.0``; anything that
+    is not a semantic version is refused, as falcoctl does."""
+    value = text.strip()
+    if value.isdigit() and len(value) < 10:
+        return f"0.{int(value)}.0"
+    if is_strict_semver(value):
+        return value
+    raise LocatedError(
+        f"required_engine_version {value[:40]!r} is not a semantic version",
+        path=str(path),
+        hint="use MAJOR.MINOR.PATCH such as 0.57.0 (or an old-style integer such as 15)",
+    )
+
+
+def _check_files(files: Sequence[Path]) -> None:
+    """Every file to push exists and is a readable regular file (one clear line otherwise)."""
+    for path in files:
+        try:
+            info = path.stat()
+        except OSError as err:
+            raise UsageError(f"cannot read {path}: {err.strerror}",
+                             hint="check the path of the file to push") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{path} is not a regular file", hint="push a file")
+        if not os.access(path, os.R_OK):
+            raise UsageError(f"cannot read {path}: permission denied")
 
 
 def _tags(ref: Reference, extra: Sequence[str], version: str, floating: bool) -> list[str]:
@@ -177,35 +208,20 @@ def _layer(path: Path) -> tuple[bytes, str]:
         raise UsageError(f"cannot read {path}: {err.strerror}") from None
 
 
-def push_artifact(
-    *,
-    client: RegistryClient,
-    ref: str,
-    files: Sequence[Path],
-    artifact_type: str,
-    version: str,
-    tags: Sequence[str] = (),
-    add_floating_tags: bool = False,
-    requires: Sequence[str] = (),
-    depends_on: Sequence[str] = (),
-    annotation_source: str | None = None,
-    name: str | None = None,
-    platforms: Sequence[str] = (),
-) -> PushResult:
-    """Push files as a Falco artifact (an image index per platform for plugins)."""
-    target = parse_reference(ref)
-    if target.digest or target.range:
-        raise UsageError(f"push needs a tag, not a digest or range: {ref!r}")
+def _kind_and_platforms(
+    artifact_type: str, files: Sequence[Path], platforms: Sequence[str]
+) -> tuple[ArtifactType, list[Platform]]:
+    """The artifact type and platforms, checked against the files (one per platform)."""
     try:
         kind = ArtifactType(artifact_type)
     except ValueError:
         raise UsageError(
             f"unknown artifact type {artifact_type!r}", hint="use rulesfile, plugin or asset"
         ) from None
-    version = _version(version)
     plats = [Platform.parse(p) for p in platforms]
     if not files:
         raise UsageError("nothing to push", hint="give at least one file")
+    _check_files(files)
     if kind is ArtifactType.plugin:
         if len(plats) != len(files):
             raise UsageError(
@@ -217,21 +233,15 @@ def push_artifact(
             raise UsageError("the same --platform is given twice")
     elif len(files) != 1:
         raise UsageError(f"a {kind} artifact holds exactly one file, got {len(files)}")
-    deps = tuple(parse_dependency(d) for d in depends_on)
-    reqs = tuple(parse_requirement(r) for r in requires)
-    if kind is ArtifactType.rulesfile and not is_tar_gz(files[0]) and not (deps and reqs):
-        auto_deps, auto_reqs = rulesfile_metadata(files[0])
-        deps = deps or auto_deps
-        reqs = reqs or auto_reqs
-    all_tags = _tags(target, tags, version, add_floating_tags)
-    config = ArtifactConfig(
-        name=name or target.repository.rsplit("/", 1)[-1],
-        version=version,
-        dependencies=deps,
-        requirements=reqs,
-    )
-    repo = target.name
-    client.ping(target.registry)
+    return kind, plats
+
+
+def _push_root(
+    client: RegistryClient, repo: str, kind: ArtifactType, config: ArtifactConfig,
+    files: Sequence[Path], plats: list[Platform], annotation_source: str | None,
+) -> tuple[bytes, str]:
+    """Push the config and layers and (for a plugin) the per-platform manifests; the root
+    manifest or image index to tag, and its media type."""
     config_bytes = config.to_bytes()
     config_desc = Descriptor(
         kind.config_media_type, client.push_blob(repo, config_bytes), len(config_bytes)
@@ -251,17 +261,54 @@ def push_artifact(
         manifests.append(
             (build_manifest(config_desc, layer, annotations), plats[index] if plats else None)
         )
-    if kind is ArtifactType.plugin:
-        descs = []
-        for body, plat in manifests:
-            digest = client.push_manifest(repo, f"sha256:{_sha(body)}", body, OCI_MANIFEST)
-            descs.append(Descriptor(OCI_MANIFEST, digest, len(body), dict(annotations), plat))
-        root = build_index(
-            descs, {ANNOTATION_SOURCE: annotation_source} if annotation_source else {}
-        )
-        media_type = OCI_INDEX
-    else:
-        root, media_type = manifests[0][0], OCI_MANIFEST
+    if kind is not ArtifactType.plugin:
+        return manifests[0][0], OCI_MANIFEST
+    descs = []
+    for body, plat in manifests:
+        digest = client.push_manifest(repo, f"sha256:{_sha(body)}", body, OCI_MANIFEST)
+        descs.append(Descriptor(OCI_MANIFEST, digest, len(body), dict(annotations), plat))
+    root = build_index(descs, {ANNOTATION_SOURCE: annotation_source} if annotation_source else {})
+    return root, OCI_INDEX
+
+
+def push_artifact(
+    *,
+    client: RegistryClient,
+    ref: str,
+    files: Sequence[Path],
+    artifact_type: str,
+    version: str,
+    tags: Sequence[str] = (),
+    add_floating_tags: bool = False,
+    requires: Sequence[str] = (),
+    depends_on: Sequence[str] = (),
+    annotation_source: str | None = None,
+    name: str | None = None,
+    platforms: Sequence[str] = (),
+) -> PushResult:
+    """Push files as a Falco artifact (an image index per platform for plugins); every input
+    is checked before the registry is contacted."""
+    target = parse_reference(ref)
+    if target.digest or target.range:
+        raise UsageError(f"push needs a tag, not a digest or range: {ref!r}")
+    version = _version(version)
+    kind, plats = _kind_and_platforms(artifact_type, files, platforms)
+    deps = tuple(parse_dependency(d) for d in depends_on)
+    reqs = tuple(parse_requirement(r) for r in requires)
+    if kind is ArtifactType.rulesfile and not is_tar_gz(files[0]) and not (deps and reqs):
+        auto_deps, auto_reqs = rulesfile_metadata(files[0])
+        deps = deps or auto_deps
+        reqs = reqs or auto_reqs
+    all_tags = _tags(target, tags, version, add_floating_tags)
+    config = ArtifactConfig(
+        name=name or target.repository.rsplit("/", 1)[-1],
+        version=version,
+        dependencies=deps,
+        requirements=reqs,
+    )
+    repo = target.name
+    client.ping(target.registry)
+    root, media_type = _push_root(client, repo, kind, config, files, plats, annotation_source)
     digest = ""
     for tag in all_tags:
         digest = client.push_manifest(repo, tag, root, media_type)
@@ -308,7 +355,9 @@ def pull_artifact(
     fd, tmp = tempfile.mkstemp(prefix=f".{title}.", suffix=".part", dir=dest_dir)
     try:
         with os.fdopen(fd, "wb") as out:
-            client.get_blob(repo, manifest.layer.digest, out, max_size=2**31)
+            client.get_blob(
+                repo, manifest.layer.digest, out, max_size=2**31, size=manifest.layer.size
+            )
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, 0o644)

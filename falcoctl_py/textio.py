@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from falcoctl_py.errors import NotFoundError, UsageError
 
 
 def dump_yaml(value: Any) -> str:
@@ -25,6 +28,24 @@ def roundtrip_yaml() -> Any:
     y.width = 4096
     y.indent(mapping=2, sequence=4, offset=2)
     return y
+
+
+def read_regular_file(path: Path, *, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (no device, FIFO or directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as err:
+        raise NotFoundError(f"cannot read {what} {path}: {err.strerror}",
+                            hint="check the path") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{what} {path} is not a regular file",
+                             hint="give the path of a file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise UsageError(f"{what} {path} is larger than {limit} bytes")
+    return data
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import httpx
 
 from detector.outputs.base import Sink
+from falcoctl_py.http import make_client
 
 log = logging.getLogger("detector.outputs")
 
@@ -20,21 +20,19 @@ def make_http_client(
     client_cert: str = "", client_key: str = "", mtls: bool = False, user_agent: str,
     timeout: float = 5.0,
 ) -> httpx.Client:
-    """An httpx client for the output: verification on unless ``insecure``, optional mTLS."""
-    verify: ssl.SSLContext | bool
-    if insecure:
-        verify = False
-    else:
-        verify = ssl.create_default_context()
-        for bundle in (ca_cert, ca_bundle):
-            if bundle and Path(bundle).is_file():
-                verify.load_verify_locations(cafile=bundle)
-        if ca_path and Path(ca_path).is_dir() and ca_path != "/etc/ssl/certs":
-            verify.load_verify_locations(capath=ca_path)
-        if mtls:
-            verify.load_cert_chain(client_cert, client_key or None)
-    return httpx.Client(verify=verify, timeout=httpx.Timeout(timeout),
-                        headers={"User-Agent": user_agent}, trust_env=True)
+    """An httpx client for the output (the project's one factory): verification on unless
+    ``insecure``, optional mTLS."""
+    return make_client(
+        insecure_skip_tls_verify=insecure,
+        extra_ca_files=tuple(b for b in (ca_cert, ca_bundle) if b and Path(b).is_file()),
+        ca_path=ca_path if ca_path and Path(ca_path).is_dir() and ca_path != "/etc/ssl/certs"
+        else "",
+        client_cert=client_cert if mtls else "",
+        client_key=client_key if mtls else "",
+        user_agent=user_agent,
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+    )
 
 
 class HttpSink(Sink):

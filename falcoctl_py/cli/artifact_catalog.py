@@ -13,7 +13,7 @@ from falcoctl_py.cli._output import OutputFormat, print_structured, print_table,
 from falcoctl_py.cli.artifact import app
 
 if TYPE_CHECKING:
-    from falcoctl_py.indexes import IndexEntry
+    from falcoctl_py.index.model import IndexEntry
 
 __all__ = ["app"]
 
@@ -43,13 +43,16 @@ def artifact_search(
         float, typer.Option("--min-score", help="Minimum name similarity, in (0, 1].")
     ] = 0.65,
     type: TypeOpt = None,
+    index: Annotated[
+        str | None, typer.Option("--index", help="Only artifacts of this index.")
+    ] = None,
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """Search the configured indexes for artifacts by name similarity and keywords."""
-    from falcoctl_py.indexes import search_artifacts
+    from falcoctl_py.index.search import search_artifacts
 
     hits = search_artifacts(config=_config.load(ctx), keywords=keywords, min_score=min_score,
-                            type=type.value if type else None)
+                            type=type.value if type else None, index=index)
     if output is not OutputFormat.human:
         print_structured([{**to_plain(h.entry), "score": h.score} for h in hits], output)
         return
@@ -66,7 +69,7 @@ def artifact_list(
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """List the artifacts of the configured indexes."""
-    from falcoctl_py.indexes import list_artifacts
+    from falcoctl_py.index.search import list_artifacts
 
     entries = list_artifacts(config=_config.load(ctx), type=type.value if type else None,
                              index=index)

@@ -24,7 +24,7 @@ def index_add(
     ] = "",
 ) -> None:
     """Add an index (an existing name gets the new URL) and cache a copy of it."""
-    from falcoctl_py.index_cache import add_index
+    from falcoctl_py.index.cache import add_index
 
     info = add_index(config_path=global_options(ctx).config, name=name, url=url,
                      backend=backend)
@@ -38,7 +38,7 @@ def index_add(
 @app.command("list")
 def index_list(ctx: typer.Context, output: OutputOpt = OutputFormat.human) -> None:
     """List the configured and cached indexes."""
-    from falcoctl_py.index_cache import list_indexes
+    from falcoctl_py.index.cache import list_indexes
 
     infos = list_indexes(config=_config.load(ctx))
     if output is not OutputFormat.human:
@@ -57,7 +57,7 @@ def index_remove(
     names: Annotated[list[str], typer.Argument(help="Names of the indexes to remove.")],
 ) -> None:
     """Remove indexes from the config file and the cache."""
-    from falcoctl_py.index_cache import remove_indexes
+    from falcoctl_py.index.cache import remove_indexes
 
     for name in remove_indexes(config_path=global_options(ctx).config, names=names):
         status(f"Index {name!r} removed.")
@@ -74,7 +74,7 @@ def index_update(
     ] = None,
 ) -> None:
     """Fetch indexes again and refresh their cached copies."""
-    from falcoctl_py.index_cache import update_indexes
+    from falcoctl_py.index.cache import update_indexes
 
     for info in update_indexes(config=_config.load(ctx), names=names or []):
         status(f"Index {info.name!r} updated ({info.entries} artifacts).")

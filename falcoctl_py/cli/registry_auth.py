@@ -38,7 +38,7 @@ def auth_basic(
 ) -> None:
     """Check a username and password against a registry, then store them (Docker config.json)."""
     from falcoctl_py.errors import UsageError
-    from falcoctl_py.login import login_basic
+    from falcoctl_py.oci.login import login_basic
 
     if password_stdin:
         if password:
@@ -72,7 +72,7 @@ def auth_oauth(
     insecure_skip_tls_verify: InsecureOpt = False,
 ) -> None:
     """Check OAuth2 client credentials by fetching a token, then store them."""
-    from falcoctl_py.login import login_oauth
+    from falcoctl_py.oci.login import login_oauth
 
     result = login_oauth(
         host=host, client_id=client_id, client_secret=client_secret, token_url=token_url,

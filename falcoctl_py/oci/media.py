@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from falcoctl_py.bounded import InputLimitError, loads_json
 from falcoctl_py.errors import IntegrityError, NotFoundError, UsageError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -151,33 +152,58 @@ class ArtifactConfig:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, where: str = "config") -> ArtifactConfig:
-        try:
-            raw = json.loads(data)
-        except ValueError as err:
-            raise IntegrityError(f"{where}: config is not JSON: {err}") from None
-        if not isinstance(raw, dict):
-            raise IntegrityError(f"{where}: config is not a JSON object")
-        return cls.from_json(raw, where=where)
+        """Parse a config blob (bounded JSON); any problem is an IntegrityError naming ``where``."""
+        return cls.from_json(parse_json_object(data, where=where), where=where)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any], *, where: str = "config") -> ArtifactConfig:
-        def dep(item: Any) -> Dependency:
-            if not isinstance(item, dict):
-                raise IntegrityError(f"{where}: malformed dependency {item!r}")
-            alts = tuple(dep(a) for a in item.get("alternatives") or ())
-            return Dependency(str(item.get("name", "")), str(item.get("version", "")), alts)
+        """The config from parsed JSON, every field type checked."""
+        if not isinstance(raw, dict):
+            raise IntegrityError(f"{where}: config is not a JSON object")
+
+        def dep(item: Any, depth: int = 0) -> Dependency:
+            if not isinstance(item, dict) or depth > 1:
+                raise IntegrityError(f"{where}: malformed dependency {_short(item)}")
+            alts = tuple(dep(a, depth + 1) for a in _items(item, "alternatives", where))
+            return Dependency(_field(item, "name", where), _field(item, "version", where), alts)
 
         reqs = []
-        for item in raw.get("requirements") or ():
+        for item in _items(raw, "requirements", where):
             if not isinstance(item, dict):
-                raise IntegrityError(f"{where}: malformed requirement {item!r}")
-            reqs.append(Requirement(str(item.get("name", "")), str(item.get("version", ""))))
+                raise IntegrityError(f"{where}: malformed requirement {_short(item)}")
+            reqs.append(Requirement(_field(item, "name", where), _field(item, "version", where)))
         return cls(
-            name=str(raw.get("name") or ""),
-            version=str(raw.get("version") or ""),
-            dependencies=tuple(dep(d) for d in raw.get("dependencies") or ()),
+            name=_field(raw, "name", where),
+            version=_field(raw, "version", where),
+            dependencies=tuple(dep(d) for d in _items(raw, "dependencies", where)),
             requirements=tuple(reqs),
         )
+
+
+def _short(value: Any) -> str:
+    """A value shown in an error: its repr, cut to one short line."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _items(raw: dict[str, Any], key: str, where: str) -> list[Any]:
+    """``raw[key]`` as a list (missing or null: empty), or an IntegrityError."""
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise IntegrityError(f"{where}: {key!r} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _field(raw: dict[str, Any], key: str, where: str) -> str:
+    """``raw[key]`` as a string (missing or null: ''), or an IntegrityError."""
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise IntegrityError(f"{where}: {key!r} must be a string, not {type(value).__name__}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,23 +230,34 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, raw: Any, *, where: str) -> Descriptor:
+        """A descriptor from parsed JSON, every field type checked."""
         if not isinstance(raw, dict):
             raise IntegrityError(f"{where}: malformed descriptor")
         digest, size = raw.get("digest"), raw.get("size")
-        if not isinstance(digest, str) or not isinstance(size, int) or size < 0:
+        if (not isinstance(digest, str) or isinstance(size, bool) or not isinstance(size, int)
+                or not 0 <= size < 2**63):
             raise IntegrityError(f"{where}: descriptor without a valid digest and size")
         plat = raw.get("platform")
         platform = None
         if isinstance(plat, dict):
-            platform = Platform(str(plat.get("os", "")), str(plat.get("architecture", "")))
-        annotations = raw.get("annotations") or {}
+            platform = Platform(_field(plat, "os", where), _field(plat, "architecture", where))
         return cls(
-            media_type=str(raw.get("mediaType", "")),
+            media_type=_field(raw, "mediaType", where),
             digest=digest,
             size=size,
-            annotations={str(k): str(v) for k, v in annotations.items()},
+            annotations=annotations_of(raw, where),
             platform=platform,
         )
+
+
+def annotations_of(raw: dict[str, Any], where: str) -> dict[str, str]:
+    """``raw["annotations"]``: a mapping of strings to strings, or an IntegrityError."""
+    value = raw.get("annotations")
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise IntegrityError(f"{where}: annotations must be a mapping of strings to strings")
+    return dict(value)
 
 
 def build_manifest(config: Descriptor, layer: Descriptor, annotations: dict[str, str]) -> bytes:
@@ -263,9 +300,12 @@ class ArtifactManifest:
 
 
 def parse_json_object(data: bytes, *, where: str) -> dict[str, Any]:
-    """A JSON object from bytes, or an IntegrityError naming ``where``."""
+    """A JSON object from bytes (bounded: depth, size, numbers), or an IntegrityError naming
+    ``where``."""
     try:
-        raw = json.loads(data)
+        raw = loads_json(data, where=where)
+    except InputLimitError as err:
+        raise IntegrityError(err.message, hint="is this an OCI artifact?") from None
     except ValueError:
         raise IntegrityError(f"{where}: not valid JSON", hint="is this an OCI artifact?") from None
     if not isinstance(raw, dict):
@@ -278,7 +318,7 @@ def parse_artifact_manifest(data: bytes, *, where: str) -> ArtifactManifest:
     raw = parse_json_object(data, where=where)
     media_type = raw.get("mediaType", OCI_MANIFEST)
     if media_type not in (OCI_MANIFEST, DOCKER_MANIFEST):
-        raise IntegrityError(f"{where}: unexpected manifest media type {media_type!r}")
+        raise IntegrityError(f"{where}: unexpected manifest media type {_short(media_type)}")
     config = Descriptor.from_json(raw.get("config"), where=f"{where} config")
     layers = raw.get("layers")
     if not isinstance(layers, list) or len(layers) != 1:
@@ -299,12 +339,11 @@ def parse_artifact_manifest(data: bytes, *, where: str) -> ArtifactManifest:
         raise IntegrityError(
             f"{where}: config media type {config.media_type!r} does not match layer type {kind}"
         )
-    annotations = raw.get("annotations") or {}
     return ArtifactManifest(
         config=config,
         layer=layer,
         artifact_type=kind,
-        annotations={str(k): str(v) for k, v in annotations.items()},
+        annotations=annotations_of(raw, where),
     )
 
 

@@ -86,6 +86,30 @@ def check_selector(
     )
 
 
+_SEMVER_TAG = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
+)
+
+
+def _prerelease_key(text: str) -> tuple[tuple[int, int, str], ...]:
+    """semver's pre-release precedence: numeric parts below alphanumeric ones, compared as such."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in text.split("."))
+
+
+def _tag_key(tag: str) -> tuple[int, tuple[int, ...], int, tuple[tuple[int, int, str], ...], str]:
+    match = _SEMVER_TAG.match(tag)
+    if match is None:
+        return (1, (), 0, (), tag)
+    major, minor, patch, pre = match.groups()
+    core = (int(major), int(minor), int(patch))
+    return (0, core, 0 if pre else 1, _prerelease_key(pre) if pre else (), tag)
+
+
+def sort_tags(tags: list[str]) -> list[str]:
+    """Tags in version order (semver precedence, lowest first), then the other tags by name."""
+    return sorted(tags, key=_tag_key)
+
+
 def looks_full(text: str) -> bool:
     """True when ``text`` names a registry host (it contains '/'), as oras parses references."""
     return "/" in text.split("@", 1)[0]

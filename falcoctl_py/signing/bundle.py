@@ -19,6 +19,7 @@ from typing import Any
 
 from cryptography import x509
 
+from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import VerificationError
 from falcoctl_py.signing import keys, tlog
 from falcoctl_py.signing.simplesigning import OCI_MANIFEST, sha256_digest
@@ -104,7 +105,7 @@ class Bundle:
 def parse_bundle(data: bytes) -> Bundle:
     """Decode a Sigstore bundle (raises VerificationError when malformed)."""
     try:
-        doc = json.loads(data)
+        doc = loads_json(data, where="the Sigstore bundle")
     except ValueError as err:
         raise VerificationError("the Sigstore bundle is not JSON") from err
     if not isinstance(doc, dict) or doc.get("mediaType") not in BUNDLE_MEDIA_TYPES:
@@ -178,7 +179,7 @@ def _parse_dsse(
     if not isinstance(sigs[0], dict):
         raise VerificationError("the DSSE signature is malformed")
     try:
-        statement = json.loads(payload)
+        statement = loads_json(payload, where="the Sigstore bundle")
         digests = [
             f"{algo}:{value}"
             for subject in statement["subject"]
@@ -250,12 +251,12 @@ def add_to_referrers_index(index: bytes | None, manifest: bytes) -> bytes:
     doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
     if index:
         try:
-            loaded = json.loads(index)
+            loaded = loads_json(index, where="the Sigstore bundle")
             if isinstance(loaded, dict) and isinstance(loaded.get("manifests"), list):
                 doc = loaded
         except ValueError:
             pass
-    parsed = json.loads(manifest)
+    parsed = loads_json(manifest, where="the Sigstore bundle")
     descriptor = {
         "mediaType": OCI_MANIFEST,
         "digest": sha256_digest(manifest),
@@ -285,7 +286,7 @@ def bundle_descriptors(index: object) -> list[str]:
 def bundle_layer(manifest: bytes) -> str:
     """The digest of the bundle layer of a referrer manifest."""
     try:
-        doc = json.loads(manifest)
+        doc = loads_json(manifest, where="the Sigstore bundle")
         for layer in doc["layers"]:
             if layer.get("mediaType") in BUNDLE_MEDIA_TYPES:
                 return str(layer["digest"])

@@ -11,7 +11,6 @@ string), and its identity in the subject alternative name (email or URI).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +19,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import ConfigError, VerificationError
 from falcoctl_py.signing import keys
+from falcoctl_py.textio import read_regular_file
 
 OID_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 OID_ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
@@ -85,7 +86,7 @@ def _validity(doc: object, where: str) -> Validity:
 def parse_trusted_root(data: bytes, *, source: str) -> TrustedRoot:
     """A ``trusted_root.json`` document."""
     try:
-        doc = json.loads(data)
+        doc = loads_json(data, where=source)
         authorities = []
         for ca in doc.get("certificateAuthorities", []):
             chain = [
@@ -123,10 +124,7 @@ def parse_trusted_root(data: bytes, *, source: str) -> TrustedRoot:
 
 
 def load_trusted_root(path: Path) -> TrustedRoot:
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"cannot read the trusted root: {err.strerror}", path=str(path)) from err
+    data = read_regular_file(path, limit=16 * keys.MAX_KEY_FILE, what="trusted root")
     return parse_trusted_root(data, source=str(path))
 
 

@@ -24,7 +24,10 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import ConfigError, VerificationError
+
+MAX_KEY_FILE = 256 * 1024  # a key, certificate or cosign.key file is a few kilobytes
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
@@ -157,7 +160,7 @@ def load_private_key(
     block = blocks[0]
     if block.type in ENCRYPTED_PEM_TYPES:
         try:
-            doc = json.loads(block.der)
+            doc = loads_json(block.der, where=source)
         except ValueError as err:
             raise ConfigError("malformed cosign private key", path=source) from err
         der = _decrypt(doc, password or "", source)

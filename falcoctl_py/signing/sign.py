@@ -22,10 +22,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from falcoctl_py.errors import ConfigError, NotFoundError
+from falcoctl_py.errors import NotFoundError
 from falcoctl_py.signing import bundle as bundles
 from falcoctl_py.signing import keys, simplesigning, tlog
 from falcoctl_py.signing.store import RegistryWriter, SignatureStore
+from falcoctl_py.textio import read_regular_file
 
 # A transparency log stand-in: (canonical body, kind) -> the entry it recorded.
 LogWriter = Callable[[bytes, str], tlog.TlogEntry]
@@ -215,10 +216,7 @@ def sign_digest(
 
 def read_private_key(path: Path, *, password: str | None = None) -> ec.EllipticCurvePrivateKey:
     """A cosign.key file; the password defaults to ``COSIGN_PASSWORD``, as with cosign."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"cannot read the signing key: {err.strerror}", path=str(path)) from err
+    data = read_regular_file(path, limit=keys.MAX_KEY_FILE, what="signing key")
     if password is None:
         password = os.environ.get("COSIGN_PASSWORD", "")
     return keys.load_private_key(data, password=password, source=str(path))

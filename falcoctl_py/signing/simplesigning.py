@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import VerificationError
 
 SIMPLESIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -48,7 +49,7 @@ def make_payload(*, docker_reference: str, digest: str) -> bytes:
 def check_payload(payload: bytes, *, digest: str) -> dict[str, Any]:
     """The payload as JSON, after checking it is a cosign signature of ``digest``."""
     try:
-        doc = json.loads(payload)
+        doc = loads_json(payload, where="the signature")
         critical = doc["critical"]
         signed_type = critical["type"]
         image = critical["image"]
@@ -112,7 +113,7 @@ def build_sig_manifest(layers: list[SigLayer]) -> tuple[bytes, dict[str, bytes]]
 def sig_layers(manifest: bytes) -> list[dict[str, Any]]:
     """The simple-signing layer descriptors of a ``.sig`` manifest."""
     try:
-        doc = json.loads(manifest)
+        doc = loads_json(manifest, where="the signature")
         layers = doc["layers"]
         if not isinstance(layers, list):
             raise TypeError("layers is not a list")

@@ -7,11 +7,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from falcoctl_py.errors import NetworkError, NotFoundError
+from falcoctl_py.errors import NotFoundError
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,36 +55,8 @@ class SignatureStore:
 
     def referrers(self, repository: str, digest: str) -> dict[str, Any] | None:
         """The referrers index of ``digest`` from the referrers API; None without that API."""
-        if hasattr(self.client, "referrers"):
-            result = self.client.referrers(repository, digest)
-            return None if result is None else dict(result)
-        host, _, path = repository.partition("/")
-        try:
-            resp = self.client._send(  # the OCI client has no public referrers call yet
-                "GET",
-                f"{self.client._base(host)}/v2/{path}/referrers/{digest}",
-                host=host,
-                scope=f"repository:{path}:pull",
-                what=f"referrers of {digest}",
-                headers={"Accept": "application/vnd.oci.image.index.v1+json"},
-                ok=(200, 404),
-            )
-        except NetworkError as err:
-            if err.status in (400, 405, 406, 501):  # no referrers API here: use the tag schema
-                return None
-            raise
-        try:
-            if resp.status_code == 404:
-                return None
-            content_type = resp.headers.get("Content-Type", "")
-            if "application/vnd.oci.image.index.v1+json" not in content_type:
-                return None
-            doc = json.loads(resp.content)
-        except ValueError:
-            return None
-        finally:
-            resp.close()
-        return doc if isinstance(doc, dict) else None
+        result = self.client.referrers(repository, digest)
+        return None if result is None else dict(result)
 
     def push_blob(self, repository: str, data: bytes) -> str:
         return str(self.client.push_blob(repository, data))

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import VerificationError
 from falcoctl_py.signing import keys
 from falcoctl_py.signing.certs import TrustedLog, TrustedRoot
@@ -269,7 +270,7 @@ def check_body(
 ) -> None:
     """The entry must record this signature, by this key or certificate, over this payload."""
     try:
-        body = json.loads(entry.body)
+        body = loads_json(entry.body, where="the transparency-log entry")
         kind, spec = body["kind"], body["spec"]
         if kind == "hashedrekord":
             same = (

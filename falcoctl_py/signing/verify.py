@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -18,14 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import re2
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import ConfigError, VerificationError
 from falcoctl_py.signing import bundle as bundles
 from falcoctl_py.signing import certs, keys, simplesigning, tlog
 from falcoctl_py.signing.policy import CosignPolicy, VerifySettings
 from falcoctl_py.signing.store import RegistryReader, SignatureStore
+from falcoctl_py.textio import read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +72,7 @@ def load_key_ref(ref: str) -> keys.PublicKey:
             f"key reference {ref!r} is not a file", hint="download the public key and give its path"
         )
     path = Path(ref).expanduser()
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"cannot read the public key: {err.strerror}", path=str(path)) from err
+    data = read_regular_file(path, limit=keys.MAX_KEY_FILE, what="public key")
     if b"CERTIFICATE" in data:
         cert = x509.load_pem_x509_certificate(data)
         return cert.public_key()  # type: ignore[return-value]
@@ -82,7 +81,7 @@ def load_key_ref(ref: str) -> keys.PublicKey:
 
 def _json(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data)
+        return loads_json(data, where=what)
     except ValueError as err:
         raise VerificationError(f"{what} is not JSON") from err
 
@@ -213,9 +212,20 @@ def _check_tlog(
 
 
 def _matches(value: str, exact: str, regexp: str) -> bool:
+    """``value`` equals ``exact``, or (without it) matches ``regexp`` as cosign does: RE2, in
+    linear time, so a hostile pattern from an index or a long identity costs nothing."""
     if exact:
         return value == exact
-    return bool(regexp) and re.search(regexp, value) is not None
+    if not regexp:
+        return False
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        pattern = re2.compile(regexp, options)
+    except re2.error:
+        raise ConfigError(f"invalid identity or issuer regexp {regexp[:80]!r}",
+                          hint="fix the signature policy (an RE2 regular expression)") from None
+    return pattern.search(value) is not None
 
 
 def _check(

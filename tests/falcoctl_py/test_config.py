@@ -20,7 +20,7 @@ from falcoctl_py.config import (
     read_file_indexes,
     save_indexes,
 )
-from falcoctl_py.errors import ConfigError
+from falcoctl_py.errors import ConfigError, FalcoctlPyError
 
 FILE = """\
 indexes:
@@ -233,3 +233,29 @@ def test_go_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("registry: {auth: {gcp: 5}}", "registry.auth.gcp must be a list"),
+        ("artifact: [1]", "artifact must be a mapping"),
+        ("registry: 5", "registry must be a mapping"),
+        ("artifact: {follow: 5}", "artifact.follow must be a mapping"),
+        ("registry: {creds: {config: [1]}}", "registry.creds.config must be a string"),
+        ("artifact: {follow: {tmpdir: [1]}}", "tmpDir must be a string"),
+        ("driver: {type: {a: 1}}", "driver.type must be a list of strings"),
+        ("a: &a [*a]", "recursive YAML alias"),
+        ("x: " + "[" * 5000, "nested more than"),
+        ("artifact: {follow: {every: 99999999999999999999999h}}", "longer than 292 years"),
+    ],
+)
+def test_mistyped_or_hostile_config_is_one_line_naming_the_file(
+    tmp_path: Path, text: str, needle: str
+) -> None:
+    path = tmp_path / "falcoctl.yaml"
+    path.write_text(text)
+    with pytest.raises(FalcoctlPyError) as err:
+        load_config(path, env={})
+    line = err.value.one_line()
+    assert needle in line and str(path) in line and "\n" not in line

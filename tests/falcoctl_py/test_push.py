@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from falcoctl_py.errors import LocatedError, UsageError
+from falcoctl_py.errors import LocatedError, NotFoundError, UsageError
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.oci.media import Platform
 from falcoctl_py.push import parse_dependency, pull_artifact, push_artifact, rulesfile_metadata
+from tests.falcoctl_py.artifact_helpers import write_config
+from tests.falcoctl_py.cli.clirun import run_config
 from tests.realparts import Registry, need_binary
 
 RULES = Path(__file__).resolve().parents[3] / "shared" / "falco-rules"
@@ -201,3 +203,24 @@ def test_parse_dependency() -> None:
         "0.11.0",
         "k8saudit-eks",
     )
+
+
+def test_push_refuses_a_missing_file_and_a_non_semver_engine_before_pushing(
+    registry: Registry, tmp_path: Path, isolated_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    ref = registry.ref("me/refused", "1.0.0")
+    args = ("--type", "rulesfile", "--version", "1.0.0", "--plain-http")
+    run = run_config(capsys, config, "registry", "push", ref, str(tmp_path / "nope.yaml"), *args)
+    assert run.code == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"Error: cannot read {tmp_path / 'nope.yaml'}: No such file or directory "
+        "(hint: check the path of the file to push)"
+    ]
+    rules = tmp_path / "r.yaml"
+    rules.write_text("- required_engine_version: latest\n- list: a\n  items: []\n")
+    run = run_config(capsys, config, "registry", "push", ref, str(rules), *args)
+    assert run.code == 1
+    assert f"{rules}: required_engine_version 'latest' is not a semantic version" in run.stderr
+    with RegistryClient(plain_http=True) as c, pytest.raises(NotFoundError):
+        c.list_tags(f"{registry.host}/me/refused")  # nothing was pushed

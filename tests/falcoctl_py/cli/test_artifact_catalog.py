@@ -99,9 +99,17 @@ def test_search_rejects_bad_min_score(capsys: pytest.CaptureFixture[str], config
     assert run.code == 2 and "--min-score must be in (0, 1]" in run.stderr
 
 
-def test_index_down_without_cache_fails_cleanly(
+def test_index_down_without_cache_is_a_warning_and_the_others_are_listed(
     capsys: pytest.CaptureFixture[str], config: Path, file_server: FileServer
 ) -> None:
     (file_server.root / "main.yaml").unlink()
     run = run_config(capsys, config, "artifact", "list")
-    assert run.code == 1 and "main.yaml: HTTP 404" in run.stderr
+    assert run.code == 0, run.stderr
+    assert "index main is unreachable" in run.stderr and "main.yaml: HTTP 404" in run.stderr
+    assert [row[1] for row in table(run.stdout)[1:]] == ["k8saudit"]
+    (file_server.root / "mine.yaml").unlink()  # its cached copy is used from now on
+    run = run_config(capsys, config, "artifact", "search", "audit")
+    assert run.code == 0 and [row[1] for row in table(run.stdout)[1:]] == ["k8saudit"]
+    run = run_config(capsys, config, "artifact", "list", "--index", "main")
+    assert run.code == 1 and "no index could be read: index main could not be fetched" in (
+        run.stderr)

@@ -135,8 +135,18 @@ def test_tls_with_private_ca(tmp_path: Path) -> None:
         assert "--ca-file" in err.value.one_line()
         with RegistryClient(insecure_skip_tls_verify=True) as c:
             assert c.head_manifest(repo, "1.0.0").digest == digest
-        with RegistryClient(plain_http=True, max_retries=0) as c, pytest.raises(NetworkError):
+        with RegistryClient(plain_http=True, max_retries=0) as c, pytest.raises(NetworkError) as e:
             c.head_manifest(repo, "1.0.0")
+        assert "speaks TLS, not plain HTTP" in e.value.one_line()
+        assert "drop --plain-http" in e.value.one_line()
+
+
+def test_a_plain_http_registry_answered_over_tls_suggests_plain_http(registry: Registry) -> None:
+    with RegistryClient(max_retries=0) as c, pytest.raises(NetworkError) as err:
+        c.list_tags(f"{registry.host}/any/repo")
+    line = err.value.one_line()
+    assert "answered in plain HTTP, not TLS" in line and "pass --plain-http" in line
+    assert "--ca-file" not in line
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from falcoctl_py.errors import ConfigError
-from falcoctl_py.indexes import parse_index
+from falcoctl_py.index.model import parse_index
 from falcoctl_py.signing.policy import entry_policy, policy_from_block, settings_from_config
 
 INDEX = b"""

@@ -524,3 +524,15 @@ def test_chain_annotation_supplies_the_intermediate(
     )
     # The .sig layer carries dev.sigstore.cosign/chain; the v0.3 bundle carries the leaf only.
     assert [s.form for s in result.signatures] == ["simple-signing"]
+
+
+def test_identity_regexps_run_in_linear_time_as_cosigns_re2() -> None:
+    from falcoctl_py.errors import ConfigError
+    from falcoctl_py.signing.verify import _matches
+
+    # exponential with a backtracking engine (minutes); RE2 answers at once
+    assert not _matches("a" * 5000 + "!", "", "(a+)+b")
+    assert _matches("https://github.com/falcosecurity/rules/.github/workflows/r.yaml@refs/tags/1",
+                    "", "^https://github.com/falcosecurity/rules/")
+    with pytest.raises(ConfigError, match="invalid identity or issuer regexp"):
+        _matches("x", "", "(unclosed")

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from falcoctl_py.auth import (
+from falcoctl_py.config import OAuthClient, load_config
+from falcoctl_py.errors import ConfigError
+from falcoctl_py.oci.auth import (
     BasicCredentials,
     OAuthToken,
     cache_token,
@@ -25,8 +27,6 @@ from falcoctl_py.auth import (
     store_client_credentials,
     store_docker_credentials,
 )
-from falcoctl_py.config import OAuthClient, load_config
-from falcoctl_py.errors import ConfigError
 
 
 def test_registry_host_from_refs() -> None:

@@ -17,12 +17,18 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from falcoctl_py.bounded import loads_json
 from falcoctl_py.config import Config, OAuthClient, user_config_dir
-from falcoctl_py.errors import ConfigError
+from falcoctl_py.errors import AuthError, ConfigError, NetworkError
+from falcoctl_py.http import make_client
+from falcoctl_py.textio import write_atomic
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 _DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
@@ -57,8 +63,6 @@ def registry_host(ref_or_host: str) -> str:
 
 
 def _write_secret_file(path: Path, data: dict[str, Any]) -> None:
-    from falcoctl_py.textio import write_atomic
-
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         write_atomic(path, (json.dumps(data, indent="\t") + "\n").encode(), mode=0o600)
@@ -239,6 +243,104 @@ def cache_token(host: str, token: OAuthToken, *, client_id: str = "") -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# token services
+
+
+def parse_token_reply(data: bytes, *, realm: str) -> tuple[str, float]:
+    """The token and its lifetime (seconds) in a token service's JSON reply.
+
+    A reply without a token (or with one that is not a non-empty string) is an error, never
+    the bearer token ``"None"``."""
+    try:
+        body = loads_json(data, where=f"the reply of the token service {realm}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise NetworkError(f"the token service {realm} did not answer with a JSON object",
+                           url=realm)
+    token = body.get("token") or body.get("access_token")
+    if not isinstance(token, str) or not token.strip() or len(token) > 64 * 1024:
+        raise NetworkError(f"the token service {realm} returned no token", url=realm,
+                           hint="check the registry's token service")
+    lifetime = body.get("expires_in")
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
+        lifetime = 60
+    return token, min(float(lifetime), 7 * 24 * 3600.0)
+
+
+def check_realm(realm: str, registry: str) -> None:
+    """Refuse to send credentials to a token realm in clear text on another host.
+
+    A registry names its token service; it is asked over https, or on the registry's own host
+    (a plain-HTTP registry and its token service side by side)."""
+    try:
+        url = httpx.URL(realm)
+    except httpx.InvalidURL:
+        raise NetworkError(f"the registry {registry} named an invalid token realm") from None
+    if url.scheme not in ("http", "https"):
+        raise NetworkError(f"the registry {registry} named a token realm that is not http(s)")
+    if url.scheme == "https":
+        return
+    try:
+        host = httpx.URL(f"http://{registry_host(registry)}/").host
+    except httpx.InvalidURL:
+        host = ""
+    if url.host.lower() != host.lower():
+        raise NetworkError(
+            f"the registry {registry_host(registry)} asks to send the credentials in clear text "
+            f"to another host ({url.host})",
+            hint="the token service must use https, or be on the registry's host",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# OAuth2 client credentials grant
+
+
+def fetch_oauth_token(
+    client: OAuthClient, *, ca_file: Path | None = None, insecure_skip_tls_verify: bool = False,
+) -> OAuthToken:
+    """Run the client-credentials grant at the token URL (secret in the Authorization header,
+    then in the form body if the server wants it there)."""
+    url = client.token_url
+    form = {"grant_type": "client_credentials"}
+    if client.scopes:
+        form["scope"] = " ".join(client.scopes)
+    quote = urllib.parse.quote_plus
+    try:
+        with make_client(ca_file=ca_file, insecure_skip_tls_verify=insecure_skip_tls_verify,
+                         timeout=30.0, follow_redirects=False) as http:
+            response = http.post(url, data=form,
+                                 auth=(quote(client.client_id), quote(client.client_secret)))
+            if response.status_code in (400, 401):
+                response = http.post(url, data={**form, "client_id": client.client_id,
+                                                "client_secret": client.client_secret})
+    except httpx.HTTPError as err:
+        raise NetworkError(f"cannot reach the token endpoint {url}: {type(err).__name__}",
+                           url=url, hint="check --token-url") from err
+    if response.status_code in (400, 401, 403):
+        raise AuthError(f"the token endpoint {url} refused the client credentials "
+                        f"(HTTP {response.status_code})", url=url,
+                        status=response.status_code, hint="check --client-id and --client-secret")
+    if response.status_code >= 300:
+        raise NetworkError(f"the token endpoint {url} answered HTTP {response.status_code}",
+                           url=url, status=response.status_code)
+    try:
+        body = loads_json(response.content, where=f"the reply of the token endpoint {url}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("access_token"), str) or not (
+        body["access_token"]
+    ):
+        raise NetworkError(f"the token endpoint {url} returned no access_token", url=url)
+    token = str(body["access_token"])
+    expires_in = body.get("expires_in")
+    known = isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
+    expires = time.time() + float(expires_in) if known and expires_in else 0.0
+    return OAuthToken(token, expires)
+
+
+# ---------------------------------------------------------------------------------------------
 # lookups for the OCI client
 
 
@@ -268,8 +370,6 @@ def oauth_token_for(host: str, config: Config, *, ca_file: Path | None = None,
         return None
     token = cached_token(host, client_id=client.client_id)
     if token is None:
-        from falcoctl_py.login import fetch_oauth_token
-
         token = fetch_oauth_token(client, ca_file=ca_file,
                                   insecure_skip_tls_verify=insecure_skip_tls_verify)
         cache_token(host, token, client_id=client.client_id)

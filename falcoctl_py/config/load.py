@@ -10,174 +10,38 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from falcoctl_py.bounded import safe_load_yaml
+from falcoctl_py.config.model import (
+    ARTIFACT_TYPES,
+    DEFAULT_ASSETS_DIR,
+    DEFAULT_DRIVER,
+    DEFAULT_FALCO_VERSIONS,
+    DEFAULT_FOLLOW_EVERY,
+    DEFAULT_PLUGINS_DIR,
+    DEFAULT_RULESFILES_DIR,
+    DEFAULT_STATE_DIR,
+    STARTUP_BEHAVIORS,
+    ArtifactConfig,
+    BasicAuth,
+    Config,
+    FollowConfig,
+    IndexRef,
+    InstallConfig,
+    OAuthClient,
+    RegistryConfig,
+    default_creds_config,
+    default_file_content,
+    parse_bool,
+    parse_duration,
+)
 from falcoctl_py.errors import ConfigError
-
-T = TypeVar("T")
-
-DEFAULT_INDEX_NAME = "falcosecurity"
-DEFAULT_INDEX_URL = "https://falcosecurity.github.io/falcoctl/index.yaml"
-DEFAULT_RULESFILES_DIR = Path("/etc/falco")
-DEFAULT_PLUGINS_DIR = Path("/usr/share/falco/plugins")
-DEFAULT_ASSETS_DIR = Path("/etc/falco/assets")
-DEFAULT_STATE_DIR = Path("/var/lib/falcoctl")
-DEFAULT_FOLLOW_EVERY = "6h"  # issue 6 asks for 6h; falcoctl v0.13 uses 168h
-DEFAULT_FALCO_VERSIONS = "http://localhost:8765/versions"
-ARTIFACT_TYPES = ("rulesfile", "plugin", "asset")
-STARTUP_BEHAVIORS = ("skip", "jitter", "immediate")
-INDEX_BACKENDS = ("http", "https", "file")
-DEFAULT_DRIVER: dict[str, Any] = {
-    "type": ["modern_ebpf", "kmod"],
-    "name": "falco",
-    "repos": ["https://download.falco.org/driver"],
-    "version": "",
-    "hostroot": "/",
-}
 
 _SEMICOLON_LIST = re.compile(r"^([^;]+)(;[^;]+)*$")
 _COMMA_LIST = re.compile(r"^([^,]+)(,[^,]+)*$")
-_TRUE = {"1", "t", "true"}
-_FALSE = {"0", "f", "false"}
-
-
-@dataclass(frozen=True, slots=True)
-class IndexRef:
-    """A configured index: its name, URL and backend (http, https or file)."""
-
-    name: str
-    url: str
-    backend: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class BasicAuth:
-    """Basic credentials for one registry, from the config file or the environment."""
-
-    registry: str
-    user: str
-    password: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class OAuthClient:
-    """OAuth2 client credentials (the client-credentials grant) for one registry."""
-
-    registry: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    token_url: str = ""
-    scopes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryConfig:
-    """``registry:``: the credential store and automatic logins."""
-
-    creds_config: Path
-    auth_basic: list[BasicAuth] = field(default_factory=list)
-    auth_oauth: list[OAuthClient] = field(default_factory=list)
-    auth_gcp: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class InstallConfig:
-    """``artifact.install``."""
-
-    refs: list[str] = field(default_factory=list)
-    resolve_deps: bool = True
-    rulesfiles_dir: Path = DEFAULT_RULESFILES_DIR
-    plugins_dir: Path = DEFAULT_PLUGINS_DIR
-    assets_dir: Path = DEFAULT_ASSETS_DIR
-    state_dir: Path = DEFAULT_STATE_DIR
-
-
-@dataclass(frozen=True, slots=True)
-class FollowConfig:
-    """``artifact.follow``; ``every`` is a Go duration string such as ``6h`` or ``1h30m``."""
-
-    refs: list[str] = field(default_factory=list)
-    every: str = DEFAULT_FOLLOW_EVERY
-    cron: str = ""
-    startup_behavior: str = "jitter"
-    falco_versions: str = DEFAULT_FALCO_VERSIONS
-    rulesfiles_dir: Path = DEFAULT_RULESFILES_DIR
-    plugins_dir: Path = DEFAULT_PLUGINS_DIR
-    assets_dir: Path = DEFAULT_ASSETS_DIR
-    state_dir: Path = DEFAULT_STATE_DIR
-    tmp_dir: Path | None = None
-
-    @property
-    def every_seconds(self) -> float:
-        """``every`` in seconds."""
-        return parse_duration(self.every)
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactConfig:
-    """``artifact:``."""
-
-    allowed_types: list[str] = field(default_factory=list)
-    no_verify: bool = False
-    install: InstallConfig = field(default_factory=InstallConfig)
-    follow: FollowConfig = field(default_factory=FollowConfig)
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    """The whole layered configuration (file, then environment on top)."""
-
-    indexes: list[IndexRef]
-    registry: RegistryConfig
-    artifact: ArtifactConfig
-    driver: dict[str, Any]
-    path: Path | None = None
-
-
-def pick(flag_value: T, flag_given: bool, config_value: T) -> T:
-    """The flag's value when the user gave it, else the (env-over-file) config value."""
-    return flag_value if flag_given else config_value
-
-
-def user_config_dir() -> Path:
-    """falcoctl's per-user directory, ``~/.config/falcoctl`` (``$HOME`` honoured)."""
-    return Path(os.environ.get("HOME") or Path.home()) / ".config" / "falcoctl"
-
-
-def default_creds_config() -> Path:
-    """Docker's credential store: ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``."""
-    docker_dir = os.environ.get("DOCKER_CONFIG")
-    if docker_dir:
-        return Path(docker_dir) / "config.json"
-    return Path(os.environ.get("HOME") or Path.home()) / ".docker" / "config.json"
-
-
-def default_file_content() -> dict[str, Any]:
-    """What a freshly created ``falcoctl.yaml`` holds."""
-    return {
-        "indexes": [{"name": DEFAULT_INDEX_NAME, "url": DEFAULT_INDEX_URL, "backend": "https"}],
-        "driver": {
-            "type": list(DEFAULT_DRIVER["type"]),
-            "name": DEFAULT_DRIVER["name"],
-            "repos": list(DEFAULT_DRIVER["repos"]),
-            "version": DEFAULT_DRIVER["version"],
-            "hostRoot": DEFAULT_DRIVER["hostroot"],
-        },
-    }
-
-
-def parse_duration(text: str) -> float:
-    """A positive Go duration (``168h``, ``1h30m``, ``90s``, ``500ms``) in seconds."""
-    from falcoctl_py.errors import UsageError
-    from falcoctl_py.schedule import parse_duration as parse
-
-    try:
-        return parse(text)
-    except UsageError as err:
-        raise ConfigError(err.message, hint=err.hint) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +51,9 @@ def parse_duration(text: str) -> float:
 def read_config_file(
     path: Path, *, create: bool = True
 ) -> dict[str, Any]:
-    """The file's content with lower-cased keys; created with defaults (dir 0700) when missing."""
+    """The file's content with lower-cased keys; created with defaults (dir 0700) when missing.
+
+    The file is parsed within :mod:`falcoctl_py.bounded`'s limits (size, depth, aliases)."""
     import yaml
 
     from falcoctl_py.textio import dump_yaml, write_atomic
@@ -204,31 +70,38 @@ def read_config_file(
                 hint="pass --config with a writable path",
             ) from err
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"cannot read: {err.strerror}", path=str(path)) from err
     try:
-        data = yaml.safe_load(text)
+        data = safe_load_yaml(text, where=str(path))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(err, "problem", None) or "invalid YAML"
         raise ConfigError(
             f"invalid YAML: {problem}", path=where, hint="fix the file or remove it to get defaults"
-        ) from err
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping", path=str(path))
-    lowered: dict[str, Any] = _lower_keys(data)
+    try:
+        lowered: dict[str, Any] = _lower_keys(data)
+    except ConfigError as err:
+        raise ConfigError(err.message, path=str(path), hint=err.hint) from None
     return lowered
 
 
-def _lower_keys(value: Any) -> Any:
+def _lower_keys(value: Any, depth: int = 0) -> Any:
+    """``value`` with every mapping key lower-cased; a recursive alias is refused."""
+    if depth > 64:
+        raise ConfigError("nested more than 64 levels deep (a recursive YAML alias?)",
+                          hint="remove the alias that refers to its own parent")
     if isinstance(value, dict):
-        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
+        return {str(k).lower(): _lower_keys(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_lower_keys(v) for v in value]
+        return [_lower_keys(v, depth + 1) for v in value]
     return value
 
 
@@ -269,22 +142,6 @@ def _str_list(value: Any, where: str) -> list[str]:
     if not isinstance(value, list) or any(isinstance(v, dict | list) for v in value):
         raise ConfigError(f"{where} must be a list of strings")
     return [str(v) for v in value]
-
-
-def parse_bool(
-    value: Any, where: str, *, also_true: frozenset[str] = frozenset(),
-    also_false: frozenset[str] = frozenset(),
-) -> bool:
-    """A boolean as Go's ParseBool reads it (1, t, true, 0, f, false, any case), plus extras."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE or text in also_true:
-        return True
-    if text in _FALSE or text in also_false:
-        return False
-    raise ConfigError(f"{where} must be true or false, not {str(value)!r}")
-
 
 
 def _str(value: Any, where: str) -> str:
@@ -346,8 +203,8 @@ def _indexes(data: Mapping[str, Any], env: Mapping[str, str]) -> list[IndexRef]:
 
 
 def _registry(data: Mapping[str, Any], env: Mapping[str, str]) -> RegistryConfig:
-    creds = _scalar(data, env, "registry.creds.config")
-    creds_path = Path(os.path.expanduser(str(creds))) if creds else default_creds_config()
+    creds = _str(_scalar(data, env, "registry.creds.config"), "registry.creds.config")
+    creds_path = Path(os.path.expanduser(creds)) if creds else default_creds_config()
 
     basic: list[BasicAuth] = []
     raw = _env(env, "registry.auth.basic")
@@ -393,8 +250,12 @@ def _registry(data: Mapping[str, Any], env: Mapping[str, str]) -> RegistryConfig
         gcp = _split(raw, "registry.auth.gcp", sep=";")
     else:
         gcp = []
-        for value in _get(data, "registry.auth.gcp") or []:
-            gcp.append(_str(value.get("registry") if isinstance(value, dict) else value, "gcp"))
+        listed = _get(data, "registry.auth.gcp") or []
+        if not isinstance(listed, list):
+            raise ConfigError("registry.auth.gcp must be a list of registries")
+        for value in listed:
+            gcp.append(_str(value.get("registry") if isinstance(value, dict) else value,
+                            "registry.auth.gcp[]"))
     return RegistryConfig(creds_path, basic, oauth, gcp)
 
 
@@ -434,7 +295,7 @@ def _follow(data: Mapping[str, Any], env: Mapping[str, str]) -> FollowConfig:
             f"artifact.follow.startupBehavior: unknown value {behavior!r}",
             hint=f"use {', '.join(STARTUP_BEHAVIORS)}",
         )
-    tmp = _scalar(data, env, p + "tmpdir")
+    tmp = _str(_scalar(data, env, p + "tmpdir"), "artifact.follow.tmpDir")
     return FollowConfig(
         refs=_list(data, env, p + "refs", sep=";"),
         every=every,
@@ -459,15 +320,29 @@ def _driver(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         raw = _env(env, f"driver.{key}")
         if raw is not None:
             driver[key] = _split(raw, f"driver.{key}", sep=";")
-        elif isinstance(driver[key], str):
-            driver[key] = [driver[key]]
+        else:
+            driver[key] = _str_list(driver[key], f"driver.{key}")
     for key in ("version", "name", "hostroot"):
         raw = _env(env, f"driver.{key}")
-        if raw is not None:
-            driver[key] = raw
+        driver[key] = raw if raw is not None else _str(driver[key], f"driver.{key}")
     if key_host := env.get("HOST_ROOT"):
         driver["hostroot"] = key_host
     return driver
+
+
+_SECTIONS = ("registry", "registry.creds", "registry.auth", "artifact", "artifact.install",
+             "artifact.follow", "artifact.verify", "driver")
+
+
+def _check_sections(data: Mapping[str, Any]) -> None:
+    """Each section that is present is a mapping (``artifact: 5`` is an error, not ignored)."""
+    for dotted in _SECTIONS:
+        parent, _, name = dotted.rpartition(".")
+        node = _get(data, parent) if parent else data
+        value = node.get(name) if isinstance(node, Mapping) else None
+        if value is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"{dotted} must be a mapping, not {type(value).__name__}",
+                              hint="see the falcoctl.yaml reference in the README")
 
 
 def config_from_data(
@@ -475,8 +350,9 @@ def config_from_data(
 ) -> Config:
     """Build the model from parsed file content (lower-cased keys) with ``env`` on top."""
     env = os.environ if env is None else env
-    data = _lower_keys(dict(data))
     try:
+        data = _lower_keys(dict(data))
+        _check_sections(data)
         no_verify = _scalar(data, env, "artifact.noverify")
         return Config(
             indexes=_indexes(data, env),
@@ -503,88 +379,3 @@ def load_config(
 ) -> Config:
     """Read ``falcoctl.yaml`` (created with defaults when missing) with ``FALCOCTL_*`` on top."""
     return config_from_data(read_config_file(path, create=create), env=env, path=path)
-
-
-# ---------------------------------------------------------------------------------------------
-# writing
-
-
-def _edit_file(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    """Apply ``change`` to the config file's mapping and rewrite it atomically, keeping its
-    comments, key order, spellings and mode (created with defaults first when missing)."""
-    import io
-
-    from ruamel.yaml.error import YAMLError
-
-    from falcoctl_py.textio import roundtrip_yaml, write_atomic
-
-    read_config_file(path, create=True)  # creates it, and reports malformed YAML clearly
-    y = roundtrip_yaml()
-    try:
-        data = y.load(path.read_text(encoding="utf-8"))
-    except (OSError, YAMLError) as err:
-        raise ConfigError(f"cannot read: {err}", path=str(path)) from err
-    if data is None:
-        from ruamel.yaml.comments import CommentedMap
-
-        data = CommentedMap()
-    change(data)
-    out = io.StringIO()
-    y.dump(data, out)
-    try:
-        write_atomic(path, out.getvalue().encode(), mode=path.stat().st_mode & 0o777)
-    except OSError as err:
-        raise ConfigError(f"cannot write: {err.strerror}", path=str(path)) from err
-
-
-def _key(data: dict[str, Any], key: str) -> str:
-    """The spelling ``key`` already has in ``data`` (keys are case-insensitive), else ``key``."""
-    return next((k for k in data if str(k).lower() == key.lower()), key)
-
-
-def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
-    name = _key(data, key)
-    value = data.get(name)
-    if not isinstance(value, dict):
-        value = {}
-        data[name] = value
-    return value
-
-
-def save_indexes(path: Path, indexes: list[IndexRef]) -> None:
-    """Replace ``indexes:`` in the config file (comments, other keys and spellings kept)."""
-
-    def change(data: dict[str, Any]) -> None:
-        data[_key(data, "indexes")] = [
-            {"name": i.name, "url": i.url, "backend": i.backend} for i in indexes
-        ]
-
-    _edit_file(path, change)
-
-
-def add_gcp_registry(path: Path, registry: str) -> None:
-    """Append ``{registry: ...}`` to ``registry.auth.gcp`` unless present, atomically."""
-
-    def change(data: dict[str, Any]) -> None:
-        auth = _section(_section(data, "registry"), "auth")
-        name = _key(auth, "gcp")
-        gcp = auth.get(name) or []
-        if not any((g.get("registry") if isinstance(g, dict) else g) == registry for g in gcp):
-            gcp.append({"registry": registry})
-        auth[name] = gcp
-
-    _edit_file(path, change)
-
-
-def save_driver(path: Path, driver: Mapping[str, Any]) -> None:
-    """Replace ``driver:`` in the config file, atomically."""
-
-    def change(data: dict[str, Any]) -> None:
-        data[_key(data, "driver")] = dict(driver)
-
-    _edit_file(path, change)
-
-
-def read_file_indexes(path: Path) -> list[IndexRef]:
-    """The ``indexes:`` of the config file alone (no environment), for rewriting the file."""
-    return config_from_data(read_config_file(path, create=True), env={}, path=path).indexes

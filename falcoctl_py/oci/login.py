@@ -8,26 +8,27 @@ credentials leave the stores untouched.
 from __future__ import annotations
 
 import time
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
-from falcoctl_py.auth import (
+import httpx
+
+from falcoctl_py.config import Config, OAuthClient
+from falcoctl_py.errors import AuthError, NetworkError, UsageError
+from falcoctl_py.http import make_client
+from falcoctl_py.oci.auth import (
     BasicCredentials,
     OAuthToken,
     cache_token,
+    check_realm,
+    fetch_oauth_token,
+    parse_token_reply,
     registry_host,
     store_client_credentials,
     store_docker_credentials,
 )
-from falcoctl_py.config import Config, OAuthClient
-from falcoctl_py.errors import AuthError, NetworkError, UsageError
-
-if TYPE_CHECKING:
-    import httpx
-
-    from falcoctl_py.oci.client import Challenge
+from falcoctl_py.oci.client import Challenge, parse_challenge
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +42,14 @@ class LoginResult:
 
 def bearer_token(
     client: httpx.Client, challenge: Challenge, creds: BasicCredentials | None, *,
-    scope: str | None = None,
+    registry: str, scope: str | None = None,
 ) -> OAuthToken:
     """Ask the realm of a Bearer challenge for a token (with Basic credentials when given)."""
-    import httpx
-
     realm = challenge.params.get("realm")
     if not realm:
         raise NetworkError("the registry's Bearer challenge has no realm")
+    if creds is not None:
+        check_realm(realm, registry)
     query = {k: v for k, v in (("service", challenge.params.get("service")),
                                ("scope", scope or challenge.params.get("scope"))) if v}
     auth = (creds.username, creds.password) if creds else None
@@ -64,15 +65,8 @@ def bearer_token(
     if response.status_code >= 400:
         raise NetworkError(f"the token service {realm} answered HTTP {response.status_code}",
                            url=realm, status=response.status_code)
-    try:
-        body = response.json()
-        token = str(body.get("token") or body.get("access_token") or "")
-    except ValueError:
-        token = ""
-    if not token:
-        raise NetworkError(f"the token service {realm} returned no token", url=realm)
-    expires = float(body.get("expires_in") or 60)
-    return OAuthToken(token, time.time() + expires)
+    token, lifetime = parse_token_reply(response.content, realm=realm)
+    return OAuthToken(token, time.time() + lifetime)
 
 
 def ping(
@@ -83,11 +77,6 @@ def ping(
     """GET ``/v2/`` with the credentials; returns the scheme used ("", "basic", "bearer").
 
     Raises AuthError when the registry refuses the credentials."""
-    import httpx
-
-    from falcoctl_py.http import make_client
-    from falcoctl_py.oci.client import parse_challenge
-
     url = f"{'http' if plain_http else 'https'}://{registry_host(host)}/v2/"
     try:
         with make_client(ca_file=ca_file, insecure_skip_tls_verify=insecure_skip_tls_verify,
@@ -108,7 +97,7 @@ def ping(
                     return "basic"
                 _refused(url, response.status_code)
             if challenge.scheme == "bearer":
-                token = bearer_token(client, challenge, creds)
+                token = bearer_token(client, challenge, creds, registry=url)
                 response = client.get(url, headers={"Authorization":
                                                     f"Bearer {token.access_token}"})
                 if response.status_code == 200:
@@ -130,49 +119,6 @@ def _refused(url: str, status: int) -> NoReturn:
                         url=url, status=status, hint="check the username and password")
     raise NetworkError(f"the registry {url} answered HTTP {status}", url=url, status=status,
                        hint="check that the host is an OCI registry")
-
-
-def fetch_oauth_token(
-    client: OAuthClient, *, ca_file: Path | None = None, insecure_skip_tls_verify: bool = False,
-) -> OAuthToken:
-    """Run the client-credentials grant at the token URL (secret in the Authorization header,
-    then in the form body if the server wants it there)."""
-    import httpx
-
-    from falcoctl_py.http import make_client
-
-    url = client.token_url
-    form = {"grant_type": "client_credentials"}
-    if client.scopes:
-        form["scope"] = " ".join(client.scopes)
-    quote = urllib.parse.quote_plus
-    try:
-        with make_client(ca_file=ca_file, insecure_skip_tls_verify=insecure_skip_tls_verify,
-                         timeout=30.0) as http:
-            response = http.post(url, data=form,
-                                 auth=(quote(client.client_id), quote(client.client_secret)))
-            if response.status_code in (400, 401):
-                response = http.post(url, data={**form, "client_id": client.client_id,
-                                                "client_secret": client.client_secret})
-    except httpx.HTTPError as err:
-        raise NetworkError(f"cannot reach the token endpoint {url}: {type(err).__name__}",
-                           url=url, hint="check --token-url") from err
-    if response.status_code in (400, 401, 403):
-        raise AuthError(f"the token endpoint {url} refused the client credentials "
-                        f"(HTTP {response.status_code})", url=url,
-                        status=response.status_code, hint="check --client-id and --client-secret")
-    if response.status_code >= 300:
-        raise NetworkError(f"the token endpoint {url} answered HTTP {response.status_code}",
-                           url=url, status=response.status_code)
-    try:
-        body = response.json()
-        token = str(body["access_token"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise NetworkError(f"the token endpoint {url} returned no access_token",
-                           url=url) from err
-    expires_in = body.get("expires_in")
-    expires = time.time() + float(expires_in) if expires_in else 0.0
-    return OAuthToken(token, expires)
 
 
 def login_basic(

@@ -9,18 +9,18 @@ import yaml
 
 from falcoctl_py.config import IndexRef, load_config, save_indexes
 from falcoctl_py.errors import LocatedError, NetworkError, NotFoundError, UsageError
-from falcoctl_py.index_cache import (
+from falcoctl_py.index.cache import (
     add_index,
     cache_config_path,
     cached_index_path,
-    fetch_index,
     list_indexes,
     load_index_entries,
     read_cache_records,
     remove_indexes,
     update_indexes,
 )
-from falcoctl_py.indexes import load_merged_index
+from falcoctl_py.index.fetch import fetch_index
+from falcoctl_py.index.search import load_merged_index
 from tests.realparts import FileServer
 
 
@@ -120,6 +120,27 @@ def test_add_and_remove_keep_the_config_files_comments(
     remove_indexes(config_path=config_path, names=["mine"])
     assert "# plugins come from the image" in config_path.read_text()
     assert load_config(config_path).indexes == []
+
+
+def test_add_keeps_inline_comments_in_the_index_list_and_writes_no_empty_backend(
+    isolated_home: Path, file_server: FileServer
+) -> None:
+    config_path = isolated_home / "falcoctl.yaml"
+    url = serve(file_server, "index.yaml", index_text("a"))
+    config_path.write_text(
+        "indexes:\n"
+        "  - name: falcosecurity  # the upstream index\n"
+        "    url: https://falcosecurity.github.io/falcoctl/index.yaml\n"
+        f"  - name: mirror  # our mirror\n    url: {url}\n"
+    )
+    add_index(config_path=config_path, name="more", url=url)
+    add_index(config_path=config_path, name="mirror", url=url + "?v=2")
+    text = config_path.read_text()
+    assert "# the upstream index" in text and "# our mirror" in text
+    assert "backend: ''" not in text and "backend: \"\"" not in text
+    data = yaml.safe_load(text)["indexes"]
+    assert [i["name"] for i in data] == ["falcosecurity", "mirror", "more"]
+    assert "backend" not in data[0] and data[1]["url"].endswith("?v=2")
 
 
 def test_add_existing_name_updates_the_url(isolated_home: Path, file_server: FileServer) -> None:

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from falcoctl_py.auth import (
+from falcoctl_py.config import OAuthClient, load_config
+from falcoctl_py.errors import AuthError, NetworkError
+from falcoctl_py.oci.auth import (
     BasicCredentials,
     cached_token,
+    fetch_oauth_token,
     oauth_token_for,
     read_client_credentials,
     read_docker_credentials,
 )
-from falcoctl_py.config import OAuthClient, load_config
-from falcoctl_py.errors import AuthError, NetworkError
-from falcoctl_py.login import (
-    fetch_oauth_token,
+from falcoctl_py.oci.login import (
     login_basic,
     login_oauth,
     ping,

@@ -1,9 +1,11 @@
-"""Fetching indexes (http, https, file) and falcoctl's local cache of them.
+"""falcoctl's local cache of indexes, and ``index add|list|remove|update``.
 
 The cache is falcoctl's: ``~/.config/falcoctl/indexes.yaml`` lists the fetched indexes with their
-URL, backend and timestamps, and ``~/.config/falcoctl/indexes/<name>.yaml`` holds each copy. An
-index is always parsed and checked before anything is written, so a malformed index leaves the
-cache and the config file as they were.
+URL, backend and timestamps (0600: a URL may hold credentials), and
+``~/.config/falcoctl/indexes/<name>.yaml`` holds each copy. An index is always parsed and checked
+before anything is written, so a malformed index leaves the cache and the config file as they
+were. Cached copies are parsed with the same bounds as fetched ones, so a poisoned copy costs
+nothing and is fetched again. URLs are shown with their credentials redacted.
 """
 
 from __future__ import annotations
@@ -12,26 +14,30 @@ import contextlib
 import datetime as dt
 import logging
 import re
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from falcoctl_py.config import (
-    INDEX_BACKENDS,
-    Config,
-    IndexRef,
-    read_file_indexes,
-    save_indexes,
-    user_config_dir,
+import yaml
+
+from falcoctl_py.bounded import safe_load_yaml
+from falcoctl_py.config import Config, IndexRef, read_file_indexes, save_indexes, user_config_dir
+from falcoctl_py.errors import (
+    ConfigError,
+    FalcoctlPyError,
+    NetworkError,
+    NotFoundError,
+    UsageError,
 )
-from falcoctl_py.errors import ConfigError, LocatedError, NetworkError, NotFoundError, UsageError
-from falcoctl_py.indexes import IndexEntry, parse_index
+from falcoctl_py.http import redact_url
+from falcoctl_py.index.fetch import backend_for, fetch_index
+from falcoctl_py.index.model import MAX_INDEX_BYTES, IndexEntry, parse_index
+from falcoctl_py.textio import dump_yaml, read_regular_file, write_atomic
 
 log = logging.getLogger(__name__)
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-MAX_INDEX_BYTES = 32 * 1024 * 1024
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_CACHE_RECORDS_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +67,17 @@ class IndexInfo:
 
 
 def cache_dir() -> Path:
+    """falcoctl's per-user directory, where the cache lives."""
     return user_config_dir()
 
 
 def cache_config_path() -> Path:
+    """``indexes.yaml``: the records of the cached indexes."""
     return cache_dir() / "indexes.yaml"
 
 
 def cached_index_path(name: str) -> Path:
+    """The cached copy of index ``name``."""
     return cache_dir() / "indexes" / f"{check_name(name)}.yaml"
 
 
@@ -87,107 +96,32 @@ def _now() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# fetching
-
-
-def backend_for(url: str, backend: str = "") -> str:
-    """The backend to use: the one given, else guessed from the URL's scheme."""
-    if backend:
-        if backend not in INDEX_BACKENDS:
-            raise UsageError(
-                f"unsupported index backend {backend!r}", hint=f"use {', '.join(INDEX_BACKENDS)}"
-            )
-        return backend
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
-    if scheme in INDEX_BACKENDS:
-        return scheme
-    if scheme in ("gs", "s3"):
-        raise UsageError(
-            f"the {scheme} index backend is not supported: {url}",
-            hint="serve the index over https or copy it to a file",
-        )
-    if scheme == "":
-        raise UsageError(
-            f"cannot tell the backend of {url!r}",
-            hint="use an http://, https:// or file:// URL, or pass the backend",
-        )
-    return "http"  # falcoctl's default for an unknown backend
-
-
-def _file_path(url: str) -> Path:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "file":
-        return Path(urllib.parse.unquote(parts.netloc + parts.path))
-    return Path(url)
-
-
-def fetch_index_bytes(url: str, backend: str = "") -> bytes:
-    """The raw content of the index at ``url``."""
-    kind = backend_for(url, backend)
-    if kind == "file":
-        path = _file_path(url)
-        try:
-            return path.read_bytes()
-        except OSError as err:
-            raise NotFoundError(
-                f"cannot read index file {path}: {err.strerror}", hint="check the path"
-            ) from err
-    import httpx
-
-    from falcoctl_py.http import make_client, redact_url
-
-    shown = redact_url(url)  # credentials in the URL never reach a message
-    try:
-        with make_client() as client, client.stream("GET", url) as response:
-            if response.status_code >= 400:
-                raise NetworkError(
-                    f"cannot fetch index {shown}: HTTP {response.status_code}", url=shown,
-                    status=response.status_code, hint="check the index URL",
-                )
-            chunks = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > MAX_INDEX_BYTES:
-                    raise NetworkError(
-                        f"index {shown} is larger than {MAX_INDEX_BYTES} bytes", url=shown
-                    )
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except httpx.HTTPError as err:
-        detail = str(err).replace(url, shown)
-        raise NetworkError(
-            f"cannot fetch index {shown}: {type(err).__name__}: {detail}", url=shown,
-            hint="check the URL and your network (proxy variables are honoured)",
-        ) from None
-
-
-def fetch_index(ref: IndexRef) -> tuple[bytes, list[IndexEntry]]:
-    """Fetch and parse an index: the raw bytes and the checked entries."""
-    data = fetch_index_bytes(ref.url, ref.backend)
-    from falcoctl_py.http import redact_url
-
-    return data, parse_index(data, source=redact_url(ref.url), index_name=ref.name)
-
-
-# ---------------------------------------------------------------------------------------------
 # the cache
 
 
 def read_cache_records() -> list[CacheRecord]:
     """The records of ``indexes.yaml`` (empty when there is none)."""
-    import yaml
-
     path = cache_config_path()
+    hint = "remove the file and run index add again"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load_yaml(path.read_bytes(), where=str(path))
     except FileNotFoundError:
         return []
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read the index cache: {err}", path=str(path),
-                          hint="remove the file and run index add again") from err
+    except OSError as err:
+        raise ConfigError(f"cannot read the index cache: {err.strerror}", path=str(path),
+                          hint=hint) from None
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"the index cache is not valid YAML: {problem}", path=str(path),
+                          hint=hint) from None
+    if data is None:
+        return []
+    configs = data.get("configs") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(configs, list | None):
+        raise ConfigError("the index cache must be a mapping with a configs list",
+                          path=str(path), hint=hint)
     records = []
-    for item in (data or {}).get("configs") or []:
+    for item in configs or []:
         if isinstance(item, dict) and item.get("name"):
             records.append(CacheRecord(
                 name=str(item["name"]), url=str(item.get("url") or ""),
@@ -199,9 +133,7 @@ def read_cache_records() -> list[CacheRecord]:
 
 
 def write_cache_records(records: list[CacheRecord]) -> None:
-    """Rewrite ``indexes.yaml`` atomically."""
-    from falcoctl_py.textio import dump_yaml, write_atomic
-
+    """Rewrite ``indexes.yaml`` atomically, mode 0600 (its URLs may hold credentials)."""
     data = {"configs": [
         {"added_timestamp": r.added_timestamp, "backend": r.backend, "name": r.name,
          "updated_timestamp": r.updated_timestamp, "url": r.url}
@@ -209,13 +141,11 @@ def write_cache_records(records: list[CacheRecord]) -> None:
     ]}
     path = cache_config_path()
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    write_atomic(path, dump_yaml(data).encode(), mode=0o644)
+    write_atomic(path, dump_yaml(data).encode(), mode=0o600)
 
 
 def store_in_cache(ref: IndexRef, data: bytes) -> CacheRecord:
     """Write the index copy, then its record (added time kept, updated time bumped)."""
-    from falcoctl_py.textio import write_atomic
-
     path = cached_index_path(ref.name)
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     write_atomic(path, data, mode=0o644)
@@ -239,9 +169,11 @@ def load_index_entries(ref: IndexRef) -> list[IndexEntry]:
     path = cached_index_path(ref.name)
     if record is not None and record.url == ref.url and path.exists():
         try:
-            return parse_index(path.read_bytes(), source=str(path), index_name=ref.name)
-        except LocatedError as err:  # a damaged copy: fetch it again below
-            log.warning("cached index %s is unreadable (%s); fetching it again", path, err)
+            data = read_regular_file(path, limit=MAX_INDEX_BYTES, what="cached index")
+            return parse_index(data, source=str(path), index_name=ref.name)
+        except FalcoctlPyError as err:  # a damaged or poisoned copy: fetch it again below
+            log.warning("cached index %s is unreadable (%s); fetching it again", path,
+                        err.one_line())
     data, entries = fetch_index(ref)
     with contextlib.suppress(OSError):
         store_in_cache(ref, data)
@@ -266,24 +198,27 @@ def add_index(*, config_path: Path, name: str, url: str, backend: str = "") -> I
     else:
         configured.append(ref)
     save_indexes(config_path, configured)
-    return IndexInfo(name, url, ref.backend, record.added_timestamp, record.updated_timestamp,
-                     configured=True, cached=True, entries=len(entries),
-                     previous_url=previous.url if previous and previous.url != url else "")
+    return IndexInfo(name, redact_url(url), ref.backend, record.added_timestamp,
+                     record.updated_timestamp, configured=True, cached=True,
+                     entries=len(entries),
+                     previous_url=redact_url(previous.url)
+                     if previous and previous.url != url else "")
 
 
 def list_indexes(*, config: Config) -> list[IndexInfo]:
-    """Configured indexes (file and environment) and cached ones, configured first."""
+    """Configured indexes (file and environment) and cached ones, configured first; URLs are
+    shown with any credentials redacted."""
     records = {r.name: r for r in read_cache_records()}
     out = []
     for ref in config.indexes:
         rec = records.pop(ref.name, None)
         out.append(IndexInfo(
-            ref.name, ref.url, ref.backend,
+            ref.name, redact_url(ref.url), ref.backend,
             rec.added_timestamp if rec else "", rec.updated_timestamp if rec else "",
             configured=True, cached=rec is not None and rec.url == ref.url,
         ))
     for rec in records.values():
-        out.append(IndexInfo(rec.name, rec.url, rec.backend, rec.added_timestamp,
+        out.append(IndexInfo(rec.name, redact_url(rec.url), rec.backend, rec.added_timestamp,
                              rec.updated_timestamp, configured=False, cached=True))
     return out
 
@@ -310,7 +245,9 @@ def remove_indexes(*, config_path: Path, names: list[str]) -> list[str]:
 def update_indexes(*, config: Config, names: list[str]) -> list[IndexInfo]:
     """Fetch the named indexes again (all configured and cached ones when none is named).
 
-    Every index is fetched and checked before any cached copy is replaced."""
+    Every index is fetched and checked before any cached copy is replaced. An unreachable
+    index is a warning naming it (its cached copy stays); only when none could be fetched is it
+    an error. A malformed index is an error and nothing is replaced."""
     refs = {r.name: IndexRef(r.name, r.url, r.backend) for r in read_cache_records()}
     refs.update({i.name: i for i in config.indexes})
     wanted = names or list(refs)
@@ -319,11 +256,21 @@ def update_indexes(*, config: Config, names: list[str]) -> list[IndexInfo]:
         raise NotFoundError(
             f"no index named {', '.join(map(repr, unknown))}", hint="add it with `index add`"
         )
-    fetched = [(refs[n], *fetch_index(refs[n])) for n in wanted]
+    fetched: list[tuple[IndexRef, bytes, list[IndexEntry]]] = []
+    failed: list[str] = []
+    for name in wanted:
+        try:
+            fetched.append((refs[name], *fetch_index(refs[name])))
+        except (NetworkError, NotFoundError) as err:
+            log.warning("index %s could not be updated: %s", name, err.one_line())
+            failed.append(name)
+    if failed and not fetched:
+        raise NetworkError(f"no index could be updated (unreachable: {', '.join(failed)})",
+                           hint="check the network; the cached copies are kept")
     out = []
     for ref, data, entries in fetched:
         record = store_in_cache(ref, data)
-        out.append(IndexInfo(ref.name, ref.url, ref.backend, record.added_timestamp,
+        out.append(IndexInfo(ref.name, redact_url(ref.url), ref.backend, record.added_timestamp,
                              record.updated_timestamp, configured=ref in config.indexes,
                              cached=True, entries=len(entries)))
     return out

@@ -1,0 +1,438 @@
+r"""The HTTP side of the OCI client: one session per client with auth (Basic, Bearer with a token
+cache), retries with backoff, counters, and errors as one-line :class:`FalcoctlPyError`\ s.
+
+Credentials are attached only to requests to the registry's own origin (scheme, host, port) and
+challenges are answered only from there, so a redirect target or a link elsewhere never sees
+them. Replies (tokens, errors) are read with a size limit and parsed as bounded JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from falcoctl_py.bounded import loads_json
+from falcoctl_py.errors import FalcoctlPyError, IntegrityError, NetworkError, NotFoundError
+from falcoctl_py.http import make_client, same_origin
+from falcoctl_py.oci.auth import check_realm, parse_token_reply
+
+log = logging.getLogger(__name__)
+
+MAX_SMALL_REPLY = 1024 * 1024  # token replies, tag-list pages, referrers, error bodies
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+@dataclass(frozen=True, slots=True)
+class RegistryCredentials:
+    """What to authenticate with: a username/password pair, or a ready bearer token."""
+
+    username: str = ""
+    password: str = ""
+    access_token: str = ""
+
+    def __repr__(self) -> str:  # never show secrets in logs or tracebacks
+        return f"RegistryCredentials(username={self.username!r}, password=***, access_token=***)"
+
+
+CredentialsProvider = Callable[[str], RegistryCredentials | None]
+
+
+@dataclass(slots=True)
+class RequestStats:
+    """Counters of what the client asked the registries for."""
+
+    requests: int = 0
+    manifest_gets: int = 0
+    manifest_heads: int = 0
+    blob_gets: int = 0
+    blob_bytes: int = 0
+    blob_pushes: int = 0
+    blob_bytes_pushed: int = 0
+    tag_lists: int = 0
+    token_requests: int = 0
+    retries: int = 0
+
+    @property
+    def manifest_requests(self) -> int:
+        """Manifest GETs and HEADs together."""
+        return self.manifest_gets + self.manifest_heads
+
+    def reset(self) -> None:
+        """Every counter back to zero."""
+        for item in fields(self):
+            setattr(self, item.name, 0)
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str
+    expires: float
+
+
+_CHALLENGE_PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A parsed ``WWW-Authenticate`` header: its scheme and parameters."""
+
+    scheme: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def parse_challenge(header: str) -> Challenge | None:
+    """``Bearer realm="...",service="..."`` -> Challenge("bearer", {...}); None when empty."""
+    header = header.strip()
+    if not header:
+        return None
+    scheme, _, rest = header.partition(" ")
+    params = {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _CHALLENGE_PARAM.finditer(rest)
+    }
+    params = {k: re.sub(r"\\(.)", r"\1", v) for k, v in params.items()}
+    return Challenge(scheme.lower(), params)
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
+
+
+def _error_body(resp: httpx.Response, stream: bool) -> bytes:
+    """At most ``MAX_SMALL_REPLY`` bytes of an error response's body."""
+    if not stream:
+        return resp.content[:MAX_SMALL_REPLY]
+    buf = bytearray()
+    try:
+        for chunk in resp.iter_bytes():
+            buf += chunk
+            if len(buf) > MAX_SMALL_REPLY:
+                break
+    except httpx.HTTPError:  # a cut error body: the status says enough
+        pass
+    return bytes(buf[:MAX_SMALL_REPLY])
+
+
+def _registry_error(data: bytes) -> str:
+    """The first error code/message of an OCI error body, if any (untrusted, kept short)."""
+    try:
+        body = loads_json(data, where="error body")
+        err = body["errors"][0]
+        text = f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")
+    except (ValueError, LookupError, TypeError, AttributeError, FalcoctlPyError):
+        # not an OCI error body (or a hostile one): the status alone is reported
+        return ""
+    return " ".join(text.split())[:200]
+
+
+def _small_json(resp: httpx.Response, *, where: str) -> Any:
+    """The JSON body of a streamed response, at most ``MAX_SMALL_REPLY`` bytes; None if not JSON."""
+    buf = bytearray()
+    for chunk in resp.iter_bytes():
+        buf += chunk
+        if len(buf) > MAX_SMALL_REPLY:
+            raise IntegrityError(f"{where} is over the limit of {MAX_SMALL_REPLY} bytes")
+    try:
+        return loads_json(bytes(buf), where=where)
+    except ValueError:
+        return None
+
+
+# what OpenSSL says when a TLS client hello is answered by plain HTTP
+_PLAIN_HTTP_MARKS = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure",
+                     "packet length too long", "http request")
+
+
+class Session:
+    """Requests to registries with auth and retries; thread-safe counters, one connection pool."""
+
+    def __init__(
+        self,
+        *,
+        plain_http: bool = False,
+        ca_file: Path | None = None,
+        insecure_skip_tls_verify: bool = False,
+        credentials: CredentialsProvider | None = None,
+        max_retries: int = 3,
+        max_retry_wait: float = 10.0,
+        backoff: float = 0.25,
+        timeout: float | None = None,
+    ) -> None:
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+        self.plain_http = plain_http
+        self.stats = RequestStats()
+        self._credentials = credentials
+        self._creds_cache: dict[str, RegistryCredentials | None] = {}
+        self.max_retries = max_retries
+        self._max_retry_wait = max_retry_wait
+        self._backoff = backoff
+        self._tokens: dict[tuple[str, str], _Token] = {}
+        self._schemes: dict[str, tuple[str, dict[str, str]]] = {}
+        self._lock = threading.Lock()
+        self._http = make_client(
+            ca_file=ca_file,
+            insecure_skip_tls_verify=insecure_skip_tls_verify,
+            timeout=timeout,
+            follow_redirects=True,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+
+    def base(self, host: str) -> str:
+        return f"{'http' if self.plain_http else 'https'}://{host}"
+
+    def count(self, field: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self.stats, field, getattr(self.stats, field) + n)
+
+    def _creds(self, host: str) -> RegistryCredentials | None:
+        if host not in self._creds_cache:
+            self._creds_cache[host] = self._credentials(host) if self._credentials else None
+        return self._creds_cache[host]
+
+    def _auth_header(self, host: str, scope: str, url: str) -> str | None:
+        """The Authorization value for a request to ``url``: none unless ``url`` is on the
+        registry's own origin (scheme, host, port), whatever the caller or the registry says."""
+        if not same_origin(url, self.base(host)):
+            return None
+        known = self._schemes.get(host)
+        creds = self._creds(host)
+        if known is None:
+            return None
+        scheme, params = known
+        if scheme == "basic":
+            if creds and creds.username:
+                raw = f"{creds.username}:{creds.password}".encode()
+                return "Basic " + base64.b64encode(raw).decode()
+            return None
+        if scheme == "bearer":
+            if creds and creds.access_token:
+                return f"Bearer {creds.access_token}"
+            token = self._tokens.get((host, scope))
+            if token is None or token.expires <= time.monotonic():
+                token = self._fetch_token(host, params, scope)
+            return f"Bearer {token.value}"
+        return None
+
+    def _fetch_token(self, host: str, params: dict[str, str], scope: str) -> _Token:
+        realm = params.get("realm")
+        if not realm:
+            raise NetworkError(f"registry {host} sent a Bearer challenge without a realm")
+        query: dict[str, str] = {}
+        if params.get("service"):
+            query["service"] = params["service"]
+        if scope:
+            query["scope"] = scope
+        creds = self._creds(host)
+        auth = (creds.username, creds.password) if creds and creds.username else None
+        if auth is not None:
+            check_realm(realm, host)
+        self.count("token_requests")
+        self.count("requests")
+        try:
+            req = self._http.build_request("GET", realm, params=query)
+            resp = self._http.send(req, auth=auth, stream=True)
+        except httpx.HTTPError as err:
+            raise NetworkError(
+                f"cannot get a token from {realm}: {type(err).__name__}", url=realm
+            ) from None
+        try:
+            return self._token_reply(resp, host, realm, scope)
+        finally:
+            resp.close()
+
+    def _token_reply(self, resp: httpx.Response, host: str, realm: str, scope: str) -> _Token:
+        if resp.status_code in (401, 403):
+            raise NetworkError(
+                f"the token service of {host} refused the credentials ({resp.status_code})",
+                url=realm,
+                status=resp.status_code,
+                hint=f"check the credentials: falcoctl-py registry auth basic {host}",
+            )
+        if resp.status_code != 200:
+            raise NetworkError(
+                f"the token service of {host} answered {resp.status_code}",
+                url=realm,
+                status=resp.status_code,
+            )
+        data = bytearray()
+        for chunk in resp.iter_bytes():
+            data += chunk
+            if len(data) > MAX_SMALL_REPLY:
+                raise NetworkError(f"the token service of {host} sent an oversized reply")
+        value, lifetime = parse_token_reply(bytes(data), realm=realm)
+        token = _Token(value, time.monotonic() + max(1.0, lifetime * 0.9))
+        self._tokens[(host, scope)] = token
+        return token
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        host: str,
+        scope: str,
+        what: str,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        content: bytes | None = None,
+        stream: bool = False,
+        ok: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
+        """Send with auth and retries; return a response whose status is in ``ok``."""
+        attempt = 0
+        reauthed = False
+        while True:
+            hdrs = dict(headers or {})
+            auth = self._auth_header(host, scope, url)
+            if auth:
+                hdrs["Authorization"] = auth
+            self.count("requests")
+            try:
+                req = self._http.build_request(
+                    method, url, headers=hdrs, params=params, content=content
+                )
+                resp = self._http.send(req, stream=stream)
+            except httpx.HTTPError as err:
+                # a refused connection is retried once: a registry that is down stays down
+                limit = (
+                    min(1, self.max_retries)
+                    if isinstance(err, httpx.ConnectError)
+                    else (self.max_retries)
+                )
+                if attempt < limit and isinstance(err, httpx.TransportError):
+                    attempt += 1
+                    self.sleep(attempt, None, what)
+                    continue
+                raise self._transport_error(err, host, what) from None
+            if resp.status_code == 401 and not reauthed and self._take_challenge(resp, host, scope):
+                resp.close()
+                reauthed = True
+                continue
+            if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
+                attempt += 1
+                wait = _retry_after(resp)
+                resp.close()
+                self.sleep(attempt, wait, what)
+                continue
+            if resp.status_code not in ok:
+                body = _error_body(resp, stream)
+                resp.close()
+                raise self._status_error(resp, host, what, body)
+            return resp
+
+    def _take_challenge(self, resp: httpx.Response, host: str, scope: str) -> bool:
+        """Remember a 401's challenge to answer it; True when the request should be retried.
+
+        A challenge counts only from the registry itself, not from a redirect target."""
+        if not same_origin(str(resp.url), self.base(host)):
+            return False
+        parsed = parse_challenge(resp.headers.get("WWW-Authenticate", "")) or Challenge("")
+        creds = self._creds(host)
+        if parsed.scheme == "bearer" or (parsed.scheme == "basic" and creds and creds.username):
+            self._schemes[host] = (parsed.scheme, parsed.params)
+            self._tokens.pop((host, scope), None)
+            return True
+        return False
+
+    def sleep(self, attempt: int, wait: float | None, what: str) -> None:
+        self.count("retries")
+        delay = wait if wait is not None else self._backoff * (2 ** (attempt - 1))
+        delay = min(max(delay, 0.0), self._max_retry_wait)
+        log.debug("retrying %s in %.2fs (attempt %d)", what, delay, attempt + 1)
+        time.sleep(delay)
+
+    def _transport_error(self, err: httpx.HTTPError, host: str, what: str) -> NetworkError:
+        text = str(err) or type(err).__name__
+        if not self.plain_http and any(m in text for m in _PLAIN_HTTP_MARKS):
+            return NetworkError(
+                f"registry {host} answered in plain HTTP, not TLS ({what})",
+                hint="it is a plain-HTTP registry: pass --plain-http",
+            )
+        if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+            return NetworkError(
+                f"TLS verification failed for registry {host} ({what}): {text}",
+                hint="pass --ca-file with the registry's CA, or --insecure-skip-tls-verify",
+            )
+        if "WRONG_VERSION_NUMBER" in text or isinstance(err, httpx.ConnectError):
+            hint = "is the registry up and reachable?"
+            if not self.plain_http:
+                hint += " for a plain-HTTP registry pass --plain-http"
+            return NetworkError(f"cannot connect to registry {host} ({what}): {text}", hint=hint)
+        return NetworkError(
+            f"connection to registry {host} failed ({what}): {type(err).__name__}: {text}",
+            hint="retry later; check the network and any proxy (HTTPS_PROXY/NO_PROXY)",
+        )
+
+    def _status_error(
+        self, resp: httpx.Response, host: str, what: str, body: bytes
+    ) -> Exception:
+        code = resp.status_code
+        detail = _registry_error(body)
+        suffix = f": {detail}" if detail else ""
+        url = str(resp.request.url) if resp.request else None
+        if code == 401:
+            return NetworkError(
+                f"registry {host} requires authentication for {what} (401){suffix}",
+                url=url,
+                status=code,
+                hint=f"check the credentials: falcoctl-py registry auth basic {host}",
+            )
+        if code == 403:
+            return NetworkError(
+                f"registry {host} denied access to {what} (403){suffix}",
+                url=url,
+                status=code,
+                hint="the credentials lack permission for this repository",
+            )
+        if code == 404:
+            hint = (
+                "list the tags with `falcoctl-py artifact info`"
+                if what.startswith("manifest")
+                else None
+            )
+            return NotFoundError(f"{what} not found on registry {host}{suffix}", hint=hint)
+        if code == 400 and self.plain_http and (
+            b"HTTPS" in body[:4096] or resp.http_version == "HTTP/1.0"
+        ):  # Go's answer to plain HTTP on a TLS port: "HTTP/1.0 400 ... an HTTPS server"
+            return NetworkError(
+                f"registry {host} speaks TLS, not plain HTTP ({what})",
+                url=url, status=code, hint="drop --plain-http (add --ca-file for a private CA)",
+            )
+        if code == 429:
+            return NetworkError(
+                f"registry {host} rate-limited {what} (429) after {self.max_retries} retries",
+                url=url,
+                status=code,
+                hint="wait and retry later, or authenticate to get a higher limit",
+                retry_after=_retry_after(resp),
+            )
+        return NetworkError(
+            f"registry {host} answered {code} for {what}{suffix}",
+            url=url,
+            status=code,
+            hint="retry later" if code >= 500 else None,
+            retry_after=_retry_after(resp) if code >= 500 else None,
+        )
