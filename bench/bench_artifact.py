@@ -37,7 +37,7 @@ def _tar_gz(name: str, data: bytes) -> bytes:
 
 
 def main() -> None:
-    from falcoctl_py.install import InstallDirs, install_artifacts
+    from falcoctl_py.artifact.install import InstallDirs, install_artifacts
     from falcoctl_py.oci.client import RegistryClient
     from falcoctl_py.oci.media import Platform
     from falcoctl_py.push import push_artifact

@@ -172,7 +172,7 @@ def default_file_content() -> dict[str, Any]:
 def parse_duration(text: str) -> float:
     """A positive Go duration (``168h``, ``1h30m``, ``90s``, ``500ms``) in seconds."""
     from falcoctl_py.errors import UsageError
-    from falcoctl_py.schedule import parse_duration as parse
+    from falcoctl_py.follow.schedule import parse_duration as parse
 
     try:
         return parse(text)

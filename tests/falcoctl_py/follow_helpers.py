@@ -9,12 +9,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from falcoctl_py.follow import Follower
-from falcoctl_py.install import InstallDirs
+from falcoctl_py.artifact.install import InstallDirs
+from falcoctl_py.follow.follower import Follower
+from falcoctl_py.follow.schedule import Schedule, StartupBehavior
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.oci.media import Platform
 from falcoctl_py.push import push_artifact
-from falcoctl_py.schedule import Schedule, StartupBehavior
 from tests.falcoctl_py.artifact_helpers import member, tar_gz
 from tests.realparts import Registry
 

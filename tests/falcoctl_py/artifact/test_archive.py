@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from falcoctl_py.archive import create_tar_gz, extract_tar_gz, file_sha256, is_tar_gz
+from falcoctl_py.artifact.archive import create_tar_gz, extract_tar_gz, file_sha256, is_tar_gz
 from falcoctl_py.errors import IntegrityError
 from tests.falcoctl_py.artifact_helpers import member, tar_gz
 

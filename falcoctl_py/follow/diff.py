@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from falcoctl_py.archive import file_sha256
+from falcoctl_py.artifact.archive import file_sha256
 
 log = logging.getLogger(__name__)
 

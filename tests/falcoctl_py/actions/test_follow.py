@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from falcoctl_py.actions.follow import build_follower
 from falcoctl_py.errors import UsageError
-from falcoctl_py.follow_actions import build_follower
+from falcoctl_py.follow.schedule import StartupBehavior
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.push import push_artifact
-from falcoctl_py.schedule import StartupBehavior
 from tests.falcoctl_py.artifact_helpers import write_config, write_index
 from tests.falcoctl_py.follow_helpers import DETECTOR
 from tests.realparts import Registry
@@ -75,7 +75,7 @@ def test_embedded_follower_reports_updates_to_the_runtime(
     config = write_config(tmp_path, index)
     updates: list[tuple[str, list[str], Any]] = []
     validated: list[str] = []
-    from falcoctl_py.artifact_actions import TlsOptions
+    from falcoctl_py.actions.artifact import TlsOptions
 
     follower = build_follower(
         config_path=config,

@@ -7,7 +7,13 @@ import json
 import stat
 from pathlib import Path
 
-from falcoctl_py.state import ArtifactState, InstalledFile, list_states, load_state, save_state
+from falcoctl_py.artifact.state import (
+    ArtifactState,
+    InstalledFile,
+    list_states,
+    load_state,
+    save_state,
+)
 
 
 def test_state_file_is_falcoctl_compatible(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ A switch works on a staging directory inside the destination (made by install's 
 
 An interrupted switch is finished by the next follow or install (the journal is install's, so
 install's recovery renames the new files; follow's also removes the dropped ones). Callers hold
-the state-directory lock (:mod:`falcoctl_py.locking`).
+the state-directory lock (:mod:`falcoctl_py.artifact.lock`).
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from falcoctl_py.archive import file_sha256
-from falcoctl_py.errors import InstallError, NotFoundError
-from falcoctl_py.install import (
+from falcoctl_py.artifact.archive import file_sha256
+from falcoctl_py.artifact.install import (
     JOURNAL,
     STAGE_PREFIX,
     recover_staging,
     roll_forward,
     stage_owner_alive,
 )
-from falcoctl_py.state import ArtifactState, InstalledFile, list_states, save_state
+from falcoctl_py.artifact.state import ArtifactState, InstalledFile, list_states, save_state
+from falcoctl_py.errors import InstallError, NotFoundError
 from falcoctl_py.textio import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)

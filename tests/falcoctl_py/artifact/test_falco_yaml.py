@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from detector.config import load_config
+from falcoctl_py.artifact.falco_yaml import update_falco_config
 from falcoctl_py.errors import ConfigError
-from falcoctl_py.falco_config import update_falco_config
 
 FALCO_YAML = """\
 # Falco's configuration (a comment to keep)

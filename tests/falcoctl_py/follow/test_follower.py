@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from falcoctl_py.artifact.resolve import parse_artifact_ref
+from falcoctl_py.artifact.state import list_states
 from falcoctl_py.errors import VerificationError
-from falcoctl_py.follow import is_floating
-from falcoctl_py.follow_check import read_versions
-from falcoctl_py.follow_switch import rollback
+from falcoctl_py.follow.compat import read_versions
+from falcoctl_py.follow.follower import is_floating
+from falcoctl_py.follow.rollback import rollback
 from falcoctl_py.oci.client import RegistryClient
-from falcoctl_py.resolve import parse_artifact_ref
-from falcoctl_py.state import list_states
 from tests.falcoctl_py.artifact_helpers import Fault, FaultProxy
 from tests.falcoctl_py.follow_helpers import DETECTOR, FollowEnv, VersionsServer
 from tests.realparts import Registry, free_port
@@ -98,7 +98,7 @@ def test_incompatible_update_is_skipped_once_and_not_refetched(
     env.push(
         "app-rules", "2.0.0", {"app_rules.yaml": RULE_V2}, requires=["engine_version_semver:0.99.0"]
     )
-    caplog.set_level(logging.WARNING, "falcoctl_py.follow")
+    caplog.set_level(logging.WARNING, "falcoctl_py.follow.follower")
     first = follower.tick()[0]
     assert first.status == "skipped"
     assert "engine_version_semver" in first.message and "0.63.0" in first.message
@@ -224,7 +224,7 @@ def test_exponential_backoff_grows_with_jitter(env: FollowEnv) -> None:
     ref = follower.followers[0]
     down = follower.tick()[0]  # nothing pushed: not found is not transient
     assert not down.transient
-    from falcoctl_py.follow import TickResult
+    from falcoctl_py.follow.follower import TickResult
 
     transient = TickResult("x", "error", transient=True)
     delays = [follower.next_delay(ref, transient) for _ in range(6)]
@@ -344,7 +344,7 @@ def test_validator_refusal_keeps_old_files_and_signature_checked_for_full_refs(
 def test_install_and_follow_at_once_leave_no_corruption(
     env: FollowEnv, tmp_path: Path, isolated_home: Path
 ) -> None:
-    from falcoctl_py import artifact_actions
+    from falcoctl_py.actions import artifact as artifact_actions
     from tests.falcoctl_py.artifact_helpers import write_config, write_index
 
     versions = {
@@ -393,6 +393,6 @@ def test_install_and_follow_at_once_leave_no_corruption(
     assert on_disk["a_rules.yaml"] == b"- rule: a3\n"
     assert on_disk["v3.yaml"] == b"x" * 4096
     assert all(not name.startswith(".") for name in on_disk)  # no staging left behind
-    from falcoctl_py.archive import file_sha256
+    from falcoctl_py.artifact.archive import file_sha256
 
     assert all(file_sha256(Path(f.path)) == f.sha256 for f in state.files)

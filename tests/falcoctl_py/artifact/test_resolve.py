@@ -6,9 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from falcoctl_py.errors import DependencyError, NotFoundError, UsageError
-from falcoctl_py.oci.media import Dependency
-from falcoctl_py.resolve import (
+from falcoctl_py.artifact.resolve import (
     ArtifactRef,
     Node,
     best_tag,
@@ -18,6 +16,8 @@ from falcoctl_py.resolve import (
     pin,
     resolve_dependencies,
 )
+from falcoctl_py.errors import DependencyError, NotFoundError, UsageError
+from falcoctl_py.oci.media import Dependency
 
 TAGS = [
     "latest",

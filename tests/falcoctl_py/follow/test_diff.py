@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from falcoctl_py.rulesdiff import ChangeSummary, rules_by_name, summarize
+from falcoctl_py.follow.diff import ChangeSummary, rules_by_name, summarize
 
-FALCO_RULES = Path(__file__).resolve().parents[3] / "shared" / "falco-rules" / "falco_rules.yaml"
+FALCO_RULES = Path(__file__).resolve().parents[4] / "shared" / "falco-rules" / "falco_rules.yaml"
 
 
 def write(folder: Path, name: str, text: str) -> Path:

@@ -27,11 +27,11 @@ from falcoctl_py.oci.media import (
 )
 
 if TYPE_CHECKING:
+    from falcoctl_py.artifact.falco_yaml import FalcoConfigUpdate
+    from falcoctl_py.artifact.install import InstallDirs, InstallResult, Progress
+    from falcoctl_py.artifact.resolve import IndexLookup
     from falcoctl_py.config import Config, FollowConfig, InstallConfig
-    from falcoctl_py.falco_config import FalcoConfigUpdate
-    from falcoctl_py.install import InstallDirs, InstallResult, Progress
     from falcoctl_py.push import PullResult, PushResult
-    from falcoctl_py.resolve import IndexLookup
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def install_dirs(
     assets_dir: Path | None,
 ) -> InstallDirs:
     """The destination flags, falling back to the config's (install or follow section)."""
-    from falcoctl_py.install import InstallDirs
+    from falcoctl_py.artifact.install import InstallDirs
 
     return InstallDirs(
         rulesfiles=rulesfiles_dir or defaults.rulesfiles_dir,
@@ -193,10 +193,10 @@ def install(
     update_config: Path | None = None,
 ) -> InstallResult:
     """``artifact install``: flags over ``FALCOCTL_*`` over the config file."""
-    from falcoctl_py.install import install_artifacts
+    from falcoctl_py.artifact.install import install_artifacts
 
     if update_config is not None:
-        from falcoctl_py.falco_config import check_falco_config
+        from falcoctl_py.artifact.falco_yaml import check_falco_config
 
         check_falco_config(update_config)  # refuse before anything is installed
     config = load(config_path)
@@ -231,7 +231,7 @@ def install(
 
 def _update_falco_config(path: Path, result: InstallResult) -> FalcoConfigUpdate:
     """List what was installed in the falco.yaml at ``path`` (rules files, plugins)."""
-    from falcoctl_py.falco_config import update_falco_config
+    from falcoctl_py.artifact.falco_yaml import update_falco_config
 
     rules: list[str] = []
     plugins: dict[str, str] = {}
@@ -247,7 +247,7 @@ def _update_falco_config(path: Path, result: InstallResult) -> FalcoConfigUpdate
 
 def info(*, config_path: Path, refs: Sequence[str], tls: TlsOptions) -> list[ArtifactTags]:
     """``artifact info``: the tags of each reference, without cosign signature tags."""
-    from falcoctl_py.resolve import parse_artifact_ref
+    from falcoctl_py.artifact.resolve import parse_artifact_ref
 
     config = load(config_path)
     lookup = index_lookup(config)
@@ -263,7 +263,7 @@ def info(*, config_path: Path, refs: Sequence[str], tls: TlsOptions) -> list[Art
 def _platform_manifest(
     client: RegistryClient, text: str, lookup: IndexLookup, platform: str | None
 ) -> tuple[str, bytes]:
-    from falcoctl_py.resolve import parse_artifact_ref, pin
+    from falcoctl_py.artifact.resolve import parse_artifact_ref, pin
 
     ref = pin(parse_artifact_ref(text, lookup), client.list_tags)
     got = client.get_manifest(ref.name, ref.target)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from falcoctl_py.archive import file_sha256
+from falcoctl_py.artifact.archive import file_sha256
+from falcoctl_py.artifact.install import JOURNAL, STAGE_PREFIX
+from falcoctl_py.artifact.state import ArtifactState, InstalledFile, save_state
 from falcoctl_py.errors import NotFoundError
-from falcoctl_py.follow_switch import (
+from falcoctl_py.follow.rollback import (
     REMOVE,
     held_digests,
     previous_dir,
@@ -18,8 +20,6 @@ from falcoctl_py.follow_switch import (
     rollback,
     switch,
 )
-from falcoctl_py.install import JOURNAL, STAGE_PREFIX
-from falcoctl_py.state import ArtifactState, InstalledFile, save_state
 
 REF = "h:1/rules/app:latest"
 

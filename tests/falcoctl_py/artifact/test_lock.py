@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from falcoctl_py.artifact.lock import lock_path, state_lock
 from falcoctl_py.errors import InstallError
-from falcoctl_py.locking import lock_path, state_lock
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from falcoctl_py.locking import state_lock
+from falcoctl_py.artifact.lock import state_lock
 with state_lock(Path(sys.argv[1])):
     print("held", flush=True)
     sys.stdin.readline()

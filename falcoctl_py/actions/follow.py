@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 from falcoctl_py.errors import UsageError
 
 if TYPE_CHECKING:
-    from falcoctl_py.artifact_actions import TlsOptions
+    from falcoctl_py.actions.artifact import TlsOptions
     from falcoctl_py.config import Config
-    from falcoctl_py.follow import Follower, OnUpdate, Validate
-    from falcoctl_py.follow_check import VersionsProvider
-    from falcoctl_py.follow_switch import RollbackResult
+    from falcoctl_py.follow.compat import VersionsProvider
+    from falcoctl_py.follow.follower import Follower, OnUpdate, Validate
+    from falcoctl_py.follow.rollback import RollbackResult
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def build_follower(
     Call ``follower.run(stop_event)`` (blocks until the event is set) or ``follower.tick()``,
     then ``follower.close()``.
     """
-    from falcoctl_py.artifact_actions import (
+    from falcoctl_py.actions.artifact import (
         TlsOptions,
         index_lookup,
         install_dirs,
@@ -76,9 +76,9 @@ def build_follower(
         parse_allowed_types,
         platform_or_current,
     )
-    from falcoctl_py.follow import Follower
-    from falcoctl_py.follow_check import read_versions
-    from falcoctl_py.schedule import Schedule, StartupBehavior
+    from falcoctl_py.follow.compat import read_versions
+    from falcoctl_py.follow.follower import Follower
+    from falcoctl_py.follow.schedule import Schedule, StartupBehavior
 
     if config is None:
         if config_path is None:
@@ -166,9 +166,9 @@ def follow(*, stop: threading.Event | None = None, **options: object) -> FollowR
 
 def rollback(*, config_path: Path, name: str, state_dir: Path | None = None) -> RollbackResult:
     """``artifact rollback``: put back the kept previous version of ``name``, under the lock."""
-    from falcoctl_py.artifact_actions import load
-    from falcoctl_py.follow_switch import rollback as do_rollback
-    from falcoctl_py.locking import state_lock
+    from falcoctl_py.actions.artifact import load
+    from falcoctl_py.artifact.lock import state_lock
+    from falcoctl_py.follow.rollback import rollback as do_rollback
 
     config = load(config_path)
     where = state_dir or config.artifact.follow.state_dir

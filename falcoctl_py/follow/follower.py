@@ -4,10 +4,10 @@ One :class:`RefFollower` per reference. A check (``tick``) costs one manifest HE
 changed (a range adds one tag list); only a new digest is fetched, and then, before anything is
 written: the allowed types, no downgrade of a floating reference (``latest``, a partial version
 such as ``5``, a range, any non-version tag), the requirements against the running detector's
-``/versions`` (:mod:`falcoctl_py.follow_check`), dependencies, the signature (install's verify
+``/versions`` (:mod:`falcoctl_py.follow.compat`), dependencies, the signature (install's verify
 hook), download and staging, and the embedder's ``validate`` callback. A digest refused for any
 of these reasons is logged once and not fetched again (an incompatible one is re-checked when
-the detector's versions change). The switch (:mod:`falcoctl_py.follow_switch`) replaces the
+the detector's versions change). The switch (:mod:`falcoctl_py.follow.rollback`) replaces the
 whole file set under the state-directory lock and keeps the previous version for rollback.
 
 Transient failures (registry down, 429, 5xx, a cut connection) back off exponentially with
@@ -27,23 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from falcoctl_py.archive import DEFAULT_MAX_EXTRACTED, ExtractedFile
-from falcoctl_py.errors import (
-    DependencyError,
-    FalcoctlPyError,
-    IntegrityError,
-    NetworkError,
-    UsageError,
-    VerificationError,
-)
-from falcoctl_py.follow_check import (
-    VersionsProvider,
-    VersionsWatcher,
-    check_compatibility,
-    needs_versions,
-)
-from falcoctl_py.follow_switch import held_digests, recover, switch
-from falcoctl_py.install import (
+from falcoctl_py.artifact.archive import DEFAULT_MAX_EXTRACTED, ExtractedFile
+from falcoctl_py.artifact.install import (
     DEFAULT_MAX_LAYER,
     Candidate,
     InstallDirs,
@@ -51,11 +36,8 @@ from falcoctl_py.install import (
     VerifyHook,
     is_intact,
 )
-from falcoctl_py.locking import state_lock
-from falcoctl_py.oci.client import RegistryClient
-from falcoctl_py.oci.media import SEMVER_RE, ArtifactType, Platform
-from falcoctl_py.oci.reference import Reference
-from falcoctl_py.resolve import (
+from falcoctl_py.artifact.lock import state_lock
+from falcoctl_py.artifact.resolve import (
     ArtifactRef,
     IndexLookup,
     Node,
@@ -64,9 +46,33 @@ from falcoctl_py.resolve import (
     pin,
     resolve_dependencies,
 )
-from falcoctl_py.rulesdiff import ChangeSummary, summarize
-from falcoctl_py.schedule import Schedule, StartupBehavior
-from falcoctl_py.state import ArtifactState, InstalledFile, list_states, load_state, save_state
+from falcoctl_py.artifact.state import (
+    ArtifactState,
+    InstalledFile,
+    list_states,
+    load_state,
+    save_state,
+)
+from falcoctl_py.errors import (
+    DependencyError,
+    FalcoctlPyError,
+    IntegrityError,
+    NetworkError,
+    UsageError,
+    VerificationError,
+)
+from falcoctl_py.follow.compat import (
+    VersionsProvider,
+    VersionsWatcher,
+    check_compatibility,
+    needs_versions,
+)
+from falcoctl_py.follow.diff import ChangeSummary, summarize
+from falcoctl_py.follow.rollback import held_digests, recover, switch
+from falcoctl_py.follow.schedule import Schedule, StartupBehavior
+from falcoctl_py.oci.client import RegistryClient
+from falcoctl_py.oci.media import SEMVER_RE, ArtifactType, Platform
+from falcoctl_py.oci.reference import Reference
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from falcoctl_py.archive import DEFAULT_MAX_EXTRACTED, ExtractedFile, extract_tar_gz, file_sha256
+from falcoctl_py.artifact.archive import (
+    DEFAULT_MAX_EXTRACTED,
+    ExtractedFile,
+    extract_tar_gz,
+    file_sha256,
+)
+from falcoctl_py.artifact.lock import state_lock
+from falcoctl_py.artifact.resolve import ArtifactRef, IndexLookup, Node, parse_artifact_ref, pin
+from falcoctl_py.artifact.resolve import resolve_dependencies as _resolve
+from falcoctl_py.artifact.state import (
+    ArtifactState,
+    InstalledFile,
+    list_states,
+    load_state,
+    save_state,
+)
 from falcoctl_py.errors import FalcoctlPyError, InstallError, UsageError
-from falcoctl_py.locking import state_lock
 from falcoctl_py.oci.client import RegistryClient, RequestStats
 from falcoctl_py.oci.media import (
     DOCKER_MANIFEST_LIST,
@@ -48,13 +62,10 @@ from falcoctl_py.oci.media import (
     select_platform,
 )
 from falcoctl_py.oci.reference import Reference
-from falcoctl_py.resolve import ArtifactRef, IndexLookup, Node, parse_artifact_ref, pin
-from falcoctl_py.resolve import resolve_dependencies as _resolve
-from falcoctl_py.state import ArtifactState, InstalledFile, list_states, load_state, save_state
 from falcoctl_py.textio import fsync_dir
 
 if TYPE_CHECKING:
-    from falcoctl_py.falco_config import FalcoConfigUpdate
+    from falcoctl_py.artifact.falco_yaml import FalcoConfigUpdate
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from falcoctl_py.errors import UsageError
-from falcoctl_py.schedule import (
+from falcoctl_py.follow.schedule import (
     CronSchedule,
     Schedule,
     StartupBehavior,

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from falcoctl_py import install as install_mod
+from falcoctl_py.artifact import install as install_mod
+from falcoctl_py.artifact.install import InstallDirs, install_artifacts, recover_staging
+from falcoctl_py.artifact.state import list_states
 from falcoctl_py.errors import (
     InstallError,
     IntegrityError,
@@ -20,15 +22,13 @@ from falcoctl_py.errors import (
     UsageError,
     VerificationError,
 )
-from falcoctl_py.install import InstallDirs, install_artifacts, recover_staging
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.oci.media import OCI_MANIFEST, Descriptor, Platform, build_manifest
 from falcoctl_py.push import push_artifact
-from falcoctl_py.state import list_states
 from tests.falcoctl_py.artifact_helpers import blob_path, member, tar_gz
 from tests.realparts import Registry, need_binary, need_root
 
-RULES = Path(__file__).resolve().parents[3] / "shared" / "falco-rules"
+RULES = Path(__file__).resolve().parents[4] / "shared" / "falco-rules"
 PLATFORM = Platform("linux", "amd64")
 
 
@@ -95,6 +95,8 @@ def env(registry: Registry, client: RegistryClient, tmp_path: Path) -> Env:
 
 
 def test_upstream_rules_installed_byte_identical_with_dependency(env: Env) -> None:
+    if not RULES.is_dir():
+        pytest.skip(f"the upstream rules ({RULES}) are not on this machine")
     env.push("container", "0.4.0", [env.file("libcontainer.so", b"\x7fELF v0.4.0")], "plugin")
     env.push("container", "0.4.3", [env.file("libcontainer.so", b"\x7fELF v0.4.3")], "plugin")
     env.push("container", "1.0.0", [env.file("libcontainer.so", b"\x7fELF v1")], "plugin")
@@ -372,7 +374,7 @@ CHILD = """
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from falcoctl_py.install import InstallDirs, install_artifacts
+from falcoctl_py.artifact.install import InstallDirs, install_artifacts
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.oci.media import Platform
 host, tmp = sys.argv[1], Path(sys.argv[2])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from falcoctl_py.errors import NetworkError
-from falcoctl_py.follow_check import (
+from falcoctl_py.follow.compat import (
     VersionsWatcher,
     check_compatibility,
     needs_versions,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from falcoctl_py.artifact_actions import (
+from falcoctl_py.actions.artifact import (
     SIGNATURE_TAG_RE,
     index_lookup,
     load,
