@@ -91,18 +91,30 @@ def make_client(
     )
 
 
-def index_lookup(config: Config) -> IndexLookup:
-    """Name -> index entry, loading the merged indexes on first use only."""
-    cache: list[Any] = []
+class _IndexView:
+    """Name -> index entry, and every entry; the merged indexes load on first use only."""
 
-    def lookup(name: str) -> Any:
-        if not cache:
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._merged: Any = None
+
+    def _index(self) -> Any:
+        if self._merged is None:
             from falcoctl_py.indexes import load_merged_index
 
-            cache.append(load_merged_index(config))
-        return cache[0].get(name)
+            self._merged = load_merged_index(self._config)
+        return self._merged
 
-    return lookup
+    def __call__(self, name: str) -> Any:
+        return self._index().get(name)
+
+    def entries(self) -> list[Any]:
+        return list(self._index().entries())
+
+
+def index_lookup(config: Config) -> IndexLookup:
+    """Name -> index entry (also an :class:`~falcoctl_py.artifact.resolve.IndexListing`)."""
+    return _IndexView(config)
 
 
 def make_verify(

@@ -1,4 +1,4 @@
-"""Install artifacts: resolve, check, verify, stage on the destination's filesystem, rename.
+"""Install artifacts: resolve, check, verify, stage, switch in, record.
 
 The steps, in order, for every reference and dependency:
 
@@ -7,46 +7,37 @@ The steps, in order, for every reference and dependency:
    is skipped with no blob download;
 2. fetch the manifest (following an image index to the platform), check the media types, the
    allowed types and the config, and resolve dependencies;
-3. call the ``verify`` hook (signatures) for each artifact to write, before anything is written;
-4. download each layer into a staging directory inside its destination, verifying its digest,
-   and extract it there safely;
-5. commit: a journal lists the files, then each file is renamed into place; an interrupted
-   commit is rolled forward by the next install (:func:`recover_staging`), an interrupted
-   staging is thrown away, so a destination holds the old files or the new ones;
-6. record the digest and files in the state directory (shared with follow).
+3. call the ``verify`` hook (signatures, :func:`verify_nodes`) for each artifact to write,
+   before anything is written;
+4. download each layer into a new generation folder of the destination, verifying its digest,
+   and extract it there safely (:mod:`.archive`);
+5. commit and record through the one artifact transaction (:mod:`.transaction`), which install,
+   follow and rollback share: a reader of the destination sees the old files or the new ones.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
-import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from falcoctl_py.artifact.archive import (
-    DEFAULT_MAX_EXTRACTED,
-    ExtractedFile,
-    extract_tar_gz,
-    file_sha256,
-)
+from falcoctl_py.artifact.archive import DEFAULT_MAX_EXTRACTED, extract_tar_gz, file_sha256
 from falcoctl_py.artifact.lock import state_lock
-from falcoctl_py.artifact.resolve import ArtifactRef, IndexLookup, Node, parse_artifact_ref, pin
-from falcoctl_py.artifact.resolve import resolve_dependencies as _resolve
-from falcoctl_py.artifact.state import (
-    ArtifactState,
-    InstalledFile,
-    list_states,
-    load_state,
-    save_state,
+from falcoctl_py.artifact.resolve import (
+    ArtifactRef,
+    IndexListing,
+    IndexLookup,
+    Node,
+    parse_artifact_ref,
+    pin,
 )
+from falcoctl_py.artifact.resolve import resolve_dependencies as _resolve
+from falcoctl_py.artifact.state import ArtifactState, InstalledFile, list_states, load_state
+from falcoctl_py.artifact.transaction import Staged, Transaction, open_stage
 from falcoctl_py.errors import FalcoctlPyError, InstallError, UsageError
 from falcoctl_py.oci.client import RegistryClient, RequestStats
 from falcoctl_py.oci.media import (
@@ -62,15 +53,12 @@ from falcoctl_py.oci.media import (
     select_platform,
 )
 from falcoctl_py.oci.reference import Reference
-from falcoctl_py.textio import fsync_dir
 
 if TYPE_CHECKING:
     from falcoctl_py.artifact.falco_yaml import FalcoConfigUpdate
 
 log = logging.getLogger(__name__)
 
-STAGE_PREFIX = ".falcoctl-py-stage-"
-JOURNAL = "COMMIT"
 DEFAULT_MAX_LAYER = 512 * 1024 * 1024
 WORKERS = 4  # concurrent manifest/blob fetches
 T = TypeVar("T")
@@ -150,6 +138,25 @@ class Candidate:
     @property
     def up_to_date(self) -> bool:
         return self.manifest is None
+
+    def to_state(self, node: Node[Candidate], platform: Platform, staged: Staged) -> ArtifactState:
+        """The state to record once ``staged`` (this candidate's files) is in place."""
+        plugin = self.artifact_type is ArtifactType.plugin
+        return ArtifactState(
+            ref=self.key,
+            digest=self.root_digest,
+            name=node.name,
+            version=node.version,
+            type=self.artifact_type.value,
+            platform=str(platform) if plugin else "",
+            manifest_digest=self.manifest_digest,
+            layer_digest=self.manifest.layer.digest if self.manifest else "",
+            files=[
+                InstalledFile(p, f.sha256)
+                for p, f in zip(staged.paths(), staged.files, strict=True)
+            ],
+            config=self.config.as_json(),
+        )
 
 
 def is_intact(state: ArtifactState, dirs: InstallDirs, platform: Platform) -> bool:
@@ -262,13 +269,12 @@ class Installer:
                 out[state.name] = state
         return out
 
-    def stage(self, cand: Candidate) -> tuple[Path, list[ExtractedFile]]:
-        """Download and extract into a staging directory inside the destination."""
+    def stage(self, cand: Candidate) -> Staged:
+        """Download and extract into a new generation folder of the destination."""
         assert cand.manifest is not None
         dest = self.dirs.for_type(cand.artifact_type)
         try:
-            dest.mkdir(parents=True, exist_ok=True)
-            stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=dest))
+            staged = open_stage(dest, cand.key)
         except OSError as err:
             raise _disk_error(err, dest) from None
         layer = cand.manifest.layer
@@ -279,10 +285,9 @@ class Installer:
         if progress is not None:
             advance = lambda n: progress.advance(key, n)  # noqa: E731
         try:
-            blob = stage / "layer.tar.gz"
             if progress is not None:
                 progress.start(key, label, layer.size)
-            with open(blob, "wb") as out:
+            with open(staged.layer, "wb") as out:
                 self.client.get_blob(
                     cand.pinned.name,
                     layer.digest,
@@ -290,57 +295,43 @@ class Installer:
                     max_size=self.max_layer_size,
                     progress=advance,
                 )
-                out.flush()
-                os.fsync(out.fileno())
-            files = extract_tar_gz(blob, stage / "files", max_total=self.max_extracted)
-            blob.unlink()
-            if not files:
+            staged.files = extract_tar_gz(
+                staged.layer, staged.generation, max_total=self.max_extracted
+            )
+            staged.layer.unlink()
+            if not staged.files:
                 raise InstallError(f"{cand.pinned}: the artifact's archive holds no files")
             if progress is not None:
                 progress.finish(key, f"{label} downloaded")
         except OSError as err:
-            shutil.rmtree(stage, ignore_errors=True)
+            staged.discard()
             raise _disk_error(err, dest) from None
         except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
+            staged.discard()
             raise
-        return stage, files
+        return staged
 
-    def stale(self, cand: Candidate, dest: Path, new: set[str]) -> list[tuple[str, str]]:
-        """Files the previous version installed that the new one drops (unchanged, unshared)."""
-        if cand.state is None:
-            return []
-        others = {
-            f.path for st in list_states(self.state_dir) if st.ref != cand.key for f in st.files
-        }
-        out = []
-        for item in cand.state.files:
-            path = Path(item.path)
-            try:
-                rel = path.relative_to(dest).as_posix()
-            except ValueError:
-                continue
-            if rel not in new and item.path not in others and file_sha256(path) == item.sha256:
-                out.append((rel, item.sha256))
-        return out
 
-    def commit(self, cand: Candidate, stage: Path, files: list[ExtractedFile]) -> list[str]:
-        dest = self.dirs.for_type(cand.artifact_type)
-        for item in files:
-            _check_target(dest, item.path)
-        remove = self.stale(cand, dest, {f.path for f in files})
-        try:
-            journal = stage / JOURNAL
-            with open(journal, "w") as handle:
-                json.dump({"files": [f.path for f in files], "remove": remove}, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            fsync_dir(stage)
-        except OSError as err:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise _disk_error(err, dest) from None
-        roll_forward(stage, dest)
-        return [str(dest / f.path) for f in files]
+def verify_nodes(
+    nodes: Sequence[Node[Candidate]], verify: VerifyHook, lookup: IndexLookup | None
+) -> None:
+    """Check the signature of every node to write, by where its bytes come from.
+
+    The policy follows the registry host and repository actually pulled and the index entry
+    that resolved the reference; a full reference gets the entry of the same (normalised)
+    repository, never one found by the name the publisher wrote in the artifact's config.
+    """
+    from falcoctl_py.signing.policy import entry_for_repository
+
+    listed = lookup.entries() if isinstance(lookup, IndexListing) else ()
+    for node in nodes:
+        cand = node.payload
+        if cand.up_to_date:
+            continue
+        entry = cand.aref.entry
+        if entry is None:
+            entry = entry_for_repository(listed, cand.pinned.registry, cand.pinned.repository)
+        verify(cand.pinned.registry, cand.pinned.repository, cand.root_digest, entry)
 
 
 def _disk_error(err: OSError, dest: Path) -> FalcoctlPyError:
@@ -355,79 +346,6 @@ def _disk_error(err: OSError, dest: Path) -> FalcoctlPyError:
             hint="run as a user who may write there, or pick another directory",
         )
     return InstallError(f"cannot stage files in {dest}: {err.strerror or err}")
-
-
-def _check_target(dest: Path, rel: str) -> None:
-    current = dest
-    for part in Path(rel).parts[:-1]:
-        current = current / part
-        if current.is_symlink():
-            raise InstallError(
-                f"refusing to install {rel} through the symbolic link {current}",
-                hint="remove the link from the destination directory",
-            )
-
-
-def roll_forward(stage: Path, dest: Path) -> None:
-    """Move every journaled file still in ``stage`` into ``dest``, drop the files the new version
-    no longer has, then drop ``stage``."""
-    journal = json.loads((stage / JOURNAL).read_text())
-    rels = journal["files"] if isinstance(journal, dict) else journal
-    remove = journal.get("remove", []) if isinstance(journal, dict) else []
-    touched: set[Path] = set()
-    for rel in rels:
-        src = stage / "files" / rel
-        target = dest / rel
-        if not src.exists():
-            continue  # moved before an interruption
-        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        current = file_sha256(target)
-        if current and current == file_sha256(src):
-            continue  # identical: leave the file (and Falco's watch) alone
-        os.replace(src, target)
-        touched.add(target.parent)
-    for rel, sha in remove:
-        target = dest / rel
-        if file_sha256(target) == sha:
-            target.unlink()
-            touched.add(target.parent)
-    for folder in touched:
-        with contextlib.suppress(OSError):
-            fsync_dir(folder)
-    shutil.rmtree(stage, ignore_errors=True)
-
-
-def recover_staging(dest: Path) -> None:
-    """Finish interrupted commits in ``dest`` and discard interrupted stagings."""
-    if not dest.is_dir():
-        return
-    for stage in sorted(dest.glob(f"{STAGE_PREFIX}*")):
-        if not stage.is_dir() or stage.is_symlink() or stage_owner_alive(stage):
-            continue
-        if (stage / JOURNAL).is_file():
-            log.info("finishing an interrupted install in %s", dest)
-            try:
-                roll_forward(stage, dest)
-            except (OSError, ValueError) as err:
-                raise InstallError(
-                    f"cannot finish the interrupted install in {stage}: {err}"
-                ) from None
-        else:
-            shutil.rmtree(stage, ignore_errors=True)
-
-
-def stage_owner_alive(stage: Path) -> bool:
-    """True when another running process owns this staging directory (its pid is in the name)."""
-    pid_text = stage.name[len(STAGE_PREFIX) :].split("-", 1)[0]
-    if not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def install_artifacts(
@@ -466,8 +384,8 @@ def install_artifacts(
             max_extracted=max_extracted,
             progress=progress,
         )
-        for dest in {dirs.rulesfiles, dirs.plugins, dirs.assets}:
-            recover_staging(dest)
+        tx = Transaction(state_dir)
+        tx.recover({dirs.rulesfiles, dirs.plugins, dirs.assets})
         arefs = [parse_artifact_ref(text, lookup) for text in refs]
         roots = [
             inst.node(cand, from_user=True)
@@ -494,21 +412,13 @@ def install_artifacts(
             for node in todo:
                 check(node.name, node.version, node.payload.config, node.payload.artifact_type)
         if verify is not None:
-            for node in todo:
-                cand = node.payload
-                entry = cand.aref.entry
-                if entry is None and lookup is not None:
-                    try:  # as falcoctl: a full reference finds its policy by the config's name
-                        entry = lookup(node.name)
-                    except FalcoctlPyError as err:
-                        log.warning("no index entry for %s: %s", node.name, err.one_line())
-                verify(cand.pinned.registry, cand.pinned.repository, cand.root_digest, entry)
+            verify_nodes(todo, verify, lookup)
         staged = dict(
             zip(
                 [n.payload.key for n in todo],
                 _parallel(
                     [functools.partial(inst.stage, n.payload) for n in todo],
-                    cleanup=lambda done: shutil.rmtree(done[0], ignore_errors=True),
+                    cleanup=lambda done: done.discard(),
                 ),
                 strict=True,
             )
@@ -535,24 +445,13 @@ def install_artifacts(
                 assert cand.state is not None
                 results.append(_report(node, "up-to-date", [f.path for f in cand.state.files]))
                 continue
-            stage, files = staged.pop(cand.key)
-            paths = inst.commit(cand, stage, files)
+            work = staged.pop(cand.key)
+            try:
+                paths = tx.commit(work, cand.to_state(node, platform, work), old=cand.state)
+            except OSError as err:
+                work.discard()
+                raise _disk_error(err, inst.dirs.for_type(cand.artifact_type)) from None
             status = "updated" if cand.state is not None else "installed"
-            save_state(
-                state_dir,
-                ArtifactState(
-                    ref=cand.key,
-                    digest=cand.root_digest,
-                    name=node.name,
-                    version=node.version,
-                    type=cand.artifact_type.value,
-                    platform=str(platform) if cand.artifact_type is ArtifactType.plugin else "",
-                    manifest_digest=cand.manifest_digest,
-                    layer_digest=cand.manifest.layer.digest if cand.manifest else "",
-                    files=[InstalledFile(p, f.sha256) for p, f in zip(paths, files, strict=True)],
-                    config=cand.config.as_json(),
-                ),
-            )
             log.info(
                 "%s %s:%s into %s",
                 status,

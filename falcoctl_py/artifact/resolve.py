@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import semver
 
@@ -36,6 +36,15 @@ from falcoctl_py.oci.reference import (
 log = logging.getLogger(__name__)
 
 IndexLookup = Callable[[str], Any]  # name -> IndexEntry | None (registry, repository, name, ...)
+
+
+@runtime_checkable
+class IndexListing(Protocol):
+    """An index lookup that can also list every entry (to find one by its repository)."""
+
+    def __call__(self, name: str) -> Any: ...
+
+    def entries(self) -> Sequence[Any]: ...
 P = TypeVar("P")
 
 

@@ -20,14 +20,13 @@ import datetime as dt
 import json
 import logging
 import random
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from falcoctl_py.artifact.archive import DEFAULT_MAX_EXTRACTED, ExtractedFile
+from falcoctl_py.artifact.archive import DEFAULT_MAX_EXTRACTED
 from falcoctl_py.artifact.install import (
     DEFAULT_MAX_LAYER,
     Candidate,
@@ -35,6 +34,7 @@ from falcoctl_py.artifact.install import (
     Installer,
     VerifyHook,
     is_intact,
+    verify_nodes,
 )
 from falcoctl_py.artifact.lock import state_lock
 from falcoctl_py.artifact.resolve import (
@@ -46,13 +46,8 @@ from falcoctl_py.artifact.resolve import (
     pin,
     resolve_dependencies,
 )
-from falcoctl_py.artifact.state import (
-    ArtifactState,
-    InstalledFile,
-    list_states,
-    load_state,
-    save_state,
-)
+from falcoctl_py.artifact.state import ArtifactState, list_states, load_state
+from falcoctl_py.artifact.transaction import Staged, Transaction
 from falcoctl_py.errors import (
     DependencyError,
     FalcoctlPyError,
@@ -68,7 +63,7 @@ from falcoctl_py.follow.compat import (
     needs_versions,
 )
 from falcoctl_py.follow.diff import ChangeSummary, summarize
-from falcoctl_py.follow.rollback import held_digests, recover, switch
+from falcoctl_py.follow.rollback import held_digests
 from falcoctl_py.follow.schedule import Schedule, StartupBehavior
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.oci.media import SEMVER_RE, ArtifactType, Platform
@@ -291,22 +286,10 @@ class RefFollower:
                 return TickResult(aref.key, "waiting", digest, root.version)
         self.waiting.clear()
         if owner.verify is not None:
-            for node in nodes:
-                if node.payload.up_to_date:
-                    continue
-                cand = node.payload
-                entry = cand.aref.entry
-                if entry is None and owner.lookup is not None:
-                    try:  # as install: a full reference finds its policy by the config's name
-                        entry = owner.lookup(node.name)
-                    except FalcoctlPyError as err:
-                        log.debug("no index entry for %s: %s", node.name, err.one_line())
-                try:
-                    owner.verify(
-                        cand.pinned.registry, cand.pinned.repository, cand.root_digest, entry
-                    )
-                except VerificationError as err:
-                    raise _Refused(f"signature of {node.label}: {err.one_line()}") from None
+            try:
+                verify_nodes(nodes, owner.verify, owner.lookup)
+            except VerificationError as err:
+                raise _Refused(f"signature of {root.label}: {err.one_line()}") from None
         return owner.apply(aref, nodes, digest)
 
 
@@ -392,8 +375,8 @@ class Follower:
         """Stage, validate and switch ``nodes`` under the lock; returns the root's result."""
         key = aref.key
         with state_lock(self.state_dir, stop=self.stop_event):
-            for dest in {self.dirs.rulesfiles, self.dirs.plugins, self.dirs.assets}:
-                recover(dest)
+            tx = Transaction(self.state_dir)
+            tx.recover({self.dirs.rulesfiles, self.dirs.plugins, self.dirs.assets})
             current = load_state(self.state_dir, key)
             if (
                 current is not None
@@ -405,22 +388,20 @@ class Follower:
             todo = [n for n in nodes if not n.payload.up_to_date]
             if not any(n.payload.key == key for n in todo):
                 return TickResult(key, "unchanged", digest)
-            staged: dict[str, tuple[Path, list[ExtractedFile]]] = {}
+            staged: dict[str, Staged] = {}
             try:
                 for node in todo:
                     staged[node.payload.key] = inst.stage(node.payload)
                 if self.validate is not None:
-                    paths = [
-                        stage / "files" / f.path for stage, files in staged.values() for f in files
-                    ]
+                    paths = [work.path(f.path) for work in staged.values() for f in work.files]
                     try:
                         self.validate(paths)
                     except Exception as err:  # the embedder's check: any refusal counts
                         raise _Refused(f"the detector refused the new files: {err}") from None
-                results = [self._switch(node, *staged.pop(node.payload.key)) for node in todo]
+                results = [self._switch(tx, node, staged.pop(node.payload.key)) for node in todo]
             finally:
-                for stage, _ in staged.values():
-                    shutil.rmtree(stage, ignore_errors=True)
+                for work in staged.values():
+                    work.discard()
         root = next(r for r in results if r.ref == key)
         for result in results:
             assert result.summary is not None
@@ -432,9 +413,8 @@ class Follower:
                     log.exception("follow: the update callback failed for %s", result.ref)
         return root
 
-    def _switch(
-        self, node: Node[Candidate], stage: Path, files: list[ExtractedFile]
-    ) -> TickResult:
+    def _switch(self, tx: Transaction, node: Node[Candidate], staged: Staged) -> TickResult:
+        """Commit one staged artifact, keeping the version it replaces for rollback."""
         cand = node.payload
         dest = self.dirs.for_type(cand.artifact_type)
         old = load_state(self.state_dir, cand.key)
@@ -454,31 +434,11 @@ class Follower:
                 to_digest=cand.root_digest,
             ),
             old_map,
-            {f.path: stage / "files" / f.path for f in files},
+            {f.path: staged.path(f.path) for f in staged.files},
             rules=cand.artifact_type is ArtifactType.rulesfile,
         )
-        paths = switch(
-            state_dir=self.state_dir,
-            dest=dest,
-            stage=stage,
-            rels=[f.path for f in files],
-            old=old,
-        )
-        save_state(
-            self.state_dir,
-            ArtifactState(
-                ref=cand.key,
-                digest=cand.root_digest,
-                name=node.name,
-                version=node.version,
-                type=cand.artifact_type.value,
-                platform=str(self.platform) if cand.artifact_type is ArtifactType.plugin else "",
-                manifest_digest=cand.manifest_digest,
-                layer_digest=cand.manifest.layer.digest if cand.manifest else "",
-                files=[InstalledFile(p, f.sha256) for p, f in zip(paths, files, strict=True)],
-                config=cand.config.as_json(),
-            ),
-        )
+        state = cand.to_state(node, self.platform, staged)
+        paths = tx.commit(staged, state, old=old, keep_previous=True)
         return TickResult(
             cand.key, "updated", cand.root_digest, node.version, files=paths, summary=summary
         )

@@ -1,55 +1,43 @@
-"""Switch an artifact's whole file set, keep the previous set, and roll back to it.
+"""Roll an artifact back to the version follow kept, and hold the digest rolled back from.
 
-A switch works on a staging directory inside the destination (made by install's staging):
-
-1. the files of the version in place are copied (hard links when possible) into
-   ``<state-dir>/.falcoctl-py/previous/<sha256(ref)>/`` with their state, for ``rollback``;
-2. the files the new version dropped are listed in the stage (``REMOVE``), then install's
-   commit journal lists the new files (``COMMIT``);
-3. each new file is renamed into place, then the dropped files are removed.
-
-An interrupted switch is finished by the next follow or install (the journal is install's, so
-install's recovery renames the new files; follow's also removes the dropped ones). Callers hold
-the state-directory lock (:mod:`falcoctl_py.artifact.lock`).
+Follow commits with ``keep_previous`` (:mod:`falcoctl_py.artifact.transaction`): the generation
+it replaced stays in the destination as ``previous``, described in
+``<state-dir>/.falcoctl-py/versions/<sha256(ref)>.json``. A rollback copies that generation
+(after checking every file's sha256) into a new one and commits it through the same
+transaction, so the current version becomes the previous one. Versions kept by earlier
+releases (``<state-dir>/.falcoctl-py/previous/<sha256(ref)>/``) are read too. Callers hold the
+state-directory lock (:mod:`falcoctl_py.artifact.lock`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
 
-from falcoctl_py.artifact.archive import file_sha256
-from falcoctl_py.artifact.install import (
-    JOURNAL,
-    STAGE_PREFIX,
-    recover_staging,
-    roll_forward,
-    stage_owner_alive,
-)
-from falcoctl_py.artifact.state import ArtifactState, InstalledFile, list_states, save_state
-from falcoctl_py.errors import InstallError, NotFoundError
-from falcoctl_py.textio import fsync_dir, write_atomic
+from falcoctl_py.artifact import layout
+from falcoctl_py.artifact.archive import ExtractedFile, file_sha256
+from falcoctl_py.artifact.state import ArtifactState, InstalledFile, list_states
+from falcoctl_py.artifact.transaction import Staged, Transaction, open_stage, previous_meta
+from falcoctl_py.bounded import loads_json
+from falcoctl_py.errors import FalcoctlPyError, InstallError, NotFoundError
+from falcoctl_py.textio import write_atomic
 
 log = logging.getLogger(__name__)
 
 OWN_SUBDIR = Path(".falcoctl-py")
-REMOVE = "REMOVE"
 
 
 def _ref_hash(ref: str) -> str:
     return hashlib.sha256(ref.encode()).hexdigest()
 
 
-def previous_dir(state_dir: Path, ref: str) -> Path:
-    """Where the previous version of ``ref`` is kept."""
+def legacy_previous_dir(state_dir: Path, ref: str) -> Path:
+    """Where earlier releases kept the previous version of ``ref``."""
     return state_dir / OWN_SUBDIR / "previous" / _ref_hash(ref)
 
 
@@ -74,107 +62,6 @@ def hold_digest(state_dir: Path, ref: str, digest: str, *, release: str = "") ->
     write_atomic(path, json.dumps({"ref": ref, "digests": digests}).encode(), mode=0o600)
 
 
-def _rel(dest: Path, path: str) -> str:
-    try:
-        return str(Path(path).relative_to(dest))
-    except ValueError:
-        return Path(path).name
-
-
-def _keep_previous(state_dir: Path, dest: Path, old: ArtifactState) -> None:
-    """Copy the files of ``old`` (all present) and its state into the previous-version folder."""
-    target = previous_dir(state_dir, old.ref)
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=target.parent))
-    try:
-        for item in old.files:
-            src = Path(item.path)
-            out = tmp / "files" / _rel(dest, item.path)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(src, out)
-            except OSError:
-                shutil.copy2(src, out)
-        meta = {"dest": str(dest), "state": old.to_json()}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        if target.exists():
-            gone = target.with_name(target.name + ".old")
-            shutil.rmtree(gone, ignore_errors=True)
-            os.replace(target, gone)
-            shutil.rmtree(gone, ignore_errors=True)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _intact_files(state: ArtifactState) -> bool:
-    return bool(state.files) and all(file_sha256(Path(f.path)) == f.sha256 for f in state.files)
-
-
-def switch(
-    *,
-    state_dir: Path,
-    dest: Path,
-    stage: Path,
-    rels: list[str],
-    old: ArtifactState | None,
-) -> list[str]:
-    """Replace the files of ``old`` in ``dest`` by ``stage/files/<rels>``; their new paths."""
-    new_paths = {str(dest / rel) for rel in rels}
-    dropped = [f.path for f in old.files if f.path not in new_paths] if old else []
-    try:
-        if old is not None and _intact_files(old):
-            _keep_previous(state_dir, dest, old)
-        with open(stage / REMOVE, "w") as handle:
-            json.dump(dropped, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with open(stage / JOURNAL, "w") as handle:
-            json.dump(rels, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        fsync_dir(stage)
-    except OSError as err:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise InstallError(f"cannot prepare the switch in {dest}: {err.strerror or err}") from None
-    roll_forward(stage, dest)
-    _remove(dropped, dest)
-    return [str(dest / rel) for rel in rels]
-
-
-def _remove(paths: list[str], dest: Path) -> None:
-    for path in paths:
-        target = Path(path)
-        if dest.resolve() not in target.parent.resolve().parents and (
-            target.parent.resolve() != dest.resolve()
-        ):
-            continue  # never remove anything outside the destination
-        with contextlib.suppress(FileNotFoundError):
-            target.unlink()
-            log.info("removed %s (dropped by the new version)", target)
-    with contextlib.suppress(OSError):
-        fsync_dir(dest)
-
-
-def recover(dest: Path) -> None:
-    """Finish switches interrupted in ``dest`` (removals included), then install's recovery."""
-    if not dest.is_dir():
-        return
-    for stage in sorted(dest.glob(f"{STAGE_PREFIX}*")):
-        if not (stage / REMOVE).is_file() or not (stage / JOURNAL).is_file():
-            continue
-        if stage_owner_alive(stage):
-            continue
-        try:
-            dropped = json.loads((stage / REMOVE).read_text())
-        except (OSError, ValueError):
-            continue
-        roll_forward(stage, dest)
-        _remove([str(p) for p in dropped], dest)
-    recover_staging(dest)
-
-
 @dataclass(slots=True)
 class RollbackResult:
     """What ``artifact rollback`` did."""
@@ -188,20 +75,86 @@ class RollbackResult:
     files: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A kept version: its destination, state, and the folder holding its files."""
+
+    dest: Path
+    state: ArtifactState
+    files: Path
+
+
+def _kept(state_dir: Path, ref: str) -> _Kept | None:
+    """The kept previous version of ``ref`` (None when there is none)."""
+    meta = previous_meta(state_dir, ref)
+    legacy = legacy_previous_dir(state_dir, ref)
+    source = meta if meta.is_file() else legacy / "meta.json"
+    if not source.is_file():
+        return None
+    try:
+        raw = loads_json(source.read_bytes(), where=str(source))
+        dest = Path(str(raw["dest"]))
+        state = ArtifactState.from_json(raw["state"])
+        if source is meta:
+            gen = str(raw["generation"])
+            if not layout.GENERATION_RE.match(gen):
+                raise ValueError(f"bad generation {gen!r}")
+            return _Kept(dest, state, layout.box(dest, ref) / gen)
+        return _Kept(dest, state, legacy / "files")
+    except (OSError, ValueError, KeyError, TypeError, FalcoctlPyError) as err:
+        raise InstallError(
+            f"the previous version of {ref} in {source} is unreadable: {err}"
+        ) from None
+
+
 def _find(state_dir: Path, name: str) -> ArtifactState:
     states = [s for s in list_states(state_dir) if name in (s.name, s.ref)]
-    with_previous = [s for s in states if (previous_dir(state_dir, s.ref) / "meta.json").is_file()]
     if not states:
         raise NotFoundError(
             f"no installed artifact named {name} in {state_dir}",
             hint="check the name and --state-dir",
         )
-    if not with_previous:
-        raise NotFoundError(
-            f"{name} has no previous version kept in {state_dir}",
-            hint="a previous version is kept when follow updates an artifact",
-        )
-    return with_previous[0]
+    for state in states:
+        if previous_meta(state_dir, state.ref).is_file() or (
+            legacy_previous_dir(state_dir, state.ref) / "meta.json"
+        ).is_file():
+            return state
+    raise NotFoundError(
+        f"{name} has no previous version kept in {state_dir}",
+        hint="a previous version is kept when follow updates an artifact",
+    )
+
+
+def _stage_kept(kept: _Kept, key: str, name: str) -> Staged:
+    """A new generation holding the kept files, each checked against its recorded sha256."""
+    staged = open_stage(kept.dest, key)
+    try:
+        for item in kept.state.files:
+            rel = layout.check_rel(
+                os.path.relpath(item.path, kept.dest), where=f"kept version of {name}"
+            )
+            src = layout.real_file(kept.files, rel)
+            if src is None or file_sha256(src) != item.sha256:
+                raise InstallError(
+                    f"the kept copy of {rel} ({name} {kept.state.version}) is damaged",
+                    hint="reinstall the version you want with `falcoctl-py artifact install`",
+                )
+            out = layout.real_dirs(staged.generation, PurePosixPath(rel).parent) / Path(rel).name
+            try:
+                os.link(src, out)
+            except OSError:
+                shutil.copy2(src, out)
+            mode = out.stat().st_mode & 0o777
+            staged.files.append(ExtractedFile(rel, out.stat().st_size, item.sha256, mode))
+    except OSError as err:
+        staged.discard()
+        raise InstallError(
+            f"cannot stage the previous version in {kept.dest}: {err.strerror}"
+        ) from None
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
 
 
 def rollback(*, state_dir: Path, name: str) -> RollbackResult:
@@ -211,38 +164,19 @@ def rollback(*, state_dir: Path, name: str) -> RollbackResult:
     does not reinstall it (a newer digest is followed again).
     """
     current = _find(state_dir, name)
-    prev = previous_dir(state_dir, current.ref)
-    try:
-        meta: dict[str, Any] = json.loads((prev / "meta.json").read_text())
-        dest = Path(str(meta["dest"]))
-        before = ArtifactState.from_json(meta["state"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise InstallError(
-            f"the previous version of {name} in {prev} is unreadable: {err}"
-        ) from None
-    recover(dest)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=dest))
-        rels = []
-        for item in before.files:
-            rel = _rel(dest, item.path)
-            src = prev / "files" / rel
-            if file_sha256(src) != item.sha256:
-                raise InstallError(
-                    f"the kept copy of {rel} ({name} {before.version}) is damaged",
-                    hint="reinstall the version you want with `falcoctl-py artifact install`",
-                )
-            out = stage / "files" / rel
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, out)
-            rels.append(rel)
-    except OSError as err:
-        raise InstallError(f"cannot stage the previous version in {dest}: {err.strerror}") from None
-    paths = switch(state_dir=state_dir, dest=dest, stage=stage, rels=rels, old=current)
-    before.files = [InstalledFile(p, f.sha256) for p, f in zip(paths, before.files, strict=True)]
+    tx = Transaction(state_dir)
+    first = _kept(state_dir, current.ref)
+    assert first is not None
+    tx.recover({first.dest})
+    kept = _kept(state_dir, current.ref)
+    assert kept is not None
+    staged = _stage_kept(kept, current.ref, name)
+    before = kept.state
     before.ref = current.ref
-    save_state(state_dir, before)
+    before.files = [
+        InstalledFile(p, f.sha256) for p, f in zip(staged.paths(), staged.files, strict=True)
+    ]
+    paths = tx.commit(staged, before, old=current, keep_previous=True)
     hold_digest(state_dir, current.ref, current.digest, release=before.digest)
     log.info("rolled %s back from %s to %s", name, current.version, before.version)
     return RollbackResult(

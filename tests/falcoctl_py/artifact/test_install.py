@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from falcoctl_py.artifact import install as install_mod
-from falcoctl_py.artifact.install import InstallDirs, install_artifacts, recover_staging
+from falcoctl_py.artifact import layout as layout_mod
+from falcoctl_py.artifact.install import InstallDirs, install_artifacts
 from falcoctl_py.artifact.state import list_states
+from falcoctl_py.artifact.transaction import Transaction
 from falcoctl_py.errors import (
     InstallError,
     IntegrityError,
@@ -22,76 +22,13 @@ from falcoctl_py.errors import (
     UsageError,
     VerificationError,
 )
-from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.oci.media import OCI_MANIFEST, Descriptor, Platform, build_manifest
 from falcoctl_py.push import push_artifact
-from tests.falcoctl_py.artifact_helpers import blob_path, member, tar_gz
-from tests.realparts import Registry, need_binary, need_root
+from tests.falcoctl_py.artifact.install_parts import PLATFORM, Env
+from tests.falcoctl_py.artifact_helpers import blob_path, member, tar_gz, visible
+from tests.realparts import need_binary, need_root
 
 RULES = Path(__file__).resolve().parents[4] / "shared" / "falco-rules"
-PLATFORM = Platform("linux", "amd64")
-
-
-@pytest.fixture
-def client() -> Iterator[RegistryClient]:
-    with RegistryClient(plain_http=True, backoff=0.01, max_retries=1) as c:
-        yield c
-
-
-class Env:
-    def __init__(self, registry: Registry, client: RegistryClient, tmp: Path) -> None:
-        self.registry, self.client, self.tmp = registry, client, tmp
-        self.dirs = InstallDirs(tmp / "rules", tmp / "plugins", tmp / "assets")
-        self.entries: dict[str, Any] = {}
-
-    def push(
-        self, name: str, version: str, files: list[Path], kind: str = "rulesfile", **kwargs: Any
-    ) -> str:
-        repo = f"{kind}s/{name}"
-        self.entries[name] = SimpleNamespace(
-            name=name, registry=self.registry.host, repository=repo
-        )
-        if kind == "plugin":
-            kwargs.setdefault("platforms", ["linux/amd64"])
-        return push_artifact(
-            client=self.client,
-            ref=self.registry.ref(repo, version),
-            files=files,
-            artifact_type=kind,
-            version=version,
-            add_floating_tags=True,
-            **kwargs,
-        ).digest
-
-    def install(self, *refs: str, **kwargs: Any) -> install_mod.InstallResult:
-        kwargs.setdefault("platform", PLATFORM)
-        return install_artifacts(
-            refs=list(refs),
-            client=self.client,
-            lookup=self.entries.get,
-            dirs=self.dirs,
-            state_dir=self.tmp / "state",
-            **kwargs,
-        )
-
-    def file(self, name: str, data: bytes) -> Path:
-        path = self.tmp / "src" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return path
-
-    def dest_files(self) -> list[str]:
-        return sorted(
-            str(p.relative_to(self.tmp))
-            for d in (self.dirs.rulesfiles, self.dirs.plugins, self.dirs.assets)
-            if d.exists()
-            for p in d.rglob("*")
-        )
-
-
-@pytest.fixture
-def env(registry: Registry, client: RegistryClient, tmp_path: Path) -> Env:
-    return Env(registry, client, tmp_path)
 
 
 def test_upstream_rules_installed_byte_identical_with_dependency(env: Env) -> None:
@@ -276,11 +213,11 @@ def test_interrupted_commit_is_rolled_forward(env: Env, monkeypatch: pytest.Monk
         moved.append(str(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(install_mod.os, "replace", dying_replace)
+    monkeypatch.setattr(layout_mod.os, "replace", dying_replace)
     with pytest.raises(KeyboardInterrupt):
         env.install("bundle:^1")
-    monkeypatch.setattr(install_mod.os, "replace", real_replace)
-    recover_staging(env.dirs.assets)  # what the next install does first
+    monkeypatch.setattr(layout_mod.os, "replace", real_replace)
+    Transaction(env.tmp / "state").recover({env.dirs.assets})  # the next install's first step
     assert (env.dirs.assets / "a.txt").read_bytes() == b"new a"
     assert (env.dirs.assets / "b.txt").read_bytes() == b"new b"
     assert env.dest_files() == ["assets/a.txt", "assets/b.txt"]
@@ -333,7 +270,7 @@ def test_full_disk_changes_nothing(env: Env, tmp_path: Path) -> None:
         with pytest.raises(InstallError, match="no space left"):
             env.install("data:^1")
         assert (small / "assets" / "data.bin").read_bytes() == b"old\n"
-        assert [p.name for p in (small / "assets").iterdir()] == ["data.bin"]
+        assert visible(small / "assets") == ["data.bin"]
     finally:
         subprocess.run(["umount", str(small)], check=False)
 
@@ -362,7 +299,7 @@ def test_unusable_state_dir(env: Env) -> None:
         install_artifacts(
             refs=["app-rules:1.0.0"],
             client=env.client,
-            lookup=env.entries.get,
+            lookup=env.entries,
             dirs=env.dirs,
             state_dir=blocker / "state",
             platform=PLATFORM,
@@ -406,7 +343,7 @@ def test_sigkill_at_any_moment_leaves_old_or_new(env: Env) -> None:
         install_artifacts(
             refs=["bundle:1.0.0"],
             client=env.client,
-            lookup=env.entries.get,
+            lookup=env.entries,
             dirs=dirs,
             state_dir=run / "state",
             platform=PLATFORM,
@@ -426,9 +363,9 @@ def test_sigkill_at_any_moment_leaves_old_or_new(env: Env) -> None:
         child.wait(10)
         child.stdin.close()
         child.stdout.close()
-        recover_staging(dirs.assets)  # what the next install or follow does first
+        Transaction(run / "state").recover({dirs.assets})  # the next install's first step
         contents = {(dirs.assets / n).read_bytes() for n in ("a.bin", "b.bin")}
         assert contents in ({big_old}, {big_new}), f"a mix after a kill at {delay}s"
-        assert sorted(p.name for p in dirs.assets.iterdir()) == ["a.bin", "b.bin"]
+        assert visible(dirs.assets) == ["a.bin", "b.bin"]
         outcomes.add("new" if contents == {big_new} else "old")
     assert "old" in outcomes  # the early kills did interrupt something

@@ -18,8 +18,8 @@ from falcoctl_py.follow.compat import read_versions
 from falcoctl_py.follow.follower import is_floating
 from falcoctl_py.follow.rollback import rollback
 from falcoctl_py.oci.client import RegistryClient
-from tests.falcoctl_py.artifact_helpers import Fault, FaultProxy
-from tests.falcoctl_py.follow_helpers import DETECTOR, FollowEnv, VersionsServer
+from tests.falcoctl_py.artifact_helpers import Fault, FaultProxy, visible
+from tests.falcoctl_py.follow_helpers import DETECTOR, PLATFORM, FollowEnv, VersionsServer
 from tests.realparts import Registry, free_port
 
 RULE_V1 = b"- rule: shell in container\n  desc: v1\n  condition: evt.type=execve\n"
@@ -236,15 +236,15 @@ def test_dropped_files_removed_rollback_restores_and_holds(env: FollowEnv) -> No
     env.push("app-rules", "1.0.0", {"a_rules.yaml": RULE_V1, "b_rules.yaml": RULE_V1})
     follower = env.follower("app-rules")
     follower.tick()
-    assert sorted(p.name for p in env.dirs.rulesfiles.iterdir()) == ["a_rules.yaml", "b_rules.yaml"]
+    assert visible(env.dirs.rulesfiles) == ["a_rules.yaml", "b_rules.yaml"]
     env.push("app-rules", "1.1.0", {"a_rules.yaml": RULE_V2})
     updated = follower.tick()[0]
-    assert sorted(p.name for p in env.dirs.rulesfiles.iterdir()) == ["a_rules.yaml"]
+    assert visible(env.dirs.rulesfiles) == ["a_rules.yaml"]
     assert updated.summary is not None and updated.summary.files_removed == ["b_rules.yaml"]
 
     back = rollback(state_dir=env.state_dir, name="app-rules")
     assert (back.from_version, back.to_version) == ("1.1.0", "1.0.0")
-    assert sorted(p.name for p in env.dirs.rulesfiles.iterdir()) == ["a_rules.yaml", "b_rules.yaml"]
+    assert visible(env.dirs.rulesfiles) == ["a_rules.yaml", "b_rules.yaml"]
     assert rules(env, "a_rules.yaml") == RULE_V1
     (state,) = list_states(env.state_dir)
     assert (state.version, state.digest) == ("1.0.0", back.to_digest)
@@ -254,6 +254,38 @@ def test_dropped_files_removed_rollback_restores_and_holds(env: FollowEnv) -> No
     env.push("app-rules", "1.2.0", {"a_rules.yaml": b"- rule: third\n"})
     assert follower.tick()[0].status == "updated"
     assert rules(env, "a_rules.yaml") == b"- rule: third\n"
+
+
+def test_follow_keeps_a_dropped_file_the_user_edited_as_install_does(env: FollowEnv) -> None:
+    """One policy for dropped files: follow used to delete the edit that install keeps."""
+    from falcoctl_py.artifact.install import install_artifacts
+
+    env.push("app-rules", "1.0.0", {"a_rules.yaml": RULE_V1, "b_rules.yaml": RULE_V1})
+    follower = env.follower("app-rules")
+    follower.tick()
+    (env.dirs.rulesfiles / "b_rules.yaml").write_bytes(b"- rule: mine\n")
+    env.push("app-rules", "1.1.0", {"a_rules.yaml": RULE_V2})
+    assert follower.tick()[0].status == "updated"
+    assert visible(env.dirs.rulesfiles) == ["a_rules.yaml", "b_rules.yaml"]
+    assert rules(env, "b_rules.yaml") == b"- rule: mine\n"
+    # the same edit under install, for another reference of the same files
+    env.push("other-rules", "1.0.0", {"c_rules.yaml": RULE_V1, "d_rules.yaml": RULE_V1})
+
+    def install() -> None:
+        install_artifacts(
+            refs=["other-rules:latest"],
+            client=env.client,
+            lookup=env.entries,
+            dirs=env.dirs,
+            state_dir=env.state_dir,
+            platform=PLATFORM,
+        )
+
+    install()
+    (env.dirs.rulesfiles / "d_rules.yaml").write_bytes(b"- rule: mine too\n")
+    env.push("other-rules", "1.1.0", {"c_rules.yaml": RULE_V2})
+    install()
+    assert rules(env, "d_rules.yaml") == b"- rule: mine too\n"
 
 
 def test_floating_reference_never_downgrades_pinned_tag_follows(env: FollowEnv) -> None:
@@ -325,9 +357,10 @@ def test_validator_refusal_keeps_old_files_and_signature_checked_for_full_refs(
     full = f"{env.registry.host}/rulesfiles/app-rules:latest"
     follower = env.follower(full, verify=verify, validate=validate)
     assert follower.tick()[0].status == "updated"
-    # a full reference is verified like install does: its index entry is found by name
+    # a full reference is verified like install does: by the index entry of its repository
     assert calls == [("rulesfiles/app-rules", env.entries["app-rules"])]
-    assert seen[0][0].name == "app_rules.yaml" and not seen[0][0].exists()  # staged, gone now
+    staged = seen[0][0]  # validated where it was staged, in the installer's own area
+    assert staged.name == "app_rules.yaml" and ".falcoctl-py" in staged.parts
 
     env.push("app-rules", "1.1.0", {"app_rules.yaml": b"- rule: bad\n"})
     refused = follower.tick()[0]
@@ -388,7 +421,8 @@ def test_install_and_follow_at_once_leave_no_corruption(
     follower.tick()
     (state,) = list_states(env.state_dir)
     assert state.version == "1.3.0"
-    on_disk = {p.name: p.read_bytes() for p in env.dirs.rulesfiles.iterdir()}
+    rules = env.dirs.rulesfiles
+    on_disk = {name: (rules / name).read_bytes() for name in visible(rules)}
     # exactly one version's files (install does not remove dropped files; follow's switch did)
     assert on_disk["a_rules.yaml"] == b"- rule: a3\n"
     assert on_disk["v3.yaml"] == b"x" * 4096
