@@ -177,7 +177,7 @@ def normalize_host(host: str) -> str:
 def normalize_repository(name: str) -> str:
     """``host/repo`` with the host normalised (:func:`normalize_host`) and the repo lower-cased."""
     host, _, repo = name.partition("/")
-    if _GLOB.search(host):
+    if _GLOB.search(re.sub(r"^\[[0-9a-fA-F:.]+\]", "", host)):  # an IPv6 literal is no glob
         return f"{host.lower()}/{repo.lower()}"
     return f"{normalize_host(host)}/{repo.lower()}"
 
