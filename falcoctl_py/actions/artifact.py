@@ -203,9 +203,15 @@ def install(
     verify_key: str | None = None,
     trusted_root: Path | None = None,
     update_config: Path | None = None,
+    for_detector: bool = False,
 ) -> InstallResult:
-    """``artifact install``: flags over ``FALCOCTL_*`` over the config file."""
+    """``artifact install``: flags over ``FALCOCTL_*`` over the config file.
+
+    ``for_detector``: install for the bundled detector, whose built-in plugins (``container``)
+    satisfy dependencies; without it a Falco user gets every dependency resolved and installed.
+    """
     from falcoctl_py.artifact.install import install_artifacts
+    from falcoctl_py.artifact.resolve import DETECTOR_PROVIDES
 
     if update_config is not None:
         from falcoctl_py.artifact.falco_yaml import check_falco_config
@@ -235,6 +241,7 @@ def install(
             resolve_deps=inst.resolve_deps if resolve_deps is None else resolve_deps,
             verify=verify,
             progress=progress,
+            provided=DETECTOR_PROVIDES if for_detector else None,
         )
     if update_config is not None:
         result.falco_config_update = _update_falco_config(update_config, result)

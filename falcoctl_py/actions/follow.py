@@ -60,8 +60,12 @@ def build_follower(
     timeout: float | None = None,
     on_update: OnUpdate | None = None,
     validate: Validate | None = None,
+    for_detector: bool | None = None,
 ) -> Follower:
     """A follower from flags, environment and config file; ``versions`` overrides the URL.
+
+    ``for_detector`` (default: when ``versions`` is given, i.e. embedded in the detector): the
+    detector's built-in plugins satisfy dependencies (:data:`DETECTOR_PROVIDES`).
 
     Call ``follower.run(stop_event)`` (blocks until the event is set) or ``follower.tick()``,
     then ``follower.close()``.
@@ -101,6 +105,9 @@ def build_follower(
         raise UsageError(
             f"unknown start-up behavior {startup_behavior!r}", hint="use skip, jitter or immediate"
         ) from None
+    from falcoctl_py.artifact.resolve import DETECTOR_PROVIDES
+
+    embedded = versions is not None if for_detector is None else for_detector
     source = fol.falco_versions if falco_versions is None else falco_versions
     if versions is None and source:
         url = source
@@ -134,6 +141,7 @@ def build_follower(
         versions=versions,
         on_update=on_update,
         validate=validate,
+        provided=DETECTOR_PROVIDES if embedded else None,
     )
 
 

@@ -3,7 +3,9 @@
 The file is edited round-trip (ruamel.yaml), so its comments, key order and quoting stay as
 they were; it is replaced atomically with its permissions kept. Nothing is written when
 everything is already listed. A rules file inside a directory that ``rules_files`` already
-lists is covered by it and not added again.
+lists is covered by it and not added again. New rules files go before the first
+``*.local.yaml`` entry (Falco loads in order, so local overrides keep applying last);
+``plugins`` and ``load_plugins`` are created only when a plugin is added.
 """
 
 from __future__ import annotations
@@ -113,8 +115,10 @@ def update_falco_config(
         for f in installed_rules_files:
             entry = str(f)
             if not _covered(entry, [str(x) for x in rules]):
-                rules.append(entry)
+                rules.insert(_before_local(rules), entry)
                 result.added_rules_files.append(entry)
+        if not installed_plugins:
+            return _write(y, doc, result)
         plugins = _seq(doc, "plugins")
         load = _seq(doc, "load_plugins")
         for name, lib in installed_plugins.items():
@@ -136,10 +140,23 @@ def update_falco_config(
                 result.added_load_plugins.append(name)
     except ConfigError as err:
         raise ConfigError(err.message, path=str(path), hint=err.hint) from err
+    return _write(y, doc, result)
+
+
+def _before_local(rules: list[Any]) -> int:
+    """Where a new rules file goes: before the first ``*.local.yaml`` entry, else at the end."""
+    for i, item in enumerate(rules):
+        if Path(str(item)).name.endswith((".local.yaml", ".local.yml")):
+            return i
+    return len(rules)
+
+
+def _write(y: Any, doc: Any, result: FalcoConfigUpdate) -> FalcoConfigUpdate:
+    """Write ``doc`` back (atomically, permissions kept) when something changed."""
     if not result.changed:
         return result
     out = io.StringIO()
     y.dump(doc, out)
-    mode = path.stat().st_mode & 0o7777
-    write_atomic(path, out.getvalue().encode("utf-8"), mode)
+    mode = result.path.stat().st_mode & 0o7777
+    write_atomic(result.path, out.getvalue().encode("utf-8"), mode)
     return result

@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -104,7 +104,7 @@ class InstalledArtifact:
     version: str
     type: str
     digest: str
-    status: str  # installed | updated | up-to-date | satisfied (an installed dependency kept)
+    status: str  # installed | updated | up-to-date | satisfied (kept) | provided (by the runtime)
     files: list[str] = field(default_factory=list)
     requested_by: list[str] = field(default_factory=list)
 
@@ -363,8 +363,13 @@ def install_artifacts(
     progress: Progress | None = None,
     max_layer_size: int = DEFAULT_MAX_LAYER,
     max_extracted: int = DEFAULT_MAX_EXTRACTED,
+    provided: Mapping[str, str] | None = None,
 ) -> InstallResult:
-    """Install ``refs`` (and their dependencies) atomically; see the module docstring."""
+    """Install ``refs`` (and their dependencies) atomically; see the module docstring.
+
+    ``provided`` names plugins the target runtime has built in (name -> version): dependencies
+    they satisfy are not installed (the bundled detector provides ``container``).
+    """
     if not refs:
         raise UsageError(
             "no artifact to install",
@@ -401,7 +406,7 @@ def install_artifacts(
                 fetch=inst.fetch,
                 lookup=lookup,
                 list_tags=client.list_tags,
-                installed={name: st.version for name, st in installed.items()},
+                installed={**{n: st.version for n, st in installed.items()}, **(provided or {})},
                 kept=kept,
             )
         else:
@@ -427,16 +432,7 @@ def install_artifacts(
         for name, requirer in kept:
             requirers.setdefault(name, []).append(requirer)
         results = [
-            InstalledArtifact(
-                ref=installed[name].ref,
-                name=name,
-                version=installed[name].version,
-                type=installed[name].type,
-                digest=installed[name].digest,
-                status="satisfied",
-                files=[f.path for f in installed[name].files],
-                requested_by=sorted(set(who)),
-            )
+            _kept_report(name, sorted(set(who)), installed.get(name), provided or {})
             for name, who in sorted(requirers.items())
         ]
         for node in nodes:
@@ -494,6 +490,27 @@ def _parallel(
 
 def _snapshot(stats: RequestStats) -> RequestStats:
     return RequestStats(**{name: getattr(stats, name) for name in RequestStats.__slots__})  # type: ignore[attr-defined]
+
+
+def _kept_report(
+    name: str, who: list[str], state: ArtifactState | None, provided: Mapping[str, str]
+) -> InstalledArtifact:
+    """A dependency not installed: satisfied by what is on disk, or provided by the runtime."""
+    if state is None or name in provided:
+        return InstalledArtifact(
+            ref="", name=name, version=provided[name], type="plugin", digest="",
+            status="provided", requested_by=who,
+        )  # fmt: skip
+    return InstalledArtifact(
+        ref=state.ref,
+        name=name,
+        version=state.version,
+        type=state.type,
+        digest=state.digest,
+        status="satisfied",
+        files=[f.path for f in state.files],
+        requested_by=who,
+    )
 
 
 def _report(node: Node[Candidate], status: str, files: list[str]) -> InstalledArtifact:

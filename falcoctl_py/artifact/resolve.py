@@ -47,6 +47,10 @@ class IndexListing(Protocol):
     def entries(self) -> Sequence[Any]: ...
 P = TypeVar("P")
 
+# Plugins the bundled detector has built in (its detector.rules.loader.PROVIDED_PLUGINS): the
+# upstream falco-rules depend on ``container``, whose fields the detector provides itself.
+DETECTOR_PROVIDES: dict[str, str] = {"container": "0.4.0"}
+
 
 # -- versions ---------------------------------------------------------------------------------
 
@@ -204,14 +208,26 @@ def parse_artifact_ref(text: str, lookup: IndexLookup | None) -> ArtifactRef:
         )
     entry = lookup(name) if lookup is not None else None
     if entry is None:
+        close = _close_names(name, lookup)
         raise NotFoundError(
-            f"cannot find {name} among the configured indexes",
+            f"cannot find {name} among the configured indexes"
+            + (f"; did you mean {' or '.join(close)}?" if close else ""),
             hint="check the name with `falcoctl-py artifact list`, "
             "or run `falcoctl-py index update`",
         )
     tag, rng = check_selector(selector, digest, ref=text)
     ref = Reference(entry.registry, entry.repository, tag=tag, digest=digest, range=rng)
     return ArtifactRef(text, ref, entry)
+
+
+def _close_names(name: str, lookup: IndexLookup | None) -> list[str]:
+    """Up to three index names close to a mistyped ``name`` (empty when the index can't list)."""
+    import difflib
+
+    if not isinstance(lookup, IndexListing):
+        return []
+    names = sorted({str(getattr(e, "name", "")) for e in lookup.entries()} - {""})
+    return difflib.get_close_matches(name, names, n=3, cutoff=0.75)
 
 
 def pin(aref: ArtifactRef, list_tags: Callable[[str], list[str]]) -> Reference:

@@ -22,7 +22,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,6 +222,7 @@ class RefFollower:
             for s in list_states(owner.state_dir)
             if s.name and s.version and s.ref != aref.key
         }
+        installed.update(owner.provided)
         loaded = (owner.versions_value() or {}).get("plugin_versions")
         if isinstance(loaded, dict):  # a plugin the detector runs satisfies a dependency
             installed.update({str(k): str(v) for k, v in loaded.items()})
@@ -321,6 +322,7 @@ class Follower:
         on_update: OnUpdate | None = None,
         validate: Validate | None = None,
         max_backoff: float = 300.0,
+        provided: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.dirs = dirs
@@ -335,6 +337,7 @@ class Follower:
         self.on_update = on_update
         self.validate = validate
         self.max_backoff = max_backoff
+        self.provided = dict(provided or {})  # plugins the runtime has built in
         self.followers = [RefFollower(self, text) for text in dict.fromkeys(refs)]
         self.watcher = (
             VersionsWatcher(versions, on_ready=self._versions_ready) if versions else None

@@ -55,9 +55,8 @@ def test_creates_keys_with_falcos_defaults(tmp_path: Path) -> None:
     f.write_text("# only a comment\njson_output: false\n")
     update_falco_config(f, ["/opt/r.yaml"], {"dummy": "/opt/libdummy.so"})
     cfg = load_config(path=f)
-    assert cfg.rules_files == ["/etc/falco/falco_rules.yaml",
-                               "/etc/falco/falco_rules.local.yaml", "/etc/falco/rules.d",
-                               "/opt/r.yaml"]
+    assert cfg.rules_files == ["/etc/falco/falco_rules.yaml", "/opt/r.yaml",
+                               "/etc/falco/falco_rules.local.yaml", "/etc/falco/rules.d"]
     assert cfg.load_plugins == ["dummy"]
     assert f.read_text().startswith("# only a comment\n")
 
@@ -73,3 +72,28 @@ def test_legacy_rules_file_and_bad_input(tmp_path: Path) -> None:
     assert f.read_text() == "rules_files: /a.yaml\n"  # untouched
     with pytest.raises(ConfigError, match="cannot read"):
         update_falco_config(tmp_path / "nope.yaml", [], {})
+
+
+FALCO_DEFAULT_LAYOUT = """\
+rules_files:
+  - /etc/falco/falco_rules.yaml
+  - /etc/falco/falco_rules.local.yaml
+  - /etc/falco/rules.d
+json_output: false
+"""
+
+
+def test_rules_go_before_local_overrides_and_no_empty_plugin_keys(tmp_path: Path) -> None:
+    """Falco 0.42-0.44's layout: local overrides stay last; no ``plugins: []`` appears."""
+    f = tmp_path / "falco.yaml"
+    f.write_text(FALCO_DEFAULT_LAYOUT)
+    update_falco_config(f, ["/opt/rules/app_rules.yaml"], {})
+    cfg = load_config(path=f)
+    assert cfg.rules_files == [
+        "/etc/falco/falco_rules.yaml",
+        "/opt/rules/app_rules.yaml",
+        "/etc/falco/falco_rules.local.yaml",
+        "/etc/falco/rules.d",
+    ]
+    text = f.read_text()
+    assert "plugins" not in text and "load_plugins" not in text
