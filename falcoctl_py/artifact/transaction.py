@@ -280,8 +280,7 @@ class Transaction:
             fsync_dir(folder_touched)
         collect(folder)
         save_state(self.state_dir, ArtifactState.from_json(journal.state))
-        path.unlink(missing_ok=True)
-        fsync_dir(self.journal_dir)
+        path.unlink(missing_ok=True)  # not synced: a journal replayed twice does nothing more
 
     # -- recovery -----------------------------------------------------------------------------
 
