@@ -294,6 +294,10 @@ class RefFollower:
         return owner.apply(aref, nodes, digest)
 
 
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def _older(version: str, than: str) -> bool:
     try:
         return parse_version(version).compare(parse_version(than)) < 0
@@ -323,6 +327,7 @@ class Follower:
         validate: Validate | None = None,
         max_backoff: float = 300.0,
         provided: Mapping[str, str] | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.client = client
         self.dirs = dirs
@@ -338,6 +343,7 @@ class Follower:
         self.validate = validate
         self.max_backoff = max_backoff
         self.provided = dict(provided or {})  # plugins the runtime has built in
+        self.clock = clock or _utc_now  # injected by schedule tests
         self.followers = [RefFollower(self, text) for text in dict.fromkeys(refs)]
         self.watcher = (
             VersionsWatcher(versions, on_ready=self._versions_ready) if versions else None
@@ -458,7 +464,7 @@ class Follower:
 
     def next_delay(self, follower: RefFollower, result: TickResult) -> float:
         """Seconds to the next check: the schedule, or a backoff after a transient failure."""
-        period = self.schedule.seconds_until_next(dt.datetime.now(dt.UTC))
+        period = self.schedule.seconds_until_next(self.clock())
         if not result.transient:
             follower.failures = 0
             return period
@@ -492,7 +498,7 @@ class Follower:
         stop = self.stop_event
         if self.watcher is not None:
             self.watcher.start(stop)
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock()
         threads = []
         for follower in self.followers:
             first = self.schedule.first_delay(self.startup, now)

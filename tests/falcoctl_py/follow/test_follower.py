@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from falcoctl_py.follow.compat import read_versions
 from falcoctl_py.follow.follower import is_floating
 from falcoctl_py.follow.rollback import rollback
 from falcoctl_py.oci.client import RegistryClient
+from tests.eventually import eventually
 from tests.falcoctl_py.artifact_helpers import Fault, FaultProxy, visible
 from tests.falcoctl_py.follow_helpers import DETECTOR, PLATFORM, FollowEnv, VersionsServer
 from tests.realparts import Registry, free_port
@@ -44,15 +45,6 @@ def rules(env: FollowEnv, name: str = "app_rules.yaml") -> bytes:
     return (env.dirs.rulesfiles / name).read_bytes()
 
 
-def wait_for(check: Any, limit: float) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return bool(check())
-
-
 def test_idle_tick_is_one_manifest_request_and_no_blob(env: FollowEnv) -> None:
     env.push("app-rules", "1.0.0", {"app_rules.yaml": RULE_V1})
     follower = env.follower("app-rules")
@@ -75,10 +67,10 @@ def test_push_is_installed_within_two_periods(env: FollowEnv) -> None:
     runner = threading.Thread(target=follower.run, args=(stop,))
     runner.start()
     try:
-        assert wait_for(lambda: (env.dirs.rulesfiles / "app_rules.yaml").exists(), 5)
+        eventually(lambda: (env.dirs.rulesfiles / "app_rules.yaml").exists(), timeout=5)
         env.push("app-rules", "1.1.0", {"app_rules.yaml": RULE_V2})
         # within two periods of 1 s, plus slack for a loaded machine
-        assert wait_for(lambda: rules(env) == RULE_V2, 2 * 1.0 + 2.0)
+        eventually(lambda: rules(env) == RULE_V2, timeout=2 * 1.0 + 2.0)
     finally:
         stop.set()
         runner.join(10)
@@ -173,13 +165,14 @@ def test_registry_restart_and_faults_do_not_stop_following(
     runner = threading.Thread(target=follower.run, args=(stop,))
     runner.start()
     try:
-        assert wait_for(lambda: (env.dirs.rulesfiles / "app_rules.yaml").exists(), 5)
+        eventually(lambda: (env.dirs.rulesfiles / "app_rules.yaml").exists(), timeout=5)
         registry.stop()
-        time.sleep(1.5)  # a few failed checks while the registry is down
+        ref = follower.followers[0]
+        eventually(lambda: ref.failures >= 2, timeout=10)  # failed checks, backing off
         assert runner.is_alive()
         registry.start()
         env.push("app-rules", "1.1.0", {"app_rules.yaml": RULE_V2})
-        assert wait_for(lambda: rules(env) == RULE_V2, 6)
+        eventually(lambda: rules(env) == RULE_V2, timeout=6)
     finally:
         stop.set()
         runner.join(10)
@@ -430,3 +423,17 @@ def test_install_and_follow_at_once_leave_no_corruption(
     from falcoctl_py.artifact.archive import file_sha256
 
     assert all(file_sha256(Path(f.path)) == f.sha256 for f in state.files)
+
+
+def test_schedule_uses_the_injected_clock(env: FollowEnv) -> None:
+    """A cron schedule is computed from the follower's clock: no waiting on the wall clock."""
+    from falcoctl_py.follow.follower import TickResult
+    from falcoctl_py.follow.schedule import Schedule
+
+    now = [dt.datetime(2026, 11, 26, 7, 15, tzinfo=dt.UTC)]
+    follower = env.follower("app-rules", clock=lambda: now[0])
+    follower.schedule = Schedule.from_options(every=None, cron="0 */6 * * *")
+    ref = follower.followers[0]
+    assert follower.next_delay(ref, TickResult("x", "unchanged")) == 4 * 3600 + 45 * 60
+    now[0] = dt.datetime(2026, 11, 26, 11, 59, 30, tzinfo=dt.UTC)
+    assert follower.next_delay(ref, TickResult("x", "unchanged")) == 30
