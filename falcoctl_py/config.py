@@ -169,15 +169,27 @@ def default_file_content() -> dict[str, Any]:
     }
 
 
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
 def parse_duration(text: str) -> float:
     """A positive Go duration (``168h``, ``1h30m``, ``90s``, ``500ms``) in seconds."""
-    from falcoctl_py.errors import UsageError
-    from falcoctl_py.follow.schedule import parse_duration as parse
-
-    try:
-        return parse(text)
-    except UsageError as err:
-        raise ConfigError(err.message, hint=err.hint) from None
+    value = text.strip()
+    if value in ("0", ""):
+        raise ConfigError(f"invalid duration {text!r}: it must be positive", hint="use e.g. 6h")
+    pos, total = 0, 0.0
+    while pos < len(value):
+        match = _DURATION_PART.match(value, pos)
+        if match is None:
+            raise ConfigError(
+                f"invalid duration {text!r}", hint="use a number and a unit: ns, us, ms, s, m or h"
+            )
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if total <= 0:
+        raise ConfigError(f"invalid duration {text!r}: it must be positive", hint="use e.g. 6h")
+    return total
 
 
 # ---------------------------------------------------------------------------------------------

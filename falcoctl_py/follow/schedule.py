@@ -13,34 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import random
-import re
 from dataclasses import dataclass
 
-from falcoctl_py.errors import UsageError
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+from falcoctl_py.errors import ConfigError, UsageError
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a Go duration such as ``168h``, ``1h30m``, ``2s`` or ``500ms``."""
-    value = text.strip()
-    if value in ("0", ""):
-        raise UsageError(
-            f"invalid duration {text!r}: it must be positive", hint="use e.g. 6h or 30m"
-        )
-    pos, total = 0, 0.0
-    while pos < len(value):
-        match = _DURATION_PART.match(value, pos)
-        if match is None:
-            raise UsageError(
-                f"invalid duration {text!r}", hint="use a number and a unit: ns, us, ms, s, m or h"
-            )
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if total <= 0:
-        raise UsageError(f"invalid duration {text!r}: it must be positive", hint="use e.g. 6h")
-    return total
+    """A flag's Go duration (``--every``, ``--timeout``) in seconds: :func:`config.parse_duration`
+    (the one parser), its errors as usage errors."""
+    from falcoctl_py.config import parse_duration as parse
+
+    try:
+        return parse(text)
+    except ConfigError as err:
+        raise UsageError(err.message, hint=err.hint) from None
 
 
 def format_duration(seconds: float) -> str:
