@@ -34,6 +34,7 @@ from typing import Any
 
 from falcoctl_py.artifact import layout
 from falcoctl_py.artifact.archive import ExtractedFile, file_sha256
+from falcoctl_py.artifact.legacy import recover_legacy
 from falcoctl_py.artifact.state import ArtifactState, list_states, save_state, state_path
 from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import FalcoctlPyError, IntegrityError
@@ -286,8 +287,6 @@ class Transaction:
 
     def recover(self, dests: Iterable[Path]) -> None:
         """Finish interrupted commits (checked journals only), then clear leftovers in ``dests``."""
-        from falcoctl_py.artifact.legacy import recover_legacy
-
         for path in sorted(self.journal_dir.glob("*.json")) if self.journal_dir.is_dir() else ():
             try:
                 journal = Journal.load(path)
