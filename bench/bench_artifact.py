@@ -5,6 +5,11 @@ docker-registry on 127.0.0.1. Timed in the same run: ``install_artifacts`` of th
 (which resolves and installs the 3 plugins), the ``falcoctl-py artifact install`` command, and
 ``skopeo copy`` of each of the 10 to a ``dir:`` destination. Then a repeated install with nothing
 changed, counting blob downloads and manifest requests per artifact.
+
+Last, the cost of issue 10's installer checks (the bounded tar reader, reserved names, the
+verified journal, generations behind one link): the same install timed in child processes with
+this tree and with the baseline commit before those checks (``git archive``), interleaved in
+one run, as a ratio (target: within 5%).
 """
 
 from __future__ import annotations
@@ -23,6 +28,32 @@ from types import SimpleNamespace
 
 ROUNDS = 5
 SIZE = 1_000_000
+BASELINE = "49031b6"  # main before the installer's issue-10 checks
+CHECK_ROUNDS = 7
+
+CHILD = """
+import json, sys, tempfile, time
+from pathlib import Path
+from types import SimpleNamespace
+try:
+    from falcoctl_py.artifact.install import InstallDirs, install_artifacts
+except ImportError:  # the baseline's flat layout
+    from falcoctl_py.install import InstallDirs, install_artifacts
+from falcoctl_py.oci.client import RegistryClient
+from falcoctl_py.oci.media import Platform
+args = json.loads(sys.argv[1])
+entries = {n: SimpleNamespace(**e) for n, e in args["entries"].items()}
+times = []
+for _ in range(args["rounds"]):
+    dest = Path(tempfile.mkdtemp(dir=args["work"]))
+    with RegistryClient(plain_http=True) as client:
+        started = time.perf_counter()
+        install_artifacts(refs=args["refs"], client=client, lookup=entries.get,
+                          dirs=InstallDirs(dest / "r", dest / "p", dest / "a"),
+                          state_dir=dest / "s", platform=Platform("linux", "amd64"))
+        times.append(time.perf_counter() - started)
+print(json.dumps(times))
+"""
 
 
 def _tar_gz(name: str, data: bytes) -> bytes:
@@ -37,7 +68,7 @@ def _tar_gz(name: str, data: bytes) -> bytes:
 
 
 def main() -> None:
-    from falcoctl_py.install import InstallDirs, install_artifacts
+    from falcoctl_py.artifact.install import InstallDirs, install_artifacts
     from falcoctl_py.oci.client import RegistryClient
     from falcoctl_py.oci.media import Platform
     from falcoctl_py.push import push_artifact
@@ -213,9 +244,56 @@ def main() -> None:
             f"({again.manifest_requests / roots:.2f} per artifact; {kept} dependencies kept "
             f"from the state with no request), requests in total {again.requests}"
         )
+        checks_vs_baseline(work, entries, refs)
     finally:
         reg.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def checks_vs_baseline(work: Path, entries: dict[str, SimpleNamespace], refs: list[str]) -> None:
+    """The same install with this tree and with :data:`BASELINE`, interleaved: the ratio."""
+    import json
+
+    repo = Path(__file__).resolve().parents[1]
+    base = work / "baseline"
+    base.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", BASELINE, "falcoctl_py"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        print(f"checks vs baseline: skipped (no git history with {BASELINE})")
+        return
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+    args = json.dumps(
+        {
+            "entries": {n: vars(e) for n, e in entries.items()},
+            "refs": refs,
+            "rounds": 3,
+            "work": str(work),
+        }
+    )
+    times: dict[str, list[float]] = {"baseline": [], "checks": []}
+    for _ in range(CHECK_ROUNDS):
+        for label, path in (("baseline", base), ("checks", repo)):
+            env = {**os.environ, "PYTHONPATH": str(path)}
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, args],
+                capture_output=True,
+                check=True,
+                env=env,
+                cwd=str(work),
+                text=True,
+            )
+            times[label].extend(json.loads(out.stdout.splitlines()[-1]))
+    old, new = (statistics.median(times[k]) for k in ("baseline", "checks"))
+    print(
+        f"installer checks (issue 10) vs {BASELINE}, same install, median of "
+        f"{len(times['checks'])} each, interleaved:"
+    )
+    print(f"  baseline {old * 1000:8.1f} ms   with checks {new * 1000:8.1f} ms")
+    print(f"  ratio checks/baseline: {new / old:.3f}x   (target <= 1.05x)")
 
 
 if __name__ == "__main__":

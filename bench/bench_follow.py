@@ -28,12 +28,12 @@ PERIOD = 1.0
 def main() -> None:
     import shutil
 
-    from falcoctl_py.follow import Follower
-    from falcoctl_py.install import InstallDirs
+    from falcoctl_py.artifact.install import InstallDirs
+    from falcoctl_py.follow.follower import Follower
+    from falcoctl_py.follow.schedule import Schedule, StartupBehavior
     from falcoctl_py.oci.client import RegistryClient
     from falcoctl_py.oci.media import Platform
     from falcoctl_py.push import push_artifact
-    from falcoctl_py.schedule import Schedule, StartupBehavior
     from tests.realparts import start_registry
 
     if shutil.which("docker-registry") is None:

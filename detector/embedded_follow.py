@@ -27,9 +27,9 @@ class EmbeddedFollow:
     """The follower thread of a running detector."""
 
     def __init__(self, runtime: Any, settings: dict[str, Any]) -> None:
-        from falcoctl_py.artifact_actions import TlsOptions
+        from falcoctl_py.actions.artifact import TlsOptions
+        from falcoctl_py.actions.follow import build_follower
         from falcoctl_py.config import config_from_data, read_config_file
-        from falcoctl_py.follow_actions import build_follower
 
         settings = dict(settings)
         base_path = settings.pop("config", None)

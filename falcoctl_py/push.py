@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from falcoctl_py.archive import create_tar_gz, is_tar_gz
+from falcoctl_py.artifact.archive import create_tar_gz, is_tar_gz
 from falcoctl_py.bounded import check_expansion, check_yaml
 from falcoctl_py.errors import FalcoctlPyError, IntegrityError, LocatedError, UsageError
 from falcoctl_py.oci.client import RegistryClient
@@ -336,7 +336,7 @@ def pull_artifact(
     platform: Platform,
 ) -> PullResult:
     """Write an artifact's layer (the tar.gz, not extracted) into ``dest_dir``."""
-    from falcoctl_py.resolve import ArtifactRef, pin
+    from falcoctl_py.artifact.resolve import ArtifactRef, pin
 
     target = pin(ArtifactRef(ref, parse_reference(ref)), client.list_tags)
     repo = target.name

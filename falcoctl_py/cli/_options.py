@@ -10,7 +10,7 @@ import typer
 from falcoctl_py.cli._output import OutputFormat
 
 if TYPE_CHECKING:
-    from falcoctl_py.artifact_actions import TlsOptions
+    from falcoctl_py.actions.artifact import TlsOptions
 
 OutputOpt = Annotated[
     OutputFormat, typer.Option("-o", "--output", help="Output format: human, json or yaml.")
@@ -37,7 +37,7 @@ PlatformOpt = Annotated[
 
 def tls_options(plain_http: bool, ca_file: Path | None, insecure: bool) -> TlsOptions:
     """The TLS flags as one value for the core."""
-    from falcoctl_py.artifact_actions import TlsOptions
+    from falcoctl_py.actions.artifact import TlsOptions
 
     return TlsOptions(plain_http=plain_http, ca_file=ca_file, insecure_skip_tls_verify=insecure)
 

@@ -63,7 +63,7 @@ def artifact_install(
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """Install artifacts and their dependencies, atomically, with digests and signatures checked."""
-    from falcoctl_py import artifact_actions
+    from falcoctl_py.actions import artifact as artifact_actions
     from falcoctl_py.cli._progress import DownloadProgress
 
     with DownloadProgress(force_plain=output is not OutputFormat.human) as progress:
@@ -108,7 +108,7 @@ def artifact_info(
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """Show the tags of artifacts (signature tags hidden)."""
-    from falcoctl_py import artifact_actions
+    from falcoctl_py.actions import artifact as artifact_actions
 
     infos = artifact_actions.info(
         config_path=global_options(ctx).config,
@@ -142,7 +142,7 @@ def artifact_config(
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """Print the config JSON of an artifact (name, version, dependencies, requirements)."""
-    from falcoctl_py import artifact_actions
+    from falcoctl_py.actions import artifact as artifact_actions
 
     data = artifact_actions.config_blob(
         config_path=global_options(ctx).config,
@@ -164,7 +164,7 @@ def artifact_manifest(
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """Print the manifest JSON of an artifact (the platform's manifest for plugins)."""
-    from falcoctl_py import artifact_actions
+    from falcoctl_py.actions import artifact as artifact_actions
 
     data = artifact_actions.manifest(
         config_path=global_options(ctx).config,

@@ -86,8 +86,8 @@ def artifact_follow(
     insecure: InsecureOpt = False,
 ) -> None:
     """Keep artifacts current: check on a schedule, install new digests safely, until stopped."""
-    from falcoctl_py import follow_actions
-    from falcoctl_py.schedule import parse_duration
+    from falcoctl_py.actions import follow as follow_actions
+    from falcoctl_py.follow.schedule import parse_duration
 
     result = follow_actions.follow(
         config_path=global_options(ctx).config,
@@ -120,7 +120,7 @@ def artifact_rollback(
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """Put back the previous version of an artifact that follow updated."""
-    from falcoctl_py import follow_actions
+    from falcoctl_py.actions import follow as follow_actions
 
     result = follow_actions.rollback(
         config_path=global_options(ctx).config, name=name, state_dir=state_dir

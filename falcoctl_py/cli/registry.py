@@ -71,7 +71,7 @@ def registry_push(
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """Push files as a Falco artifact, in falcoctl's format."""
-    from falcoctl_py import artifact_actions
+    from falcoctl_py.actions import artifact as artifact_actions
 
     result = artifact_actions.push(
         config_path=global_options(ctx).config,
@@ -108,7 +108,7 @@ def registry_pull(
     insecure: InsecureOpt = False,
 ) -> None:
     """Pull an artifact's layer (the tar.gz) into a directory, without extracting it."""
-    from falcoctl_py import artifact_actions
+    from falcoctl_py.actions import artifact as artifact_actions
 
     result = artifact_actions.pull(
         config_path=global_options(ctx).config,

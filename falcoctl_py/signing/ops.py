@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from falcoctl_py.errors import FalcoctlPyError, UsageError
 
 if TYPE_CHECKING:
-    from falcoctl_py.artifact_actions import TlsOptions
+    from falcoctl_py.actions.artifact import TlsOptions
     from falcoctl_py.signing.sign import SignResult
     from falcoctl_py.signing.verify import VerificationResult
 
@@ -36,8 +36,8 @@ class IdentityFlags:
 
 def _resolve(client: Any, config: Any, ref: str) -> tuple[str, str, Any]:
     """(``host/repo``, root digest, index entry or None) of a reference."""
-    from falcoctl_py.artifact_actions import index_lookup
-    from falcoctl_py.resolve import parse_artifact_ref, pin
+    from falcoctl_py.actions.artifact import index_lookup
+    from falcoctl_py.artifact.resolve import parse_artifact_ref, pin
 
     lookup = index_lookup(config)
     aref = parse_artifact_ref(ref, lookup)
@@ -64,7 +64,7 @@ def verify_reference(
     identity: IdentityFlags = IdentityFlags(),
 ) -> VerificationResult:
     """Verify the signatures of ``ref`` (index name or full reference) offline."""
-    from falcoctl_py.artifact_actions import load, make_client
+    from falcoctl_py.actions.artifact import load, make_client
     from falcoctl_py.config import read_config_file
     from falcoctl_py.signing import certs
     from falcoctl_py.signing.policy import CosignPolicy, settings_from_config
@@ -113,7 +113,7 @@ def sign_reference(
     *, config_path: Path, ref: str, key_path: Path, password: str | None, tls: TlsOptions
 ) -> SignResult:
     """Sign ``ref`` with a cosign.key, writing the ``.sig`` tag and a Sigstore bundle."""
-    from falcoctl_py.artifact_actions import load, make_client
+    from falcoctl_py.actions.artifact import load, make_client
     from falcoctl_py.signing.sign import read_private_key, sign_digest
     from falcoctl_py.signing.store import SignatureStore
 

@@ -5,18 +5,27 @@ The index entry's ``signature.cosign`` block has falcoctl's fields (``key``,
 ``certificate-oidc-issuer-regexp``, ``ignore-tlog``; ``certificate-github-workflow`` is read
 and ignored, as falcoctl does). The user's choices win over the publisher's: ``--verify-key``,
 then a matching ``artifact.verify.signatures`` entry of the config, then ``artifact.verify.key``,
-then the index entry. Keyless verification needs a trusted root file: ``--trusted-root`` or
+then the index entry.
+
+Policies are chosen by where the bytes come from: the registry host and repository actually
+pulled, normalised (:func:`normalize_repository`: case, IP forms such as ``127.1`` or
+``2130706433``, ``localhost``, default and zero-padded ports) before any glob matches, and the
+index entry of that repository (:func:`entry_for_repository`), never by a name inside the
+artifact. Keyless verification needs a trusted root file: ``--trusted-root`` or
 ``artifact.verify.trustedRoot`` (``FALCOCTL_ARTIFACT_VERIFY_TRUSTEDROOT``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
+import ipaddress
 import logging
 import os
 import re
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +141,66 @@ def entry_policy(entry: object) -> CosignPolicy | None:
     return policy_from_block(cosign, source=f"index entry {name}")
 
 
+_DOCKER_HUB = {"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+_GLOB = re.compile(r"[*?\[\]]")
+
+
+def normalize_host(host: str) -> str:
+    """One spelling per registry host: lower case, IPs canonical, ``:443`` and padding dropped."""
+    text = host.strip().lower().rstrip(".")
+    port = ""
+    if text.startswith("["):
+        inner, _, rest = text[1:].partition("]")
+        text, port = inner, rest.removeprefix(":")
+    elif text.count(":") == 1:
+        text, port = text.split(":")
+    if port.isdigit():
+        port = "" if int(port) == 443 else str(int(port))
+    if text == "localhost" or text.endswith(".localhost"):
+        text = "127.0.0.1"
+    elif text in _DOCKER_HUB:
+        text = "docker.io"
+    elif re.fullmatch(r"[0-9a-fx.]+", text) and not text.endswith((".", "x")):
+        # the forms inet_aton reads: 127.1, 2130706433, 0x7f.1, 0177.0.0.1
+        with contextlib.suppress(OSError, ValueError):
+            text = str(ipaddress.IPv4Address(socket.inet_aton(text)))
+    else:
+        with contextlib.suppress(ValueError):
+            addr = ipaddress.ip_address(text)
+            if isinstance(addr, ipaddress.IPv6Address):
+                text = str(addr.ipv4_mapped or addr)
+    if ":" in text:
+        text = f"[{text}]"
+    return f"{text}:{port}" if port else text
+
+
+def normalize_repository(name: str) -> str:
+    """``host/repo`` with the host normalised (:func:`normalize_host`) and the repo lower-cased."""
+    host, _, repo = name.partition("/")
+    if _GLOB.search(re.sub(r"^\[[0-9a-fA-F:.]+\]", "", host)):  # an IPv6 literal is no glob
+        return f"{host.lower()}/{repo.lower()}"
+    return f"{normalize_host(host)}/{repo.lower()}"
+
+
+def entry_for_repository(entries: Iterable[object], registry: str, repository: str) -> object:
+    """The index entry for the repository actually pulled (the one asking for a signature when
+    several list it), or None."""
+    want = normalize_repository(f"{registry}/{repository}")
+    found = None
+    for entry in entries:
+        host = _field(entry, "registry")
+        repo = _field(entry, "repository")
+        same = bool(host and repo) and normalize_repository(f"{host}/{repo}") == want
+        if same and (found is None or (entry_policy(found) is None and entry_policy(entry))):
+            found = entry
+    return found
+
+
+def _field(entry: object, name: str) -> str:
+    value = entry.get(name) if isinstance(entry, Mapping) else getattr(entry, name, "")
+    return str(value or "")
+
+
 @dataclass(frozen=True, slots=True)
 class RepositoryPolicy:
     pattern: str
@@ -152,8 +221,9 @@ class VerifySettings:
         """The policy for ``host/repo`` (None: nothing to verify)."""
         if self.verify_key:
             return CosignPolicy(key=self.verify_key, source="--verify-key")
+        where = normalize_repository(repository)
         for rule in self.repository_policies:
-            if fnmatch.fnmatchcase(repository, rule.pattern):
+            if fnmatch.fnmatchcase(where, normalize_repository(rule.pattern)):
                 return rule.policy
         if self.config_key:
             return CosignPolicy(key=self.config_key, source="artifact.verify.key")

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -240,3 +241,21 @@ class FaultProxy:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+class Entries(dict[str, Any]):
+    """Index entries by name: a lookup (``entries(name)``) that can also list them all."""
+
+    def __call__(self, name: str) -> Any:
+        return self.get(name)
+
+    def entries(self) -> list[Any]:
+        return list(self.values())
+
+
+def visible(folder: Path) -> list[str]:
+    """What a reader of ``folder`` finds: names that open (a link that does not resolve yet is
+    absent to a reader, ENOENT), the installer's ``.falcoctl*`` area left out."""
+    return sorted(
+        p.name for p in folder.iterdir() if not p.name.startswith(".falcoctl") and p.exists()
+    )

@@ -9,13 +9,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from falcoctl_py.follow import Follower
-from falcoctl_py.install import InstallDirs
+from falcoctl_py.artifact.install import InstallDirs
+from falcoctl_py.follow.follower import Follower
+from falcoctl_py.follow.schedule import Schedule, StartupBehavior
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.oci.media import Platform
 from falcoctl_py.push import push_artifact
-from falcoctl_py.schedule import Schedule, StartupBehavior
-from tests.falcoctl_py.artifact_helpers import member, tar_gz
+from tests.falcoctl_py.artifact_helpers import Entries, member, tar_gz
 from tests.realparts import Registry
 
 PLATFORM = Platform("linux", "amd64")
@@ -71,7 +71,7 @@ class FollowEnv:
         self.pusher = RegistryClient(plain_http=True, backoff=0.01, max_retries=1)
         self.dirs = InstallDirs(tmp / "rules", tmp / "plugins", tmp / "assets")
         self.state_dir = tmp / "state"
-        self.entries: dict[str, Any] = {}
+        self.entries = Entries()
         self.updates: list[tuple[str, list[str], Any]] = []
         self._n = 0
 
@@ -125,7 +125,7 @@ class FollowEnv:
             state_dir=self.state_dir,
             platform=PLATFORM,
             schedule=Schedule.from_options(every=every, cron=None),
-            lookup=self.entries.get,
+            lookup=self.entries,
             **kwargs,
         )
 

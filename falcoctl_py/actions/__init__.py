@@ -1,0 +1,1 @@
+"""Keyword-only typed actions the CLI calls, one module per command group."""

@@ -1,0 +1,1 @@
+"""Artifacts: references, install plans, the transaction, state, lock, archive, falco.yaml."""

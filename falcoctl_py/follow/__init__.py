@@ -1,0 +1,1 @@
+"""Following artifacts: the follower, its schedule, compatibility checks, rollback, diffs."""
