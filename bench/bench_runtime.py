@@ -23,8 +23,8 @@ from detector.config import load_config
 from detector.events import Event, ThreadInfo
 from detector.outputs import build_outputs
 from detector.outputs.base import SinkStats
-from detector.ruleset import compile_rules
 from detector.runtime import Runtime
+from detector.runtime.ruleset import compile_rules
 from detector.sources.capture import CaptureWriter
 
 STABLE = Path(__file__).resolve().parents[2] / "shared" / "falco-rules" / "falco_rules.yaml"

@@ -1,16 +1,23 @@
-"""``http_output``: one POST per alert (Falco's JSON accepted by Falcosidekick), with retries."""
+"""``http_output``: one POST per alert (Falco's JSON accepted by Falcosidekick), with retries.
+
+The client comes from the project's one httpx factory (falcoctl_py.http); httpx's own
+per-request log lines are kept out of the detector's log (one line per alert otherwise).
+"""
 
 from __future__ import annotations
 
 import logging
-import ssl
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from detector.outputs.base import Sink
+from falcoctl_py.errors import ConfigError
+
+if TYPE_CHECKING:
+    from detector.config import HttpOutput
 
 log = logging.getLogger("detector.outputs")
 
@@ -21,20 +28,37 @@ def make_http_client(
     timeout: float = 5.0,
 ) -> httpx.Client:
     """An httpx client for the output: verification on unless ``insecure``, optional mTLS."""
-    verify: ssl.SSLContext | bool
-    if insecure:
-        verify = False
-    else:
-        verify = ssl.create_default_context()
-        for bundle in (ca_cert, ca_bundle):
-            if bundle and Path(bundle).is_file():
-                verify.load_verify_locations(cafile=bundle)
-        if ca_path and Path(ca_path).is_dir() and ca_path != "/etc/ssl/certs":
-            verify.load_verify_locations(capath=ca_path)
-        if mtls:
-            verify.load_cert_chain(client_cert, client_key or None)
-    return httpx.Client(verify=verify, timeout=httpx.Timeout(timeout),
-                        headers={"User-Agent": user_agent}, trust_env=True)
+    from falcoctl_py.http import make_client
+
+    for name in ("httpx", "httpcore"):  # no per-alert request lines in the detector's log
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return make_client(
+        insecure_skip_tls_verify=insecure,
+        extra_ca_files=[Path(b) for b in (ca_cert, ca_bundle) if b and Path(b).is_file()],
+        ca_dir=Path(ca_path) if ca_path and Path(ca_path).is_dir()
+        and ca_path != "/etc/ssl/certs" else None,
+        client_cert=Path(client_cert) if mtls and client_cert else None,
+        client_key=Path(client_key) if mtls and client_key else None,
+        timeout=httpx.Timeout(timeout), headers={"User-Agent": user_agent},
+        follow_redirects=False,
+    )
+
+
+def http_sink(h: HttpOutput, *, json_output: bool) -> HttpSink:
+    """The sink ``http_output`` describes; its TLS set-up checked now, to fail at start."""
+    client_options: dict[str, Any] = {
+        "insecure": h.insecure, "ca_cert": h.ca_cert, "ca_bundle": h.ca_bundle,
+        "ca_path": h.ca_path, "client_cert": h.client_cert, "client_key": h.client_key,
+        "mtls": h.mtls, "user_agent": h.user_agent, "timeout": h.timeout,
+    }
+    try:  # made here once to fail early; the output's child process makes its own
+        make_http_client(**client_options).close()
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"http_output: cannot set up TLS: {err}",
+                          hint="check ca_cert, client_cert and client_key") from err
+    return HttpSink(h.url, json_output=json_output, client_options=client_options,
+                    retries=h.retries, max_consecutive_timeouts=h.max_consecutive_timeouts,
+                    echo=h.echo)
 
 
 class HttpSink(Sink):
