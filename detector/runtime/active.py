@@ -18,6 +18,8 @@ from detector.metrics import Metrics, sha256_file
 from detector.plugins import LoadedPlugins
 from detector.runtime.protocols import SyscallSelecting
 from detector.runtime.ruleset import EngineLike, RuleSet
+from falcoctl_py.bounded import InputLimitError, Limits, check_yaml
+from falcoctl_py.errors import ConfigError
 
 log = logging.getLogger("detector.runtime")
 
@@ -26,8 +28,24 @@ ConfigLoader = Callable[[], FalcoConfig]
 # falco.yaml keys a hot reload applies; others need a restart (a warning says so).
 HOT_KEYS = frozenset({"rules_files", "rules_file", "rules", "priority", "rule_matching",
                       "time_format_iso_8601", "append_output", "static_fields", "config_files"})
+RULES_LIMITS = Limits(max_bytes=64 * 1024 * 1024, max_depth=64)
 _SOURCE_FIELDS = frozenset(f.name for f in dataclasses.fields(FalcoConfig)
                            if f.metadata.get("source"))
+
+
+def check_rules_text(path: Path) -> None:
+    """Refuse a rules file too large or too deeply nested for the YAML parser (a C parser that
+    a file of 50,000 nested ``[`` crashes): the running detector must outlive any file."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read the rules file: {err.strerror}", path=str(path),
+                          hint="make the file readable") from err
+    try:
+        check_yaml(data, where=str(path), limits=RULES_LIMITS)
+    except InputLimitError as err:
+        raise ConfigError(err.message, hint="rules files are lists of rules, macros and "
+                          "lists; nothing in them nests that deep") from None
 
 
 def config_digests(config: FalcoConfig) -> dict[str, str]:
@@ -72,6 +90,9 @@ class ActiveRules:
         return out
 
     def compile(self, files: list[Path]) -> RuleSet:
+        """Compile ``files``; each is first scanned within the bounds of untrusted YAML."""
+        for path in files:
+            check_rules_text(path)
         rs = self.compiler(files=files, config=self.config, plugins=self.plugins)
         if not rs.digests:
             rs.digests = {str(p): sha256_file(p) for p in rs.files}

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from detector.outputs.process import ProcessSink
 from detector.outputs.program import ProgramSink
 from detector.outputs.syslog import SyslogSink
 from tests.detector.outputs.conftest import HttpReceiver
+from tests.eventually import eventually
 
 
 def _alert(i: int = 1, priority: str = "Warning") -> InternalAlert:
@@ -35,13 +36,8 @@ def _alert(i: int = 1, priority: str = "Warning") -> InternalAlert:
                          hostname="h")
 
 
-def _wait(pred: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
+def _wait(pred: Callable[[], object], timeout: float = 10.0) -> None:
+    eventually(pred, timeout=timeout, interval=0.01)
 
 
 def test_file_output_keep_alive_and_reopen(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from detector.events import Event, ThreadInfo
 from detector.sources.capture import CaptureWriter
 from tests.detector.outputs.conftest import HttpReceiver, http_receiver  # noqa: F401 - fixture
 from tests.detector.plugins.conftest import counter_lib  # noqa: F401 - fixture
+from tests.eventually import eventually
 from tests.realparts import free_port, need_bpf
 
 CLI = [sys.executable, "-m", "falcoctl_py.cli.main"]
@@ -146,13 +147,7 @@ class Detector:
 
 
 def _until(pred: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return eventually(pred, timeout=timeout, interval=0.05, what=what)
 
 
 def _touch(path: Path) -> None:
