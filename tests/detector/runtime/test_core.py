@@ -311,3 +311,36 @@ def test_drops_and_metrics_snapshot_alerts(tmp_path: Path) -> None:
     assert snap["priority"] == "Informational"
     assert snap["output_fields"]["scap.n_drops"] == 50
     assert rt.metrics.n_drops == 50 and rt.metrics.processed == 100
+
+
+def test_config_d_is_watched_like_the_main_file(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(_rule("noisy", priority="DEBUG") + _rule("important", "close", "ERROR"))
+    config_d = tmp_path / "config.d"
+    config_d.mkdir()
+    falco_yaml = tmp_path / "falco.yaml"
+    falco_yaml.write_text(
+        f"rules_files: [{rules}]\nstdout_output: {{enabled: false}}\njson_output: true\n"
+        f"file_output: {{enabled: true, filename: {tmp_path / 'alerts.json'}}}\n"
+        f"webserver: {{enabled: false}}\nconfig_files: [{config_d}]\n")
+
+    def reload_config() -> Any:
+        return load_config(path=falco_yaml)
+
+    src = QueueSource()
+    rt = Runtime(reload_config(), source=src, reload_config=reload_config, debounce=0.05)
+    runner = threading.Thread(target=rt.run)
+    runner.start()
+    try:
+        assert rt.ready.wait(10)
+        assert rt.ruleset.rule_count == 2
+        staged = tmp_path / "10-priority.yaml"
+        staged.write_text("priority: warning\n")
+        staged.rename(config_d / "10-priority.yaml")  # a new file in the folder
+        eventually(lambda: rt.ruleset.rule_count == 1, what="config.d applied")
+        (config_d / "10-priority.yaml").write_text("priority: debug\n")  # an edit
+        eventually(lambda: rt.ruleset.rule_count == 2, what="the edit applied")
+        assert config_d / "10-priority.yaml" in rt.config.files
+    finally:
+        src.end()
+        runner.join(30)

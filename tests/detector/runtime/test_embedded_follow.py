@@ -36,7 +36,8 @@ def test_follow_updates_rules_in_memory(registry: Registry, tmp_path: Path,
         "refs": [f"{registry.host}/rulesfiles/app-rules:latest"], "every": "1s",
         "startupBehavior": "immediate", "rulesfilesDir": str(rules_dir),
         "pluginsDir": str(tmp_path / "plugins"), "assetsDir": str(tmp_path / "assets"),
-        "stateDir": str(tmp_path / "state"), "plain_http": True, "no_verify": True,
+        "stateDir": str(tmp_path / "state"), "plainHTTP": True, "noVerify": True,
+        "resolveDeps": True,  # falcoctl.yaml's spellings
         "config": str(tmp_path / "falcoctl.yaml"),
     }
     cfg = load_config(overrides=[

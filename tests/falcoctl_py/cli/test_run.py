@@ -85,6 +85,36 @@ def test_dry_run_and_errors(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "webserver.listen_port: expected an integer" in proc.stderr
 
 
+@pytest.mark.parametrize(("option", "key"), [
+    ("webserver.listen_port=99999999", "webserver.listen_port"),
+    ("engine.ebpf.buf_size_preset=100", "engine.ebpf.buf_size_preset"),
+    ("outputs_queue.capacity=-5", "outputs_queue.capacity"),
+    ("syscall_event_drops.actions=[explode]", "syscall_event_drops.actions[0]"),
+    ("rules_files[999]=x", "rules_files"),
+    ("engine.kind=gvisor", "engine.kind"),
+])
+def test_dry_run_refuses_out_of_range_values(tmp_path: Path, option: str, key: str) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(_rule("ok", "evt.type = openat"))
+    proc = _cli("run", "-r", str(rules), "--dry-run", "-o", option)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and key in line and "Traceback" not in proc.stderr
+
+
+def test_dry_run_with_falco_engine_kinds_and_relative_paths(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "falco.yaml").write_text("engine: {kind: modern_ebpf}\n"
+                                                  "webserver: {enabled: false}\n")
+    (tmp_path / "local_rules.yaml").write_text(_rule("ok", "evt.type = openat"))
+    proc = subprocess.run([*CLI, "run", "-c", "conf/falco.yaml", "-r", "local_rules.yaml",
+                           "--dry-run"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("engine.kind modern_ebpf: running the detector's eBPF engine") == 1
+    assert "dry run ok: 1 rules from 1 files" in proc.stderr
+
+
 def test_list_fields_with_a_plugin(counter_lib: Path) -> None:  # noqa: F811
     proc = _cli("run", "--list", "--output-format", "json", "-o", "load_plugins=[counter]",
                 "-o", "plugins[0].name=counter", "-o", f"plugins[0].library_path={counter_lib}")
