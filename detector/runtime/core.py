@@ -118,7 +118,8 @@ class Runtime:
         self._stopping = threading.Event()
         self.ready = threading.Event()
         self.router = AlertRouter(iso=config.time_format_iso_8601)
-        self._given_outputs = outputs
+        if outputs is not None:
+            self.router.attach(outputs)
         self.sources: list[EventSource] = []
         self._given_source = source
         self._tracker = tracker
@@ -322,8 +323,10 @@ class Runtime:
     def run(self) -> RunResult:
         """Run until the sources end or a stop is requested; release everything."""
         start = time.monotonic()
-        outputs = self._given_outputs or build_outputs(self.config)
-        self.router.attach(outputs)
+        outputs = self.router.outputs
+        if outputs is None:
+            outputs = build_outputs(self.config)
+            self.router.attach(outputs)
         self.metrics.outputs = outputs.stats
         saved_signals = self._install_signals()
         # The event loop is CPU-bound; with Python's default 5 ms switch interval the output,
