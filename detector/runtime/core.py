@@ -15,11 +15,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detector.config import FalcoConfig
 from detector.drops import DropWatch
@@ -36,6 +36,12 @@ from detector.runtime.ruleset import RuleSet, compile_rules
 from detector.runtime.services import FALCO_COMPAT_VERSION, Services, versions_object
 from falcoctl_py.errors import DetectorError
 
+if TYPE_CHECKING:
+    from detector.plugins.base import Plugin
+    from detector.runtime.watch import RulesWatcher
+    from detector.webserver import WebServer
+
+SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 SWITCH_INTERVAL = 0.001  # seconds; see Runtime.run
 
 log = logging.getLogger("detector.runtime")
@@ -153,11 +159,11 @@ class Runtime:
         return self.loop.alerts
 
     @property
-    def webserver(self) -> Any:
+    def webserver(self) -> WebServer | None:
         return self.services.webserver
 
     @property
-    def watcher(self) -> Any:
+    def watcher(self) -> RulesWatcher | None:
         return self.services.watcher
 
     def versions(self) -> dict[str, Any]:
@@ -223,7 +229,7 @@ class Runtime:
             return SyscallFeed(config, self.ruleset.event_types)
         return None
 
-    def _plugin_events(self, plugin: Any, params: str) -> Iterator[Event]:
+    def _plugin_events(self, plugin: Plugin, params: str) -> Iterator[Event]:
         # Plugin fields are extracted when the rules first read them (detector.plugins.fields).
         for ref in events_from(plugin, params, self._stopping):
             yield Event(num=ref.num, ts=ref.ts, type="pluginevent", tid=0,
@@ -271,7 +277,7 @@ class Runtime:
 
             self.services.start_follow(start_embedded_follow(self, follow))
 
-    def _install_signals(self) -> list[tuple[int, Any]]:
+    def _install_signals(self) -> list[tuple[int, SignalHandler]]:
         if threading.current_thread() is not threading.main_thread():
             return []
 
@@ -286,7 +292,7 @@ class Runtime:
             if self.router.outputs is not None:
                 self.router.outputs.reopen()
 
-        saved: list[tuple[int, Any]] = []
+        saved: list[tuple[int, SignalHandler]] = []
         for sig, handler in ((signal.SIGINT, stop), (signal.SIGTERM, stop),
                              (signal.SIGHUP, hup), (signal.SIGUSR1, usr1)):
             saved.append((sig, signal.signal(sig, handler)))
@@ -371,7 +377,7 @@ class Runtime:
             sys.setswitchinterval(saved_interval)
         return self._result(dry_run=False, seconds=time.monotonic() - start)
 
-    def _shutdown(self, outputs: Outputs, saved: list[tuple[int, Any]]) -> None:
+    def _shutdown(self, outputs: Outputs, saved: list[tuple[int, SignalHandler]]) -> None:
         for sig, handler in saved:
             signal.signal(sig, handler)
         self.services.stop()
