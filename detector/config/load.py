@@ -86,7 +86,7 @@ def read_yaml_file(path: Path | None, env: Mapping[str, str]) -> dict[str, Any]:
     except InputLimitError as err:
         raise ConfigError(err.message, hint="falco.yaml is a small map of settings") from None
     except (yaml.YAMLError, ValueError) as err:  # ValueError: a number too long to read
-        detail = " ".join(str(err).split())
+        detail = " ".join(str(err).replace(' in "<unicode string>"', "").split())
         raise ConfigError(f"not valid YAML: {detail}", path=where,
                           hint="fix the YAML syntax at the position shown") from None
     if raw is None:

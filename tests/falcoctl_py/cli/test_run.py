@@ -115,6 +115,27 @@ def test_dry_run_with_falco_engine_kinds_and_relative_paths(tmp_path: Path) -> N
     assert "dry run ok: 1 rules from 1 files" in proc.stderr
 
 
+def test_dry_run_merges_config_d_with_env(tmp_path: Path) -> None:
+    """The chart's layout: config_files: [.../config.d], a file there adding rules files,
+    ${VAR} in a path; a falco.yaml escape ($${...}) stays literal."""
+    (tmp_path / "main_rules.yaml").write_text(_rule("main", "evt.type = openat"))
+    (tmp_path / "k8s_rules.yaml").write_text(_rule("k8s", "evt.type = close"))
+    config_d = tmp_path / "config.d"
+    config_d.mkdir()
+    (config_d / "rules.yaml").write_text("rules_files: ['${RULES_DIR}/k8s_rules.yaml']\n")
+    (tmp_path / "falco.yaml").write_text(
+        f"config_files: [{config_d}]\nrules_files: [{tmp_path}/main_rules.yaml]\n"
+        "webserver: {enabled: false}\nprogram_output: {program: 'echo $${NOT_EXPANDED}'}\n")
+    proc = subprocess.run([*CLI, "run", "-c", "falco.yaml", "--dry-run", "--output-format",
+                           "json"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "RULES_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["rule_count"] == 2 and result["warnings"] == []
+    assert result["rules_files"] == [str(tmp_path / "main_rules.yaml"),
+                                     str(tmp_path / "k8s_rules.yaml")]
+
+
 def test_list_fields_with_a_plugin(counter_lib: Path) -> None:  # noqa: F811
     proc = _cli("run", "--list", "--output-format", "json", "-o", "load_plugins=[counter]",
                 "-o", "plugins[0].name=counter", "-o", f"plugins[0].library_path={counter_lib}")
