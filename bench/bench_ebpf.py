@@ -94,7 +94,7 @@ def _pipeline() -> tuple[str, Callable[[Event], object] | None]:
     """State tracker + the stable rules when those parts exist, else decode only."""
     try:
         from detector.config import load_config
-        from detector.ruleset import compile_rules
+        from detector.runtime.ruleset import compile_rules
         from detector.state.tracker import StateTracker
     except ImportError as exc:
         return f"decode only ({exc.name} missing)", None

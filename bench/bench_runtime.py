@@ -16,15 +16,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from detector.config import load_config
 from detector.events import Event, ThreadInfo
 from detector.outputs import build_outputs
 from detector.outputs.base import SinkStats
-from detector.ruleset import compile_rules
 from detector.runtime import Runtime
+from detector.runtime.ruleset import RuleSet, compile_rules
 from detector.sources.capture import CaptureWriter
 
 STABLE = Path(__file__).resolve().parents[2] / "shared" / "falco-rules" / "falco_rules.yaml"
@@ -54,6 +54,9 @@ class _Feed:
     def stop(self) -> None:
         self.stopped = True
 
+    def close(self) -> None:
+        """Nothing held."""
+
 
 def bench_reload_latency(tmp: Path) -> None:
     rules_dir = tmp / "rules.d"
@@ -69,13 +72,13 @@ def bench_reload_latency(tmp: Path) -> None:
     feed = _Feed()
     rt = Runtime(cfg, source=feed)
     swapped: list[float] = []
-    orig_swap = rt.swap
+    orig_swap = rt.rules.swap
 
-    def swap(new: object) -> None:
-        orig_swap(new)  # type: ignore[arg-type]
+    def swap(new: RuleSet, sources: Sequence[object]) -> None:
+        orig_swap(new, sources)
         swapped.append(time.perf_counter())
 
-    rt.swap = swap  # type: ignore[method-assign]
+    rt.rules.swap = swap  # type: ignore[method-assign,assignment]
     runner = threading.Thread(target=rt.run)
     runner.start()
     rt.ready.wait(30)

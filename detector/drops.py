@@ -35,21 +35,15 @@ class TokenBucket:
         return False
 
 
-def source_counts(source: Any) -> tuple[int | None, int | None]:
+def source_counts(source: object) -> tuple[int | None, int | None]:
     """(events seen, events dropped) as the source counts them, if it does."""
-    stats = getattr(source, "stats", None)
-    if callable(stats):
-        stats = stats()
-    if stats is None:
+    from detector.runtime.protocols import CountingSource
+
+    if not isinstance(source, CountingSource):
         return None, None
-
-    def get(key: str) -> Any:
-        return stats.get(key) if isinstance(stats, dict) else getattr(stats, key, None)
-
-    n_evts = get("n_evts")
-    n_drops = get("n_drops")
-    if n_drops is None:
-        n_drops = get("n_drops_buffer")
+    stats = source.stats()
+    n_evts = stats.get("n_evts")
+    n_drops = stats.get("n_drops", stats.get("n_drops_buffer"))
     return (None if n_evts is None else int(n_evts)), (None if n_drops is None else int(n_drops))
 
 
@@ -63,16 +57,15 @@ class DropWatch:
 
     def __init__(self, config: FalcoConfig, metrics: Metrics, *, emit: Emit,
                  stop: Callable[[], None]) -> None:
-        drops = config.get("syscall_event_drops", {}) or {}
-        self.actions = [str(a) for a in drops.get("actions", ["log", "alert"])]
-        self.threshold = float(drops.get("threshold", 0.1))
-        self.bucket = TokenBucket(float(drops.get("rate", 0.03333)),
-                                  int(drops.get("max_burst", 1)))
+        drops = config.syscall_event_drops
+        self.actions = list(drops.actions)
+        self.threshold = drops.threshold
+        self.bucket = TokenBucket(drops.rate, drops.max_burst)
         self._ebpf = config.engine_kind == "ebpf"
         self._metrics, self._emit, self._stop = metrics, emit, stop
         self._last = (0, 0)
 
-    def update(self, sources: Iterable[Any], *, check_drops: bool) -> None:
+    def update(self, sources: Iterable[object], *, check_drops: bool) -> None:
         """Sum the sources' counters into the metrics; with ``check_drops``, act on new drops."""
         total_evts = total_drops = 0
         known = False

@@ -17,10 +17,10 @@ class SyscallFeed:
     def __init__(self, config: FalcoConfig, rule_events: frozenset[str] | None) -> None:
         from detector.sources.ebpf import EbpfSource
 
-        preset = int(config.get("engine.ebpf.buf_size_preset", 4) or 4)
-        self._base = config.get("base_syscalls", {}) or {}
+        preset = config.engine.buffers.buf_size_preset
+        self._base = config.base_syscalls
         self.source = EbpfSource(syscalls=self._select(rule_events),
-                                 ringbuf_pages=256 << max(0, min(preset, 10) - 1))
+                                 ringbuf_pages=256 << (preset - 1))
         self.source.open()
         self._stopping = False
 
@@ -29,9 +29,8 @@ class SyscallFeed:
 
         if rule_events is None:
             return None
-        return select_syscalls(rule_events, custom_set=list(self._base.get("custom_set") or []),
-                               repair=bool(self._base.get("repair")),
-                               all_syscalls=bool(self._base.get("all")))
+        return select_syscalls(rule_events, custom_set=list(self._base.custom_set),
+                               repair=self._base.repair, all_syscalls=self._base.all)
 
     drains_on_stop = True  # the loop keeps going until the feed ends
 

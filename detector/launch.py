@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.config import FalcoConfig, load_config
+from detector.config import EBPF_STAND_INS, FalcoConfig, load_config
 from detector.runtime import RunResult, Runtime
 
 log = logging.getLogger("detector")
@@ -20,11 +20,26 @@ def run_detector(
     dry_run: bool = False,
     capture: Path | None = None,
 ) -> RunResult:
-    """Load falco.yaml (or the embedded default), the plugins and the rules; run until stopped."""
+    """Load falco.yaml (or the embedded default), the plugins and the rules; run until stopped.
+
+    Relative ``config_path`` and ``rules_files`` are taken from the current directory, as
+    Falco's ``-c`` and ``-r``. Each configuration warning is logged once, reloads included.
+    """
+    seen: set[str] = set()
+
+    def warn_once(text: str) -> None:
+        if text not in seen:
+            seen.add(text)
+            log.warning("%s", text)
+
     def reload_config() -> FalcoConfig:
-        return load_config(path=config_path, overrides=overrides, rules_files=rules_files)
+        return load_config(path=config_path, overrides=overrides, rules_files=rules_files,
+                           warn=warn_once)
 
     config = reload_config()
+    if config.engine.kind in EBPF_STAND_INS and config.engine.kind != "ebpf":
+        log.info("engine.kind %s: running the detector's eBPF engine (BCC) in its place",
+                 config.engine.kind)
     runtime = Runtime(config, capture=capture, reload_config=reload_config)
     if dry_run:
         return runtime.dry_run()

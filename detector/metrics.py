@@ -8,9 +8,13 @@ import re
 import resource
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from detector.outputs import OutputsStats
 
 _LABEL_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -43,7 +47,7 @@ class Metrics:
     reload_ns: int = 0
     rules_files: dict[str, str] = field(default_factory=dict)  # path -> sha256
     config_files: dict[str, str] = field(default_factory=dict)
-    outputs: Any = None  # a detector.outputs.OutputsStats provider (callable)
+    outputs: Callable[[], OutputsStats] | None = None  # the outputs' counters, read on demand
 
     def count_match(self, rule: str, priority: int, source: str, tags: Any) -> None:
         self.matches[(rule, priority, source, tuple(sorted(tags or ())))] += 1

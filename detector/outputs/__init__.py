@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from detector.outputs.base import DEFAULT_CAPACITY, QueuedSink, Sink, SinkStats
 from detector.outputs.format import AlertLike, FormatOptions, render
 from detector.outputs.process import ProcessSink
+
+if TYPE_CHECKING:
+    from detector.config import FalcoConfig
 
 log = logging.getLogger("detector.outputs")
 
@@ -69,56 +72,36 @@ class Outputs:
             q.join(deadline - time.monotonic())
 
 
-def build_outputs(config: Any) -> Outputs:
-    """The sinks falco.yaml enables (``config`` is a detector.config.FalcoConfig)."""
+def build_outputs(config: FalcoConfig) -> Outputs:
+    """The sinks falco.yaml enables."""
     from detector.outputs.file import FileSink
     from detector.outputs.program import ProgramSink
     from detector.outputs.stdout import StdoutSink
     from detector.outputs.syslog import SyslogSink
 
-    buffered = config.flag("buffered_outputs")
+    buffered = config.buffered_outputs
     sinks: list[Sink] = []
-    if config.flag("stdout_output.enabled", True):
+    if config.stdout_output.enabled:
         sinks.append(StdoutSink(buffered=buffered))
-    if config.flag("file_output.enabled"):
-        sinks.append(FileSink(str(config.get("file_output.filename", "./events.txt")),
-                              keep_alive=config.flag("file_output.keep_alive"),
-                              buffered=buffered))
-    if config.flag("syslog_output.enabled"):
-        sinks.append(SyslogSink(str(config.get("syslog_output.address", "/dev/log")),
-                                facility=int(config.get("syslog_output.facility", 1))))
-    if config.flag("http_output.enabled") and config.get("http_output.url"):
-        from detector.outputs.http import HttpSink, make_http_client
-        from falcoctl_py.errors import ConfigError
+    f = config.file_output
+    if f.enabled:
+        sinks.append(FileSink(f.filename, keep_alive=f.keep_alive, buffered=buffered))
+    if config.syslog_output.enabled:
+        sinks.append(SyslogSink(config.syslog_output.address,
+                                facility=config.syslog_output.facility))
+    if config.http_output.enabled and config.http_output.url:
+        from detector.outputs.http import http_sink
 
-        h = config.get("http_output", {})
-        client_options: dict[str, Any] = {
-            "insecure": bool(h.get("insecure")), "ca_cert": str(h.get("ca_cert") or ""),
-            "ca_bundle": str(h.get("ca_bundle") or ""), "ca_path": str(h.get("ca_path") or ""),
-            "client_cert": str(h.get("client_cert") or ""),
-            "client_key": str(h.get("client_key") or ""), "mtls": bool(h.get("mtls")),
-            "user_agent": str(h.get("user_agent") or "falcosecurity/falco"),
-            "timeout": float(h.get("timeout") or 5.0),
-        }
-        try:  # made here once to fail early; the output's child process makes its own
-            make_http_client(**client_options).close()
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"http_output: cannot set up TLS: {err}",
-                              hint="check ca_cert, client_cert and client_key") from err
-        sinks.append(HttpSink(str(h["url"]), json_output=config.flag("json_output"),
-                              client_options=client_options, retries=int(h.get("retries", 3)),
-                              max_consecutive_timeouts=int(h.get("max_consecutive_timeouts", 5)),
-                              echo=bool(h.get("echo"))))
-    if config.flag("program_output.enabled") and config.get("program_output.program"):
-        sinks.append(ProgramSink(str(config.get("program_output.program")),
-                                 keep_alive=config.flag("program_output.keep_alive"),
-                                 buffered=buffered))
+        sinks.append(http_sink(config.http_output, json_output=config.json_output))
+    p = config.program_output
+    if p.enabled and p.program:
+        sinks.append(ProgramSink(p.program, keep_alive=p.keep_alive, buffered=buffered))
     options = FormatOptions(
-        json_output=config.flag("json_output"),
-        include_output=config.flag("json_include_output_property", True),
-        include_tags=config.flag("json_include_tags_property", True),
-        include_output_fields=config.flag("json_include_output_fields_property", True),
-        include_message=config.flag("json_include_message_property"),
+        json_output=config.json_output,
+        include_output=config.json_include_output_property,
+        include_tags=config.json_include_tags_property,
+        include_output_fields=config.json_include_output_fields_property,
+        include_message=config.json_include_message_property,
     )
     return Outputs(sinks, options=options,
-                   capacity=int(config.get("outputs_queue.capacity", 0)) or DEFAULT_CAPACITY)
+                   capacity=config.outputs_queue.capacity or DEFAULT_CAPACITY)

@@ -22,16 +22,24 @@ _BY_LOWER = {p.lower(): p for p in PRIORITY_NAMES} | {"info": "Informational"}
 
 
 class AlertLike(Protocol):
-    """What an alert offers to the outputs."""
+    """What an alert offers to the outputs (read-only)."""
 
-    time: Any
-    rule: str
-    priority: Any
-    source: str
-    tags: Any
-    output: str
-    output_fields: Any
-    hostname: str
+    @property
+    def time(self) -> Any: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def priority(self) -> Any: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def tags(self) -> Any: ...
+    @property
+    def output(self) -> str: ...
+    @property
+    def output_fields(self) -> Any: ...
+    @property
+    def hostname(self) -> str: ...
 
 
 def hostname() -> str:

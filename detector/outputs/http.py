@@ -1,16 +1,24 @@
-"""``http_output``: one POST per alert (Falco's JSON accepted by Falcosidekick), with retries."""
+"""``http_output``: one POST per alert (Falco's JSON accepted by Falcosidekick), with retries.
+
+The client comes from the project's one httpx factory (falcoctl_py.http); httpx's own
+per-request log lines are kept out of the detector's log (one line per alert otherwise).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from detector.outputs.base import Sink
+from falcoctl_py.errors import ConfigError
 from falcoctl_py.http import make_client
+
+if TYPE_CHECKING:
+    from detector.config import HttpOutput
 
 log = logging.getLogger("detector.outputs")
 
@@ -22,6 +30,8 @@ def make_http_client(
 ) -> httpx.Client:
     """An httpx client for the output (the project's one factory): verification on unless
     ``insecure``, optional mTLS."""
+    for name in ("httpx", "httpcore"):  # no per-alert request lines in the detector's log
+        logging.getLogger(name).setLevel(logging.WARNING)
     return make_client(
         insecure_skip_tls_verify=insecure,
         extra_ca_files=tuple(b for b in (ca_cert, ca_bundle) if b and Path(b).is_file()),
@@ -33,6 +43,23 @@ def make_http_client(
         timeout=httpx.Timeout(timeout),
         follow_redirects=False,
     )
+
+
+def http_sink(h: HttpOutput, *, json_output: bool) -> HttpSink:
+    """The sink ``http_output`` describes; its TLS set-up checked now, to fail at start."""
+    client_options: dict[str, Any] = {
+        "insecure": h.insecure, "ca_cert": h.ca_cert, "ca_bundle": h.ca_bundle,
+        "ca_path": h.ca_path, "client_cert": h.client_cert, "client_key": h.client_key,
+        "mtls": h.mtls, "user_agent": h.user_agent, "timeout": h.timeout,
+    }
+    try:  # made here once to fail early; the output's child process makes its own
+        make_http_client(**client_options).close()
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"http_output: cannot set up TLS: {err}",
+                          hint="check ca_cert, client_cert and client_key") from err
+    return HttpSink(h.url, json_output=json_output, client_options=client_options,
+                    retries=h.retries, max_consecutive_timeouts=h.max_consecutive_timeouts,
+                    echo=h.echo)
 
 
 class HttpSink(Sink):

@@ -47,7 +47,7 @@ class IndexListing(Protocol):
     def entries(self) -> Sequence[Any]: ...
 P = TypeVar("P")
 
-# Plugins the bundled detector has built in (its detector.rules.loader.PROVIDED_PLUGINS): the
+# Plugins the bundled detector has built in (its detector.rules.load.loader.PROVIDED_PLUGINS): the
 # upstream falco-rules depend on ``container``, whose fields the detector provides itself.
 DETECTOR_PROVIDES: dict[str, str] = {"container": "0.4.0"}
 

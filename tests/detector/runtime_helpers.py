@@ -55,6 +55,9 @@ class QueueSource:
     def stop(self) -> None:
         self.q.put(None)
 
+    def close(self) -> None:
+        """Nothing held."""
+
 def _ev(num: int, type_: str = "openat") -> Event:
     return Event(num=num, ts=1_700_000_000_000_000_000 + num, type=type_, tid=1,
                  thread=ThreadInfo(tid=1, pid=1, comm="cat"))

@@ -4,13 +4,14 @@ child processes of the http, syslog and program outputs (full pipe, counters, or
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from detector.outputs.process import ProcessSink
 from detector.outputs.program import ProgramSink
 from detector.outputs.syslog import SyslogSink
 from tests.detector.outputs.conftest import HttpReceiver
+from tests.eventually import eventually
 
 
 def _alert(i: int = 1, priority: str = "Warning") -> InternalAlert:
@@ -35,13 +37,8 @@ def _alert(i: int = 1, priority: str = "Warning") -> InternalAlert:
                          hostname="h")
 
 
-def _wait(pred: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
+def _wait(pred: Callable[[], object], timeout: float = 10.0) -> None:
+    eventually(pred, timeout=timeout, interval=0.01)
 
 
 def test_file_output_keep_alive_and_reopen(tmp_path: Path) -> None:
@@ -114,6 +111,25 @@ def test_http_json_with_retries(http_receiver: HttpReceiver) -> None:
     assert http_receiver.headers[0]["User-Agent"] == "falcosecurity/falco"
     assert http_receiver.attempts == 3
     assert out.stats().sinks[0].sent == 1
+
+
+def test_http_output_logs_no_line_per_alert(http_receiver: HttpReceiver,
+                                           capfd: pytest.CaptureFixture[str]) -> None:
+    """At info level the output's child logs nothing per alert (httpx would: one line each)."""
+    logger = logging.getLogger("detector.outputs")
+    old = logger.level
+    logger.setLevel(logging.INFO)  # the child takes the detector's level
+    try:
+        out = Outputs([HttpSink(http_receiver.url, json_output=False, retries=0,
+                                client_options={"user_agent": "ua"})], options=FormatOptions())
+        for i in range(5):
+            out.emit(_alert(i))
+        _wait(lambda: len(http_receiver.bodies) == 5)
+        out.close()
+    finally:
+        logger.setLevel(old)
+    err = capfd.readouterr().err
+    assert "HTTP Request" not in err and "httpx" not in err
 
 
 def test_http_gives_up_and_counts_an_error(http_receiver: HttpReceiver) -> None:

@@ -11,7 +11,7 @@ import pytest
 from detector.config import load_config
 from detector.events import Event
 from detector.plugins import LoadedPlugins, events_from, load_plugins
-from detector.ruleset import RuleSet, compile_rules
+from detector.runtime.ruleset import RuleSet, compile_rules
 from falcoctl_py.errors import LocatedError
 from tests.detector.plugins.conftest import build_counter
 
@@ -35,7 +35,7 @@ def plugins(request: pytest.FixtureRequest) -> Iterator[LoadedPlugins]:
 
 def _config(lib: Path, *extra: str) -> Any:
     return load_config(overrides=["load_plugins=[counter]", "plugins[0].name=counter",
-                                  f"plugins[0].library_path={lib}", *extra])
+                                  f"plugins[0].library_path={lib}", "append_output=[]", *extra])
 
 
 def _compile(plugins: LoadedPlugins, rules: Path, *extra: str) -> RuleSet:

@@ -54,7 +54,7 @@ def test_upstream_falco_rules_need_no_container_plugin_for_the_detector(
 
 
 def test_detector_provides_what_the_installer_assumes() -> None:
-    from detector.rules.loader import PROVIDED_PLUGINS
+    from detector.rules.load.loader import PROVIDED_PLUGINS
 
     assert dict(PROVIDED_PLUGINS) == DETECTOR_PROVIDES
 

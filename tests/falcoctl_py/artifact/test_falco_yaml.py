@@ -41,8 +41,8 @@ def test_adds_and_keeps_comments(tmp_path: Path) -> None:
     assert res.added_plugins == ["k8saudit"] and res.added_load_plugins == ["k8saudit"]
     assert f.stat().st_mode & 0o777 == 0o640
     cfg = load_config(path=f)  # the detector reads the result
-    assert cfg.rules_files[-1] == "/etc/falco/k8s_audit_rules.yaml"
-    assert cfg.load_plugins == ["json", "k8saudit"]
+    assert list(cfg.rules_files)[-1] == "/etc/falco/k8s_audit_rules.yaml"
+    assert list(cfg.load_plugins) == ["json", "k8saudit"]
     assert [p.name for p in cfg.plugins] == ["json", "k8saudit"]
     assert cfg.plugins[1].library_path == "/usr/share/falco/plugins/libk8saudit.so"
     again = update_falco_config(f, ["/etc/falco/k8s_audit_rules.yaml"],
@@ -55,9 +55,9 @@ def test_creates_keys_with_falcos_defaults(tmp_path: Path) -> None:
     f.write_text("# only a comment\njson_output: false\n")
     update_falco_config(f, ["/opt/r.yaml"], {"dummy": "/opt/libdummy.so"})
     cfg = load_config(path=f)
-    assert cfg.rules_files == ["/etc/falco/falco_rules.yaml", "/opt/r.yaml",
-                               "/etc/falco/falco_rules.local.yaml", "/etc/falco/rules.d"]
-    assert cfg.load_plugins == ["dummy"]
+    assert list(cfg.rules_files) == ["/etc/falco/falco_rules.yaml", "/opt/r.yaml",
+                                     "/etc/falco/falco_rules.local.yaml", "/etc/falco/rules.d"]
+    assert list(cfg.load_plugins) == ["dummy"]
     assert f.read_text().startswith("# only a comment\n")
 
 
@@ -65,7 +65,7 @@ def test_legacy_rules_file_and_bad_input(tmp_path: Path) -> None:
     f = tmp_path / "falco.yaml"
     f.write_text("rules_file:\n  - /a.yaml\n")
     update_falco_config(f, ["/b.yaml"], {})
-    assert load_config(path=f).rules_files == ["/a.yaml", "/b.yaml"]
+    assert list(load_config(path=f).rules_files) == ["/a.yaml", "/b.yaml"]
     f.write_text("rules_files: /a.yaml\n")
     with pytest.raises(ConfigError, match="rules_files: expected a list"):
         update_falco_config(f, ["/b.yaml"], {})

@@ -23,6 +23,7 @@ from detector.events import Event, ThreadInfo
 from detector.sources.capture import CaptureWriter
 from tests.detector.outputs.conftest import HttpReceiver, http_receiver  # noqa: F401 - fixture
 from tests.detector.plugins.conftest import counter_lib  # noqa: F401 - fixture
+from tests.eventually import eventually
 from tests.realparts import free_port, need_bpf
 
 CLI = [sys.executable, "-m", "falcoctl_py.cli.main"]
@@ -82,6 +83,57 @@ def test_dry_run_and_errors(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines()[-1].startswith(f"Error: {rules}:")
     proc = _cli("run", "-r", str(rules), "--dry-run", "-o", "webserver.listen_port=x")
     assert proc.returncode == 1 and "webserver.listen_port: expected an integer" in proc.stderr
+
+
+@pytest.mark.parametrize(("option", "key"), [
+    ("webserver.listen_port=99999999", "webserver.listen_port"),
+    ("engine.ebpf.buf_size_preset=100", "engine.ebpf.buf_size_preset"),
+    ("outputs_queue.capacity=-5", "outputs_queue.capacity"),
+    ("syscall_event_drops.actions=[explode]", "syscall_event_drops.actions[0]"),
+    ("rules_files[999]=x", "rules_files"),
+    ("engine.kind=gvisor", "engine.kind"),
+])
+def test_dry_run_refuses_out_of_range_values(tmp_path: Path, option: str, key: str) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(_rule("ok", "evt.type = openat"))
+    proc = _cli("run", "-r", str(rules), "--dry-run", "-o", option)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and key in line and "Traceback" not in proc.stderr
+
+
+def test_dry_run_with_falco_engine_kinds_and_relative_paths(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "falco.yaml").write_text("engine: {kind: modern_ebpf}\n"
+                                                  "webserver: {enabled: false}\n")
+    (tmp_path / "local_rules.yaml").write_text(_rule("ok", "evt.type = openat"))
+    proc = subprocess.run([*CLI, "run", "-c", "conf/falco.yaml", "-r", "local_rules.yaml",
+                           "--dry-run"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("engine.kind modern_ebpf: running the detector's eBPF engine") == 1
+    assert "dry run ok: 1 rules from 1 files" in proc.stderr
+
+
+def test_dry_run_merges_config_d_with_env(tmp_path: Path) -> None:
+    """The chart's layout: config_files: [.../config.d], a file there adding rules files,
+    ${VAR} in a path; a falco.yaml escape ($${...}) stays literal."""
+    (tmp_path / "main_rules.yaml").write_text(_rule("main", "evt.type = openat"))
+    (tmp_path / "k8s_rules.yaml").write_text(_rule("k8s", "evt.type = close"))
+    config_d = tmp_path / "config.d"
+    config_d.mkdir()
+    (config_d / "rules.yaml").write_text("rules_files: ['${RULES_DIR}/k8s_rules.yaml']\n")
+    (tmp_path / "falco.yaml").write_text(
+        f"config_files: [{config_d}]\nrules_files: [{tmp_path}/main_rules.yaml]\n"
+        "webserver: {enabled: false}\nprogram_output: {program: 'echo $${NOT_EXPANDED}'}\n")
+    proc = subprocess.run([*CLI, "run", "-c", "falco.yaml", "--dry-run", "--output-format",
+                           "json"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "RULES_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["rule_count"] == 2 and result["warnings"] == []
+    assert result["rules_files"] == [str(tmp_path / "main_rules.yaml"),
+                                     str(tmp_path / "k8s_rules.yaml")]
 
 
 def test_list_fields_with_a_plugin(counter_lib: Path) -> None:  # noqa: F811
@@ -146,13 +198,7 @@ class Detector:
 
 
 def _until(pred: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return eventually(pred, timeout=timeout, interval=0.05, what=what)
 
 
 def _touch(path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from detector.sources.capture import CaptureWriter
 from falcoctl_py.errors import DetectorError
 from tests.detector.plugins.conftest import counter_lib  # noqa: F401 - fixture
 from tests.detector.runtime_helpers import RULE_A, RULE_B, QueueSource, _ev, _rule
+from tests.eventually import eventually
 from tests.realparts import free_port
 
 
@@ -110,9 +110,7 @@ def test_swap_under_load_loses_nothing_and_switches_rules(tmp_path: Path) -> Non
         num += 1
         src.push(_ev(num))  # pushed after the swap: the new rules decide it
         markers[num] = "rule_b" if round_ % 2 == 0 else "rule_a"
-        deadline = time.monotonic() + 10
-        while rt.metrics.processed < num and time.monotonic() < deadline:
-            time.sleep(0.005)
+        eventually(lambda n=num: rt.metrics.processed >= n, interval=0.005, what="processed")
     src.end()
     runner.join(30)
     assert rt.metrics.processed == src.pushed == num
@@ -161,10 +159,7 @@ def test_file_watch_reloads(tmp_path: Path) -> None:
         staged = tmp_path / "b.yaml"
         staged.write_text(_rule("rule_b", "close"))
         staged.rename(rules_dir / "b.yaml")  # mv into the rules directory
-        deadline = time.monotonic() + 10
-        while rt.metrics.reloads_ok < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert rt.metrics.reloads_ok >= 1
+        eventually(lambda: rt.metrics.reloads_ok >= 1, what="a reload")
         assert [p.name for p in rt.ruleset.files] == ["a.yaml", "b.yaml"]
         src.push(_ev(1, "close"))
     finally:
@@ -215,9 +210,7 @@ def test_metrics_and_versions_endpoints(tmp_path: Path) -> None:
         assert rt.ready.wait(10)
         for i in range(1, 4):
             src.push(_ev(i))
-        deadline = time.monotonic() + 10
-        while rt.metrics.processed < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually(lambda: rt.metrics.processed >= 3, what="3 events processed")
         base = f"http://127.0.0.1:{port}"
         with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
             text = resp.read().decode()
@@ -255,14 +248,9 @@ def test_config_file_change_applies_rule_settings(tmp_path: Path) -> None:
         assert rt.ready.wait(10)
         assert rt.ruleset.rule_count == 2
         falco_yaml.write_text(body + "priority: warning\n")  # the watcher sees falco.yaml too
-        deadline = time.monotonic() + 10
-        while rt.ruleset.rule_count != 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert rt.ruleset.rule_count == 1
+        eventually(lambda: rt.ruleset.rule_count == 1, what="priority applied")
         falco_yaml.write_text(body + "priority: loud\n")  # broken: the running config stays
-        deadline = time.monotonic() + 10
-        while rt.metrics.reloads_failed < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        eventually(lambda: rt.metrics.reloads_failed >= 1, what="the failed reload")
         src.push(_ev(1))
         src.push(_ev(2, "close"))
     finally:
@@ -309,11 +297,9 @@ def test_drops_and_metrics_snapshot_alerts(tmp_path: Path) -> None:
         def rules_seen() -> set[str]:
             return {a["rule"] for a in _alerts(tmp_path)}
 
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not {
-                "Falco internal: syscall event drop",
-                "Falco internal: metrics snapshot"} <= rules_seen():
-            time.sleep(0.05)
+        eventually(lambda: {"Falco internal: syscall event drop",
+                            "Falco internal: metrics snapshot"} <= rules_seen(),
+                   timeout=20, interval=0.05, what="drop and snapshot alerts")
     finally:
         src.end()
         runner.join(30)
@@ -325,3 +311,36 @@ def test_drops_and_metrics_snapshot_alerts(tmp_path: Path) -> None:
     assert snap["priority"] == "Informational"
     assert snap["output_fields"]["scap.n_drops"] == 50
     assert rt.metrics.n_drops == 50 and rt.metrics.processed == 100
+
+
+def test_config_d_is_watched_like_the_main_file(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(_rule("noisy", priority="DEBUG") + _rule("important", "close", "ERROR"))
+    config_d = tmp_path / "config.d"
+    config_d.mkdir()
+    falco_yaml = tmp_path / "falco.yaml"
+    falco_yaml.write_text(
+        f"rules_files: [{rules}]\nstdout_output: {{enabled: false}}\njson_output: true\n"
+        f"file_output: {{enabled: true, filename: {tmp_path / 'alerts.json'}}}\n"
+        f"webserver: {{enabled: false}}\nconfig_files: [{config_d}]\n")
+
+    def reload_config() -> Any:
+        return load_config(path=falco_yaml)
+
+    src = QueueSource()
+    rt = Runtime(reload_config(), source=src, reload_config=reload_config, debounce=0.05)
+    runner = threading.Thread(target=rt.run)
+    runner.start()
+    try:
+        assert rt.ready.wait(10)
+        assert rt.ruleset.rule_count == 2
+        staged = tmp_path / "10-priority.yaml"
+        staged.write_text("priority: warning\n")
+        staged.rename(config_d / "10-priority.yaml")  # a new file in the folder
+        eventually(lambda: rt.ruleset.rule_count == 1, what="config.d applied")
+        (config_d / "10-priority.yaml").write_text("priority: debug\n")  # an edit
+        eventually(lambda: rt.ruleset.rule_count == 2, what="the edit applied")
+        assert config_d / "10-priority.yaml" in rt.config.files
+    finally:
+        src.end()
+        runner.join(30)

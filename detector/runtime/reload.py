@@ -89,7 +89,10 @@ class Reloader:
                                       time.monotonic() - start)
             if not result.ok:
                 log.error("rules reload failed, keeping the running rules: %s", result.error)
-                self._on_failure(result)
+                try:
+                    self._on_failure(result)
+                except Exception as err:  # the result stands even if the alert cannot go out
+                    log.error("reporting the failed reload: %s", err)
         self.history.append(result)
         if self._on_done is not None:
             self._on_done(result)
@@ -111,4 +114,7 @@ class Reloader:
                 if self._stopping:
                     return
                 reasons, self._pending = self._pending, []
-            self.reload_now("; ".join(dict.fromkeys(reasons))[:500])
+            try:
+                self.reload_now("; ".join(dict.fromkeys(reasons))[:500])
+            except Exception as err:  # a failing alert or hook: the reloader thread lives on
+                log.error("reload handling failed: %s", err)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,17 +14,13 @@ import pytest
 from detector.config import load_config
 from detector.runtime import Runtime
 from tests.detector.runtime_helpers import QueueSource, _ev, _rule
+from tests.eventually import eventually
 from tests.falcoctl_py.follow_helpers import FollowEnv
 from tests.realparts import Registry
 
 
-def _wait(pred: object, limit: float = 30) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+def _wait(pred: Callable[[], object], limit: float = 30) -> None:
+    eventually(pred, timeout=limit, interval=0.05)
 
 
 def test_follow_updates_rules_in_memory(registry: Registry, tmp_path: Path,
@@ -40,7 +36,8 @@ def test_follow_updates_rules_in_memory(registry: Registry, tmp_path: Path,
         "refs": [f"{registry.host}/rulesfiles/app-rules:latest"], "every": "1s",
         "startupBehavior": "immediate", "rulesfilesDir": str(rules_dir),
         "pluginsDir": str(tmp_path / "plugins"), "assetsDir": str(tmp_path / "assets"),
-        "stateDir": str(tmp_path / "state"), "plain_http": True, "no_verify": True,
+        "stateDir": str(tmp_path / "state"), "plainHTTP": True, "noVerify": True,
+        "resolveDeps": True,  # falcoctl.yaml's spellings
         "config": str(tmp_path / "falcoctl.yaml"),
     }
     cfg = load_config(overrides=[

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from detector.reload import Reloader, ReloadResult
+from detector.runtime.reload import Reloader, ReloadResult
 from falcoctl_py.errors import LocatedError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.watch import RulesWatcher
+from detector.runtime.watch import RulesWatcher
 
 MODES = [False, True]  # inotify, then the polling fallback
 

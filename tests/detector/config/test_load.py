@@ -14,16 +14,16 @@ from falcoctl_py.errors import ConfigError
 def test_embedded_default_has_falco_defaults() -> None:
     cfg = load_config()
     assert cfg.path is None
-    assert cfg.rules_files == ["falcoctl-py_rules.yaml"]
+    assert cfg.rules_files == ("falcoctl-py_rules.yaml",)
     # The embedded config's relative rules paths resolve next to it, to the default rules.
     [rules] = expand_rules_paths(cfg.rules_files, base=data_dir())
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     assert rules.read_bytes() == (repo / "index/rules/falcoctl-py_rules.yaml").read_bytes()
     assert cfg.engine_kind == "ebpf"
-    assert cfg.get("webserver.listen_port") == 8765
+    assert cfg.webserver.listen_port == 8765
     assert cfg.priority == "debug"
-    assert cfg.flag("json_output") is False
-    assert cfg.warnings == []
+    assert cfg.json_output is False
+    assert cfg.warnings == ()
 
 
 def test_overrides_follow_falco_syntax() -> None:
@@ -68,8 +68,8 @@ def test_unknown_keys_warn(tmp_path: Path) -> None:
 def test_legacy_rules_file_and_r_flag(tmp_path: Path) -> None:
     f = tmp_path / "falco.yaml"
     f.write_text("rules_file:\n  - /a.yaml\n")
-    assert load_config(path=f).rules_files == ["/a.yaml"]
-    assert load_config(path=f, rules_files=["/b.yaml"]).rules_files == ["/b.yaml"]
+    assert load_config(path=f).rules_files == ("/a.yaml",)
+    assert load_config(path=f, rules_files=["/b.yaml"]).rules_files == ("/b.yaml",)
 
 
 def test_plugins_and_selectors(tmp_path: Path) -> None:
