@@ -318,7 +318,10 @@ class Runtime(RuntimeServices):
             self.ready.set()
             streams: list[tuple[Iterable[Event | None], Any, Any]] = []
             if syscall_source is not None:
-                streams.append((syscall_source, tracker, capture))
+                # the tracker's stream applies state and adds Falco's ``container`` events
+                stream = tracker.stream(syscall_source) if hasattr(tracker, "stream") else None
+                streams.append((stream, None, capture) if stream is not None
+                               else (syscall_source, tracker, capture))
             for cfg, plugin in plugin_sources:
                 streams.append((self._plugin_events(plugin, cfg.open_params), None, None))
             if len(streams) > 1:

@@ -28,12 +28,13 @@ from dataclasses import replace
 from detector.events import ContainerInfo, Event, FdInfo, ThreadInfo
 from detector.state import procfs
 from detector.state.args import arg, as_int, as_str
-from detector.state.containers import HOST, CgroupPaths, ContainerManager, parse_cgroup_file
+from detector.state.containers import HOST, CgroupPaths, ContainerManager, parse_cgroup
 from detector.state.users import UserTable
 
 CLONE_PARENT = 0x00008000
 CLONE_THREAD = 0x00010000
 CLONE_FILES = 0x00000400
+CLONE_NEWPID = 0x20000000
 O_CLOEXEC = 0o2000000
 NO_ID = 0xFFFFFFFF
 
@@ -124,10 +125,11 @@ class ThreadTable:
         return th
 
     def _container(self, cgroup_text: str) -> ContainerInfo:
-        found = parse_cgroup_file(cgroup_text)
+        found = parse_cgroup(cgroup_text)
         if found is None:
             return HOST
-        return self.containers.get(found[0], found[1], wait=not self._scanning)
+        return self.containers.get(found[0], found[1], wait=not self._scanning,
+                                   namespace=found[2])
 
     def _container_of(self, ev: Event, pid: int, default: ContainerInfo) -> ContainerInfo:
         """The container of the event's process: by its cgroup v2 id (cached), else /proc."""
@@ -211,6 +213,7 @@ class ThreadTable:
             th.exec_ts = ev.ts
             th.ppid = as_int(ctx.get("ppid")) or 0
             self._apply_ctx(th, ev)
+            self._set_vids(th, as_int(ctx.get("vpid")))
             th.container = self._container_of(ev, pid, HOST)
             self._set_users(th)
         self._insert(th)
@@ -239,16 +242,22 @@ class ThreadTable:
     def on_clone(self, ev: Event, th: ThreadInfo) -> None:
         """clone/fork/vfork/clone3 exit: the parent side creates the child."""
         res = ev.res
-        if res is None or res <= 0:
-            return  # failed, or the child's own return (it was made by the parent's event)
-        if res in self.threads:
+        if res == 0:  # the child's own return: the kernel tells its ids in its pid namespace
+            self._set_vids(th, as_int((ev.ctx or {}).get("vpid")))
             return
+        if res is None or res < 0 or res in self.threads:
+            return  # failed, or the child is known already
         flags = as_int(arg(ev, "clone_flags"))
         if flags is None:
             flags = as_int(ev.args.get("flags")) or 0
         child = _copy_thread(th, res)
         child.start_ts = ev.ts
         child.exec_ts = th.exec_ts
+        # Ids in the child's pid namespace: 1 in a new one; its host id when the caller is in
+        # the host's; else unknown until the child's own clone return says.
+        host_ns = th.vtid is not None and th.vtid == th.tid
+        vid = 1 if flags & CLONE_NEWPID else (res if host_ns else None)
+        child.vtid = vid
         if flags & CLONE_THREAD:
             self._multi.add(th.pid)
             child.pid = th.pid
@@ -256,7 +265,8 @@ class ThreadTable:
             child.ppid, child.parent = th.ppid, th.parent
         else:
             child.pid = as_int(arg(ev, "child_pid")) or res
-            child.vpid = None
+            child.vpid = vid
+            child.is_vpid1 = vid == 1
             child.fds = th.fds if flags & CLONE_FILES else {
                 n: _copy_fd(f) for n, f in th.fds.items()
             }
@@ -309,6 +319,7 @@ class ThreadTable:
         if isinstance(env, bytes | str):
             th.env = procfs.split_argv(env)
         self._apply_ctx(th, ev)
+        self._set_vids(th, as_int((ev.ctx or {}).get("vpid")))
         if not th.container.is_host:
             self._root_pids[th.container.id] = th.pid
         memfd = arg(ev, "exe_from_memfd")
@@ -362,6 +373,16 @@ class ThreadTable:
         if dname and posixpath.basename(path) != dname:
             path = posixpath.join(posixpath.dirname(path), dname)
         return path
+
+    @staticmethod
+    def _set_vids(th: ThreadInfo, vtid: int | None) -> None:
+        """The thread's id in its pid namespace (the process's too for a main thread)."""
+        if vtid is None or vtid <= 0:
+            return
+        th.vtid = vtid
+        if th.tid == th.pid:
+            th.vpid = vtid
+            th.is_vpid1 = vtid == 1
 
     def _upper(self, th: ThreadInfo) -> bool:
         if th.container.is_host or not self.read_proc or not th.exepath.startswith("/"):
@@ -441,7 +462,7 @@ def _copy_thread(src: ThreadInfo, tid: int) -> ThreadInfo:
         cap_inheritable=src.cap_inheritable, exe_writable=src.exe_writable,
         exe_upper_layer=src.exe_upper_layer, exe_from_memfd=src.exe_from_memfd,
         exe_ino=src.exe_ino, exe_ino_ctime=src.exe_ino_ctime, exe_ino_mtime=src.exe_ino_mtime,
-        env=src.env, vpid=src.vpid, is_vpid1=False, container=src.container,
+        env=src.env, vpid=src.vpid, vtid=None, is_vpid1=False, container=src.container,
         parent=src.parent, fds=src.fds,
     )
 
