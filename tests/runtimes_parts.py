@@ -75,6 +75,7 @@ class Containerd:
     made: list[tuple[str, str]] = field(default_factory=list)  # (namespace, id) of ctr runs
     pods: list[str] = field(default_factory=list)
     cgroup_parent: str = "/kubepods/besteffort/pod{uid}"
+    cri: tuple[str, str] = ("", "")  # (sandbox id, container id) a test made
 
     def ctr(self, *args: str, namespace: str = "default", timeout: float = 120) -> str:
         proc = subprocess.run(["ctr", "-a", str(self.socket), "-n", namespace, *args],

@@ -20,6 +20,7 @@ from detector.state.runtimes.grpcunix import GrpcUnix, not_found
 from detector.state.runtimes.proto import containerd_images_pb2 as ipb
 from detector.state.runtimes.proto import containerd_pb2 as cpb
 from falcoctl_py.bounded import Limits, loads_json
+from falcoctl_py.errors import FalcoctlPyError
 
 GET_CONTAINER = "/containerd.services.containers.v1.Containers/Get"
 GET_IMAGE = "/containerd.services.images.v1.Images/Get"
@@ -79,7 +80,7 @@ def _spec(container: cpb.Container, where: str) -> dict[str, Any]:
         return {}
     try:
         data = loads_json(raw, where=where, limits=_LIMITS)
-    except ValueError:
+    except (ValueError, FalcoctlPyError):
         return {}
     return data if isinstance(data, dict) else {}
 

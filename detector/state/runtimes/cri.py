@@ -19,6 +19,7 @@ from detector.state.runtimes.docker import set_image, split_image
 from detector.state.runtimes.grpcunix import GrpcUnix, not_found
 from detector.state.runtimes.proto import cri_pb2 as pb
 from falcoctl_py.bounded import Limits, loads_json
+from falcoctl_py.errors import FalcoctlPyError
 
 SERVICE = "/runtime.v1.RuntimeService/"
 _LIMITS = Limits(max_bytes=4 * 1024 * 1024)
@@ -92,7 +93,7 @@ def _info_json(info: Any, where: str) -> dict[str, Any]:
         return {}
     try:
         data = loads_json(raw, where=where, limits=_LIMITS)
-    except ValueError:
+    except (ValueError, FalcoctlPyError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -19,6 +19,7 @@ from typing import Any
 from detector.events import ContainerInfo
 from detector.state.runtimes.docker import parse_time, set_image
 from falcoctl_py.bounded import Limits, loads_json
+from falcoctl_py.errors import FalcoctlPyError
 
 MAX_DB = 256 * 1024 * 1024
 MAX_DOC = 1024 * 1024
@@ -68,7 +69,10 @@ def _from_sqlite(path: str, full_id: str) -> dict[str, Any] | None:
         db.close()
     if row is None:
         return None
-    data = loads_json(row[0], where=path, limits=_LIMITS)
+    try:
+        data = loads_json(row[0], where=path, limits=_LIMITS)
+    except (ValueError, FalcoctlPyError) as exc:
+        raise OSError(f"{path}: {exc}") from exc
     return data if isinstance(data, dict) else None
 
 
@@ -95,7 +99,10 @@ def _document(data: bytes, start: int, where: str) -> dict[str, Any] | None:
         _, end = json.JSONDecoder().raw_decode(chunk)
     except (ValueError, RecursionError):
         return None
-    doc = loads_json(chunk[:end], where=where, limits=_LIMITS)  # depth and size bounded
+    try:
+        doc = loads_json(chunk[:end], where=where, limits=_LIMITS)  # depth and size bounded
+    except FalcoctlPyError:
+        return None
     return doc if isinstance(doc, dict) else None
 
 
