@@ -51,14 +51,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _kill_children_of_socket(sock: Path) -> None:
-    """Shims a daemon started on ``sock`` outlive it: end them by pid (only those)."""
+    """Shims (and dockerd's containerd) a daemon started on ``sock`` can outlive it: end those
+    whose command line names that private path, by pid."""
     needle = str(sock).encode()
     for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"containerd-shim" in cmdline and needle in cmdline:
+        if b"containerd" in cmdline and needle in cmdline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -224,8 +225,77 @@ def running_containerd(workdir: Path) -> Iterator[Containerd]:
         ctd.stop()
 
 
+# -- Docker --------------------------------------------------------------------------------
+@dataclass
+class Docker:
+    """A private ``dockerd`` (Debian docker.io): socket, data root and exec root under workdir."""
+
+    workdir: Path
+    socket: Path
+    process: subprocess.Popen[bytes]
+    image: str = ""
+    made: list[str] = field(default_factory=list)
+
+    def docker(self, *args: str, timeout: float = 120) -> str:
+        proc = subprocess.run(["docker", "-H", f"unix://{self.socket}", *args],
+                              capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def run(self, name: str, *extra: str) -> str:
+        """``docker run -d`` a busybox container running ``sleep 3600``; its id."""
+        cid = self.docker("run", "-d", "--name", name, "--network", "none", *extra, self.image,
+                          *BUSYBOX_CMD).strip().splitlines()[-1]
+        self.made.append(cid)
+        return cid
+
+    def stop(self) -> None:
+        for cid in self.made:
+            with contextlib.suppress(Exception):
+                self.docker("rm", "-f", cid, timeout=30)
+        _stop(self.process)
+        _kill_children_of_socket(self.workdir / "exec")
+
+
+def start_docker(workdir: Path) -> Docker:
+    """dockerd on a private socket (no iptables, no bridge) with an imported busybox image."""
+    need_root()
+    need_binary("dockerd")
+    need_binary("docker")
+    workdir.mkdir(parents=True, exist_ok=True)
+    busybox_image(workdir / "image", tag=f"localhost/fpy-busybox:dk-{os.getpid()}")
+    sock = workdir / "docker.sock"
+    log = workdir / "dockerd.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            ["dockerd", "--host", f"unix://{sock}", "--data-root", str(workdir / "data"),
+             "--exec-root", str(workdir / "exec"), "--pidfile", str(workdir / "docker.pid"),
+             "--iptables=false", "--ip6tables=false", "--bridge=none"],
+            stdout=out, stderr=subprocess.STDOUT)
+    dk = Docker(workdir=workdir, socket=sock, process=proc,
+                image=f"fpy/busybox:dk-{os.getpid()}")
+    try:
+        _wait_socket(sock, proc, "dockerd", log)
+        dk.docker("import", str(workdir / "image" / "rootfs.tar"), dk.image)
+    except BaseException:
+        dk.stop()
+        raise
+    return dk
+
+
+@contextlib.contextmanager
+def running_docker(workdir: Path) -> Iterator[Docker]:
+    dk = start_docker(workdir)
+    try:
+        yield dk
+    finally:
+        dk.stop()
+
+
 def need_containerd() -> None:
     need(shutil.which("containerd") is not None, "containerd (Debian containerd)")
 
 
-__all__ = ["Containerd", "need_containerd", "running_containerd", "start_containerd"]
+__all__ = ["Containerd", "Docker", "need_containerd", "running_containerd", "running_docker",
+           "start_containerd", "start_docker"]

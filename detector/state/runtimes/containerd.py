@@ -96,7 +96,7 @@ def fill_from_containerd(info: ContainerInfo, c: cpb.Container, digest: str | No
                          where: str) -> None:
     """Set ``info``'s metadata from a containerd container record."""
     spec = _spec(c, where)
-    info.labels = dict(c.labels)
+    info.labels = dict(sorted(c.labels.items()))
     info.mounts = [(str(m.get("source", "")), str(m.get("destination", "")))
                    for m in spec.get("mounts") or [] if isinstance(m, dict)
                    and str(m.get("source", "")).startswith("/")]

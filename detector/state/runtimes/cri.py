@@ -114,7 +114,7 @@ def fill_from_cri(info: ContainerInfo, resp: pb.ContainerStatusResponse, extra: 
     digest = split_image(st.image_ref)[2] if "@" in st.image_ref else None
     if image.startswith("sha256:") and st.image_ref:
         image = st.image_ref
-    info.labels = dict(st.labels)
+    info.labels = dict(sorted(st.labels.items()))  # protobuf maps have no order
     info.mounts = [(m.host_path, m.container_path) for m in st.mounts]
     info.privileged = _privileged(extra)
     info.start_ts = st.started_at or st.created_at or None
@@ -128,7 +128,7 @@ def fill_from_cri(info: ContainerInfo, resp: pb.ContainerStatusResponse, extra: 
         info.pod_name = ps.metadata.name or None
         info.pod_namespace = ps.metadata.namespace or None
         info.pod_uid = ps.metadata.uid or None
-        info.pod_labels = dict(ps.labels)
+        info.pod_labels = dict(sorted(ps.labels.items()))
         info.pod_ip = ps.network.ip or None
         pextra = _info_json(pod.info, where)
         cni = pextra.get("cniResult")

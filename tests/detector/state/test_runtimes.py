@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from detector.state.runtimes.podman_storage import PodmanStorage
 from detector.state.tracker import StateTracker
 from tests.eventually import eventually
 from tests.realparts import Container
-from tests.runtimes_parts import Containerd, running_containerd
+from tests.runtimes_parts import Containerd, Docker, running_containerd, running_docker
 
 PROTO = Path(__file__).resolve().parents[3] / "detector" / "state" / "runtimes" / "proto"
 CTR_ID = "c0ffee" + "0123456789abcdef" * 3 + "0123456789"  # 64 hex: what nerdctl would use
@@ -141,31 +141,36 @@ def _field(ev: Event, name: str) -> object:
     return make_extractor(expr)(ev)
 
 
-def test_real_kernel_events_in_a_pod_carry_k8s_fields(containerd: Containerd) -> None:
-    """An exec into the CRI container, seen by the kernel source: container.* and k8s.*."""
+def exec_seen(engines: Engines, action: Callable[[], object], full_id: str) -> Event:
+    """The kernel's execve of ``cat`` in the container ``full_id`` while ``action`` runs."""
     from tests.detector.test_hello_world import _source
 
-    sandbox, cid = containerd.cri
     source = _source()
-    tracker = StateTracker(engines=_engines(containerd))
+    tracker = StateTracker(engines=engines)
     seen: list[Event] = []
     try:
         tracker.scan()
         assert tracker.containers.wait_idle(20)
-        threading.Thread(target=lambda: (time.sleep(0.3), containerd.ctr(
-            "tasks", "exec", "--exec-id", "fpy1", cid, "/bin/cat", "/etc/passwd",
-            namespace="k8s.io"))).start()
+        threading.Thread(target=lambda: (time.sleep(0.3), action())).start()
         deadline = time.monotonic() + 30
         for ev in tracker.stream(source.events(until=lambda: bool(seen) or
                                                time.monotonic() > deadline)):
             if ev is not None and ev.type == "execve" and ev.thread is not None \
-                    and ev.thread.comm == "cat" and ev.thread.container.full_id == cid:
+                    and ev.thread.comm == "cat" and ev.thread.container.full_id == full_id:
                 seen.append(ev)
     finally:
         source.close()
         tracker.close()
-    assert seen, "no execve of cat in the pod's container"
-    ev = seen[0]
+    assert seen, f"no execve of cat in container {full_id[:12]}"
+    return seen[0]
+
+
+def test_real_kernel_events_in_a_pod_carry_k8s_fields(containerd: Containerd) -> None:
+    """An exec into the CRI container, seen by the kernel source: container.* and k8s.*."""
+    sandbox, cid = containerd.cri
+    ev = exec_seen(_engines(containerd), lambda: containerd.ctr(
+        "tasks", "exec", "--exec-id", "fpy1", cid, "/bin/cat", "/etc/passwd",
+        namespace="k8s.io"), cid)
     assert _field(ev, "container.id") == cid[:12]
     assert _field(ev, "container.name") == "nginx"
     assert _field(ev, "container.image.repository") == "localhost/fpy-busybox"
@@ -178,31 +183,34 @@ def test_real_kernel_events_in_a_pod_carry_k8s_fields(containerd: Containerd) ->
 
 def test_real_kernel_events_in_a_ctr_container(containerd: Containerd) -> None:
     """``ctr tasks exec`` into the ``ctr run`` container: it is a container, not ``host``."""
-    from tests.detector.test_hello_world import _source
-
-    source = _source()
-    tracker = StateTracker(engines=_engines(containerd))
-    seen: list[Event] = []
-    try:
-        tracker.scan()
-        assert tracker.containers.wait_idle(20)
-        threading.Thread(target=lambda: (time.sleep(0.3), containerd.ctr(
-            "tasks", "exec", "--exec-id", "fpy2", CTR_ID, "/bin/cat", "/etc/passwd"))).start()
-        deadline = time.monotonic() + 30
-        for ev in tracker.stream(source.events(until=lambda: bool(seen) or
-                                               time.monotonic() > deadline)):
-            if ev is not None and ev.type == "execve" and ev.thread is not None \
-                    and ev.thread.comm == "cat" and ev.thread.exe == "/bin/cat":
-                seen.append(ev)
-    finally:
-        source.close()
-        tracker.close()
-    assert seen
-    ev = seen[0]
+    ev = exec_seen(_engines(containerd), lambda: containerd.ctr(
+        "tasks", "exec", "--exec-id", "fpy2", CTR_ID, "/bin/cat", "/etc/passwd"), CTR_ID)
     assert _field(ev, "container.id") == CTR_ID[:12] and _field(ev, "container.type") == \
         "containerd"
     assert _field(ev, "container.label[team]") == "blue"
     assert _field(ev, "container.privileged") is True
+
+
+# -- Docker -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
+    """A private dockerd with one busybox container."""
+    with running_docker(tmp_path_factory.mktemp("docker")) as dk:
+        dk.run(f"fpy-web-{os.getpid()}", "--label", "team=green")
+        yield dk
+
+
+def test_docker_container_fields_on_real_kernel_events(docker: Docker) -> None:
+    cid = docker.made[0]
+    engines = Engines(docker=(str(docker.socket),), podman=(), containerd=(), cri=(),
+                      podman_storage=None)
+    ev = exec_seen(engines, lambda: docker.docker("exec", cid, "/bin/cat", "/etc/passwd"), cid)
+    assert _field(ev, "container.id") == cid[:12] and _field(ev, "container.type") == "docker"
+    assert _field(ev, "container.name") == f"fpy-web-{os.getpid()}"
+    assert _field(ev, "container.image") == docker.image
+    assert _field(ev, "container.image.tag") == f"dk-{os.getpid()}"
+    assert _field(ev, "container.label[team]") == "green"
+    assert _field(ev, "container.privileged") is False
 
 
 # -- a runtime that accepts and never answers --------------------------------------------------
