@@ -243,7 +243,7 @@ class ThreadTable:
         """clone/fork/vfork/clone3 exit: the parent side creates the child."""
         res = ev.res
         if res == 0:  # the child's own return: the kernel tells its ids in its pid namespace
-            self._set_vids(th, as_int((ev.ctx or {}).get("vpid")))
+            self._child_side(ev, th)
             return
         if res is None or res < 0 or res in self.threads:
             return  # failed, or the child is known already
@@ -276,6 +276,20 @@ class ThreadTable:
                 child.ppid = th.pid
                 child.parent = self.threads.get(th.pid, th)
         self._insert(child)
+
+    def _child_side(self, ev: Event, th: ThreadInfo) -> None:
+        """The child's own clone return, which can come before the parent's: ids, and the fds
+        it inherited when the thread was first met here (read from /proc or the event)."""
+        ctx = ev.ctx or {}
+        self._set_vids(th, as_int(ctx.get("vpid")))
+        flags = as_int(ctx.get("clone_flags")) or 0
+        if th.fds or flags & (CLONE_THREAD | CLONE_PARENT):
+            return
+        caller = self.threads.get(as_int(ctx.get("ppid")) or 0)
+        if caller is not None and caller is not th and caller.fds:
+            th.fds = caller.fds if flags & CLONE_FILES else {
+                n: _copy_fd(f) for n, f in caller.fds.items()
+            }
 
     def on_exec(self, ev: Event, th: ThreadInfo) -> None:
         """A successful execve/execveat changes the whole process image."""
