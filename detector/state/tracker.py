@@ -106,8 +106,8 @@ class StateTracker:
         after = self._after.get(etype)
         if after is not None:
             after(ev, th)
-            if etype in EXEC_EVENTS and self.container_events:
-                self._container_started(ev, ev.thread or th)
+        elif etype in EXEC_EVENTS and self.container_events:
+            self._container_started(ev, ev.thread or th)
         return ev
 
     def _container_started(self, ev: Event, th: ThreadInfo) -> None:
