@@ -203,6 +203,8 @@ SIMPLE: dict[str, str] = {
     "k8s.pod.labels":
         _c("(','.join(f'{k}:{v}' for k, v in c.pod_labels.items()) or None)"),
     "k8s.pod.ip": _c("c.pod_ip"),
+    "container.ip": _c("c.pod_ip"),
+    "container.cni.json": _c("c.pod_cni_json"),
     "k8s.pod.cni.json": _c("c.pod_cni_json"),
 }
 # group.gid above must not nest templates: fix it up here.

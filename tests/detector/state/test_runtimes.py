@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from detector.errors import DetectorError
-from detector.events import Event, ThreadInfo
+from detector.events import ContainerInfo, Event, ThreadInfo
 from detector.state.containers import ContainerManager, backends_for
 from detector.state.runtimes.engines import DEFAULT_SOCKETS, Engines, engines_from_init_config
 from detector.state.runtimes.podman_storage import PodmanStorage
@@ -72,6 +72,40 @@ def test_generated_modules_match_their_proto(tmp_path: Path) -> None:
             made = name.removesuffix(".proto") + suffix
             assert filecmp.cmp(tmp_path / made, PROTO / made, shallow=False), \
                 f"{made} is stale: regenerate it from {name} (see runtimes/grpcunix.py)"
+
+
+def test_cri_answers_become_container_and_pod_fields() -> None:
+    """A pod on a CNI network: IP and CNI result from the verbose sandbox status (containerd's
+    ``info`` JSON shape), digest from the image ref, privileged from the container config."""
+    import json
+
+    from detector.state.runtimes.cri import fill_from_cri
+    from detector.state.runtimes.proto import cri_pb2 as pb
+
+    status = pb.ContainerStatusResponse(status=pb.ContainerStatus(
+        id="f" * 64, metadata=pb.ContainerMetadata(name="app"), started_at=5,
+        image=pb.ImageSpec(image="docker.io/library/nginx:1.27"),
+        image_ref="docker.io/library/nginx@sha256:" + "a" * 64,
+        mounts=[pb.Mount(container_path="/data", host_path="/srv/data")],
+        labels={"io.kubernetes.pod.name": "web-1"}))
+    pod = pb.PodSandboxStatusResponse(
+        status=pb.PodSandboxStatus(id="e" * 64, metadata=pb.PodSandboxMetadata(
+            name="web-1", namespace="shop", uid="u-1"), labels={"app": "web"},
+            network=pb.PodSandboxNetworkStatus(ip="10.244.0.7")),
+        info={"info": json.dumps({"cniResult": {"Interfaces": {"eth0": {"IPConfigs": [
+            {"IP": "10.244.0.7"}]}}}})})
+    extra = {"sandboxID": "e" * 64, "config": {"linux": {"security_context": {
+        "privileged": True}}}}
+    info = ContainerInfo(id="f" * 12, full_id="f" * 64, type="containerd")
+    fill_from_cri(info, status, extra, pod, "test")
+    ev = Event(num=1, ts=1, type="execve", thread=ThreadInfo(tid=1, pid=1, container=info))
+    assert _field(ev, "k8s.pod.ip") == _field(ev, "container.ip") == "10.244.0.7"
+    assert json.loads(str(_field(ev, "k8s.pod.cni.json")))["Interfaces"]["eth0"]
+    assert _field(ev, "container.image.digest") == "sha256:" + "a" * 64
+    assert _field(ev, "container.image.tag") == "1.27" and _field(ev, "container.privileged")
+    assert _field(ev, "container.mounts") == "/srv/data:/data"
+    assert _field(ev, "k8s.pod.full_sandbox_id") == "e" * 64
+    assert (info.name, info.start_ts, info.pod_namespace) == ("app", 5, "shop")
 
 
 # -- containerd ------------------------------------------------------------------------------
