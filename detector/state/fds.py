@@ -33,8 +33,8 @@ from collections.abc import Callable
 from detector.events import Event, FdInfo, ThreadInfo
 from detector.state import procfs
 from detector.state.args import as_int, as_str
+from detector.state.exefacts import resolve_path
 from detector.state.sockets import find_inet_socket, parse_endpoint, parse_tuple, set_ends
-from detector.state.threads import resolve_path
 
 AT_FDCWD = -100
 O_DIRECTORY = 0o200000

@@ -20,7 +20,6 @@ The table holds at most ``max_threads`` entries; the oldest are dropped first.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections import deque
 from dataclasses import replace
@@ -29,6 +28,8 @@ from detector.events import ContainerInfo, Event, FdInfo, ThreadInfo
 from detector.state import procfs
 from detector.state.args import arg, as_int, as_str
 from detector.state.containers import HOST, CgroupPaths, ContainerManager, parse_cgroup
+from detector.state.exefacts import ExeFacts
+from detector.state.exefacts import resolve_path as resolve_path  # re-exported
 from detector.state.users import UserTable
 
 CLONE_PARENT = 0x00008000
@@ -46,15 +47,6 @@ GID_EVENTS = frozenset({"setgid", "setregid", "setresgid", "setfsgid"})
 # the argument holding the new (effective) id, per setuid/setgid-family event
 _SETID_ARG = {"setuid": "uid", "setreuid": "euid", "setresuid": "euid", "setfsuid": "uid",
               "setgid": "gid", "setregid": "egid", "setresgid": "egid", "setfsgid": "gid"}
-
-
-def resolve_path(base: str, path: str) -> str:
-    """``path`` made absolute against ``base`` and normalised (no ``.``, ``..``, ``//``)."""
-    if not path:
-        return base
-    full = path if path.startswith("/") else f"{base.rstrip('/')}/{path}"
-    norm = posixpath.normpath(full)
-    return "/" + norm.lstrip("/") if norm.startswith("//") else norm
 
 
 class ThreadTable:
@@ -78,10 +70,10 @@ class ThreadTable:
         self.read_proc = read_proc
         self.threads: dict[int, ThreadInfo] = {}
         self._dying: deque[tuple[int, int, ThreadInfo]] = deque()
-        self._upperdirs: dict[str, str | None] = {}
         self._cgroup_ids: dict[int, ContainerInfo] = {}
         self.cgroups = CgroupPaths(None if read_proc else "")
-        self._root_pids: dict[str, int] = {}  # container id -> a pid inside it
+        self.exe_facts = ExeFacts(proc_root, read_proc)
+        self._root_pids = self.exe_facts.root_pids  # container id -> a pid inside it
         self._multi: set[int] = set()  # pids known to have more than one thread
         self._scanning = False
         self.boot_ns = procfs.boot_time_ns()
@@ -323,7 +315,7 @@ class ThreadTable:
             link = procfs.read_link(f"{self.proc_root}/{th.pid}/exe")
             exepath = procfs.clean_exepath(link) if link else None
         if not exepath:
-            exepath = self._resolve_exe(th, resolve_path(th.cwd, filename or exe or ""), ev)
+            exepath = self.exe_facts.resolve(th, resolve_path(th.cwd, filename or exe or ""), ev)
         th.comm = comm
         th.exe = exe if exe is not None else comm
         th.args = args or []
@@ -339,7 +331,7 @@ class ThreadTable:
         memfd = arg(ev, "exe_from_memfd")
         th.exe_from_memfd = bool(memfd) if memfd is not None else exepath.startswith("/memfd:")
         upper = arg(ev, "exe_upper_layer")
-        th.exe_upper_layer = bool(upper) if upper is not None else self._upper(th)
+        th.exe_upper_layer = bool(upper) if upper is not None else self.exe_facts.upper(th)
         writable = arg(ev, "exe_writable")
         th.exe_writable = bool(writable) if writable is not None else False
         for key in ("exe_ino", "exe_ino_ctime", "exe_ino_mtime"):
@@ -363,31 +355,6 @@ class ThreadTable:
         for num in [n for n, f in th.fds.items() if f.open_flags & O_CLOEXEC]:
             del th.fds[num]
 
-    def _root_of(self, th: ThreadInfo) -> str | None:
-        """A path to the root directory ``th`` sees, through a live process of its container."""
-        if th.container.is_host:
-            return ""
-        for pid in (th.pid, self._root_pids.get(th.container.id)):
-            if pid and os.path.exists(f"{self.proc_root}/{pid}/root/"):
-                self._root_pids[th.container.id] = pid
-                return f"{self.proc_root}/{pid}/root"
-        return None
-
-    def _resolve_exe(self, th: ThreadInfo, path: str, ev: Event) -> str:
-        """The executable a (maybe symlinked) path names, when /proc/PID/exe is already gone."""
-        root = self._root_of(th) if self.read_proc else None
-        if root is not None:
-            for _ in range(8):
-                try:
-                    link = os.readlink(root + path)
-                except OSError:
-                    break
-                path = resolve_path(posixpath.dirname(path), link)
-        dname = as_str((ev.ctx or {}).get("exe_dname"))
-        if dname and posixpath.basename(path) != dname:
-            path = posixpath.join(posixpath.dirname(path), dname)
-        return path
-
     @staticmethod
     def _set_vids(th: ThreadInfo, vtid: int | None) -> None:
         """The thread's id in its pid namespace (the process's too for a main thread)."""
@@ -397,20 +364,6 @@ class ThreadTable:
         if th.tid == th.pid:
             th.vpid = vtid
             th.is_vpid1 = vtid == 1
-
-    def _upper(self, th: ThreadInfo) -> bool:
-        if th.container.is_host or not self.read_proc or not th.exepath.startswith("/"):
-            return False
-        key = th.container.id
-        upper = self._upperdirs.get(key)
-        if upper is None:
-            for pid in (th.pid, self._root_pids.get(key)):
-                if pid:
-                    upper = procfs.overlay_upperdir(pid, self.proc_root)
-                    if upper is not None:
-                        self._upperdirs[key] = upper
-                        break
-        return upper is not None and os.path.lexists(upper + th.exepath)
 
     def on_exit(self, ev: Event, th: ThreadInfo) -> None:
         """The thread ended: keep it ``linger_ns`` for late events, then drop it."""
