@@ -3,6 +3,10 @@
 (a) baseline: a loop that only looks each event's thread up in a dict; (b) the state tracker
 filling thread and fd for a realistic mix (reads/writes on known fds, opens and closes, some
 connects, clones and execs); (c) writing those events to a capture; (d) replaying the capture.
+
+Containers: (e) a metadata cache-miss storm, many short-lived containers each seen for the first
+time (every one queues a runtime lookup that takes 2 ms on the metadata thread), against (f) the
+same events with every container already cached; and the runtime lookups made per container.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ import os
 import tempfile
 import time
 
-from detector.events import Event, ThreadInfo
+from detector.events import ContainerInfo, Event, ThreadInfo
 from detector.sources.capture import CaptureWriter
 from detector.sources.replay import ReplaySource
+from detector.state.containers import Backend, ContainerManager
 from detector.state.tracker import StateTracker
 
 N = 200_000
@@ -60,6 +65,85 @@ def _tracker() -> StateTracker:
     return t
 
 
+CONTAINERS = 2000
+PER_CONTAINER = 40  # events of each short-lived container's process
+LOOKUP_S = 0.002
+
+
+def _container_events() -> list[Event]:
+    out: list[Event] = []
+    num = 0
+    for c in range(CONTAINERS):
+        cid = f"{c:012x}" + "a" * 52  # distinct 12-hex short ids
+        tid = 100_000 + c
+        cgroup = f"0::/kubepods/besteffort/pod{c}/{cid}"
+        for k in range(PER_CONTAINER):
+            num += 1
+            if k == 0:
+                ev = Event(num=num, ts=num, type="execve", tid=tid, res=0,
+                           args={"exe": "sh", "args": [], "filename": "/bin/sh", "comm": "sh",
+                                 "trusted_exepath": "/bin/sh"},
+                           ctx={"pid": tid, "cgroup": cgroup, "vpid": 1})
+            elif k == PER_CONTAINER - 1:
+                ev = Event(num=num, ts=num, type="procexit", tid=tid, res=0)
+            else:
+                ev = Event(num=num, ts=num, type="read", tid=tid, res=1, args={"fd": 0})
+            out.append(ev)
+    return out
+
+
+class _Runtime:
+    """A runtime answering every lookup after LOOKUP_S (on the metadata thread)."""
+
+    def __init__(self) -> None:
+        self.lookups = 0
+
+    def fetch(self, info: ContainerInfo, namespace: str | None) -> None:
+        self.lookups += 1
+        time.sleep(LOOKUP_S)
+        info.name = "c" + info.id
+
+    def backend(self) -> Backend:
+        return Backend("bench", frozenset({"containerd"}), self.fetch, lambda: None)
+
+
+def _container_tracker(runtime: _Runtime) -> StateTracker:
+    t = StateTracker(read_proc=False)
+    t.containers.close()
+    t.containers = t.threads.containers = ContainerManager(backends=[runtime.backend()])
+    for c in range(CONTAINERS):
+        tid = 100_000 + c
+        t.put_thread(ThreadInfo(tid=tid, pid=tid, comm="runc"))
+    return t
+
+
+def _containers() -> None:
+    runtime = _Runtime()
+    tracker = _container_tracker(runtime)
+    events = _container_events()
+    process = tracker.process
+
+    def run(evs: list[Event]) -> None:
+        for ev in evs:
+            process(ev)
+
+    storm = _rate(run, events)  # every container new: a lookup queued for each
+    tracker.containers.wait_idle(CONTAINERS * LOOKUP_S * 4 + 30)
+    for c in range(CONTAINERS):  # the same processes again, now with warm caches
+        tid = 100_000 + c
+        tracker.put_thread(ThreadInfo(tid=tid, pid=tid, comm="runc"))
+    events = _container_events()
+    warm = _rate(run, events)
+    named = sum(1 for c in tracker.containers.known() if c.name)
+    tracker.close()
+    print(f"containers, cache-miss storm: {storm:10,.0f} events/s  ({CONTAINERS} new containers,"
+          f" {PER_CONTAINER} events each, {LOOKUP_S * 1000:.0f} ms per runtime lookup)")
+    print(f"containers, warm caches:      {warm:10,.0f} events/s  (storm/warm = "
+          f"{storm / warm:.2f})")
+    print(f"runtime lookups per container: {runtime.lookups / CONTAINERS:.2f} "
+          f"({named}/{CONTAINERS} named after the storm)")
+
+
 def _rate(fn: object, events: list[Event]) -> float:
     started = time.perf_counter()
     fn(events)  # type: ignore[operator]
@@ -97,3 +181,4 @@ def main() -> None:
           f"  {size / len(events):.0f} bytes/event")
     print(f"replay read:                {replay:12,.0f} events/s  ({replay / base:.3f} of "
           "baseline)")
+    _containers()

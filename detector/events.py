@@ -57,6 +57,14 @@ class ContainerInfo:
     labels: dict[str, str] = field(default_factory=dict)
     start_ts: int | None = None
     mounts: list[tuple[str, str]] = field(default_factory=list)  # (source, dest)
+    # Kubernetes pod (from the CRI pod sandbox), None outside pods
+    pod_name: str | None = None
+    pod_namespace: str | None = None
+    pod_uid: str | None = None
+    pod_sandbox_id: str | None = None  # full id
+    pod_labels: dict[str, str] = field(default_factory=dict)
+    pod_ip: str | None = None
+    pod_cni_json: str | None = None
 
     @property
     def is_host(self) -> bool:
@@ -150,7 +158,8 @@ class ThreadInfo:
     exe_ino_ctime: int | None = None
     exe_ino_mtime: int | None = None
     env: list[str] = field(default_factory=list)
-    vpid: int | None = None
+    vpid: int | None = None  # the process's id in its pid namespace
+    vtid: int | None = None  # the thread's id in its pid namespace
     is_vpid1: bool = False
     container: ContainerInfo = field(default_factory=ContainerInfo)
     parent: ThreadInfo | None = None  # the real parent's main thread, if known

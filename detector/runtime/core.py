@@ -258,7 +258,10 @@ class Runtime:
                 from detector.sources.capture import CaptureWriter
 
                 capture = self._capture = CaptureWriter(str(self._capture_path))
-            streams.append((syscall_source, self._tracker, capture))
+            if self._tracker is not None:  # state applied, and Falco's ``container`` events added
+                streams.append((self._tracker.stream(syscall_source), None, capture))
+            else:
+                streams.append((syscall_source, None, capture))
         for cfg, plugin in plugin_sources:
             streams.append((self._plugin_events(plugin, cfg.open_params), None, None))
         return streams

@@ -4,7 +4,7 @@ plugin, a test's own source) without the runtime probing them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
 from detector.events import Event
@@ -49,6 +49,10 @@ class StateTracker(Protocol):
     """Keeps process, file and container state; gives each event its thread."""
 
     def process(self, event: Event) -> Event: ...
+
+    def stream(self, events: Iterable[Event | None]) -> Iterable[Event | None]:
+        """``events`` with state applied (and Falco's ``container`` events added)."""
+        ...
 
     def close(self) -> None: ...
 

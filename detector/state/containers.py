@@ -1,55 +1,55 @@
-"""Containers: the id from a process's cgroup path, metadata from the runtime's API socket.
+"""Containers: the id from a process's cgroup path, metadata from the runtimes' APIs.
 
 ``container.id`` is the first 12 hex digits of the 64-hex id found in the cgroup path
-(field-semantics #9), ``host`` when there is none. Recognised paths (any hierarchy line):
+(field-semantics #9), ``host`` when there is none. Recognised paths (any hierarchy line of
+cgroup v1, or the v2 line):
 
 * podman: ``/libpod_parent/libpod-<id>``, ``/machine.slice/libpod-<id>.scope``
 * docker: ``/docker/<id>``, ``/system.slice/docker-<id>.scope``
 * cri-o: ``/crio-<id>.scope``, ``.../crio-<id>``
-* containerd: ``/cri-containerd-<id>.scope``, ``/containerd/<id>``, ``/<namespace>/<id>``
-* Kubernetes (any runtime): ``/kubepods/<qos>/pod<uid>/<id>``,
-  ``/kubepods.slice/.../<runtime>-<id>.scope``
+* containerd: ``/cri-containerd-<id>.scope``, ``/containerd/<id>``, and a containerd namespace
+  ``/<namespace>/<id>`` (``/k8s.io/<id>``, ``/default/<id>``: ``ctr run``, nerdctl)
+* Kubernetes (any runtime): ``/kubepods/<qos>/pod<uid>/<id>`` (cgroupfs driver),
+  ``/kubepods.slice/.../<runtime>-<id>.scope`` (systemd driver)
 
-Metadata (name, image, repository, tag, image id, privileged, labels, start time, mounts) comes
-from the Docker-compatible API (``GET /containers/<id>/json``) of podman
-(``/run/podman/podman.sock``) or Docker (``/var/run/docker.sock``), spoken over a real unix
-socket with the standard library's HTTP client. CRI runtimes (containerd, cri-o) speak gRPC,
-which is not implemented: their containers get an id and type, and metadata only when a
-Docker-compatible socket knows them.
+Metadata comes from :mod:`detector.state.runtimes` backends, asked in an order that depends on
+the runtime the cgroup names: CRI (containerd, CRI-O) then containerd's own API for
+containerd; the Docker-compatible API for docker and podman; podman's on-disk storage for
+podman when no socket answers.
 
 Never blocking the event loop: :meth:`ContainerManager.get` returns at once a cached
 :class:`ContainerInfo` whose metadata fields stay ``None`` until a background thread has filled
-them in place. The one exception is the first sighting of a container, where the caller may wait
-up to ``first_wait`` seconds (default 0.2 s, once per container) so that the first alert of a new
-container already names it; a runtime that does not answer in time fills the fields later. A
-fetch that no runtime answered is tried again on a later sighting, after 2, 4, 8... (at most 60)
-seconds.
+them in place (``first_wait`` > 0 lets a caller wait that long, once per container). A container
+no backend answered for is asked again on a later sighting after 0.25, 0.5, 1... (at most 60)
+seconds. Each container is looked up once when a backend answers: never once per event.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
 import logging
 import os
 import queue
 import re
-import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from detector.events import ContainerInfo
+from detector.state.runtimes.docker import fill_from_inspect, inspect_container, split_image
+from detector.state.runtimes.engines import Engines
 
 log = logging.getLogger(__name__)
+
+__all__ = ["HOST", "Backend", "CgroupPaths", "ContainerManager", "backends_for",
+           "fill_from_inspect", "inspect_container", "parse_cgroup", "parse_cgroup_file",
+           "parse_cgroup_path", "split_image"]  # fmt: skip
 
 HOST = ContainerInfo(id="host", full_id="host", type="host", name="host")
 
 _ID = r"([0-9a-f]{64})"
-# (regex on one cgroup path, runtime type); the first match wins.
+# (regex on one cgroup path, runtime type); the first match wins. A second group, when the
+# pattern has one, is the containerd namespace.
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"/libpod-conmon-"), ""),  # conmon's own cgroup: not a container process
     (re.compile(r"(?:^|/)libpod-" + _ID + r"(?:\.scope)?(?:/|$)"), "podman"),
@@ -59,86 +59,37 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?:^|/)kubepods[^/]*/(?:[^/]+/)*" + _ID + r"(?:/|$)"), "containerd"),
     (re.compile(r"(?:^|/)docker/" + _ID + r"(?:/|$)"), "docker"),
     (re.compile(r"(?:^|/)containerd/" + _ID + r"(?:/|$)"), "containerd"),
+    (re.compile(r"^/([A-Za-z0-9][A-Za-z0-9._-]*)/" + _ID + r"(?:/|$)"), "containerd"),
 ]
 
-DEFAULT_SOCKETS: list[tuple[str, str]] = [
-    ("podman", "/run/podman/podman.sock"),
-    ("docker", "/var/run/docker.sock"),
-]
+
+def parse_cgroup(path_or_text: str) -> tuple[str, str, str | None] | None:
+    """(runtime type, 64-hex id, containerd namespace or None) of a cgroup path or file text."""
+    for line in path_or_text.splitlines():
+        path = line.split(":", 2)[-1]
+        if len(path) < 65:
+            continue
+        for pattern, kind in _PATTERNS:
+            m = pattern.search(path)
+            if m:
+                if not kind:
+                    return None
+                groups = m.groups()
+                if len(groups) == 2:
+                    return kind, groups[1], groups[0]
+                return kind, groups[0], None
+    return None
 
 
 def parse_cgroup_path(path: str) -> tuple[str, str] | None:
     """(runtime type, 64-hex id) of the container a cgroup path belongs to, or None (host)."""
-    for pattern, kind in _PATTERNS:
-        m = pattern.search(path)
-        if m:
-            if not kind:
-                return None
-            return kind, m.group(1)
-    return None
+    found = parse_cgroup(path)
+    return None if found is None else (found[0], found[1])
 
 
 def parse_cgroup_file(text: str) -> tuple[str, str] | None:
     """(runtime type, id) from the text of /proc/PID/cgroup (``hier:controllers:path`` lines)."""
-    for line in text.splitlines():
-        path = line.split(":", 2)[-1]
-        if len(path) > 64:
-            found = parse_cgroup_path(path)
-            if found:
-                return found
-    return None
-
-
-def split_image(image: str) -> tuple[str, str | None, str | None]:
-    """(repository, tag, digest) of an image reference such as ``localhost/busybox:latest``."""
-    digest = None
-    if "@" in image:
-        image, digest = image.split("@", 1)
-    tag = None
-    slash = image.rfind("/")
-    colon = image.rfind(":")
-    if colon > slash:
-        image, tag = image[:colon], image[colon + 1 :]
-    return image, tag, digest
-
-
-def _parse_time(text: str | None) -> int | None:
-    """Nanoseconds since the epoch of an RFC 3339 time with up to nanosecond digits."""
-    if not text or text.startswith("0001-"):
-        return None
-    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text)
-    if not m:
-        return None
-    base, frac, zone = m.groups()
-    zone = "+00:00" if zone == "Z" else zone
-    secs = int(datetime.fromisoformat(base + zone).timestamp())
-    return secs * 1_000_000_000 + int((frac or "0")[:9].ljust(9, "0"))
-
-
-def fill_from_inspect(info: ContainerInfo, data: dict[str, Any]) -> None:
-    """Set ``info``'s metadata from a Docker-compatible ``/containers/<id>/json`` answer."""
-    config = data.get("Config") or {}
-    host_config = data.get("HostConfig") or {}
-    image = config.get("Image") or data.get("ImageName") or ""
-    repo, tag, digest = split_image(image) if image else (None, None, None)
-    image_id = str(data.get("Image") or "")
-    info.labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
-    info.mounts = [
-        (str(m.get("Source", "")), str(m.get("Destination", "")))
-        for m in data.get("Mounts") or []
-        if isinstance(m, dict)
-    ]
-    info.privileged = bool(host_config.get("Privileged", False))
-    info.start_ts = _parse_time((data.get("State") or {}).get("StartedAt")) or _parse_time(
-        data.get("Created")
-    )
-    info.image_id = image_id.removeprefix("sha256:")[:12] or None
-    info.image_digest = digest
-    info.image_repository = repo
-    info.image_tag = tag or ("latest" if repo else None)
-    info.image = image or None
-    # The name goes last: a reader that sees a name sees the rest too.
-    info.name = str(data.get("Name") or "").lstrip("/") or None
+    return parse_cgroup_path(text)
 
 
 def cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
@@ -200,51 +151,74 @@ class CgroupPaths:
         self._paths = paths
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over a unix socket."""
+@dataclass
+class Backend:
+    """One place metadata comes from: a runtime socket or podman's storage."""
 
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+    name: str  # "cri:/run/containerd/containerd.sock"
+    kinds: frozenset[str]  # container types it is asked first for
+    fetch: Callable[[ContainerInfo, str | None], None]  # LookupError: unknown; OSError: down
+    close: Callable[[], None]
+    sets_type: str | None = None  # the container type it proves (cri-o for CRI-O's socket)
 
 
-def inspect_container(sock_path: str, full_id: str, *, timeout: float = 2.0) -> dict[str, Any]:
-    """The runtime's ``GET /containers/<id>/json`` answer; raises OSError or LookupError."""
-    conn = _UnixHTTPConnection(sock_path, timeout)
-    try:
-        conn.request("GET", f"/v1.40/containers/{full_id}/json")
-        resp = conn.getresponse()
-        body = resp.read()
-    except http.client.HTTPException as exc:
-        raise OSError(f"bad answer from {sock_path}: {exc}") from exc
-    finally:
-        conn.close()
-    if resp.status == 404:
-        raise LookupError(f"{full_id[:12]} unknown to {sock_path}")
-    if resp.status != 200:
-        raise OSError(f"{sock_path} answered HTTP {resp.status}")
-    data = json.loads(body)
-    if not isinstance(data, dict):
-        raise OSError(f"{sock_path} answered a non-object")
-    return data
+def backends_for(engines: Engines) -> list[Backend]:
+    """The backends an :class:`Engines` names, in the order they are asked."""
+    from detector.state.runtimes.containerd import ContainerdClient
+    from detector.state.runtimes.cri import CriClient
+    from detector.state.runtimes.podman_storage import PodmanStorage
+
+    t = engines.timeout
+    out: list[Backend] = []
+    for path in engines.cri:
+        cri = CriClient(path, timeout=t)
+        out.append(Backend(f"cri:{path}", frozenset({"containerd", "cri-o"}),
+                           _ignore_ns(cri.fetch), cri.close,
+                           "cri-o" if "crio" in path else "containerd"))
+    for path in dict.fromkeys(engines.containerd):
+        ctd = ContainerdClient(path, timeout=t)
+        out.append(Backend(f"containerd:{path}", frozenset({"containerd"}), ctd.fetch,
+                           ctd.close, "containerd"))
+    out += _docker_backends([("podman", p) for p in engines.podman], t)
+    out += _docker_backends([("docker", p) for p in engines.docker], t)
+    if engines.podman_storage:
+        store = PodmanStorage(engines.podman_storage)
+        out.append(Backend(f"podman-storage:{store.root}", frozenset({"podman"}),
+                           _ignore_ns(store.fetch), store.close))
+    return out
+
+
+def _ignore_ns(fetch: Callable[[ContainerInfo], None]) -> Callable[[ContainerInfo, str | None],
+                                                                   None]:
+    def call(info: ContainerInfo, namespace: str | None) -> None:
+        fetch(info)
+    return call
+
+
+def _nothing() -> None:
+    """Nothing to close."""
+
+
+def _docker_backends(sockets: Iterable[tuple[str, str]], timeout: float = 2.0) -> list[Backend]:
+    from detector.state.runtimes import docker
+
+    def api(path: str) -> Callable[[ContainerInfo, str | None], None]:
+        def call(info: ContainerInfo, namespace: str | None) -> None:
+            docker.fetch(path, info, timeout=timeout)
+        return call
+
+    return [Backend(f"{kind}:{path}", frozenset({kind}), api(path), _nothing)
+            for kind, path in sockets]
 
 
 @dataclass
 class _Pending:
     info: ContainerInfo
     done: threading.Event
+    namespace: str | None = None
     attempts: int = 0
     retry_at: float = 0.0  # monotonic time after which a failed fetch is tried again
+    announced: bool = False  # its ``container`` event was made
 
 
 class ContainerManager:
@@ -254,11 +228,16 @@ class ContainerManager:
         self,
         *,
         sockets: Iterable[tuple[str, str]] | None = None,
-        first_wait: float = 0.2,
+        engines: Engines | None = None,
+        backends: list[Backend] | None = None,
+        first_wait: float = 0.0,
         fetch: bool = True,
         max_containers: int = 4096,
     ) -> None:
-        self.sockets = list(DEFAULT_SOCKETS if sockets is None else sockets)
+        if backends is None:
+            backends = (_docker_backends(sockets) if sockets is not None
+                        else backends_for(engines or Engines()))
+        self.backends = backends
         self.first_wait = first_wait
         self.fetch = fetch
         self.max_containers = max_containers
@@ -267,31 +246,45 @@ class ContainerManager:
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
         self.fetch_errors = 0
+        self.lookups = 0  # backend calls made (the benchmark counts them per container)
 
-    def get(self, kind: str, full_id: str, *, wait: bool = True) -> ContainerInfo:
+    def get(self, kind: str, full_id: str, *, wait: bool = True,
+            namespace: str | None = None) -> ContainerInfo:
         """The container with this id; the first sighting queues a metadata fetch."""
         short = full_id[:12]
         entry = self._by_id.get(short)
         if entry is not None:
             if entry.retry_at and time.monotonic() >= entry.retry_at and entry.done.is_set():
-                entry.retry_at = 0.0  # the runtime did not answer before: ask again
-                entry.done.clear()
-                self._start_worker()
-                self._queue.put(entry)
+                entry.retry_at = 0.0  # no backend answered before: ask again
+                self._enqueue(entry)
             return entry.info
         info = ContainerInfo(id=short, full_id=full_id, type=kind)
-        entry = _Pending(info, threading.Event())
+        entry = _Pending(info, threading.Event(), namespace)
         if len(self._by_id) >= self.max_containers:
             self._by_id.pop(next(iter(self._by_id)))
         self._by_id[short] = entry
-        if not self.fetch or not self.sockets:
+        if not self.fetch or not self.backends:
             entry.done.set()
             return info
-        self._start_worker()
-        self._queue.put(entry)
+        self._enqueue(entry)
         if wait and self.first_wait > 0:
             entry.done.wait(self.first_wait)
         return info
+
+    def is_new(self, container_id: str) -> bool:
+        """True once per container: the first time a caller asks (the ``container`` event)."""
+        entry = self._by_id.get(container_id)
+        if entry is None or entry.announced:
+            return False
+        entry.announced = True
+        return True
+
+    def started(self, container_id: str) -> None:
+        """Its first process started: ask again if no backend knew the container before."""
+        entry = self._by_id.get(container_id[:12])
+        if entry is not None and entry.done.is_set() and entry.info.name is None:
+            entry.retry_at = 0.0
+            self.refresh(container_id)
 
     def put(self, info: ContainerInfo) -> None:
         """Add a container known from elsewhere (a capture file); no fetch."""
@@ -312,34 +305,35 @@ class ContainerManager:
         return True
 
     def refresh(self, container_id: str) -> None:
-        """Fetch a container's metadata again (its first fetch failed or it changed)."""
+        """Fetch a container's metadata again (it started, or its first fetch failed)."""
         entry = self._by_id.get(container_id[:12])
-        if entry is not None and self.fetch:
-            entry.done.clear()
-            self._start_worker()
-            self._queue.put(entry)
+        if entry is not None and self.fetch and self.backends and entry.done.is_set():
+            self._enqueue(entry)
 
     def close(self) -> None:
-        """Stop the background thread."""
+        """Stop the background thread and close the runtime connections."""
         with self._lock:
             worker, self._worker = self._worker, None
         if worker is not None:
             self._queue.put(None)
             worker.join(5)
+        for b in self.backends:
+            b.close()
 
-    def _start_worker(self) -> None:
-        if self._worker is not None:
-            return
-        with self._lock:
-            if self._worker is None:
-                self._worker = threading.Thread(
-                    target=self._run, name="container-metadata", daemon=True
-                )
-                self._worker.start()
+    def _enqueue(self, entry: _Pending) -> None:
+        entry.done.clear()
+        if self._worker is None:
+            with self._lock:
+                if self._worker is None:
+                    self._worker = threading.Thread(
+                        target=self._run, name="container-metadata", daemon=True
+                    )
+                    self._worker.start()
+        self._queue.put(entry)
 
-    def _ordered_sockets(self, kind: str | None) -> list[str]:
-        first = [p for k, p in self.sockets if k == kind]
-        return first + [p for k, p in self.sockets if k != kind]
+    def _ordered(self, kind: str | None) -> list[Backend]:
+        first = [b for b in self.backends if kind in b.kinds]
+        return first + [b for b in self.backends if kind not in b.kinds]
 
     def _run(self) -> None:
         while True:
@@ -347,20 +341,25 @@ class ContainerManager:
             if entry is None:
                 return
             try:
-                if not self._fetch_one(entry.info):
+                if not self._fetch_one(entry):
                     entry.attempts += 1
-                    entry.retry_at = time.monotonic() + min(60.0, 2.0**entry.attempts)
+                    entry.retry_at = time.monotonic() + min(60.0, 0.125 * 2.0**entry.attempts)
+            except Exception:  # a backend bug must not end metadata for every container
+                log.exception("container %s: metadata fetch failed", entry.info.id)
             finally:
                 entry.done.set()
 
-    def _fetch_one(self, info: ContainerInfo) -> bool:
-        for path in self._ordered_sockets(info.type):
+    def _fetch_one(self, entry: _Pending) -> bool:
+        info = entry.info
+        for b in self._ordered(info.type):
+            self.lookups += 1
             try:
-                data = inspect_container(path, info.full_id)
+                b.fetch(info, entry.namespace)
             except (OSError, LookupError, ValueError) as exc:
-                log.debug("container %s: %s", info.id, exc)
+                log.debug("container %s: %s: %s", info.id, b.name, exc)
                 continue
-            fill_from_inspect(info, data)
+            if b.sets_type:
+                info.type = b.sets_type
             return True
         self.fetch_errors += 1
         return False

@@ -8,11 +8,16 @@ Events update a process's table (``ThreadInfo.fds``, shared by its threads) and 
 * socket/socketpair/connect/accept/accept4/bind/listen: family, ``l4proto``, both ends, roles
   (client for connect, server for accept/listen); ``fd.name`` is ``cip:cport->sip:sport``.
 * dup/dup2/dup3/fcntl(F_DUPFD): the new fd inherits the old one's type and name
-  (field-semantics #12); close: the fd is attached to the event, then dropped.
+  (field-semantics #12); the event's fd is the one the syscall takes (``oldfd``: libsinsp's
+  ``fd.num`` is that number, ``evt.rawres`` the new one); close: the fd is attached to the
+  event, then dropped.
 * pipe/pipe2, memfd_create, eventfd, signalfd, inotify_init, timerfd_create, epoll_create,
   userfaultfd, bpf, io_uring_setup, pidfd_open: typed fds.
-* Any other event with an ``fd`` argument gets that fd; an fd never seen (opened before the
-  scan, or missed) is read lazily from ``/proc/PID/fd`` and ``/proc/PID/net/*``.
+* Any other event gets the fd it uses, as libscap's event table says (``EF_USES_FD``: the
+  enter event's first fd parameter; :data:`USED_FD` names it where it is not ``fd``): read,
+  write, sendto, recvfrom, fchmod, fchdir, ioctl... An fd never seen (opened before the scan,
+  or missed) is read lazily from ``/proc/PID/fd`` and ``/proc/PID/net/*``. The table is in
+  ``docs/state-fds.md``.
 
 Socket addresses in event arguments may be ``(ip, port)`` pairs, ``{"ip", "port"}`` or
 ``{"path"}`` dicts, ``"ip:port"`` text or a Unix path; a ``tuple`` argument may also be
@@ -28,8 +33,8 @@ from collections.abc import Callable
 from detector.events import Event, FdInfo, ThreadInfo
 from detector.state import procfs
 from detector.state.args import as_int, as_str
+from detector.state.exefacts import resolve_path
 from detector.state.sockets import find_inet_socket, parse_endpoint, parse_tuple, set_ends
-from detector.state.threads import resolve_path
 
 AT_FDCWD = -100
 O_DIRECTORY = 0o200000
@@ -39,6 +44,12 @@ EINPROGRESS = 115
 F_DUPFD = 0
 F_DUPFD_CLOEXEC = 1030
 
+# The parameter holding the fd an event uses, where it is not ``fd`` (libscap's event table).
+USED_FD: dict[str, str] = {
+    "dup": "oldfd", "dup2": "oldfd", "dup3": "oldfd", "sendfile": "out_fd", "splice": "fd_in",
+    "copy_file_range": "fdin", "mkdirat": "dirfd", "unlinkat": "dirfd", "fchmodat": "dirfd",
+    "fchownat": "dirfd", "mknodat": "dirfd", "newfstatat": "dirfd", "symlinkat": "linkdirfd",
+}
 _FAMILY = {1: ("unix", "unix"), 2: ("ipv4", "ip"), 10: ("ipv6", "ip"), 16: ("netlink", None)}
 _SOCKTYPE = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
 _ANON = {
@@ -85,7 +96,7 @@ class FdTracker:
         handler = self.handlers.get(ev.type)
         if handler is not None:
             return handler(ev, th)
-        fd = ev.args.get("fd")
+        fd = ev.args.get(USED_FD.get(ev.type, "fd"))
         if type(fd) is int and fd >= 0:
             return th.fds.get(fd) or self.lookup(th, fd)
         return None
@@ -267,7 +278,9 @@ class FdTracker:
         flags = src.open_flags & ~O_CLOEXEC
         if ev.type == "dup3" and (as_int(a.get("flags")) or 0) & O_CLOEXEC:
             flags |= O_CLOEXEC
-        return self._clone_fd(th, src, new, flags)
+        if new != old:
+            self._clone_fd(th, src, new, flags)
+        return src
 
     def _fcntl(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
         num = as_int(ev.args.get("fd"))
@@ -278,7 +291,7 @@ class FdTracker:
         if cmd in (F_DUPFD, F_DUPFD_CLOEXEC) and src is not None and ev.res is not None \
                 and ev.res >= 0:
             flags = (src.open_flags & ~O_CLOEXEC) | (O_CLOEXEC if cmd == F_DUPFD_CLOEXEC else 0)
-            return self._clone_fd(th, src, ev.res, flags)
+            self._clone_fd(th, src, ev.res, flags)
         return src
 
     @staticmethod

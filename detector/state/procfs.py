@@ -89,6 +89,11 @@ def read_thread(
     loginuid_text = read_text(f"{proc}/loginuid")
     loginuid = int(loginuid_text) if loginuid_text and loginuid_text.strip().isdigit() else -1
     exe_link = read_link(f"{proc}/exe") or ""
+    vtid = int(nspid[-1])
+    vpid = vtid
+    if tgid != tid:  # a thread's NSpid is its own id: the process's comes from the leader
+        main = parse_status(read_text(f"{proc}/status") or "").get("NSpid", "").split()
+        vpid = int(main[-1]) if main and main[-1].isdigit() else vtid
     th = ThreadInfo(
         tid=tid,
         pid=tgid,
@@ -111,11 +116,26 @@ def read_thread(
         cap_permitted=int(fields.get("CapPrm", "0"), 16),
         cap_inheritable=int(fields.get("CapInh", "0"), 16),
         exe_from_memfd=exe_link.startswith("/memfd:"),
-        vpid=int(nspid[-1]),
-        is_vpid1=len(nspid) > 1 and nspid[-1] == "1",
+        vpid=vpid,
+        vtid=vtid,
+        is_vpid1=len(nspid) > 1 and vpid == 1,
+        env=read_environ(proc),
     )
     th.exec_ts = th.start_ts
     return th, read_text(f"{proc}/cgroup") or ""
+
+
+MAX_ENVIRON = 64 * 1024
+
+
+def read_environ(proc: str) -> list[str]:
+    """A process's environment (``/proc/PID/environ``, at most 64 KiB), as ``K=V`` strings."""
+    try:
+        with open(f"{proc}/environ", "rb") as f:
+            raw = f.read(MAX_ENVIRON)
+    except OSError:
+        return []
+    return [p.decode("utf-8", "surrogateescape") for p in raw.split(b"\0") if p]
 
 
 def list_threads(proc_root: str = "/proc") -> list[tuple[int, int]]:

@@ -20,7 +20,6 @@ The table holds at most ``max_threads`` entries; the oldest are dropped first.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections import deque
 from dataclasses import replace
@@ -28,12 +27,15 @@ from dataclasses import replace
 from detector.events import ContainerInfo, Event, FdInfo, ThreadInfo
 from detector.state import procfs
 from detector.state.args import arg, as_int, as_str
-from detector.state.containers import HOST, CgroupPaths, ContainerManager, parse_cgroup_file
+from detector.state.containers import HOST, CgroupPaths, ContainerManager, parse_cgroup
+from detector.state.exefacts import ExeFacts
+from detector.state.exefacts import resolve_path as resolve_path  # re-exported
 from detector.state.users import UserTable
 
 CLONE_PARENT = 0x00008000
 CLONE_THREAD = 0x00010000
 CLONE_FILES = 0x00000400
+CLONE_NEWPID = 0x20000000
 O_CLOEXEC = 0o2000000
 NO_ID = 0xFFFFFFFF
 
@@ -45,15 +47,6 @@ GID_EVENTS = frozenset({"setgid", "setregid", "setresgid", "setfsgid"})
 # the argument holding the new (effective) id, per setuid/setgid-family event
 _SETID_ARG = {"setuid": "uid", "setreuid": "euid", "setresuid": "euid", "setfsuid": "uid",
               "setgid": "gid", "setregid": "egid", "setresgid": "egid", "setfsgid": "gid"}
-
-
-def resolve_path(base: str, path: str) -> str:
-    """``path`` made absolute against ``base`` and normalised (no ``.``, ``..``, ``//``)."""
-    if not path:
-        return base
-    full = path if path.startswith("/") else f"{base.rstrip('/')}/{path}"
-    norm = posixpath.normpath(full)
-    return "/" + norm.lstrip("/") if norm.startswith("//") else norm
 
 
 class ThreadTable:
@@ -77,10 +70,10 @@ class ThreadTable:
         self.read_proc = read_proc
         self.threads: dict[int, ThreadInfo] = {}
         self._dying: deque[tuple[int, int, ThreadInfo]] = deque()
-        self._upperdirs: dict[str, str | None] = {}
         self._cgroup_ids: dict[int, ContainerInfo] = {}
         self.cgroups = CgroupPaths(None if read_proc else "")
-        self._root_pids: dict[str, int] = {}  # container id -> a pid inside it
+        self.exe_facts = ExeFacts(proc_root, read_proc)
+        self._root_pids = self.exe_facts.root_pids  # container id -> a pid inside it
         self._multi: set[int] = set()  # pids known to have more than one thread
         self._scanning = False
         self.boot_ns = procfs.boot_time_ns()
@@ -124,10 +117,11 @@ class ThreadTable:
         return th
 
     def _container(self, cgroup_text: str) -> ContainerInfo:
-        found = parse_cgroup_file(cgroup_text)
+        found = parse_cgroup(cgroup_text)
         if found is None:
             return HOST
-        return self.containers.get(found[0], found[1], wait=not self._scanning)
+        return self.containers.get(found[0], found[1], wait=not self._scanning,
+                                   namespace=found[2])
 
     def _container_of(self, ev: Event, pid: int, default: ContainerInfo) -> ContainerInfo:
         """The container of the event's process: by its cgroup v2 id (cached), else /proc."""
@@ -211,6 +205,7 @@ class ThreadTable:
             th.exec_ts = ev.ts
             th.ppid = as_int(ctx.get("ppid")) or 0
             self._apply_ctx(th, ev)
+            self._set_vids(th, as_int(ctx.get("vpid")))
             th.container = self._container_of(ev, pid, HOST)
             self._set_users(th)
         self._insert(th)
@@ -239,16 +234,22 @@ class ThreadTable:
     def on_clone(self, ev: Event, th: ThreadInfo) -> None:
         """clone/fork/vfork/clone3 exit: the parent side creates the child."""
         res = ev.res
-        if res is None or res <= 0:
-            return  # failed, or the child's own return (it was made by the parent's event)
-        if res in self.threads:
+        if res == 0:  # the child's own return: the kernel tells its ids in its pid namespace
+            self._child_side(ev, th)
             return
+        if res is None or res < 0 or res in self.threads:
+            return  # failed, or the child is known already
         flags = as_int(arg(ev, "clone_flags"))
         if flags is None:
             flags = as_int(ev.args.get("flags")) or 0
         child = _copy_thread(th, res)
         child.start_ts = ev.ts
         child.exec_ts = th.exec_ts
+        # Ids in the child's pid namespace: 1 in a new one; its host id when the caller is in
+        # the host's; else unknown until the child's own clone return says.
+        host_ns = th.vtid is not None and th.vtid == th.tid
+        vid = 1 if flags & CLONE_NEWPID else (res if host_ns else None)
+        child.vtid = vid
         if flags & CLONE_THREAD:
             self._multi.add(th.pid)
             child.pid = th.pid
@@ -256,7 +257,8 @@ class ThreadTable:
             child.ppid, child.parent = th.ppid, th.parent
         else:
             child.pid = as_int(arg(ev, "child_pid")) or res
-            child.vpid = None
+            child.vpid = vid
+            child.is_vpid1 = vid == 1
             child.fds = th.fds if flags & CLONE_FILES else {
                 n: _copy_fd(f) for n, f in th.fds.items()
             }
@@ -266,6 +268,20 @@ class ThreadTable:
                 child.ppid = th.pid
                 child.parent = self.threads.get(th.pid, th)
         self._insert(child)
+
+    def _child_side(self, ev: Event, th: ThreadInfo) -> None:
+        """The child's own clone return, which can come before the parent's: ids, and the fds
+        it inherited when the thread was first met here (read from /proc or the event)."""
+        ctx = ev.ctx or {}
+        self._set_vids(th, as_int(ctx.get("vpid")))
+        flags = as_int(ctx.get("clone_flags")) or 0
+        if th.fds or flags & (CLONE_THREAD | CLONE_PARENT):
+            return
+        caller = self.threads.get(as_int(ctx.get("ppid")) or 0)
+        if caller is not None and caller is not th and caller.fds:
+            th.fds = caller.fds if flags & CLONE_FILES else {
+                n: _copy_fd(f) for n, f in caller.fds.items()
+            }
 
     def on_exec(self, ev: Event, th: ThreadInfo) -> None:
         """A successful execve/execveat changes the whole process image."""
@@ -299,7 +315,7 @@ class ThreadTable:
             link = procfs.read_link(f"{self.proc_root}/{th.pid}/exe")
             exepath = procfs.clean_exepath(link) if link else None
         if not exepath:
-            exepath = self._resolve_exe(th, resolve_path(th.cwd, filename or exe or ""), ev)
+            exepath = self.exe_facts.resolve(th, resolve_path(th.cwd, filename or exe or ""), ev)
         th.comm = comm
         th.exe = exe if exe is not None else comm
         th.args = args or []
@@ -309,12 +325,13 @@ class ThreadTable:
         if isinstance(env, bytes | str):
             th.env = procfs.split_argv(env)
         self._apply_ctx(th, ev)
+        self._set_vids(th, as_int((ev.ctx or {}).get("vpid")))
         if not th.container.is_host:
             self._root_pids[th.container.id] = th.pid
         memfd = arg(ev, "exe_from_memfd")
         th.exe_from_memfd = bool(memfd) if memfd is not None else exepath.startswith("/memfd:")
         upper = arg(ev, "exe_upper_layer")
-        th.exe_upper_layer = bool(upper) if upper is not None else self._upper(th)
+        th.exe_upper_layer = bool(upper) if upper is not None else self.exe_facts.upper(th)
         writable = arg(ev, "exe_writable")
         th.exe_writable = bool(writable) if writable is not None else False
         for key in ("exe_ino", "exe_ino_ctime", "exe_ino_mtime"):
@@ -338,44 +355,15 @@ class ThreadTable:
         for num in [n for n, f in th.fds.items() if f.open_flags & O_CLOEXEC]:
             del th.fds[num]
 
-    def _root_of(self, th: ThreadInfo) -> str | None:
-        """A path to the root directory ``th`` sees, through a live process of its container."""
-        if th.container.is_host:
-            return ""
-        for pid in (th.pid, self._root_pids.get(th.container.id)):
-            if pid and os.path.exists(f"{self.proc_root}/{pid}/root/"):
-                self._root_pids[th.container.id] = pid
-                return f"{self.proc_root}/{pid}/root"
-        return None
-
-    def _resolve_exe(self, th: ThreadInfo, path: str, ev: Event) -> str:
-        """The executable a (maybe symlinked) path names, when /proc/PID/exe is already gone."""
-        root = self._root_of(th) if self.read_proc else None
-        if root is not None:
-            for _ in range(8):
-                try:
-                    link = os.readlink(root + path)
-                except OSError:
-                    break
-                path = resolve_path(posixpath.dirname(path), link)
-        dname = as_str((ev.ctx or {}).get("exe_dname"))
-        if dname and posixpath.basename(path) != dname:
-            path = posixpath.join(posixpath.dirname(path), dname)
-        return path
-
-    def _upper(self, th: ThreadInfo) -> bool:
-        if th.container.is_host or not self.read_proc or not th.exepath.startswith("/"):
-            return False
-        key = th.container.id
-        upper = self._upperdirs.get(key)
-        if upper is None:
-            for pid in (th.pid, self._root_pids.get(key)):
-                if pid:
-                    upper = procfs.overlay_upperdir(pid, self.proc_root)
-                    if upper is not None:
-                        self._upperdirs[key] = upper
-                        break
-        return upper is not None and os.path.lexists(upper + th.exepath)
+    @staticmethod
+    def _set_vids(th: ThreadInfo, vtid: int | None) -> None:
+        """The thread's id in its pid namespace (the process's too for a main thread)."""
+        if vtid is None or vtid <= 0:
+            return
+        th.vtid = vtid
+        if th.tid == th.pid:
+            th.vpid = vtid
+            th.is_vpid1 = vtid == 1
 
     def on_exit(self, ev: Event, th: ThreadInfo) -> None:
         """The thread ended: keep it ``linger_ns`` for late events, then drop it."""
@@ -441,7 +429,7 @@ def _copy_thread(src: ThreadInfo, tid: int) -> ThreadInfo:
         cap_inheritable=src.cap_inheritable, exe_writable=src.exe_writable,
         exe_upper_layer=src.exe_upper_layer, exe_from_memfd=src.exe_from_memfd,
         exe_ino=src.exe_ino, exe_ino_ctime=src.exe_ino_ctime, exe_ino_mtime=src.exe_ino_mtime,
-        env=src.env, vpid=src.vpid, is_vpid1=False, container=src.container,
+        env=src.env, vpid=src.vpid, vtid=None, is_vpid1=False, container=src.container,
         parent=src.parent, fds=src.fds,
     )
 

@@ -16,11 +16,12 @@ parameter names take precedence (``exe``, ``args``, ``cwd``, ``tty``, ``loginuid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from detector.events import ContainerInfo, Event, ThreadInfo
 from detector.state.containers import ContainerManager
 from detector.state.fds import FdTracker
+from detector.state.runtimes.engines import Engines
 from detector.state.threads import (
     CLONE_EVENTS,
     EXEC_EVENTS,
@@ -40,13 +41,15 @@ class StateTracker:
         *,
         proc_root: str = "/proc",
         container_sockets: Iterable[tuple[str, str]] | None = None,
-        container_first_wait: float = 0.2,
+        engines: Engines | None = None,
+        container_first_wait: float = 0.0,
         fetch_containers: bool = True,
         read_proc: bool = True,
         max_threads: int = 65536,
     ) -> None:
         self.containers = ContainerManager(
-            sockets=container_sockets, first_wait=container_first_wait, fetch=fetch_containers
+            sockets=container_sockets, engines=engines, first_wait=container_first_wait,
+            fetch=fetch_containers,
         )
         self.users = UserTable(proc_root=proc_root)
         self.threads = ThreadTable(
@@ -70,10 +73,15 @@ class StateTracker:
         self._fd_handle = self.fds.handle
         self._threads = t.threads  # the table's dict, bound once for process()
         self.unknown_threads = 0
+        self.pending: list[Event] = []  # ``container`` events made by process(), not yet taken
+        self.container_events = True
 
     def scan(self) -> int:
         """Read the running system from /proc; returns the number of threads known."""
-        return self.threads.scan()
+        n = self.threads.scan()
+        for c in self.containers.known():
+            self.containers.is_new(c.id)  # running before the detector: no container event
+        return n
 
     def process(self, ev: Event) -> Event:
         """Attach ``thread`` and ``fd`` to ``ev`` and apply what it changes to the state."""
@@ -98,7 +106,24 @@ class StateTracker:
         after = self._after.get(etype)
         if after is not None:
             after(ev, th)
+        elif etype in EXEC_EVENTS and self.container_events:
+            self._container_started(ev, ev.thread or th)
         return ev
+
+    def _container_started(self, ev: Event, th: ThreadInfo) -> None:
+        """Falco's ``container`` event, once per container, before its first process's exec."""
+        c = th.container
+        if c.is_host or ev.res not in (0, None) or not self.containers.is_new(c.id):
+            return
+        self.containers.started(c.id)
+        self.pending.append(Event(
+            num=ev.num, ts=ev.ts, type="container", tid=ev.tid, dir=">", cpu=ev.cpu, res=0,
+            args={"id": c.id, "type": c.type}, thread=th, source=ev.source,
+        ))
+
+    def stream(self, events: Iterable[Event | None]) -> StateStream:
+        """``events`` with state applied and ``container`` events put before their exec."""
+        return StateStream(events, self)
 
     def put_thread(self, th: ThreadInfo) -> None:
         """Add a thread known from elsewhere (a capture file)."""
@@ -111,3 +136,40 @@ class StateTracker:
     def close(self) -> None:
         """Stop background work (the container metadata thread)."""
         self.containers.close()
+
+
+class StateStream:
+    """Events through a :class:`StateTracker`, with the ``container`` events it makes.
+
+    Event numbers stay unique: each injected event takes the next number and the events after
+    it are shifted by as many. Idle heartbeats (``None``) pass through.
+    """
+
+    def __init__(self, source: Iterable[Event | None], tracker: StateTracker) -> None:
+        self.source = source
+        self.tracker = tracker
+
+    @property
+    def drains_on_stop(self) -> bool:
+        return bool(getattr(self.source, "drains_on_stop", False))
+
+    def __iter__(self) -> Iterator[Event | None]:
+        tracker = self.tracker
+        process = tracker.process
+        pending = tracker.pending
+        shift = 0
+        for ev in self.source:
+            if ev is None:
+                yield None
+                continue
+            if shift:
+                ev.num += shift
+            ev = process(ev)
+            if pending:
+                for extra in pending:
+                    extra.num = ev.num
+                    shift += 1
+                    ev.num += 1
+                    yield extra
+                pending.clear()
+            yield ev

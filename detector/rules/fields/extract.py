@@ -163,6 +163,7 @@ SIMPLE: dict[str, str] = {
     "proc.stderr.type": "_h_stdfd(t, 2, 'type')", "proc.stdin.name": "_h_stdfd(t, 0, 'name')",
     "proc.stdout.name": "_h_stdfd(t, 1, 'name')", "proc.stderr.name": "_h_stdfd(t, 2, 'name')",
     "thread.tid": _t("t.tid"),
+    "thread.vtid": _t("t.vtid"),
     "thread.ismain": _t("t.tid == t.pid"),
     "thread.cap_effective": _t("_h_caps(t.cap_effective)"),
     "thread.cap_permitted": _t("_h_caps(t.cap_permitted)"),
@@ -192,10 +193,19 @@ SIMPLE: dict[str, str] = {
     "container.start_ts": _c("c.start_ts"),
     "container.duration": "(e.ts - c.start_ts if c is not None and c.start_ts else None)",
     "container.labels": _c("(','.join(f'{k}:{v}' for k, v in c.labels.items()) or None)"),
-    "k8s.pod.name": "_h_label(c, 'io.kubernetes.pod.name')",
-    "k8s.ns.name": "_h_label(c, 'io.kubernetes.pod.namespace')",
-    "k8s.pod.uid": "_h_label(c, 'io.kubernetes.pod.uid')",
-    "k8s.pod.id": "_h_label(c, 'io.kubernetes.pod.uid')",
+    # k8s.*: the CRI pod sandbox (detector.state.runtimes.cri), else the kubelet's labels
+    "k8s.pod.name": _c("(c.pod_name or c.labels.get('io.kubernetes.pod.name'))"),
+    "k8s.ns.name": _c("(c.pod_namespace or c.labels.get('io.kubernetes.pod.namespace'))"),
+    "k8s.pod.uid": _c("(c.pod_uid or c.labels.get('io.kubernetes.pod.uid'))"),
+    "k8s.pod.id": _c("(c.pod_uid or c.labels.get('io.kubernetes.pod.uid'))"),
+    "k8s.pod.sandbox_id": _c("(c.pod_sandbox_id[:12] if c.pod_sandbox_id else None)"),
+    "k8s.pod.full_sandbox_id": _c("c.pod_sandbox_id"),
+    "k8s.pod.labels":
+        _c("(','.join(f'{k}:{v}' for k, v in c.pod_labels.items()) or None)"),
+    "k8s.pod.ip": _c("c.pod_ip"),
+    "container.ip": _c("c.pod_ip"),
+    "container.cni.json": _c("c.pod_cni_json"),
+    "k8s.pod.cni.json": _c("c.pod_cni_json"),
 }
 # group.gid above must not nest templates: fix it up here.
 SIMPLE["group.gid"] = ("(t.group.gid if t.group is not None else t.gid)"
@@ -235,6 +245,8 @@ def arg_expr(name: str, arg: str | None) -> str | None:
         return f"_h_mount(c, {arg!r}, {what!r})"
     if name == "container.label":
         return f"_h_label(c, {arg!r})"
+    if name == "k8s.pod.label":
+        return f"(c.pod_labels.get({arg!r}) if c is not None else None)"
     return None
 
 

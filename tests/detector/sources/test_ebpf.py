@@ -201,7 +201,8 @@ def test_fork_exec_exit(child_run: dict[str, Any]) -> None:
     assert ev.ctx["exe_dname"] in ("sh", "dash", "bash") and ev.args["exe_ino"]
     assert ev.ctx["cap_effective"] == ev.args["cap_effective"] != 0  # root
     assert ev.ctx["loginuid"] == int(Path("/proc/self/loginuid").read_text() or -1) & 0xFFFFFFFF
-    assert ev.ctx["tty"] == 0 or ev.ctx["tty"] > 0
+    # the child shares this process's controlling terminal (tty_nr in /proc/PID/stat, 0: none)
+    assert ev.ctx["tty"] == int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[4])
     mine = next(line for line in Path("/proc/self/cgroup").read_text().splitlines()
                 if line.startswith("0::"))  # fmt: skip
     if mine == "0::/":

@@ -13,6 +13,7 @@ from detector.state.containers import (
     ContainerManager,
     fill_from_inspect,
     inspect_container,
+    parse_cgroup,
     parse_cgroup_file,
     parse_cgroup_path,
     split_image,
@@ -33,10 +34,47 @@ HEX = "45b1e6355a37a6d5cd60e28f82752985e7a3b3b72b11c80c91cba00703f6409c"
         (f"/kubepods/besteffort/pod1234-ab/{HEX}", "containerd"),
         (f"/kubepods.slice/kubepods-burstable.slice/x/cri-containerd-{HEX}.scope", "containerd"),
         (f"/kubepods.slice/kubepods-pod1.slice/crio-{HEX}.scope", "cri-o"),
+        # containerd namespaces (ctr run, nerdctl): checked on a real containerd in
+        # test_runtimes.py too
+        (f"/k8s.io/{HEX}", "containerd"),
+        (f"/default/{HEX}", "containerd"),
+        # kubepods, cgroupfs driver, every QoS class
+        (f"/kubepods/pod0b3e0f4c-1b2a-4c1e-9d2f-5a3e8f0c2b11/{HEX}", "containerd"),
+        (f"/kubepods/burstable/pod0b3e0f4c-1b2a-4c1e-9d2f-5a3e8f0c2b11/{HEX}", "containerd"),
+        (f"/kubepods/besteffort/pod0b3e0f4c/{HEX}", "containerd"),
+        # kubepods, systemd driver, each runtime's scope
+        ("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0b3e.slice/"
+         f"cri-containerd-{HEX}.scope", "containerd"),
+        (f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/crio-{HEX}.scope",
+         "cri-o"),
+        (f"/kubepods.slice/kubepods-pod1.slice/docker-{HEX}.scope", "docker"),
+        (f"/machine.slice/libpod-{HEX}.scope", "podman"),
+        (f"/system.slice/docker-{HEX}.scope/init.scope", "docker"),
     ],
 )
 def test_runtime_cgroup_patterns(path: str, kind: str) -> None:
     assert parse_cgroup_path(path) == (kind, HEX)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # cgroup v1 (hybrid: v1 controllers and the v2 line, as on this machine)
+        ("".join(f"{n}:{c}:/default/{HEX}\n" for n, c in
+                 ((9, "name=systemd"), (4, "memory"), (1, "cpu"))) + f"0::/default/{HEX}\n",
+         ("containerd", HEX, "default")),
+        (f"12:pids:/kubepods/besteffort/pod1/{HEX}\n1:name=systemd:/kubepods/besteffort/pod1/"
+         f"{HEX}\n", ("containerd", HEX, None)),
+        # cgroup v2 only
+        (f"0::/k8s.io/{HEX}\n", ("containerd", HEX, "k8s.io")),
+        (f"0::/kubepods.slice/kubepods-pod1.slice/crio-{HEX}.scope\n", ("cri-o", HEX, None)),
+        # a path from the BPF source (no hierarchy prefix)
+        (f"/buildkit/{HEX}", ("containerd", HEX, "buildkit")),
+        ("0::/user.slice/user-0.slice/session-3.scope\n", None),
+    ],
+)
+def test_cgroup_files_v1_and_v2(text: str, want: tuple[str, str, str | None] | None) -> None:
+    assert parse_cgroup(text) == want
 
 
 @pytest.mark.parametrize(

@@ -40,10 +40,12 @@ def test_connect_names_the_socket_and_dup_inherits_it() -> None:
     assert c.fd is not None and c.fd.name == "10.0.0.2:40000->10.0.0.9:4444"
     assert (c.fd.sip, c.fd.sport, c.fd.l4proto, c.fd.connected) == ("10.0.0.9", 4444, "tcp", True)
     d = t.process(ev("dup2", 12, res=0, oldfd=3, newfd=0))
-    assert d.fd is not None and d.fd.num == 0 and d.fd.type == "ipv4"
+    # the event's fd is the one dup2 takes (libsinsp: fd.num=3, evt.rawres=0)
+    assert d.fd is not None and d.fd.num == 3 and d.fd.type == "ipv4" and d.res == 0
     assert d.fd.name == "10.0.0.2:40000->10.0.0.9:4444"
+    assert th.fds[0].type == "ipv4" and th.fds[0].name == d.fd.name and th.fds[0].num == 0
     x = t.process(ev("fcntl", 12, res=9, fd=3, cmd=0))
-    assert x.fd is not None and x.fd.num == 9 and x.fd.typechar == "4"
+    assert x.fd is not None and x.fd.num == 3 and th.fds[9].typechar == "4"
     cl = t.process(ev("close", 12, res=0, fd=3))
     assert cl.fd is not None and cl.fd.num == 3 and 3 not in th.fds and 0 in th.fds
 

@@ -1,0 +1,1 @@
+"""Container runtimes asked for metadata: CRI, containerd, the Docker API, podman storage."""
