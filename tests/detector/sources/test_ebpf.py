@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from detector.bpf.loader import load_tp_btf
 from detector.errors import DetectorError
 from detector.events import Event
-from detector.sources.ebpf import EbpfSource, ebpf_listing, load_tp_btf
+from detector.sources.ebpf import EbpfSource, ebpf_listing
 from detector.sources.syscalls import SUPPORTED
 from tests.realparts import need, need_bpf
 
@@ -344,9 +345,9 @@ def test_ia32_syscalls_are_not_taken_for_x86_64_ones(source: EbpfSource, tmp_pat
     assert not [e for e in after_exec if e.type == "close"]
 
 
-def test_default_hook_is_btf_raw_tracepoints(source: EbpfSource) -> None:
-    # This kernel has BTF and BCC 0.26: the programs load as tp_btf (plain loads on the hot path).
-    assert source.hook_used == "tp_btf"
+def test_default_hook_is_per_syscall_tracepoints(source: EbpfSource) -> None:
+    # This kernel has BTF and syscall tracepoints: one program per selected syscall's exit.
+    assert source.hook_used == "syscall_tp"
 
 
 def test_raw_tracepoint_fallback_decodes_the_same(tmp_path: Path) -> None:
