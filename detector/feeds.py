@@ -20,7 +20,8 @@ class SyscallFeed:
         preset = int(config.get("engine.ebpf.buf_size_preset", 4) or 4)
         self._base = config.get("base_syscalls", {}) or {}
         self.source = EbpfSource(syscalls=self._select(rule_events),
-                                 ringbuf_pages=256 << max(0, min(preset, 10) - 1))
+                                 ringbuf_pages=256 << max(0, min(preset, 10) - 1),
+                                 hook=str(config.get("engine.ebpf.hook", "auto") or "auto"))
         self.source.open()
         self._stopping = False
 

@@ -437,7 +437,7 @@ int sys_exit_tp(struct sys_exit_tp_args *ctx)
     if (nr >= NR_SYSCALLS)
         return 0;
     u32 *sp = spec.lookup(&nr);
-    if (!sp || !(*sp & F_ENABLED))
+    if (!sp || (*sp & (F_ENABLED | F_RAW_HOOK)) != F_ENABLED)  // the raw hook's, if F_RAW_HOOK
         return 0;
     u32 sv = *sp;
     u64 pid_tgid = bpf_get_current_pid_tgid();

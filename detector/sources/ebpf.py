@@ -273,6 +273,8 @@ class EbpfSource:
 
     def _write_specs(self) -> None:
         hooks = self._require_hooks()
+        hooks.plan(self._selected)
+        hooks.attach_new()
         table = self._bpf[b"spec"]
         for name, spec in SPECS.items():
             word = spec_word(spec, enabled=name in self._selected, raw_hook=hooks.raw_hooked(name))
@@ -280,7 +282,7 @@ class EbpfSource:
         table[ctypes.c_int(SPEC_PROCEXIT)] = ctypes.c_uint32(
             spec_word(Spec("procexit"), enabled="procexit" in self._selected)
         )
-        hooks.apply(self._selected)
+        hooks.detach_old()
 
     # -- reading ------------------------------------------------------------------------------
     def read_raw(self, *, timeout: float = 0.1, limit: int = 4096) -> list[bytes]:

@@ -100,21 +100,30 @@ def test_an_unselected_syscall_runs_no_program(source: EbpfSource, stats: None) 
     assert after["sys_exit_tp"] - before["sys_exit_tp"] < 1_000  # only other processes' setns
 
 
-def test_a_syscall_without_tracepoint_takes_the_raw_hook_only_while_selected(
-    source: EbpfSource,
+def test_a_syscall_without_tracepoint_moves_everything_to_the_raw_hook_while_selected(
+    source: EbpfSource, tmp_path: Path
 ) -> None:
+    """init_module has no tracepoint here: while it is selected the raw hook takes every
+    selected syscall (each event once), and the tracepoints come back when it is not."""
     have = exit_tracepoints()
     if tracepoint_of("init_module", have) is not None:
         pytest.skip("this kernel has a tracepoint for init_module (module support)")
+    code = (f"ctypes.CDLL(None).syscall({NR_INIT_MODULE}, 0, 0, 0)\n"
+            "for i in range(3): p=sys.argv[1]+str(i); open(p,'w').close(); os.unlink(p)")
     try:
-        source.set_syscalls({"init_module", "procexit"})
+        source.set_syscalls({"init_module", "unlink", "procexit"})
         assert source.hooks.raw_attached and source.hooks.attached == {}
-        got = _events_of(source, _run(f"ctypes.CDLL(None).syscall({NR_INIT_MODULE}, 0, 0, 0)"))
+        got = _events_of(source, _run(code, str(tmp_path / "m")))
         mods = [e for e in got if e.type == "init_module"]
         assert len(mods) == 1 and (mods[0].res or 0) < 0
+        assert [e.args["path"] for e in got if e.type == "unlink"] == [
+            f"{tmp_path / 'm'}{i}" for i in range(3)]  # fmt: skip
     finally:
         source.set_syscalls({"unlink", "procexit"})
     assert not source.hooks.raw_attached
+    assert source.hooks.attached == {"unlink": "syscalls:sys_exit_unlink"}
+    got = _events_of(source, _run(code, str(tmp_path / "n")))
+    assert [e.type for e in got if e.type != "procexit"] == ["unlink"] * 3
 
 
 def test_single_hook_mode_takes_every_selected_syscall(tmp_path: Path) -> None:
