@@ -290,9 +290,12 @@ def _workloads() -> None:
     if not rules.exists():
         print(f"(w) skipped: no rules file {rules} (set FALCO_RULES)")
         return
-    for title, options in (("per-syscall tracepoints (default)", []),
-                           ("one raw tp_btf hook (the previous design)",
-                            ["engine.ebpf.hook=tp_btf"])):  # fmt: skip
+    no_modules = ["base_syscalls.custom_set[]=!init_module",
+                  "base_syscalls.custom_set[]=!finit_module"]
+    for title, options in (("default selection: init_module has no tracepoint here, so one raw "
+                            "hook takes every syscall", []),
+                           ("init_module/finit_module removed (base_syscalls.custom_set): "
+                            "per-syscall tracepoints", no_modules)):  # fmt: skip
         labels, figs, rss = ew.measure(rules, ew.free_port(), options)
         ew.report(f"{rules.name}, {title}", labels, figs, rss)
 
