@@ -53,6 +53,7 @@ from typing import Any
 
 from detector.bpf.hooks import Hooks
 from detector.bpf.loader import load_tp_btf
+from detector.bpf.memory import release_compiler
 from detector.bpf.ringbuf import POLL_MAX, POLL_MIN, RingReader
 from detector.errors import DetectorError
 from detector.events import Event
@@ -135,6 +136,7 @@ class EbpfSource:
         ringbuf_pages: int = RINGBUF_PAGES,
         skip_self: bool = True,
         hook: str = "auto",
+        release_compiler: bool = True,
     ) -> None:
         if hook not in HOOKS:
             raise DetectorError(f"unknown hook {hook!r}", hint=f"use one of {', '.join(HOOKS)}")
@@ -142,6 +144,8 @@ class EbpfSource:
         self.skip_self = skip_self
         self.hook = hook
         self.hook_used = ""
+        self.release_compiler = release_compiler
+        self.rss_before_release = self.rss_after_release = 0
         self._prog_fds: list[int] = []
         self._selected = frozenset(syscalls) if syscalls is not None else frozenset(SUPPORTED)
         self._bpf: Any = None
@@ -193,6 +197,8 @@ class EbpfSource:
         self._reader = RingReader.from_map(b[b"events"].map_fd, size)
         self.boot_to_epoch_ns = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         gc.freeze()  # BCC's and the loader's objects: long-lived, never rescanned by the GC
+        if self.release_compiler:  # LLVM is idle from now on: give its memory back
+            self.rss_before_release, self.rss_after_release = release_compiler()
         return self
 
     def _open_btf(self, bpf_cls: Any, text: bytes, cflags: list[str]) -> None:
