@@ -2,9 +2,9 @@
 
 After ``EbpfSource.open`` the compiler is idle for good: its pages that are exactly the file
 (read-only, never written mappings of ``libLLVM``, ``libclang-cpp``, ``libbcc``) are dropped
-from this process with ``madvise(MADV_DONTNEED)`` (they stay in the page cache and fault back in if ever run again),
-and freed heap goes back to the system with ``malloc_trim``. Writable mappings are never
-touched: dropping them would lose data.
+from this process with ``madvise(MADV_DONTNEED)`` (they stay in the page cache and fault
+back in if ever run again), and freed heap goes back to the system with ``malloc_trim``.
+Writable mappings are never touched: dropping them would lose data.
 """
 
 from __future__ import annotations
