@@ -227,3 +227,37 @@ def report(title: str, labels: list[str], figs: list[Figures], rss: float) -> No
               f"({f.syscalls:,}): {per_sys}; per event delivered ({delivered:,.0f}/run): "
               f"{d / max(delivered, 1) * 1e6:.1f} us; dropped {f.dropped:,}")  # fmt: skip
     print(f"    detector RSS after the workloads: {rss:.0f} MiB (target <= 120 MiB)")
+
+
+def filter_shares(rules: Path) -> None:
+    """(k) The share of delivered events the rules' kernel filter would keep, per workload and
+    per event type (decided in userspace on each decoded event: comm and result)."""
+    from detector.kfilter.analysis import derive, rule_filters
+    from detector.rules.loader import load_rules_files
+    from detector.sources.ebpf import EbpfSource
+    from detector.sources.syscalls import STATE_SET, SUPPORTED, select_syscalls
+
+    loaded = load_rules_files([str(rules)])
+    by_type = derive(rule_filters(loaded.rules), SUPPORTED)
+    rule_types = {t for t, tf in by_type.items() if tf.rules}
+    with tempfile.TemporaryDirectory() as tmp, \
+            EbpfSource(syscalls=select_syscalls(rule_types)) as src:  # fmt: skip
+        for label, cmd in workloads(Path(tmp)):
+            while src.read(timeout=0):
+                pass
+            offered: dict[str, int] = {}
+            kept: dict[str, int] = {}
+            proc = subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.DEVNULL)
+            while proc.poll() is None or src.reader_pending():
+                for ev in src.read(timeout=0.05):
+                    tf = by_type.get(ev.type)
+                    offered[ev.type] = offered.get(ev.type, 0) + 1
+                    need = tf is None or not tf.rules or ev.type in STATE_SET
+                    comm = str((ev.ctx or {}).get("comm", ""))
+                    if need or tf.keep.keeps(comm, ev.res):  # type: ignore[union-attr]
+                        kept[ev.type] = kept.get(ev.type, 0) + 1
+            total, k = sum(offered.values()), sum(kept.values())
+            types = ", ".join(f"{t} {kept.get(t, 0) / n:.0%} of {n:,}"
+                              for t, n in sorted(offered.items(), key=lambda x: -x[1])[:8])
+            print(f"(k) {label}: the filter would keep {k / max(total, 1):.1%} of {total:,} "
+                  f"events delivered; by type: {types}")  # fmt: skip

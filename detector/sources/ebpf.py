@@ -320,6 +320,10 @@ class EbpfSource:
         self.num += len(out)
         return out
 
+    def reader_pending(self) -> bool:
+        """Whether the ring buffer holds records not read yet."""
+        return self._require().pending()
+
     def events(
         self, *, timeout: float = 0.1, until: Callable[[], bool] | None = None
     ) -> Iterator[Event]:

@@ -22,6 +22,7 @@ from detector.errors import DetectorError
 from detector.events import Event
 from detector.sources.ebpf import EbpfSource, ebpf_listing
 from detector.sources.syscalls import SUPPORTED
+from tests.eventually import eventually
 from tests.realparts import need, need_bpf
 
 CHILD = Path(__file__).with_name("syscall_child.py")
@@ -43,16 +44,17 @@ def _drain(src: EbpfSource) -> None:
         pass
 
 
-def _collect(src: EbpfSource, pid: int, *, until_exit: bool = True) -> list[Event]:
-    """Events of process ``pid`` (any of its threads) until its procexit, or 5 s."""
+def _collect(src: EbpfSource, pid: int) -> list[Event]:
+    """Events of process ``pid`` (any of its threads) until its procexit."""
     got: list[Event] = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def exited() -> bool:
         for ev in src.read(timeout=0.05):
             if ev.ctx is not None and ev.ctx["pid"] == pid:
                 got.append(ev)
-                if until_exit and ev.type == "procexit" and ev.tid == pid:
-                    return got
+        return any(ev.type == "procexit" and ev.tid == pid for ev in got)
+
+    eventually(exited, timeout=10, what=f"the procexit of {pid}")
     return got
 
 
@@ -277,11 +279,11 @@ def test_events_loop_ends_on_stop(source: EbpfSource) -> None:
     loop = threading.Thread(target=run)
     loop.start()
     subprocess.run(["/bin/true"], check=True)
-    time.sleep(0.3)
+    eventually(lambda: any(e.type == "execve" and e.args.get("filename") == "/bin/true"
+                           for e in list(seen)), timeout=10, what="the execve of /bin/true")
     source.stop()
     loop.join(timeout=5)
     assert not loop.is_alive()
-    assert any(e.type == "execve" and e.args.get("filename") == "/bin/true" for e in seen)
 
 
 def _cgroup2_root() -> Path | None:
