@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,8 +129,18 @@ class Detector:
 
     def start(self) -> None:
         exe = Path(sys.executable).with_name("falcoctl-py")
-        argv = [str(exe), "run", "-r", str(self.rules), "-o", f"webserver.listen_port={self.port}",
-                "-o", "webserver.listen_address=127.0.0.1", "-o", "watch_config_files=false"]
+        argv = [
+            str(exe),
+            "run",
+            "-r",
+            str(self.rules),
+            "-o",
+            f"webserver.listen_port={self.port}",
+            "-o",
+            "webserver.listen_address=127.0.0.1",
+            "-o",
+            "watch_config_files=false",
+        ]
         for opt in self.options:
             argv += ["-o", opt]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -169,8 +178,13 @@ class Detector:
         url = f"http://127.0.0.1:{self.port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             text = resp.read().decode()
-        get: Callable[[str], int] = lambda name: int(float(re.search(  # noqa: E731
-            rf"^falcosecurity_scap_{name}_total\S* (\S+)$", text, re.M).group(1)))  # type: ignore[union-attr]
+
+        def get(name: str) -> int:
+            m = re.search(rf"^falcosecurity_scap_{name}_total\S* (\S+)$", text, re.M)
+            if m is None:
+                raise OSError(f"no {name} in /metrics")
+            return int(float(m.group(1)))
+
         return get("n_evts"), get("n_drops")
 
 
@@ -257,7 +271,9 @@ def filter_shares(rules: Path) -> None:
                     if need or tf.keep.keeps(comm, ev.res):  # type: ignore[union-attr]
                         kept[ev.type] = kept.get(ev.type, 0) + 1
             total, k = sum(offered.values()), sum(kept.values())
-            types = ", ".join(f"{t} {kept.get(t, 0) / n:.0%} of {n:,}"
-                              for t, n in sorted(offered.items(), key=lambda x: -x[1])[:8])
+            types = ", ".join(
+                f"{t} {kept.get(t, 0) / n:.0%} of {n:,}"
+                for t, n in sorted(offered.items(), key=lambda x: -x[1])[:8]
+            )
             print(f"(k) {label}: the filter would keep {k / max(total, 1):.1%} of {total:,} "
                   f"events delivered; by type: {types}")  # fmt: skip

@@ -38,7 +38,7 @@ def exit_tracepoints(root: str | None = None) -> frozenset[str]:
             names = os.listdir(os.path.join(base, "events", "syscalls"))
         except OSError:
             continue
-        return frozenset(n[len("sys_exit_"):] for n in names if n.startswith("sys_exit_"))
+        return frozenset(n[len("sys_exit_") :] for n in names if n.startswith("sys_exit_"))
     return frozenset()
 
 

@@ -53,8 +53,11 @@ class Keep:
 
     def meet(self, other: Keep) -> Keep:
         """Both hold."""
-        comms = self.comms if other.comms is None else (
-            other.comms if self.comms is None else self.comms & other.comms)
+        comms = (
+            self.comms
+            if other.comms is None
+            else (other.comms if self.comms is None else self.comms & other.comms)
+        )
         nots = self.not_comms | other.not_comms
         if comms is not None:
             comms, nots = comms - nots, frozenset()

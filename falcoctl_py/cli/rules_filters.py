@@ -20,8 +20,10 @@ def rules_filters(files: FilesArg, output: OutputOpt = OutputFormat.human) -> No
         print_structured(reports, output)
         return
     for r in reports:
-        typer.echo(f"{r.evttype}: keeps {r.keeps}"
-                   + (" (the state tables need every event of it as well)" * r.state))
+        typer.echo(
+            f"{r.evttype}: keeps {r.keeps}"
+            + (" (the state tables need every event of it as well)" * r.state)
+        )
         for rule, keeps in r.contributions:
             typer.echo(f"  - {rule}: {keeps}")
         if r.unfiltered_by:

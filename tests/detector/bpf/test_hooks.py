@@ -108,8 +108,10 @@ def test_a_syscall_without_tracepoint_moves_everything_to_the_raw_hook_while_sel
     have = exit_tracepoints()
     if tracepoint_of("init_module", have) is not None:
         pytest.skip("this kernel has a tracepoint for init_module (module support)")
-    code = (f"ctypes.CDLL(None).syscall({NR_INIT_MODULE}, 0, 0, 0)\n"
-            "for i in range(3): p=sys.argv[1]+str(i); open(p,'w').close(); os.unlink(p)")
+    code = (
+        f"ctypes.CDLL(None).syscall({NR_INIT_MODULE}, 0, 0, 0)\n"
+        "for i in range(3): p=sys.argv[1]+str(i); open(p,'w').close(); os.unlink(p)"
+    )
     try:
         source.set_syscalls({"init_module", "unlink", "procexit"})
         assert source.hooks.raw_attached and source.hooks.attached == {}

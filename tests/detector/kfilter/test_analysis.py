@@ -77,7 +77,8 @@ def test_the_join_over_rules_keeps_what_any_rule_matches(conditions: list[str]) 
 
 def test_what_the_kernel_can_check_is_kept_precisely() -> None:
     assert over(parse("proc.name in (a, b) and evt.rawres >= 0")) == Keep(
-        comms=frozenset({"a", "b"}), success=True)
+        comms=frozenset({"a", "b"}), success=True
+    )
     assert over(parse("not proc.name in (a, b)")) == Keep(not_comms=frozenset({"a", "b"}))
     assert over(parse("proc.name = a or proc.name = b")) == Keep(comms=frozenset({"a", "b"}))
     assert over(parse("proc.name = a and proc.name = b")) == BOTTOM
@@ -85,7 +86,8 @@ def test_what_the_kernel_can_check_is_kept_precisely() -> None:
     assert over(parse("evt.res != ENOENT")) == TOP  # EACCES is no success either
     assert over(parse("fd.name startswith /etc")) == TOP
     assert over(parse("not proc.name in (a, b) or proc.name = a")) == Keep(
-        not_comms=frozenset({"b"}))
+        not_comms=frozenset({"b"})
+    )
 
 
 def _sample_fields(rule: Any) -> dict[str, list[Any]]:

@@ -64,7 +64,8 @@ def test_json_output(tmp_path: Path) -> None:
 
 
 def test_a_bad_file_is_one_line_and_non_zero(
-        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text("- rule: x\n  condition: proc.nme = a\n  output: o\n  priority: INFO\n  desc: d\n")
     res = run_cli(capsys, "rules", "filters", str(f))
