@@ -22,6 +22,7 @@
 #   falcoctl-py registry pull --ca-file --dest-dir --insecure-skip-tls-verify --plain-http --platform -o
 #   falcoctl-py registry push --add-floating-tags --annotation-source --ca-file --depends-on --insecure-skip-tls-verify --name --output --plain-http --platform --requires --sign-key --tag --type --version -d -o -r -t
 #   falcoctl-py rules eval --batch --fields
+#   falcoctl-py rules filters --output -o
 #   falcoctl-py rules list --output -o
 #   falcoctl-py rules parse --batch
 #   falcoctl-py rules validate --first-error --output -o

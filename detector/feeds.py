@@ -20,7 +20,8 @@ class SyscallFeed:
         preset = config.engine.buffers.buf_size_preset
         self._base = config.base_syscalls
         self.source = EbpfSource(syscalls=self._select(rule_events),
-                                 ringbuf_pages=256 << (preset - 1))
+                                 ringbuf_pages=256 << (preset - 1),
+                                 hook=config.engine.buffers.hook)
         self.source.open()
         self._stopping = False
 

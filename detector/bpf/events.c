@@ -1,16 +1,21 @@
 // falcoctl-py kernel event source: syscall exits as Falco events, through a BPF ring buffer.
 //
-// Tracepoints only, and one program per event kind, as Falco's modern probe does: a raw
-// tracepoint (BTF-typed, tp_btf, where the kernel allows) on raw_syscalls' sys_exit (arguments: struct pt_regs *, the return value) sees
-// every syscall's exit, takes the syscall number and the arguments from the saved registers,
-// and drops at once what the `spec` map does not select; a raw tracepoint on
-// sched_process_exit gives procexit. No enter program and no per-thread map: the registers
-// still hold the arguments at exit, and after a successful execve the new image's argv,
+// Tracepoints only (this kind of machine has no kprobes, and fentry/fexit are refused).
+// Three entry points share one body, `on_exit`:
+// - `sys_exit_tp`, one tracepoint program attached to `syscalls:sys_exit_<name>` of each
+//   selected syscall only (userspace attaches and detaches it as the selection changes), so an
+//   unselected syscall never runs a program; the arguments come from the task's saved
+//   registers (bpf_task_pt_regs), still intact at exit;
+// - `sys_exit`, a raw tracepoint (BTF-typed, tp_btf, where the kernel allows) on
+//   raw_syscalls' sys_exit, attached only while a selected syscall has no tracepoint of its
+//   own here (init_module/finit_module on a kernel without module support), or when one hook
+//   for every syscall is asked for; it takes the syscalls whose spec word has F_RAW_HOOK;
+// - `proc_exit`, a raw tracepoint on sched_process_exit: procexit.
+// No enter program and no per-thread map: after a successful execve the new image's argv,
 // environment and file name are read from its own mm (the file name sits at env_end).
 //
 // The `spec` map (one u32 per syscall number, written by userspace from
-// detector/sources/syscalls.py) says what to capture and whether the syscall is selected:
-// changing the selected set is a map update, never a reload.
+// detector/sources/syscalls.py) says what to capture and whether the syscall is selected.
 //
 // Kernel structs are read at offsets that Python computes from BTF and passes as -D OFF_*
 // flags: the headers BCC compiles with are never trusted for a struct layout. SELF_TGID (-D,
@@ -24,10 +29,11 @@
 #include "events.h"
 
 // The hot reads (the syscall number and arguments in the saved registers, the thread's
-// TS_COMPAT status and parent): with TP_BTF the programs are BTF raw tracepoints (tp_btf,
-// loaded by detector/sources/ebpf.py itself) and these are plain loads through BTF-typed
-// pointers, checked by the verifier, no helper call; without it (plain raw tracepoints through
-// BCC) they are bpf_probe_read_kernel calls. Inline asm, so BCC's rewriter leaves them alone.
+// TS_COMPAT status, parent and comm): with TP_BTF these are plain loads through BTF-typed
+// pointers, checked by the verifier, no helper call (`sys_exit` is then a tp_btf program,
+// loaded by detector/bpf/loader.py, and `sys_exit_tp` gets its registers as a BTF pointer
+// from bpf_task_pt_regs); without it, bpf_probe_read_kernel calls. Inline asm, so BCC's
+// rewriter leaves them alone.
 #ifdef TP_BTF
 #define LD64(dst, base, off) \
     asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(dst) : "r"(base), "i"(off))
@@ -39,16 +45,25 @@
 #define LD32(dst, base, off) bpf_probe_read_kernel(&(dst), 4, (void *)(base) + (off))
 #define CURRENT_TASK() ((void *)bpf_get_current_task())
 #endif
+// `x &= mask` in a form the compiler cannot fold away: the bound the verifier needs to see.
+#define BOUND(x, mask) asm volatile("%0 &= %1" : "+r"(x) : "i"(mask))
 
 struct buf {
     struct hdr h;
     u8 raw[BUF_SIZE];
 };
 
+// The record of a syscalls:sys_exit_<name> tracepoint (its format file in tracefs).
+struct sys_exit_tp_args {
+    u64 common;      // common_type, common_flags, common_preempt_count, common_pid
+    s32 nr;          // __syscall_nr
+    u32 pad;
+    s64 ret;
+};
+
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
-BPF_ARRAY(spec, u32, 512);
-// [0] records offered, [1] drops (ring buffer full), [2 + category] drops by category
-BPF_PERCPU_ARRAY(counters, u64, 10);
+BPF_ARRAY(spec, u32, NR_SYSCALLS);
+BPF_PERCPU_ARRAY(counters, u64, N_COUNTERS);
 BPF_PERCPU_ARRAY(scratch, struct buf, 1);
 
 static __always_inline void *rd_ptr(void *base, int off)
@@ -75,23 +90,24 @@ static __always_inline void count(int idx)
         *c += 1;
 }
 
-static __always_inline void fill_proc(struct proc_ctx *p, void *task)
+static __always_inline void fill_tty(struct proc_ctx *p, void *task)
 {
-    p->loginuid = rd_u32(task, OFF_TASK_LOGINUID);
-    p->sessionid = rd_u32(task, OFF_TASK_SESSIONID);
-    void *signal = rd_ptr(task, OFF_TASK_SIGNAL);
-    void *tty = rd_ptr(signal, OFF_SIGNAL_TTY);
-    if (tty) {
-        u32 index = rd_u32(tty, OFF_TTY_INDEX);
-        void *drv = rd_ptr(tty, OFF_TTY_DRIVER);
-        p->tty_major = rd_u32(drv, OFF_DRIVER_MAJOR);
-        p->tty_minor = rd_u32(drv, OFF_DRIVER_MINOR_START) + index;
-    }
+    void *tty = rd_ptr(rd_ptr(task, OFF_TASK_SIGNAL), OFF_SIGNAL_TTY);
+    if (!tty)
+        return;
+    u32 index = rd_u32(tty, OFF_TTY_INDEX);
+    void *drv = rd_ptr(tty, OFF_TTY_DRIVER);
+    p->tty_major = rd_u32(drv, OFF_DRIVER_MAJOR);
+    p->tty_minor = rd_u32(drv, OFF_DRIVER_MINOR_START) + index;
+}
+
+static __always_inline void fill_creds(struct proc_ctx *p, void *task)
+{
     void *pid = rd_ptr(task, OFF_TASK_THREAD_PID);
     if (pid) {
         u32 level = rd_u32(pid, OFF_PID_LEVEL);
         p->vtid_level = level;
-        p->vpid = rd_u32(pid, OFF_PID_NUMBERS + (level & 31) * SIZEOF_UPID);
+        p->vpid = rd_u32(pid, OFF_PID_NUMBERS + (level & PID_LEVEL_MASK) * SIZEOF_UPID);
     }
     void *cred = rd_ptr(task, OFF_TASK_CRED);
     p->euid = rd_u32(cred, OFF_CRED_EUID);
@@ -101,72 +117,97 @@ static __always_inline void fill_proc(struct proc_ctx *p, void *task)
         bpf_probe_read_kernel(&p->cap_prm, 8, cred + OFF_CRED_CAP_PRM);
         bpf_probe_read_kernel(&p->cap_eff, 8, cred + OFF_CRED_CAP_EFF);
     }
-    void *mm = rd_ptr(task, OFF_TASK_MM);
-    void *exe = rd_ptr(mm, OFF_MM_EXE_FILE);
-    if (exe) {
-        void *inode = rd_ptr(exe, OFF_FILE_INODE);
-        if (inode) {
-            bpf_probe_read_kernel(&p->exe_ino, 8, inode + OFF_INODE_INO);
+}
+
+// The executable's inode facts: number, times, device, overlayfs layer.
+static __always_inline void fill_exe_inode(struct proc_ctx *p, void *inode)
+{
+    bpf_probe_read_kernel(&p->exe_ino, 8, inode + OFF_INODE_INO);
 #if OFF_INODE_CTIME >= 0
-            bpf_probe_read_kernel(&p->exe_ctime, 8, inode + OFF_INODE_CTIME);
+    bpf_probe_read_kernel(&p->exe_ctime, 8, inode + OFF_INODE_CTIME);
 #endif
 #if OFF_INODE_MTIME >= 0
-            bpf_probe_read_kernel(&p->exe_mtime, 8, inode + OFF_INODE_MTIME);
+    bpf_probe_read_kernel(&p->exe_mtime, 8, inode + OFF_INODE_MTIME);
 #endif
-            void *sb = rd_ptr(inode, OFF_INODE_SB);
-            p->exe_dev = rd_u32(sb, OFF_SB_DEV);
-            u64 magic = 0;
-            if (sb)
-                bpf_probe_read_kernel(&magic, 8, sb + OFF_SB_MAGIC);
+    void *sb = rd_ptr(inode, OFF_INODE_SB);
+    p->exe_dev = rd_u32(sb, OFF_SB_DEV);
+    u64 magic = 0;
+    if (sb)
+        bpf_probe_read_kernel(&magic, 8, sb + OFF_SB_MAGIC);
 #if OFF_OVL_UPPER >= 0
-            if (magic == 0x794c7630) {
-                p->exe_flags |= 2;
-                if (rd_ptr(inode - OFF_OVL_VFS_INODE, OFF_OVL_UPPER))
-                    p->exe_flags |= 1;
-            }
-#endif
-        }
-        void *dentry = rd_ptr(exe, OFF_FILE_DENTRY);
-        void *name = rd_ptr(dentry, OFF_DENTRY_NAME);
-        if (name)
-            bpf_probe_read_kernel_str(p->exe_dname, sizeof(p->exe_dname), name);
+    if (magic == OVERLAYFS_SUPER_MAGIC) {
+        p->exe_flags |= EXE_OVERLAY;
+        if (rd_ptr(inode - OFF_OVL_VFS_INODE, OFF_OVL_UPPER))
+            p->exe_flags |= EXE_UPPER_LAYER;
     }
+#endif
+}
+
+static __always_inline void fill_exe(struct proc_ctx *p, void *task)
+{
+    void *exe = rd_ptr(rd_ptr(task, OFF_TASK_MM), OFF_MM_EXE_FILE);
+    if (!exe)
+        return;
+    void *inode = rd_ptr(exe, OFF_FILE_INODE);
+    if (inode)
+        fill_exe_inode(p, inode);
+    void *name = rd_ptr(rd_ptr(exe, OFF_FILE_DENTRY), OFF_DENTRY_NAME);
+    if (name)
+        bpf_probe_read_kernel_str(p->exe_dname, sizeof(p->exe_dname), name);
+}
+
+// One component of the cgroup v2 path into cgroup[i]; the parent kernfs node.
+static __always_inline void *cg_level(struct proc_ctx *p, void *kn, int i)
+{
+    if (!kn)
+        return 0;
+    void *name = rd_ptr(kn, OFF_KN_NAME);
+    if (name)
+        bpf_probe_read_kernel_str(p->cgroup[i], sizeof(p->cgroup[i]), name);
+    return rd_ptr(kn, OFF_KN_PARENT);
+}
+
+// The last CG_LEVELS components of the task's cgroup v2 path, innermost first.
+_Static_assert(CG_LEVELS == 4, "fill_cgroup walks four levels");
+static __always_inline void fill_cgroup(struct proc_ctx *p, void *task)
+{
     p->cgroup_id = bpf_get_current_cgroup_id();
 #if OFF_CSS_SET_DFL_CGRP >= 0 && OFF_KN_PARENT >= 0
     void *kn = rd_ptr(rd_ptr(rd_ptr(task, OFF_TASK_CGROUPS), OFF_CSS_SET_DFL_CGRP),
                       OFF_CGROUP_KN);
-#define CG_LEVEL(i)                                                                \
-    if (kn) {                                                                      \
-        void *name = rd_ptr(kn, OFF_KN_NAME);                                      \
-        if (name)                                                                  \
-            bpf_probe_read_kernel_str(p->cgroup[i], sizeof(p->cgroup[i]), name);   \
-        kn = rd_ptr(kn, OFF_KN_PARENT);                                            \
-    }
-    CG_LEVEL(0)
-    CG_LEVEL(1)
-    CG_LEVEL(2)
-    CG_LEVEL(3)
+    kn = cg_level(p, kn, 0);
+    kn = cg_level(p, kn, 1);
+    kn = cg_level(p, kn, 2);
+    cg_level(p, kn, 3);
 #endif
 }
 
+static __always_inline void fill_proc(struct proc_ctx *p, void *task)
+{
+    p->loginuid = rd_u32(task, OFF_TASK_LOGINUID);
+    p->sessionid = rd_u32(task, OFF_TASK_SESSIONID);
+    fill_tty(p, task);
+    fill_creds(p, task);
+    fill_exe(p, task);
+    fill_cgroup(p, task);
+}
+
+// Both ends of the IPv4/IPv6 socket behind `fd`, from the kernel socket; 0 if it is none.
 static __always_inline int fill_tuple(struct tuple *t, void *task, s64 fd)
 {
-    if (fd < 0 || fd > 1048576)
+    if (fd < 0 || fd > FD_MAX)
         return 0;
-    void *files = rd_ptr(task, OFF_TASK_FILES);
-    void *fdt = rd_ptr(files, OFF_FILES_FDT);
-    void **fds = rd_ptr(fdt, OFF_FDT_FD);
+    void **fds = rd_ptr(rd_ptr(rd_ptr(task, OFF_TASK_FILES), OFF_FILES_FDT), OFF_FDT_FD);
     if (!fds)
         return 0;
     void *file = 0;
     bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-    void *sock = rd_ptr(file, OFF_FILE_PRIVATE);
-    void *sk = rd_ptr(sock, OFF_SOCKET_SK);
+    void *sk = rd_ptr(rd_ptr(file, OFF_FILE_PRIVATE), OFF_SOCKET_SK);
     if (!sk)
         return 0;
     u16 family = 0, lport = 0, dport = 0;
     bpf_probe_read_kernel(&family, 2, sk + OFF_SK_FAMILY);
-    if (family != 2 && family != 10)
+    if (family != FAM_INET && family != FAM_INET6)
         return 0;
     t->family = family;
     bpf_probe_read_kernel(&t->type, 2, sk + OFF_SK_TYPE);
@@ -175,7 +216,7 @@ static __always_inline int fill_tuple(struct tuple *t, void *task, s64 fd)
     bpf_probe_read_kernel(&dport, 2, sk + OFF_SK_DPORT);
     t->lport = lport;
     t->rport = (dport >> 8) | (dport << 8);
-    if (family == 2) {
+    if (family == FAM_INET) {
         bpf_probe_read_kernel(t->laddr, 4, sk + OFF_SK_RCV_SADDR);
         bpf_probe_read_kernel(t->raddr, 4, sk + OFF_SK_DADDR);
     } else {
@@ -197,16 +238,28 @@ static __always_inline u32 put_str(struct buf *b, u32 off, const void *uptr, int
     return n > 0 ? n : 0;
 }
 
+// User memory [start, end) of at most ARGS_MAX - 1 bytes at `off`; its length (0 on failure).
+static __always_inline u32 put_span(struct buf *b, u32 off, u64 start, u64 end)
+{
+    u64 len = end > start ? end - start : 0;
+    if (len > ARGS_MAX - 1)
+        len = ARGS_MAX - 1;
+    BOUND(len, ARGS_MASK);
+    if (len && bpf_probe_read_user(&b->raw[off & OFF_MASK], len, (void *)start) == 0)
+        return len;
+    return 0;
+}
+
 static __always_inline int submit(struct buf *b, u32 off, u32 sv)
 {
     u32 size = sizeof(struct hdr) + (off & OFF_MASK);
     b->h.size = size;
     if (size > sizeof(struct buf))
         size = sizeof(struct buf);
-    count(0);
+    count(CNT_OFFERED);
     if (events.ringbuf_output(b, size, BPF_RB_NO_WAKEUP) != 0) {
-        count(1);
-        count(2 + ((sv >> S_DROPCAT) & 7));
+        count(CNT_DROPS);
+        count(CNT_DROPCAT + ((sv >> S_DROPCAT) & (N_DROPCATS - 1)));
     }
     return 0;
 }
@@ -236,58 +289,19 @@ static __always_inline void fill_hdr(struct buf *b, u64 pid_tgid, u32 nr, s64 re
 #endif
 }
 
-int sys_exit(struct bpf_raw_tracepoint_args *ctx)
+static __always_inline void fill_args(struct buf *b, void *regs)
 {
-    // The no-interest path, the one every syscall of the machine takes: the syscall number
-    // (orig_ax of the saved registers), one inlined array lookup, nothing else.
-    void *regs = (void *)ctx->args[0];
-#ifdef TP_BTF
-    u64 nr64;
-    LD64(nr64, regs, OFF_REGS_ORIG_AX);
-#else
-    u64 r[REGS_N] = {};  // the six arguments and orig_ax in one read
-    bpf_probe_read_kernel(r, sizeof(r), regs + REGS_LO);
-    u64 nr64 = r[(OFF_REGS_ORIG_AX - REGS_LO) / 8];
-#endif
-    if (nr64 >= 512)
-        return 0;
-    u32 nr = nr64;
-    u32 *sp = spec.lookup(&nr);
-    if (!sp || !(*sp & F_ENABLED))
-        return 0;
-    u32 sv = *sp;
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    if ((u32)(pid_tgid >> 32) == SELF_TGID)
-        return 0;
-    int z = 0;
-    struct buf *b = scratch.lookup(&z);
-    if (!b)
-        return 0;
-#if OFF_TASK_TI_STATUS >= 0
-    // TS_COMPAT: a 32-bit syscall (ia32 process or int 0x80), whose numbers are not x86-64's.
-    u32 status = 0;
-    LD32(status, CURRENT_TASK(), OFF_TASK_TI_STATUS);
-    if (status & 0x0002)
-        return 0;
-#endif
-    s64 ret = (s64)ctx->args[1];
-    fill_hdr(b, pid_tgid, nr, ret);
-#ifdef TP_BTF
     LD64(b->h.args[0], regs, OFF_REGS_DI);
     LD64(b->h.args[1], regs, OFF_REGS_SI);
     LD64(b->h.args[2], regs, OFF_REGS_DX);
     LD64(b->h.args[3], regs, OFF_REGS_R10);
     LD64(b->h.args[4], regs, OFF_REGS_R8);
     LD64(b->h.args[5], regs, OFF_REGS_R9);
-#else
-    b->h.args[0] = r[(OFF_REGS_DI - REGS_LO) / 8];
-    b->h.args[1] = r[(OFF_REGS_SI - REGS_LO) / 8];
-    b->h.args[2] = r[(OFF_REGS_DX - REGS_LO) / 8];
-    b->h.args[3] = r[(OFF_REGS_R10 - REGS_LO) / 8];
-    b->h.args[4] = r[(OFF_REGS_R8 - REGS_LO) / 8];
-    b->h.args[5] = r[(OFF_REGS_R9 - REGS_LO) / 8];
-#endif
-    void *task = (void *)bpf_get_current_task();
+}
+
+// The process context and the socket tuple the spec word asks for; the new offset.
+static __always_inline u32 put_ctx(struct buf *b, void *task, u32 sv, s64 ret)
+{
     u32 off = 0;
     if (sv & F_PROC) {
         struct proc_ctx *p = (struct proc_ctx *)b->raw;
@@ -307,85 +321,160 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
             }
         }
     }
+    return off;
+}
+
+// 24 bytes of the user struct an argument points to (clone3's args, openat2's how, pipe fds).
+static __always_inline void put_ubuf(struct buf *b, u32 sv)
+{
     int ui = SPEC_ARG(sv, S_UBUF);
-    if (ui >= 0 && ui < 6) {
-        b->h.ubuf[0] = b->h.ubuf[1] = b->h.ubuf[2] = 0;
-        if (bpf_probe_read_user(b->h.ubuf, sizeof(b->h.ubuf), (void *)b->h.args[ui]) == 0 ||
-            bpf_probe_read_user(b->h.ubuf, 8, (void *)b->h.args[ui]) == 0)
-            b->h.kind |= K_UBUF;
-    }
-    // Strings: str0 (the file name execve got, saved at enter), str1, str2.
-    if (sv & F_EXEC) {
-        void *mm = rd_ptr(task, OFF_TASK_MM);
-        int fi = SPEC_ARG(sv, S_STR0);
-        if (ret == 0) {  // the file name the new image got, at env_end of its stack
-            b->h.len[0] = put_str(b, off, rd_ptr(mm, OFF_MM_ENV_END), 1);
-            off += b->h.len[0];
-        } else if (fi >= 0 && fi < 6) {  // failed: the old image and its pointer are intact
+    if (ui < 0 || ui >= NARGS)
+        return;
+    b->h.ubuf[0] = b->h.ubuf[1] = b->h.ubuf[2] = 0;
+    if (bpf_probe_read_user(b->h.ubuf, sizeof(b->h.ubuf), (void *)b->h.args[ui]) == 0 ||
+        bpf_probe_read_user(b->h.ubuf, 8, (void *)b->h.args[ui]) == 0)
+        b->h.kind |= K_UBUF;
+}
+
+// execve family: the file name, then the new image's argv and environment from its mm.
+static __always_inline u32 put_exec(struct buf *b, void *task, u32 off, u32 sv, s64 ret)
+{
+    void *mm = rd_ptr(task, OFF_TASK_MM);
+    int fi = SPEC_ARG(sv, S_STR0);
+    if (ret != 0) {  // failed: the old image and its pointer are intact
+        if (fi >= 0 && fi < NARGS) {
             b->h.len[0] = put_str(b, off, (void *)b->h.args[fi], 1);
             off += b->h.len[0];
         }
-        if (ret == 0) {  // the new image: argv from mm->arg_start..arg_end
-            u64 start = (u64)rd_ptr(mm, OFF_MM_ARG_START);
-            u64 end = (u64)rd_ptr(mm, OFF_MM_ARG_END);
-            u64 len = end > start ? end - start : 0;
-            if (len > ARGS_MAX - 1)
-                len = ARGS_MAX - 1;
-            asm volatile("%0 &= 1023" : "+r"(len));  // a bound the verifier sees
-            if (len && bpf_probe_read_user(&b->raw[off & OFF_MASK], len, (void *)start) == 0) {
-                b->h.len[1] = len;
-                off += len;
-            }
-            start = (u64)rd_ptr(mm, OFF_MM_ENV_START);  // and the environment
-            end = (u64)rd_ptr(mm, OFF_MM_ENV_END);
-            len = end > start ? end - start : 0;
-            if (len > ARGS_MAX - 1)
-                len = ARGS_MAX - 1;
-            asm volatile("%0 &= 1023" : "+r"(len));
-            if (len && bpf_probe_read_user(&b->raw[off & OFF_MASK], len, (void *)start) == 0) {
-                b->h.len[2] = len;
-                off += len;
-            }
-        }
-    } else {
-        int i0 = SPEC_ARG(sv, S_STR0), i1 = SPEC_ARG(sv, S_STR1), i2 = SPEC_ARG(sv, S_STR2);
-        if (i0 >= 0 && i0 < 6) {
-            b->h.len[0] = put_str(b, off, (void *)b->h.args[i0], 1);
-            off += b->h.len[0];
-        }
-        if (i1 >= 0 && i1 < 6) {
-            b->h.len[1] = put_str(b, off, (void *)b->h.args[i1], 1);
-            off += b->h.len[1];
-        }
-        if (i2 >= 0 && i2 < 6) {
-            b->h.len[2] = put_str(b, off, (void *)b->h.args[i2], 1);
-            off += b->h.len[2];
-        }
+        return off;
     }
+    b->h.len[0] = put_str(b, off, rd_ptr(mm, OFF_MM_ENV_END), 1);  // at env_end of its stack
+    off += b->h.len[0];
+    b->h.len[1] = put_span(b, off, (u64)rd_ptr(mm, OFF_MM_ARG_START),
+                           (u64)rd_ptr(mm, OFF_MM_ARG_END));
+    off += b->h.len[1];
+    b->h.len[2] = put_span(b, off, (u64)rd_ptr(mm, OFF_MM_ENV_START),
+                           (u64)rd_ptr(mm, OFF_MM_ENV_END));
+    off += b->h.len[2];
+    return off;
+}
+
+// Up to three user strings named by argument index (paths, names).
+static __always_inline u32 put_strs(struct buf *b, u32 off, u32 sv)
+{
+    int i0 = SPEC_ARG(sv, S_STR0), i1 = SPEC_ARG(sv, S_STR1), i2 = SPEC_ARG(sv, S_STR2);
+    if (i0 >= 0 && i0 < NARGS) {
+        b->h.len[0] = put_str(b, off, (void *)b->h.args[i0], 1);
+        off += b->h.len[0];
+    }
+    if (i1 >= 0 && i1 < NARGS) {
+        b->h.len[1] = put_str(b, off, (void *)b->h.args[i1], 1);
+        off += b->h.len[1];
+    }
+    if (i2 >= 0 && i2 < NARGS) {
+        b->h.len[2] = put_str(b, off, (void *)b->h.args[i2], 1);
+        off += b->h.len[2];
+    }
+    return off;
+}
+
+// The sockaddr an argument points to (directly, with its length behind a pointer, or in a
+// struct msghdr { void *msg_name; int msg_namelen; ... }).
+static __always_inline u32 put_sockaddr(struct buf *b, u32 off, u32 sv)
+{
     int sa = SPEC_ARG(sv, S_SA), sl = SPEC_ARG(sv, S_SALEN);
-    if (sa >= 0 && sa < 6 && sl >= 0 && sl < 6) {
-        u64 addr = b->h.args[sa];
-        u64 alen = b->h.args[sl];
-        if (sv & F_MSGHDR) {  // struct msghdr { void *msg_name; int msg_namelen; ... }
-            u64 mh[2] = {};
-            bpf_probe_read_user(mh, sizeof(mh), (void *)addr);
-            addr = mh[0];
-            alen = (u32)mh[1];
-        } else if (sv & F_SALEN_PTR) {
-            u32 l = 0;
-            bpf_probe_read_user(&l, 4, (void *)alen);
-            alen = l;
-        }
-        if (addr && alen) {
-            u64 l = alen > SA_MAX ? SA_MAX : alen;
-            asm volatile("%0 &= 127" : "+r"(l));
-            if (l && bpf_probe_read_user(&b->raw[off & OFF_MASK], l, (void *)addr) == 0) {
-                b->h.len[3] = l;
-                off += l;
-            }
-        }
+    if (sa < 0 || sa >= NARGS || sl < 0 || sl >= NARGS)
+        return off;
+    u64 addr = b->h.args[sa];
+    u64 alen = b->h.args[sl];
+    if (sv & F_MSGHDR) {
+        u64 mh[2] = {};
+        bpf_probe_read_user(mh, sizeof(mh), (void *)addr);
+        addr = mh[0];
+        alen = (u32)mh[1];
+    } else if (sv & F_SALEN_PTR) {
+        u32 l = 0;
+        bpf_probe_read_user(&l, 4, (void *)alen);
+        alen = l;
     }
+    if (!addr || !alen)
+        return off;
+    u64 l = alen > SA_MAX ? SA_MAX : alen;
+    BOUND(l, SA_MASK);
+    if (l && bpf_probe_read_user(&b->raw[off & OFF_MASK], l, (void *)addr) == 0) {
+        b->h.len[3] = l;
+        off += l;
+    }
+    return off;
+}
+
+// The shared body: a selected syscall's exit as one record.
+static __always_inline int on_exit(void *regs, u32 nr, u32 sv, s64 ret, u64 pid_tgid)
+{
+    int z = 0;
+    struct buf *b = scratch.lookup(&z);
+    if (!b)
+        return 0;
+    fill_hdr(b, pid_tgid, nr, ret);
+    fill_args(b, regs);
+    void *task = (void *)bpf_get_current_task();
+    u32 off = put_ctx(b, task, sv, ret);
+    put_ubuf(b, sv);
+    if (sv & F_EXEC)
+        off = put_exec(b, task, off, sv, ret);
+    else
+        off = put_strs(b, off, sv);
+    off = put_sockaddr(b, off, sv);
     return submit(b, off, sv);
+}
+
+#ifdef TP_BTF
+// syscalls:sys_exit_<name>, attached per selected syscall: the kernel runs it only for those.
+// (Without BTF there is no typed pointer to the saved registers: the raw hook takes all.)
+int sys_exit_tp(struct sys_exit_tp_args *ctx)
+{
+    u32 nr = (u32)ctx->nr;
+    if (nr >= NR_SYSCALLS)
+        return 0;
+    u32 *sp = spec.lookup(&nr);
+    if (!sp || (*sp & (F_ENABLED | F_RAW_HOOK)) != F_ENABLED)  // the raw hook's, if F_RAW_HOOK
+        return 0;
+    u32 sv = *sp;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if ((u32)(pid_tgid >> 32) == SELF_TGID)
+        return 0;
+    // ia32 syscalls never reach syscalls:* tracepoints (the kernel ignores compat syscalls).
+    void *regs = (void *)bpf_task_pt_regs(CURRENT_TASK());
+    return on_exit(regs, nr, sv, ctx->ret, pid_tgid);
+}
+#endif
+
+// raw_syscalls:sys_exit, for the selected syscalls marked F_RAW_HOOK: those without a
+// tracepoint of their own, or all of them when one hook for every syscall is in use. The no-interest path: the syscall number (orig_ax of the saved registers),
+// one inlined array lookup, nothing else.
+int sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+    void *regs = (void *)ctx->args[0];
+    u64 nr64 = 0;
+    LD64(nr64, regs, OFF_REGS_ORIG_AX);
+    if (nr64 >= NR_SYSCALLS)
+        return 0;
+    u32 nr = nr64;
+    u32 *sp = spec.lookup(&nr);
+    if (!sp || (*sp & (F_ENABLED | F_RAW_HOOK)) != (F_ENABLED | F_RAW_HOOK))
+        return 0;
+    u32 sv = *sp;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if ((u32)(pid_tgid >> 32) == SELF_TGID)
+        return 0;
+#if OFF_TASK_TI_STATUS >= 0
+    // TS_COMPAT: a 32-bit syscall (ia32 process or int 0x80), whose numbers are not x86-64's.
+    u32 status = 0;
+    LD32(status, CURRENT_TASK(), OFF_TASK_TI_STATUS);
+    if (status & STATUS_TS_COMPAT)
+        return 0;
+#endif
+    return on_exit(regs, nr, sv, (s64)ctx->args[1], pid_tgid);
 }
 
 // sched_process_exit (raw tracepoint): Falco's procexit, for every thread that ends.

@@ -1,9 +1,14 @@
-// Records the BPF programs of events.c send to userspace, and the bits of the `spec` map.
-// Kept apart so that a plain C compiler can check them against detector/sources/decode.py.
+// Records the BPF programs of events.c send to userspace, the bits of the `spec` map, and the
+// named constants the programs use. Kept apart so that a plain C compiler can check them
+// against detector/sources/decode.py and detector/sources/syscalls.py.
 #ifndef FALCOCTL_PY_EVENTS_H
 #define FALCOCTL_PY_EVENTS_H
 
-#define SPEC_ARG(spec, shift) ((((spec) >> (shift)) & 7) - 1)
+// A spec word (one u32 per syscall number in the `spec` map): 3-bit argument indexes + 1
+// (0 = none), then flags.
+#define SPEC_ARG_BITS 3
+#define SPEC_ARG_MASK ((1u << SPEC_ARG_BITS) - 1)
+#define SPEC_ARG(spec, shift) ((((spec) >> (shift)) & SPEC_ARG_MASK) - 1)
 #define S_STR0 0
 #define S_STR1 3
 #define S_STR2 6
@@ -16,16 +21,46 @@
 #define F_TUPLE_RET (1u << 21)
 #define F_PROC (1u << 22)
 #define F_EXEC (1u << 23)
+#define F_RAW_HOOK (1u << 24)  // no tracepoint of its own: the raw sys_exit hook takes it
 #define F_ENABLED (1u << 25)
 #define S_DROPCAT 26  // 3 bits: Falco's n_drops_buffer_* category of the syscall
+#define DROPCAT_BITS 3
+#define N_DROPCATS (1 << DROPCAT_BITS)
+#define NARGS 6  // syscall arguments in registers
 
+#define NR_SYSCALLS 512  // entries of the spec map: x86-64 syscall numbers are below this
 #define NR_PROCEXIT 1001
 #define SPEC_PROCEXIT 489  // spec slot of procexit (no syscall has this number)
-#define STR_MAX 256
-#define ARGS_MAX 1024
-#define SA_MAX 112
-#define OFF_MASK 4095
-#define BUF_SIZE 8192
+
+// Kernel counters (a per-CPU array): records offered, records dropped (ring buffer full),
+// then drops by category.
+#define CNT_OFFERED 0
+#define CNT_DROPS 1
+#define CNT_DROPCAT 2
+#define N_COUNTERS (CNT_DROPCAT + N_DROPCATS)
+
+// Sizes of what a record carries, and the masks that bound offsets for the verifier.
+#define STR_MAX 256           // one path or name
+#define ARGS_MAX 1024         // argv or the environment of a new image
+#define ARGS_MASK (ARGS_MAX - 1)
+#define SA_MAX 112            // a sockaddr (sockaddr_un is the largest, 110 bytes)
+#define SA_MASK 127
+#define BUF_SIZE 8192         // the variable part of a record
+#define OFF_MASK (BUF_SIZE / 2 - 1)  // offsets of the variable part: each write fits after it
+#define FD_MAX 1048576        // fds above this are not looked up in the fd table
+#define PID_LEVEL_MASK 31     // pid namespace levels (the kernel allows 32)
+#define CG_LEVELS 4           // cgroup v2 path components kept, innermost first
+#define CG_NAME_MAX 96
+#define EXE_DNAME_MAX 32
+#define COMM_LEN 16
+
+// Kernel facts the programs compare against.
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630  // sb->s_magic of overlayfs
+#define FAM_INET 2                        // AF_INET
+#define FAM_INET6 10                      // AF_INET6
+#define STATUS_TS_COMPAT 0x0002           // thread_info.status: a 32-bit (ia32) syscall
+#define EXE_UPPER_LAYER 1                 // proc_ctx.exe_flags bits
+#define EXE_OVERLAY 2
 
 // kind bits of a record
 #define K_PROC 1
@@ -36,7 +71,7 @@ struct hdr {
     u64 ts;          // bpf_ktime_get_boot_ns
     u64 pid_tgid;
     s64 ret;
-    u64 args[6];
+    u64 args[NARGS];
     u64 uid_gid;
     u32 nr;
     u32 ppid;        // task->real_parent->tgid
@@ -44,7 +79,7 @@ struct hdr {
     u16 kind;
     u16 size;
     u32 cpu;
-    char comm[16];
+    char comm[COMM_LEN];
     u64 ubuf[3];
 };
 
@@ -64,10 +99,10 @@ struct proc_ctx {
     s64 exe_ctime;   // seconds
     s64 exe_mtime;
     u32 exe_dev;
-    u32 exe_flags;   // 1: overlayfs upper layer, 2: overlayfs
+    u32 exe_flags;   // EXE_UPPER_LAYER, EXE_OVERLAY
     u64 cgroup_id;
-    char exe_dname[32];
-    char cgroup[4][96];  // the cgroup v2 path's last components, innermost first
+    char exe_dname[EXE_DNAME_MAX];
+    char cgroup[CG_LEVELS][CG_NAME_MAX];  // the cgroup v2 path's last components, innermost first
 };
 
 struct tuple {
@@ -80,5 +115,20 @@ struct tuple {
     u8 laddr[16];
     u8 raddr[16];
 };
+
+// What the masks promise the verifier, checked when the program is compiled.
+_Static_assert((BUF_SIZE & (BUF_SIZE - 1)) == 0, "BUF_SIZE is a power of two");
+_Static_assert((ARGS_MAX & ARGS_MASK) == 0, "ARGS_MAX is a power of two");
+_Static_assert(OFF_MASK + ARGS_MAX <= BUF_SIZE, "the longest write fits after any offset");
+_Static_assert(OFF_MASK + STR_MAX <= BUF_SIZE, "a string fits after any offset");
+_Static_assert(SA_MAX <= SA_MASK && ((SA_MASK + 1) & SA_MASK) == 0, "SA_MASK bounds SA_MAX");
+_Static_assert(OFF_MASK + SA_MASK + 1 <= BUF_SIZE, "a sockaddr fits after any offset");
+_Static_assert(sizeof(struct proc_ctx) + sizeof(struct tuple) <= OFF_MASK,
+               "process context and tuple leave room for the strings");
+_Static_assert(S_DROPCAT + DROPCAT_BITS <= 32, "the drop category fits the spec word");
+_Static_assert(S_UBUF + SPEC_ARG_BITS <= 20, "the ubuf index ends below F_TUPLE_ARG0");
+_Static_assert(NARGS < (1 << SPEC_ARG_BITS), "an argument index + 1 fits its bits");
+_Static_assert(SPEC_PROCEXIT < NR_SYSCALLS, "procexit has a spec slot");
+_Static_assert(PID_LEVEL_MASK == 31, "the kernel's MAX_PID_NS_LEVEL is 32");
 
 #endif

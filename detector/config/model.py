@@ -30,6 +30,7 @@ PRIORITIES = (
 )
 # Falco's engine kinds the eBPF engine stands in for, and the detector's own.
 EBPF_STAND_INS = ("modern_ebpf", "ebpf", "kmod", "auto")
+EBPF_HOOKS = ("auto", "syscall_tp", "tp_btf", "raw_tp")  # detector.sources.ebpf.HOOKS
 ENGINE_KINDS = (*EBPF_STAND_INS, "replay", "nodriver")
 DROP_ACTIONS = ("ignore", "log", "alert", "exit")
 _PORT = (0, 65535)
@@ -125,6 +126,8 @@ class EngineBuffers:
     cpus_for_each_buffer: int = field(default=2, metadata=_range(0, 65535))
     drop_failed_exit: bool = False
     disable_iterators: bool = False
+    # how syscall exits are hooked (falcoctl-py's own key; see detector/bpf/hooks.py)
+    hook: str = field(default="auto", metadata={"choices": EBPF_HOOKS})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,14 @@
 """The kernel event source: BCC-loaded tracepoint programs, a ring buffer read in batches.
 
 ``EbpfSource`` compiles ``detector/bpf/events.c`` with BTF offsets (``detector/bpf/btf.py``)
-as -D flags, attaches its programs to the raw tracepoints of raw_syscalls' ``sys_exit`` and
-``sched_process_exit`` (as BTF raw tracepoints, loaded through bpf(2) since BCC 0.26 cannot,
-else as plain raw tracepoints through BCC), and writes the selected set into the ``spec`` map
-(``set_syscalls`` changes it without a reload). The programs submit records without a wakeup;
-the reader polls the ring buffer's producer position and decodes the records in place from its
-mmap'ed pages, many per look, with the pure ``detector.sources.decode.decode``.
+as -D flags, attaches a program to the exit tracepoint of each selected syscall
+(``detector/bpf/hooks.py``; the raw ``sys_exit`` hook only for selected syscalls without a
+tracepoint, loaded as a BTF raw tracepoint through bpf(2), ``detector/bpf/loader.py``) and to
+``sched_process_exit``, and writes the selected set into the ``spec`` map (``set_syscalls``
+updates the map and the attachments, without a reload). The programs submit records without a
+wakeup; the reader (``detector/bpf/ringbuf.py``) polls the ring buffer's producer position and
+the records are decoded in place from its mmap'ed pages, many per look, with the pure
+``detector.sources.decode.decode``.
 
 CTX_KEYS documents ``Event.ctx``, what the state tracker gets beside Falco's parameters:
 
@@ -43,14 +45,16 @@ import ctypes
 import gc
 import mmap
 import os
-import select
-import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from detector.bpf.hooks import Hooks
+from detector.bpf.loader import load_tp_btf
+from detector.bpf.memory import release_compiler
+from detector.bpf.ringbuf import POLL_MAX, POLL_MIN, RingReader
 from detector.errors import DetectorError
 from detector.events import Event
 from detector.sources.decode import decode
@@ -66,12 +70,8 @@ from detector.sources.syscalls import (
 
 CTX_KEYS = __doc__
 RINGBUF_PAGES = 2048  # 8 MiB with 4 KiB pages
-POLL_MIN = 0.0005  # seconds between looks at an empty ring buffer, growing to POLL_MAX
-POLL_MAX = 0.004  # 8 MiB at the fastest storm seen here (~0.5 GB/s) takes ~16 ms to fill
-_BUSY = 1 << 31
-_DISCARD = 1 << 30
-_U64 = struct.Struct("<Q")
-_U32 = struct.Struct("<I")
+__all__ = ["CTX_KEYS", "HOOKS", "POLL_MAX", "POLL_MIN", "Counters", "EbpfSource", "RingReader",
+           "bpf_cflags", "bpf_text", "ebpf_listing", "load_tp_btf"]  # fmt: skip
 
 
 def bpf_text() -> str:
@@ -114,165 +114,19 @@ class Counters:
     n_drops_buffer: dict[str, int] = field(default_factory=dict)
 
 
-class RingReader:
-    """A consumer of a BPF ring buffer map through its mmap'ed pages (as libbpf does)."""
-
-    def __init__(self, map_fd: int, size: int) -> None:
-        page = mmap.PAGESIZE
-        self.size = size
-        self.mask = size - 1
-        self._cons = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        self._prod = mmap.mmap(
-            map_fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page
-        )
-        self._data = page
-        self._poll = select.epoll()
-        self._poll.register(map_fd, select.EPOLLIN)
-
-    def pending(self) -> bool:
-        """Whether the kernel has written records not read yet."""
-        return bool(_U64.unpack_from(self._prod, 0)[0] != _U64.unpack_from(self._cons, 0)[0])
-
-    def wait(self, timeout: float) -> None:
-        """Sleep until there is data (or ``timeout`` seconds), polling with a growing delay.
-
-        The programs submit without a wakeup (a wakeup costs the traced process an irq_work
-        and a cross-CPU wake per record when the reader keeps up), so the reader looks at the
-        producer position every POLL_MIN..POLL_MAX seconds; the epoll fd still ends a sleep
-        early for the records that do ask for a wakeup.
-        """
-        deadline = time.monotonic() + timeout
-        delay = POLL_MIN
-        while not self.pending():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._poll.poll(min(delay, left))
-            delay = min(delay * 2, POLL_MAX)
-
-    def read(self, limit: int = 4096) -> list[bytes]:
-        """Up to ``limit`` records (copied out), releasing their space to the kernel."""
-        prod = self._prod
-        cons_pos = _U64.unpack_from(self._cons, 0)[0]
-        prod_pos = _U64.unpack_from(prod, 0)[0]
-        out: list[bytes] = []
-        append = out.append
-        base, mask = self._data, self.mask
-        u32 = _U32.unpack_from
-        while cons_pos < prod_pos and len(out) < limit:
-            off = base + (cons_pos & mask)
-            ln = u32(prod, off)[0]
-            if ln & _BUSY:
-                break
-            size = ln & ~(_BUSY | _DISCARD)
-            if not ln & _DISCARD:
-                append(prod[off + 8 : off + 8 + size])
-            cons_pos += (size + 8 + 7) & ~7
-        if out or cons_pos != _U64.unpack_from(self._cons, 0)[0]:
-            _U64.pack_into(self._cons, 0, cons_pos)
-        return out
-
-    def decode(self, first: int, boot_to_epoch_ns: int, limit: int = 4096) -> list[Event]:
-        """Up to ``limit`` records decoded in place (numbered from ``first``), then released."""
-        prod = self._prod
-        cons_pos = _U64.unpack_from(self._cons, 0)[0]
-        prod_pos = _U64.unpack_from(prod, 0)[0]
-        out: list[Event] = []
-        append = out.append
-        base, mask = self._data, self.mask
-        u32 = _U32.unpack_from
-        n = first
-        while cons_pos < prod_pos and n - first < limit:
-            off = base + (cons_pos & mask)
-            ln = u32(prod, off)[0]
-            if ln & _BUSY:
-                break
-            size = ln & ~(_BUSY | _DISCARD)
-            if not ln & _DISCARD:  # decode copies what it keeps: the space can go back
-                append(decode(prod, n, boot_to_epoch_ns, off + 8))
-                n += 1
-            cons_pos += (size + 8 + 7) & ~7
-        if out or cons_pos != _U64.unpack_from(self._cons, 0)[0]:
-            _U64.pack_into(self._cons, 0, cons_pos)
-        return out
-
-    def close(self) -> None:
-        self._poll.close()
-        self._cons.close()
-        self._prod.close()
-
-
-# The bpf(2) syscall, for what BCC 0.26 cannot do: load a BTF raw tracepoint (tp_btf) program.
-_SYS_BPF = 321  # x86-64
-_BPF_PROG_LOAD, _BPF_RAW_TRACEPOINT_OPEN = 5, 17
-_BPF_PROG_TYPE_TRACING, _BPF_TRACE_RAW_TP = 26, 23
-_PROG_LOAD_ATTR = struct.Struct("<IIQQIIQII16sII")  # prog_type .. expected_attach_type
-_ATTACH_BTF_ID_AT = 108  # offsetof(union bpf_attr, attach_btf_id)
-_libc: Any = None
-
-
-def _bpf_syscall(cmd: int, attr: Any, size: int) -> int:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.syscall.restype = ctypes.c_long
-    fd = int(_libc.syscall(_SYS_BPF, cmd, attr, size))
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return fd
-
-
-def load_tp_btf(module: Any, name: bytes, btf_id: int) -> int:
-    """Load BCC-compiled function ``name`` as a tp_btf program for BTF id ``btf_id``; its fd.
-
-    BCC has already compiled it and put the map fds in its instructions; the verifier's log
-    is read only when loading fails.
-    """
-    from bcc import lib
-
-    insns = lib.bpf_function_start(module, name)
-    size = lib.bpf_function_size(module, name)
-    if not insns or not size:
-        raise OSError(0, f"no BPF function {name.decode()}")
-    lic = ctypes.create_string_buffer(lib.bpf_module_license(module) or b"GPL")
-    for log_size in (0, 1 << 22):
-        log = ctypes.create_string_buffer(max(log_size, 1))
-        attr = ctypes.create_string_buffer(144)
-        _PROG_LOAD_ATTR.pack_into(
-            attr, 0, _BPF_PROG_TYPE_TRACING, size // 8, insns, ctypes.addressof(lic),
-            1 if log_size else 0, log_size, ctypes.addressof(log) if log_size else 0, 0, 0,
-            name[:15], 0, _BPF_TRACE_RAW_TP,
-        )  # fmt: skip
-        struct.pack_into("<I", attr, _ATTACH_BTF_ID_AT, btf_id)
-        try:
-            return _bpf_syscall(_BPF_PROG_LOAD, attr, len(attr))
-        except OSError as exc:
-            if log_size:
-                tail = log.value.decode("utf-8", "replace").strip().splitlines()[-3:]
-                raise OSError(exc.errno, f"{exc.strerror}: {' / '.join(tail)}") from None
-    raise AssertionError("unreachable")
-
-
-def attach_tp_btf(prog_fd: int) -> int:
-    """Attach a loaded tp_btf program (its tracepoint is in its BTF id); the link's fd."""
-    attr = ctypes.create_string_buffer(16)
-    struct.pack_into("<QI", attr, 0, 0, prog_fd)
-    return _bpf_syscall(_BPF_RAW_TRACEPOINT_OPEN, attr, len(attr))
-
-
-# (function, tracepoint) pairs of events.c
-_PROGRAMS = ((b"sys_exit", "sys_exit"), (b"proc_exit", "sched_process_exit"))
-HOOKS = ("auto", "tp_btf", "raw_tp")
+# (function, raw tracepoint) of the raw hooks in events.c, loaded as tp_btf where possible
+_RAW_PROGRAMS = ((b"sys_exit", "sys_exit"), (b"proc_exit", "sched_process_exit"))
+HOOKS = ("auto", "syscall_tp", "tp_btf", "raw_tp")
 
 
 class EbpfSource:
     """Syscall exit events of the running kernel as :class:`Event` objects.
 
-    ``hook`` picks how the programs attach: ``tp_btf`` (BTF raw tracepoints: the registers
-    and task fields on the hot path are plain loads), ``raw_tp`` (plain raw tracepoints through
-    BCC, reads through bpf_probe_read_kernel), or ``auto`` (tp_btf, else raw_tp); ``hook_used``
-    says which one is in use once open.
+    ``hook`` picks how the programs see syscall exits (``detector/bpf/hooks.py``):
+    ``syscall_tp`` (a program on the exit tracepoint of each selected syscall only; the raw
+    hook only for selected syscalls without one), ``tp_btf`` or ``raw_tp`` (one program on
+    raw_syscalls:sys_exit for every syscall, as a BTF raw tracepoint or through BCC), or
+    ``auto`` (syscall_tp, else raw_tp); ``hook_used`` says which one is in use once open.
     """
 
     def __init__(
@@ -282,6 +136,7 @@ class EbpfSource:
         ringbuf_pages: int = RINGBUF_PAGES,
         skip_self: bool = True,
         hook: str = "auto",
+        release_compiler: bool = True,
     ) -> None:
         if hook not in HOOKS:
             raise DetectorError(f"unknown hook {hook!r}", hint=f"use one of {', '.join(HOOKS)}")
@@ -289,13 +144,14 @@ class EbpfSource:
         self.skip_self = skip_self
         self.hook = hook
         self.hook_used = ""
+        self.release_compiler = release_compiler
+        self.rss_before_release = self.rss_after_release = 0
         self._prog_fds: list[int] = []
-        self._links: list[int] = []
         self._selected = frozenset(syscalls) if syscalls is not None else frozenset(SUPPORTED)
         self._bpf: Any = None
+        self._hooks: Hooks | None = None
         self._reader: RingReader | None = None
         self._stopping = False
-        self._attached = False
         self.num = 0
         self.boot_to_epoch_ns = 0
 
@@ -313,15 +169,15 @@ class EbpfSource:
         cflags = bpf_cflags(ringbuf_pages=self.ringbuf_pages, self_tgid=self_tgid)
         text = bpf_text().encode()
         failure = ""
-        if self.hook in ("auto", "tp_btf"):
+        if self.hook != "raw_tp":
             try:
-                self._open_tp_btf(BPF, text, cflags)
+                self._open_btf(BPF, text, cflags)
             except Exception as exc:  # an older kernel or BCC: plain raw tracepoints
                 self.close()
-                failure = f"tp_btf: {exc}"
-                if self.hook == "tp_btf":
+                failure = f"{self.hook}: {exc}"
+                if self.hook != "auto":
                     raise DetectorError(
-                        f"loading the BPF programs as BTF raw tracepoints failed: {exc}",
+                        f"loading the BPF programs for hook {self.hook!r} failed: {exc}",
                         hint="use hook='raw_tp', or run `falcoctl-py driver check`",
                     ) from exc
         if self._bpf is None:
@@ -333,26 +189,35 @@ class EbpfSource:
                     hint="run `falcoctl-py driver check` and fix what it reports",
                 ) from exc
             self.hook_used = "raw_tp"
+            self._hooks = Hooks(self._bpf, "raw_tp")
         b = self._bpf
         self._write_specs()
         self.attach()
         size = self.ringbuf_pages * mmap.PAGESIZE
-        self._reader = RingReader(b[b"events"].map_fd, size)
+        self._reader = RingReader.from_map(b[b"events"].map_fd, size)
         self.boot_to_epoch_ns = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         gc.freeze()  # BCC's and the loader's objects: long-lived, never rescanned by the GC
+        if self.release_compiler:  # LLVM is idle from now on: give its memory back
+            self.rss_before_release, self.rss_after_release = release_compiler()
         return self
 
-    def _open_tp_btf(self, bpf_cls: Any, text: bytes, cflags: list[str]) -> None:
+    def _open_btf(self, bpf_cls: Any, text: bytes, cflags: list[str]) -> None:
+        """Compile with BTF-typed loads; the raw hooks as tp_btf, the tracepoint program."""
         from detector.bpf.btf import load
 
         btf = load()
-        ids = [btf.tracepoint_id(tp) for _, tp in _PROGRAMS]
+        ids = [btf.tracepoint_id(tp) for _, tp in _RAW_PROGRAMS]
         if None in ids:
             raise OSError(0, "no btf_trace_* types in the kernel's BTF")
         self._bpf = bpf_cls(text=text, cflags=[*cflags, "-DTP_BTF"])
-        for (fn, _), btf_id in zip(_PROGRAMS, ids, strict=True):
+        for (fn, _), btf_id in zip(_RAW_PROGRAMS, ids, strict=True):
             self._prog_fds.append(load_tp_btf(self._bpf.module, fn, btf_id or 0))
-        self.hook_used = "tp_btf"
+        mode = "tp_btf" if self.hook == "tp_btf" else "syscall_tp"
+        if mode == "syscall_tp":  # loaded now, so that a refusal shows here, not at attach
+            self._bpf.load_func(b"sys_exit_tp", bpf_cls.TRACEPOINT)
+        fds = (self._prog_fds[0], self._prog_fds[1])
+        self._hooks = Hooks(self._bpf, mode, raw_fds=fds)
+        self.hook_used = mode
 
     def __enter__(self) -> EbpfSource:
         return self.open()
@@ -365,40 +230,36 @@ class EbpfSource:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-        for fd in self._links + self._prog_fds:
+        if self._hooks is not None:
+            self._hooks.close()
+            self._hooks = None
+        for fd in self._prog_fds:
             os.close(fd)
-        self._links, self._prog_fds = [], []
-        self._attached = False
+        self._prog_fds = []
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
 
     def attach(self) -> None:
-        """Attach the programs to their tracepoints (``open`` does it)."""
-        b = self._require_bpf()
-        if self._attached:
-            return
-        if self._prog_fds:
-            for fd in self._prog_fds:
-                self._links.append(attach_tp_btf(fd))
-        else:
-            for fn, tp in _PROGRAMS:
-                b.attach_raw_tracepoint(tp=tp.encode(), fn_name=fn)
-        self._attached = True
+        """Attach the programs the selection needs (``open`` does it)."""
+        self._require_hooks().enable()
 
     def detach(self) -> None:
         """Detach the programs (no cost to any syscall), keeping maps and the ring buffer."""
+        self._require_hooks().disable()
+
+    def program_fds(self) -> dict[str, int]:
+        """Loaded program name -> fd (for the kernel's run counts, ``loader.prog_stats``)."""
         b = self._require_bpf()
-        if not self._attached:
-            return
-        if self._prog_fds:
-            for fd in self._links:
-                os.close(fd)
-            self._links = []
-        else:
-            for _, tp in _PROGRAMS:
-                b.detach_raw_tracepoint(tp=tp.encode())
-        self._attached = False
+        out = {fn.decode(): fd for (fn, _), fd in zip(_RAW_PROGRAMS, self._prog_fds, strict=False)}
+        for name, fn in b.funcs.items():
+            out.setdefault(name.decode() if isinstance(name, bytes) else name, fn.fd)
+        return out
+
+    @property
+    def hooks(self) -> Hooks:
+        """Where the programs are attached now (per syscall, and whether the raw hook is)."""
+        return self._require_hooks()
 
     def stop(self) -> None:
         """Make a running :meth:`events` loop return (from another thread or a handler)."""
@@ -410,20 +271,24 @@ class EbpfSource:
         return self._selected
 
     def set_syscalls(self, names: Iterable[str]) -> None:
-        """Capture exactly ``names`` (event types) from now on: a map update, no reload."""
+        """Capture exactly ``names`` (event types) from now on: map writes and attachments
+        per syscall, no program reload."""
         self._selected = frozenset(names)
         if self._bpf is not None:
             self._write_specs()
 
     def _write_specs(self) -> None:
+        hooks = self._require_hooks()
+        hooks.plan(self._selected)
+        hooks.attach_new()
         table = self._bpf[b"spec"]
         for name, spec in SPECS.items():
-            table[ctypes.c_int(NUMBERS[name])] = ctypes.c_uint32(
-                spec_word(spec, enabled=name in self._selected)
-            )
+            word = spec_word(spec, enabled=name in self._selected, raw_hook=hooks.raw_hooked(name))
+            table[ctypes.c_int(NUMBERS[name])] = ctypes.c_uint32(word)
         table[ctypes.c_int(SPEC_PROCEXIT)] = ctypes.c_uint32(
             spec_word(Spec("procexit"), enabled="procexit" in self._selected)
         )
+        hooks.detach_old()
 
     # -- reading ------------------------------------------------------------------------------
     def read_raw(self, *, timeout: float = 0.1, limit: int = 4096) -> list[bytes]:
@@ -445,12 +310,19 @@ class EbpfSource:
         was_enabled = gc.isenabled()
         gc.disable()
         try:  # decoded in place, straight from the ring buffer's pages: no copy per record
-            out = reader.decode(self.num + 1, self.boot_to_epoch_ns, limit)
+            places, cons_pos = reader.take(limit)
+            buf, first, boot = reader.buffer, self.num + 1, self.boot_to_epoch_ns
+            out = [decode(buf, first + i, boot, pos) for i, (pos, _) in enumerate(places)]
+            reader.release(cons_pos)
         finally:
             if was_enabled:
                 gc.enable()
         self.num += len(out)
         return out
+
+    def reader_pending(self) -> bool:
+        """Whether the ring buffer holds records not read yet."""
+        return self._require().pending()
 
     def events(
         self, *, timeout: float = 0.1, until: Callable[[], bool] | None = None
@@ -477,6 +349,11 @@ class EbpfSource:
         if self._reader is None:
             raise DetectorError("the eBPF source is not open", hint="call open() first")
         return self._reader
+
+    def _require_hooks(self) -> Hooks:
+        if self._hooks is None:
+            raise DetectorError("the eBPF source is not open", hint="call open() first")
+        return self._hooks
 
     def _require_bpf(self) -> Any:
         if self._bpf is None:

@@ -22,6 +22,7 @@ F_TUPLE_ARG0 = 1 << 20
 F_TUPLE_RET = 1 << 21
 F_PROC = 1 << 22
 F_EXEC = 1 << 23
+F_RAW_HOOK = 1 << 24
 F_ENABLED = 1 << 25
 S_DROPCAT = 26
 # Falco's drop categories (n_drops_buffer_<category>), in the order of the kernel's counters.
@@ -144,8 +145,9 @@ EXTRA_EVENTS = frozenset({"procexit"})
 BY_NR: dict[int, Spec] = {NUMBERS[n]: sp for n, sp in SPECS.items()}
 
 
-def spec_word(spec: Spec, *, enabled: bool) -> int:
-    """The u32 the BPF programs read for this syscall."""
+def spec_word(spec: Spec, *, enabled: bool, raw_hook: bool = False) -> int:
+    """The u32 the BPF programs read for this syscall (``raw_hook``: the raw sys_exit hook
+    takes it, as it has no tracepoint of its own or one hook serves every syscall)."""
     word = 0
     for shift, idx in zip((S_STR0, S_STR1, S_STR2), spec.strs, strict=False):
         word |= (idx + 1) << shift
@@ -165,6 +167,8 @@ def spec_word(spec: Spec, *, enabled: bool) -> int:
         word |= F_PROC
     if spec.exec:
         word |= F_EXEC
+    if raw_hook:
+        word |= F_RAW_HOOK
     if enabled:
         word |= F_ENABLED
     word |= _CATEGORY_OF.get(spec.name, 5) << S_DROPCAT

@@ -20,6 +20,7 @@ from falcoctl_py.cli import (
     registry,
     rules,
     rules_eval,
+    rules_filters,
     run,
     version,
 )
@@ -38,7 +39,8 @@ _CLICK_ERROR: type[Exception] = next(
 )
 
 # These modules register their commands on the artifact and rules groups when imported.
-_GROUP_EXTENSIONS = (artifact_catalog, artifact_follow, artifact_signing, rules_eval)
+_GROUP_EXTENSIONS = (artifact_catalog, artifact_follow, artifact_signing, rules_eval,
+                     rules_filters)
 
 app = typer.Typer(
     name="falcoctl-py",

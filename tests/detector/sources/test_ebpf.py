@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 
+from detector.bpf.loader import load_tp_btf
 from detector.errors import DetectorError
 from detector.events import Event
-from detector.sources.ebpf import EbpfSource, ebpf_listing, load_tp_btf
+from detector.sources.ebpf import EbpfSource, ebpf_listing
 from detector.sources.syscalls import SUPPORTED
+from tests.eventually import eventually
 from tests.realparts import need, need_bpf
 
 CHILD = Path(__file__).with_name("syscall_child.py")
@@ -42,16 +44,17 @@ def _drain(src: EbpfSource) -> None:
         pass
 
 
-def _collect(src: EbpfSource, pid: int, *, until_exit: bool = True) -> list[Event]:
-    """Events of process ``pid`` (any of its threads) until its procexit, or 5 s."""
+def _collect(src: EbpfSource, pid: int) -> list[Event]:
+    """Events of process ``pid`` (any of its threads) until its procexit."""
     got: list[Event] = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def exited() -> bool:
         for ev in src.read(timeout=0.05):
             if ev.ctx is not None and ev.ctx["pid"] == pid:
                 got.append(ev)
-                if until_exit and ev.type == "procexit" and ev.tid == pid:
-                    return got
+        return any(ev.type == "procexit" and ev.tid == pid for ev in got)
+
+    eventually(exited, timeout=10, what=f"the procexit of {pid}")
     return got
 
 
@@ -277,11 +280,11 @@ def test_events_loop_ends_on_stop(source: EbpfSource) -> None:
     loop = threading.Thread(target=run)
     loop.start()
     subprocess.run(["/bin/true"], check=True)
-    time.sleep(0.3)
+    eventually(lambda: any(e.type == "execve" and e.args.get("filename") == "/bin/true"
+                           for e in list(seen)), timeout=10, what="the execve of /bin/true")
     source.stop()
     loop.join(timeout=5)
     assert not loop.is_alive()
-    assert any(e.type == "execve" and e.args.get("filename") == "/bin/true" for e in seen)
 
 
 def _cgroup2_root() -> Path | None:
@@ -345,9 +348,9 @@ def test_ia32_syscalls_are_not_taken_for_x86_64_ones(source: EbpfSource, tmp_pat
     assert not [e for e in after_exec if e.type == "close"]
 
 
-def test_default_hook_is_btf_raw_tracepoints(source: EbpfSource) -> None:
-    # This kernel has BTF and BCC 0.26: the programs load as tp_btf (plain loads on the hot path).
-    assert source.hook_used == "tp_btf"
+def test_default_hook_is_per_syscall_tracepoints(source: EbpfSource) -> None:
+    # This kernel has BTF and syscall tracepoints: one program per selected syscall's exit.
+    assert source.hook_used == "syscall_tp"
 
 
 def test_raw_tracepoint_fallback_decodes_the_same(tmp_path: Path) -> None:

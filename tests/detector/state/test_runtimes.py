@@ -167,7 +167,7 @@ def _engines(ctd: Containerd, **kw: object) -> Engines:
 
 
 def _field(ev: Event, name: str) -> object:
-    from detector.rules.fields_event import arg_expr, make_extractor
+    from detector.rules.fields.extract import arg_expr, make_extractor
 
     base, _, arg = name.partition("[")
     expr = arg_expr(base, arg.rstrip("]") or None)

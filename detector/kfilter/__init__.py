@@ -1,0 +1,1 @@
+"""Kernel filters derived from the loaded rules (see ``detector.kfilter.analysis``)."""

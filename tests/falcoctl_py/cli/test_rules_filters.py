@@ -1,0 +1,74 @@
+"""``falcoctl-py rules filters``: what each event type keeps, and what each rule contributes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from falcoctl_py.cli.main import app
+from tests.falcoctl_py.cli.clirun import run_cli
+
+RULES = """
+- list: shells
+  items: [bash, sh]
+- macro: spawned_process
+  condition: (evt.type in (execve, execveat) and evt.dir = <)
+- rule: Shell started
+  desc: a shell
+  condition: spawned_process and proc.name in (shells) and evt.rawres >= 0
+  output: shell %proc.name
+  priority: WARNING
+- rule: Setuid not by sudo
+  desc: setuid
+  condition: evt.type = setuid and not proc.name in (sudo, su)
+  output: setuid %proc.name
+  priority: NOTICE
+- rule: Any unlink
+  desc: unlink
+  condition: evt.type = unlink and fd.name startswith /etc
+  output: unlink %fd.name
+  priority: NOTICE
+"""
+
+
+def _run(args: list[str]) -> tuple[int, str]:
+    res = CliRunner().invoke(app, ["rules", "filters", *args])
+    return res.exit_code, res.output
+
+
+def test_each_type_says_what_it_keeps_and_which_rule_leaves_it_unfiltered(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text(RULES)
+    code, out = _run([str(f)])
+    assert code == 0, out
+    assert ("execve: keeps events where proc.name is one of bash, sh and the syscall succeeded"
+            in out)  # fmt: skip
+    assert "setuid: keeps events where proc.name is none of su, sudo" in out
+    assert "  - Setuid not by sudo: events where proc.name is none of su, sudo" in out
+    assert "unlink: keeps every event" in out
+    assert "unfiltered because of: Any unlink" in out
+    assert "the state tables need every event of it as well" in out  # execve keeps state
+
+
+def test_json_output(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text(RULES)
+    code, out = _run([str(f), "-o", "json"])
+    assert code == 0
+    by_type = {r["evttype"]: r for r in json.loads(out)}
+    assert by_type["setuid"]["filtered"] and not by_type["unlink"]["filtered"]
+    assert by_type["unlink"]["unfiltered_by"] == ["Any unlink"]
+
+
+def test_a_bad_file_is_one_line_and_non_zero(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("- rule: x\n  condition: proc.nme = a\n  output: o\n  priority: INFO\n  desc: d\n")
+    res = run_cli(capsys, "rules", "filters", str(f))
+    assert res.code == 1 and res.stdout == ""
+    assert res.stderr.count("\n") == 1
+    assert f"{f}:2:" in res.stderr and "proc.nme" in res.stderr
