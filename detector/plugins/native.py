@@ -6,6 +6,7 @@ import ctypes
 import json
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,13 @@ from detector.plugins.base import (
     PluginInfo,
     parse_fields,
 )
+from detector.plugins.tables import LOG_FN, InitTablesInput, ThreadLookup, ThreadsTable
 from falcoctl_py.errors import DetectorError
 
 _REQUIRED = ("plugin_get_required_api_version", "plugin_get_version", "plugin_get_name",
              "plugin_get_description", "plugin_get_contact", "plugin_init", "plugin_destroy",
              "plugin_get_last_error")
+_TS_NOW = 0xFFFFFFFFFFFFFFFF  # an event timestamp of (uint64_t)-1 means "now"
 _EVT_HEADER = struct.Struct("<QQIHI")  # ts, tid, len, type, nparams: 26 bytes, packed
 
 
@@ -62,9 +65,11 @@ class SsPluginFieldExtractInput(ctypes.Structure):
 
 
 class SsPluginInitInput(ctypes.Structure):
+    """``ss_plugin_init_input``: ``tables`` is set for plugins that parse or extract."""
+
     _fields_ = [("config", ctypes.c_char_p), ("owner", ctypes.c_void_p),
-                ("get_owner_last_error", _GET_LAST_ERROR), ("tables", ctypes.c_void_p),
-                ("log_fn", ctypes.c_void_p)]
+                ("get_owner_last_error", _GET_LAST_ERROR),
+                ("tables", ctypes.POINTER(InitTablesInput)), ("log_fn", LOG_FN)]
 
 
 def _no_owner_error(owner: int | None) -> bytes:
@@ -128,7 +133,7 @@ class _Request:
     """One list of fields to extract, prepared once: the ctypes structures, reused per event."""
 
     def __init__(self, field_ids: dict[str, tuple[int, PluginField]],
-                 wanted: list[tuple[str, str | None]]) -> None:
+                 wanted: list[tuple[str, str | None]], reader: int | None = None) -> None:
         chosen = [(i, name, arg, field_ids[name]) for i, (name, arg) in enumerate(wanted)
                   if name in field_ids]
         self.efs = (SsPluginExtractField * max(1, len(chosen)))()
@@ -151,7 +156,7 @@ class _Request:
         first = ctypes.cast(self.efs, ctypes.POINTER(SsPluginExtractField))
         self.xinput = SsPluginFieldExtractInput(
             owner=None, get_owner_last_error=_owner_last_error, num_fields=len(chosen),
-            fields=first)
+            fields=first, table_reader_ext=reader)
         self.einput_ref = ctypes.byref(self.einput)
         self.xinput_ref = ctypes.byref(self.xinput)
 
@@ -159,7 +164,8 @@ class _Request:
 class NativePlugin:
     """A shared-library plugin: init on construction, destroy when done."""
 
-    def __init__(self, name: str, library: Path, init_config: str = "") -> None:
+    def __init__(self, name: str, library: Path, init_config: str = "",
+                 threads: ThreadLookup | None = None) -> None:
         try:
             self._lib = ctypes.CDLL(str(library))
         except OSError as err:
@@ -200,8 +206,13 @@ class NativePlugin:
         lib.plugin_get_last_error.restype = ctypes.c_char_p
         lib.plugin_get_last_error.argtypes = [ctypes.c_void_p]
         lib.plugin_destroy.argtypes = [ctypes.c_void_p]
-        self._init_input = SsPluginInitInput(config=init_config.encode(), owner=None,
-                                             get_owner_last_error=_owner_last_error)
+        # As Falco 0.42+: a logger always, the tables for plugins that parse or extract.
+        self._tables = ThreadsTable(name, threads)
+        parsing = hasattr(lib, "plugin_parse_event")
+        self._init_input = SsPluginInitInput(
+            config=init_config.encode(), owner=None, get_owner_last_error=_owner_last_error,
+            tables=ctypes.pointer(self._tables.tables) if parsing or self.info.extraction
+            else None, log_fn=self._tables.log_fn)
         rc = ctypes.c_int32(0)
         self._state = lib.plugin_init(ctypes.byref(self._init_input), ctypes.byref(rc))
         if rc.value != 0:
@@ -262,7 +273,7 @@ class NativePlugin:
             ptr = evts[i]
             hdr = ptr.contents
             raw = ctypes.string_at(ctypes.addressof(hdr), hdr.len)
-            ts = hdr.ts if hdr.ts != 0xFFFFFFFFFFFFFFFF else 0
+            ts = hdr.ts if hdr.ts != _TS_NOW else time.time_ns()
             # PPME_PLUGINEVENT_E: payload after the u32 lengths and the u32 plugin id.
             payload = raw[38:] if hdr.type == PLUGIN_EVENT_TYPE else raw[26:]
             out.append((ts, payload))
@@ -283,7 +294,8 @@ class NativePlugin:
         if req is None:
             if len(self._requests) >= 64:  # rule sets come and go with reloads
                 self._requests.clear()
-            req = self._requests[key] = _Request(self._field_ids, wanted)
+            req = self._requests[key] = _Request(
+                self._field_ids, wanted, ctypes.addressof(self._tables.reader_ext))
         out: list[Any] = [None] * len(wanted)
         if not req.known:
             return out
