@@ -62,6 +62,30 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class OnceFilter(logging.Filter):
+    """Each warning once: a warning printed in the last few seconds, alone or after a
+    ``where: `` prefix (the config loader's line, then the same text in a summary), is dropped.
+    A warning that comes back later (a follower's next failed check) is printed again."""
+
+    WINDOW = 5.0  # seconds
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        text, now = record.getMessage(), record.created
+        if now - self._seen.get(text, float("-inf")) < self.WINDOW:
+            return False
+        if len(self._seen) > 1024:
+            self._seen = {k: t for k, t in self._seen.items() if now - t < self.WINDOW}
+        parts = text.split(": ")
+        self._seen.update((": ".join(parts[i:]), now) for i in range(len(parts)))
+        return True
+
+
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is when a record is emitted (never a closed stream)."""
 
@@ -100,6 +124,7 @@ def setup_logging(fmt: LogFormat, level: LogLevel, *, disable_styling: bool = Fa
     else:
         handler = StderrHandler()
         handler.setFormatter(JsonFormatter() if fmt is LogFormat.json else TextFormatter())
+    handler.addFilter(OnceFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])

@@ -166,3 +166,16 @@ def test_help_shows_no_python_types() -> None:
         assert not re.search(r"<(bool|str|int|float|list\[.*?\]|Path)>", proc.stdout), (
             args, proc.stdout)
         assert "--log-format" in proc.stdout or "Global options" in proc.stdout
+
+
+def test_each_warning_printed_once_in_one_format(tmp_path: Path) -> None:
+    falco_yaml = tmp_path / "falco.yaml"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- list: shells\n  items: [bash]\n")
+    falco_yaml.write_text(f"rules_files: [{rules}]\nbogus_key: 1\nwebserver:\n  enabled: false\n")
+    for fmt in ("text", "json"):
+        proc = cli("run", "-c", str(falco_yaml), "--dry-run", "--log-format", fmt)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.count("unknown configuration key 'bogus_key'") == 1, proc.stderr
+        if fmt == "json":
+            assert all(line["level"] in ("INFO", "WARN") for line in json_lines(proc.stderr))
