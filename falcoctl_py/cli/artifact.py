@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from falcoctl_py.cli import _config
-from falcoctl_py.cli._context import global_options
+from falcoctl_py.cli._context import global_options, styling_enabled
 from falcoctl_py.cli._options import (
     AllowedTypesOpt,
     AssetsDirOpt,
@@ -64,9 +64,11 @@ def artifact_install(
     from falcoctl_py import artifact_actions
     from falcoctl_py.cli._progress import DownloadProgress
 
-    with DownloadProgress(force_plain=output is not OutputFormat.human) as progress:
+    opts = global_options(ctx)
+    styled = styling_enabled(opts.log_format, disable_styling=opts.disable_styling)
+    with DownloadProgress(force_plain=output is not OutputFormat.human or not styled) as progress:
         result = artifact_actions.install(
-            config_path=global_options(ctx).config,
+            config_path=opts.config,
             refs=refs or [],
             rulesfiles_dir=rulesfiles_dir,
             plugins_dir=plugins_dir,
