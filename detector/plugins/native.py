@@ -24,7 +24,13 @@ from detector.plugins.base import (
     PluginInfo,
     parse_fields,
 )
-from detector.plugins.tables import LOG_FN, InitTablesInput, ThreadLookup, ThreadsTable
+from detector.plugins.tables import (
+    LOG_FN,
+    InitTablesInput,
+    ReaderVtable,
+    ThreadLookup,
+    ThreadsTable,
+)
 from falcoctl_py.errors import DetectorError
 
 _REQUIRED = ("plugin_get_required_api_version", "plugin_get_version", "plugin_get_name",
@@ -58,10 +64,14 @@ _GET_LAST_ERROR = ctypes.CFUNCTYPE(ctypes.c_char_p, ctypes.c_void_p)
 
 
 class SsPluginFieldExtractInput(ctypes.Structure):
+    """``ss_plugin_field_extract_input``: the deprecated inline ``table_reader`` comes before
+    ``table_reader_ext``."""
+
     _fields_ = [("owner", ctypes.c_void_p), ("get_owner_last_error", _GET_LAST_ERROR),
                 ("num_fields", ctypes.c_uint32),
                 ("fields", ctypes.POINTER(SsPluginExtractField)),
-                ("table_reader_ext", ctypes.c_void_p), ("value_offsets", ctypes.c_void_p)]
+                ("table_reader", ReaderVtable), ("table_reader_ext", ctypes.c_void_p),
+                ("value_offsets", ctypes.c_void_p)]
 
 
 class SsPluginInitInput(ctypes.Structure):
@@ -133,7 +143,7 @@ class _Request:
     """One list of fields to extract, prepared once: the ctypes structures, reused per event."""
 
     def __init__(self, field_ids: dict[str, tuple[int, PluginField]],
-                 wanted: list[tuple[str, str | None]], reader: int | None = None) -> None:
+                 wanted: list[tuple[str, str | None]], tables: ThreadsTable) -> None:
         chosen = [(i, name, arg, field_ids[name]) for i, (name, arg) in enumerate(wanted)
                   if name in field_ids]
         self.efs = (SsPluginExtractField * max(1, len(chosen)))()
@@ -156,7 +166,8 @@ class _Request:
         first = ctypes.cast(self.efs, ctypes.POINTER(SsPluginExtractField))
         self.xinput = SsPluginFieldExtractInput(
             owner=None, get_owner_last_error=_owner_last_error, num_fields=len(chosen),
-            fields=first, table_reader_ext=reader)
+            fields=first, table_reader=tables.reader,
+            table_reader_ext=ctypes.addressof(tables.reader_ext))
         self.einput_ref = ctypes.byref(self.einput)
         self.xinput_ref = ctypes.byref(self.xinput)
 
@@ -294,8 +305,7 @@ class NativePlugin:
         if req is None:
             if len(self._requests) >= 64:  # rule sets come and go with reloads
                 self._requests.clear()
-            req = self._requests[key] = _Request(
-                self._field_ids, wanted, ctypes.addressof(self._tables.reader_ext))
+            req = self._requests[key] = _Request(self._field_ids, wanted, self._tables)
         out: list[Any] = [None] * len(wanted)
         if not req.known:
             return out

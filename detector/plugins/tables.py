@@ -55,6 +55,13 @@ class ReaderVtableExt(ctypes.Structure):
                 ("release_table_entry", _RELEASE), ("iterate_entries", _ITERATE)]
 
 
+class ReaderVtable(ctypes.Structure):
+    """The deprecated ``ss_plugin_table_reader_vtable`` (the first four members of ``_ext``),
+    still inline in the extract and parse inputs."""
+
+    _fields_ = ReaderVtableExt._fields_[:4]
+
+
 class WriterVtableExt(ctypes.Structure):
     _fields_ = [("clear_table", _RC_TABLE), ("erase_table_entry", _RC_KEY),
                 ("create_table_entry", _NEW_ENTRY), ("destroy_table_entry", _RELEASE),
@@ -122,7 +129,10 @@ class ThreadsTable:
             _TABLE_NAME(self._table_name), _TABLE_SIZE(self._table_size),
             _GET_ENTRY(self._get_entry), _READ_FIELD(self._read_field),
             _RELEASE(self._release), _ITERATE(self._iterate))
-        self._writer_ext = WriterVtableExt(
+        ext = self.reader_ext
+        self.reader = ReaderVtable(ext.get_table_name, ext.get_table_size, ext.get_table_entry,
+                                   ext.read_entry_field)
+        self.writer_ext = WriterVtableExt(
             _RC_TABLE(_guard(FAILURE)(lambda t: FAILURE)),
             _RC_KEY(_guard(FAILURE)(lambda t, k: FAILURE)),
             _NEW_ENTRY(_guard(None)(lambda t: None)), _RELEASE(_guard(None)(lambda t, e: None)),
@@ -131,7 +141,7 @@ class ThreadsTable:
             _LIST_TABLES(self._list_tables), _GET_TABLE(self._get_table),
             _ADD_TABLE(_guard(FAILURE)(lambda o, i: FAILURE)), fields,
             ctypes.pointer(self._fields_ext), ctypes.pointer(self.reader_ext),
-            ctypes.pointer(self._writer_ext))
+            ctypes.pointer(self.writer_ext))
         self.log_fn = LOG_FN(self._log)
 
     def _refresh_field_infos(self) -> None:

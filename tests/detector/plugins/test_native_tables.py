@@ -4,6 +4,7 @@ plugin_init, as Falco 0.42+ gives them, reads the table when extracting, and its
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import subprocess
 import sys
@@ -76,3 +77,32 @@ def test_loading_in_a_fresh_process_does_not_crash(sdk_lib: Path) -> None:
                           timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1"
+
+
+def test_ctypes_layouts_match_the_c_structs(tmp_path: Path) -> None:
+    from detector.plugins import tables
+    from detector.plugins.native import SsPluginFieldExtractInput, SsPluginInitInput
+
+    gcc = need_binary("gcc")
+    exe = tmp_path / "layout"
+    subprocess.run([gcc, "-DSDK_LAYOUT", "-o", str(exe), str(DATA / "sdkstyle.c")],
+                   check=True, capture_output=True)
+    c = {line.split()[0]: [int(v) for v in line.split()[1:]]
+         for line in subprocess.run([str(exe)], capture_output=True, text=True,
+                                    check=True).stdout.splitlines()}
+    py = {
+        "init_input": [ctypes.sizeof(SsPluginInitInput), SsPluginInitInput.tables.offset,
+                       SsPluginInitInput.log_fn.offset],
+        "tables_input": [ctypes.sizeof(tables.InitTablesInput),
+                         tables.InitTablesInput.fields_ext.offset,
+                         tables.InitTablesInput.reader_ext.offset,
+                         tables.InitTablesInput.writer_ext.offset],
+        "extract_input": [ctypes.sizeof(SsPluginFieldExtractInput),
+                          SsPluginFieldExtractInput.table_reader_ext.offset,
+                          SsPluginFieldExtractInput.value_offsets.offset],
+        "reader_vt": [ctypes.sizeof(tables.ReaderVtableExt)],
+        "writer_vt": [ctypes.sizeof(tables.WriterVtableExt)],
+        "fields_vt": [ctypes.sizeof(tables.FieldsVtable)],
+        "fieldinfo": [ctypes.sizeof(tables.FieldInfo)],
+    }
+    assert py == c

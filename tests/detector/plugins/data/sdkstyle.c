@@ -31,6 +31,12 @@ typedef struct {
     void (*release_table_entry)(tab_t *t, ent_t *e);
     ss_plugin_bool (*iterate_entries)(tab_t *t, void *it, void *s);
 } reader_vt;
+typedef struct { /* the deprecated reader: the first four members of reader_vt */
+    const char *(*get_table_name)(tab_t *t);
+    uint64_t (*get_table_size)(tab_t *t);
+    ent_t *(*get_table_entry)(tab_t *t, const sdata *key);
+    ss_plugin_rc (*read_entry_field)(tab_t *t, ent_t *e, const fld_t *f, sdata *out);
+} old_reader_vt;
 typedef struct {
     ss_plugin_rc (*clear_table)(tab_t *t);
     ss_plugin_rc (*erase_table_entry)(tab_t *t, const sdata *key);
@@ -77,6 +83,7 @@ typedef struct {
     void *get_owner_last_error;
     uint32_t num_fields;
     extract_field *fields;
+    old_reader_vt table_reader;
     reader_vt *table_reader_ext;
     void *value_offsets;
 } extract_input;
@@ -185,3 +192,20 @@ ss_plugin_rc plugin_parse_event(void *s, const evt_input *ev, const void *in) {
     (void)s; (void)ev; (void)in;
     return 0;
 }
+
+#ifdef SDK_LAYOUT
+#include <stddef.h>
+/* Built as a program by the layout test: the offsets the ctypes structs must match. */
+int main(void) {
+    printf("init_input %zu %zu %zu\n", sizeof(init_input), offsetof(init_input, tables),
+           offsetof(init_input, log_fn));
+    printf("tables_input %zu %zu %zu %zu\n", sizeof(tables_input),
+           offsetof(tables_input, fields_ext), offsetof(tables_input, reader_ext),
+           offsetof(tables_input, writer_ext));
+    printf("extract_input %zu %zu %zu\n", sizeof(extract_input),
+           offsetof(extract_input, table_reader_ext), offsetof(extract_input, value_offsets));
+    printf("reader_vt %zu\nwriter_vt %zu\nfields_vt %zu\nfieldinfo %zu\n", sizeof(reader_vt),
+           sizeof(writer_vt), sizeof(fields_vt), sizeof(fieldinfo));
+    return 0;
+}
+#endif
