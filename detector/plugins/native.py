@@ -30,6 +30,7 @@ from detector.plugins.tables import (
     ReaderVtable,
     ThreadLookup,
     ThreadsTable,
+    WriterVtable,
 )
 from falcoctl_py.errors import DetectorError
 
@@ -72,6 +73,15 @@ class SsPluginFieldExtractInput(ctypes.Structure):
                 ("fields", ctypes.POINTER(SsPluginExtractField)),
                 ("table_reader", ReaderVtable), ("table_reader_ext", ctypes.c_void_p),
                 ("value_offsets", ctypes.c_void_p)]
+
+
+class SsPluginEventParseInput(ctypes.Structure):
+    """``ss_plugin_event_parse_input``: deprecated inline reader and writer, then the ``_ext``
+    pointers."""
+
+    _fields_ = [("owner", ctypes.c_void_p), ("get_owner_last_error", _GET_LAST_ERROR),
+                ("table_reader", ReaderVtable), ("table_writer", WriterVtable),
+                ("table_reader_ext", ctypes.c_void_p), ("table_writer_ext", ctypes.c_void_p)]
 
 
 class SsPluginInitInput(ctypes.Structure):
@@ -243,11 +253,48 @@ class NativePlugin:
             lib.plugin_next_batch.argtypes = [
                 ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
                 ctypes.POINTER(ctypes.POINTER(ctypes.POINTER(SsPluginEvent)))]
+        self.parse_sources: list[str] = []
+        if parsing:
+            self._setup_parsing()
         if self.info.extraction:
             lib.plugin_extract_fields.restype = ctypes.c_int32
             lib.plugin_extract_fields.argtypes = [
                 ctypes.c_void_p, ctypes.POINTER(SsPluginEventInput),
                 ctypes.POINTER(SsPluginFieldExtractInput)]
+
+    def _setup_parsing(self) -> None:
+        """Declare ``plugin_parse_event`` and build its input once (the tables' vtables)."""
+        lib, tables = self._lib, self._tables
+        if hasattr(lib, "plugin_get_parse_event_sources"):
+            self.parse_sources = list(json.loads(
+                self._str("plugin_get_parse_event_sources") or "[]"))
+        lib.plugin_parse_event.restype = ctypes.c_int32
+        lib.plugin_parse_event.argtypes = [ctypes.c_void_p, ctypes.POINTER(SsPluginEventInput),
+                                           ctypes.POINTER(SsPluginEventParseInput)]
+        self._parse_input = SsPluginEventParseInput(
+            owner=None, get_owner_last_error=_owner_last_error, table_reader=tables.reader,
+            table_writer=tables.writer, table_reader_ext=ctypes.addressof(tables.reader_ext),
+            table_writer_ext=ctypes.addressof(tables.writer_ext))
+        self._parse_event = SsPluginEventInput()
+
+    def parse(self, evt: PluginEventRef) -> bool:
+        """Give one event to the plugin's parsing capability; False when it failed."""
+        if not hasattr(self, "_parse_input"):
+            return False
+        raw = self._raw(evt)
+        with self._lock:
+            self._parse_event.evt = raw
+            self._parse_event.evtnum = evt.num
+            self._parse_event.evtsrc = evt.source.encode()
+            rc = self._lib.plugin_parse_event(self._state, ctypes.byref(self._parse_event),
+                                              ctypes.byref(self._parse_input))
+        return int(rc) == 0
+
+    def _raw(self, evt: PluginEventRef) -> bytes:
+        """The scap bytes of an event: the header only for a syscall event."""
+        if evt.source == "syscall" and not evt.data:
+            return _EVT_HEADER.pack(evt.ts, evt.tid & 0xFFFFFFFFFFFFFFFF, _EVT_HEADER.size, 0, 0)
+        return plugin_event_bytes(evt.ts, evt.plugin_id or self.info.id, evt.data)
 
     def _str(self, symbol: str) -> str:
         fn = getattr(self._lib, symbol)
@@ -309,10 +356,7 @@ class NativePlugin:
         out: list[Any] = [None] * len(wanted)
         if not req.known:
             return out
-        if evt.source == "syscall" and not evt.data:  # a syscall event: the scap header only
-            raw = _EVT_HEADER.pack(evt.ts, evt.tid & 0xFFFFFFFFFFFFFFFF, _EVT_HEADER.size, 0, 0)
-        else:
-            raw = plugin_event_bytes(evt.ts, evt.plugin_id or self.info.id, evt.data)
+        raw = self._raw(evt)
         src = self._sources.get(evt.source)
         if src is None:
             src = self._sources[evt.source] = evt.source.encode()

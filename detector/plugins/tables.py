@@ -68,6 +68,12 @@ class WriterVtableExt(ctypes.Structure):
                 ("add_table_entry", _ADD_ENTRY), ("write_entry_field", _READ_FIELD)]
 
 
+class WriterVtable(ctypes.Structure):
+    """The deprecated ``ss_plugin_table_writer_vtable`` (same members as ``_ext``)."""
+
+    _fields_ = WriterVtableExt._fields_
+
+
 class InitTablesInput(ctypes.Structure):
     """``ss_plugin_init_tables_input`` (plugin API 3.x)."""
 
@@ -137,6 +143,10 @@ class ThreadsTable:
             _RC_KEY(_guard(FAILURE)(lambda t, k: FAILURE)),
             _NEW_ENTRY(_guard(None)(lambda t: None)), _RELEASE(_guard(None)(lambda t, e: None)),
             _ADD_ENTRY(_guard(None)(lambda t, k, e: None)), _READ_FIELD(self._write_field))
+        wx = self.writer_ext
+        self.writer = WriterVtable(wx.clear_table, wx.erase_table_entry, wx.create_table_entry,
+                                   wx.destroy_table_entry, wx.add_table_entry,
+                                   wx.write_entry_field)
         self.tables = InitTablesInput(
             _LIST_TABLES(self._list_tables), _GET_TABLE(self._get_table),
             _ADD_TABLE(_guard(FAILURE)(lambda o, i: FAILURE)), fields,

@@ -68,6 +68,20 @@ def test_extraction_reads_the_threads_table(sdk_lib: Path) -> None:
         plugin.destroy()
 
 
+def test_parsing_writes_a_field_extraction_reads(sdk_lib: Path) -> None:
+    plugin = NativePlugin("sdkstyle", sdk_lib, threads=THREADS.get)
+    try:
+        assert plugin.parse_sources == ["syscall"]
+        evt = PluginEventRef(num=1, ts=1, data=b"", source="syscall", tid=7)
+        assert plugin.extract(evt, "sdk.cid", None) == ""  # not parsed yet: empty
+        assert plugin.parse(evt)
+        assert plugin.extract_many(evt, [("sdk.comm", None), ("sdk.cid", None)]) == [
+            "bash", "c-7"]
+        assert not plugin.parse(PluginEventRef(num=2, ts=2, data=b"", source="syscall", tid=9))
+    finally:
+        plugin.destroy()
+
+
 def test_loading_in_a_fresh_process_does_not_crash(sdk_lib: Path) -> None:
     """The crash this fixes was a segmentation fault in plugin_init: check it in a child."""
     code = ("from pathlib import Path; from detector.plugins.native import NativePlugin; "
@@ -81,7 +95,11 @@ def test_loading_in_a_fresh_process_does_not_crash(sdk_lib: Path) -> None:
 
 def test_ctypes_layouts_match_the_c_structs(tmp_path: Path) -> None:
     from detector.plugins import tables
-    from detector.plugins.native import SsPluginFieldExtractInput, SsPluginInitInput
+    from detector.plugins.native import (
+        SsPluginEventParseInput,
+        SsPluginFieldExtractInput,
+        SsPluginInitInput,
+    )
 
     gcc = need_binary("gcc")
     exe = tmp_path / "layout"
@@ -100,6 +118,9 @@ def test_ctypes_layouts_match_the_c_structs(tmp_path: Path) -> None:
         "extract_input": [ctypes.sizeof(SsPluginFieldExtractInput),
                           SsPluginFieldExtractInput.table_reader_ext.offset,
                           SsPluginFieldExtractInput.value_offsets.offset],
+        "parse_input": [ctypes.sizeof(SsPluginEventParseInput),
+                        SsPluginEventParseInput.table_reader_ext.offset,
+                        SsPluginEventParseInput.table_writer_ext.offset],
         "reader_vt": [ctypes.sizeof(tables.ReaderVtableExt)],
         "writer_vt": [ctypes.sizeof(tables.WriterVtableExt)],
         "fields_vt": [ctypes.sizeof(tables.FieldsVtable)],

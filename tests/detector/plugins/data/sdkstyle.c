@@ -93,8 +93,8 @@ typedef struct {
     fld_t *comm, *cid;
     uint32_t nfields;
     char lasterr[256];
-    char comm_buf[128];
-    const char *comm_ptr;
+    char bufs[8][128]; /* one per requested field, valid until the next call */
+    const char *ptrs[8];
     uint64_t nfields_out;
 } state;
 typedef struct { uint64_t n; uint8_t buf[64]; } inst;
@@ -108,7 +108,8 @@ uint32_t plugin_get_id(void) { return 998; }
 const char *plugin_get_event_source(void) { return "sdkstyle"; }
 const char *plugin_get_fields(void) {
     return "[{\"type\":\"string\",\"name\":\"sdk.comm\",\"desc\":\"the thread's comm\"},"
-           "{\"type\":\"uint64\",\"name\":\"sdk.nfields\",\"desc\":\"threads fields\"}]";
+           "{\"type\":\"uint64\",\"name\":\"sdk.nfields\",\"desc\":\"threads fields\"},"
+           "{\"type\":\"string\",\"name\":\"sdk.cid\",\"desc\":\"set by parsing\"}]";
 }
 const char *plugin_get_extract_event_sources(void) { return "[\"sdkstyle\",\"syscall\"]"; }
 const char *plugin_get_parse_event_sources(void) { return "[\"syscall\"]"; }
@@ -177,10 +178,12 @@ ss_plugin_rc plugin_extract_fields(void *st, const evt_input *ev, const extract_
         ent_t *e = in->table_reader_ext->get_table_entry(s->threads, &key);
         if (!e) continue;
         sdata out;
-        if (in->table_reader_ext->read_entry_field(s->threads, e, s->comm, &out) == 0) {
-            snprintf(s->comm_buf, sizeof s->comm_buf, "%s", out.str);
-            s->comm_ptr = s->comm_buf;
-            f->res.str = &s->comm_ptr;
+        if (in->table_reader_ext->read_entry_field(s->threads, e,
+                                                   f->field_id == 2 ? s->cid : s->comm,
+                                                   &out) == 0) {
+            snprintf(s->bufs[k % 8], sizeof s->bufs[0], "%s", out.str);
+            s->ptrs[k % 8] = s->bufs[k % 8];
+            f->res.str = &s->ptrs[k % 8];
             f->res_len = 1;
         }
         in->table_reader_ext->release_table_entry(s->threads, e);
@@ -188,9 +191,36 @@ ss_plugin_rc plugin_extract_fields(void *st, const evt_input *ev, const extract_
     return 0;
 }
 
-ss_plugin_rc plugin_parse_event(void *s, const evt_input *ev, const void *in) {
-    (void)s; (void)ev; (void)in;
-    return 0;
+typedef struct {
+    ss_plugin_rc (*clear_table)(tab_t *t);
+    ss_plugin_rc (*erase_table_entry)(tab_t *t, const sdata *key);
+    ent_t *(*create_table_entry)(tab_t *t);
+    void (*destroy_table_entry)(tab_t *t, ent_t *e);
+    ent_t *(*add_table_entry)(tab_t *t, const sdata *key, ent_t *e);
+    ss_plugin_rc (*write_entry_field)(tab_t *t, ent_t *e, const fld_t *f, const sdata *in);
+} old_writer_vt;
+typedef struct {
+    void *owner;
+    void *get_owner_last_error;
+    old_reader_vt table_reader;
+    old_writer_vt table_writer;
+    reader_vt *table_reader_ext;
+    writer_vt *table_writer_ext;
+} parse_input;
+
+/* Parsing writes the added field: "c-<tid>" for the event's thread. */
+ss_plugin_rc plugin_parse_event(void *st, const evt_input *ev, const parse_input *in) {
+    state *s = st;
+    char value[32];
+    sdata key, v;
+    key.s64 = (int64_t)ev->evt->tid;
+    ent_t *e = in->table_reader_ext->get_table_entry(s->threads, &key);
+    if (!e) return 1;
+    snprintf(value, sizeof value, "c-%lld", (long long)key.s64);
+    v.str = value;
+    ss_plugin_rc rc = in->table_writer_ext->write_entry_field(s->threads, e, s->cid, &v);
+    in->table_reader_ext->release_table_entry(s->threads, e);
+    return rc;
 }
 
 #ifdef SDK_LAYOUT
@@ -204,6 +234,8 @@ int main(void) {
            offsetof(tables_input, writer_ext));
     printf("extract_input %zu %zu %zu\n", sizeof(extract_input),
            offsetof(extract_input, table_reader_ext), offsetof(extract_input, value_offsets));
+    printf("parse_input %zu %zu %zu\n", sizeof(parse_input),
+           offsetof(parse_input, table_reader_ext), offsetof(parse_input, table_writer_ext));
     printf("reader_vt %zu\nwriter_vt %zu\nfields_vt %zu\nfieldinfo %zu\n", sizeof(reader_vt),
            sizeof(writer_vt), sizeof(fields_vt), sizeof(fieldinfo));
     return 0;
