@@ -74,7 +74,8 @@ class WebServer:
         try:
             self._server = self._loop.run_until_complete(asyncio.start_server(
                 self._serve, address, port, backlog=self.limits.backlog, ssl=self._ssl,
-                limit=self.limits.max_head, reuse_address=True))
+                limit=self.limits.max_head, reuse_address=True,
+                ssl_handshake_timeout=self.limits.read_timeout if self._ssl else None))
         except OSError as err:
             self._loop.close()
             raise DetectorError(f"webserver: cannot listen on {address}:{port}: {err.strerror}",

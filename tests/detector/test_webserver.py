@@ -172,3 +172,24 @@ def test_a_client_going_away_logs_once_without_traceback(
     assert len(records) == 1 and records[0].levelno == logging.DEBUG
     assert records[0].exc_info is None
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_tls_and_a_silent_tls_client(tmp_path: Path) -> None:
+    import ssl
+
+    from tests.falcoctl_py.artifact_helpers import make_ca
+
+    cert, key, ca = make_ca(tmp_path)
+    pem = tmp_path / "server.pem"  # Falco's webserver.ssl_certificate: key and cert in one file
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    srv = WebServer(WebEndpoints({}, None), address="127.0.0.1", port=0,
+                    ssl_certificate=str(pem), limits=Limits(read_timeout=0.5)).start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as silent:
+            context = ssl.create_default_context(cafile=str(ca))
+            with urllib.request.urlopen(f"https://127.0.0.1:{srv.port}/healthz", timeout=5,
+                                        context=context) as resp:
+                assert resp.status == 200  # answered while a client stalls its handshake
+            assert silent.recv(10) == b""  # the stalled handshake is cut after the timeout
+    finally:
+        srv.stop()
