@@ -16,6 +16,7 @@ from detector.plugins.base import (
     PluginInfo,
     events_from,
 )
+from detector.plugins.tables import ThreadLookup
 from falcoctl_py.errors import DetectorError
 
 __all__ = [
@@ -75,7 +76,7 @@ class LoadedPlugins:
         self.plugins.clear()
 
 
-def _load_one(cfg: PluginConfig) -> Plugin:
+def _load_one(cfg: PluginConfig, threads: ThreadLookup | None = None) -> Plugin:
     if cfg.library_path.startswith("python:"):
         from detector.plugins.python import PythonPlugin
 
@@ -92,11 +93,12 @@ def _load_one(cfg: PluginConfig) -> Plugin:
     if not path.is_file():
         raise DetectorError(f"plugin {cfg.name!r}: library {path} does not exist",
                             hint="install it (falcoctl-py artifact install) or fix library_path")
-    return NativePlugin(cfg.name, path, cfg.init_config)
+    return NativePlugin(cfg.name, path, cfg.init_config, threads=threads)
 
 
-def load_plugins(config: FalcoConfig) -> LoadedPlugins:
-    """Load and init every plugin named in ``load_plugins`` (in that order)."""
+def load_plugins(config: FalcoConfig, threads: ThreadLookup | None = None) -> LoadedPlugins:
+    """Load and init every plugin named in ``load_plugins`` (in that order); ``threads`` gives
+    native plugins the rows of the ``threads`` table (tid -> fields such as comm, pid, exe)."""
     by_name = {p.name: p for p in config.plugins}
     loaded = LoadedPlugins()
     try:
@@ -105,7 +107,7 @@ def load_plugins(config: FalcoConfig) -> LoadedPlugins:
             if cfg is None:
                 raise DetectorError(f"load_plugins names {name!r} but plugins has no entry "
                                     "for it", hint="add it to plugins: with a library_path")
-            loaded.plugins.append((cfg, _load_one(cfg)))
+            loaded.plugins.append((cfg, _load_one(cfg, threads)))
     except BaseException:
         loaded.destroy()
         raise

@@ -6,6 +6,7 @@ import ctypes
 import json
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,20 @@ from detector.plugins.base import (
     PluginInfo,
     parse_fields,
 )
+from detector.plugins.tables import (
+    LOG_FN,
+    InitTablesInput,
+    ReaderVtable,
+    ThreadLookup,
+    ThreadsTable,
+    WriterVtable,
+)
 from falcoctl_py.errors import DetectorError
 
 _REQUIRED = ("plugin_get_required_api_version", "plugin_get_version", "plugin_get_name",
              "plugin_get_description", "plugin_get_contact", "plugin_init", "plugin_destroy",
              "plugin_get_last_error")
+_TS_NOW = 0xFFFFFFFFFFFFFFFF  # an event timestamp of (uint64_t)-1 means "now"
 _EVT_HEADER = struct.Struct("<QQIHI")  # ts, tid, len, type, nparams: 26 bytes, packed
 
 
@@ -55,16 +65,31 @@ _GET_LAST_ERROR = ctypes.CFUNCTYPE(ctypes.c_char_p, ctypes.c_void_p)
 
 
 class SsPluginFieldExtractInput(ctypes.Structure):
+    """``ss_plugin_field_extract_input``: the deprecated inline ``table_reader`` comes before
+    ``table_reader_ext``."""
+
     _fields_ = [("owner", ctypes.c_void_p), ("get_owner_last_error", _GET_LAST_ERROR),
                 ("num_fields", ctypes.c_uint32),
                 ("fields", ctypes.POINTER(SsPluginExtractField)),
-                ("table_reader_ext", ctypes.c_void_p), ("value_offsets", ctypes.c_void_p)]
+                ("table_reader", ReaderVtable), ("table_reader_ext", ctypes.c_void_p),
+                ("value_offsets", ctypes.c_void_p)]
+
+
+class SsPluginEventParseInput(ctypes.Structure):
+    """``ss_plugin_event_parse_input``: deprecated inline reader and writer, then the ``_ext``
+    pointers."""
+
+    _fields_ = [("owner", ctypes.c_void_p), ("get_owner_last_error", _GET_LAST_ERROR),
+                ("table_reader", ReaderVtable), ("table_writer", WriterVtable),
+                ("table_reader_ext", ctypes.c_void_p), ("table_writer_ext", ctypes.c_void_p)]
 
 
 class SsPluginInitInput(ctypes.Structure):
+    """``ss_plugin_init_input``: ``tables`` is set for plugins that parse or extract."""
+
     _fields_ = [("config", ctypes.c_char_p), ("owner", ctypes.c_void_p),
-                ("get_owner_last_error", _GET_LAST_ERROR), ("tables", ctypes.c_void_p),
-                ("log_fn", ctypes.c_void_p)]
+                ("get_owner_last_error", _GET_LAST_ERROR),
+                ("tables", ctypes.POINTER(InitTablesInput)), ("log_fn", LOG_FN)]
 
 
 def _no_owner_error(owner: int | None) -> bytes:
@@ -128,7 +153,7 @@ class _Request:
     """One list of fields to extract, prepared once: the ctypes structures, reused per event."""
 
     def __init__(self, field_ids: dict[str, tuple[int, PluginField]],
-                 wanted: list[tuple[str, str | None]]) -> None:
+                 wanted: list[tuple[str, str | None]], tables: ThreadsTable) -> None:
         chosen = [(i, name, arg, field_ids[name]) for i, (name, arg) in enumerate(wanted)
                   if name in field_ids]
         self.efs = (SsPluginExtractField * max(1, len(chosen)))()
@@ -151,7 +176,8 @@ class _Request:
         first = ctypes.cast(self.efs, ctypes.POINTER(SsPluginExtractField))
         self.xinput = SsPluginFieldExtractInput(
             owner=None, get_owner_last_error=_owner_last_error, num_fields=len(chosen),
-            fields=first)
+            fields=first, table_reader=tables.reader,
+            table_reader_ext=ctypes.addressof(tables.reader_ext))
         self.einput_ref = ctypes.byref(self.einput)
         self.xinput_ref = ctypes.byref(self.xinput)
 
@@ -159,7 +185,8 @@ class _Request:
 class NativePlugin:
     """A shared-library plugin: init on construction, destroy when done."""
 
-    def __init__(self, name: str, library: Path, init_config: str = "") -> None:
+    def __init__(self, name: str, library: Path, init_config: str = "",
+                 threads: ThreadLookup | None = None) -> None:
         try:
             self._lib = ctypes.CDLL(str(library))
         except OSError as err:
@@ -200,8 +227,13 @@ class NativePlugin:
         lib.plugin_get_last_error.restype = ctypes.c_char_p
         lib.plugin_get_last_error.argtypes = [ctypes.c_void_p]
         lib.plugin_destroy.argtypes = [ctypes.c_void_p]
-        self._init_input = SsPluginInitInput(config=init_config.encode(), owner=None,
-                                             get_owner_last_error=_owner_last_error)
+        # As Falco 0.42+: a logger always, the tables for plugins that parse or extract.
+        self._tables = ThreadsTable(name, threads)
+        parsing = hasattr(lib, "plugin_parse_event")
+        self._init_input = SsPluginInitInput(
+            config=init_config.encode(), owner=None, get_owner_last_error=_owner_last_error,
+            tables=ctypes.pointer(self._tables.tables) if parsing or self.info.extraction
+            else None, log_fn=self._tables.log_fn)
         rc = ctypes.c_int32(0)
         self._state = lib.plugin_init(ctypes.byref(self._init_input), ctypes.byref(rc))
         if rc.value != 0:
@@ -221,11 +253,48 @@ class NativePlugin:
             lib.plugin_next_batch.argtypes = [
                 ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
                 ctypes.POINTER(ctypes.POINTER(ctypes.POINTER(SsPluginEvent)))]
+        self.parse_sources: list[str] = []
+        if parsing:
+            self._setup_parsing()
         if self.info.extraction:
             lib.plugin_extract_fields.restype = ctypes.c_int32
             lib.plugin_extract_fields.argtypes = [
                 ctypes.c_void_p, ctypes.POINTER(SsPluginEventInput),
                 ctypes.POINTER(SsPluginFieldExtractInput)]
+
+    def _setup_parsing(self) -> None:
+        """Declare ``plugin_parse_event`` and build its input once (the tables' vtables)."""
+        lib, tables = self._lib, self._tables
+        if hasattr(lib, "plugin_get_parse_event_sources"):
+            self.parse_sources = list(json.loads(
+                self._str("plugin_get_parse_event_sources") or "[]"))
+        lib.plugin_parse_event.restype = ctypes.c_int32
+        lib.plugin_parse_event.argtypes = [ctypes.c_void_p, ctypes.POINTER(SsPluginEventInput),
+                                           ctypes.POINTER(SsPluginEventParseInput)]
+        self._parse_input = SsPluginEventParseInput(
+            owner=None, get_owner_last_error=_owner_last_error, table_reader=tables.reader,
+            table_writer=tables.writer, table_reader_ext=ctypes.addressof(tables.reader_ext),
+            table_writer_ext=ctypes.addressof(tables.writer_ext))
+        self._parse_event = SsPluginEventInput()
+
+    def parse(self, evt: PluginEventRef) -> bool:
+        """Give one event to the plugin's parsing capability; False when it failed."""
+        if not hasattr(self, "_parse_input"):
+            return False
+        raw = self._raw(evt)
+        with self._lock:
+            self._parse_event.evt = raw
+            self._parse_event.evtnum = evt.num
+            self._parse_event.evtsrc = evt.source.encode()
+            rc = self._lib.plugin_parse_event(self._state, ctypes.byref(self._parse_event),
+                                              ctypes.byref(self._parse_input))
+        return int(rc) == 0
+
+    def _raw(self, evt: PluginEventRef) -> bytes:
+        """The scap bytes of an event: the header only for a syscall event."""
+        if evt.source == "syscall" and not evt.data:
+            return _EVT_HEADER.pack(evt.ts, evt.tid & 0xFFFFFFFFFFFFFFFF, _EVT_HEADER.size, 0, 0)
+        return plugin_event_bytes(evt.ts, evt.plugin_id or self.info.id, evt.data)
 
     def _str(self, symbol: str) -> str:
         fn = getattr(self._lib, symbol)
@@ -262,7 +331,7 @@ class NativePlugin:
             ptr = evts[i]
             hdr = ptr.contents
             raw = ctypes.string_at(ctypes.addressof(hdr), hdr.len)
-            ts = hdr.ts if hdr.ts != 0xFFFFFFFFFFFFFFFF else 0
+            ts = hdr.ts if hdr.ts != _TS_NOW else time.time_ns()
             # PPME_PLUGINEVENT_E: payload after the u32 lengths and the u32 plugin id.
             payload = raw[38:] if hdr.type == PLUGIN_EVENT_TYPE else raw[26:]
             out.append((ts, payload))
@@ -283,14 +352,11 @@ class NativePlugin:
         if req is None:
             if len(self._requests) >= 64:  # rule sets come and go with reloads
                 self._requests.clear()
-            req = self._requests[key] = _Request(self._field_ids, wanted)
+            req = self._requests[key] = _Request(self._field_ids, wanted, self._tables)
         out: list[Any] = [None] * len(wanted)
         if not req.known:
             return out
-        if evt.source == "syscall" and not evt.data:  # a syscall event: the scap header only
-            raw = _EVT_HEADER.pack(evt.ts, evt.tid & 0xFFFFFFFFFFFFFFFF, _EVT_HEADER.size, 0, 0)
-        else:
-            raw = plugin_event_bytes(evt.ts, evt.plugin_id or self.info.id, evt.data)
+        raw = self._raw(evt)
         src = self._sources.get(evt.source)
         if src is None:
             src = self._sources[evt.source] = evt.source.encode()

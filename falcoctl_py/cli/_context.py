@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,14 @@ def default_config_path() -> Path:
     return Path(base) / "falcoctl" / "falcoctl.yaml"
 
 
+def styling_enabled(fmt: LogFormat, *, disable_styling: bool = False) -> bool:
+    """Colors, bars and boxes only for people: off for json, when asked, with ``NO_COLOR``, or
+    when stdout or stderr is not a terminal (as falcoctl does)."""
+    if fmt is LogFormat.json or disable_styling or os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
 @dataclass(slots=True)
 class GlobalOptions:
     config: Path
@@ -38,6 +47,7 @@ class GlobalOptions:
     log_format: LogFormat
     log_level: LogLevel
     debug: bool
+    disable_styling: bool = False
 
 
 def global_options(ctx: typer.Context) -> GlobalOptions:

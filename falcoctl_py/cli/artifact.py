@@ -1,7 +1,8 @@
-"""``falcoctl-py artifact``: install, info, config and manifest (other verbs register here)."""
+"""``falcoctl-py artifact``: install, info, config and manifest."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from falcoctl_py.cli import _config
-from falcoctl_py.cli._context import global_options
+from falcoctl_py.cli._context import global_options, styling_enabled
 from falcoctl_py.cli._options import (
     AllowedTypesOpt,
     AssetsDirOpt,
@@ -29,10 +30,7 @@ from falcoctl_py.cli._options import (
 )
 from falcoctl_py.cli._output import OutputFormat, print_structured, print_table, status
 
-app = typer.Typer(help="Find, install and inspect Falco artifacts.", no_args_is_help=True)
 
-
-@app.command("install")
 def artifact_install(
     ctx: typer.Context,
     refs: Annotated[
@@ -66,9 +64,11 @@ def artifact_install(
     from falcoctl_py.actions import artifact as artifact_actions
     from falcoctl_py.cli._progress import DownloadProgress
 
-    with DownloadProgress(force_plain=output is not OutputFormat.human) as progress:
+    opts = global_options(ctx)
+    styled = styling_enabled(opts.log_format, disable_styling=opts.disable_styling)
+    with DownloadProgress(force_plain=output is not OutputFormat.human or not styled) as progress:
         result = artifact_actions.install(
-            config_path=global_options(ctx).config,
+            config_path=opts.config,
             refs=refs or [],
             rulesfiles_dir=rulesfiles_dir,
             plugins_dir=plugins_dir,
@@ -98,7 +98,6 @@ def artifact_install(
         status(f"{update.path}: " + (f"added {', '.join(added)}" if added else "already listed"))
 
 
-@app.command("info")
 def artifact_info(
     ctx: typer.Context,
     refs: Annotated[list[str], typer.Argument(help="Artifact names or full references.")],
@@ -115,15 +114,39 @@ def artifact_info(
         refs=refs,
         tls=tls_options(plain_http, ca_file, insecure),
     )
+    infos = [dataclasses.replace(i, tags=sorted_tags(i.tags)) for i in infos]
     if output is not OutputFormat.human:
         print_structured(infos, output)
         return
     print_table(["REF", "TAGS"], [[i.ref, ", ".join(i.tags)] for i in infos])
 
 
-def _print_raw(data: bytes, output: OutputFormat) -> None:
+def _version_key(tag: str) -> tuple[int, tuple[int, ...], str]:
+    """Sort key: semver-like tags by their numbers (``latest`` and others after), then text."""
+    core = tag.lstrip("v").split("-", 1)[0].split("+", 1)[0]
+    parts = core.split(".")
+    if all(p.isdigit() for p in parts):
+        return (0, tuple(int(p) for p in parts), tag)
+    return (1, (), tag)
+
+
+def sorted_tags(tags: list[str]) -> list[str]:
+    """Tags in version order, as people read them."""
+    return sorted(tags, key=_version_key)
+
+
+def _show_document(
+    ctx: typer.Context, *, what: str, ref: str, platform: str | None, tls_flags: tuple[bool,
+    Path | None, bool], output: OutputFormat,
+) -> None:
+    """Fetch the config or manifest JSON of ``ref`` and print it raw, or as json/yaml."""
     import json
 
+    from falcoctl_py.actions import artifact as artifact_actions
+
+    fetch = artifact_actions.config_blob if what == "config" else artifact_actions.manifest
+    data = fetch(config_path=global_options(ctx).config, ref=ref, platform=platform,
+                 tls=tls_options(*tls_flags))
     if output is OutputFormat.human:
         sys.stdout.write(data.decode("utf-8", "replace") + "\n")
         return
@@ -131,10 +154,12 @@ def _print_raw(data: bytes, output: OutputFormat) -> None:
     print_structured(value, output)
 
 
-@app.command("config")
+RefArg = Annotated[str, typer.Argument(help="Artifact name or full reference.")]
+
+
 def artifact_config(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="Artifact name or full reference.")],
+    ref: RefArg,
     platform: PlatformOpt = None,
     plain_http: PlainHttpOpt = False,
     ca_file: CaFileOpt = None,
@@ -142,21 +167,13 @@ def artifact_config(
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """Print the config JSON of an artifact (name, version, dependencies, requirements)."""
-    from falcoctl_py.actions import artifact as artifact_actions
-
-    data = artifact_actions.config_blob(
-        config_path=global_options(ctx).config,
-        ref=ref,
-        platform=platform,
-        tls=tls_options(plain_http, ca_file, insecure),
-    )
-    _print_raw(data, output)
+    _show_document(ctx, what="config", ref=ref, platform=platform,
+                   tls_flags=(plain_http, ca_file, insecure), output=output)
 
 
-@app.command("manifest")
 def artifact_manifest(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="Artifact name or full reference.")],
+    ref: RefArg,
     platform: PlatformOpt = None,
     plain_http: PlainHttpOpt = False,
     ca_file: CaFileOpt = None,
@@ -164,12 +181,5 @@ def artifact_manifest(
     output: OutputOpt = OutputFormat.human,
 ) -> None:
     """Print the manifest JSON of an artifact (the platform's manifest for plugins)."""
-    from falcoctl_py.actions import artifact as artifact_actions
-
-    data = artifact_actions.manifest(
-        config_path=global_options(ctx).config,
-        ref=ref,
-        platform=platform,
-        tls=tls_options(plain_http, ca_file, insecure),
-    )
-    _print_raw(data, output)
+    _show_document(ctx, what="manifest", ref=ref, platform=platform,
+                   tls_flags=(plain_http, ca_file, insecure), output=output)

@@ -10,12 +10,9 @@ import typer
 from falcoctl_py.cli import _config
 from falcoctl_py.cli._options import OutputOpt
 from falcoctl_py.cli._output import OutputFormat, print_structured, print_table, to_plain
-from falcoctl_py.cli.artifact import app
 
 if TYPE_CHECKING:
     from falcoctl_py.index.model import IndexEntry
-
-__all__ = ["app"]
 
 HEADERS = ["INDEX", "ARTIFACT", "TYPE", "REGISTRY", "REPOSITORY"]
 
@@ -35,7 +32,6 @@ def _rows(entries: list[IndexEntry]) -> list[list[str]]:
     return [[e.index, e.name, e.type, e.registry, e.repository] for e in entries]
 
 
-@app.command("search")
 def artifact_search(
     ctx: typer.Context,
     keywords: Annotated[list[str], typer.Argument(help="Keywords to look for.")],
@@ -59,7 +55,6 @@ def artifact_search(
     print_table(HEADERS, _rows([h.entry for h in hits]))
 
 
-@app.command("list")
 def artifact_list(
     ctx: typer.Context,
     type: TypeOpt = None,
@@ -79,4 +74,3 @@ def artifact_list(
     print_table(HEADERS, _rows(entries))
 
 
-app.command("ls", hidden=True, help="Alias of list.")(artifact_list)

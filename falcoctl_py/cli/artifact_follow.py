@@ -26,12 +26,8 @@ from falcoctl_py.cli._options import (
     tls_options,
 )
 from falcoctl_py.cli._output import OutputFormat, print_structured, status
-from falcoctl_py.cli.artifact import app
-
-__all__ = ["app"]
 
 
-@app.command("follow")
 def artifact_follow(
     ctx: typer.Context,
     refs: Annotated[
@@ -112,7 +108,6 @@ def artifact_follow(
     status(f"stopped following {len(result.refs)} reference(s); {len(result.updates)} update(s)")
 
 
-@app.command("rollback")
 def artifact_rollback(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Artifact name (or reference) to roll back.")],

@@ -20,12 +20,8 @@ from falcoctl_py.cli._options import (
     tls_options,
 )
 from falcoctl_py.cli._output import OutputFormat, print_structured, print_table, status
-from falcoctl_py.cli.artifact import app
-
-__all__ = ["app"]
 
 
-@app.command("verify")
 def artifact_verify(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Artifact name or full reference.")],
@@ -81,7 +77,6 @@ def artifact_verify(
     )
 
 
-@app.command("sign")
 def artifact_sign(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Artifact name or full reference to sign.")],

@@ -8,17 +8,11 @@ import typer
 
 from falcoctl_py.cli._output import OutputFormat, print_structured, print_table, status
 
-app = typer.Typer(
-    help="Prepare the kernel for the eBPF event source (BCC, BTF, tracefs, headers).",
-    no_args_is_help=True,
-)
-
 OutputOpt = Annotated[
     OutputFormat, typer.Option("-o", "--output", help="Output format: human, yaml or json.")
 ]
 
 
-@app.command("check")
 def driver_check(output: OutputOpt = OutputFormat.human) -> None:
     """Check root, BPF, BTF, tracefs, kernel headers and BCC; exit 1 if any check fails."""
     from detector.driver import check
@@ -38,7 +32,6 @@ def driver_check(output: OutputOpt = OutputFormat.human) -> None:
         raise typer.Exit(1)
 
 
-@app.command("install")
 def driver_install(
     no_packages: Annotated[
         bool, typer.Option("--no-packages", help="Do not apt-get install missing packages.")
@@ -54,7 +47,6 @@ def driver_install(
         status(f"driver already prepared for kernel {report.release}")
 
 
-@app.command("printenv")
 def driver_printenv(
     output: OutputOpt = OutputFormat.human,
     ebpf: Annotated[
@@ -77,7 +69,6 @@ def driver_printenv(
         print_structured(env.values, output)
 
 
-@app.command("cleanup")
 def driver_cleanup() -> None:
     """Remove the header links, directories and tracefs mount that `driver install` made."""
     from detector.driver import cleanup

@@ -11,10 +11,7 @@ from falcoctl_py.cli._context import global_options
 from falcoctl_py.cli._options import OutputOpt
 from falcoctl_py.cli._output import OutputFormat, print_structured, print_table, status
 
-app = typer.Typer(help="Manage the indexes artifacts are found in.", no_args_is_help=True)
 
-
-@app.command("add")
 def index_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Name of the index.")],
@@ -35,7 +32,6 @@ def index_add(
         status(f"Index {info.name!r} added ({info.entries} artifacts).")
 
 
-@app.command("list")
 def index_list(ctx: typer.Context, output: OutputOpt = OutputFormat.human) -> None:
     """List the configured and cached indexes."""
     from falcoctl_py.index.cache import list_indexes
@@ -48,10 +44,8 @@ def index_list(ctx: typer.Context, output: OutputOpt = OutputFormat.human) -> No
                 [[i.name, i.url, i.added, i.updated] for i in infos])
 
 
-app.command("ls", hidden=True, help="Alias of list.")(index_list)
 
 
-@app.command("remove")
 def index_remove(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="Names of the indexes to remove.")],
@@ -63,10 +57,8 @@ def index_remove(
         status(f"Index {name!r} removed.")
 
 
-app.command("rm", hidden=True, help="Alias of remove.")(index_remove)
 
 
-@app.command("update")
 def index_update(
     ctx: typer.Context,
     names: Annotated[

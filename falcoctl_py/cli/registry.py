@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from falcoctl_py.cli import registry_auth
 from falcoctl_py.cli._context import global_options
 from falcoctl_py.cli._options import (
     CaFileOpt,
@@ -19,11 +18,7 @@ from falcoctl_py.cli._options import (
 )
 from falcoctl_py.cli._output import OutputFormat, print_structured, status
 
-app = typer.Typer(help="Push and pull artifacts, store registry credentials.", no_args_is_help=True)
-app.add_typer(registry_auth.app, name="auth")
 
-
-@app.command("push")
 def registry_push(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Where to push: HOST/REPO[:TAG].")],
@@ -95,7 +90,6 @@ def registry_push(
     status(f"Pushed {result.ref} ({result.digest}); tags: {', '.join(result.tags)}")
 
 
-@app.command("pull")
 def registry_pull(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="What to pull: HOST/REPO[:TAG|@DIGEST].")],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Annotated
 
@@ -11,10 +12,7 @@ from falcoctl_py.cli import _config
 from falcoctl_py.cli._options import CaFileOpt, InsecureOpt, PlainHttpOpt
 from falcoctl_py.cli._output import status
 
-app = typer.Typer(help="Store credentials for registries.", no_args_is_help=True)
 
-
-@app.command("basic")
 def auth_basic(
     ctx: typer.Context,
     host: Annotated[str, typer.Argument(help="Registry host (or a full reference).")],
@@ -45,8 +43,8 @@ def auth_basic(
             raise UsageError("--password and --password-stdin are mutually exclusive")
         password = sys.stdin.readline().rstrip("\r\n")
     elif password and _config.given(ctx, "password"):
-        status("Warning: a password on the command line is visible to other users; "
-               "use --password-stdin.")
+        logging.getLogger("falcoctl_py.cli").warning(
+            "a password on the command line is visible to other users; use --password-stdin")
     if not username:
         username = typer.prompt("Username")
     if not password:
@@ -57,7 +55,6 @@ def auth_basic(
     status(f"Login succeeded: credentials for {result.registry} stored in {result.store}.")
 
 
-@app.command("oauth")
 def auth_oauth(
     host: Annotated[str, typer.Argument(help="Registry host (or a full reference).")],
     token_url: Annotated[str, typer.Option("--token-url", help="OAuth2 token endpoint URL.")],

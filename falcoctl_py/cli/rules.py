@@ -13,9 +13,6 @@ import typer
 from falcoctl_py.cli._output import OutputFormat, print_structured, print_table
 from falcoctl_py.errors import UsageError
 
-app = typer.Typer(help="Validate, list and parse Falco rules and conditions.",
-                  no_args_is_help=True)
-
 FilesArg = Annotated[list[Path], typer.Argument(
     help="Rules files (or directories of *.yaml files), loaded in order.", show_default=False)]
 OutputOpt = Annotated[
@@ -38,7 +35,6 @@ def echo_json_lines(outcomes: Iterable[Any]) -> None:
         typer.echo(json.dumps(outcome.as_dict()))
 
 
-@app.command("validate")
 def rules_validate(
     files: FilesArg,
     output: OutputOpt = OutputFormat.human,
@@ -58,7 +54,6 @@ def rules_validate(
         raise typer.Exit(1)
 
 
-@app.command("list")
 def rules_list(files: FilesArg, output: OutputOpt = OutputFormat.human) -> None:
     """List the rules of rules files like 'falco -L'."""
     from detector.rules.commands import list_rules
@@ -72,7 +67,6 @@ def rules_list(files: FilesArg, output: OutputOpt = OutputFormat.human) -> None:
                  for r in rules])
 
 
-@app.command("parse")
 def rules_parse(
     condition: Annotated[str | None, typer.Argument(
         help="A condition (without --batch).", show_default=False)] = None,

@@ -8,13 +8,10 @@ from typing import Annotated
 
 import typer
 
-from falcoctl_py.cli.rules import app, condition_or_batch, echo_json_lines
+from falcoctl_py.cli.rules import condition_or_batch, echo_json_lines
 from falcoctl_py.errors import UsageError
 
-__all__ = ["app", "rules_eval"]
 
-
-@app.command("eval")
 def rules_eval(
     condition: Annotated[str | None, typer.Argument(
         help="A condition to evaluate (without --batch).", show_default=False)] = None,

@@ -1,16 +1,13 @@
-"""``falcoctl-py rules filters``: the kernel filters the rules allow (on the rules group)."""
+"""``falcoctl-py rules filters``: the kernel filters the rules allow (declared in cli/main.py)."""
 
 from __future__ import annotations
 
 import typer
 
 from falcoctl_py.cli._output import OutputFormat, print_structured
-from falcoctl_py.cli.rules import FilesArg, OutputOpt, app
-
-__all__ = ["app", "rules_filters"]
+from falcoctl_py.cli.rules import FilesArg, OutputOpt
 
 
-@app.command("filters")
 def rules_filters(files: FilesArg, output: OutputOpt = OutputFormat.human) -> None:
     """Print, per event type, what a kernel filter derived from the rules keeps, and why."""
     from detector.kfilter.report import filters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -65,8 +66,8 @@ def run(
     if output is not OutputFormat.human:
         print_structured(result, output)
     elif result.dry_run:
-        for warning in result.warnings:
-            status(f"warning: {warning}")
+        for warning in result.warnings:  # once each: the CLI's logging drops repeats
+            logging.getLogger("detector").warning("%s", warning)
         status(f"dry run ok: {result.rule_count} rules from {len(result.rules_files)} files, "
                f"plugins: {', '.join(f'{k} {v}' for k, v in result.plugins.items()) or 'none'}")
     else:

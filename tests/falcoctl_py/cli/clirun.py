@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +21,8 @@ class Run:
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = None) -> Run:
     """``falcoctl-py ARGS`` through ``main()`` (errors printed as users see them); the logging
-    set-up ``main()`` makes is undone afterwards."""
+    set-up ``main()`` makes is undone after the test by the autouse fixture in conftest."""
     capsys.readouterr()
-    root = logging.getLogger()
-    old_handlers, old_level = root.handlers[:], root.level
     old_stdin = sys.stdin
     if stdin is not None:
         sys.stdin = io.StringIO(stdin)
@@ -36,7 +33,6 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = 
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.stdin = old_stdin
-        root.handlers[:], root.level = old_handlers, old_level  # main() set up logging
     out = capsys.readouterr()
     return Run(code, out.out, out.err)
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from falcoctl_py.cli.main import app, main
-from falcoctl_py.errors import FalcoctlPyError, NotFoundError
+from falcoctl_py.errors import FalcoctlPyError
 
 
 def test_version_json_has_semver() -> None:
@@ -33,19 +33,13 @@ def test_console_script_runs() -> None:
     assert "Client Version" in proc.stdout
 
 
-def test_core_error_is_one_line_with_hint(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def boom(*args: object, **kwargs: object) -> None:
-        raise NotFoundError("artifact 'nope' not found in any index", hint="run index update")
-
-    monkeypatch.setattr("falcoctl_py.cli.main.app", boom)
+def test_core_error_is_one_line_with_hint(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["version"])
-    assert exc.value.code == 1
+        main(["rules", "eval", "proc.name=x", "--fields", "[1]"])
+    assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "artifact 'nope' not found" in err and "hint: run index update" in err
+    assert err.startswith("Error: --fields must be a JSON object") and "hint: e.g." in err
 
 
 def test_one_line_folds_newlines() -> None:

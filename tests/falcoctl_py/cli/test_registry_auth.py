@@ -67,7 +67,8 @@ def test_basic_config_creds_path_is_used(
         "s3cret", "--plain-http",
     )
     assert run.code == 0, run.stderr
-    assert "Warning: a password on the command line" in run.stderr
+    assert run.stderr.count("a password on the command line is visible") == 1  # once
+    assert "WARN  a password on the command line" in run.stderr
     assert (isolated_home / "creds" / "store.json").exists()
 
 

@@ -159,7 +159,7 @@ def test_plugin_rules_fire_nodriver(tmp_path: Path, counter_lib: Path) -> None: 
             "-o", "plugins[0].name=counter", "-o", f"plugins[0].library_path={counter_lib}",
             "-o", "plugins[0].open_params=6", "-o", "plugins[0].init_config={prefix: c}"]
     proc = _cli(*base, "--dry-run")
-    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr  # list is used
+    assert proc.returncode == 0 and "WARN" not in proc.stderr, proc.stderr  # list is used
     proc = _cli(*base)
     assert proc.returncode == 0, proc.stderr
     (alert,) = [json.loads(x) for x in proc.stdout.splitlines()]
