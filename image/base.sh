@@ -25,3 +25,17 @@ find "$root"/var/lib/dpkg/info -type f ! -name '*.list' -delete
 find "$root"/var/lib/dpkg/info -type f -name '*.list' -delete
 printf 'nameserver 127.0.0.1\n' > "$root"/etc/resolv.conf
 : > "$root"/etc/hostname
+# ICU's 30 MB data library is loaded only because libLLVM links libxml2, which links ICU;
+# neither BCC nor Python converts text through ICU. A 16-byte stand-in with the same soname and
+# symbol keeps the dynamic linker happy (ICU would reject its header if anything ever used it).
+icudata="$(ls "$root"/usr/lib/x86_64-linux-gnu/libicudata.so.[0-9]*.[0-9]* 2>/dev/null | head -1)"
+if [ -n "$icudata" ] && command -v gcc >/dev/null; then
+  major="$(basename "$icudata" | sed 's/libicudata\.so\.\([0-9]*\)\..*/\1/')"
+  stub="$(mktemp -d)"
+  printf 'const unsigned char icudt%s_dat[16] __attribute__((aligned(16))) = {0};\n' "$major" > "$stub/icudata.c"
+  gcc -shared -fPIC -O2 -s -Wl,-soname,"libicudata.so.$major" -o "$stub/libicudata.so" "$stub/icudata.c"
+  install -m 0644 "$stub/libicudata.so" "$icudata"
+  rm -rf "$stub"
+fi
+# The image must still load BCC (libbcc -> libclang-cpp -> libLLVM -> libxml2 -> ICU).
+chroot "$root" /usr/bin/python3 -c 'import bcc' || { echo "image: BCC does not load in the rootfs" >&2; exit 1; }

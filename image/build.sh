@@ -54,8 +54,12 @@ else
   trap - EXIT
 fi
 
+# Older cached rootfs and dependency sets (other inputs) are removed.
+find "$cache" -maxdepth 1 -name 'base-*.tar' ! -name "base-$base_key.tar" -delete
+
 # PyPI dependencies, installed once per dependency list into a cached directory.
-deps_key="$(sed -n '/^dependencies = \[/,/^\]/p' "$repo/pyproject.toml" | cat - "$here/build.sh" | sha256sum | cut -c1-16)"
+deps_recipe=1  # bump when the way dependencies are installed changes
+deps_key="$( (echo "$deps_recipe"; sed -n '/^dependencies = \[/,/^\]/p' "$repo/pyproject.toml") | sha256sum | cut -c1-16)"
 deps="$cache/deps-$deps_key"
 if [ ! -d "$deps" ]; then
   log "installing the PyPI dependencies into $deps"
@@ -71,6 +75,7 @@ if [ ! -d "$deps" ]; then
   find "$tmp" -depth -type d \( -name tests -o -name test \) -path '*/grpc*' -prune -exec rm -rf {} + 2>/dev/null || true
   mv "$tmp" "$deps"
 fi
+find "$cache" -maxdepth 1 -name 'deps-*' ! -name "deps-$deps_key" -exec rm -rf {} +
 
 # The project wheel (fast, pure Python), then the image: skipped when its inputs are unchanged.
 wheels="$(mktemp -d)"
@@ -100,6 +105,7 @@ sys.exit(main())
 PY
 chmod 0755 "$root/usr/local/bin/falcoctl-py"
 chroot "$root" /usr/bin/python3 -m compileall -q -j 0 /usr/local/lib/python3.11/dist-packages >/dev/null || true
+chroot "$root" /usr/local/bin/falcoctl-py version >/dev/null || die "falcoctl-py does not start in the image"
 tar --numeric-owner --xattrs -C "$root" -cf "$wheels/rootfs.tar" .
 "${podman[@]}" import -q \
   --change 'ENTRYPOINT ["/usr/local/bin/falcoctl-py"]' \
