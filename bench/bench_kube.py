@@ -11,13 +11,16 @@ checking every 2 s. The machine is shared and noisy: read the ratios, not the se
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROUNDS = 3
 
@@ -25,18 +28,22 @@ ROUNDS = 3
 def _healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
     except OSError:
         return False
 
 
-def _wait(check: object, timeout: float) -> float:
+def _wait(check: Callable[[], bool], timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if check():  # type: ignore[operator]
+        if check():
             return time.monotonic() - started
         time.sleep(0.05)
     raise TimeoutError(f"not ready within {timeout}s")
+
+
+def _reloaded(play: Any, before: int) -> bool:
+    return bool(play.logs("detector").count("rules reloaded") > before)
 
 
 def _image_size(image: str) -> tuple[int, int]:
@@ -110,15 +117,14 @@ def main() -> None:
             try:
                 started = time.monotonic()
                 play.play()
-                _wait(lambda port=port: _healthy(port), 300)  # type: ignore[misc]
+                _wait(functools.partial(_healthy, port), 300)
                 pod_times.append(time.monotonic() - started)
                 if i == ROUNDS - 1:
                     before = play.logs("detector").count("rules reloaded")
                     pushed = time.monotonic()
                     push_rules(registry, work / "src", f"1.{i + 1}.0",
                                RULES_V1.read_text() + NEW_RULE)
-                    _wait(lambda p=play, b=before:  # type: ignore[misc]
-                          p.logs("detector").count("rules reloaded") > b, 120)
+                    _wait(functools.partial(_reloaded, play, before), 120)
                     reloads.append(time.monotonic() - pushed)
             finally:
                 play.down()

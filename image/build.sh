@@ -84,7 +84,11 @@ trap 'rm -rf "$wheels"' EXIT
   || "$python" -m pip wheel -q --no-deps -w "$wheels" "$repo" >/dev/null \
   || die "building the project wheel failed"
 wheel="$(ls "$wheels"/*.whl)"
-content_key="$( (echo "$base_key $deps_key"; unzip -p "$wheel" | sha256sum) | sha256sum | cut -c1-16)"
+wheel_hash="$("$python" -c 'import hashlib, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1]); h = hashlib.sha256()
+for n in sorted(z.namelist()): h.update(n.encode() + b"\0" + z.read(n))
+print(h.hexdigest())' "$wheel")"
+content_key="$(echo "$base_key $deps_key $wheel_hash" | sha256sum | cut -c1-16)"
 if [ "$("${podman[@]}" image inspect -f '{{index .Config.Labels "io.falcoctl-py.inputs"}}' "$tag" 2>/dev/null || true)" = "$content_key" ]; then
   log "$tag is up to date (inputs $content_key)"
   exit 0

@@ -112,7 +112,7 @@ def by_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 def validate(obj: dict[str, Any]) -> None:
     """Validate one object against the Kubernetes JSON schemas (offline, strict)."""
     try:
-        import kubernetes_validate
+        import kubernetes_validate  # type: ignore[import-untyped]
     except ImportError:
         need(False, "kubernetes-validate (PyPI)")
         raise
