@@ -37,6 +37,9 @@ mirror="${mirror:-http://deb.debian.org/debian}"
 
 mkdir -p "$cache"
 chmod 0700 "$cache"
+# One build at a time per cache (CI and developers' sessions share it).
+exec 9>"$cache/.build.lock"
+flock 9
 base_key="$(printf '%s\n' "$suite" "$mirror" "$packages" | cat - "$here/base.sh" | sha256sum | cut -c1-16)"
 base="$cache/base-$base_key.tar"
 if [ -f "$base" ]; then
