@@ -153,3 +153,11 @@ def test_wrong_values_are_refused_with_the_key_named(values: dict[str, Any], key
     proc = render(values, check=False)
     assert proc.returncode != 0
     assert "schema" in proc.stderr and key in proc.stderr, proc.stderr
+
+
+def test_notes_say_how_to_see_the_alerts() -> None:
+    proc = helm("install", "fpy", str(CHART), "--dry-run=client", "--namespace", "falco")
+    notes = proc.stdout[proc.stdout.index("NOTES:"):]
+    assert ("kubectl logs -n falco -l app.kubernetes.io/name=falcoctl-py -c detector"
+            " | grep Notice") in notes
+    assert "kubectl exec -it alpine -- sh -c uptime" in notes
