@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SHARED ?= ../shared
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install install-test run test bench conformance completions lint typecheck clean
+.PHONY: install install-test run test bench conformance completions lint typecheck clean image
 
 $(STAMP): pyproject.toml
 	bash scripts/install-system.sh run
@@ -39,6 +39,10 @@ completions: install
 lint: install
 	$(BIN)/ruff check falcoctl_py detector tools tests bench
 	$(BIN)/mypy
+
+# The OCI image localhost/falcoctl-py:<version> (debootstrap rootfs cached in /var/cache/falcoctl-py).
+image: install-test
+	bash image/build.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info
