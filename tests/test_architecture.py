@@ -1,5 +1,5 @@
-"""The layout's rules, checked: no import cycles (function-level imports count), and the
-detector and core never import the CLI or its UI libraries."""
+"""The layout's rules, checked: no import cycles between modules (function-level imports count;
+``if TYPE_CHECKING:`` blocks do not), and the core and detector never import the CLI."""
 
 from __future__ import annotations
 
@@ -21,11 +21,25 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node, except those under ``if TYPE_CHECKING:`` (annotations, not imports run)."""
+    out: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        out.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
 def _imports(name: str, path: Path, known: set[str]) -> set[str]:
     """Every project module ``name`` imports, wherever the import statement stands."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
