@@ -140,7 +140,7 @@ class LazyPluginFields(dict[str, Any]):
         self[key] = value
         return value
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         try:
             return self[key]
         except KeyError:

@@ -428,7 +428,7 @@ def decode(data: Buffer, num: int, boot_to_epoch_ns: int = 0, pos: int = 0) -> E
     entry = _BY_NR.get(nr)
     if entry is None:
         name = NAMES[nr] if nr < len(NAMES) else f"syscall_{nr}"
-        build: Builder = _generic  # type: ignore[assignment]
+        build: Builder = _generic
     else:
         name, build = entry
     c = _COMMS.get(comm)

@@ -242,7 +242,7 @@ def _parallel(
 
 
 def _snapshot(stats: RequestStats) -> RequestStats:
-    return RequestStats(**{name: getattr(stats, name) for name in RequestStats.__slots__})  # type: ignore[attr-defined]
+    return RequestStats(**{name: getattr(stats, name) for name in RequestStats.__slots__})
 
 
 def _kept_report(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import re2  # type: ignore[import-untyped]  # the PyPI google-re2 binding (no stubs)
+import re2  # the PyPI google-re2 binding (no stubs)
 
 try:  # the binding's compiled class: one C++ call per match
     from re2 import _re2 as _native
