@@ -2,7 +2,7 @@
 #   falcoctl-py artifact config --ca-file --insecure-skip-tls-verify --output --plain-http --platform -o
 #   falcoctl-py artifact follow --allowed-types --assets-dir --ca-file --cron --every --falco-versions --insecure-skip-tls-verify --no-verify --plain-http --platform --plugins-dir --resolve-deps --rulesfiles-dir --startup-behavior --state-dir --timeout --tmp-dir --trusted-root --verify-key -e
 #   falcoctl-py artifact info --ca-file --insecure-skip-tls-verify --output --plain-http -o
-#   falcoctl-py artifact install --allowed-types --assets-dir --ca-file --insecure-skip-tls-verify --no-verify --output --plain-http --platform --plugins-dir --resolve-deps --rulesfiles-dir --state-dir --trusted-root --update-config --verify-key -o
+#   falcoctl-py artifact install --allowed-types --assets-dir --ca-file --for-detector --insecure-skip-tls-verify --no-verify --output --plain-http --platform --plugins-dir --resolve-deps --rulesfiles-dir --state-dir --trusted-root --update-config --verify-key -o
 #   falcoctl-py artifact list --index --output --type -o
 #   falcoctl-py artifact manifest --ca-file --insecure-skip-tls-verify --output --plain-http --platform -o
 #   falcoctl-py artifact rollback --output --state-dir -o

@@ -39,6 +39,7 @@ from falcoctl_py.errors import DetectorError
 if TYPE_CHECKING:
     from detector.plugins.base import Plugin
     from detector.runtime.watch import RulesWatcher
+    from detector.state.runtimes.engines import Engines
     from detector.webserver import WebServer
 
 SignalHandler = Callable[[int, FrameType | None], Any] | int | None
@@ -235,6 +236,22 @@ class Runtime:
             yield Event(num=ref.num, ts=ref.ts, type="pluginevent", tid=0,
                         source=ref.source, plugin_data=ref.data)
 
+    def _container_engines(self) -> Engines | None:
+        """Runtime sockets from the ``container`` plugin's ``init_config`` in falco.yaml, as
+        Falco's container plugin reads them (``engines.<name>.enabled|sockets``)."""
+        from detector.state.runtimes.engines import engines_from_init_config
+        from falcoctl_py.bounded import loads_json
+
+        for plugin in self.config.plugins:
+            if plugin.name == "container" and plugin.init_config.strip():
+                where = "falco.yaml: plugins[container].init_config"
+                try:
+                    init = loads_json(plugin.init_config, where=where)
+                except ValueError as err:
+                    raise DetectorError(f"{where}: not valid JSON ({err})") from None
+                return engines_from_init_config(init if isinstance(init, dict) else None)
+        return None  # the tracker's default sockets
+
     def _streams(self) -> list[Stream]:
         syscall_source = self._syscall_source()
         plugin_sources = list(self.plugins.sources().values())
@@ -250,7 +267,7 @@ class Runtime:
             if self._tracker is None and self.config.engine.runs_ebpf:
                 from detector.state.tracker import StateTracker as Tracker
 
-                tracker = Tracker()
+                tracker = Tracker(engines=self._container_engines())
                 tracker.scan()
                 self._tracker = tracker
             capture: CaptureSink | None = None

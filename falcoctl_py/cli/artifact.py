@@ -55,6 +55,14 @@ def artifact_install(
             "load_plugins), keeping its comments.",
         ),
     ] = None,
+    for_detector: Annotated[
+        bool,
+        typer.Option(
+            "--for-detector",
+            help="Install for falcoctl-py's bundled detector: dependencies it provides itself "
+            "(the container plugin) count as installed.",
+        ),
+    ] = False,
     plain_http: PlainHttpOpt = False,
     ca_file: CaFileOpt = None,
     insecure: InsecureOpt = False,
@@ -83,6 +91,7 @@ def artifact_install(
             verify_key=verify_key,
             trusted_root=trusted_root,
             update_config=update_config,
+            for_detector=for_detector,
         )
     if output is not OutputFormat.human:
         print_structured(result, output)

@@ -70,3 +70,22 @@ def test_misspelt_artifact_name_suggests_the_close_ones(
     assert errors[0].startswith(
         "Error: cannot find falco-rulez among the configured indexes; did you mean falco-rules?"
     )
+
+
+def test_for_detector_flag_from_the_cli(
+    env: Env, capsys: pytest.CaptureFixture[str], isolated_home: Path
+) -> None:
+    if not RULES.is_file():
+        pytest.skip(f"the upstream rules ({RULES}) are not on this machine")
+    env.push("container", "0.4.3", [env.file("libcontainer.so", b"\x7fELF")], "plugin")
+    env.push("falco-rules", "5.0.0", [RULES], tags=["latest"])
+    run = run_cli(
+        capsys, "--config", str(_config(env)), "artifact", "install", "falco-rules",
+        "--for-detector", "--plain-http", "--rulesfiles-dir", str(env.dirs.rulesfiles),
+        "--plugins-dir", str(env.dirs.plugins), "--state-dir", str(env.tmp / "state"),
+        "-o", "json",
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    assert visible(env.dirs.rulesfiles) == ["falco_rules.yaml"]
+    assert not env.dirs.plugins.exists() or visible(env.dirs.plugins) == []
+    assert '"provided"' in run.stdout
