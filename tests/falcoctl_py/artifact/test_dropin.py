@@ -27,7 +27,7 @@ def _config(env: Env) -> Path:
 
 @pytest.mark.parametrize("for_detector", [True, False])
 def test_upstream_falco_rules_need_no_container_plugin_for_the_detector(
-    env: Env, for_detector: bool
+    env: Env, for_detector: bool, isolated_home: Path
 ) -> None:
     if not RULES.is_file():
         pytest.skip(f"the upstream rules ({RULES}) are not on this machine")
