@@ -61,13 +61,13 @@ fi
 find "$cache" -maxdepth 1 -name 'base-*.tar' ! -name "base-$base_key.tar" -delete
 
 # PyPI dependencies, installed once per dependency list into a cached directory.
-deps_recipe=1  # bump when the way dependencies are installed changes
+deps_recipe=2  # bump when the way dependencies are installed changes
 deps_key="$( (echo "$deps_recipe"; sed -n '/^dependencies = \[/,/^\]/p' "$repo/pyproject.toml") | sha256sum | cut -c1-16)"
 deps="$cache/deps-$deps_key"
 if [ ! -d "$deps" ]; then
   log "installing the PyPI dependencies into $deps"
   tmp="$(mktemp -d "$cache/.deps-XXXXXX")"
-  reqs="$(sed -n '/^dependencies = \[/,/^\]/p' "$repo/pyproject.toml" | sed -n 's/^ *"\(.*\)",\{0,1\}$/\1/p')"
+  reqs="$(sed -n '/^dependencies = \[/,/^\]/p' "$repo/pyproject.toml" | sed -n 's/^ *"\([^"]*\)".*$/\1/p')"  # one quoted requirement a line, comments allowed
   # shellcheck disable=SC2086
   "$python" -m pip install -q --no-compile --only-binary=:all: --target "$tmp" $reqs \
     > "$tmp.log" 2>&1 || { grep -v '^WARNING: Location' "$tmp.log" >&2; rm -rf "$tmp" "$tmp.log"; die "pip could not install the dependencies"; }
@@ -113,6 +113,12 @@ PY
 chmod 0755 "$root/usr/local/bin/falcoctl-py"
 chroot "$root" /usr/bin/python3 -m compileall -q -j 0 /usr/local/lib/python3.11/dist-packages >/dev/null || true
 chroot "$root" /usr/local/bin/falcoctl-py version >/dev/null || die "falcoctl-py does not start in the image"
+# every module of both packages imports in the image (a dependency missing from the image fails
+# here, not in a pod)
+chroot "$root" /usr/bin/python3 -c 'import importlib, pkgutil
+for pkg in ("falcoctl_py", "detector"):
+    for info in pkgutil.walk_packages(importlib.import_module(pkg).__path__, pkg + "."):
+        importlib.import_module(info.name)' || die "a module does not import in the image"
 tar --numeric-owner --xattrs -C "$root" -cf "$wheels/rootfs.tar" .
 "${podman[@]}" import -q \
   --change 'ENTRYPOINT ["/usr/local/bin/falcoctl-py"]' \
