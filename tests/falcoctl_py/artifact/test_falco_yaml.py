@@ -89,7 +89,7 @@ def test_rules_go_before_local_overrides_and_no_empty_plugin_keys(tmp_path: Path
     f.write_text(FALCO_DEFAULT_LAYOUT)
     update_falco_config(f, ["/opt/rules/app_rules.yaml"], {})
     cfg = load_config(path=f)
-    assert cfg.rules_files == [
+    assert list(cfg.rules_files) == [
         "/etc/falco/falco_rules.yaml",
         "/opt/rules/app_rules.yaml",
         "/etc/falco/falco_rules.local.yaml",
