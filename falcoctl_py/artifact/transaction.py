@@ -253,11 +253,13 @@ class Transaction:
         folder = layout.box(dest, key)
         gen = f"g-{journal.tx}"
         later = []
+        unchanged: list[tuple[str, Path]] = []
         for entry in journal.files:
             link = dest / entry.path
             target = layout.link_target(entry.path, key)
             layout.real_dirs(dest, PurePosixPath(entry.path).parent)
             if layout.read_link(link) == target:
+                unchanged.append((target, link))  # same link, new content behind it
                 continue
             if os.path.lexists(link):
                 later.append((target, link))  # replaced right after the switch
@@ -273,6 +275,10 @@ class Transaction:
                 layout.replace_with_link(journal.from_gen, folder / layout.PREVIOUS)
             layout.replace_with_link(gen, folder / layout.CURRENT)  # the switch
             fsync_dir(folder)
+            # Re-made in place (same target, one rename each) so that a watcher of the visible
+            # folder (this detector's, Falco's) is told these files changed: the switch itself
+            # happened in the installer's own area, which nobody watches.
+            later.extend(unchanged)
         for target, link in later:
             layout.replace_with_link(target, link)
         for entry in journal.drop:

@@ -369,3 +369,16 @@ def test_sigkill_at_any_moment_leaves_old_or_new(env: Env) -> None:
         assert visible(dirs.assets) == ["a.bin", "b.bin"]
         outcomes.add("new" if contents == {big_new} else "old")
     assert "old" in outcomes  # the early kills did interrupt something
+
+
+def test_an_update_re_makes_the_visible_link_so_folder_watchers_see_it(env: Env) -> None:
+    """The switch happens in the installer's own area; a watcher of the rules folder (the
+    detector's, Falco's) still gets an event for each file whose content changed."""
+    env.push("app-rules", "1.0.0", [env.file("app_rules.yaml", b"- list: a\n  items: [x]\n")])
+    env.install("app-rules:1.0.0")
+    link = env.dirs.rulesfiles / "app_rules.yaml"
+    before = os.lstat(link).st_ino
+    env.push("app-rules", "1.1.0", [env.file("app_rules.yaml", b"- list: a\n  items: [y]\n")])
+    env.install("app-rules:1.1.0")
+    assert link.read_bytes() == b"- list: a\n  items: [y]\n"
+    assert os.lstat(link).st_ino != before  # a new directory entry: IN_MOVED_TO in the folder
