@@ -286,8 +286,7 @@ class Runtime:
     # ---- services ----------------------------------------------------------------------------
 
     def _start_services(self) -> None:
-        if self._web_enabled:
-            self.services.start_webserver(self.config, self.versions(), self.metrics_text)
+        # The web server comes last: once /healthz answers, a rules change is already watched.
         self.reloader.start()
         if self._watch_enabled:
             self.services.start_watcher(self.rules.watched, self.request_reload)
@@ -296,6 +295,8 @@ class Runtime:
             from detector.runtime.embedded_follow import start_embedded_follow
 
             self.services.start_follow(start_embedded_follow(self, follow))
+        if self._web_enabled:
+            self.services.start_webserver(self.config, self.versions(), self.metrics_text)
 
     def _install_signals(self) -> list[tuple[int, SignalHandler]]:
         if threading.current_thread() is not threading.main_thread():
