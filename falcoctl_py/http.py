@@ -1,8 +1,9 @@
 """The one factory for HTTP clients (httpx): TLS verification on, proxies from the environment.
 
 URLs may carry credentials (``https://user:pass@host/index.yaml``): :func:`redact_url` and
-:func:`redact_text` hide them in messages, and a filter on httpx's and httpcore's own loggers
-hides them in their debug lines.
+:func:`redact_text` hide them in messages, and one filter on httpx's and httpcore's own loggers
+hides them in their lines and keeps those lines (one per request) out of the log unless the log
+is at DEBUG: the only place that quiets httpx.
 """
 
 from __future__ import annotations
@@ -30,9 +31,14 @@ def redact_text(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts credentials in URLs of a record's message."""
+    """httpx's and httpcore's records: below WARNING only when the log is at DEBUG (one line per
+    request is noise otherwise), and with the credentials of URLs in them redacted."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING and not logging.getLogger().isEnabledFor(
+            logging.DEBUG
+        ):
+            return False
         message = record.getMessage()
         redacted = redact_text(message)
         if redacted != message:
@@ -41,11 +47,14 @@ class RedactingFilter(logging.Filter):
 
 
 _FILTER = RedactingFilter()
+_HTTP_LOGGERS = ("httpx", "httpcore")
 
 
 def install_log_redaction() -> None:
-    """Put the redacting filter on httpx's and httpcore's loggers (idempotent)."""
-    for name in ("httpx", "httpcore"):
+    """Put the filter on httpx's and httpcore's loggers and their children (idempotent)."""
+    names = [n for n in list(logging.root.manager.loggerDict)
+             if n.partition(".")[0] in _HTTP_LOGGERS]
+    for name in {*_HTTP_LOGGERS, *names}:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
@@ -77,7 +86,6 @@ def make_client(
     """An httpx client: verification on unless asked, extra CAs (files or a directory) if
     given, a client certificate for mTLS, env proxies honoured; the only factory of the
     project (the registry client, indexes, logins, the detector's HTTP output)."""
-    install_log_redaction()
     verify: ssl.SSLContext | bool
     if insecure_skip_tls_verify:
         verify = False
@@ -90,13 +98,15 @@ def make_client(
             verify.load_verify_locations(capath=ca_path)
         if client_cert:
             verify.load_cert_chain(client_cert, client_key or None)
-    return httpx.Client(
+    client = httpx.Client(
         verify=verify,
         timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
         headers={"User-Agent": user_agent, **(headers or {})},
         follow_redirects=follow_redirects,
         trust_env=True,
     )
+    install_log_redaction()  # after the client: httpx imports httpcore (and its loggers) lazily
+    return client
 
 
 def redact_url(url: str) -> str:

@@ -1,7 +1,7 @@
 """``http_output``: one POST per alert (Falco's JSON accepted by Falcosidekick), with retries.
 
-The client comes from the project's one httpx factory (falcoctl_py.http); httpx's own
-per-request log lines are kept out of the detector's log (one line per alert otherwise).
+The client comes from the project's one httpx factory (falcoctl_py.http), which also keeps
+httpx's per-request lines out of the log unless it is at DEBUG and redacts URL credentials.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import httpx
 
 from detector.outputs.base import Sink
 from falcoctl_py.errors import ConfigError
-from falcoctl_py.http import make_client
+from falcoctl_py.http import make_client, redact_url
 
 if TYPE_CHECKING:
     from detector.config import HttpOutput
@@ -30,8 +30,6 @@ def make_http_client(
 ) -> httpx.Client:
     """An httpx client for the output (the project's one factory): verification on unless
     ``insecure``, optional mTLS."""
-    for name in ("httpx", "httpcore"):  # no per-alert request lines in the detector's log
-        logging.getLogger(name).setLevel(logging.WARNING)
     return make_client(
         insecure_skip_tls_verify=insecure,
         extra_ca_files=tuple(b for b in (ca_cert, ca_bundle) if b and Path(b).is_file()),
@@ -109,11 +107,11 @@ class HttpSink(Sink):
                 self.consecutive_timeouts = 0
                 if resp.status_code < 500:
                     if resp.status_code >= 400:
-                        raise RuntimeError(f"{self.url} answered {resp.status_code}")
+                        raise RuntimeError(f"{redact_url(self.url)} answered {resp.status_code}")
                     if self.echo:
                         log.info("http output response: %s", resp.text)
                     return
-                last = RuntimeError(f"{self.url} answered {resp.status_code}")
+                last = RuntimeError(f"{redact_url(self.url)} answered {resp.status_code}")
             except httpx.TimeoutException as err:
                 self.consecutive_timeouts += 1
                 last = err
@@ -121,7 +119,9 @@ class HttpSink(Sink):
                 last = err
             if attempt + 1 < attempts:
                 time.sleep(min(0.1 * 2**attempt, 2.0))
-        raise RuntimeError(f"POST {self.url} failed after {attempts} attempts: {last}")
+        raise RuntimeError(
+            f"POST {redact_url(self.url)} failed after {attempts} attempts: {last}"
+        )
 
     def close(self) -> None:
         if self._client is not None:

@@ -130,7 +130,4 @@ def setup_logging(fmt: LogFormat, level: LogLevel, *, disable_styling: bool = Fa
     root.setLevel(_LEVELS[level])
     # Library warnings (``warnings.warn``) go through the same handler: one format, once each.
     logging.captureWarnings(True)
-    # httpx and httpcore log every request at INFO: only worth seeing when debugging.
-    chatty = logging.DEBUG if level in (LogLevel.debug, LogLevel.trace) else logging.WARNING
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(chatty)
+    # httpx's per-request lines show at debug only: falcoctl_py.http's filter, the one place.

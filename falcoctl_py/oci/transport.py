@@ -176,8 +176,6 @@ class Session:
         backoff: float = 0.25,
         timeout: float | None = None,
     ) -> None:
-        if not logging.getLogger().isEnabledFor(logging.DEBUG):
-            logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
         self.plain_http = plain_http
         self.stats = RequestStats()
         self._credentials = credentials
