@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def load(ctx: typer.Context) -> Config:
-    """The config of this invocation (the file is created with defaults when missing)."""
+    """The config of this invocation (defaults when the file is missing; nothing is created)."""
     from falcoctl_py.config import load_config
 
     return load_config(global_options(ctx).config)

@@ -49,18 +49,21 @@ _COMMA_LIST = re.compile(r"^([^,]+)(,[^,]+)*$")
 
 
 def read_config_file(
-    path: Path, *, create: bool = True
+    path: Path, *, create: bool = False
 ) -> dict[str, Any]:
-    """The file's content with lower-cased keys; created with defaults (dir 0700) when missing.
+    """The file's content with lower-cased keys; a missing file reads as falcoctl's defaults.
 
-    The file is parsed within :mod:`falcoctl_py.bounded`'s limits (size, depth, aliases)."""
+    Reading never writes: only a command that changes the file passes ``create`` to have it
+    created first (dir 0700), where falcoctl creates it on every command. The file is parsed
+    within :mod:`falcoctl_py.bounded`'s limits (size, depth, aliases)."""
     import yaml
 
     from falcoctl_py.textio import dump_yaml, write_atomic
 
     if not path.exists():
         if not create:
-            return {}
+            defaults: dict[str, Any] = _lower_keys(default_file_content())
+            return defaults
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_atomic(path, dump_yaml(default_file_content()).encode(), mode=0o644)
@@ -375,7 +378,8 @@ def config_from_data(
 
 
 def load_config(
-    path: Path, *, create: bool = True, env: Mapping[str, str] | None = None
+    path: Path, *, create: bool = False, env: Mapping[str, str] | None = None
 ) -> Config:
-    """Read ``falcoctl.yaml`` (created with defaults when missing) with ``FALCOCTL_*`` on top."""
+    """Read ``falcoctl.yaml`` (defaults when missing; created only with ``create``) with
+    ``FALCOCTL_*`` on top."""
     return config_from_data(read_config_file(path, create=create), env=env, path=path)

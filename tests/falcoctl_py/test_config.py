@@ -58,7 +58,7 @@ def write(path: Path, text: str) -> Path:
 
 def test_missing_file_is_created_with_defaults_and_private_dir(isolated_home: Path) -> None:
     path = isolated_home / "etc" / "falcoctl" / "falcoctl.yaml"
-    config = load_config(path)
+    config = load_config(path, create=True)
     assert path.exists()
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert [i.name for i in config.indexes] == ["falcosecurity"]
@@ -75,10 +75,14 @@ def test_missing_file_is_created_with_defaults_and_private_dir(isolated_home: Pa
     assert load_config(path) == config  # the created file reads back the same
 
 
-def test_missing_file_not_created_when_asked(isolated_home: Path) -> None:
-    path = isolated_home / "none.yaml"
-    load_config(path, create=False)
-    assert not path.exists()
+def test_a_missing_file_reads_as_the_defaults_it_would_be_created_with(
+    isolated_home: Path,
+) -> None:
+    path = isolated_home / "no" / "dir" / "none.yaml"
+    config = load_config(path)
+    assert not (isolated_home / "no").exists()  # reading creates nothing
+    assert config == load_config(path, create=True)  # the same as the created defaults
+    assert [i.name for i in config.indexes] == ["falcosecurity"]
 
 
 def test_file_values_with_case_insensitive_keys(isolated_home: Path) -> None:
