@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -21,16 +20,14 @@ import httpx
 
 from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import IntegrityError, NetworkError, NotFoundError, UsageError
-from falcoctl_py.http import same_origin
 from falcoctl_py.oci.media import MANIFEST_ACCEPT, OCI_INDEX, Descriptor
+from falcoctl_py.oci.replies import check_blob, next_page, read_limited, small_json
 from falcoctl_py.oci.transport import (
     Challenge,
     CredentialsProvider,
     RegistryCredentials,
     RequestStats,
     Session,
-    _retry_after,
-    _small_json,
     parse_challenge,
 )
 
@@ -41,7 +38,6 @@ __all__ = [
     "RegistryClient",
     "RegistryCredentials",
     "RequestStats",
-    "_retry_after",
     "parse_challenge",
     "sha256_digest",
     "split_repository",
@@ -52,7 +48,6 @@ log = logging.getLogger(__name__)
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
 MAX_TAG_PAGES = 100
-CHUNK = 1 << 16
 
 @dataclass(frozen=True, slots=True)
 class ManifestResult:
@@ -76,23 +71,6 @@ def split_repository(repository: str) -> tuple[str, str]:
             hint="give a full reference: HOST/REPOSITORY[:TAG|@DIGEST]",
         )
     return host, path
-
-
-_NEXT_LINK = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
-
-
-def _check_blob(what: str, digest: str, got: str, size: int | None, got_size: int) -> None:
-    """A blob read must have its descriptor's size (when known) and digest."""
-    if size is not None and got_size != size:
-        raise IntegrityError(
-            f"{what} is {got_size} bytes, its descriptor says {size}",
-            hint="the registry content is corrupt or was tampered with",
-        )
-    if got != digest:
-        raise IntegrityError(
-            f"{what}: content does not match its digest (got {got})",
-            hint="the registry content is corrupt or was tampered with",
-        )
 
 
 class RegistryClient:
@@ -166,7 +144,7 @@ class RegistryClient:
             resp = self._session.send("GET", url, host=host, scope=f"repository:{path}:pull",
                                       what=what, params=params, stream=True)
             try:
-                body = _small_json(resp, where=f"{what} from {host}")
+                body = small_json(resp, where=f"{what} from {host}")
             finally:
                 resp.close()
             page = body.get("tags") if isinstance(body, dict) else None
@@ -175,31 +153,9 @@ class RegistryClient:
             ):
                 raise NetworkError(f"registry {host} sent a malformed tag list for {repository}")
             tags.extend(page or ())
-            url = self._next_page(resp, host, what, seen)
+            url = next_page(resp, self._session.base(host), host, what, seen)
             params = None
         return tags
-
-    def _next_page(self, resp: httpx.Response, host: str, what: str, seen: set[str]) -> str | None:
-        """The next page's URL from a ``Link`` header, checked to stay on the registry."""
-        match = _NEXT_LINK.search(resp.headers.get("Link", ""))
-        if match is None:
-            return None
-        try:
-            url = str(urljoin(str(resp.url), match.group(1).strip()))
-            same = same_origin(url, self._session.base(host))
-        except (ValueError, httpx.InvalidURL):
-            raise NetworkError(
-                f"registry {host} sent an invalid next-page link for {what}"
-            ) from None
-        if not same:
-            raise NetworkError(
-                f"registry {host} sent a next-page link for {what} to another origin "
-                f"({httpx.URL(url).host}); refused",
-                hint="pagination is followed only on the registry's own scheme, host and port",
-            )
-        if url in seen:
-            raise NetworkError(f"registry {host} sent a next-page link loop for {what}")
-        return url
 
     def head_manifest(self, repository: str, reference: str) -> Descriptor:
         """The descriptor (media type, digest, size) of a tag or digest, with one HEAD request."""
@@ -238,7 +194,7 @@ class RegistryClient:
         )
         buf = io.BytesIO()
         try:
-            self._read_limited(resp, buf, MAX_MANIFEST_SIZE, what, host)
+            read_limited(resp, buf, MAX_MANIFEST_SIZE, what)
         finally:
             resp.close()
         data = buf.getvalue()
@@ -282,7 +238,7 @@ class RegistryClient:
                 return None
             if OCI_INDEX not in resp.headers.get("Content-Type", ""):
                 return None
-            body = _small_json(resp, where=f"referrers of {digest}")
+            body = small_json(resp, where=f"referrers of {digest}")
         finally:
             resp.close()
         return body if isinstance(body, dict) else None
@@ -300,34 +256,6 @@ class RegistryClient:
         except NotFoundError:
             return False
         return True
-
-    def _read_limited(
-        self,
-        resp: httpx.Response,
-        out: IO[bytes],
-        limit: int,
-        what: str,
-        host: str,
-        hasher: Any = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> int:
-        length = resp.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > limit:
-            raise IntegrityError(f"{what} is {length} bytes, over the limit of {limit} "
-                                 "(or its descriptor's size)")
-        total = 0
-        chunks: Iterator[bytes] = resp.iter_raw(CHUNK)
-        for chunk in chunks:
-            total += len(chunk)
-            if total > limit:
-                raise IntegrityError(f"{what} is over the limit of {limit} bytes "
-                                     "(or its descriptor's size)")
-            if hasher is not None:
-                hasher.update(chunk)
-            out.write(chunk)
-            if progress is not None:
-                progress(len(chunk))
-        return total
 
     def get_blob(
         self,
@@ -352,7 +280,7 @@ class RegistryClient:
         if size is not None and size > max_size:
             raise IntegrityError(f"{what} is {size} bytes, over the limit of {max_size}")
         limit = max_size if size is None else size
-        attempt = 0
+        tries = self._session.attempts(what)
         while True:
             self._session.count("blob_gets")
             resp = self._session.send(
@@ -367,12 +295,11 @@ class RegistryClient:
             out.seek(0)
             out.truncate()
             try:
-                got_size = self._read_limited(resp, out, limit, what, host, hasher, progress)
+                got_size = read_limited(resp, out, limit, what, hasher, progress)
             except httpx.TransportError as err:
                 resp.close()
-                if attempt < self._session.max_retries:
-                    attempt += 1
-                    self._session.sleep(attempt, None, what)
+                if tries.left():
+                    tries.pause()
                     continue
                 raise NetworkError(
                     f"registry {host} cut the connection during {what}: {type(err).__name__}",
@@ -381,7 +308,7 @@ class RegistryClient:
             finally:
                 resp.close()
             self._session.count("blob_bytes", got_size)
-            _check_blob(what, digest, "sha256:" + hasher.hexdigest(), size, got_size)
+            check_blob(what, digest, "sha256:" + hasher.hexdigest(), size, got_size)
             return got_size
 
     def get_blob_bytes(

@@ -1,5 +1,6 @@
 r"""The HTTP side of the OCI client: one session per client with auth (Basic, Bearer with a token
-cache), retries with backoff, counters, and errors as one-line :class:`FalcoctlPyError`\ s.
+cache), retries under the one :class:`~falcoctl_py.oci.retry.RetryPolicy`, counters, and errors
+as one-line :class:`FalcoctlPyError`\ s (:mod:`.replies`).
 
 Credentials are attached only to requests to the registry's own origin (scheme, host, port) and
 challenges are answered only from there, so a redirect target or a link elsewhere never sees
@@ -9,7 +10,6 @@ them. Replies (tokens, errors) are read with a size limit and parsed as bounded 
 from __future__ import annotations
 
 import base64
-import email.utils
 import logging
 import re
 import threading
@@ -17,19 +17,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from falcoctl_py.bounded import loads_json
-from falcoctl_py.errors import FalcoctlPyError, IntegrityError, NetworkError, NotFoundError
+from falcoctl_py.errors import NetworkError
 from falcoctl_py.http import make_client, same_origin
 from falcoctl_py.oci.auth import check_realm, parse_token_reply
+from falcoctl_py.oci.replies import MAX_SMALL_REPLY, error_body, status_error, transport_error
+from falcoctl_py.oci.retry import RETRY_STATUSES, Attempts, RetryPolicy, retry_after
 
 log = logging.getLogger(__name__)
 
-MAX_SMALL_REPLY = 1024 * 1024  # token replies, tag-list pages, referrers, error bodies
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 @dataclass(frozen=True, slots=True)
 class RegistryCredentials:
@@ -103,64 +101,6 @@ def parse_challenge(header: str) -> Challenge | None:
     return Challenge(scheme.lower(), params)
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, parsed.timestamp() - time.time())
-
-
-def _error_body(resp: httpx.Response, stream: bool) -> bytes:
-    """At most ``MAX_SMALL_REPLY`` bytes of an error response's body."""
-    if not stream:
-        return resp.content[:MAX_SMALL_REPLY]
-    buf = bytearray()
-    try:
-        for chunk in resp.iter_bytes():
-            buf += chunk
-            if len(buf) > MAX_SMALL_REPLY:
-                break
-    except httpx.HTTPError:  # a cut error body: the status says enough
-        pass
-    return bytes(buf[:MAX_SMALL_REPLY])
-
-
-def _registry_error(data: bytes) -> str:
-    """The first error code/message of an OCI error body, if any (untrusted, kept short)."""
-    try:
-        body = loads_json(data, where="error body")
-        err = body["errors"][0]
-        text = f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")
-    except (ValueError, LookupError, TypeError, AttributeError, FalcoctlPyError):
-        # not an OCI error body (or a hostile one): the status alone is reported
-        return ""
-    return " ".join(text.split())[:200]
-
-
-def _small_json(resp: httpx.Response, *, where: str) -> Any:
-    """The JSON body of a streamed response, at most ``MAX_SMALL_REPLY`` bytes; None if not JSON."""
-    buf = bytearray()
-    for chunk in resp.iter_bytes():
-        buf += chunk
-        if len(buf) > MAX_SMALL_REPLY:
-            raise IntegrityError(f"{where} is over the limit of {MAX_SMALL_REPLY} bytes")
-    try:
-        return loads_json(bytes(buf), where=where)
-    except ValueError:
-        return None
-
-
-# what OpenSSL says when a TLS client hello is answered by plain HTTP
-_PLAIN_HTTP_MARKS = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure",
-                     "packet length too long", "http request")
-
-
 class Session:
     """Requests to registries with auth and retries; thread-safe counters, one connection pool."""
 
@@ -180,9 +120,7 @@ class Session:
         self.stats = RequestStats()
         self._credentials = credentials
         self._creds_cache: dict[str, RegistryCredentials | None] = {}
-        self.max_retries = max_retries
-        self._max_retry_wait = max_retry_wait
-        self._backoff = backoff
+        self.retry = RetryPolicy(max_retries, max_retry_wait, backoff)
         self._tokens: dict[tuple[str, str], _Token] = {}
         self._schemes: dict[str, tuple[str, dict[str, str]]] = {}
         self._lock = threading.Lock()
@@ -300,7 +238,7 @@ class Session:
         ok: tuple[int, ...] = (200,),
     ) -> httpx.Response:
         """Send with auth and retries; return a response whose status is in ``ok``."""
-        attempt = 0
+        tries = self.attempts(what)
         reauthed = False
         while True:
             hdrs = dict(headers or {})
@@ -314,31 +252,24 @@ class Session:
                 )
                 resp = self._http.send(req, stream=stream)
             except httpx.HTTPError as err:
-                # a refused connection is retried once: a registry that is down stays down
-                limit = (
-                    min(1, self.max_retries)
-                    if isinstance(err, httpx.ConnectError)
-                    else (self.max_retries)
-                )
-                if attempt < limit and isinstance(err, httpx.TransportError):
-                    attempt += 1
-                    self.sleep(attempt, None, what)
+                if tries.left(self.retry.limit(err)):
+                    tries.pause()
                     continue
-                raise self._transport_error(err, host, what) from None
+                raise transport_error(err, host, what, plain_http=self.plain_http) from None
             if resp.status_code == 401 and not reauthed and self._take_challenge(resp, host, scope):
                 resp.close()
                 reauthed = True
                 continue
-            if resp.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                attempt += 1
-                wait = _retry_after(resp)
+            if resp.status_code in RETRY_STATUSES and tries.left():
+                wait = retry_after(resp)
                 resp.close()
-                self.sleep(attempt, wait, what)
+                tries.pause(wait)
                 continue
             if resp.status_code not in ok:
-                body = _error_body(resp, stream)
+                body = error_body(resp, stream)
                 resp.close()
-                raise self._status_error(resp, host, what, body)
+                raise status_error(resp, host, what, body, plain_http=self.plain_http,
+                                   retries=self.retry.max_retries)
             return resp
 
     def _take_challenge(self, resp: httpx.Response, host: str, scope: str) -> bool:
@@ -355,82 +286,6 @@ class Session:
             return True
         return False
 
-    def sleep(self, attempt: int, wait: float | None, what: str) -> None:
-        self.count("retries")
-        delay = wait if wait is not None else self._backoff * (2 ** (attempt - 1))
-        delay = min(max(delay, 0.0), self._max_retry_wait)
-        log.debug("retrying %s in %.2fs (attempt %d)", what, delay, attempt + 1)
-        time.sleep(delay)
-
-    def _transport_error(self, err: httpx.HTTPError, host: str, what: str) -> NetworkError:
-        text = str(err) or type(err).__name__
-        if not self.plain_http and any(m in text for m in _PLAIN_HTTP_MARKS):
-            return NetworkError(
-                f"registry {host} answered in plain HTTP, not TLS ({what})",
-                hint="it is a plain-HTTP registry: pass --plain-http",
-            )
-        if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
-            return NetworkError(
-                f"TLS verification failed for registry {host} ({what}): {text}",
-                hint="pass --ca-file with the registry's CA, or --insecure-skip-tls-verify",
-            )
-        if "WRONG_VERSION_NUMBER" in text or isinstance(err, httpx.ConnectError):
-            hint = "is the registry up and reachable?"
-            if not self.plain_http:
-                hint += " for a plain-HTTP registry pass --plain-http"
-            return NetworkError(f"cannot connect to registry {host} ({what}): {text}", hint=hint)
-        return NetworkError(
-            f"connection to registry {host} failed ({what}): {type(err).__name__}: {text}",
-            hint="retry later; check the network and any proxy (HTTPS_PROXY/NO_PROXY)",
-        )
-
-    def _status_error(
-        self, resp: httpx.Response, host: str, what: str, body: bytes
-    ) -> Exception:
-        code = resp.status_code
-        detail = _registry_error(body)
-        suffix = f": {detail}" if detail else ""
-        url = str(resp.request.url) if resp.request else None
-        if code == 401:
-            return NetworkError(
-                f"registry {host} requires authentication for {what} (401){suffix}",
-                url=url,
-                status=code,
-                hint=f"check the credentials: falcoctl-py registry auth basic {host}",
-            )
-        if code == 403:
-            return NetworkError(
-                f"registry {host} denied access to {what} (403){suffix}",
-                url=url,
-                status=code,
-                hint="the credentials lack permission for this repository",
-            )
-        if code == 404:
-            hint = (
-                "list the tags with `falcoctl-py artifact info`"
-                if what.startswith("manifest")
-                else None
-            )
-            return NotFoundError(f"{what} not found on registry {host}{suffix}", hint=hint)
-        if code == 400 and self.plain_http and (
-            b"HTTPS" in body[:4096] or resp.http_version == "HTTP/1.0"
-        ):  # Go's answer to plain HTTP on a TLS port: "HTTP/1.0 400 ... an HTTPS server"
-            return NetworkError(
-                f"registry {host} speaks TLS, not plain HTTP ({what})",
-                url=url, status=code, hint="drop --plain-http (add --ca-file for a private CA)",
-            )
-        if code == 429:
-            return NetworkError(
-                f"registry {host} rate-limited {what} (429) after {self.max_retries} retries",
-                url=url,
-                status=code,
-                hint="wait and retry later, or authenticate to get a higher limit",
-                retry_after=_retry_after(resp),
-            )
-        return NetworkError(
-            f"registry {host} answered {code} for {what}{suffix}",
-            url=url,
-            status=code,
-            hint="retry later" if code >= 500 else None,
-            retry_after=_retry_after(resp) if code >= 500 else None,
-        )
+    def attempts(self, what: str) -> Attempts:
+        """The attempts of one request under this session's retry policy (counted in stats)."""
+        return Attempts(self.retry, what, on_retry=lambda: self.count("retries"))

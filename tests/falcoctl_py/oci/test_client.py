@@ -234,10 +234,10 @@ def test_proxy_from_environment(
 def test_retry_after_parsing() -> None:
     import httpx
 
-    from falcoctl_py.oci.client import _retry_after
+    from falcoctl_py.oci.retry import retry_after
 
     def after(value: str) -> float | None:
-        return _retry_after(httpx.Response(429, headers={"Retry-After": value}))
+        return retry_after(httpx.Response(429, headers={"Retry-After": value}))
 
     assert after("3") == 3.0
     assert after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: no wait
