@@ -1,11 +1,8 @@
 """References to artifacts, version ranges, and dependency resolution.
 
 A user reference is ``name``, ``name:tag``, ``name:RANGE``, ``name@digest`` (``name`` looked up in
-the configured indexes) or a full ``host/repo[:tag|:RANGE|@digest]``. A range is a list of
-comparators joined by ``,`` or spaces (all must hold): ``^5`` (same major), ``~5.1`` (same minor),
-``>=4``, ``<6``, ``=5.1.0``; partial versions are padded with zeros. A range picks the highest
-tag of the repository that is a full semantic version and matches (pre-releases only when the
-range names one).
+the configured indexes) or a full ``host/repo[:tag|:RANGE|@digest]``; a range picks the highest
+matching tag (:mod:`.versions`).
 
 Dependencies follow falcoctl (same major version; alternatives satisfy a dependency when one of
 them is already chosen) but pick the latest compatible version a repository has, keep what is
@@ -16,15 +13,19 @@ then by name.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-import semver
-
+from falcoctl_py.artifact.versions import (
+    best_tag,
+    latest_compatible,
+    parse_range,
+    parse_version,
+    version_tags,
+)
 from falcoctl_py.errors import DependencyError, NotFoundError, UsageError
-from falcoctl_py.oci.media import DEPENDENCY_NAME_RE, SEMVER_RE, Dependency
+from falcoctl_py.oci.media import DEPENDENCY_NAME_RE, Dependency
 from falcoctl_py.oci.reference import (
     Reference,
     check_selector,
@@ -50,130 +51,6 @@ P = TypeVar("P")
 # Plugins the bundled detector has built in (its detector.rules.load.loader.PROVIDED_PLUGINS): the
 # upstream falco-rules depend on ``container``, whose fields the detector provides itself.
 DETECTOR_PROVIDES: dict[str, str] = {"container": "0.4.0"}
-
-
-# -- versions ---------------------------------------------------------------------------------
-
-
-def parse_version(text: str, *, where: str = "version") -> semver.Version:
-    """Tolerant semver (``5``, ``5.1``, ``v5.1.0``), as falcoctl reads config versions."""
-    value = text.strip().lstrip("vV")
-    try:
-        return semver.Version.parse(value, optional_minor_and_patch=True)
-    except (ValueError, TypeError):
-        raise UsageError(f"{where}: {text!r} is not a semantic version") from None
-
-
-_TERM_RE = re.compile(
-    r"^(\^|~|>=|<=|>|<|=)?\s*v?(\d+)(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(-[0-9A-Za-z.-]+)?$"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRange:
-    """A conjunction of comparators over semantic versions."""
-
-    text: str
-    bounds: tuple[tuple[str, semver.Version], ...]
-    allow_prerelease: bool
-
-    def matches(self, version: semver.Version) -> bool:
-        if version.prerelease and not self.allow_prerelease:
-            return False
-        for op, bound in self.bounds:
-            cmp = version.compare(bound)
-            if (
-                (op == ">=" and cmp < 0)
-                or (op == ">" and cmp <= 0)
-                or (op == "<" and cmp >= 0)
-                or (op == "<=" and cmp > 0)
-            ):
-                return False
-        return True
-
-
-def parse_range(text: str) -> VersionRange:
-    """Parse a range such as ``^5``, ``~5.1``, ``>=4,<6`` or ``>=0.12 <1``."""
-    terms = [t for t in re.split(r"[,\s]+", text.strip()) if t]
-    if not terms:
-        raise UsageError(f"empty version range {text!r}")
-    bounds: list[tuple[str, semver.Version]] = []
-    for term in terms:
-        match = _TERM_RE.match(term)
-        if not match:
-            raise UsageError(
-                f"invalid version range term {term!r} in {text!r}",
-                hint="use ^5, ~5.1, >=4,<6 or =5.1.0",
-            )
-        op, major_s, minor_s, patch_s, pre = match.groups()
-        major = int(major_s)
-        minor = None if minor_s is None or not minor_s.isdigit() else int(minor_s)
-        patch = None if patch_s is None or not patch_s.isdigit() else int(patch_s)
-        low = semver.Version(major, minor or 0, patch or 0, (pre or "-")[1:] or None)
-        if minor is None:
-            upper = semver.Version(major + 1, 0, 0)
-        elif patch is None:
-            upper = semver.Version(major, minor + 1, 0)
-        else:
-            upper = semver.Version(major, minor, patch + 1)
-        op = op or "="
-        if op == "^":
-            if major > 0 or minor is None:
-                caret = semver.Version(major + 1, 0, 0)
-            elif minor > 0 or patch is None:
-                caret = semver.Version(0, minor + 1, 0)
-            else:
-                caret = semver.Version(0, 0, (patch or 0) + 1)
-            bounds += [(">=", low), ("<", caret)]
-        elif op == "~":
-            tilde = (
-                semver.Version(major + 1, 0, 0)
-                if minor is None
-                else semver.Version(major, minor + 1, 0)
-            )
-            bounds += [(">=", low), ("<", tilde)]
-        elif op == "=":
-            bounds += (
-                [(">=", low), ("<=", low)] if patch is not None else [(">=", low), ("<", upper)]
-            )
-        elif op == ">":
-            bounds.append((">", low) if patch is not None else (">=", upper))
-        elif op == "<=":
-            bounds.append(("<=", low) if patch is not None else ("<", upper))
-        else:
-            bounds.append((op, low))
-    return VersionRange(text, tuple(bounds), allow_prerelease="-" in text)
-
-
-def version_tags(tags: Sequence[str]) -> list[tuple[semver.Version, str]]:
-    """The tags that are full semantic versions (optionally with a leading v), ascending."""
-    out = []
-    for tag in tags:
-        bare = tag[1:] if tag[:1] in "vV" else tag
-        if SEMVER_RE.match(bare):
-            out.append((semver.Version.parse(bare), tag))
-    out.sort(key=lambda item: item[0])
-    return out
-
-
-def best_tag(tags: Sequence[str], rng: VersionRange) -> str | None:
-    """The tag of the highest version matching ``rng``, or None."""
-    matching = [tag for version, tag in version_tags(tags) if rng.matches(version)]
-    return matching[-1] if matching else None
-
-
-def latest_compatible(tags: Sequence[str], minimum: str) -> str | None:
-    """The highest full-version tag with the same major as ``minimum`` and not below it."""
-    low = parse_version(minimum)
-    best = None
-    for version, tag in version_tags(tags):
-        if version.major == low.major and version.compare(low) >= 0:
-            if version.prerelease and not low.prerelease:
-                continue
-            best = tag
-    if best is None and minimum in tags:
-        best = minimum
-    return best
 
 
 # -- references -------------------------------------------------------------------------------
@@ -290,70 +167,81 @@ def resolve_dependencies(
     ``installed`` maps names of artifacts already on disk to their versions: a dependency they
     satisfy is not fetched again, and is appended to ``kept`` as (name, requirer label).
     """
-    installed = installed or {}
+    closure = _Closure(fetch, lookup, list_tags, installed or {}, kept)
+    closure.chosen = _distinct(roots)
+    queue = sorted(closure.chosen)
+    while queue:
+        current = closure.chosen[queue.pop(0)]
+        for dep in sorted(current.dependencies, key=lambda d: d.name):
+            added, fetched = closure.satisfy(current, dep)
+            if added:
+                queue.append(added)
+            if fetched:  # a new artifact: visited in name order (an upgrade: right after)
+                queue.sort()
+    return _order(closure.chosen)
+
+
+def _distinct(roots: Sequence[Node[P]]) -> dict[str, Node[P]]:
+    """The roots by name; a name requested twice keeps its higher version (with a warning)."""
     chosen: dict[str, Node[P]] = {}
     for node in sorted(roots, key=lambda n: n.name):
         other = chosen.get(node.name)
-        if other is not None:
-            if parse_version(node.version).compare(parse_version(other.version)) > 0:
-                log.warning(
-                    "%s requested twice: keeping %s over %s", node.name, node.label, other.label
-                )
-                chosen[node.name] = node
-            else:
-                log.warning(
-                    "%s requested twice: keeping %s over %s", node.name, other.label, node.label
-                )
-            continue
-        chosen[node.name] = node
-    needs: dict[str, list[tuple[str, str]]] = {}  # name -> [(requirer label, minimum)]
-    queue = sorted(chosen)
-    while queue:
-        current = chosen[queue.pop(0)]
-        for dep in sorted(current.dependencies, key=lambda d: d.name):
-            options = [dep, *dep.alternatives]
-            present = next((o for o in options if o.name in chosen), None)
-            if present is not None:
-                target = chosen[present.name]
-                needs.setdefault(present.name, []).append((current.label, present.version))
-                if _compatible(target.version, present.version):
-                    continue
-                if parse_version(target.version).major != parse_version(present.version).major:
-                    raise _conflict(current, present, target, needs)
-                if target.from_user:
-                    raise _conflict(current, present, target, needs)
-                upgraded = _fetch_latest(present, current, fetch, lookup, list_tags)
-                upgraded.requested_by = [*target.requested_by, current.label]
-                chosen[present.name] = upgraded
-                queue.append(present.name)
-                continue
-            keep = next(
-                (
-                    o
-                    for o in options
-                    if o.name in installed and _compatible(installed[o.name], o.version)
-                ),
-                None,
-            )
-            if keep is not None:
-                if kept is not None:
-                    kept.append((keep.name, current.label))
-                log.info(
-                    "%s needs %s>=%s: installed %s:%s satisfies it",
-                    current.label,
-                    dep.name,
-                    dep.version,
-                    keep.name,
-                    installed[keep.name],
-                )
-                continue
-            node = _fetch_latest(dep, current, fetch, lookup, list_tags)
-            node.requested_by.append(current.label)
-            needs.setdefault(dep.name, []).append((current.label, dep.version))
+        if other is None:
             chosen[node.name] = node
-            queue.append(node.name)
-            queue.sort()
-    return _order(chosen)
+            continue
+        newer = parse_version(node.version).compare(parse_version(other.version)) > 0
+        keep, drop = (node, other) if newer else (other, node)
+        log.warning("%s requested twice: keeping %s over %s", node.name, keep.label, drop.label)
+        chosen[node.name] = keep
+    return chosen
+
+
+@dataclass(slots=True)
+class _Closure(Generic[P]):
+    """The artifacts chosen so far, and what each dependency asked of them."""
+
+    fetch: Fetch[P]
+    lookup: IndexLookup | None
+    list_tags: Callable[[str], list[str]]
+    installed: dict[str, str]
+    kept: list[tuple[str, str]] | None
+    chosen: dict[str, Node[P]] = field(default_factory=dict)
+    needs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # name -> [(by, min)]
+
+    def satisfy(self, current: Node[P], dep: Dependency) -> tuple[str, bool]:
+        """Meet ``current``'s dependency ``dep``: the name of a node to visit next (or ''), and
+        whether it is newly fetched (not an upgrade)."""
+        options = [dep, *dep.alternatives]
+        present = next((o for o in options if o.name in self.chosen), None)
+        if present is not None:
+            return self._upgrade(current, present), False
+        keep = next((o for o in options if o.name in self.installed
+                     and _compatible(self.installed[o.name], o.version)), None)
+        if keep is not None:
+            if self.kept is not None:
+                self.kept.append((keep.name, current.label))
+            log.info("%s needs %s>=%s: installed %s:%s satisfies it", current.label, dep.name,
+                     dep.version, keep.name, self.installed[keep.name])
+            return "", False
+        node = _fetch_latest(dep, current, self.fetch, self.lookup, self.list_tags)
+        node.requested_by.append(current.label)
+        self.needs.setdefault(dep.name, []).append((current.label, dep.version))
+        self.chosen[node.name] = node
+        return node.name, True
+
+    def _upgrade(self, current: Node[P], present: Dependency) -> str:
+        """A dependency on a chosen artifact: kept, upgraded within its major, or a conflict."""
+        target = self.chosen[present.name]
+        self.needs.setdefault(present.name, []).append((current.label, present.version))
+        if _compatible(target.version, present.version):
+            return ""
+        same_major = parse_version(target.version).major == parse_version(present.version).major
+        if not same_major or target.from_user:
+            raise _conflict(current, present, target, self.needs)
+        upgraded = _fetch_latest(present, current, self.fetch, self.lookup, self.list_tags)
+        upgraded.requested_by = [*target.requested_by, current.label]
+        self.chosen[present.name] = upgraded
+        return present.name
 
 
 def _conflict(

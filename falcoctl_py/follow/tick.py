@@ -21,11 +21,11 @@ from falcoctl_py.artifact.resolve import (
     ArtifactRef,
     Node,
     parse_artifact_ref,
-    parse_version,
     pin,
     resolve_dependencies,
 )
 from falcoctl_py.artifact.state import ArtifactState, list_states, load_state
+from falcoctl_py.artifact.versions import parse_version
 from falcoctl_py.errors import (
     DependencyError,
     FalcoctlPyError,

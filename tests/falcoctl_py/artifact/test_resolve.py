@@ -9,13 +9,11 @@ import pytest
 from falcoctl_py.artifact.resolve import (
     ArtifactRef,
     Node,
-    best_tag,
-    latest_compatible,
     parse_artifact_ref,
-    parse_range,
     pin,
     resolve_dependencies,
 )
+from falcoctl_py.artifact.versions import best_tag, latest_compatible, parse_range
 from falcoctl_py.errors import DependencyError, NotFoundError, UsageError
 from falcoctl_py.oci.media import Dependency
 
