@@ -11,8 +11,9 @@ import pytest
 
 from falcoctl_py.artifact import layout
 from falcoctl_py.artifact.archive import ExtractedFile
+from falcoctl_py.artifact.journal import JOURNAL_DIR
 from falcoctl_py.artifact.state import ArtifactState, InstalledFile, load_state, save_state
-from falcoctl_py.artifact.transaction import JOURNAL_DIR, Staged, Transaction, open_stage
+from falcoctl_py.artifact.transaction import Staged, Transaction, open_stage
 from tests.falcoctl_py.artifact_helpers import visible
 
 REF = "127.0.0.1:5000/rulesfiles/app:latest"
