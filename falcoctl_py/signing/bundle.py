@@ -113,15 +113,30 @@ def parse_bundle(data: bytes) -> Bundle:
     material = doc.get("verificationMaterial")
     if not isinstance(material, dict):
         raise VerificationError("the Sigstore bundle has no verificationMaterial")
+    certificate, intermediates = _certificates(material)
+    entries = material.get("tlogEntries") or []
+    if not isinstance(entries, list):
+        raise VerificationError("the bundle's tlogEntries is not a list")
+    tlog_entries = [tlog.entry_from_bundle(item) for item in entries]
+    if isinstance(doc.get("dsseEnvelope"), dict):
+        parsed = _parse_dsse(doc["dsseEnvelope"], certificate, tlog_entries)
+        return replace(parsed, chain=intermediates)
+    if isinstance(doc.get("messageSignature"), dict):
+        parsed = _parse_message(doc["messageSignature"], certificate, tlog_entries)
+        return replace(parsed, chain=intermediates)
+    raise VerificationError("the Sigstore bundle has neither a DSSE envelope nor a signature")
+
+
+def _certificates(
+    material: dict[str, Any],
+) -> tuple[x509.Certificate | None, list[x509.Certificate]]:
+    """The signing certificate (the chain's first, or ``certificate``) and the intermediates."""
     certificate = None
     raw_cert = material.get("certificate")
     chain = material.get("x509CertificateChain")
-    if (
-        isinstance(chain, dict)
-        and isinstance(chain.get("certificates"), list)
-        and chain["certificates"]
-    ):
-        raw_cert = chain["certificates"][0]
+    listed = chain.get("certificates") if isinstance(chain, dict) else None
+    if isinstance(listed, list) and listed:
+        raw_cert = listed[0]
     if raw_cert is not None:
         if not isinstance(raw_cert, dict):
             raise VerificationError("the bundle's certificate is malformed")
@@ -131,39 +146,34 @@ def parse_bundle(data: bytes) -> Bundle:
             )
         except ValueError as err:
             raise VerificationError("the bundle's certificate cannot be parsed") from err
-    entries = material.get("tlogEntries") or []
-    if not isinstance(entries, list):
-        raise VerificationError("the bundle's tlogEntries is not a list")
-    tlog_entries = [tlog.entry_from_bundle(item) for item in entries]
     intermediates = []
-    if isinstance(chain, dict) and isinstance(chain.get("certificates"), list):
-        for item in chain["certificates"][1:]:
-            try:
-                raw = keys.b64decode(item.get("rawBytes") if isinstance(item, dict) else None, "")
-                intermediates.append(x509.load_der_x509_certificate(raw))
-            except (VerificationError, ValueError) as err:
-                raise VerificationError("the bundle's certificate chain is malformed") from err
-    if isinstance(doc.get("dsseEnvelope"), dict):
-        parsed = _parse_dsse(doc["dsseEnvelope"], certificate, tlog_entries)
-        return replace(parsed, chain=intermediates)
-    if isinstance(doc.get("messageSignature"), dict):
-        message = doc["messageSignature"]
-        digest = message.get("messageDigest")
-        if not isinstance(digest, dict) or digest.get("algorithm", "SHA2_256") != "SHA2_256":
-            raise VerificationError("the bundle's message digest is not SHA2_256")
-        raw_digest = keys.b64decode(digest.get("digest"), "the bundle's message digest")
-        return Bundle(
-            content="message-signature",
-            signature=keys.b64decode(message.get("signature"), "the bundle's signature"),
-            signed=raw_digest,
-            prehashed=True,
-            payload_sha256=raw_digest.hex(),
-            certificate=certificate,
-            tlog_entries=tlog_entries,
-            subject_digests=["sha256:" + raw_digest.hex()],
-            chain=intermediates,
-        )
-    raise VerificationError("the Sigstore bundle has neither a DSSE envelope nor a signature")
+    for item in listed[1:] if isinstance(listed, list) else ():
+        try:
+            raw = keys.b64decode(item.get("rawBytes") if isinstance(item, dict) else None, "")
+            intermediates.append(x509.load_der_x509_certificate(raw))
+        except (VerificationError, ValueError) as err:
+            raise VerificationError("the bundle's certificate chain is malformed") from err
+    return certificate, intermediates
+
+
+def _parse_message(
+    message: dict[str, Any], certificate: x509.Certificate | None, entries: list[tlog.TlogEntry]
+) -> Bundle:
+    """A ``messageSignature`` bundle: a signature over the artifact's sha256."""
+    digest = message.get("messageDigest")
+    if not isinstance(digest, dict) or digest.get("algorithm", "SHA2_256") != "SHA2_256":
+        raise VerificationError("the bundle's message digest is not SHA2_256")
+    raw_digest = keys.b64decode(digest.get("digest"), "the bundle's message digest")
+    return Bundle(
+        content="message-signature",
+        signature=keys.b64decode(message.get("signature"), "the bundle's signature"),
+        signed=raw_digest,
+        prehashed=True,
+        payload_sha256=raw_digest.hex(),
+        certificate=certificate,
+        tlog_entries=entries,
+        subject_digests=["sha256:" + raw_digest.hex()],
+    )
 
 
 def _parse_dsse(

@@ -9,7 +9,6 @@ transparency-log entry verifies against the trusted root's log keys (unless ``ig
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -21,10 +20,9 @@ import re2
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import ConfigError, VerificationError
-from falcoctl_py.signing import bundle as bundles
-from falcoctl_py.signing import certs, keys, simplesigning, tlog
+from falcoctl_py.signing import certs, keys, tlog
+from falcoctl_py.signing.candidates import Candidate, bundle_candidates, legacy_candidates
 from falcoctl_py.signing.policy import CosignPolicy, VerifySettings
 from falcoctl_py.signing.store import RegistryReader, SignatureStore
 from falcoctl_py.textio import read_regular_file
@@ -53,18 +51,6 @@ class VerificationResult:
     signatures: list[SignatureInfo] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    form: str
-    signature: bytes
-    signed: bytes
-    prehashed: bool
-    payload_sha256: str
-    certificate: x509.Certificate | None
-    entries: list[tlog.TlogEntry]
-    chain: list[x509.Certificate] = field(default_factory=list)
-
-
 def load_key_ref(ref: str) -> keys.PublicKey:
     """A public key from a file path (cosign key refs to KMS or URLs are not reachable offline)."""
     if re.match(r"^[a-z0-9]+://", ref):
@@ -79,113 +65,12 @@ def load_key_ref(ref: str) -> keys.PublicKey:
     return keys.load_public_key(data, source=str(path))
 
 
-def _json(data: bytes, what: str) -> Any:
-    try:
-        return loads_json(data, where=what)
-    except ValueError as err:
-        raise VerificationError(f"{what} is not JSON") from err
-
-
-def _bundle_candidates(
-    reader: RegistryReader, repository: str, digest: str
-) -> tuple[list[_Candidate], list[str]]:
-    index = reader.referrers(repository, digest)
-    if index is None:
-        fallback = reader.get_manifest(repository, bundles.referrers_tag(digest))
-        index = _json(fallback.data, "the referrers tag index") if fallback else None
-    if index is None:
-        return [], []
-    found, errors = [], []
-    for manifest_digest in bundles.bundle_descriptors(index):
-        try:
-            manifest = reader.get_manifest(repository, manifest_digest)
-            if manifest is None:
-                continue
-            subject = _json(manifest.data, "the bundle manifest").get("subject") or {}
-            if isinstance(subject, dict) and subject.get("digest") not in (None, digest):
-                raise VerificationError("the bundle manifest refers to another subject")
-            parsed = bundles.parse_bundle(
-                reader.get_blob(repository, bundles.bundle_layer(manifest.data))
-            )
-            if digest not in parsed.subject_digests:
-                raise VerificationError(
-                    f"the signature is for another digest ({', '.join(parsed.subject_digests)})"
-                )
-        except VerificationError as err:
-            errors.append(f"sigstore bundle {manifest_digest[:19]}: {err.message}")
-            continue
-        found.append(
-            _Candidate(
-                "sigstore-bundle",
-                parsed.signature,
-                parsed.signed,
-                parsed.prehashed,
-                parsed.payload_sha256,
-                parsed.certificate,
-                parsed.tlog_entries,
-                parsed.chain,
-            )
-        )
-    return found, errors
-
-
-def _legacy_candidates(
-    reader: RegistryReader, repository: str, digest: str
-) -> tuple[list[_Candidate], list[str]]:
-    manifest = reader.get_manifest(repository, simplesigning.sig_tag(digest))
-    if manifest is None:
-        return [], []
-    found, errors = [], []
-    for layer in simplesigning.sig_layers(manifest.data):
-        annotations = layer.get("annotations") or {}
-        try:
-            payload = reader.get_blob(repository, str(layer.get("digest")))
-            simplesigning.check_payload(payload, digest=digest)
-            signature = keys.b64decode(
-                annotations.get(simplesigning.ANN_SIGNATURE), "the signature annotation"
-            )
-            cert, chain = None, []
-            if annotations.get(simplesigning.ANN_CHAIN):
-                chain = [
-                    certs.load_certificate(block.der)
-                    for block in keys.pem_blocks(annotations[simplesigning.ANN_CHAIN].encode())
-                    if block.type == "CERTIFICATE"
-                ]
-            if annotations.get(simplesigning.ANN_CERTIFICATE):
-                cert = certs.load_certificate(annotations[simplesigning.ANN_CERTIFICATE].encode())
-            entries = []
-            if annotations.get(simplesigning.ANN_BUNDLE):
-                entries.append(
-                    tlog.entry_from_cosign_bundle(
-                        _json(
-                            annotations[simplesigning.ANN_BUNDLE].encode(), "the bundle annotation"
-                        )
-                    )
-                )
-        except VerificationError as err:
-            errors.append(f".sig layer {str(layer.get('digest'))[:19]}: {err.message}")
-            continue
-        found.append(
-            _Candidate(
-                "simple-signing",
-                signature,
-                payload,
-                False,
-                hashlib.sha256(payload).hexdigest(),
-                cert,
-                entries,
-                chain,
-            )
-        )
-    return found, errors
-
-
 def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
 def _check_tlog(
-    cand: _Candidate, root: certs.TrustedRoot, verifiers: list[bytes]
+    cand: Candidate, root: certs.TrustedRoot, verifiers: list[bytes]
 ) -> tlog.TlogEntry:
     if not cand.entries:
         raise VerificationError("the signature has no transparency-log entry")
@@ -229,13 +114,48 @@ def _matches(value: str, exact: str, regexp: str) -> bool:
 
 
 def _check(
-    cand: _Candidate,
+    cand: Candidate,
     *,
     digest: str,
     policy: CosignPolicy,
     key: keys.PublicKey | None,
     root: certs.TrustedRoot | None,
 ) -> SignatureInfo:
+    """What one candidate proves under ``policy``; raises VerificationError when nothing."""
+    entry = _check_signature(cand, policy=policy, key=key, root=root)
+    logged = dt.datetime.fromtimestamp(entry.integrated_time, dt.UTC) if entry else None
+    if not policy.keyless:
+        return SignatureInfo(
+            form=cand.form,
+            digest=digest,
+            signer=f"key {keys.key_id(key)[:16]}" if key else "",
+            key_id=keys.key_id(key) if key else "",
+            log_index=entry.log_index if entry else None,
+            tlog_verified=entry is not None,
+            signed_at=logged.isoformat() if logged else "",
+        )
+    assert cand.certificate is not None and root is not None
+    when = logged or dt.datetime.now(dt.UTC)
+    ident = _check_identity(cand, policy=policy, root=root, when=when)
+    return SignatureInfo(
+        form=cand.form,
+        digest=digest,
+        signer=", ".join(ident.subjects),
+        issuer=ident.issuer,
+        log_index=entry.log_index if entry else None,
+        tlog_verified=entry is not None,
+        signed_at=when.isoformat(),
+    )
+
+
+def _check_signature(
+    cand: Candidate,
+    *,
+    policy: CosignPolicy,
+    key: keys.PublicKey | None,
+    root: certs.TrustedRoot | None,
+) -> tlog.TlogEntry | None:
+    """The signature verifies with the key (or the certificate); its log entry, when checked."""
     if policy.keyless:
         if cand.certificate is None:
             raise VerificationError("the signature has no certificate, but the policy is keyless")
@@ -250,30 +170,19 @@ def _check(
     if not keys.verify(verify_key, cand.signature, cand.signed, prehashed=cand.prehashed):
         what = "the key" if not policy.keyless else "its certificate"
         raise VerificationError(f"the signature does not verify with {what}")
-    entry = None
     # Keyless needs the log (unless ignore-tlog); with a key the signature suffices offline, but
     # an entry that is present must verify.
     if root is not None and not policy.ignore_tlog and (policy.keyless or cand.entries):
-        entry = _check_tlog(cand, root, verifiers)
-    info = SignatureInfo(
-        form=cand.form,
-        digest=digest,
-        signer=f"key {keys.key_id(key)[:16]}" if key else "",
-        key_id=keys.key_id(key) if key else "",
-        log_index=entry.log_index if entry else None,
-        tlog_verified=entry is not None,
-        signed_at=(
-            dt.datetime.fromtimestamp(entry.integrated_time, dt.UTC).isoformat() if entry else ""
-        ),
-    )
-    if not policy.keyless:
-        return info
-    assert cand.certificate is not None and root is not None
-    when = (
-        dt.datetime.fromtimestamp(entry.integrated_time, dt.UTC)
-        if entry
-        else dt.datetime.now(dt.UTC)
-    )
+        return _check_tlog(cand, root, verifiers)
+    return None
+
+
+def _check_identity(
+    cand: Candidate, *, policy: CosignPolicy, root: certs.TrustedRoot, when: dt.datetime
+) -> certs.Identity:
+    """The certificate chains to the root at ``when`` and names the policy's identity and
+    issuer."""
+    assert cand.certificate is not None
     certs.verify_chain(cand.certificate, root, when, cand.chain)
     ident = certs.identity(cand.certificate)
     if not any(
@@ -291,15 +200,7 @@ def _check(
             f"the certificate was issued by {ident.issuer or 'no OIDC issuer'}, not"
             f" {policy.certificate_oidc_issuer or '~' + policy.certificate_oidc_issuer_regexp}"
         )
-    return SignatureInfo(
-        form=cand.form,
-        digest=digest,
-        signer=", ".join(ident.subjects),
-        issuer=ident.issuer,
-        log_index=info.log_index,
-        tlog_verified=info.tlog_verified,
-        signed_at=info.signed_at or when.isoformat(),
-    )
+    return ident
 
 
 def verify_digest(
@@ -321,8 +222,8 @@ def verify_digest(
     if not policy.keyless and key is None:
         key = load_key_ref(policy.key)
     try:
-        found, errors = _bundle_candidates(reader, repository, digest)
-        legacy, legacy_errors = _legacy_candidates(reader, repository, digest)
+        found, errors = bundle_candidates(reader, repository, digest)
+        legacy, legacy_errors = legacy_candidates(reader, repository, digest)
     except VerificationError as err:
         raise VerificationError(f"{reference}: signature rejected: {err.message}") from err
     found += legacy
