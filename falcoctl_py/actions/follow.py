@@ -20,10 +20,11 @@ from falcoctl_py.errors import UsageError
 
 if TYPE_CHECKING:
     from falcoctl_py.actions.artifact import TlsOptions
-    from falcoctl_py.config import Config
+    from falcoctl_py.config import Config, FollowConfig
     from falcoctl_py.follow.compat import VersionsProvider
     from falcoctl_py.follow.follower import Follower, OnUpdate, Validate
     from falcoctl_py.follow.rollback import RollbackResult
+    from falcoctl_py.follow.schedule import Schedule, StartupBehavior
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def build_follower(
     detector's built-in plugins satisfy dependencies (:data:`DETECTOR_PROVIDES`).
 
     Call ``follower.run(stop_event)`` (blocks until the event is set) or ``follower.tick()``,
-    then ``follower.close()``.
+    then ``follower.close()``. Over 60 lines only by its keyword parameters (one a flag).
     """
     from falcoctl_py.actions.artifact import (
         TlsOptions,
@@ -80,9 +81,7 @@ def build_follower(
         parse_allowed_types,
         platform_or_current,
     )
-    from falcoctl_py.follow.compat import read_versions
     from falcoctl_py.follow.follower import Follower
-    from falcoctl_py.follow.schedule import Schedule, StartupBehavior
 
     if config is None:
         if config_path is None:
@@ -95,27 +94,14 @@ def build_follower(
             "no artifact to follow",
             hint="give references, or set artifact.follow.refs (FALCOCTL_ARTIFACT_FOLLOW_REFS)",
         )
-    if every is None and cron is None:
-        schedule = Schedule.from_options(every=None if fol.cron else fol.every, cron=fol.cron)
-    else:
-        schedule = Schedule.from_options(every=every, cron=cron)
-    try:
-        startup = StartupBehavior(startup_behavior or fol.startup_behavior)
-    except ValueError:
-        raise UsageError(
-            f"unknown start-up behavior {startup_behavior!r}", hint="use skip, jitter or immediate"
-        ) from None
+    schedule, startup = _timing(fol, every=every, cron=cron, startup_behavior=startup_behavior)
     from falcoctl_py.artifact.resolve import DETECTOR_PROVIDES
 
     embedded = versions is not None if for_detector is None else for_detector
-    source = fol.falco_versions if falco_versions is None else falco_versions
-    if versions is None and source:
-        url = source
-
-        def versions_from_url() -> dict[str, object]:
-            return read_versions(url, timeout=timeout or 10.0)
-
-        versions = versions_from_url
+    if versions is None:
+        versions = _versions_from_url(
+            fol.falco_versions if falco_versions is None else falco_versions, timeout
+        )
     client = make_client(config, tls or TlsOptions(), timeout=timeout)
     verify = make_verify(
         config,
@@ -143,6 +129,37 @@ def build_follower(
         validate=validate,
         provided=DETECTOR_PROVIDES if embedded else None,
     )
+
+
+def _timing(
+    fol: FollowConfig, *, every: str | None, cron: str | None, startup_behavior: str | None
+) -> tuple[Schedule, StartupBehavior]:
+    """The schedule (flags over the config's ``every``/``cron``) and the start-up behaviour."""
+    from falcoctl_py.follow.schedule import Schedule, StartupBehavior
+
+    if every is None and cron is None:
+        schedule = Schedule.from_options(every=None if fol.cron else fol.every, cron=fol.cron)
+    else:
+        schedule = Schedule.from_options(every=every, cron=cron)
+    try:
+        startup = StartupBehavior(startup_behavior or fol.startup_behavior)
+    except ValueError:
+        raise UsageError(
+            f"unknown start-up behavior {startup_behavior!r}", hint="use skip, jitter or immediate"
+        ) from None
+    return schedule, startup
+
+
+def _versions_from_url(url: str, timeout: float | None) -> VersionsProvider | None:
+    """Falco's versions read from ``url`` at each check (``falcoVersions``); None without one."""
+    if not url:
+        return None
+    from falcoctl_py.follow.compat import read_versions
+
+    def versions_from_url() -> dict[str, object]:
+        return read_versions(url, timeout=timeout or 10.0)
+
+    return versions_from_url
 
 
 def follow(*, stop: threading.Event | None = None, **options: object) -> FollowRun:

@@ -38,13 +38,14 @@ from falcoctl_py.artifact.plan import (
     verify_nodes,
 )
 from falcoctl_py.artifact.resolve import (
+    ArtifactRef,
     IndexLookup,
     Node,
     parse_artifact_ref,
 )
 from falcoctl_py.artifact.resolve import resolve_dependencies as _resolve
 from falcoctl_py.artifact.state import ArtifactState
-from falcoctl_py.artifact.transaction import Transaction
+from falcoctl_py.artifact.transaction import Staged, Transaction
 from falcoctl_py.errors import UsageError
 from falcoctl_py.oci.client import RegistryClient, RequestStats
 from falcoctl_py.oci.media import (
@@ -144,24 +145,13 @@ def install_artifacts(
         )
         tx = Transaction(state_dir)
         tx.recover({dirs.rulesfiles, dirs.plugins, dirs.assets})
-        arefs = [parse_artifact_ref(text, lookup) for text in refs]
-        roots = [
-            inst.node(cand, from_user=True)
-            for cand in _parallel([functools.partial(inst.inspect, a, a.key) for a in arefs])
-        ]
-        for root in roots:
-            root.requested_by.append("command line")
+        roots = _roots(inst, [parse_artifact_ref(text, lookup) for text in refs])
         kept: list[tuple[str, str]] = []
         installed = inst.installed() if resolve_deps else {}
         if resolve_deps:
-            nodes = _resolve(
-                roots,
-                fetch=inst.fetch,
-                lookup=lookup,
-                list_tags=client.list_tags,
-                installed={**{n: st.version for n, st in installed.items()}, **(provided or {})},
-                kept=kept,
-            )
+            have = {**{n: st.version for n, st in installed.items()}, **(provided or {})}
+            nodes = _resolve(roots, fetch=inst.fetch, lookup=lookup, list_tags=client.list_tags,
+                             installed=have, kept=kept)
         else:
             bare = [Node(n.name, n.version, (), n.payload, n.requested_by, True) for n in roots]
             nodes = _resolve(bare, fetch=inst.fetch, lookup=None, list_tags=client.list_tags)
@@ -171,44 +161,9 @@ def install_artifacts(
                 check(node.name, node.version, node.payload.config, node.payload.artifact_type)
         if verify is not None:
             verify_nodes(todo, verify, lookup)
-        staged = dict(
-            zip(
-                [n.payload.key for n in todo],
-                _parallel(
-                    [functools.partial(inst.stage, n.payload) for n in todo],
-                    cleanup=lambda done: done.discard(),
-                ),
-                strict=True,
-            )
-        )
-        requirers: dict[str, list[str]] = {}
-        for name, requirer in kept:
-            requirers.setdefault(name, []).append(requirer)
-        results = [
-            _kept_report(name, sorted(set(who)), installed.get(name), provided or {})
-            for name, who in sorted(requirers.items())
-        ]
-        for node in nodes:
-            cand = node.payload
-            if cand.up_to_date:
-                assert cand.state is not None
-                results.append(_report(node, "up-to-date", [f.path for f in cand.state.files]))
-                continue
-            work = staged.pop(cand.key)
-            try:
-                paths = tx.commit(work, cand.to_state(node, platform, work), old=cand.state)
-            except OSError as err:
-                work.discard()
-                raise disk_error(err, inst.dirs.for_type(cand.artifact_type)) from None
-            status = "updated" if cand.state is not None else "installed"
-            log.info(
-                "%s %s:%s into %s",
-                status,
-                node.name,
-                node.version,
-                inst.dirs.for_type(cand.artifact_type),
-            )
-            results.append(_report(node, status, paths))
+        staged = _stage(inst, todo)
+        results = _kept_reports(kept, installed, provided or {})
+        results += _commit(inst, tx, nodes, staged, platform)
         after = _snapshot(client.stats)
         return InstallResult(
             artifacts=results,
@@ -217,6 +172,54 @@ def install_artifacts(
             blob_downloads=after.blob_gets - before.blob_gets,
             blob_bytes=after.blob_bytes - before.blob_bytes,
         )
+
+
+def _roots(inst: Installer, arefs: Sequence[ArtifactRef]) -> list[Node[Candidate]]:
+    """The artifacts the user named, inspected in parallel (manifests, configs, states)."""
+    roots = [
+        inst.node(cand, from_user=True)
+        for cand in _parallel([functools.partial(inst.inspect, a, a.key) for a in arefs])
+    ]
+    for root in roots:
+        root.requested_by.append("command line")
+    return roots
+
+
+def _stage(inst: Installer, todo: Sequence[Node[Candidate]]) -> dict[str, Staged]:
+    """Download and extract every artifact to write, in parallel; by state key."""
+    staged = _parallel(
+        [functools.partial(inst.stage, n.payload) for n in todo],
+        cleanup=lambda done: done.discard(),
+    )
+    return dict(zip([n.payload.key for n in todo], staged, strict=True))
+
+
+def _commit(
+    inst: Installer,
+    tx: Transaction,
+    nodes: Sequence[Node[Candidate]],
+    staged: dict[str, Staged],
+    platform: Platform,
+) -> list[InstalledArtifact]:
+    """Switch each staged artifact in, in install order; the up-to-date ones are reported."""
+    results = []
+    for node in nodes:
+        cand = node.payload
+        if cand.up_to_date:
+            assert cand.state is not None
+            results.append(_report(node, "up-to-date", [f.path for f in cand.state.files]))
+            continue
+        work = staged.pop(cand.key)
+        try:
+            paths = tx.commit(work, cand.to_state(node, platform, work), old=cand.state)
+        except OSError as err:
+            work.discard()
+            raise disk_error(err, inst.dirs.for_type(cand.artifact_type)) from None
+        status = "updated" if cand.state is not None else "installed"
+        log.info("%s %s:%s into %s", status, node.name, node.version,
+                 inst.dirs.for_type(cand.artifact_type))
+        results.append(_report(node, status, paths))
+    return results
 
 
 def _parallel(
@@ -243,6 +246,21 @@ def _parallel(
 
 def _snapshot(stats: RequestStats) -> RequestStats:
     return RequestStats(**{name: getattr(stats, name) for name in RequestStats.__slots__})
+
+
+def _kept_reports(
+    kept: Sequence[tuple[str, str]],
+    installed: Mapping[str, ArtifactState],
+    provided: Mapping[str, str],
+) -> list[InstalledArtifact]:
+    """The dependencies not installed, by name, each with who required it."""
+    requirers: dict[str, list[str]] = {}
+    for name, requirer in kept:
+        requirers.setdefault(name, []).append(requirer)
+    return [
+        _kept_report(name, sorted(set(who)), installed.get(name), provided)
+        for name, who in sorted(requirers.items())
+    ]
 
 
 def _kept_report(
