@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from falcoctl_py.oci.client import RegistryClient
 from falcoctl_py.push import push_artifact
+from tests.eventually import eventually
 from tests.falcoctl_py.artifact_helpers import write_config, write_index
 from tests.falcoctl_py.cli.clirun import run_cli, run_config
 from tests.falcoctl_py.follow_helpers import VersionsServer
@@ -33,13 +33,10 @@ def push(registry: Registry, src: Path, version: str, text: str) -> None:
         )
 
 
-def wait_for(path: Path, text: str, limit: float) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text() == text:
-            return True
-        time.sleep(0.05)
-    return False
+def wait_for(path: Path, text: str, limit: float) -> None:
+    """Wait until ``path`` holds ``text`` (the follower installed that version)."""
+    eventually(lambda: path.exists() and path.read_text() == text, timeout=limit, interval=0.05,
+               what=f"{path} holding {text!r}")
 
 
 def test_sidecar_follows_stops_on_sigterm_and_rollback_restores(
@@ -66,9 +63,9 @@ def test_sidecar_follows_stops_on_sigterm_and_rollback_restores(
         text=True,
     )  # fmt: skip
     try:
-        assert wait_for(rules, "- rule: one\n", 15), proc.stderr
+        wait_for(rules, "- rule: one\n", 15)
         push(registry, tmp_path / "src", "1.1.0", "- rule: two\n")
-        assert wait_for(rules, "- rule: two\n", 5)
+        wait_for(rules, "- rule: two\n", 5)
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=15)
     finally:

@@ -266,9 +266,7 @@ syscall_event_drops: {{actions: [log, alert]}}
         # Internal alerts (a "syscall event drop" on a busy machine) may come first.
         _until(lambda: any(json.loads(b)["rule"] == "Rule A" for b in http_receiver.bodies),
                "Rule A in the HTTP output")
-        data = syslog.recv(65536).decode()
-        while "Rule A" not in data:
-            data = syslog.recv(65536).decode()
+        data = _until(lambda: _syslog_line(syslog, "Rule A"), "Rule A in the syslog output")
         assert data.startswith("<12>")  # user.warning
         _until(lambda: (t / "program.txt").exists() and "Rule A" in
                (t / "program.txt").read_text(), "the program output")
@@ -347,6 +345,12 @@ while time.monotonic() < end:
         os.close(os.open(path, os.O_RDONLY))
     time.sleep(0.004)
 """
+
+
+def _syslog_line(sock: socket.socket, text: str) -> str:
+    """The next datagram from the syslog output, when it holds ``text`` ('' otherwise)."""
+    data = sock.recv(65536).decode()
+    return data if text in data else ""
 
 
 def _healthz(port: int) -> bool:
