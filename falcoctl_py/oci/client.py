@@ -116,6 +116,28 @@ class RegistryClient:
         self.close()
 
 
+    def _api(
+        self,
+        method: str,
+        repository: str,
+        endpoint: str,
+        push: bool = False,
+        *,
+        what: str,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        stream: bool = False,
+        ok: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
+        """``METHOD /v2/<path>/<endpoint>`` on the repository's registry, with a pull scope (or
+        pull,push)."""
+        host, path = split_repository(repository)
+        return self._session.send(
+            method, f"{self._session.base(host)}/v2/{path}/{endpoint}", host=host,
+            scope=f"repository:{path}:{'pull,push' if push else 'pull'}", what=what,
+            headers=headers, content=content, stream=stream, ok=ok,
+        )
+
     def ping(self, host: str) -> None:
         """Check that ``host`` speaks the OCI distribution API (authenticating if needed)."""
         self._session.send("GET", f"{self._session.base(host)}/v2/", host=host, scope="",
@@ -159,13 +181,10 @@ class RegistryClient:
 
     def head_manifest(self, repository: str, reference: str) -> Descriptor:
         """The descriptor (media type, digest, size) of a tag or digest, with one HEAD request."""
-        host, path = split_repository(repository)
+        split_repository(repository)  # a bad reference fails before anything is counted
         self._session.count("manifest_heads")
-        resp = self._session.send(
-            "HEAD",
-            f"{self._session.base(host)}/v2/{path}/manifests/{reference}",
-            host=host,
-            scope=f"repository:{path}:pull",
+        resp = self._api(
+            "HEAD", repository, f"manifests/{reference}",
             what=f"manifest {repository}:{reference}",
             headers={"Accept": MANIFEST_ACCEPT},
         )
@@ -180,14 +199,11 @@ class RegistryClient:
 
     def get_manifest(self, repository: str, reference: str) -> ManifestResult:
         """A manifest or image index by tag or digest; a digest reference is verified."""
-        host, path = split_repository(repository)
+        split_repository(repository)  # a bad reference fails before anything is counted
         self._session.count("manifest_gets")
         what = f"manifest {repository}{'@' if reference.startswith('sha256:') else ':'}{reference}"
-        resp = self._session.send(
-            "GET",
-            f"{self._session.base(host)}/v2/{path}/manifests/{reference}",
-            host=host,
-            scope=f"repository:{path}:pull",
+        resp = self._api(
+            "GET", repository, f"manifests/{reference}",
             what=what,
             headers={"Accept": MANIFEST_ACCEPT},
             stream=True,
@@ -216,14 +232,11 @@ class RegistryClient:
 
     def referrers(self, repository: str, digest: str) -> dict[str, Any] | None:
         """The OCI 1.1 referrers index of ``digest``, or None when the registry lacks the API."""
-        host, path = split_repository(repository)
+        split_repository(repository)  # a bad reference fails before anything is counted
         self._session.count("manifest_gets")
         try:
-            resp = self._session.send(
-                "GET",
-                f"{self._session.base(host)}/v2/{path}/referrers/{digest}",
-                host=host,
-                scope=f"repository:{path}:pull",
+            resp = self._api(
+                "GET", repository, f"referrers/{digest}",
                 what=f"referrers of {digest}",
                 headers={"Accept": OCI_INDEX},
                 ok=(200, 404),
@@ -244,13 +257,9 @@ class RegistryClient:
         return body if isinstance(body, dict) else None
 
     def blob_exists(self, repository: str, digest: str) -> bool:
-        host, path = split_repository(repository)
         try:
-            self._session.send(
-                "HEAD",
-                f"{self._session.base(host)}/v2/{path}/blobs/{digest}",
-                host=host,
-                scope=f"repository:{path}:pull,push",
+            self._api(
+                "HEAD", repository, f"blobs/{digest}", push=True,
                 what=f"blob {digest}",
             )
         except NotFoundError:
@@ -273,7 +282,7 @@ class RegistryClient:
         error. A connection cut mid-blob is retried from the start; on any error ``out`` may
         hold partial data, which the caller discards.
         """
-        host, path = split_repository(repository)
+        host, _ = split_repository(repository)
         if not digest.startswith("sha256:"):
             raise IntegrityError(f"blob {digest}: only sha256 digests are supported")
         what = f"blob {digest} of {repository}"
@@ -283,11 +292,8 @@ class RegistryClient:
         tries = self._session.attempts(what)
         while True:
             self._session.count("blob_gets")
-            resp = self._session.send(
-                "GET",
-                f"{self._session.base(host)}/v2/{path}/blobs/{digest}",
-                host=host,
-                scope=f"repository:{path}:pull",
+            resp = self._api(
+                "GET", repository, f"blobs/{digest}",
                 what=what,
                 stream=True,
             )
@@ -357,12 +363,8 @@ class RegistryClient:
 
     def push_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
         """Put a manifest or image index under a tag or digest; returns its digest."""
-        host, path = split_repository(repository)
-        self._session.send(
-            "PUT",
-            f"{self._session.base(host)}/v2/{path}/manifests/{reference}",
-            host=host,
-            scope=f"repository:{path}:pull,push",
+        self._api(
+            "PUT", repository, f"manifests/{reference}", push=True,
             what=f"manifest {repository}:{reference}",
             headers={"Content-Type": media_type},
             content=data,
