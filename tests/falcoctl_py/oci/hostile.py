@@ -66,14 +66,21 @@ def hostile_server(answer: Answer) -> Iterator[Hostile]:
 
         do_GET = do_HEAD = do_POST = do_PUT = _answer
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.host = f"127.0.0.1:{server.server_address[1]}"
-    state.url = f"http://{state.host}"
+    with serving(Handler) as port:
+        state.host = f"127.0.0.1:{port}"
+        state.url = f"http://{state.host}"
+        yield state
+
+
+@contextmanager
+def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """Serve ``handler`` on a loopback port (yielded) in a thread, until the block ends."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
     try:
-        yield state
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()

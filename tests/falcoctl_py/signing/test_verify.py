@@ -160,6 +160,23 @@ def test_keyless_signature_verifies_offline(
     assert len(result.signatures) == len(forms)
 
 
+def _attach_bundle(client: RegistryClient, repo: str, blob: bytes, subject: str) -> None:
+    """Publish ``blob`` (already pushed) as a bundle referring to ``subject``, by the
+    referrers tag schema."""
+    described = client.get_manifest(repo, subject)
+    manifest = bundles.referrer_manifest(
+        bundle_blob=blob,
+        subject_digest=subject,
+        subject_size=len(described.data),
+        subject_media_type=described.media_type,
+    )
+    client.push_manifest(
+        repo, simplesigning.sha256_digest(manifest), manifest, simplesigning.OCI_MANIFEST
+    )
+    index = bundles.add_to_referrers_index(None, manifest)
+    client.push_manifest(repo, bundles.referrers_tag(subject), index, bundles.OCI_INDEX)
+
+
 def _reject(
     store: SignatureStore, repo: str, digest: str, policy: CosignPolicy, **kw: object
 ) -> str:
@@ -235,22 +252,7 @@ def test_bundle_whose_statement_names_another_digest_is_refused(
     blob = store.get_blob(
         repo, bundles.bundle_layer(client.get_manifest(repo, result.bundle_manifest).data)
     )
-    subject = client.get_manifest(repo, other)
-    manifest = bundles.referrer_manifest(
-        bundle_blob=blob,
-        subject_digest=other,
-        subject_size=len(subject.data),
-        subject_media_type=subject.media_type,
-    )
-    client.push_manifest(
-        repo, simplesigning.sha256_digest(manifest), manifest, simplesigning.OCI_MANIFEST
-    )
-    client.push_manifest(
-        repo,
-        bundles.referrers_tag(other),
-        bundles.add_to_referrers_index(None, manifest),
-        bundles.OCI_INDEX,
-    )
+    _attach_bundle(client, repo, blob, other)
     message = _reject(store, repo, other, _key_policy(keypair))
     assert f"the signature is for another digest ({signed})" in message
 
@@ -381,21 +383,10 @@ def test_malformed_bundle_is_refused(
     keypair: KeyPair,
 ) -> None:
     repo, digest = _pushed(client, sig_registry, "malformed")
-    subject = client.get_manifest(repo, digest)
     blob = b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "dsseEnvelope": 7}'
     client.push_blob(repo, blob)
     client.push_blob(repo, bundles.EMPTY_BLOB)
-    manifest = bundles.referrer_manifest(
-        bundle_blob=blob,
-        subject_digest=digest,
-        subject_size=len(subject.data),
-        subject_media_type=subject.media_type,
-    )
-    client.push_manifest(
-        repo, simplesigning.sha256_digest(manifest), manifest, simplesigning.OCI_MANIFEST
-    )
-    index = bundles.add_to_referrers_index(None, manifest)
-    client.push_manifest(repo, bundles.referrers_tag(digest), index, bundles.OCI_INDEX)
+    _attach_bundle(client, repo, blob, digest)
     message = _reject(store, repo, digest, _key_policy(keypair))
     assert "sigstore bundle" in message and "verificationMaterial" in message
 
