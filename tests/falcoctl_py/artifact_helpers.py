@@ -48,7 +48,9 @@ def write_config(tmp: Path, index: Path | None = None, **artifact: object) -> Pa
 
 
 def make_ca(workdir: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1, made with cryptography: (cert, key, ca)."""
+    """A CA and a server certificate for 127.0.0.1, made with cryptography: (cert, key, ca).
+
+    Over 60 lines only by the certificate builders' field lists."""
     import ipaddress
 
     from cryptography import x509
@@ -165,6 +167,8 @@ class FaultProxy:
         return f"127.0.0.1:{self.server.server_address[1]}"
 
     def start(self) -> FaultProxy:
+        """Serve on a loopback port; over 60 lines by its nested request handler (one fault a
+        branch)."""
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
