@@ -132,3 +132,12 @@ class FollowEnv:
     def close(self) -> None:
         self.client.close()
         self.pusher.close()
+
+
+RULE_V1 = b"- rule: shell in container\n  desc: v1\n  condition: evt.type=execve\n"
+RULE_V2 = b"- rule: shell in container\n  desc: v2\n  condition: evt.type=execve\n"
+
+
+def rules(env: FollowEnv, name: str = "app_rules.yaml") -> bytes:
+    """The installed rules file ``name``."""
+    return (env.dirs.rulesfiles / name).read_bytes()
