@@ -34,17 +34,18 @@ def test_idle_tick_is_one_manifest_request_and_no_blob(env: FollowEnv) -> None:
     assert stats.manifest_requests == manifests + 3
 
 
-def test_push_is_installed_within_two_periods(env: FollowEnv) -> None:
+def test_a_running_follower_installs_each_push(env: FollowEnv) -> None:
+    """The run loop checks again on its own (how soon is the schedule's business, tested with an
+    injected clock below; the figures are in bench/)."""
     env.push("app-rules", "1.0.0", {"app_rules.yaml": RULE_V1})
     follower = env.follower("app-rules:latest", every="1s")
     stop = threading.Event()
     runner = threading.Thread(target=follower.run, args=(stop,))
     runner.start()
     try:
-        eventually(lambda: (env.dirs.rulesfiles / "app_rules.yaml").exists(), timeout=5)
+        eventually(lambda: (env.dirs.rulesfiles / "app_rules.yaml").exists(), timeout=30)
         env.push("app-rules", "1.1.0", {"app_rules.yaml": RULE_V2})
-        # within two periods of 1 s, plus slack for a loaded machine
-        eventually(lambda: rules(env) == RULE_V2, timeout=2 * 1.0 + 2.0)
+        eventually(lambda: rules(env) == RULE_V2, timeout=30)
     finally:
         stop.set()
         runner.join(10)
@@ -64,14 +65,14 @@ def test_registry_restart_and_faults_do_not_stop_following(
     runner = threading.Thread(target=follower.run, args=(stop,))
     runner.start()
     try:
-        eventually(lambda: (env.dirs.rulesfiles / "app_rules.yaml").exists(), timeout=5)
+        eventually(lambda: (env.dirs.rulesfiles / "app_rules.yaml").exists(), timeout=30)
         registry.stop()
         ref = follower.followers[0]
-        eventually(lambda: ref.failures >= 2, timeout=10)  # failed checks, backing off
+        eventually(lambda: ref.failures >= 2, timeout=30)  # failed checks, backing off
         assert runner.is_alive()
         registry.start()
         env.push("app-rules", "1.1.0", {"app_rules.yaml": RULE_V2})
-        eventually(lambda: rules(env) == RULE_V2, timeout=6)
+        eventually(lambda: rules(env) == RULE_V2, timeout=30)
     finally:
         stop.set()
         runner.join(10)
