@@ -22,6 +22,7 @@ from falcoctl_py.bounded import loads_json
 from falcoctl_py.errors import IntegrityError, NetworkError, NotFoundError, UsageError
 from falcoctl_py.oci.media import MANIFEST_ACCEPT, OCI_INDEX, Descriptor
 from falcoctl_py.oci.replies import check_blob, next_page, read_limited, small_json
+from falcoctl_py.oci.retry import RetryPolicy
 from falcoctl_py.oci.transport import (
     Challenge,
     CredentialsProvider,
@@ -91,8 +92,7 @@ class RegistryClient:
         self._session = Session(
             plain_http=plain_http, ca_file=ca_file,
             insecure_skip_tls_verify=insecure_skip_tls_verify, credentials=credentials,
-            max_retries=max_retries, max_retry_wait=max_retry_wait, backoff=backoff,
-            timeout=timeout,
+            retry=RetryPolicy(max_retries, max_retry_wait, backoff), timeout=timeout,
         )
 
     @property

@@ -111,16 +111,14 @@ class Session:
         ca_file: Path | None = None,
         insecure_skip_tls_verify: bool = False,
         credentials: CredentialsProvider | None = None,
-        max_retries: int = 3,
-        max_retry_wait: float = 10.0,
-        backoff: float = 0.25,
+        retry: RetryPolicy | None = None,
         timeout: float | None = None,
     ) -> None:
         self.plain_http = plain_http
         self.stats = RequestStats()
         self._credentials = credentials
         self._creds_cache: dict[str, RegistryCredentials | None] = {}
-        self.retry = RetryPolicy(max_retries, max_retry_wait, backoff)
+        self.retry = retry or RetryPolicy()
         self._tokens: dict[tuple[str, str], _Token] = {}
         self._schemes: dict[str, tuple[str, dict[str, str]]] = {}
         self._lock = threading.Lock()
