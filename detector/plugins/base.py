@@ -30,6 +30,7 @@ class PluginField:
     arg_index: bool = False
     arg_key: bool = False
     display: str = ""
+    add_output: bool = False  # ``addOutput``: Falco suggests it as an output field
 
 
 @dataclass(slots=True)
@@ -47,6 +48,30 @@ class PluginInfo:
     extraction: bool = False
     extract_sources: list[str] = field(default_factory=list)
     fields: list[PluginField] = field(default_factory=list)
+    parsing: bool = False
+    parse_sources: list[str] = field(default_factory=list)
+    parse_types: frozenset[int] = frozenset()  # event codes (empty: Falco's default)
+
+    def parses(self, source: str, plugin_event: bool) -> bool:
+        """Whether events of ``source`` go to ``plugin_parse_event``, by the plugin API's rules.
+
+        Sources: ``get_parse_event_sources``; without it (or empty), a plugin sourcing its own
+        events parses that source only, any other plugin every source. Event types: without
+        ``get_parse_event_types``, every event of those sources; with it, plugin events when it
+        lists code 322, syscall events when it lists another code (syscall events are not
+        matched code by code here).
+        """
+        if not self.parsing:
+            return False
+        own = [self.event_source] if self.sourcing and self.id and self.event_source else []
+        sources = self.parse_sources or own
+        if sources and source not in sources:
+            return False
+        if not self.parse_types:
+            return True
+        if plugin_event:
+            return PLUGIN_EVENT_TYPE in self.parse_types
+        return any(code != PLUGIN_EVENT_TYPE for code in self.parse_types)
 
 
 class Plugin(Protocol):
@@ -67,6 +92,10 @@ class Plugin(Protocol):
     def extract_many(self, evt: PluginEventRef,
                      wanted: list[tuple[str, str | None]]) -> list[Any]:
         """Several fields of one event (one plugin call where the API allows)."""
+        ...
+
+    def parse(self, evt: PluginEventRef) -> bool:
+        """Give one event to the parsing capability; False when it failed (or there is none)."""
         ...
 
     def destroy(self) -> None: ...
@@ -101,6 +130,7 @@ def parse_fields(items: list[dict[str, Any]]) -> list[PluginField]:
             arg_required=bool(arg.get("isRequired", False)),
             arg_index=bool(arg.get("isIndex", False)), arg_key=bool(arg.get("isKey", False)),
             display=str(item.get("display", "")),
+            add_output=bool(item.get("addOutput", False)),
         ))
     return out
 

@@ -28,10 +28,10 @@ from detector.plugins.tables import (
     LOG_FN,
     InitTablesInput,
     ReaderVtable,
-    ThreadLookup,
     ThreadsTable,
     WriterVtable,
 )
+from detector.plugins.threadview import ThreadView
 from falcoctl_py.errors import DetectorError
 
 _REQUIRED = ("plugin_get_required_api_version", "plugin_get_version", "plugin_get_name",
@@ -186,54 +186,71 @@ class NativePlugin:
     """A shared-library plugin: init on construction, destroy when done."""
 
     def __init__(self, name: str, library: Path, init_config: str = "",
-                 threads: ThreadLookup | None = None) -> None:
-        try:
-            self._lib = ctypes.CDLL(str(library))
-        except OSError as err:
-            raise DetectorError(f"plugin {name!r}: cannot load {library}: {err}",
-                                hint="check plugins[].library_path in falco.yaml") from err
-        missing = [s for s in _REQUIRED if not hasattr(self._lib, s)]
-        if missing:
-            raise DetectorError(f"plugin {name!r} ({library}) lacks required symbols: "
-                                + ", ".join(missing), hint="is it a Falco plugin?")
+                 threads: ThreadView | None = None) -> None:
+        self._lib = self._open_library(name, library)
         self._lock = threading.Lock()
         self._requests: dict[tuple[tuple[str, str | None], ...], _Request] = {}
         self._sources: dict[str, bytes] = {}
+        self._state: int | None = None
+        self.info = self._read_info(name)
+        self._field_ids = {f.name: (i, f) for i, f in enumerate(self.info.fields)}
+        # As Falco 0.42+: a logger always, the tables for plugins that parse or extract.
+        self._tables = ThreadsTable(name, threads)
+        self._init(name, init_config)
+        self._declare()
+
+    @staticmethod
+    def _open_library(name: str, library: Path) -> ctypes.CDLL:
+        try:
+            lib = ctypes.CDLL(str(library))
+        except OSError as err:
+            raise DetectorError(f"plugin {name!r}: cannot load {library}: {err}",
+                                hint="check plugins[].library_path in falco.yaml") from err
+        missing = [s for s in _REQUIRED if not hasattr(lib, s)]
+        if missing:
+            raise DetectorError(f"plugin {name!r} ({library}) lacks required symbols: "
+                                + ", ".join(missing), hint="is it a Falco plugin?")
+        return lib
+
+    def _read_info(self, name: str) -> PluginInfo:
+        """Identity and capabilities, from the symbols the library exports."""
+        lib = self._lib
         required = self._str("plugin_get_required_api_version")
         check_api_version(required, name)
-        self.info = PluginInfo(
+        info = PluginInfo(
             name=self._str("plugin_get_name"), version=self._str("plugin_get_version"),
             required_api_version=required, description=self._str("plugin_get_description"),
-            contact=self._str("plugin_get_contact"),
-        )
-        lib = self._lib
-        self.info.sourcing = all(hasattr(lib, s) for s in
-                                 ("plugin_open", "plugin_close", "plugin_next_batch"))
-        self.info.extraction = hasattr(lib, "plugin_get_fields") and \
+            contact=self._str("plugin_get_contact"))
+        info.sourcing = all(hasattr(lib, s) for s in
+                            ("plugin_open", "plugin_close", "plugin_next_batch"))
+        info.extraction = hasattr(lib, "plugin_get_fields") and \
             hasattr(lib, "plugin_extract_fields")
-        if self.info.sourcing and hasattr(lib, "plugin_get_id"):
+        info.parsing = hasattr(lib, "plugin_parse_event")
+        if info.sourcing and hasattr(lib, "plugin_get_id"):
             lib.plugin_get_id.restype = ctypes.c_uint32
-            self.info.id = int(lib.plugin_get_id())
-            self.info.event_source = self._str("plugin_get_event_source")
-        if self.info.extraction:
-            self.info.fields = parse_fields(json.loads(self._str("plugin_get_fields") or "[]"))
+            info.id = int(lib.plugin_get_id())
+            info.event_source = self._str("plugin_get_event_source")
+        if info.extraction:
+            info.fields = parse_fields(json.loads(self._str("plugin_get_fields") or "[]"))
             if hasattr(lib, "plugin_get_extract_event_sources"):
-                self.info.extract_sources = json.loads(
+                info.extract_sources = json.loads(
                     self._str("plugin_get_extract_event_sources") or "[]")
-        self._field_ids = {f.name: (i, f) for i, f in enumerate(self.info.fields)}
+        return info
+
+    def _init(self, name: str, init_config: str) -> None:
+        """``plugin_init`` with the config, the tables (parsing or extracting) and a logger."""
+        lib = self._lib
         lib.plugin_init.restype = ctypes.c_void_p
         lib.plugin_init.argtypes = [ctypes.POINTER(SsPluginInitInput),
                                     ctypes.POINTER(ctypes.c_int32)]
         lib.plugin_get_last_error.restype = ctypes.c_char_p
         lib.plugin_get_last_error.argtypes = [ctypes.c_void_p]
         lib.plugin_destroy.argtypes = [ctypes.c_void_p]
-        # As Falco 0.42+: a logger always, the tables for plugins that parse or extract.
-        self._tables = ThreadsTable(name, threads)
-        parsing = hasattr(lib, "plugin_parse_event")
+        with_tables = self.info.parsing or self.info.extraction
         self._init_input = SsPluginInitInput(
             config=init_config.encode(), owner=None, get_owner_last_error=_owner_last_error,
-            tables=ctypes.pointer(self._tables.tables) if parsing or self.info.extraction
-            else None, log_fn=self._tables.log_fn)
+            tables=ctypes.pointer(self._tables.tables) if with_tables else None,
+            log_fn=self._tables.log_fn)
         rc = ctypes.c_int32(0)
         self._state = lib.plugin_init(ctypes.byref(self._init_input), ctypes.byref(rc))
         if rc.value != 0:
@@ -244,6 +261,10 @@ class NativePlugin:
             raise DetectorError(f"plugin {name!r}: init failed: "
                                 f"{reason or 'rc ' + str(rc.value)}",
                                 hint="check plugins[].init_config in falco.yaml")
+
+    def _declare(self) -> None:
+        """Argument types of the capability functions the plugin has."""
+        lib = self._lib
         if self.info.sourcing:
             lib.plugin_open.restype = ctypes.c_void_p
             lib.plugin_open.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
@@ -253,8 +274,7 @@ class NativePlugin:
             lib.plugin_next_batch.argtypes = [
                 ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
                 ctypes.POINTER(ctypes.POINTER(ctypes.POINTER(SsPluginEvent)))]
-        self.parse_sources: list[str] = []
-        if parsing:
+        if self.info.parsing:
             self._setup_parsing()
         if self.info.extraction:
             lib.plugin_extract_fields.restype = ctypes.c_int32
@@ -263,11 +283,14 @@ class NativePlugin:
                 ctypes.POINTER(SsPluginFieldExtractInput)]
 
     def _setup_parsing(self) -> None:
-        """Declare ``plugin_parse_event`` and build its input once (the tables' vtables)."""
+        """Declare ``plugin_parse_event``, read the sources and event types it parses, and
+        build its input once (the tables' vtables)."""
         lib, tables = self._lib, self._tables
         if hasattr(lib, "plugin_get_parse_event_sources"):
-            self.parse_sources = list(json.loads(
-                self._str("plugin_get_parse_event_sources") or "[]"))
+            self.info.parse_sources = [str(s) for s in json.loads(
+                self._str("plugin_get_parse_event_sources") or "[]")]
+        if hasattr(lib, "plugin_get_parse_event_types"):
+            self.info.parse_types = self._event_types(lib.plugin_get_parse_event_types)
         lib.plugin_parse_event.restype = ctypes.c_int32
         lib.plugin_parse_event.argtypes = [ctypes.c_void_p, ctypes.POINTER(SsPluginEventInput),
                                            ctypes.POINTER(SsPluginEventParseInput)]
@@ -276,6 +299,16 @@ class NativePlugin:
             table_writer=tables.writer, table_reader_ext=ctypes.addressof(tables.reader_ext),
             table_writer_ext=ctypes.addressof(tables.writer_ext))
         self._parse_event = SsPluginEventInput()
+
+    def _event_types(self, fn: Any) -> frozenset[int]:
+        """A ``uint16_t* (*)(uint32_t* n, ss_plugin_t* s)`` list of event codes (at most 1024)."""
+        fn.restype = ctypes.POINTER(ctypes.c_uint16)
+        fn.argtypes = [ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p]
+        n = ctypes.c_uint32(0)
+        codes = fn(ctypes.byref(n), self._state)
+        if not codes:
+            return frozenset()
+        return frozenset(int(codes[i]) for i in range(min(n.value, 1024)))
 
     def parse(self, evt: PluginEventRef) -> bool:
         """Give one event to the plugin's parsing capability; False when it failed."""

@@ -88,6 +88,10 @@ class PythonPlugin:
             return list(many(evt, wanted))
         return [self.extract(evt, name, arg) for name, arg in wanted]
 
+    def parse(self, evt: PluginEventRef) -> bool:
+        """Python plugins have no parsing capability."""
+        return False
+
     def destroy(self) -> None:
         destroy = getattr(self._obj, "destroy", None)
         if destroy is not None:
