@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from detector.events import Event
+
 PLUGIN_API_VERSION = "3.12.0"  # the plugin API version the framework reports (/versions)
 PLUGIN_EVENT_TYPE = 322  # PPME_PLUGINEVENT_E
+Scalar = str | int | bool | None
+FieldValue = Scalar | list[Scalar]  # what a plugin extracts for one field (lists: isList)
 
 # ss_plugin_field_type
 FTYPE_UINT64, FTYPE_STRING, FTYPE_RELTIME, FTYPE_ABSTIME, FTYPE_BOOL = 8, 9, 20, 21, 25
@@ -79,18 +84,20 @@ class Plugin(Protocol):
 
     info: PluginInfo
 
-    def open(self, params: str) -> Any: ...
+    def open(self, params: str) -> object:
+        """An opaque handle of the opened event stream."""
+        ...
 
-    def next_batch(self, handle: Any) -> tuple[int, list[tuple[int, bytes]]]:
+    def next_batch(self, handle: object) -> tuple[int, list[tuple[int, bytes]]]:
         """(rc, [(ts_ns, payload)]); rc is 0 success, -1 timeout, 2 EOF."""
         ...
 
-    def close(self, handle: Any) -> None: ...
+    def close(self, handle: object) -> None: ...
 
-    def extract(self, evt: PluginEventRef, field: str, arg: str | None) -> Any: ...
+    def extract(self, evt: PluginEventRef, field: str, arg: str | None) -> FieldValue: ...
 
     def extract_many(self, evt: PluginEventRef,
-                     wanted: list[tuple[str, str | None]]) -> list[Any]:
+                     wanted: list[tuple[str, str | None]]) -> list[FieldValue]:
         """Several fields of one event (one plugin call where the API allows)."""
         ...
 
@@ -116,7 +123,7 @@ class PluginEventRef:
     source: str
     plugin_id: int = 0
     tid: int = 0
-    event: Any = None
+    event: Event | None = None
 
 
 def parse_fields(items: list[dict[str, Any]]) -> list[PluginField]:
@@ -183,7 +190,8 @@ class LazyPluginFields(dict[str, Any]):
         return isinstance(key, str) and split_field(key)[0] in self._extractors
 
 
-def events_from(plugin: Plugin, params: str, stop: Any = None) -> Iterator[PluginEventRef]:
+def events_from(plugin: Plugin, params: str,
+                stop: threading.Event | None = None) -> Iterator[PluginEventRef]:
     """Drain a sourcing plugin: open, next_batch until EOF (or ``stop.is_set()``), close."""
     handle = plugin.open(params)
     num = 0

@@ -35,7 +35,12 @@ from detector.runtime.loop import EventLoop
 from detector.runtime.protocols import CaptureSink, EventSource, StateTracker, ThreadKeeping
 from detector.runtime.reload import Reloader, ReloadResult
 from detector.runtime.ruleset import RuleSet, compile_rules
-from detector.runtime.services import FALCO_COMPAT_VERSION, Services, versions_object
+from detector.runtime.services import (
+    FALCO_COMPAT_VERSION,
+    Services,
+    Versions,
+    versions_object,
+)
 from detector.runtime.streams import container_engines, syscall_source
 from falcoctl_py.errors import DetectorError
 
@@ -155,7 +160,7 @@ class Runtime:
     def watcher(self) -> RulesWatcher | None:
         return self.services.watcher
 
-    def versions(self) -> dict[str, Any]:
+    def versions(self) -> Versions:
         """The /versions object, in Falco's shape."""
         return versions_object(dict(self._plugin_versions))
 
@@ -165,7 +170,7 @@ class Runtime:
         return self.metrics.prometheus()
 
     def emit_internal(self, rule: str, priority: str, message: str,
-                      fields: dict[str, Any] | None = None) -> None:
+                      fields: dict[str, object] | None = None) -> None:
         self.router.internal(rule, priority, message, fields)
 
     # ---- reloads -----------------------------------------------------------------------------
