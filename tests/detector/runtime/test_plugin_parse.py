@@ -130,3 +130,46 @@ def test_suggested_output_off_appends_nothing(tmp_path: Path, parsecount: Path) 
         sleeper.kill()
         sleeper.wait()
     assert alerts["Probe closes"]["output"].endswith(": Warning probe closed")
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.slow
+def test_kernel_events_reach_parse_with_the_real_threads(tmp_path: Path,
+                                                         parsecount: Path) -> None:
+    """The whole detector on this kernel: a real process's openat is parsed before the rules,
+    and the plugin read that process's comm from the threads table while parsing it."""
+    import shutil
+
+    from tests.realparts import need_bpf
+
+    need_bpf()
+    probe = tmp_path / "dropinprobe"
+    shutil.copy(shutil.which("cat") or "/bin/cat", probe)
+    target = tmp_path / "target.txt"
+    target.write_text("x\n")
+    rules = tmp_path / "kernel_rules.yaml"
+    rules.write_text(
+        "- rule: Probe reads\n  desc: x\n"
+        f"  condition: evt.type in (open, openat, openat2) and fd.name = {target}\n"
+        "  output: read (parsed=%pc.count comm=%pc.comm size=%pc.size)\n"
+        "  priority: WARNING\n")
+    cfg = _config(tmp_path, parsecount, f"rules_files=[{rules}]", "engine.kind=modern_ebpf",
+                  "base_syscalls.repair=true")
+    rt = Runtime(cfg, watch=False)
+    runner = threading.Thread(target=rt.run)
+    runner.start()
+    try:
+        assert rt.ready.wait(120)
+
+        def alert() -> dict[str, Any] | None:
+            subprocess.run([str(probe), str(target)], capture_output=True, check=True)
+            return next(iter(_alerts(cfg)), None)
+
+        found = eventually(alert, timeout=60, interval=0.5, what="the probe's alert")
+    finally:
+        rt.stop()
+        runner.join(60)
+    fields = found["output_fields"]
+    assert fields["pc.comm"] == "dropinprobe"  # /proc and the kernel agree: the real process
+    assert fields["pc.count"] >= 1 and fields["pc.size"] > 1
