@@ -4,9 +4,13 @@ thread, in ``load_plugins`` order. Syscall events included, as Falco does."""
 
 from __future__ import annotations
 
+import logging
+
 from detector.events import Event
 from detector.plugins import LoadedPlugins
 from detector.plugins.base import Plugin, PluginEventRef
+
+log = logging.getLogger("detector.plugins")
 
 
 class EventParsers:
@@ -18,6 +22,7 @@ class EventParsers:
         self._chosen: dict[tuple[str, bool], list[Plugin]] = {}
         self.parsed = 0
         self.failed = 0
+        self._warned: set[str] = set()
 
     def _for(self, source: str, plugin_event: bool) -> list[Plugin]:
         key = (source, plugin_event)
@@ -38,8 +43,13 @@ class EventParsers:
         for plugin in parsers:
             if plugin.parse(ref):
                 self.parsed += 1
-            else:
-                self.failed += 1
+                continue
+            self.failed += 1
+            name = plugin.info.name
+            if name not in self._warned:  # once per plugin: a failing parser fails often
+                self._warned.add(name)
+                log.warning("plugin %r: plugin_parse_event failed (event %d, source %s); "
+                            "the event still reaches the rules", name, ev.num, ev.source)
 
 
 def event_parsers(plugins: LoadedPlugins) -> EventParsers | None:
