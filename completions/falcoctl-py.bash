@@ -25,7 +25,7 @@
 #   falcoctl-py rules filters --output -o
 #   falcoctl-py rules list --output -o
 #   falcoctl-py rules parse --batch
-#   falcoctl-py rules validate --first-error --output -o
+#   falcoctl-py rules validate --falco-config --first-error --output -c -o
 #   falcoctl-py run --capture --dry-run --falco-config --list --list-source --option --output-format --rules -c -o -r
 #   falcoctl-py version --output -o
 _falcoctl_py_completion() {

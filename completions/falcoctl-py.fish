@@ -25,7 +25,7 @@
 #   falcoctl-py rules filters --output -o
 #   falcoctl-py rules list --output -o
 #   falcoctl-py rules parse --batch
-#   falcoctl-py rules validate --first-error --output -o
+#   falcoctl-py rules validate --falco-config --first-error --output -c -o
 #   falcoctl-py run --capture --dry-run --falco-config --list --list-source --option --output-format --rules -c -o -r
 #   falcoctl-py version --output -o
 complete --command falcoctl-py --no-files --arguments "(env _FALCOCTL_PY_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) falcoctl-py)" --condition "env _FALCOCTL_PY_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) falcoctl-py"

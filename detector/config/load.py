@@ -184,6 +184,11 @@ def load_config(
         raise ConfigError(err.message, path=where, hint=err.hint) from None
     if "rules_files" not in raw and config.rules_file:
         config = dataclasses.replace(config, rules_files=config.rules_file)
+    if main is not None or any(override_key(o).startswith("rules_file") for o in overrides):
+        # As Falco opens them: a relative entry from the current directory, not the config's
+        # (only the embedded default's names resolve in the package's data folder).
+        config = dataclasses.replace(config, rules_files=tuple(
+            os.path.abspath(r) for r in config.rules_files))
     for text in warnings:
         (warn or log.warning)(f"{where}: {text}")
     return dataclasses.replace(

@@ -277,5 +277,8 @@ class FalcoConfig:
 
     @property
     def base_dir(self) -> Path | None:
-        """The folder relative rules paths of this config resolve in (None: the data folder)."""
+        """The folder relative rules paths of this config resolve in (None: the data folder).
+
+        A loaded file's ``rules_files`` are already absolute (from the current directory, as
+        Falco opens them), so this matters for the embedded default only."""
         return self.path.parent if self.path is not None else None

@@ -16,7 +16,7 @@ from detector.plugins.base import (
     PluginInfo,
     events_from,
 )
-from detector.plugins.tables import ThreadLookup
+from detector.plugins.threadview import ThreadView
 from falcoctl_py.errors import DetectorError
 
 __all__ = [
@@ -76,7 +76,7 @@ class LoadedPlugins:
         self.plugins.clear()
 
 
-def _load_one(cfg: PluginConfig, threads: ThreadLookup | None = None) -> Plugin:
+def _load_one(cfg: PluginConfig, threads: ThreadView | None = None) -> Plugin:
     if cfg.library_path.startswith("python:"):
         from detector.plugins.python import PythonPlugin
 
@@ -96,9 +96,9 @@ def _load_one(cfg: PluginConfig, threads: ThreadLookup | None = None) -> Plugin:
     return NativePlugin(cfg.name, path, cfg.init_config, threads=threads)
 
 
-def load_plugins(config: FalcoConfig, threads: ThreadLookup | None = None) -> LoadedPlugins:
+def load_plugins(config: FalcoConfig, threads: ThreadView | None = None) -> LoadedPlugins:
     """Load and init every plugin named in ``load_plugins`` (in that order); ``threads`` gives
-    native plugins the rows of the ``threads`` table (tid -> fields such as comm, pid, exe)."""
+    native plugins the rows of the ``threads`` table (the detector's threads, read-only)."""
     by_name = {p.name: p for p in config.plugins}
     loaded = LoadedPlugins()
     try:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from detector.events import Event
+
 PLUGIN_API_VERSION = "3.12.0"  # the plugin API version the framework reports (/versions)
 PLUGIN_EVENT_TYPE = 322  # PPME_PLUGINEVENT_E
+Scalar = str | int | bool | None
+FieldValue = Scalar | list[Scalar]  # what a plugin extracts for one field (lists: isList)
 
 # ss_plugin_field_type
 FTYPE_UINT64, FTYPE_STRING, FTYPE_RELTIME, FTYPE_ABSTIME, FTYPE_BOOL = 8, 9, 20, 21, 25
@@ -30,6 +35,7 @@ class PluginField:
     arg_index: bool = False
     arg_key: bool = False
     display: str = ""
+    add_output: bool = False  # ``addOutput``: Falco suggests it as an output field
 
 
 @dataclass(slots=True)
@@ -47,6 +53,30 @@ class PluginInfo:
     extraction: bool = False
     extract_sources: list[str] = field(default_factory=list)
     fields: list[PluginField] = field(default_factory=list)
+    parsing: bool = False
+    parse_sources: list[str] = field(default_factory=list)
+    parse_types: frozenset[int] = frozenset()  # event codes (empty: Falco's default)
+
+    def parses(self, source: str, plugin_event: bool) -> bool:
+        """Whether events of ``source`` go to ``plugin_parse_event``, by the plugin API's rules.
+
+        Sources: ``get_parse_event_sources``; without it (or empty), a plugin sourcing its own
+        events parses that source only, any other plugin every source. Event types: without
+        ``get_parse_event_types``, every event of those sources; with it, plugin events when it
+        lists code 322, syscall events when it lists another code (syscall events are not
+        matched code by code here).
+        """
+        if not self.parsing:
+            return False
+        own = [self.event_source] if self.sourcing and self.id and self.event_source else []
+        sources = self.parse_sources or own
+        if sources and source not in sources:
+            return False
+        if not self.parse_types:
+            return True
+        if plugin_event:
+            return PLUGIN_EVENT_TYPE in self.parse_types
+        return any(code != PLUGIN_EVENT_TYPE for code in self.parse_types)
 
 
 class Plugin(Protocol):
@@ -54,19 +84,25 @@ class Plugin(Protocol):
 
     info: PluginInfo
 
-    def open(self, params: str) -> Any: ...
+    def open(self, params: str) -> object:
+        """An opaque handle of the opened event stream."""
+        ...
 
-    def next_batch(self, handle: Any) -> tuple[int, list[tuple[int, bytes]]]:
+    def next_batch(self, handle: object) -> tuple[int, list[tuple[int, bytes]]]:
         """(rc, [(ts_ns, payload)]); rc is 0 success, -1 timeout, 2 EOF."""
         ...
 
-    def close(self, handle: Any) -> None: ...
+    def close(self, handle: object) -> None: ...
 
-    def extract(self, evt: PluginEventRef, field: str, arg: str | None) -> Any: ...
+    def extract(self, evt: PluginEventRef, field: str, arg: str | None) -> FieldValue: ...
 
     def extract_many(self, evt: PluginEventRef,
-                     wanted: list[tuple[str, str | None]]) -> list[Any]:
+                     wanted: list[tuple[str, str | None]]) -> list[FieldValue]:
         """Several fields of one event (one plugin call where the API allows)."""
+        ...
+
+    def parse(self, evt: PluginEventRef) -> bool:
+        """Give one event to the parsing capability; False when it failed (or there is none)."""
         ...
 
     def destroy(self) -> None: ...
@@ -87,7 +123,7 @@ class PluginEventRef:
     source: str
     plugin_id: int = 0
     tid: int = 0
-    event: Any = None
+    event: Event | None = None
 
 
 def parse_fields(items: list[dict[str, Any]]) -> list[PluginField]:
@@ -101,6 +137,7 @@ def parse_fields(items: list[dict[str, Any]]) -> list[PluginField]:
             arg_required=bool(arg.get("isRequired", False)),
             arg_index=bool(arg.get("isIndex", False)), arg_key=bool(arg.get("isKey", False)),
             display=str(item.get("display", "")),
+            add_output=bool(item.get("addOutput", False)),
         ))
     return out
 
@@ -153,7 +190,8 @@ class LazyPluginFields(dict[str, Any]):
         return isinstance(key, str) and split_field(key)[0] in self._extractors
 
 
-def events_from(plugin: Plugin, params: str, stop: Any = None) -> Iterator[PluginEventRef]:
+def events_from(plugin: Plugin, params: str,
+                stop: threading.Event | None = None) -> Iterator[PluginEventRef]:
     """Drain a sourcing plugin: open, next_batch until EOF (or ``stop.is_set()``), close."""
     handle = plugin.open(params)
     num = 0

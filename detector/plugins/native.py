@@ -4,236 +4,107 @@ from __future__ import annotations
 
 import ctypes
 import json
-import struct
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from detector.plugins.abi import (
+    EVT_HEADER,
+    REQUIRED,
+    TS_NOW,
+    Request,
+    SsPluginEvent,
+    SsPluginEventInput,
+    SsPluginEventParseInput,
+    SsPluginFieldExtractInput,
+    SsPluginInitInput,
+    check_api_version,
+    owner_last_error,
+    plugin_event_bytes,
+)
 from detector.plugins.base import (
-    FTYPE_ABSTIME,
-    FTYPE_BOOL,
-    FTYPE_RELTIME,
-    FTYPE_STRING,
-    FTYPE_UINT64,
-    FTYPES,
-    PLUGIN_API_VERSION,
     PLUGIN_EVENT_TYPE,
+    FieldValue,
     PluginEventRef,
     PluginField,
     PluginInfo,
     parse_fields,
 )
-from detector.plugins.tables import (
-    LOG_FN,
-    InitTablesInput,
-    ReaderVtable,
-    ThreadLookup,
-    ThreadsTable,
-    WriterVtable,
-)
+from detector.plugins.tables import ThreadsTable
+from detector.plugins.threadview import ThreadView
 from falcoctl_py.errors import DetectorError
-
-_REQUIRED = ("plugin_get_required_api_version", "plugin_get_version", "plugin_get_name",
-             "plugin_get_description", "plugin_get_contact", "plugin_init", "plugin_destroy",
-             "plugin_get_last_error")
-_TS_NOW = 0xFFFFFFFFFFFFFFFF  # an event timestamp of (uint64_t)-1 means "now"
-_EVT_HEADER = struct.Struct("<QQIHI")  # ts, tid, len, type, nparams: 26 bytes, packed
-
-
-class SsPluginEvent(ctypes.Structure):
-    _pack_ = 1
-    _fields_ = [("ts", ctypes.c_uint64), ("tid", ctypes.c_uint64), ("len", ctypes.c_uint32),
-                ("type", ctypes.c_uint16), ("nparams", ctypes.c_uint32)]
-
-
-class SsPluginEventInput(ctypes.Structure):
-    # ``evt`` is a ``const ss_plugin_event*``; typed as char* so it is set from bytes directly.
-    _fields_ = [("evt", ctypes.c_char_p), ("evtnum", ctypes.c_uint64),
-                ("evtsrc", ctypes.c_char_p)]
-
-
-class SsPluginExtractField(ctypes.Structure):
-    _fields_ = [("res", ctypes.c_void_p), ("res_len", ctypes.c_uint64),
-                ("field_id", ctypes.c_uint32), ("field", ctypes.c_char_p),
-                ("arg_key", ctypes.c_char_p), ("arg_index", ctypes.c_uint64),
-                ("arg_present", ctypes.c_uint32), ("ftype", ctypes.c_uint32),
-                ("flist", ctypes.c_uint32)]
-
-
-_GET_LAST_ERROR = ctypes.CFUNCTYPE(ctypes.c_char_p, ctypes.c_void_p)
-
-
-class SsPluginFieldExtractInput(ctypes.Structure):
-    """``ss_plugin_field_extract_input``: the deprecated inline ``table_reader`` comes before
-    ``table_reader_ext``."""
-
-    _fields_ = [("owner", ctypes.c_void_p), ("get_owner_last_error", _GET_LAST_ERROR),
-                ("num_fields", ctypes.c_uint32),
-                ("fields", ctypes.POINTER(SsPluginExtractField)),
-                ("table_reader", ReaderVtable), ("table_reader_ext", ctypes.c_void_p),
-                ("value_offsets", ctypes.c_void_p)]
-
-
-class SsPluginEventParseInput(ctypes.Structure):
-    """``ss_plugin_event_parse_input``: deprecated inline reader and writer, then the ``_ext``
-    pointers."""
-
-    _fields_ = [("owner", ctypes.c_void_p), ("get_owner_last_error", _GET_LAST_ERROR),
-                ("table_reader", ReaderVtable), ("table_writer", WriterVtable),
-                ("table_reader_ext", ctypes.c_void_p), ("table_writer_ext", ctypes.c_void_p)]
-
-
-class SsPluginInitInput(ctypes.Structure):
-    """``ss_plugin_init_input``: ``tables`` is set for plugins that parse or extract."""
-
-    _fields_ = [("config", ctypes.c_char_p), ("owner", ctypes.c_void_p),
-                ("get_owner_last_error", _GET_LAST_ERROR),
-                ("tables", ctypes.POINTER(InitTablesInput)), ("log_fn", LOG_FN)]
-
-
-def _no_owner_error(owner: int | None) -> bytes:
-    return b""
-
-
-_owner_last_error = _GET_LAST_ERROR(_no_owner_error)
-
-
-def _semver(text: str) -> tuple[int, int, int]:
-    parts = ([*text.strip().split("-")[0].split("."), "0", "0"])[:3]
-    try:
-        return int(parts[0]), int(parts[1]), int(parts[2])
-    except ValueError as err:
-        raise ValueError(f"not a semantic version: {text!r}") from err
-
-
-def check_api_version(required: str, name: str) -> None:
-    """A plugin's required API must have our major and a minor/patch we provide."""
-    have = _semver(PLUGIN_API_VERSION)
-    try:
-        need = _semver(required)
-    except ValueError as err:
-        raise DetectorError(f"plugin {name!r}: bad required API version {required!r}",
-                            hint="the plugin must report a semver such as 3.0.0") from err
-    if need[0] != have[0] or need[1:] > have[1:]:
-        raise DetectorError(
-            f"plugin {name!r} requires plugin API {required}, the framework provides "
-            f"{PLUGIN_API_VERSION}", hint="use a plugin version built for plugin API 3.x")
-
-
-def plugin_event_bytes(ts: int, plugin_id: int, data: bytes) -> bytes:
-    """A PPME_PLUGINEVENT_E event: header, two u32 lengths, plugin id, payload."""
-    total = _EVT_HEADER.size + 8 + 4 + len(data)
-    return (_EVT_HEADER.pack(ts, 0xFFFFFFFFFFFFFFFF, total, PLUGIN_EVENT_TYPE, 2)
-            + struct.pack("<III", 4, len(data), plugin_id) + data)
-
-
-def _read_str(res: int, j: int) -> str | None:
-    ptr = ctypes.c_void_p.from_address(res + 8 * j).value
-    return ctypes.string_at(ptr).decode("utf-8", "replace") if ptr else None
-
-
-def _read_u64(res: int, j: int) -> int:
-    return ctypes.c_uint64.from_address(res + 8 * j).value
-
-
-def _read_bool(res: int, j: int) -> bool:
-    return bool(ctypes.c_uint32.from_address(res + 4 * j).value)
-
-
-def _read_none(res: int, j: int) -> None:
-    return None
-
-
-_READERS = {FTYPE_STRING: _read_str, FTYPE_UINT64: _read_u64, FTYPE_RELTIME: _read_u64,
-            FTYPE_ABSTIME: _read_u64, FTYPE_BOOL: _read_bool}
-
-
-class _Request:
-    """One list of fields to extract, prepared once: the ctypes structures, reused per event."""
-
-    def __init__(self, field_ids: dict[str, tuple[int, PluginField]],
-                 wanted: list[tuple[str, str | None]], tables: ThreadsTable) -> None:
-        chosen = [(i, name, arg, field_ids[name]) for i, (name, arg) in enumerate(wanted)
-                  if name in field_ids]
-        self.efs = (SsPluginExtractField * max(1, len(chosen)))()
-        self.keep: list[bytes] = []  # the strings the plugin reads stay alive
-        self.known: list[tuple[int, bool, Any]] = []
-        for ef, (i, name, arg, (fid, info)) in zip(self.efs, chosen, strict=False):
-            self.keep.append(name.encode())
-            ef.field_id, ef.field = fid, self.keep[-1]
-            ef.ftype = FTYPES.get(info.type, FTYPE_STRING)
-            ef.flist = 1 if info.is_list else 0
-            if arg is not None:
-                ef.arg_present = 1
-                if info.arg_index and arg.isdigit():
-                    ef.arg_index = int(arg)
-                else:
-                    self.keep.append(arg.encode())
-                    ef.arg_key = self.keep[-1]
-            self.known.append((i, info.is_list, _READERS.get(ef.ftype, _read_none)))
-        self.einput = SsPluginEventInput()
-        first = ctypes.cast(self.efs, ctypes.POINTER(SsPluginExtractField))
-        self.xinput = SsPluginFieldExtractInput(
-            owner=None, get_owner_last_error=_owner_last_error, num_fields=len(chosen),
-            fields=first, table_reader=tables.reader,
-            table_reader_ext=ctypes.addressof(tables.reader_ext))
-        self.einput_ref = ctypes.byref(self.einput)
-        self.xinput_ref = ctypes.byref(self.xinput)
 
 
 class NativePlugin:
     """A shared-library plugin: init on construction, destroy when done."""
 
     def __init__(self, name: str, library: Path, init_config: str = "",
-                 threads: ThreadLookup | None = None) -> None:
+                 threads: ThreadView | None = None) -> None:
+        self._lib = self._open_library(name, library)
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[tuple[str, str | None], ...], Request] = {}
+        self._sources: dict[str, bytes] = {}
+        self._state: int | None = None
+        self.info = self._read_info(name)
+        self._field_ids = {f.name: (i, f) for i, f in enumerate(self.info.fields)}
+        # As Falco 0.42+: a logger always, the tables for plugins that parse or extract.
+        self._tables = ThreadsTable(name, threads)
+        self._init(name, init_config)
+        self._declare()
+
+    @staticmethod
+    def _open_library(name: str, library: Path) -> ctypes.CDLL:
         try:
-            self._lib = ctypes.CDLL(str(library))
+            lib = ctypes.CDLL(str(library))
         except OSError as err:
             raise DetectorError(f"plugin {name!r}: cannot load {library}: {err}",
                                 hint="check plugins[].library_path in falco.yaml") from err
-        missing = [s for s in _REQUIRED if not hasattr(self._lib, s)]
+        missing = [s for s in REQUIRED if not hasattr(lib, s)]
         if missing:
             raise DetectorError(f"plugin {name!r} ({library}) lacks required symbols: "
                                 + ", ".join(missing), hint="is it a Falco plugin?")
-        self._lock = threading.Lock()
-        self._requests: dict[tuple[tuple[str, str | None], ...], _Request] = {}
-        self._sources: dict[str, bytes] = {}
+        return lib
+
+    def _read_info(self, name: str) -> PluginInfo:
+        """Identity and capabilities, from the symbols the library exports."""
+        lib = self._lib
         required = self._str("plugin_get_required_api_version")
         check_api_version(required, name)
-        self.info = PluginInfo(
+        info = PluginInfo(
             name=self._str("plugin_get_name"), version=self._str("plugin_get_version"),
             required_api_version=required, description=self._str("plugin_get_description"),
-            contact=self._str("plugin_get_contact"),
-        )
-        lib = self._lib
-        self.info.sourcing = all(hasattr(lib, s) for s in
-                                 ("plugin_open", "plugin_close", "plugin_next_batch"))
-        self.info.extraction = hasattr(lib, "plugin_get_fields") and \
+            contact=self._str("plugin_get_contact"))
+        info.sourcing = all(hasattr(lib, s) for s in
+                            ("plugin_open", "plugin_close", "plugin_next_batch"))
+        info.extraction = hasattr(lib, "plugin_get_fields") and \
             hasattr(lib, "plugin_extract_fields")
-        if self.info.sourcing and hasattr(lib, "plugin_get_id"):
+        info.parsing = hasattr(lib, "plugin_parse_event")
+        if info.sourcing and hasattr(lib, "plugin_get_id"):
             lib.plugin_get_id.restype = ctypes.c_uint32
-            self.info.id = int(lib.plugin_get_id())
-            self.info.event_source = self._str("plugin_get_event_source")
-        if self.info.extraction:
-            self.info.fields = parse_fields(json.loads(self._str("plugin_get_fields") or "[]"))
+            info.id = int(lib.plugin_get_id())
+            info.event_source = self._str("plugin_get_event_source")
+        if info.extraction:
+            info.fields = parse_fields(json.loads(self._str("plugin_get_fields") or "[]"))
             if hasattr(lib, "plugin_get_extract_event_sources"):
-                self.info.extract_sources = json.loads(
+                info.extract_sources = json.loads(
                     self._str("plugin_get_extract_event_sources") or "[]")
-        self._field_ids = {f.name: (i, f) for i, f in enumerate(self.info.fields)}
+        return info
+
+    def _init(self, name: str, init_config: str) -> None:
+        """``plugin_init`` with the config, the tables (parsing or extracting) and a logger."""
+        lib = self._lib
         lib.plugin_init.restype = ctypes.c_void_p
         lib.plugin_init.argtypes = [ctypes.POINTER(SsPluginInitInput),
                                     ctypes.POINTER(ctypes.c_int32)]
         lib.plugin_get_last_error.restype = ctypes.c_char_p
         lib.plugin_get_last_error.argtypes = [ctypes.c_void_p]
         lib.plugin_destroy.argtypes = [ctypes.c_void_p]
-        # As Falco 0.42+: a logger always, the tables for plugins that parse or extract.
-        self._tables = ThreadsTable(name, threads)
-        parsing = hasattr(lib, "plugin_parse_event")
+        with_tables = self.info.parsing or self.info.extraction
         self._init_input = SsPluginInitInput(
-            config=init_config.encode(), owner=None, get_owner_last_error=_owner_last_error,
-            tables=ctypes.pointer(self._tables.tables) if parsing or self.info.extraction
-            else None, log_fn=self._tables.log_fn)
+            config=init_config.encode(), owner=None, getowner_last_error=owner_last_error,
+            tables=ctypes.pointer(self._tables.tables) if with_tables else None,
+            log_fn=self._tables.log_fn)
         rc = ctypes.c_int32(0)
         self._state = lib.plugin_init(ctypes.byref(self._init_input), ctypes.byref(rc))
         if rc.value != 0:
@@ -244,6 +115,10 @@ class NativePlugin:
             raise DetectorError(f"plugin {name!r}: init failed: "
                                 f"{reason or 'rc ' + str(rc.value)}",
                                 hint="check plugins[].init_config in falco.yaml")
+
+    def _declare(self) -> None:
+        """Argument types of the capability functions the plugin has."""
+        lib = self._lib
         if self.info.sourcing:
             lib.plugin_open.restype = ctypes.c_void_p
             lib.plugin_open.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
@@ -253,8 +128,7 @@ class NativePlugin:
             lib.plugin_next_batch.argtypes = [
                 ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
                 ctypes.POINTER(ctypes.POINTER(ctypes.POINTER(SsPluginEvent)))]
-        self.parse_sources: list[str] = []
-        if parsing:
+        if self.info.parsing:
             self._setup_parsing()
         if self.info.extraction:
             lib.plugin_extract_fields.restype = ctypes.c_int32
@@ -263,19 +137,32 @@ class NativePlugin:
                 ctypes.POINTER(SsPluginFieldExtractInput)]
 
     def _setup_parsing(self) -> None:
-        """Declare ``plugin_parse_event`` and build its input once (the tables' vtables)."""
+        """Declare ``plugin_parse_event``, read the sources and event types it parses, and
+        build its input once (the tables' vtables)."""
         lib, tables = self._lib, self._tables
         if hasattr(lib, "plugin_get_parse_event_sources"):
-            self.parse_sources = list(json.loads(
-                self._str("plugin_get_parse_event_sources") or "[]"))
+            self.info.parse_sources = [str(s) for s in json.loads(
+                self._str("plugin_get_parse_event_sources") or "[]")]
+        if hasattr(lib, "plugin_get_parse_event_types"):
+            self.info.parse_types = self._event_types(lib.plugin_get_parse_event_types)
         lib.plugin_parse_event.restype = ctypes.c_int32
         lib.plugin_parse_event.argtypes = [ctypes.c_void_p, ctypes.POINTER(SsPluginEventInput),
                                            ctypes.POINTER(SsPluginEventParseInput)]
         self._parse_input = SsPluginEventParseInput(
-            owner=None, get_owner_last_error=_owner_last_error, table_reader=tables.reader,
+            owner=None, getowner_last_error=owner_last_error, table_reader=tables.reader,
             table_writer=tables.writer, table_reader_ext=ctypes.addressof(tables.reader_ext),
             table_writer_ext=ctypes.addressof(tables.writer_ext))
         self._parse_event = SsPluginEventInput()
+
+    def _event_types(self, fn: Any) -> frozenset[int]:
+        """A ``uint16_t* (*)(uint32_t* n, ss_plugin_t* s)`` list of event codes (at most 1024)."""
+        fn.restype = ctypes.POINTER(ctypes.c_uint16)
+        fn.argtypes = [ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p]
+        n = ctypes.c_uint32(0)
+        codes = fn(ctypes.byref(n), self._state)
+        if not codes:
+            return frozenset()
+        return frozenset(int(codes[i]) for i in range(min(n.value, 1024)))
 
     def parse(self, evt: PluginEventRef) -> bool:
         """Give one event to the plugin's parsing capability; False when it failed."""
@@ -293,7 +180,7 @@ class NativePlugin:
     def _raw(self, evt: PluginEventRef) -> bytes:
         """The scap bytes of an event: the header only for a syscall event."""
         if evt.source == "syscall" and not evt.data:
-            return _EVT_HEADER.pack(evt.ts, evt.tid & 0xFFFFFFFFFFFFFFFF, _EVT_HEADER.size, 0, 0)
+            return EVT_HEADER.pack(evt.ts, evt.tid & 0xFFFFFFFFFFFFFFFF, EVT_HEADER.size, 0, 0)
         return plugin_event_bytes(evt.ts, evt.plugin_id or self.info.id, evt.data)
 
     def _str(self, symbol: str) -> str:
@@ -309,7 +196,7 @@ class NativePlugin:
         value = self._lib.plugin_get_last_error(self._state)
         return value.decode("utf-8", "replace") if value else ""
 
-    def open(self, params: str) -> Any:
+    def open(self, params: str) -> object:
         rc = ctypes.c_int32(0)
         handle = self._lib.plugin_open(self._state, params.encode(), ctypes.byref(rc))
         if rc.value != 0:
@@ -317,7 +204,7 @@ class NativePlugin:
                                 hint="check plugins[].open_params in falco.yaml")
         return handle
 
-    def next_batch(self, handle: Any) -> tuple[int, list[tuple[int, bytes]]]:
+    def next_batch(self, handle: object) -> tuple[int, list[tuple[int, bytes]]]:
         nevts = ctypes.c_uint32(0)
         evts = ctypes.POINTER(ctypes.POINTER(SsPluginEvent))()
         rc = int(self._lib.plugin_next_batch(self._state, handle, ctypes.byref(nevts),
@@ -331,29 +218,29 @@ class NativePlugin:
             ptr = evts[i]
             hdr = ptr.contents
             raw = ctypes.string_at(ctypes.addressof(hdr), hdr.len)
-            ts = hdr.ts if hdr.ts != _TS_NOW else time.time_ns()
+            ts = hdr.ts if hdr.ts != TS_NOW else time.time_ns()
             # PPME_PLUGINEVENT_E: payload after the u32 lengths and the u32 plugin id.
             payload = raw[38:] if hdr.type == PLUGIN_EVENT_TYPE else raw[26:]
             out.append((ts, payload))
         return rc, out
 
-    def close(self, handle: Any) -> None:
+    def close(self, handle: object) -> None:
         self._lib.plugin_close(self._state, handle)
 
-    def extract(self, evt: PluginEventRef, field: str, arg: str | None) -> Any:
+    def extract(self, evt: PluginEventRef, field: str, arg: str | None) -> FieldValue:
         """Extract one field for one event; ``None`` when the plugin has no value."""
         return self.extract_many(evt, [(field, arg)])[0]
 
     def extract_many(self, evt: PluginEventRef,
-                     wanted: list[tuple[str, str | None]]) -> list[Any]:
+                     wanted: list[tuple[str, str | None]]) -> list[FieldValue]:
         """Extract several fields of one event in one ``plugin_extract_fields`` call."""
         key = tuple(wanted)
         req = self._requests.get(key)
         if req is None:
             if len(self._requests) >= 64:  # rule sets come and go with reloads
                 self._requests.clear()
-            req = self._requests[key] = _Request(self._field_ids, wanted, self._tables)
-        out: list[Any] = [None] * len(wanted)
+            req = self._requests[key] = Request(self._field_ids, wanted, self._tables)
+        out: list[FieldValue] = [None] * len(wanted)
         if not req.known:
             return out
         raw = self._raw(evt)
@@ -380,4 +267,6 @@ class NativePlugin:
             self._state = None
 
 
-__all__ = ["NativePlugin", "PluginField", "check_api_version", "plugin_event_bytes"]
+__all__ = ["NativePlugin", "PluginField", "SsPluginEvent", "SsPluginEventInput",
+           "SsPluginEventParseInput", "SsPluginFieldExtractInput", "SsPluginInitInput",
+           "check_api_version", "plugin_event_bytes"]

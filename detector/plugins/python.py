@@ -13,9 +13,8 @@ extraction ``fields`` (the JSON shape of ``plugin_get_fields``) and
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from typing import Any
 
-from detector.plugins.base import PluginEventRef, PluginInfo, parse_fields
+from detector.plugins.base import FieldValue, PluginEventRef, PluginInfo, parse_fields
 from detector.plugins.native import check_api_version
 from falcoctl_py.errors import DetectorError
 
@@ -61,32 +60,37 @@ class PythonPlugin:
             self.info.fields = parse_fields(list(obj.fields))
         self._names = {f.name for f in self.info.fields}
 
-    def open(self, params: str) -> Any:
+    def open(self, params: str) -> object:
         try:
             return self._obj.open(params)
         except Exception as err:
             raise DetectorError(f"plugin {self.info.name!r}: open failed: {err}",
                                 hint="check plugins[].open_params in falco.yaml") from err
 
-    def next_batch(self, handle: Any) -> tuple[int, list[tuple[int, bytes]]]:
+    def next_batch(self, handle: object) -> tuple[int, list[tuple[int, bytes]]]:
         rc, batch = self._obj.next_batch(handle)
         return int(rc), [(int(ts), bytes(data)) for ts, data in batch]
 
-    def close(self, handle: Any) -> None:
+    def close(self, handle: object) -> None:
         self._obj.close(handle)
 
-    def extract(self, evt: PluginEventRef, field: str, arg: str | None) -> Any:
+    def extract(self, evt: PluginEventRef, field: str, arg: str | None) -> FieldValue:
         if field not in self._names:
             return None
-        return self._obj.extract(evt, field, arg)
+        value: FieldValue = self._obj.extract(evt, field, arg)
+        return value
 
     def extract_many(self, evt: PluginEventRef,
-                     wanted: list[tuple[str, str | None]]) -> list[Any]:
+                     wanted: list[tuple[str, str | None]]) -> list[FieldValue]:
         """Several fields of one event: the object's ``extract_many`` if it has one."""
         many = getattr(self._obj, "extract_many", None)
         if many is not None:
             return list(many(evt, wanted))
         return [self.extract(evt, name, arg) for name, arg in wanted]
+
+    def parse(self, evt: PluginEventRef) -> bool:
+        """Python plugins have no parsing capability."""
+        return False
 
     def destroy(self) -> None:
         destroy = getattr(self._obj, "destroy", None)

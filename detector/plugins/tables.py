@@ -4,9 +4,10 @@ Layouts follow ``plugin_api.h`` and ``plugin_types.h`` of plugin API 3.x:
 ``ss_plugin_init_tables_input`` (``list_tables``, ``get_table``, ``add_table``, the deprecated
 inline ``fields`` vtable, then ``fields_ext``, ``reader_ext``, ``writer_ext``), the
 ``*_vtable_ext`` structs, the 8-byte ``ss_plugin_state_data`` union and ``ss_plugin_log_fn_t``.
-The owner offers one table, ``threads`` (key ``int64`` tid), whose rows come from a lookup the
-detector supplies; plugins may add fields to it and write them (kept per tid). Every callback
-catches its own errors: a plugin sees a failure code, never a Python exception.
+The owner offers one table, ``threads`` (key ``int64`` tid), whose rows are the detector's
+threads (:class:`~detector.plugins.threadview.ThreadView`, read-only): size, lookup by tid and
+iteration; plugins may add fields to it and write them (kept per tid). Every callback catches
+its own errors: a plugin sees a failure code, never a Python exception.
 """
 
 from __future__ import annotations
@@ -16,9 +17,20 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from detector.plugins.threadview import (
+    FIELD_NAMES,
+    FIELDS,
+    ST_BOOL,
+    ST_INT32,
+    ST_INT64,
+    ST_STRING,
+    ST_UINT32,
+    ST_UINT64,
+    ThreadView,
+)
+
 log = logging.getLogger("detector.plugins")
 
-ST_INT64, ST_UINT64, ST_STRING, ST_BOOL, ST_UINT32, ST_INT32 = 4, 8, 9, 25, 7, 3
 SUCCESS, FAILURE = 0, 1
 _LOG_LEVELS = {1: logging.CRITICAL, 2: logging.CRITICAL, 3: logging.ERROR, 4: logging.WARNING,
                5: logging.INFO, 6: logging.INFO, 7: logging.DEBUG, 8: logging.DEBUG}
@@ -93,9 +105,8 @@ class FieldInfo(ctypes.Structure):
                 ("read_only", ctypes.c_uint32)]
 
 
-ThreadLookup = Callable[[int], dict[str, Any] | None]
-BUILTIN_FIELDS = {"tid": ST_INT64, "pid": ST_INT64, "ptid": ST_INT64, "comm": ST_STRING,
-                  "exe": ST_STRING, "exepath": ST_STRING, "uid": ST_UINT32}
+_ITERATOR = ctypes.CFUNCTYPE(ctypes.c_uint32, P, P)
+_N_BUILTIN = len(FIELD_NAMES)
 _TABLE = 1  # the opaque pointer of the threads table
 
 
@@ -115,11 +126,10 @@ def _guard(default: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 class ThreadsTable:
     """The owner side of the tables API: the ``threads`` table, vtables and ``log_fn``."""
 
-    def __init__(self, plugin_name: str, lookup: ThreadLookup | None = None) -> None:
-        self._lookup = lookup or (lambda tid: None)
+    def __init__(self, plugin_name: str, view: ThreadView | None = None) -> None:
+        self._view = view if view is not None else ThreadView()
         self._logger = logging.getLogger(f"detector.plugins.{plugin_name}")
-        self._fields: list[tuple[bytes, int]] = list(
-            (n.encode(), t) for n, t in BUILTIN_FIELDS.items())
+        self._fields: list[tuple[bytes, int]] = [(n.encode(), FIELDS[n][0]) for n in FIELD_NAMES]
         self._written: dict[int, dict[int, Any]] = {}
         self._entries: dict[int, tuple[int, list[Any]]] = {}  # handle -> tid, kept buffers
         self._next_handle = 1
@@ -156,7 +166,7 @@ class ThreadsTable:
 
     def _refresh_field_infos(self) -> None:
         self._field_infos = (FieldInfo * len(self._fields))(
-            *(FieldInfo(n, t, 1 if i < len(BUILTIN_FIELDS) else 0)
+            *(FieldInfo(n, t, 1 if i < _N_BUILTIN else 0)
               for i, (n, t) in enumerate(self._fields)))
 
     @_guard(None)
@@ -204,17 +214,20 @@ class ThreadsTable:
 
     @_guard(0xFFFFFFFFFFFFFFFF)
     def _table_size(self, table: Any) -> int:
-        return 0xFFFFFFFFFFFFFFFF  # rows are looked up, not listed: size unknown
+        return len(self._view)
 
-    @_guard(None)
-    def _get_entry(self, table: Any, key: Any) -> Any:
-        tid = ctypes.c_int64.from_address(key).value
-        if self._lookup(tid) is None and tid not in self._written:
-            return None
+    def _new_entry(self, tid: int) -> int:
         handle = self._next_handle
         self._next_handle += 1
         self._entries[handle] = (tid, [])
         return handle
+
+    @_guard(None)
+    def _get_entry(self, table: Any, key: Any) -> Any:
+        tid = ctypes.c_int64.from_address(key).value
+        if self._view.get(tid) is None and tid not in self._written:
+            return None
+        return self._new_entry(tid)
 
     @_guard(None)
     def _release(self, table: Any, entry: Any) -> None:
@@ -222,16 +235,28 @@ class ThreadsTable:
 
     @_guard(0)
     def _iterate(self, table: Any, it: Any, state: Any) -> int:
-        return 1  # rows are looked up by tid only: nothing to iterate
+        """Call the plugin's iterator with each row; 1 when every row was visited."""
+        visit = _ITERATOR(it)
+        for tid in self._view.tids():
+            handle = self._new_entry(tid)
+            try:
+                if not visit(state, handle):
+                    return 0
+            finally:
+                self._entries.pop(handle, None)
+        return 1
 
     @_guard(FAILURE)
     def _read_field(self, table: Any, entry: Any, field: Any, out: Any) -> int:
         tid, keep = self._entries[int(entry)]
         index = int(field) - 1
-        name, kind = self._fields[index]
-        if index < len(BUILTIN_FIELDS):
-            row = self._lookup(tid) or {}
-            value = tid if name == b"tid" else row.get(name.decode())
+        kind = self._fields[index][1]
+        value: Any
+        if index < _N_BUILTIN:
+            th = self._view.get(tid)
+            if th is None:
+                return FAILURE  # gone from the table since the entry was taken
+            value = ThreadView.value(th, index)
         else:
             value = self._written.get(tid, {}).get(index)
         if kind == ST_STRING:
@@ -248,7 +273,7 @@ class ThreadsTable:
     def _write_field(self, table: Any, entry: Any, field: Any, value_in: Any) -> int:
         tid, _ = self._entries[int(entry)]
         index = int(field) - 1
-        if index < len(BUILTIN_FIELDS):
+        if index < _N_BUILTIN:
             return FAILURE  # the detector's own fields are read-only
         kind = self._fields[index][1]
         if kind == ST_STRING:

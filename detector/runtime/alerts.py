@@ -4,7 +4,6 @@ detector starts) they wait and are sent when the outputs exist."""
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from detector.outputs import Outputs
 from detector.outputs.format import AlertLike, internal_alert
@@ -39,6 +38,6 @@ class AlertRouter:
         self.outputs.emit(alert)
 
     def internal(self, rule: str, priority: str, message: str,
-                 fields: dict[str, Any] | None = None) -> None:
+                 fields: dict[str, object] | None = None) -> None:
         """A Falco internal alert (source ``internal``)."""
         self.emit(internal_alert(rule, priority, message, fields, iso=self.iso))

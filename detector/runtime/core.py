@@ -27,19 +27,26 @@ from detector.events import Event
 from detector.metrics import Metrics
 from detector.outputs import Outputs, build_outputs
 from detector.plugins import LoadedPlugins, events_from, load_plugins
+from detector.plugins.parsing import event_parsers
+from detector.plugins.threadview import ThreadView
 from detector.runtime.active import ActiveRules, Compiler, ConfigLoader
 from detector.runtime.alerts import AlertRouter
 from detector.runtime.loop import EventLoop
-from detector.runtime.protocols import CaptureSink, EventSource, StateTracker
+from detector.runtime.protocols import CaptureSink, EventSource, StateTracker, ThreadKeeping
 from detector.runtime.reload import Reloader, ReloadResult
 from detector.runtime.ruleset import RuleSet, compile_rules
-from detector.runtime.services import FALCO_COMPAT_VERSION, Services, versions_object
+from detector.runtime.services import (
+    FALCO_COMPAT_VERSION,
+    Services,
+    Versions,
+    versions_object,
+)
+from detector.runtime.streams import container_engines, syscall_source
 from falcoctl_py.errors import DetectorError
 
 if TYPE_CHECKING:
     from detector.plugins.base import Plugin
     from detector.runtime.watch import RulesWatcher
-    from detector.state.runtimes.engines import Engines
     from detector.webserver import WebServer
 
 SignalHandler = Callable[[int, FrameType | None], Any] | int | None
@@ -71,22 +78,6 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
 
 
-class IterableSource:
-    """A plain iterable of events as an :class:`EventSource` (a replay ends at its end)."""
-
-    def __init__(self, events: Iterable[Event | None]) -> None:
-        self._events = events
-
-    def __iter__(self) -> Iterator[Event | None]:
-        return iter(self._events)
-
-    def stop(self) -> None:
-        """Nothing to do: the loop checks for a stop between events."""
-
-    def close(self) -> None:
-        """Nothing held."""
-
-
 def _snapshot_every(config: FalcoConfig) -> float:
     if not (config.metrics.enabled and config.metrics.output_rule):
         return 0.0
@@ -113,7 +104,8 @@ class Runtime:
         reload_config: ConfigLoader | None = None,
     ) -> None:
         self.metrics = Metrics(falco_version=FALCO_COMPAT_VERSION)
-        self.plugins: LoadedPlugins = load_plugins(config)
+        self.thread_view = ThreadView()  # the plugins' ``threads`` table, bound to the tracker's
+        self.plugins: LoadedPlugins = load_plugins(config, threads=self.thread_view)
         self._plugin_versions = self.plugins.versions()  # still known after destroy()
         try:
             self.rules = ActiveRules(config, compiler=compiler, plugins=self.plugins,
@@ -140,6 +132,7 @@ class Runtime:
         self.loop = EventLoop(rules=self.rules, metrics=self.metrics, alerts=self.router,
                               drops=self._drops, sources=self.sources, stopping=self._stopping,
                               snapshot_every=snapshot_every)
+        self.loop.parse = event_parsers(self.plugins)
 
     # ---- what the parts and the tests read ---------------------------------------------------
 
@@ -167,7 +160,7 @@ class Runtime:
     def watcher(self) -> RulesWatcher | None:
         return self.services.watcher
 
-    def versions(self) -> dict[str, Any]:
+    def versions(self) -> Versions:
         """The /versions object, in Falco's shape."""
         return versions_object(dict(self._plugin_versions))
 
@@ -177,7 +170,7 @@ class Runtime:
         return self.metrics.prometheus()
 
     def emit_internal(self, rule: str, priority: str, message: str,
-                      fields: dict[str, Any] | None = None) -> None:
+                      fields: dict[str, object] | None = None) -> None:
         self.router.internal(rule, priority, message, fields)
 
     # ---- reloads -----------------------------------------------------------------------------
@@ -215,42 +208,13 @@ class Runtime:
     def _syscall_source(self) -> EventSource | None:
         if self._given_source is not None:
             return self._given_source
-        config = self.config
-        if config.engine.kind == "replay":
-            from detector.sources.replay import ReplaySource
-
-            path = config.engine.replay.capture_file
-            if not path:
-                raise DetectorError("engine.kind is replay but engine.replay.capture_file is "
-                                    "empty", hint="-o engine.replay.capture_file=FILE")
-            return IterableSource(ReplaySource(path))
-        if config.engine.runs_ebpf:
-            from detector.feeds import SyscallFeed
-
-            return SyscallFeed(config, self.ruleset.event_types)
-        return None
+        return syscall_source(self.config, self.ruleset.event_types)
 
     def _plugin_events(self, plugin: Plugin, params: str) -> Iterator[Event]:
         # Plugin fields are extracted when the rules first read them (detector.plugins.fields).
         for ref in events_from(plugin, params, self._stopping):
             yield Event(num=ref.num, ts=ref.ts, type="pluginevent", tid=0,
                         source=ref.source, plugin_data=ref.data)
-
-    def _container_engines(self) -> Engines | None:
-        """Runtime sockets from the ``container`` plugin's ``init_config`` in falco.yaml, as
-        Falco's container plugin reads them (``engines.<name>.enabled|sockets``)."""
-        from detector.state.runtimes.engines import engines_from_init_config
-        from falcoctl_py.bounded import loads_json
-
-        for plugin in self.config.plugins:
-            if plugin.name == "container" and plugin.init_config.strip():
-                where = "falco.yaml: plugins[container].init_config"
-                try:
-                    init = loads_json(plugin.init_config, where=where)
-                except ValueError as err:
-                    raise DetectorError(f"{where}: not valid JSON ({err})") from None
-                return engines_from_init_config(init if isinstance(init, dict) else None)
-        return None  # the tracker's default sockets
 
     def _streams(self) -> list[Stream]:
         syscall_source = self._syscall_source()
@@ -267,9 +231,11 @@ class Runtime:
             if self._tracker is None and self.config.engine.runs_ebpf:
                 from detector.state.tracker import StateTracker as Tracker
 
-                tracker = Tracker(engines=self._container_engines())
+                tracker = Tracker(engines=container_engines(self.config))
                 tracker.scan()
                 self._tracker = tracker
+            if isinstance(self._tracker, ThreadKeeping):  # plugins read its threads
+                self.thread_view.bind(self._tracker.threads.threads)
             capture: CaptureSink | None = None
             if self._capture_path is not None:
                 from detector.sources.capture import CaptureWriter

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from detector.runtime.services import Versions
 from falcoctl_py.errors import DetectorError
 
 log = logging.getLogger("detector.follow")
@@ -43,7 +44,7 @@ class Reload(Protocol):
 class FollowHost(Protocol):
     """The running detector, as the follower sees it."""
 
-    def versions(self) -> dict[str, Any]: ...
+    def versions(self) -> Versions: ...
 
     def validate_with(self, staged: list[Path], *, replaces: Path | None = None) -> object: ...
 
@@ -54,7 +55,7 @@ def _norm(key: str) -> str:
     return key.replace("_", "").replace("-", "").lower()
 
 
-def _flag(value: Any, where: str) -> bool:
+def _flag(value: object, where: str) -> bool:
     from falcoctl_py.config import parse_bool
 
     return parse_bool(value, f"artifact.follow.{where}")

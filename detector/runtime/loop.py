@@ -1,11 +1,11 @@
-"""The event loop: source -> state -> rules -> outputs, with a once-a-second tick for the drop
-counters and Falco's ``metrics.output_rule`` snapshot."""
+"""The event loop: source -> state -> plugins' parsing -> rules -> outputs, with a
+once-a-second tick for the drop counters and Falco's ``metrics.output_rule`` snapshot."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from detector.drops import DropWatch
 from detector.events import Event
@@ -31,6 +31,7 @@ class EventLoop:
         self.sources = sources
         self.stopping = stopping
         self.lock: threading.Lock | None = None  # set when more than one source runs
+        self.parse: Callable[[Event], None] | None = None  # plugins' parse step, if any
         self.alerts = 0
         self.snapshot_every = snapshot_every
         self._next_snapshot = time.monotonic() + snapshot_every
@@ -45,6 +46,7 @@ class EventLoop:
         lock = self.lock
         stopping = self.stopping
         emit = self.router.emit
+        parse = self.parse
         drains = isinstance(events, DrainingSource) and events.drains_on_stop
         n = 0
         for ev in events:
@@ -61,8 +63,12 @@ class EventLoop:
                 capture.write(ev)
             if lock is not None:
                 with lock:
+                    if parse is not None:
+                        parse(ev)
                     alerts = rules.process(ev)
             else:
+                if parse is not None:
+                    parse(ev)
                 alerts = rules.process(ev)
             if alerts:
                 for alert in alerts:

@@ -4,10 +4,10 @@ plugin, a test's own source) without the runtime probing them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, runtime_checkable
 
-from detector.events import Event
+from detector.events import Event, ThreadInfo
 
 
 @runtime_checkable
@@ -55,6 +55,22 @@ class StateTracker(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class ThreadRows(Protocol):
+    """A threads table: ``threads`` maps tid to the thread."""
+
+    @property
+    def threads(self) -> Mapping[int, ThreadInfo]: ...
+
+
+@runtime_checkable
+class ThreadKeeping(Protocol):
+    """A state tracker whose threads plugins may read (the ``threads`` table of the plugin
+    API)."""
+
+    @property
+    def threads(self) -> ThreadRows: ...
 
 
 class Engine(Protocol):

@@ -8,17 +8,19 @@ fields of its source, built-in and plugins'), applies ``priority``, ``rules:`` s
 (``path:line: message``).
 
 ``append_output``: ``extra_output`` and the suggested fields are appended to the output of the
-rules an entry matches (Falco's order, one space before each). The suggested fields of the
-``syscall`` source are the container plugin's, ``container_id=%container.id
-container_name=%container.name`` (the detector provides those fields itself), and
-``static_<name>=<value>`` for each ``static_fields`` entry; a suggested field the rule's
-output already shows is not added twice. ``extra_fields`` go to the JSON ``output_fields`` only.
+rules an entry matches (Falco's order, one space before each), each as ``foo_bar=%foo.bar``.
+The suggested fields of a source (:func:`suggested_fields`) are ``static.<name>`` for each
+``static_fields`` entry (also readable in conditions), the container plugin's
+``container.id``/``container.name`` for ``syscall`` (the detector provides those fields
+itself), and every field a loaded plugin extracting on that source marks ``addOutput``; a
+suggested field the rule's output already shows is not added twice. ``extra_fields`` go to the
+JSON ``output_fields`` only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,17 +55,31 @@ class RuleSet:
     loaded_ns: int = field(default_factory=time.time_ns)
 
 
-def _suggested(entry: AppendOutput, source: str, config: FalcoConfig) -> list[tuple[str, str]]:
-    """(format, the field it shows) pairs an entry's ``suggested_output`` adds for ``source``."""
-    if not entry.suggested_output or (entry.source and entry.source != source):
-        return []
-    out = [(f"{name.replace('.', '_')}=%{name}", f"%{name}")
-           for name in SUGGESTED_FIELDS.get(source, ())]
-    out += [(f"static_{k}={v}", f"static_{k}=") for k, v in config.static_fields.items()]
+def suggested_fields(config: FalcoConfig, plugins: LoadedPlugins, source: str) -> list[str]:
+    """The fields Falco suggests for ``source``'s outputs, in its order: the ``static.*``
+    fields, then the plugins' (the container fields, which the detector provides itself, then
+    every field a loaded plugin extracting on ``source`` marks ``addOutput``)."""
+    from detector.rules.fields.registry import FIELDS
+
+    out = [f"static.{k}" for k in config.static_fields]
+    out += SUGGESTED_FIELDS.get(source, ())
+    for name, (_plugin, pf) in plugins.extractor_fields(source).items():
+        if pf.add_output and name not in out and not (source == "syscall" and name in FIELDS):
+            out.append(name)
     return out
 
 
-def output_extras(config: FalcoConfig, sources: Sequence[str]) -> list[Any]:
+def _suggested(entry: AppendOutput, source: str,
+               fields: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """(format, the field it shows) pairs an entry's ``suggested_output`` adds for ``source``:
+    ``foo_bar=%foo.bar`` as Falco writes them."""
+    if not entry.suggested_output or (entry.source and entry.source != source):
+        return []
+    return [(f"{name.replace('.', '_')}=%{name}", f"%{name}") for name in fields.get(source, ())]
+
+
+def output_extras(config: FalcoConfig, sources: Sequence[str],
+                  fields: Mapping[str, Sequence[str]]) -> list[Any]:
     """The rules loader's ``AppendOutput`` items for ``config.append_output``."""
     from detector.rules.load.loader import AppendOutput as LoaderAppend
 
@@ -72,15 +88,16 @@ def output_extras(config: FalcoConfig, sources: Sequence[str]) -> list[Any]:
         if entry.extra_output:
             out.append(LoaderAppend(entry.extra_output, entry.source, entry.tags, entry.rule))
         for source in sources:
-            for fmt, _shown in _suggested(entry, source, config):
+            for fmt, _shown in _suggested(entry, source, fields):
                 out.append(LoaderAppend(fmt, source, entry.tags, entry.rule))
     return out
 
 
-def _dedupe_suggested(output: str, config: FalcoConfig, source: str) -> str:
+def _dedupe_suggested(output: str, config: FalcoConfig, source: str,
+                      fields: Mapping[str, Sequence[str]]) -> str:
     """Drop an appended suggested field when the rule's own output already shows it."""
     for entry in config.append_output:
-        for fmt, shown in _suggested(entry, source, config):
+        for fmt, shown in _suggested(entry, source, fields):
             tail = " " + fmt
             if output.count(shown) > 1 and tail in output:
                 idx = output.rindex(tail)
@@ -129,23 +146,26 @@ def compile_rules(*, files: list[Path], config: FalcoConfig,
     from detector.plugins.fields import source_providers
     from detector.rules.engine import RuleSelector as EngineSelector
     from detector.rules.engine import RulesEngine
+    from detector.rules.fields.static import with_static_fields
     from detector.rules.load.loader import PROVIDED_PLUGINS, load_rules_files
 
     plugins = plugins or LoadedPlugins()
     provided = {**PROVIDED_PLUGINS, **plugins.versions()}
     # Every source: syscall plus the plugins' (rules of other sources: LOAD_UNKNOWN_SOURCE).
-    providers = source_providers(plugins)
     all_sources = ["syscall", *sorted(plugins.sources())]
+    providers = with_static_fields(source_providers(plugins), all_sources, config.static_fields)
+    suggested = {src: suggested_fields(config, plugins, src) for src in all_sources}
     ruleset = load_rules_files([str(p) for p in files], plugins=provided,
                                sources=set(all_sources), providers=providers,
-                               append_output=output_extras(config, all_sources))
+                               append_output=output_extras(config, all_sources, suggested))
     selectors = [EngineSelector(s.action == "enable", s.rule, s.tag)
                  for s in config.rule_selectors]
     if any(e.suggested_output for e in config.append_output):
         import dataclasses
 
         ruleset = dataclasses.replace(ruleset, rules=tuple(
-            dataclasses.replace(r, output=_dedupe_suggested(r.output, config, r.source))
+            dataclasses.replace(r, output=_dedupe_suggested(r.output, config, r.source,
+                                                            suggested))
             for r in ruleset.rules))
     host = hostname()
     engines: dict[str, EngineLike] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from detector.config import FalcoConfig
 from detector.runtime.protocols import Service
@@ -21,7 +21,10 @@ log = logging.getLogger("detector.runtime")
 FALCO_COMPAT_VERSION = "0.42.0"  # the Falco release whose behaviour the detector follows
 
 
-def versions_object(plugin_versions: dict[str, str]) -> dict[str, Any]:
+Versions = dict[str, str | dict[str, str]]  # the /versions object
+
+
+def versions_object(plugin_versions: dict[str, str]) -> Versions:
     """The /versions object, in Falco's shape."""
     from detector.plugins import PLUGIN_API_VERSION
     from detector.rules.versions import ENGINE_VERSION
@@ -51,7 +54,7 @@ class Services:
         self.follow: Service | None = None
         self._started: list[Service] = []
 
-    def start_webserver(self, config: FalcoConfig, versions: dict[str, Any],
+    def start_webserver(self, config: FalcoConfig, versions: Versions,
                         metrics_text: Callable[[], str]) -> None:
         from detector.webserver import WebEndpoints, WebServer
 

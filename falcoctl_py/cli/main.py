@@ -185,10 +185,25 @@ def _plain_metavars(command: Any) -> None:
             param.__class__ = _PlainArgument
 
 
-def command() -> Any:
-    """The Click command of the whole CLI, with plain metavars."""
+def _plain_help(command: Any) -> None:
+    """Help as Click's plain text (no boxes, nothing cut): for a pipe or a file. A command's
+    line in its group's list is its help's whole first paragraph (Click would cut it at 45
+    characters with ``...``)."""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+        if not sub.short_help and sub.help:
+            sub.short_help = " ".join(sub.help.split("\n\n")[0].split())
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None
+
+
+def command(*, styled: bool | None = None) -> Any:
+    """The Click command of the whole CLI, with plain metavars; its help is drawn with boxes
+    only when ``styled`` (default: stdout is a terminal)."""
     built = typer.main.get_command(app)
     _plain_metavars(built)
+    if not (sys.stdout.isatty() if styled is None else styled):
+        _plain_help(built)
     return built
 
 

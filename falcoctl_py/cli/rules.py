@@ -36,7 +36,13 @@ def echo_json_lines(outcomes: Iterable[Any]) -> None:
 
 
 def rules_validate(
-    files: FilesArg,
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="Rules files (or directories of *.yaml files), loaded in order (default with "
+        "-c: the config's rules_files).", show_default=False)] = None,
+    falco_config: Annotated[Path | None, typer.Option(
+        "-c", "--falco-config", help="falco.yaml whose plugins (load_plugins) are loaded "
+        "first, so plugin rules files validate with their fields and versions.",
+        show_default=False)] = None,
     output: OutputOpt = OutputFormat.human,
     first_error: Annotated[bool, typer.Option(
         "--first-error", help="Stop each file at its first error, as Falco does.")] = False,
@@ -44,7 +50,16 @@ def rules_validate(
     """Load rules files like 'falco -V'; exit 0 only when every file loads."""
     from detector.rules.commands import validate
 
-    report = validate(paths=files, first_error=first_error)
+    if falco_config is not None:
+        from detector.runtime.validate import validate_with_config
+
+        report = validate_with_config(config_path=falco_config, paths=files or [],
+                                      first_error=first_error)
+    elif not files:
+        raise UsageError("missing rules files", hint="give FILES, or -c falco.yaml to "
+                         "validate its rules_files")
+    else:
+        report = validate(paths=files, first_error=first_error)
     if output is OutputFormat.human:
         for result in report.results:
             typer.echo(result.as_text())

@@ -326,3 +326,18 @@ def test_r_and_c_are_relative_to_the_current_directory(tmp_path: Path,
     cfg = load_config(path=Path("cfg/falco.yaml"), rules_files=["mine.yaml"])
     assert cfg.path == tmp_path / "cfg/falco.yaml"
     assert cfg.rules_files == (str(tmp_path / "mine.yaml"),)
+
+
+def test_relative_rules_files_in_falco_yaml_open_from_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Falco opens a relative rules_files entry as given: from the cwd, not the config's
+    folder; so does a relative config_files entry."""
+    _write(tmp_path / "cfg/falco.yaml", "rules_files: [rules/a.yaml, rules.d]\n"
+           "config_files: [extra.yaml]\n")
+    _write(tmp_path / "extra.yaml", "json_output: true\n")
+    _write(tmp_path / "cfg/extra.yaml", "json_output: false\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(path=Path("cfg/falco.yaml"))
+    assert cfg.rules_files == (str(tmp_path / "rules/a.yaml"), str(tmp_path / "rules.d"))
+    assert cfg.json_output is True  # ./extra.yaml, not cfg/extra.yaml
+    assert tmp_path / "extra.yaml" in cfg.files

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from detector.events import ThreadInfo
 from detector.plugins.base import PluginEventRef
 from detector.plugins.native import NativePlugin
+from detector.plugins.threadview import FIELD_NAMES, ThreadView
 from tests.realparts import need_binary
 
 DATA = Path(__file__).parent / "data"
-THREADS = {7: {"comm": "bash", "pid": 7, "exe": "/bin/bash"}}
+THREADS = ThreadView({7: ThreadInfo(tid=7, pid=7, comm="bash", exe="/bin/bash")})
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +34,12 @@ def sdk_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_init_reads_tables_and_logs(sdk_lib: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, "detector.plugins")
-    plugin = NativePlugin("sdkstyle", sdk_lib, threads=THREADS.get)
+    plugin = NativePlugin("sdkstyle", sdk_lib, threads=THREADS)
     try:
         assert plugin.info.sourcing and plugin.info.extraction
         logged = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
         assert ("detector.plugins.sdkstyle", logging.INFO,
-                "threads table has 7 fields") in logged
+                f"threads table has {len(FIELD_NAMES)} fields") in logged
         assert ("detector.plugins.sdkstyle", logging.DEBUG, "[sdkstyle-init] ready") in logged
     finally:
         plugin.destroy()
@@ -57,21 +59,21 @@ def test_events_stamped_minus_one_get_the_current_time(sdk_lib: Path) -> None:
 
 
 def test_extraction_reads_the_threads_table(sdk_lib: Path) -> None:
-    plugin = NativePlugin("sdkstyle", sdk_lib, threads=THREADS.get)
+    plugin = NativePlugin("sdkstyle", sdk_lib, threads=THREADS)
     try:
         known = PluginEventRef(num=1, ts=1, data=b"", source="syscall", tid=7)
         unknown = PluginEventRef(num=2, ts=2, data=b"", source="syscall", tid=8)
         assert plugin.extract_many(known, [("sdk.comm", None), ("sdk.nfields", None)]) == [
-            "bash", 7]
+            "bash", len(FIELD_NAMES)]
         assert plugin.extract(unknown, "sdk.comm", None) is None
     finally:
         plugin.destroy()
 
 
 def test_parsing_writes_a_field_extraction_reads(sdk_lib: Path) -> None:
-    plugin = NativePlugin("sdkstyle", sdk_lib, threads=THREADS.get)
+    plugin = NativePlugin("sdkstyle", sdk_lib, threads=THREADS)
     try:
-        assert plugin.parse_sources == ["syscall"]
+        assert plugin.info.parse_sources == ["syscall"]
         evt = PluginEventRef(num=1, ts=1, data=b"", source="syscall", tid=7)
         assert plugin.extract(evt, "sdk.cid", None) == ""  # not parsed yet: empty
         assert plugin.parse(evt)

@@ -39,9 +39,10 @@ def _event(num: int, type_: str) -> Event:
                  thread=ThreadInfo(tid=7, pid=7, comm="cat", container=ctr))
 
 
-def _run(tmp_path: Path, *options: str, json_output: bool = True) -> list[Any]:
+def _run(tmp_path: Path, *options: str, json_output: bool = True,
+         rules_text: str = RULES) -> list[Any]:
     rules = tmp_path / "r.yaml"
-    rules.write_text(RULES)
+    rules.write_text(rules_text)
     out = tmp_path / "alerts.txt"
     cfg = load_config(overrides=[
         f"rules_files=[{rules}]", "stdout_output.enabled=false", "file_output.enabled=true",
@@ -91,11 +92,23 @@ def test_match_extra_output_extra_fields_and_static_fields(tmp_path: Path) -> No
     assert "fs=" in opened["output"] and "fs=" not in closed["output"]
     assert "never" not in opened["output"] + closed["output"]
     # entries apply in order, each one's text after the previous one's
-    assert opened["output"].endswith("container_name=web-1 static_env=prod fs=<NA>")
+    # Falco's order of suggested fields: the static ones, then the (container) plugin's
+    assert opened["output"].endswith(
+        "(proc=cat) static_env=prod container_id=0123456789ab container_name=web-1 fs=<NA>")
+    assert opened["output_fields"]["static.env"] == "prod"
     assert closed["output_fields"]["evt.type"] == "close"
     assert closed["output_fields"]["team"] == "team cat"
     assert "team" not in opened["output_fields"]
     assert "team" not in closed["output"]  # extra fields are JSON only
+
+
+def test_static_fields_are_read_in_conditions(tmp_path: Path) -> None:
+    """As Falco (libsinsp's static filtercheck on every source): ``static.*`` in conditions."""
+    rules = RULES.replace("evt.type = openat and", "static.env = prod and").replace(
+        "evt.type = close and", "static.env = dev and")
+    alerts = _run(tmp_path, "static_fields={env: prod}", "append_output=[]",
+                  rules_text=rules)
+    assert [a["rule"] for a in alerts] == ["Cat opens", "Cat opens"]
 
 
 def test_text_alerts_carry_the_suggested_fields(tmp_path: Path) -> None:
