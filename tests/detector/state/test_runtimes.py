@@ -31,6 +31,8 @@ from tests.runtimes_parts import Containerd, Docker, running_containerd, running
 
 PROTO = Path(__file__).resolve().parents[3] / "detector" / "state" / "runtimes" / "proto"
 CTR_ID = "c0ffee" + "0123456789abcdef" * 3 + "0123456789"  # 64 hex: what nerdctl would use
+NAMED_ID = "test1"  # `ctr run <image> test1`: an id that is a name
+LONG_ID = "fpy-named_container.1"  # a name longer than 12 characters
 POD_UID = "0b3e0f4c-1b2a-4c1e-9d2f-5a3e8f0c2b11"
 
 
@@ -117,6 +119,8 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
                                    "nginx", {"io.kubernetes.container.name": "nginx"})
         ctd.cri = (sandbox, cid)
         ctd.run(CTR_ID, labels={"team": "blue"}, privileged=True)
+        ctd.run(NAMED_ID, labels={"team": "red"})
+        ctd.run(LONG_ID)
         yield ctd
 
 
@@ -158,6 +162,31 @@ def test_ctr_run_container_fields(containerd: Containerd) -> None:
     assert info.image == containerd.image and info.image_digest.startswith("sha256:")
     assert info.name == CTR_ID and info.pod_name is None
     mgr.close()
+
+
+@pytest.mark.parametrize("cid", [NAMED_ID, LONG_ID])
+def test_ctr_run_with_a_name_is_a_container_not_the_host(containerd: Containerd, cid: str) -> None:
+    """As the container plugin: ``/<namespace>/<name>`` is a containerd container."""
+    from detector.state.containers import parse_cgroup
+
+    found = parse_cgroup(_cgroup(_task_pid(containerd, cid, "default")))
+    assert found == ("containerd", cid, "default")  # was None (host) for a non-hex id
+    mgr = ContainerManager(engines=_engines(containerd))
+    info = mgr.get(found[0], found[1], namespace=found[2])
+    assert mgr.wait_idle(20)
+    assert (info.id, info.full_id, info.name) == (cid[:12], cid, cid)
+    assert info.image == containerd.image
+    mgr.close()
+
+
+def test_real_kernel_events_in_a_named_ctr_container(containerd: Containerd) -> None:
+    """The kernel's events in ``ctr run ... fpy-named_container.1``: container.id is its first
+    12 characters (the plugin's), container.name the whole name."""
+    ev = exec_seen(_engines(containerd), lambda: containerd.ctr(
+        "tasks", "exec", "--exec-id", "fpy3", LONG_ID, "/bin/cat", "/etc/passwd"), LONG_ID)
+    assert _field(ev, "container.id") == "fpy-named_co"
+    assert _field(ev, "container.name") == LONG_ID
+    assert _field(ev, "container.type") == "containerd"
 
 
 def _engines(ctd: Containerd, **kw: object) -> Engines:
