@@ -48,6 +48,7 @@ transformers, values, lists) are read by :mod:`detector.rules.lang.operands`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from detector.rules.errors import ConditionSyntaxError
 from detector.rules.lang import tokens as tok
@@ -82,39 +83,30 @@ class _Parser(OperandParser):
 
     def parse_or(self) -> Expr:
         pos = self.pos()
-        self.guard()
-        self.blank()
-        children = [self.parse_and()]
-        self.blank()
-        while self.lit("or"):
-            if not self.blank():
-                if self.lit("("):
-                    children.append(self.parse_embedded())
-                else:
-                    raise Fail("expected blank or '(' after 'or'")
-            else:
-                children.append(self.parse_and())
-            self.blank()
-        self.depth -= 1
+        children = self._chain("or", self.parse_and)
         return Or(tuple(children), pos) if len(children) > 1 else children[0]
 
     def parse_and(self) -> Expr:
         pos = self.pos()
+        children = self._chain("and", self.parse_not)
+        return And(tuple(children), pos) if len(children) > 1 else children[0]
+
+    def _chain(self, word: str, operand: Callable[[], Expr]) -> list[Expr]:
+        """``operand (word operand)*``; a ``(`` right after ``word`` (no blank) opens a group."""
         self.guard()
         self.blank()
-        children = [self.parse_not()]
+        children = [operand()]
         self.blank()
-        while self.lit("and"):
-            if not self.blank():
-                if self.lit("("):
-                    children.append(self.parse_embedded())
-                else:
-                    raise Fail("expected blank or '(' after 'and'")
+        while self.lit(word):
+            if self.blank():
+                children.append(operand())
+            elif self.lit("("):
+                children.append(self.parse_embedded())
             else:
-                children.append(self.parse_not())
+                raise Fail(f"expected blank or '(' after '{word}'")
             self.blank()
         self.depth -= 1
-        return And(tuple(children), pos) if len(children) > 1 else children[0]
+        return children
 
     def parse_not(self) -> Expr:
         pos = self.pos()
