@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from detector.state.containers import ContainerManager, backends_for
 from detector.state.runtimes.engines import DEFAULT_SOCKETS, Engines, engines_from_init_config
 from detector.state.runtimes.podman_storage import PodmanStorage
 from detector.state.tracker import StateTracker
+from tests.detector.state.stream_parts import read_until
 from tests.eventually import eventually
 from tests.realparts import Container
 from tests.runtimes_parts import Containerd, Docker, running_containerd, running_docker
@@ -214,17 +214,18 @@ def exec_seen(engines: Engines, action: Callable[[], object], full_id: str) -> E
     try:
         tracker.scan()
         assert tracker.containers.wait_idle(20)
-        threading.Thread(target=lambda: (time.sleep(0.3), action())).start()
-        deadline = time.monotonic() + 30
-        for ev in tracker.stream(source.events(until=lambda: bool(seen) or
-                                               time.monotonic() > deadline)):
-            if ev is not None and ev.type == "execve" and ev.thread is not None \
-                    and ev.thread.comm == "cat" and ev.thread.container.full_id == full_id:
+        threading.Thread(target=action).start()  # the source records from open(): no race
+
+        def handle(ev: Event) -> None:
+            if ev.type == "execve" and ev.thread is not None and ev.thread.comm == "cat" \
+                    and ev.thread.container.full_id == full_id:
                 seen.append(ev)
+
+        read_until(source, tracker, handle, lambda: bool(seen),
+                   what=f"an execve of cat in container {full_id[:12]}")
     finally:
         source.close()
         tracker.close()
-    assert seen, f"no execve of cat in container {full_id[:12]}"
     return seen[0]
 
 
