@@ -145,9 +145,12 @@ def check(*, root: str = "/") -> CheckReport:
     checks.append(Check("privileges", not lack.names, detail, privileges.fix(lack)))
     ok, detail = (_bpf_syscall_works() if lack.can_load_bpf
                   else (False, f"not tried without {' and '.join(lack.bpf)}"))
-    checks.append(
-        Check("bpf", ok, detail, "use a kernel with CONFIG_BPF_SYSCALL and run as root")
-    )
+    fix = "use a kernel with CONFIG_BPF_SYSCALL and run as root"
+    if not ok and detail.endswith("EPERM") and privileges.seccomp_filtered():
+        detail += " (a seccomp filter applies)"
+        fix = ("a seccomp profile blocks bpf(2): run the container with --privileged, "
+               "--cap-add=SYS_ADMIN or --security-opt seccomp=unconfined")
+    checks.append(Check("bpf", ok, detail, fix))
     btf = os.path.join(root, BTF_PATH.lstrip("/"))
     checks.append(
         Check(

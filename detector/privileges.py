@@ -47,14 +47,29 @@ class Missing:
 
 def effective() -> int:
     """This process's effective capability set (``CapEff`` of /proc/self/status; 0 unknown)."""
+    value = _status_field("CapEff")
+    try:
+        return int(value, 16) if value else 0
+    except ValueError:
+        return 0
+
+
+def seccomp_filtered() -> bool:
+    """Whether a seccomp filter applies to this process (a container runtime's default
+    profile lets bpf(2) through only with CAP_SYS_ADMIN)."""
+    return _status_field("Seccomp") == "2"
+
+
+def _status_field(name: str) -> str | None:
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except (OSError, ValueError):
+                key, _, value = line.partition(":")
+                if key == name:
+                    return value.strip()
+    except OSError:
         pass
-    return 0
+    return None
 
 
 def kernel_version(release: str) -> tuple[int, int]:

@@ -78,3 +78,35 @@ def test_root_without_ptrace_is_told_that_one_only() -> None:
     assert report["rc"] == 1 and not priv["ok"]
     assert priv["detail"].endswith("missing CAP_SYS_PTRACE")
     assert report["by_name"]["bpf"]["ok"]
+
+
+def _check_in_image(*flags: str) -> dict[str, Any]:
+    from tests.kube_parts import built_image
+    from tests.realparts import PODMAN_BASE, PODMAN_LIMITS
+
+    image = built_image()
+    proc = subprocess.run(
+        ["podman", *PODMAN_BASE, "run", "--rm", *PODMAN_LIMITS, *flags, image,
+         "driver", "check", "-o", "json"],
+        capture_output=True, text=True, timeout=300, check=False)
+    report: dict[str, Any] = json.loads(proc.stdout)
+    report["by_name"] = {c["name"]: c for c in report["checks"]}
+    return report
+
+
+def test_a_container_with_every_capability_dropped_is_told_what_to_add() -> None:
+    report = _check_in_image("--cap-drop=all")
+    priv = report["by_name"]["privileges"]
+    assert not report["ok"] and not priv["ok"]
+    assert "missing CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE" in priv["detail"]
+
+
+def test_a_seccomp_profile_blocking_bpf_is_named() -> None:
+    """The runtime's default seccomp profile lets bpf(2) through only with CAP_SYS_ADMIN."""
+    need_bpf()
+    report = _check_in_image("--cap-drop=all", "--cap-add=BPF", "--cap-add=PERFMON",
+                             "--cap-add=SYS_PTRACE")
+    assert report["by_name"]["privileges"]["ok"]
+    bpf = report["by_name"]["bpf"]
+    assert not bpf["ok"] and bpf["detail"].endswith("EPERM (a seccomp filter applies)")
+    assert "seccomp=unconfined" in bpf["fix"]
