@@ -26,6 +26,8 @@ from collections import deque
 from detector.events import ContainerInfo, Event, ThreadInfo
 from detector.state import procfs
 from detector.state.args import arg, as_int, as_str
+from detector.state.clones import CLONE_FILES as CLONE_FILES  # re-exported
+from detector.state.clones import CLONE_NEWPID as CLONE_NEWPID  # re-exported
 from detector.state.clones import CLONE_PARENT as CLONE_PARENT  # re-exported
 from detector.state.clones import CLONE_THREAD as CLONE_THREAD  # re-exported
 from detector.state.clones import child_of, clone_flags, copy_thread, inherited_fds
