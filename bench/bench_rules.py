@@ -93,105 +93,135 @@ def _proc(tid: int, comm: str, exe: str, args: list[str], parent: ThreadInfo | N
     return th
 
 
+PATHS = ["/etc/ld.so.cache", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/proc/self/status",
+         "/etc/passwd", "/tmp/build/obj.o", "/var/log/nginx/access.log",
+         "/etc/nginx/nginx.conf", "/usr/share/zoneinfo/UTC", "/home/dev/src/main.py",
+         "/root/.bashrc", "/usr/bin/ls", "/dev/null", "/var/lib/dpkg/status", "/etc/hosts",
+         "/usr/lib/python3.11/os.py", "/proc/meminfo", "/sys/fs/cgroup/cpu.max",
+         "/usr/share/locale/locale.alias", "/etc/nsswitch.conf", "/tmp/pip-build/setup.py"]
+RARE = ["/etc/shadow", "/etc/sudoers", "/root/.ssh/authorized_keys"]  # alert-worthy
+IPS = [("10.0.0.5", 443), ("142.250.72.14", 443), ("127.0.0.1", 6379),
+       ("169.254.169.254", 80), ("192.168.1.20", 22)]
+KINDS = (["openat"] * 45 + ["open"] * 4 + ["execve"] * 8 + ["connect"] * 12
+         + ["accept"] * 5 + ["dup2"] * 5 + ["close"] * 10 + ["symlinkat"] * 2
+         + ["ptrace"] * 1 + ["socket"] * 3 + ["sendto"] * 3 + ["setuid"] * 1 + ["link"] * 1)
+
+
+class _World:
+    """The process trees the stream's events come from: a shell, a container, cron, sshd."""
+
+    def __init__(self) -> None:
+        host = ContainerInfo()
+        ctr = ContainerInfo(id="3ad7b26ded6d", full_id="3ad7b26ded6d" + "0" * 52, type="podman",
+                            name="web", image="docker.io/library/nginx:1.25",
+                            image_repository="docker.io/library/nginx", image_tag="1.25",
+                            privileged=False, start_ts=1_700_000_000 * 10**9,
+                            labels={"io.kubernetes.pod.namespace": "shop"})
+        systemd = _proc(1, "systemd", "/sbin/init", [], None, host)
+        sshd = _proc(800, "sshd", "/usr/sbin/sshd", ["-D"], systemd, host)
+        self.bash = _proc(1200, "bash", "-bash", [], sshd, host, uid=1000,
+                          exepath="/usr/bin/bash")
+        conmon = _proc(2000, "conmon", "/usr/bin/conmon", ["-c", "3ad7b26ded6d"], systemd, host)
+        nginx = _proc(2001, "nginx", "nginx", ["-g", "daemon off;"], conmon, ctr,
+                      exepath="/usr/sbin/nginx")
+        self.worker = _proc(2002, "nginx", "nginx", [], nginx, ctr, uid=101,
+                            exepath="/usr/sbin/nginx")
+        cron = _proc(900, "cron", "/usr/sbin/cron", ["-f"], systemd, host)
+        # (parent, what it runs): weighted 60/5/25/10 when choosing who execs
+        self.procs = [
+            (self.bash, ["ls", "cat", "grep", "git", "python3", "vim", "curl", "ps", "sh"]),
+            (nginx, ["nginx"] * 9 + ["sh"]),
+            (cron, ["sh", "run-parts", "logrotate"]),
+            (sshd, ["sshd", "bash"]),
+        ]
+        self.live: list[ThreadInfo] = [self.bash, nginx, self.worker, cron, sshd]
+        self.next_tid = 5000
+
+
 def make_stream(n: int, seed: int = 7) -> list[Event]:
     """A reproducible stream of syscall exit events from realistic process trees."""
     rnd = random.Random(seed)
-    host = ContainerInfo()
-    ctr = ContainerInfo(id="3ad7b26ded6d", full_id="3ad7b26ded6d" + "0" * 52, type="podman",
-                        name="web", image="docker.io/library/nginx:1.25",
-                        image_repository="docker.io/library/nginx", image_tag="1.25",
-                        privileged=False, start_ts=1_700_000_000 * 10**9,
-                        labels={"io.kubernetes.pod.namespace": "shop"})
-    systemd = _proc(1, "systemd", "/sbin/init", [], None, host)
-    sshd = _proc(800, "sshd", "/usr/sbin/sshd", ["-D"], systemd, host)
-    bash = _proc(1200, "bash", "-bash", [], sshd, host, uid=1000, exepath="/usr/bin/bash")
-    conmon = _proc(2000, "conmon", "/usr/bin/conmon", ["-c", "3ad7b26ded6d"], systemd, host)
-    nginx = _proc(2001, "nginx", "nginx", ["-g", "daemon off;"], conmon, ctr,
-                  exepath="/usr/sbin/nginx")
-    worker = _proc(2002, "nginx", "nginx", [], nginx, ctr, uid=101, exepath="/usr/sbin/nginx")
-    cron = _proc(900, "cron", "/usr/sbin/cron", ["-f"], systemd, host)
-    procs = [
-        (bash, ["ls", "cat", "grep", "git", "python3", "vim", "curl", "ps", "sh"]),
-        (nginx, ["nginx"] * 9 + ["sh"]),
-        (cron, ["sh", "run-parts", "logrotate"]),
-        (sshd, ["sshd", "bash"]),
-    ]
-    paths = ["/etc/ld.so.cache", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/proc/self/status",
-             "/etc/passwd", "/tmp/build/obj.o", "/var/log/nginx/access.log",
-             "/etc/nginx/nginx.conf", "/usr/share/zoneinfo/UTC", "/home/dev/src/main.py",
-             "/root/.bashrc", "/usr/bin/ls", "/dev/null", "/var/lib/dpkg/status", "/etc/hosts",
-             "/usr/lib/python3.11/os.py", "/proc/meminfo", "/sys/fs/cgroup/cpu.max",
-             "/usr/share/locale/locale.alias", "/etc/nsswitch.conf", "/tmp/pip-build/setup.py"]
-    rare = ["/etc/shadow", "/etc/sudoers", "/root/.ssh/authorized_keys"]  # alert-worthy
-    ips = [("10.0.0.5", 443), ("142.250.72.14", 443), ("127.0.0.1", 6379),
-           ("169.254.169.254", 80), ("192.168.1.20", 22)]
-    kinds = (["openat"] * 45 + ["open"] * 4 + ["execve"] * 8 + ["connect"] * 12
-             + ["accept"] * 5 + ["dup2"] * 5 + ["close"] * 10 + ["symlinkat"] * 2
-             + ["ptrace"] * 1 + ["socket"] * 3 + ["sendto"] * 3 + ["setuid"] * 1 + ["link"] * 1)
+    world = _World()
     out: list[Event] = []
-    next_tid = 5000
-    live: list[ThreadInfo] = [bash, nginx, worker, cron, sshd]
     for num in range(1, n + 1):
         ts = 1_700_000_100 * 10**9 + num * 1000
-        kind = rnd.choice(kinds)
-        th = rnd.choice(live)
+        kind = rnd.choice(KINDS)
+        th = rnd.choice(world.live)
         ev = Event(num=num, ts=ts, type=kind, tid=th.tid, thread=th)
         if kind in ("openat", "open"):
-            path = rnd.choice(rare) if rnd.random() < 0.004 else rnd.choice(paths)
-            writable = path.startswith(("/tmp/", "/var/log/", "/home/"))
-            flags = rnd.choice([0o1, 0o101, 0o1101, 0o2, 0o2000000]) if writable \
-                or rnd.random() < 0.002 else rnd.choice([0, 0o2000000, 0o4000])
-            fdn = rnd.choice([3, 4, 5, -2])
-            ev.res = fdn
-            ev.args = {"fd": fdn, "dirfd": -100, "name": path, "flags": flags, "mode": 0o644}
-            if fdn >= 0:
-                ev.fd = FdInfo(fdn, "file", path, path, open_flags=flags)
+            _open(ev, rnd)
         elif kind == "setuid" and rnd.random() < 0.9:
             ev.type, ev.res, ev.args = "getuid", 1000, {"res": 1000}
         elif kind == "execve":
-            parent, comms = rnd.choices(procs, weights=(60, 5, 25, 10))[0]
-            comm = rnd.choice(comms)
-            next_tid += 1
-            child = _proc(next_tid, comm, comm, ["-c", "true"] if comm == "sh" else ["x"],
-                          parent, parent.container, uid=parent.uid)
-            child.tty = 34816 if parent is bash else 0
-            ev.thread, ev.tid, ev.res = child, child.tid, 0
-            ev.args = {"res": 0, "exe": comm, "args": b"x", "cwd": "/root"}
-            live.append(child)
-            if len(live) > 40:
-                live.pop(5)
+            _execve(ev, rnd, world)
         elif kind in ("connect", "sendto", "accept"):
-            if th.comm not in ("nginx", "curl", "python3", "git"):
-                th = worker
-                ev.thread, ev.tid = th, th.tid
-            ip, port = ips[3] if rnd.random() < 0.005 else rnd.choice(ips[:3] + ips[4:])
-            ev.res = rnd.choice([0, 0, -115])
-            ev.args = {"res": ev.res, "fd": 6, "tuple": f"10.0.0.2:40000->{ip}:{port}"}
-            ev.fd = FdInfo(6, "ipv4", f"10.0.0.2:40000->{ip}:{port}", l4proto="tcp",
-                           cip="10.0.0.2", cport=40000, sip=ip, sport=port, lip="10.0.0.2",
-                           lport=40000, rip=ip, rport=port, connected=True, sockfamily="ip")
-        elif kind == "dup2":
-            ev.res = rnd.choice([0, 1, 2, 7])
-            ev.args = {"res": ev.res, "oldfd": 6, "newfd": ev.res}
-            kind_ = "ipv4" if rnd.random() < 0.03 else rnd.choice(["file", "pipe"])
-            ev.fd = FdInfo(ev.res, kind_, "10.0.0.2:1->1.2.3.4:4444")
-        elif kind == "symlinkat":
-            ev.res = 0
-            target = "/etc/shadow" if rnd.random() < 0.02 else "/tmp/build/out.so"
-            ev.args = {"res": 0, "target": target, "linkdirfd": -100, "linkpath": "/tmp/link"}
-        elif kind == "ptrace":
-            ev.res = 0
-            request = rnd.choice([16, 0x4206]) if rnd.random() < 0.05 else rnd.choice([2, 3, 24])
-            ev.args = {"res": 0, "request": request, "pid": 1200}
-        elif kind == "socket":
-            ev.res = 5
-            domain = 17 if rnd.random() < 0.02 else rnd.choice([1, 2, 10])
-            ev.args = {"fd": 5, "domain": domain, "type": 1, "proto": 0}
+            _connect(ev, rnd, world)
         else:
-            ev.res = 0
-            ev.args = {"res": 0}
+            _other(ev, rnd)
         out.append(ev)
     return out
+
+
+def _open(ev: Event, rnd: random.Random) -> None:
+    path = rnd.choice(RARE) if rnd.random() < 0.004 else rnd.choice(PATHS)
+    writable = path.startswith(("/tmp/", "/var/log/", "/home/"))
+    flags = rnd.choice([0o1, 0o101, 0o1101, 0o2, 0o2000000]) if writable \
+        or rnd.random() < 0.002 else rnd.choice([0, 0o2000000, 0o4000])
+    fdn = rnd.choice([3, 4, 5, -2])
+    ev.res = fdn
+    ev.args = {"fd": fdn, "dirfd": -100, "name": path, "flags": flags, "mode": 0o644}
+    if fdn >= 0:
+        ev.fd = FdInfo(fdn, "file", path, path, open_flags=flags)
+
+
+def _execve(ev: Event, rnd: random.Random, world: _World) -> None:
+    parent, comms = rnd.choices(world.procs, weights=(60, 5, 25, 10))[0]
+    comm = rnd.choice(comms)
+    world.next_tid += 1
+    child = _proc(world.next_tid, comm, comm, ["-c", "true"] if comm == "sh" else ["x"],
+                  parent, parent.container, uid=parent.uid)
+    child.tty = 34816 if parent is world.bash else 0
+    ev.thread, ev.tid, ev.res = child, child.tid, 0
+    ev.args = {"res": 0, "exe": comm, "args": b"x", "cwd": "/root"}
+    world.live.append(child)
+    if len(world.live) > 40:
+        world.live.pop(5)
+
+
+def _connect(ev: Event, rnd: random.Random, world: _World) -> None:
+    th = ev.thread
+    if th is None or th.comm not in ("nginx", "curl", "python3", "git"):
+        ev.thread, ev.tid = world.worker, world.worker.tid
+    ip, port = IPS[3] if rnd.random() < 0.005 else rnd.choice(IPS[:3] + IPS[4:])
+    ev.res = rnd.choice([0, 0, -115])
+    ev.args = {"res": ev.res, "fd": 6, "tuple": f"10.0.0.2:40000->{ip}:{port}"}
+    ev.fd = FdInfo(6, "ipv4", f"10.0.0.2:40000->{ip}:{port}", l4proto="tcp",
+                   cip="10.0.0.2", cport=40000, sip=ip, sport=port, lip="10.0.0.2",
+                   lport=40000, rip=ip, rport=port, connected=True, sockfamily="ip")
+
+
+def _other(ev: Event, rnd: random.Random) -> None:
+    kind = ev.type
+    if kind == "dup2":
+        ev.res = rnd.choice([0, 1, 2, 7])
+        ev.args = {"res": ev.res, "oldfd": 6, "newfd": ev.res}
+        kind_ = "ipv4" if rnd.random() < 0.03 else rnd.choice(["file", "pipe"])
+        ev.fd = FdInfo(ev.res, kind_, "10.0.0.2:1->1.2.3.4:4444")
+    elif kind == "symlinkat":
+        ev.res = 0
+        target = "/etc/shadow" if rnd.random() < 0.02 else "/tmp/build/out.so"
+        ev.args = {"res": 0, "target": target, "linkdirfd": -100, "linkpath": "/tmp/link"}
+    elif kind == "ptrace":
+        ev.res = 0
+        request = rnd.choice([16, 0x4206]) if rnd.random() < 0.05 else rnd.choice([2, 3, 24])
+        ev.args = {"res": 0, "request": request, "pid": 1200}
+    elif kind == "socket":
+        ev.res = 5
+        domain = 17 if rnd.random() < 0.02 else rnd.choice([1, 2, 10])
+        ev.args = {"fd": 5, "domain": domain, "type": 1, "proto": 0}
+    else:
+        ev.res = 0
+        ev.args = {"res": 0}
 
 
 def _engine_or_index(paths: list[Path]) -> tuple[Any, list[tuple[str, Any]], str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 
 from detector.events import ContainerInfo, Event, ThreadInfo
 from detector.sources.capture import CaptureWriter
@@ -144,9 +145,9 @@ def _containers() -> None:
           f"({named}/{CONTAINERS} named after the storm)")
 
 
-def _rate(fn: object, events: list[Event]) -> float:
+def _rate(fn: Callable[[list[Event]], object], events: list[Event]) -> float:
     started = time.perf_counter()
-    fn(events)  # type: ignore[operator]
+    fn(events)
     return len(events) / (time.perf_counter() - started)
 
 
@@ -171,7 +172,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bench.jsonl")
         writer = CaptureWriter(path)
-        cap = _rate(lambda evs: [writer.write(e) for e in evs], events)
+        def capture(evs: list[Event]) -> None:
+            for e in evs:
+                writer.write(e)
+
+        cap = _rate(capture, events)
         writer.close()
         size = os.path.getsize(path)
         replay = _rate(lambda _evs: sum(1 for _ in ReplaySource(path)), events)

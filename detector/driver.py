@@ -9,7 +9,6 @@ Every function here takes keyword arguments and returns plain dataclasses.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import glob
 import json
@@ -20,6 +19,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detector import privileges
 from detector.errors import DetectorError
 
 TRACEFS = "/sys/kernel/tracing"
@@ -28,9 +28,8 @@ PACKAGES = ("python3-bpfcc", "linux-headers-amd64")
 # A file that records which links/mounts `driver install` made, so `driver cleanup` removes
 # exactly those and nothing a packager or administrator made.
 STATE_FILE = "/var/lib/falcoctl-py/driver-install.json"
-CAP_SYS_ADMIN = 21
-CAP_BPF = 39
-CAP_PERFMON = 38
+BPF_MAP_CREATE = 0
+BPF_MAP_TYPE_ARRAY = 2
 
 
 @dataclass
@@ -91,17 +90,6 @@ def _version_key(name: str) -> list[int]:
     return [int(x) for x in re.findall(r"\d+", name)]
 
 
-def _capabilities() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return 0
-
-
 def _tracefs_mounted(path: str = TRACEFS) -> bool:
     try:
         with open("/proc/self/mounts") as fh:
@@ -116,7 +104,7 @@ def _tracefs_mounted(path: str = TRACEFS) -> bool:
 
 def _bpf_syscall_works() -> tuple[bool, str]:
     """Create and close a tiny BPF array map through the bpf(2) syscall."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    from detector.bpf.loader import bpf_syscall
 
     class MapAttr(ctypes.Structure):
         _fields_ = [
@@ -124,14 +112,15 @@ def _bpf_syscall_works() -> tuple[bool, str]:
             ("key_size", ctypes.c_uint32),
             ("value_size", ctypes.c_uint32),
             ("max_entries", ctypes.c_uint32),
-            ("pad", ctypes.c_char * 112),
         ]
 
-    attr = MapAttr(2, 4, 4, 1)  # BPF_MAP_TYPE_ARRAY
-    fd = libc.syscall(321, 0, ctypes.byref(attr), ctypes.sizeof(attr))  # BPF_MAP_CREATE
-    if fd < 0:
-        err = ctypes.get_errno()
-        return False, f"bpf(BPF_MAP_CREATE) failed: {errno.errorcode.get(err, err)}"
+    try:
+        fd = bpf_syscall(BPF_MAP_CREATE, MapAttr(BPF_MAP_TYPE_ARRAY, 4, 4, 1))
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        return False, f"bpf(BPF_MAP_CREATE) failed: {name}"
+    except DetectorError as exc:  # an architecture without a known bpf(2) number
+        return False, exc.one_line()
     os.close(fd)
     return True, "bpf(2) creates maps"
 
@@ -147,22 +136,21 @@ def _bcc_importable() -> tuple[bool, str]:
 def check(*, root: str = "/") -> CheckReport:
     """Every prerequisite of the eBPF source, each with a fix when it fails."""
     checks: list[Check] = []
-    caps = _capabilities()
-    priv = os.geteuid() == 0 or bool(caps & (1 << CAP_SYS_ADMIN)) or (
-        bool(caps & (1 << CAP_BPF)) and bool(caps & (1 << CAP_PERFMON))
-    )
-    checks.append(
-        Check(
-            "privileges",
-            priv,
-            f"euid {os.geteuid()}, CapEff {caps:#x}",
-            "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN",
-        )
-    )
-    ok, detail = _bpf_syscall_works() if priv else (False, "not tried without privileges")
-    checks.append(
-        Check("bpf", ok, detail, "use a kernel with CONFIG_BPF_SYSCALL and run as root")
-    )
+    caps = privileges.effective()
+    lack = privileges.missing(caps, kernel_release(),
+                              memlock_unlimited=privileges.memlock_unlimited())
+    detail = f"euid {os.geteuid()}, CapEff {caps:#x}"
+    if lack.names:
+        detail += f", missing {', '.join(lack.names)}"
+    checks.append(Check("privileges", not lack.names, detail, privileges.fix(lack)))
+    ok, detail = (_bpf_syscall_works() if lack.can_load_bpf
+                  else (False, f"not tried without {' and '.join(lack.bpf)}"))
+    fix = "use a kernel with CONFIG_BPF_SYSCALL and run as root"
+    if not ok and detail.endswith("EPERM") and privileges.seccomp_filtered():
+        detail += " (a seccomp filter applies)"
+        fix = ("a seccomp profile blocks bpf(2): run the container with --privileged, "
+               "--cap-add=SYS_ADMIN or --security-opt seccomp=unconfined")
+    checks.append(Check("bpf", ok, detail, fix))
     btf = os.path.join(root, BTF_PATH.lstrip("/"))
     checks.append(
         Check(

@@ -1,14 +1,16 @@
 """Containers: the id from a process's cgroup path, metadata from the runtimes' APIs.
 
 ``container.id`` is the first 12 hex digits of the 64-hex id found in the cgroup path
-(field-semantics #9), ``host`` when there is none. Recognised paths (any hierarchy line of
-cgroup v1, or the v2 line):
+(field-semantics #9), ``host`` when there is none (containerd's named ids: below). Recognised
+paths (any hierarchy line of cgroup v1, or the v2 line):
 
 * podman: ``/libpod_parent/libpod-<id>``, ``/machine.slice/libpod-<id>.scope``
 * docker: ``/docker/<id>``, ``/system.slice/docker-<id>.scope``
 * cri-o: ``/crio-<id>.scope``, ``.../crio-<id>``
 * containerd: ``/cri-containerd-<id>.scope``, ``/containerd/<id>``, and a containerd namespace
-  ``/<namespace>/<id>`` (``/k8s.io/<id>``, ``/default/<id>``: ``ctr run``, nerdctl)
+  ``/<namespace>/<id>`` (``/k8s.io/<id>``, ``/default/<id>``: ``ctr run``, nerdctl), where
+  the id may also be a name of at most 64 characters (``ctr run ... test1``: ``container.id``
+  is its first 12 characters, as the container plugin reports it)
 * Kubernetes (any runtime): ``/kubepods/<qos>/pod<uid>/<id>`` (cgroupfs driver),
   ``/kubepods.slice/.../<runtime>-<id>.scope`` (systemd driver)
 
@@ -61,11 +63,17 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?:^|/)containerd/" + _ID + r"(?:/|$)"), "containerd"),
     (re.compile(r"^/([A-Za-z0-9][A-Za-z0-9._-]*)/" + _ID + r"(?:/|$)"), "containerd"),
 ]
+# containerd's identifier grammar, for a namespace and for a container id of at most 64
+_IDENT = r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*"
+_NAMED = re.compile(rf"^/({_IDENT})/(?=.{{1,64}}$)({_IDENT})$")
+_UNITS = (".service", ".slice", ".scope")
+_NOT_CONTAINERD = frozenset({"docker", "libpod_parent", "kubepods"})
 
 
 def parse_cgroup(path_or_text: str) -> tuple[str, str, str | None] | None:
-    """(runtime type, 64-hex id, containerd namespace or None) of a cgroup path or file text."""
-    for line in path_or_text.splitlines():
+    """(runtime type, id, containerd namespace or None) of a cgroup path or file text."""
+    lines = path_or_text.splitlines()
+    for line in lines:
         path = line.split(":", 2)[-1]
         if len(path) < 65:
             continue
@@ -78,6 +86,25 @@ def parse_cgroup(path_or_text: str) -> tuple[str, str, str | None] | None:
                 if len(groups) == 2:
                     return kind, groups[1], groups[0]
                 return kind, groups[0], None
+    return _named_containerd(lines)
+
+
+def _named_containerd(lines: list[str]) -> tuple[str, str, str | None] | None:
+    """A containerd container whose id is a name (``ctr run ... test1``): ``/<ns>/<id>``.
+
+    As the container plugin: an id of 1 to 64 identifier characters right after the namespace,
+    the path not a systemd unit (``.service``, ``.slice``, ``.scope``). Read from the unified
+    line (or a bare path) or the ``pids`` line only, where runc places every container: a group
+    of one v1 controller (a job's memory limit) is not a container; nor are the namespaces
+    other runtimes use (conmon's ``/libpod_parent/conmon``, ``/docker/<not 64 hex>``).
+    """
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[1] not in ("", "pids"):
+            continue
+        m = _NAMED.match(parts[-1])
+        if m and m.group(1) not in _NOT_CONTAINERD and not m.group(2).endswith(_UNITS):
+            return "containerd", m.group(2), m.group(1)
     return None
 
 

@@ -15,27 +15,28 @@
 * setuid/setreuid/setresuid/setgid family: uid/gid and user/group; chdir/fchdir: cwd.
 * A thread never seen is built lazily from /proc, or from the event's context when it is gone.
 
-The table holds at most ``max_threads`` entries; the oldest are dropped first.
+The table holds at most ``max_threads`` entries; the oldest are dropped first. What a clone
+makes of its child is in ``clones``, what an exec tells of the new image in ``execs``.
 """
 
 from __future__ import annotations
 
-import posixpath
 from collections import deque
-from dataclasses import replace
 
-from detector.events import ContainerInfo, Event, FdInfo, ThreadInfo
+from detector.events import ContainerInfo, Event, ThreadInfo
 from detector.state import procfs
 from detector.state.args import arg, as_int, as_str
+from detector.state.clones import CLONE_FILES as CLONE_FILES  # re-exported
+from detector.state.clones import CLONE_NEWPID as CLONE_NEWPID  # re-exported
+from detector.state.clones import CLONE_PARENT as CLONE_PARENT  # re-exported
+from detector.state.clones import CLONE_THREAD as CLONE_THREAD  # re-exported
+from detector.state.clones import child_of, clone_flags, copy_thread, inherited_fds
 from detector.state.containers import HOST, CgroupPaths, ContainerManager, parse_cgroup
+from detector.state.execs import command_line, exec_comm, set_exe_facts
 from detector.state.exefacts import ExeFacts
 from detector.state.exefacts import resolve_path as resolve_path  # re-exported
 from detector.state.users import UserTable
 
-CLONE_PARENT = 0x00008000
-CLONE_THREAD = 0x00010000
-CLONE_FILES = 0x00000400
-CLONE_NEWPID = 0x20000000
 O_CLOEXEC = 0o2000000
 NO_ID = 0xFFFFFFFF
 
@@ -197,7 +198,7 @@ class ThreadTable:
         pid = as_int(ctx.get("pid")) or tid
         main = self.threads.get(pid) if pid != tid else None
         if main is not None:
-            th = _copy_thread(main, tid)
+            th = copy_thread(main, tid)
             self._multi.add(pid)
         else:
             comm = as_str(ctx.get("comm")) or ""
@@ -239,34 +240,9 @@ class ThreadTable:
             return
         if res is None or res < 0 or res in self.threads:
             return  # failed, or the child is known already
-        flags = as_int(arg(ev, "clone_flags"))
-        if flags is None:
-            flags = as_int(ev.args.get("flags")) or 0
-        child = _copy_thread(th, res)
-        child.start_ts = ev.ts
-        child.exec_ts = th.exec_ts
-        # Ids in the child's pid namespace: 1 in a new one; its host id when the caller is in
-        # the host's; else unknown until the child's own clone return says.
-        host_ns = th.vtid is not None and th.vtid == th.tid
-        vid = 1 if flags & CLONE_NEWPID else (res if host_ns else None)
-        child.vtid = vid
-        if flags & CLONE_THREAD:
+        if clone_flags(ev) & CLONE_THREAD:
             self._multi.add(th.pid)
-            child.pid = th.pid
-            child.fds = th.fds
-            child.ppid, child.parent = th.ppid, th.parent
-        else:
-            child.pid = as_int(arg(ev, "child_pid")) or res
-            child.vpid = vid
-            child.is_vpid1 = vid == 1
-            child.fds = th.fds if flags & CLONE_FILES else {
-                n: _copy_fd(f) for n, f in th.fds.items()
-            }
-            if flags & CLONE_PARENT:
-                child.ppid, child.parent = th.ppid, th.parent
-            else:
-                child.ppid = th.pid
-                child.parent = self.threads.get(th.pid, th)
+        child = child_of(ev, th, res, self.threads.get(th.pid, th))
         self._insert(child)
 
     def _child_side(self, ev: Event, th: ThreadInfo) -> None:
@@ -279,32 +255,15 @@ class ThreadTable:
             return
         caller = self.threads.get(as_int(ctx.get("ppid")) or 0)
         if caller is not None and caller is not th and caller.fds:
-            th.fds = caller.fds if flags & CLONE_FILES else {
-                n: _copy_fd(f) for n, f in caller.fds.items()
-            }
+            th.fds = inherited_fds(caller.fds, flags)
 
     def on_exec(self, ev: Event, th: ThreadInfo) -> None:
         """A successful execve/execveat changes the whole process image."""
         if ev.res is not None and ev.res != 0:
             return
-        raw_args = arg(ev, "args")
-        exe = as_str(arg(ev, "exe"))
-        if isinstance(raw_args, list | tuple):
-            args = [as_str(a) or str(a) for a in raw_args]
-        elif isinstance(raw_args, bytes | str):
-            args = procfs.split_argv(raw_args)
-        else:
-            args = None
-        if exe is None and args is None:
-            argv = procfs.split_argv(
-                procfs.read_text(f"{self.proc_root}/{th.pid}/cmdline") or ""
-            ) if self.read_proc else []
-            exe, args = (argv[0], argv[1:]) if argv else ("", [])
+        exe, args = command_line(ev, lambda: self._cmdline(th.pid))
         filename = as_str(arg(ev, "filename"))
-        comm = as_str(arg(ev, "comm"))
-        if not comm:
-            source = filename or exe or ""
-            comm = posixpath.basename(source.rstrip("/"))[:15]
+        comm = exec_comm(ev, exe)
         cwd = as_str(arg(ev, "cwd"))
         if cwd:
             th.cwd = cwd
@@ -328,16 +287,7 @@ class ThreadTable:
         self._set_vids(th, as_int((ev.ctx or {}).get("vpid")))
         if not th.container.is_host:
             self._root_pids[th.container.id] = th.pid
-        memfd = arg(ev, "exe_from_memfd")
-        th.exe_from_memfd = bool(memfd) if memfd is not None else exepath.startswith("/memfd:")
-        upper = arg(ev, "exe_upper_layer")
-        th.exe_upper_layer = bool(upper) if upper is not None else self.exe_facts.upper(th)
-        writable = arg(ev, "exe_writable")
-        th.exe_writable = bool(writable) if writable is not None else False
-        for key in ("exe_ino", "exe_ino_ctime", "exe_ino_mtime"):
-            v = as_int(arg(ev, key))
-            if v is not None:
-                setattr(th, key, v)
+        set_exe_facts(ev, th, self.exe_facts.upper)
         if th.container is not old_container or th.user is None or th.user.uid != th.uid:
             self._set_users(th)
         self._after_exec(th)
@@ -354,6 +304,12 @@ class ThreadTable:
                 del self.threads[tid]
         for num in [n for n, f in th.fds.items() if f.open_flags & O_CLOEXEC]:
             del th.fds[num]
+
+    def _cmdline(self, pid: int) -> str:
+        """The /proc cmdline of ``pid`` ("" when /proc is not read or the process is gone)."""
+        if not self.read_proc:
+            return ""
+        return procfs.read_text(f"{self.proc_root}/{pid}/cmdline") or ""
 
     @staticmethod
     def _set_vids(th: ThreadInfo, vtid: int | None) -> None:
@@ -418,21 +374,3 @@ class ThreadTable:
         th.ppid = ppid
         self._link(th)
 
-
-def _copy_thread(src: ThreadInfo, tid: int) -> ThreadInfo:
-    return ThreadInfo(
-        tid=tid, pid=src.pid, ppid=src.ppid, comm=src.comm, exe=src.exe, exepath=src.exepath,
-        args=src.args, cwd=src.cwd, tty=src.tty, sid=src.sid, vpgid=src.vpgid,
-        loginuid=src.loginuid, uid=src.uid, gid=src.gid, euid=src.euid, egid=src.egid,
-        user=src.user, loginuser=src.loginuser, group=src.group, start_ts=src.start_ts,
-        exec_ts=src.exec_ts, cap_effective=src.cap_effective, cap_permitted=src.cap_permitted,
-        cap_inheritable=src.cap_inheritable, exe_writable=src.exe_writable,
-        exe_upper_layer=src.exe_upper_layer, exe_from_memfd=src.exe_from_memfd,
-        exe_ino=src.exe_ino, exe_ino_ctime=src.exe_ino_ctime, exe_ino_mtime=src.exe_ino_mtime,
-        env=src.env, vpid=src.vpid, vtid=None, is_vpid1=False, container=src.container,
-        parent=src.parent, fds=src.fds,
-    )
-
-
-def _copy_fd(f: FdInfo) -> FdInfo:
-    return replace(f)

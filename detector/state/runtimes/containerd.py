@@ -16,16 +16,13 @@ import grpc
 
 from detector.events import ContainerInfo
 from detector.state.runtimes.docker import set_image
-from detector.state.runtimes.grpcunix import GrpcUnix, not_found
+from detector.state.runtimes.grpcunix import GrpcUnix, json_object, not_found
 from detector.state.runtimes.proto import containerd_images_pb2 as ipb
 from detector.state.runtimes.proto import containerd_pb2 as cpb
-from falcoctl_py.bounded import Limits, loads_json
-from falcoctl_py.errors import FalcoctlPyError
 
 GET_CONTAINER = "/containerd.services.containers.v1.Containers/Get"
 GET_IMAGE = "/containerd.services.images.v1.Images/Get"
 NAMESPACES = ("k8s.io", "default", "moby")
-_LIMITS = Limits(max_bytes=4 * 1024 * 1024)
 _ALL_CAPS = 38  # CAP_CHECKPOINT_RESTORE is 40; every kernel since 5.9 has at least 38
 
 
@@ -74,17 +71,6 @@ class ContainerdClient:
         self.rpc.close()
 
 
-def _spec(container: cpb.Container, where: str) -> dict[str, Any]:
-    raw = container.spec.value
-    if not raw:
-        return {}
-    try:
-        data = loads_json(raw, where=where, limits=_LIMITS)
-    except (ValueError, FalcoctlPyError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def spec_privileged(spec: dict[str, Any]) -> bool:
     """An OCI spec a privileged container gets: every capability, no masked paths."""
     caps = ((spec.get("process") or {}).get("capabilities") or {}).get("effective") or []
@@ -95,7 +81,7 @@ def spec_privileged(spec: dict[str, Any]) -> bool:
 def fill_from_containerd(info: ContainerInfo, c: cpb.Container, digest: str | None,
                          where: str) -> None:
     """Set ``info``'s metadata from a containerd container record."""
-    spec = _spec(c, where)
+    spec = json_object(c.spec.value, where=where)
     info.labels = dict(sorted(c.labels.items()))
     info.mounts = [(str(m.get("source", "")), str(m.get("destination", "")))
                    for m in spec.get("mounts") or [] if isinstance(m, dict)

@@ -16,13 +16,10 @@ import grpc
 
 from detector.events import ContainerInfo
 from detector.state.runtimes.docker import set_image, split_image
-from detector.state.runtimes.grpcunix import GrpcUnix, not_found
+from detector.state.runtimes.grpcunix import GrpcUnix, json_object, not_found
 from detector.state.runtimes.proto import cri_pb2 as pb
-from falcoctl_py.bounded import Limits, loads_json
-from falcoctl_py.errors import FalcoctlPyError
 
 SERVICE = "/runtime.v1.RuntimeService/"
-_LIMITS = Limits(max_bytes=4 * 1024 * 1024)
 
 
 class CriClient:
@@ -88,14 +85,8 @@ def _error(err: grpc.RpcError, path: str, what: str) -> Exception:
 
 
 def _info_json(info: Any, where: str) -> dict[str, Any]:
-    raw = info.get("info") if info else None
-    if not raw:
-        return {}
-    try:
-        data = loads_json(raw, where=where, limits=_LIMITS)
-    except (ValueError, FalcoctlPyError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    """The ``info`` JSON of a verbose CRI status (``{}`` when absent or not an object)."""
+    return json_object(info.get("info") if info else None, where=where)
 
 
 def _privileged(extra: dict[str, Any]) -> bool:

@@ -12,7 +12,22 @@ from typing import Any
 
 import grpc
 
+from falcoctl_py.bounded import Limits, loads_json
+from falcoctl_py.errors import FalcoctlPyError
+
 MAX_MESSAGE = 16 * 1024 * 1024
+_JSON_LIMITS = Limits(max_bytes=4 * 1024 * 1024)
+
+
+def json_object(raw: str | bytes | None, *, where: str) -> dict[str, Any]:
+    """A JSON object a runtime embeds in its answer (bounded); ``{}`` when absent or not one."""
+    if not raw:
+        return {}
+    try:
+        data = loads_json(raw, where=where, limits=_JSON_LIMITS)
+    except (ValueError, FalcoctlPyError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 class GrpcUnix:

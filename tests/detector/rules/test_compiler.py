@@ -243,16 +243,14 @@ def events(draw: st.DrawFn) -> Event:
     anc = None
     for comm in opt(st.lists(st.sampled_from(["init", "sshd", "bash"]), max_size=3)):
         anc = ThreadInfo(tid=1, pid=1, comm=comm, parent=anc)
-    th = None
-    if opt(st.booleans()) or True:
-        th = ThreadInfo(tid=5, pid=5, comm=opt(st.sampled_from(_VALUES["proc.name"])),
-                        args=opt(st.sampled_from([[], ["-c", "id"], ["-i"]])),
-                        tty=opt(st.sampled_from([0, 34816])), parent=anc,
-                        container=ContainerInfo(id=opt(st.sampled_from(["host", "abcdef123456"]))))
-        th.fds = {i: FdInfo(i, t) for i, t in enumerate(
-            opt(st.lists(st.sampled_from(["file", "ipv4", "pipe"]), max_size=3)))}
-        if opt(st.booleans()):
-            th = None
+    thread = ThreadInfo(
+        tid=5, pid=5, comm=opt(st.sampled_from(_VALUES["proc.name"])),
+        args=opt(st.sampled_from([[], ["-c", "id"], ["-i"]])),
+        tty=opt(st.sampled_from([0, 34816])), parent=anc,
+        container=ContainerInfo(id=opt(st.sampled_from(["host", "abcdef123456"]))))
+    thread.fds = {i: FdInfo(i, t) for i, t in enumerate(
+        opt(st.lists(st.sampled_from(["file", "ipv4", "pipe"]), max_size=3)))}
+    th = None if opt(st.booleans()) else thread  # some events have no thread
     fd = None
     if opt(st.booleans()):
         fd = FdInfo(opt(st.sampled_from([0, 3, 7])), opt(st.sampled_from(["file", "ipv4"])),

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 from detector.events import Event
 from detector.sources.syscalls import SUPPORTED
 from detector.state.runtimes.engines import Engines
 from detector.state.tracker import StateTracker
+from tests.detector.state.stream_parts import read_until
 from tests.detector.test_hello_world import UPSTREAM_RULES, _engine
 from tests.realparts import PODMAN_LIMITS, busybox_image, need, need_root, podman
 
@@ -41,22 +41,23 @@ def test_privileged_container_start(tmp_path: Path) -> None:
     cid: list[str] = []
 
     def start() -> None:
-        time.sleep(0.3)
         cid.append(podman("run", "-d", "--name", name, "--privileged", *PODMAN_LIMITS, image,
                           "/bin/sleep", "600").strip().splitlines()[-1])
 
     def done() -> bool:
-        return time.monotonic() > deadline or (bool(cid) and any(
+        return bool(cid) and any(
             hit and e.thread is not None and e.thread.container.full_id == cid[0]
-            for e, hit in seen[-50:]))
+            for e, hit in seen[-50:])
+
+    def handle(ev: Event) -> None:
+        if ev.thread is not None and not ev.thread.container.is_host:
+            seen.append((ev, any(a.rule == RULE for a in engine.process(ev))))
 
     try:
         tracker.scan()
-        threading.Thread(target=start).start()
-        deadline = time.monotonic() + 40
-        for ev in tracker.stream(source.events(until=done)):
-            if ev is not None and ev.thread is not None and not ev.thread.container.is_host:
-                seen.append((ev, any(a.rule == RULE for a in engine.process(ev))))
+        threading.Thread(target=start).start()  # the source records from open(): no race
+        read_until(source, tracker, handle, done, timeout=40,
+                   what=f"an alert of {RULE!r} in the new container")
     finally:
         source.close()
         tracker.close()

@@ -71,6 +71,17 @@ def test_runtime_cgroup_patterns(path: str, kind: str) -> None:
         # a path from the BPF source (no hierarchy prefix)
         (f"/buildkit/{HEX}", ("containerd", HEX, "buildkit")),
         ("0::/user.slice/user-0.slice/session-3.scope\n", None),
+        # containerd ids that are names (`ctr run ... test1`), as the container plugin reads them
+        ("9:name=systemd:/default/test1\n8:pids:/default/test1\n0::/default/test1\n",
+         ("containerd", "test1", "default")),
+        ("8:pids:/default/test1\n0::/\n", ("containerd", "test1", "default")),
+        ("/k8s.io/web_1.a-b", ("containerd", "web_1.a-b", "k8s.io")),
+        # ...but not a one-controller group, a unit, conmon, a too long or a nested name
+        ("4:memory:/process_api/3fe3a4d135d3f96e4d13d3511e9\n8:pids:/\n0::/\n", None),
+        ("0::/system.slice/cron.service\n", None),
+        ("8:pids:/libpod_parent/conmon\n0::/libpod_parent/conmon\n", None),
+        (f"0::/default/{'a' * 65}\n", None),
+        ("0::/default/test1/sub\n", None),
     ],
 )
 def test_cgroup_files_v1_and_v2(text: str, want: tuple[str, str, str | None] | None) -> None:
@@ -79,7 +90,7 @@ def test_cgroup_files_v1_and_v2(text: str, want: tuple[str, str, str | None] | N
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/user.slice/user-0.slice/session-3.scope", "/process_api/3fe3a4d135d3f96e4d13d3511e9",
+    ["/", "/user.slice/user-0.slice/session-3.scope", "/init.scope",
      f"/libpod_parent/libpod-conmon-{HEX}", "/docker/abc"],
 )
 def test_host_paths(path: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 
 from detector.events import Event
 from detector.state.tracker import StateTracker
+from tests.detector.state.stream_parts import read_until
 from tests.detector.test_hello_world import UPSTREAM_RULES, _engine
 from tests.realparts import PODMAN_BASE, Container, busybox_image, need, podman, start_container
 
@@ -92,24 +92,24 @@ def _run(c: Container, mode: str) -> Seen:
     import subprocess
 
     def act() -> None:
-        time.sleep(0.3)
         subprocess.run(["podman", *PODMAN_BASE, "exec", c.name, "/usr/bin/python3", "-c",
                         PROGRAM, mode], capture_output=True, timeout=60, check=True)
 
+    def handle(ev: Event) -> None:
+        if ev.thread is None or ev.thread.container.full_id != c.id:
+            return
+        if ev.type in ("accept", "accept4") and (ev.res or -1) >= 0:
+            seen.accepts.append(ev)
+        for alert in engine.process(ev):
+            if alert.rule == RULE:
+                seen.alerts.append((alert, ev))
+
     try:
         tracker.scan()
-        worker = threading.Thread(target=act)
+        worker = threading.Thread(target=act)  # the source records from open(): no race
         worker.start()
-        deadline = time.monotonic() + 30
-        for ev in tracker.stream(source.events(
-                until=lambda: len(seen.alerts) >= 2 or time.monotonic() > deadline)):
-            if ev is None or ev.thread is None or ev.thread.container.full_id != c.id:
-                continue
-            if ev.type in ("accept", "accept4") and (ev.res or -1) >= 0:
-                seen.accepts.append(ev)
-            for alert in engine.process(ev):
-                if alert.rule == RULE:
-                    seen.alerts.append((alert, ev))
+        read_until(source, tracker, handle, lambda: len(seen.alerts) >= 2, timeout=30,
+                   what=f"two alerts of {RULE!r}")
         worker.join(60)
     finally:
         source.close()

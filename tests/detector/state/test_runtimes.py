@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,12 +24,15 @@ from detector.state.containers import ContainerManager, backends_for
 from detector.state.runtimes.engines import DEFAULT_SOCKETS, Engines, engines_from_init_config
 from detector.state.runtimes.podman_storage import PodmanStorage
 from detector.state.tracker import StateTracker
+from tests.detector.state.stream_parts import read_until
 from tests.eventually import eventually
 from tests.realparts import Container
 from tests.runtimes_parts import Containerd, Docker, running_containerd, running_docker
 
 PROTO = Path(__file__).resolve().parents[3] / "detector" / "state" / "runtimes" / "proto"
 CTR_ID = "c0ffee" + "0123456789abcdef" * 3 + "0123456789"  # 64 hex: what nerdctl would use
+NAMED_ID = "test1"  # `ctr run <image> test1`: an id that is a name
+LONG_ID = "fpy-named_container.1"  # a name longer than 12 characters
 POD_UID = "0b3e0f4c-1b2a-4c1e-9d2f-5a3e8f0c2b11"
 
 
@@ -117,6 +119,8 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
                                    "nginx", {"io.kubernetes.container.name": "nginx"})
         ctd.cri = (sandbox, cid)
         ctd.run(CTR_ID, labels={"team": "blue"}, privileged=True)
+        ctd.run(NAMED_ID, labels={"team": "red"})
+        ctd.run(LONG_ID)
         yield ctd
 
 
@@ -160,6 +164,31 @@ def test_ctr_run_container_fields(containerd: Containerd) -> None:
     mgr.close()
 
 
+@pytest.mark.parametrize("cid", [NAMED_ID, LONG_ID])
+def test_ctr_run_with_a_name_is_a_container_not_the_host(containerd: Containerd, cid: str) -> None:
+    """As the container plugin: ``/<namespace>/<name>`` is a containerd container."""
+    from detector.state.containers import parse_cgroup
+
+    found = parse_cgroup(_cgroup(_task_pid(containerd, cid, "default")))
+    assert found == ("containerd", cid, "default")  # was None (host) for a non-hex id
+    mgr = ContainerManager(engines=_engines(containerd))
+    info = mgr.get(found[0], found[1], namespace=found[2])
+    assert mgr.wait_idle(20)
+    assert (info.id, info.full_id, info.name) == (cid[:12], cid, cid)
+    assert info.image == containerd.image
+    mgr.close()
+
+
+def test_real_kernel_events_in_a_named_ctr_container(containerd: Containerd) -> None:
+    """The kernel's events in ``ctr run ... fpy-named_container.1``: container.id is its first
+    12 characters (the plugin's), container.name the whole name."""
+    ev = exec_seen(_engines(containerd), lambda: containerd.ctr(
+        "tasks", "exec", "--exec-id", "fpy3", LONG_ID, "/bin/cat", "/etc/passwd"), LONG_ID)
+    assert _field(ev, "container.id") == "fpy-named_co"
+    assert _field(ev, "container.name") == LONG_ID
+    assert _field(ev, "container.type") == "containerd"
+
+
 def _engines(ctd: Containerd, **kw: object) -> Engines:
     sock = str(ctd.socket)
     return Engines(docker=(), podman=(), containerd=(sock,), cri=(sock,), podman_storage=None,
@@ -185,17 +214,18 @@ def exec_seen(engines: Engines, action: Callable[[], object], full_id: str) -> E
     try:
         tracker.scan()
         assert tracker.containers.wait_idle(20)
-        threading.Thread(target=lambda: (time.sleep(0.3), action())).start()
-        deadline = time.monotonic() + 30
-        for ev in tracker.stream(source.events(until=lambda: bool(seen) or
-                                               time.monotonic() > deadline)):
-            if ev is not None and ev.type == "execve" and ev.thread is not None \
-                    and ev.thread.comm == "cat" and ev.thread.container.full_id == full_id:
+        threading.Thread(target=action).start()  # the source records from open(): no race
+
+        def handle(ev: Event) -> None:
+            if ev.type == "execve" and ev.thread is not None and ev.thread.comm == "cat" \
+                    and ev.thread.container.full_id == full_id:
                 seen.append(ev)
+
+        read_until(source, tracker, handle, lambda: bool(seen),
+                   what=f"an execve of cat in container {full_id[:12]}")
     finally:
         source.close()
         tracker.close()
-    assert seen, f"no execve of cat in container {full_id[:12]}"
     return seen[0]
 
 

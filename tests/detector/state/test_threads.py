@@ -12,8 +12,14 @@ from detector.state.containers import ContainerManager
 from detector.state.threads import CLONE_PARENT, CLONE_THREAD, ThreadTable, resolve_path
 from detector.state.tracker import StateTracker
 from detector.state.users import UserTable
+from tests.eventually import eventually
 
 _num = iter(range(1, 1_000_000))
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def ev(type_: str, tid: int, res: int | None = 0, **args: object) -> Event:
@@ -128,12 +134,7 @@ def test_scan_reads_a_real_process() -> None:
                              cwd="/tmp")
     try:
         t = StateTracker(fetch_containers=False)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with open(f"/proc/{child.pid}/cmdline", "rb") as f:
-                if b"arg1" in f.read():
-                    break
-            time.sleep(0.01)
+        eventually(lambda: b"arg1" in _read(f"/proc/{child.pid}/cmdline"), what="argv set")
         assert t.scan() > 2
         th = t.threads.threads[child.pid]
         assert th.args[-1] == "arg1" and th.exe == sys.executable
@@ -152,7 +153,7 @@ def test_lazy_build_for_a_thread_started_after_the_scan() -> None:
     t = ThreadTable(containers=ContainerManager(fetch=False), users=UserTable())
     child = subprocess.Popen(["sleep", "30"])
     try:
-        time.sleep(0.05)
+        eventually(lambda: _read(f"/proc/{child.pid}/comm") == b"sleep\n", what="sleep exec'd")
         th = t.get(child.pid)
         assert th is not None and th.pid == child.pid
         assert th.parent is not None and th.parent.pid == os.getpid()

@@ -8,6 +8,12 @@ import time
 
 from detector.events import Event
 from detector.state.tracker import StateTracker
+from tests.eventually import eventually
+
+
+def _comm(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
 
 
 def test_events_of_a_process_started_after_the_scan_get_its_state() -> None:
@@ -15,12 +21,7 @@ def test_events_of_a_process_started_after_the_scan_get_its_state() -> None:
     t.scan()
     child = subprocess.Popen(["sleep", "30"], cwd="/tmp")
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with open(f"/proc/{child.pid}/comm") as f:
-                if f.read().strip() == "sleep":
-                    break
-            time.sleep(0.01)
+        eventually(lambda: _comm(child.pid) == "sleep", what="sleep exec'd")
         ev = t.process(Event(num=1, ts=time.time_ns(), type="openat", tid=child.pid, res=-2,
                              args={"dirfd": -100, "name": "x", "flags": 0}))
         assert ev.thread is not None and ev.thread.comm == "sleep" and ev.thread.cwd == "/tmp"

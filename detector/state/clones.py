@@ -1,0 +1,78 @@
+"""What clone/clone3/fork/vfork make of a thread: the child's copy, its ids and its fds.
+
+The parent's exit event (``res`` is the child's tid) creates the child from its parent:
+``CLONE_THREAD`` makes a thread of the same process (sharing fds); ``CLONE_FILES`` shares the
+fd table, else it is copied; ``CLONE_PARENT`` (runc starts a container's process so) gives the
+child the caller's parent; ``CLONE_NEWPID`` makes it pid 1 of a new pid namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from detector.events import Event, FdInfo, ThreadInfo
+from detector.state.args import arg, as_int
+
+CLONE_PARENT = 0x00008000
+CLONE_THREAD = 0x00010000
+CLONE_FILES = 0x00000400
+CLONE_NEWPID = 0x20000000
+
+
+def clone_flags(ev: Event) -> int:
+    """The clone flags of a clone-family event (0 when the source does not tell them)."""
+    flags = as_int(arg(ev, "clone_flags"))
+    if flags is None:
+        flags = as_int(ev.args.get("flags")) or 0
+    return flags
+
+
+def child_of(ev: Event, th: ThreadInfo, res: int, leader: ThreadInfo) -> ThreadInfo:
+    """The thread ``res`` that ``th`` (whose process leader is ``leader``) just cloned."""
+    flags = clone_flags(ev)
+    child = copy_thread(th, res)
+    child.start_ts = ev.ts
+    child.exec_ts = th.exec_ts
+    # Ids in the child's pid namespace: 1 in a new one; its host id when the caller is in
+    # the host's; else unknown until the child's own clone return says.
+    host_ns = th.vtid is not None and th.vtid == th.tid
+    vid = 1 if flags & CLONE_NEWPID else (res if host_ns else None)
+    child.vtid = vid
+    if flags & CLONE_THREAD:
+        child.pid = th.pid
+        child.fds = th.fds
+        child.ppid, child.parent = th.ppid, th.parent
+        return child
+    child.pid = as_int(arg(ev, "child_pid")) or res
+    child.vpid = vid
+    child.is_vpid1 = vid == 1
+    child.fds = inherited_fds(th.fds, flags)
+    if flags & CLONE_PARENT:
+        child.ppid, child.parent = th.ppid, th.parent
+    else:
+        child.ppid = th.pid
+        child.parent = leader
+    return child
+
+
+def inherited_fds(fds: dict[int, FdInfo], flags: int) -> dict[int, FdInfo]:
+    """The fd table a child gets: the same one with ``CLONE_FILES``, else a copy."""
+    if flags & CLONE_FILES:
+        return fds
+    return {n: replace(f) for n, f in fds.items()}
+
+
+def copy_thread(src: ThreadInfo, tid: int) -> ThreadInfo:
+    """A new thread ``tid`` with everything of ``src`` but its namespace ids."""
+    return ThreadInfo(
+        tid=tid, pid=src.pid, ppid=src.ppid, comm=src.comm, exe=src.exe, exepath=src.exepath,
+        args=src.args, cwd=src.cwd, tty=src.tty, sid=src.sid, vpgid=src.vpgid,
+        loginuid=src.loginuid, uid=src.uid, gid=src.gid, euid=src.euid, egid=src.egid,
+        user=src.user, loginuser=src.loginuser, group=src.group, start_ts=src.start_ts,
+        exec_ts=src.exec_ts, cap_effective=src.cap_effective, cap_permitted=src.cap_permitted,
+        cap_inheritable=src.cap_inheritable, exe_writable=src.exe_writable,
+        exe_upper_layer=src.exe_upper_layer, exe_from_memfd=src.exe_from_memfd,
+        exe_ino=src.exe_ino, exe_ino_ctime=src.exe_ino_ctime, exe_ino_mtime=src.exe_ino_mtime,
+        env=src.env, vpid=src.vpid, vtid=None, is_vpid1=False, container=src.container,
+        parent=src.parent, fds=src.fds,
+    )
