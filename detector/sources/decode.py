@@ -47,6 +47,7 @@ def _str(raw: bytes) -> str:
 
 
 def _b_openat2(a, res, s, sa, u, ctx):  # type: ignore[no-untyped-def]
+    u = u or (0, 0, 0)  # ``how`` unreadable (EFAULT): no flags known
     return {"fd": res, "dirfd": s32(a[0]), "name": s[0], "flags": u[0] & 0xFFFFFFFF,
             "mode": u[1] & 0xFFFFFFFF, "resolve": u[2] & 0xFFFFFFFF}  # fmt: skip
 
@@ -172,10 +173,10 @@ BUILDERS: dict[str, Builder] = {
     **{name: compile_simple(spec) for name, spec in SIMPLE.items()},
 }  # fmt: skip
 
-_BY_NR: dict[int, tuple[str, Builder]] = {
+EVENTS_BY_NR: dict[int, tuple[str, Builder]] = {
     nr: (sp.name, BUILDERS[sp.name]) for nr, sp in BY_NR.items()
 }
-_BY_NR[NR_PROCEXIT] = ("procexit", BUILDERS["procexit"])
+EVENTS_BY_NR[NR_PROCEXIT] = ("procexit", BUILDERS["procexit"])
 _NO_STRS = ("", "", "")
 _COMMS: dict[bytes, str] = {}
 _hdr_unpack = HDR.unpack_from
@@ -193,7 +194,7 @@ def decode(data: Buffer, num: int, boot_to_epoch_ns: int = 0, pos: int = 0) -> E
     (ts, pid_tgid, res, _a0, _a1, _a2, _a3, _a4, _a5, uid_gid, nr, ppid, l0, l1, l2, l3, kind,
      _size, cpu, comm, u0, u1, u2) = h  # fmt: skip
     tid = pid_tgid & 0xFFFFFFFF
-    entry = _BY_NR.get(nr)
+    entry = EVENTS_BY_NR.get(nr)
     if entry is None:
         name = NAMES[nr] if nr < len(NAMES) else f"syscall_{nr}"
         build: Builder = _generic

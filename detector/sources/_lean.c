@@ -1,0 +1,375 @@
+/* The compiled hot loop of the eBPF source: walk the ring buffer and decode its records.
+ *
+ * A CPython extension (not ctypes/cffi): the work per record is building Python objects (the
+ * Event, its args and ctx dicts), which only the C API does without a foreign-call cost per
+ * record. It decodes the simple records (the events of detector/sources/argspec.py's table
+ * with no process context, socket tuple or sockaddr: open/openat/close/fcntl/dup...) itself and
+ * hands every other record to the pure-Python decoder, so both give the same Event.
+ *
+ * setup(event_type, fields, table, fallback) is called once by detector/sources/fast.py:
+ *   event_type  detector.events.Event (a slots dataclass: its slots are set directly)
+ *   fields      its field names, in order
+ *   table       {nr: (name, ((param, letter, index), ...))}
+ *   fallback    decode(buffer, num, boot_to_epoch_ns, pos) -> Event, for the other records
+ * decode(buffer, num, boot, pos) -> Event                  one record (the Python signature)
+ * consume(buffer, base, mask, cons_pos, prod_pos, limit, first, boot) -> (events, cons_pos)
+ *   the records between the two positions (the protocol of detector/bpf/ringbuf.py).
+ * Every read is bounds-checked against the buffer; a record that does not fit is given to the
+ * fallback, which raises as the Python path does.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <string.h>
+
+#define HDR_SIZE 144     /* struct hdr (detector/sources/layout.py's HDR) */
+#define RB_HDR 8         /* a ring buffer record's own header */
+#define RB_BUSY (1u << 31)
+#define RB_DISCARD (1u << 30)
+#define K_PROC 1
+#define K_TUPLE 2
+#define MAX_NR (1024 + 64) /* syscall numbers and NR_PROCEXIT (1001) */
+#define MAX_PARAMS 8
+#define N_FIELDS 14
+
+enum { F_NUM, F_TS, F_TYPE, F_TID, F_DIR, F_CPU, F_RES, F_ARGS, F_THREAD, F_FD, F_SOURCE,
+       F_PLUGIN_DATA, F_PLUGIN_FIELDS, F_CTX };
+static const char *FIELD_NAMES[N_FIELDS] = {
+    "num", "ts", "type", "tid", "dir", "cpu", "res", "args", "thread", "fd", "source",
+    "plugin_data", "plugin_fields", "ctx"};
+
+struct param { PyObject *name; char letter; int index; };
+struct entry { PyObject *name; int n; struct param p[MAX_PARAMS]; };
+
+static PyTypeObject *event_type;
+static Py_ssize_t offsets[N_FIELDS];
+static struct entry *table[MAX_NR];
+static PyObject *fallback;
+static PyObject *s_dir, *s_source, *k_tid, *k_pid, *k_ppid, *k_comm, *k_uid, *k_gid;
+
+struct hdr {
+    uint64_t ts, pid_tgid;
+    int64_t ret;
+    uint64_t args[6], uid_gid;
+    uint32_t nr, ppid;
+    uint16_t len[4], kind, size;
+    uint32_t cpu;
+    char comm[16];
+    uint64_t ubuf[3];
+};
+_Static_assert(sizeof(struct hdr) == HDR_SIZE, "struct hdr is 144 bytes");
+
+static PyObject *call_fallback(PyObject *buf, long long num, long long boot, Py_ssize_t pos)
+{
+    return PyObject_CallFunction(fallback, "OLLn", buf, num, boot, pos);
+}
+
+/* A user string: trailing NULs dropped, UTF-8 with surrogateescape (as Python's _str). */
+static PyObject *user_str(const char *p, Py_ssize_t n)
+{
+    while (n > 0 && p[n - 1] == 0)
+        n--;
+    return PyUnicode_DecodeUTF8(p, n, "surrogateescape");
+}
+
+static PyObject *param_value(const struct param *pm, const struct hdr *h, PyObject **strs)
+{
+    uint64_t a = pm->index < 6 ? h->args[pm->index] : 0;
+    switch (pm->letter) {
+    case 'r': return PyLong_FromLongLong(h->ret);
+    case 's': Py_INCREF(strs[pm->index]); return strs[pm->index];
+    case 'a': return PyLong_FromUnsignedLongLong(a);
+    case 'i': return PyLong_FromLong((int32_t)(uint32_t)a);
+    case 'u': return PyLong_FromUnsignedLong((uint32_t)a);
+    case 'l': return PyLong_FromLongLong((int64_t)a);
+    default: Py_RETURN_NONE;
+    }
+}
+
+static int set_item(PyObject *d, PyObject *k, PyObject *v)
+{
+    if (v == NULL)
+        return -1;
+    int rc = PyDict_SetItem(d, k, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static PyObject *make_ctx(const struct hdr *h)
+{
+    PyObject *ctx = PyDict_New();
+    if (ctx == NULL)
+        return NULL;
+    size_t cl = strnlen(h->comm, sizeof h->comm);
+    if (set_item(ctx, k_tid, PyLong_FromUnsignedLong((uint32_t)h->pid_tgid)) ||
+        set_item(ctx, k_pid, PyLong_FromUnsignedLong((uint32_t)(h->pid_tgid >> 32))) ||
+        set_item(ctx, k_ppid, PyLong_FromUnsignedLong(h->ppid)) ||
+        set_item(ctx, k_comm, PyUnicode_DecodeUTF8(h->comm, (Py_ssize_t)cl, "replace")) ||
+        set_item(ctx, k_uid, PyLong_FromUnsignedLong((uint32_t)h->uid_gid)) ||
+        set_item(ctx, k_gid, PyLong_FromUnsignedLong((uint32_t)(h->uid_gid >> 32)))) {
+        Py_DECREF(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static PyObject *make_args(const struct entry *e, const struct hdr *h, const char *sp)
+{
+    PyObject *strs[3] = {NULL, NULL, NULL};
+    PyObject *args = NULL;
+    Py_ssize_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        strs[i] = user_str(sp + off, h->len[i]);
+        if (strs[i] == NULL)
+            goto out;
+        off += h->len[i];
+    }
+    args = PyDict_New();
+    if (args == NULL)
+        goto out;
+    for (int i = 0; i < e->n; i++) {
+        if (set_item(args, e->p[i].name, param_value(&e->p[i], h, strs))) {
+            Py_CLEAR(args);
+            goto out;
+        }
+    }
+out:
+    for (int i = 0; i < 3; i++)
+        Py_XDECREF(strs[i]);
+    return args;
+}
+
+static void set_slot(PyObject *obj, int field, PyObject *v)
+{
+    PyObject **slot = (PyObject **)((char *)obj + offsets[field]);
+    *slot = v; /* a new object's slots are NULL: nothing to release */
+}
+
+static PyObject *new_event(const struct entry *e, const struct hdr *h, long long num,
+                           long long boot, PyObject *args, PyObject *ctx)
+{
+    PyObject *ev = event_type->tp_alloc(event_type, 0);
+    if (ev == NULL) {
+        Py_DECREF(args);
+        Py_DECREF(ctx);
+        return NULL;
+    }
+    PyObject *vals[N_FIELDS] = {
+        PyLong_FromLongLong(num), PyLong_FromLongLong((long long)h->ts + boot), e->name,
+        PyLong_FromUnsignedLong((uint32_t)h->pid_tgid), s_dir,
+        PyLong_FromUnsignedLong(h->cpu), PyLong_FromLongLong(h->ret), args, Py_None, Py_None,
+        s_source, Py_None, Py_None, ctx};
+    int failed = 0;
+    for (int i = 0; i < N_FIELDS; i++) {
+        if (i == F_TYPE || i == F_DIR || i == F_SOURCE || i == F_THREAD || i == F_FD ||
+            i == F_PLUGIN_DATA || i == F_PLUGIN_FIELDS) {
+            Py_INCREF(vals[i]); /* borrowed constants */
+        } else if (vals[i] == NULL) {
+            failed = 1;
+            vals[i] = Py_NewRef(Py_None);
+        }
+        set_slot(ev, i, vals[i]); /* args and ctx: their reference moves into the event */
+    }
+    if (failed) {
+        Py_DECREF(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* The record at pos of data (len bytes) as an Event, or the fallback's answer. */
+static PyObject *decode_record(PyObject *buf, const char *data, Py_ssize_t len,
+                               Py_ssize_t pos, long long num, long long boot)
+{
+    struct hdr h;
+    if (pos < 0 || pos + HDR_SIZE > len)
+        return call_fallback(buf, num, boot, pos);
+    memcpy(&h, data + pos, sizeof h);
+    const struct entry *e = h.nr < MAX_NR ? table[h.nr] : NULL;
+    Py_ssize_t strs_len = (Py_ssize_t)h.len[0] + h.len[1] + h.len[2];
+    if (e == NULL || (h.kind & (K_PROC | K_TUPLE)) || h.len[3] ||
+        pos + HDR_SIZE + strs_len > len)
+        return call_fallback(buf, num, boot, pos);
+    PyObject *args = make_args(e, &h, data + pos + HDR_SIZE);
+    if (args == NULL)
+        return NULL;
+    PyObject *ctx = make_ctx(&h);
+    if (ctx == NULL) {
+        Py_DECREF(args);
+        return NULL;
+    }
+    return new_event(e, &h, num, boot, args, ctx);
+}
+
+static int ready(void)
+{
+    if (event_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_lean.setup() was not called");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *py_decode(PyObject *self, PyObject *a)
+{
+    PyObject *buf;
+    long long num, boot;
+    Py_ssize_t pos;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(a, "OLLn", &buf, &num, &boot, &pos) || !ready())
+        return NULL;
+    if (PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *ev = decode_record(buf, view.buf, view.len, pos, num, boot);
+    PyBuffer_Release(&view);
+    return ev;
+}
+
+static PyObject *py_consume(PyObject *self, PyObject *a)
+{
+    PyObject *buf, *out;
+    Py_ssize_t base, limit;
+    unsigned long long mask, cons, prod;
+    long long first, boot;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(a, "OnKKKnLL", &buf, &base, &mask, &cons, &prod, &limit, &first,
+                          &boot) || !ready())
+        return NULL;
+    if (PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    out = PyList_New(0);
+    const char *data = view.buf;
+    while (out != NULL && cons < prod && PyList_GET_SIZE(out) < limit) {
+        Py_ssize_t off = base + (Py_ssize_t)(cons & mask);
+        if (off < 0 || off + RB_HDR > view.len)
+            break;
+        uint32_t ln = __atomic_load_n((const uint32_t *)(data + off), __ATOMIC_ACQUIRE);
+        if (ln & RB_BUSY)
+            break;
+        uint32_t size = ln & ~(RB_BUSY | RB_DISCARD);
+        if (!(ln & RB_DISCARD)) {
+            long long num = first + PyList_GET_SIZE(out);
+            PyObject *ev = decode_record(buf, data, view.len, off + RB_HDR, num, boot);
+            if (ev == NULL || PyList_Append(out, ev) < 0)
+                Py_CLEAR(out);
+            Py_XDECREF(ev);
+        }
+        cons += (size + RB_HDR + 7) & ~7ull;
+    }
+    PyBuffer_Release(&view);
+    if (out == NULL)
+        return NULL;
+    PyObject *res = Py_BuildValue("(NK)", out, cons);
+    return res;
+}
+
+static int load_offsets(PyObject *type, PyObject *fields)
+{
+    if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) != N_FIELDS) {
+        PyErr_SetString(PyExc_ValueError, "Event has not the fields this module knows");
+        return -1;
+    }
+    for (int i = 0; i < N_FIELDS; i++) {
+        PyObject *name = PyTuple_GET_ITEM(fields, i);
+        if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, FIELD_NAMES[i])) {
+            PyErr_Format(PyExc_ValueError, "Event field %d is not %s", i, FIELD_NAMES[i]);
+            return -1;
+        }
+        PyObject *d = PyDict_GetItemWithError(((PyTypeObject *)type)->tp_dict, name);
+        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type) ||
+            ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "Event.%s is not an object slot", FIELD_NAMES[i]);
+            return -1;
+        }
+        offsets[i] = ((PyMemberDescrObject *)d)->d_member->offset;
+    }
+    return 0;
+}
+
+static int load_entry(PyObject *key, PyObject *value)
+{
+    long nr = PyLong_AsLong(key);
+    PyObject *name, *params;
+    if ((nr == -1 && PyErr_Occurred()) || nr < 0 || nr >= MAX_NR) {
+        PyErr_Format(PyExc_ValueError, "syscall number %ld out of range", nr);
+        return -1;
+    }
+    if (!PyArg_ParseTuple(value, "UO!", &name, &PyTuple_Type, &params))
+        return -1;
+    if (PyTuple_GET_SIZE(params) > MAX_PARAMS) {
+        PyErr_Format(PyExc_ValueError, "%U has more than %d parameters", name, MAX_PARAMS);
+        return -1;
+    }
+    struct entry *e = PyMem_Calloc(1, sizeof *e);
+    if (e == NULL)
+        return -1;
+    Py_INCREF(name);
+    e->name = name;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(params); i++) {
+        PyObject *pname;
+        int letter, index;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(params, i), "UCi", &pname, &letter, &index))
+            return -1;
+        if (!strchr("rsailuN", letter) || index < 0 || index > 5 ||
+            (letter == 's' && index > 2)) {
+            PyErr_Format(PyExc_ValueError, "%U: bad parameter code %c%d", pname, letter, index);
+            return -1;
+        }
+        Py_INCREF(pname);
+        e->p[i] = (struct param){pname, (char)letter, index};
+        e->n++;
+    }
+    table[nr] = e; /* set once per process (setup refuses a second call) */
+    return 0;
+}
+
+static PyObject *py_setup(PyObject *self, PyObject *a)
+{
+    PyObject *type, *fields, *tab, *fb, *key, *value;
+    Py_ssize_t i = 0;
+    if (!PyArg_ParseTuple(a, "O!O!O!O", &PyType_Type, &type, &PyTuple_Type, &fields,
+                          &PyDict_Type, &tab, &fb))
+        return NULL;
+    if (event_type != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_lean.setup() was already called");
+        return NULL;
+    }
+    if (load_offsets(type, fields) < 0)
+        return NULL;
+    while (PyDict_Next(tab, &i, &key, &value))
+        if (load_entry(key, value) < 0)
+            return NULL;
+    s_dir = PyUnicode_InternFromString("<");
+    s_source = PyUnicode_InternFromString("syscall");
+    k_tid = PyUnicode_InternFromString("tid");
+    k_pid = PyUnicode_InternFromString("pid");
+    k_ppid = PyUnicode_InternFromString("ppid");
+    k_comm = PyUnicode_InternFromString("comm");
+    k_uid = PyUnicode_InternFromString("uid");
+    k_gid = PyUnicode_InternFromString("gid");
+    if (!s_dir || !s_source || !k_tid || !k_pid || !k_ppid || !k_comm || !k_uid || !k_gid)
+        return NULL;
+    Py_INCREF(fb);
+    fallback = fb;
+    Py_INCREF(type);
+    event_type = (PyTypeObject *)type;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"setup", py_setup, METH_VARARGS, "Set the Event type, the parameter table, the fallback."},
+    {"decode", py_decode, METH_VARARGS, "The record at pos as an Event."},
+    {"consume", py_consume, METH_VARARGS, "Decode the ring buffer's records: (events, pos)."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "_lean",
+    .m_doc = "The compiled hot loop of the eBPF source.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__lean(void) { return PyModule_Create(&module); }
