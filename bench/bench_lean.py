@@ -7,7 +7,9 @@
     loop on CPU 0: events/s and the kernel's exact drop counts;
 (w) issue 14's workloads (bench/ebpf_workloads.py) watched in this process by the source, the
     state tracker and the stable rules: detector CPU (this process, user + system) per
-    delivered event with each loop, split into read+decode, state and rules.
+    delivered event with each loop, split into read+decode, state and rules;
+(W) with LEAN_FULL=1: the same workloads under a real ``falcoctl-py run`` with the stable rules,
+    once per loop (bench/ebpf_workloads.py's figures: slowdown, detector CPU, drops, RSS).
 All figures are ratios within one run (best of ROUNDS, loops alternated): the machine is shared.
 """
 
@@ -148,6 +150,10 @@ def main() -> None:
 
     lean_kernel.storm_rates(ROUNDS)
     lean_kernel.workloads(2)
+    if os.environ.get("LEAN_FULL") == "1":
+        lean_kernel.full_runs()
+    else:
+        print("(W) the same under a real `falcoctl-py run`, each loop: set LEAN_FULL=1")
 
 
 if __name__ == "__main__":

@@ -68,9 +68,9 @@ def storm_rates(rounds: int) -> None:
                 _quiet(src)
             for _ in range(rounds):
                 for name, src in sources.items():
-                    got = _storm(src, storm, {"open", "openat", "close"})
-                    if name not in best or got[0] > best[name][0]:
-                        best[name] = got
+                    figs = _storm(src, storm, {"open", "openat", "close"})
+                    if name not in best or figs[0] > best[name][0]:
+                        best[name] = figs
         finally:
             for src in sources.values():
                 src.close()
@@ -157,3 +157,19 @@ def workloads(rounds: int) -> None:
             print(f"(w) {label}, loop {name}: {n:,.0f} events, {us:.2f} us of detector CPU per "
                   f"event = {us / base_us:.2f} x python (read+decode {r / n * 1e6:.2f}, state "
                   f"{s / n * 1e6:.2f}, rules {k / n * 1e6:.2f} us)")  # fmt: skip
+
+
+def full_runs() -> None:
+    """(W) the workloads under a real ``falcoctl-py run`` (bench/ebpf_workloads.py), once with
+    the pure-Python loop (FALCOCTL_PY_PURE_DECODE=1) and once with the compiled one."""
+    if not RULES.exists():
+        print(f"(W) skipped: no rules file {RULES} (set FALCO_RULES)")
+        return
+    for name in _loops():
+        if name == "python":
+            os.environ[fast.ENV_PURE] = "1"
+        try:
+            labels, figs, rss = ew.measure(RULES, ew.free_port(), [])
+        finally:
+            os.environ.pop(fast.ENV_PURE, None)
+        ew.report(f"{RULES.name}, `falcoctl-py run`, read loop {name}", labels, figs, rss)
