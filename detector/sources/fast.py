@@ -40,7 +40,10 @@ def _load() -> tuple[ModuleType | None, str]:
     except ImportError as exc:
         return None, f"not built ({exc}); run `make install` with gcc and python3-dev"
     fields = tuple(f.name for f in dataclasses.fields(Event))
-    _lean.setup(Event, fields, simple_table(), py_decode.decode)
+    try:
+        _lean.setup(Event, fields, simple_table(), py_decode.decode)
+    except (ValueError, TypeError, RuntimeError) as exc:  # Event changed since it was built
+        return None, f"built but not usable ({exc}); update detector/sources/_lean.c"
     return _lean, ""
 
 
