@@ -4,6 +4,8 @@ walk of a crafted ring buffer (no kernel, no root)."""
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -129,3 +131,24 @@ def test_decoder_choice() -> None:
 def test_auto_takes_python_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(fast.ENV_PURE, "1")
     assert fast.consumer("auto")[0] == "python"
+
+
+def test_an_event_type_the_extension_does_not_know_is_refused() -> None:
+    """A changed Event (another field) is refused at setup, so fast.py leaves the loop unused."""
+    need_compiled()
+    code = (
+        "import dataclasses\n"
+        "from detector.sources import _lean\n"
+        "@dataclasses.dataclass(slots=True)\n"
+        "class E:\n"
+        "    num: int\n"
+        "try:\n"
+        "    _lean.setup(E, ('num',), {}, print)\n"
+        "except ValueError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert out.startswith("refused: Event has not the fields")
+    with pytest.raises(RuntimeError, match="already called"):
+        fast.LEAN.setup(dec.Event, (), {}, print)  # type: ignore[union-attr]
