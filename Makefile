@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
 .PHONY: install install-test run test bench conformance completions lint typecheck clean image
 
-$(STAMP): pyproject.toml detector/sources/_lean.c
+$(STAMP): pyproject.toml $(wildcard detector/sources/_lean*.[ch])
 	bash scripts/install-system.sh run
 	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip

@@ -3,13 +3,16 @@
  * A CPython extension (not ctypes/cffi): the work per record is building Python objects (the
  * Event, its args and ctx dicts), which only the C API does without a foreign-call cost per
  * record. It decodes the simple records (the events of detector/sources/argspec.py's table
- * with no process context, socket tuple or sockaddr: open/openat/close/fcntl/dup...) itself and
- * hands every other record to the pure-Python decoder, so both give the same Event.
+ * with no process context, socket tuple or sockaddr: open/openat/close/fcntl/dup...) and the
+ * clone family itself and hands every other record to the pure-Python decoder, so both give
+ * the same Event.
  *
- * setup(event_type, fields, table, fallback) is called once by detector/sources/fast.py:
+ * setup(event_type, fields, table, clones, fallback) is called once by detector/sources/fast.py:
  *   event_type  detector.events.Event (a slots dataclass: its slots are set directly)
  *   fields      its field names, in order
  *   table       {nr: (name, ((param, letter, index), ...))}
+ *   clones      {nr: (name, mode)} of the clone family (_lean_proc.c; 0 clone, 1 clone3,
+ *               2 fork, 3 vfork), decoded here when they carry their process context
  *   fallback    decode(buffer, num, boot_to_epoch_ns, pos) -> Event, for the other records
  * decode(buffer, num, boot, pos) -> Event                  one record (the Python signature)
  * consume(buffer, base, mask, cons_pos, prod_pos, limit, first, boot) -> (events, cons_pos)
@@ -17,48 +20,18 @@
  * Every read is bounds-checked against the buffer; a record that does not fit is given to the
  * fallback, which raises as the Python path does.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
-#include <stdint.h>
-#include <string.h>
+#include "_lean.h"
 
-#define HDR_SIZE 144     /* struct hdr (detector/sources/layout.py's HDR) */
-#define RB_HDR 8         /* a ring buffer record's own header */
-#define RB_BUSY (1u << 31)
-#define RB_DISCARD (1u << 30)
-#define K_PROC 1
-#define K_TUPLE 2
-#define MAX_NR (1024 + 64) /* syscall numbers and NR_PROCEXIT (1001) */
-#define MAX_PARAMS 8
-#define N_FIELDS 14
-
-enum { F_NUM, F_TS, F_TYPE, F_TID, F_DIR, F_CPU, F_RES, F_ARGS, F_THREAD, F_FD, F_SOURCE,
-       F_PLUGIN_DATA, F_PLUGIN_FIELDS, F_CTX };
 static const char *FIELD_NAMES[N_FIELDS] = {
     "num", "ts", "type", "tid", "dir", "cpu", "res", "args", "thread", "fd", "source",
     "plugin_data", "plugin_fields", "ctx"};
-
-struct param { PyObject *name; char letter; int index; };
-struct entry { PyObject *name; int n; struct param p[MAX_PARAMS]; };
-
 static PyTypeObject *event_type;
 static Py_ssize_t offsets[N_FIELDS];
 static struct entry *table[MAX_NR];
+static signed char clones[MAX_NR]; /* 1 + the clone family mode of a syscall, 0: none */
+static PyObject *clone_names[MAX_NR];
 static PyObject *fallback;
 static PyObject *s_dir, *s_source, *k_tid, *k_pid, *k_ppid, *k_comm, *k_uid, *k_gid;
-
-struct hdr {
-    uint64_t ts, pid_tgid;
-    int64_t ret;
-    uint64_t args[6], uid_gid;
-    uint32_t nr, ppid;
-    uint16_t len[4], kind, size;
-    uint32_t cpu;
-    char comm[16];
-    uint64_t ubuf[3];
-};
-_Static_assert(sizeof(struct hdr) == HDR_SIZE, "struct hdr is 144 bytes");
 
 static PyObject *call_fallback(PyObject *buf, long long num, long long boot, Py_ssize_t pos)
 {
@@ -87,7 +60,7 @@ static PyObject *param_value(const struct param *pm, const struct hdr *h, PyObje
     }
 }
 
-static int set_item(PyObject *d, PyObject *k, PyObject *v)
+int lean_set_item(PyObject *d, PyObject *k, PyObject *v)
 {
     if (v == NULL)
         return -1;
@@ -102,12 +75,12 @@ static PyObject *make_ctx(const struct hdr *h)
     if (ctx == NULL)
         return NULL;
     size_t cl = strnlen(h->comm, sizeof h->comm);
-    if (set_item(ctx, k_tid, PyLong_FromUnsignedLong((uint32_t)h->pid_tgid)) ||
-        set_item(ctx, k_pid, PyLong_FromUnsignedLong((uint32_t)(h->pid_tgid >> 32))) ||
-        set_item(ctx, k_ppid, PyLong_FromUnsignedLong(h->ppid)) ||
-        set_item(ctx, k_comm, PyUnicode_DecodeUTF8(h->comm, (Py_ssize_t)cl, "replace")) ||
-        set_item(ctx, k_uid, PyLong_FromUnsignedLong((uint32_t)h->uid_gid)) ||
-        set_item(ctx, k_gid, PyLong_FromUnsignedLong((uint32_t)(h->uid_gid >> 32)))) {
+    if (lean_set_item(ctx, k_tid, PyLong_FromUnsignedLong((uint32_t)h->pid_tgid)) ||
+        lean_set_item(ctx, k_pid, PyLong_FromUnsignedLong((uint32_t)(h->pid_tgid >> 32))) ||
+        lean_set_item(ctx, k_ppid, PyLong_FromUnsignedLong(h->ppid)) ||
+        lean_set_item(ctx, k_comm, PyUnicode_DecodeUTF8(h->comm, (Py_ssize_t)cl, "replace")) ||
+        lean_set_item(ctx, k_uid, PyLong_FromUnsignedLong((uint32_t)h->uid_gid)) ||
+        lean_set_item(ctx, k_gid, PyLong_FromUnsignedLong((uint32_t)(h->uid_gid >> 32)))) {
         Py_DECREF(ctx);
         return NULL;
     }
@@ -129,7 +102,7 @@ static PyObject *make_args(const struct entry *e, const struct hdr *h, const cha
     if (args == NULL)
         goto out;
     for (int i = 0; i < e->n; i++) {
-        if (set_item(args, e->p[i].name, param_value(&e->p[i], h, strs))) {
+        if (lean_set_item(args, e->p[i].name, param_value(&e->p[i], h, strs))) {
             Py_CLEAR(args);
             goto out;
         }
@@ -146,7 +119,7 @@ static void set_slot(PyObject *obj, int field, PyObject *v)
     *slot = v; /* a new object's slots are NULL: nothing to release */
 }
 
-static PyObject *new_event(const struct entry *e, const struct hdr *h, long long num,
+static PyObject *new_event(PyObject *name, const struct hdr *h, long long num,
                            long long boot, PyObject *args, PyObject *ctx)
 {
     PyObject *ev = event_type->tp_alloc(event_type, 0);
@@ -156,7 +129,7 @@ static PyObject *new_event(const struct entry *e, const struct hdr *h, long long
         return NULL;
     }
     PyObject *vals[N_FIELDS] = {
-        PyLong_FromLongLong(num), PyLong_FromLongLong((long long)h->ts + boot), e->name,
+        PyLong_FromLongLong(num), PyLong_FromLongLong((long long)h->ts + boot), name,
         PyLong_FromUnsignedLong((uint32_t)h->pid_tgid), s_dir,
         PyLong_FromUnsignedLong(h->cpu), PyLong_FromLongLong(h->ret), args, Py_None, Py_None,
         s_source, Py_None, Py_None, ctx};
@@ -187,19 +160,29 @@ static PyObject *decode_record(PyObject *buf, const char *data, Py_ssize_t len,
         return call_fallback(buf, num, boot, pos);
     memcpy(&h, data + pos, sizeof h);
     const struct entry *e = h.nr < MAX_NR ? table[h.nr] : NULL;
+    int clone = h.nr < MAX_NR ? clones[h.nr] : 0;
     Py_ssize_t strs_len = (Py_ssize_t)h.len[0] + h.len[1] + h.len[2];
+    PyObject *args, *ctx;
+    if (clone && (h.kind & (K_PROC | K_TUPLE)) == K_PROC && !h.len[3] &&
+        pos + HDR_SIZE + PROC_SIZE <= len) {
+        if ((ctx = make_ctx(&h)) == NULL)
+            return NULL;
+        if ((args = lean_clone(&h, data + pos + HDR_SIZE, clone - 1, ctx)) == NULL) {
+            Py_DECREF(ctx);
+            return NULL;
+        }
+        return new_event(clone_names[h.nr], &h, num, boot, args, ctx);
+    }
     if (e == NULL || (h.kind & (K_PROC | K_TUPLE)) || h.len[3] ||
         pos + HDR_SIZE + strs_len > len)
         return call_fallback(buf, num, boot, pos);
-    PyObject *args = make_args(e, &h, data + pos + HDR_SIZE);
-    if (args == NULL)
+    if ((args = make_args(e, &h, data + pos + HDR_SIZE)) == NULL)
         return NULL;
-    PyObject *ctx = make_ctx(&h);
-    if (ctx == NULL) {
+    if ((ctx = make_ctx(&h)) == NULL) {
         Py_DECREF(args);
         return NULL;
     }
-    return new_event(e, &h, num, boot, args, ctx);
+    return new_event(e->name, &h, num, boot, args, ctx);
 }
 
 static int ready(void)
@@ -325,12 +308,32 @@ static int load_entry(PyObject *key, PyObject *value)
     return 0;
 }
 
+static int load_clone(PyObject *key, PyObject *value)
+{
+    long nr = PyLong_AsLong(key);
+    PyObject *name;
+    int mode;
+    if ((nr == -1 && PyErr_Occurred()) || nr < 0 || nr >= MAX_NR) {
+        PyErr_Format(PyExc_ValueError, "syscall number %ld out of range", nr);
+        return -1;
+    }
+    if (!PyArg_ParseTuple(value, "Ui", &name, &mode))
+        return -1;
+    if (mode < 0 || mode > 3) {
+        PyErr_Format(PyExc_ValueError, "%U: clone mode %d is not 0..3", name, mode);
+        return -1;
+    }
+    clone_names[nr] = Py_NewRef(name);
+    clones[nr] = (signed char)(mode + 1);
+    return 0;
+}
+
 static PyObject *py_setup(PyObject *self, PyObject *a)
 {
-    PyObject *type, *fields, *tab, *fb, *key, *value;
+    PyObject *type, *fields, *tab, *clo, *fb, *key, *value;
     Py_ssize_t i = 0;
-    if (!PyArg_ParseTuple(a, "O!O!O!O", &PyType_Type, &type, &PyTuple_Type, &fields,
-                          &PyDict_Type, &tab, &fb))
+    if (!PyArg_ParseTuple(a, "O!O!O!O!O", &PyType_Type, &type, &PyTuple_Type, &fields,
+                          &PyDict_Type, &tab, &PyDict_Type, &clo, &fb))
         return NULL;
     if (event_type != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "_lean.setup() was already called");
@@ -341,6 +344,12 @@ static PyObject *py_setup(PyObject *self, PyObject *a)
     while (PyDict_Next(tab, &i, &key, &value))
         if (load_entry(key, value) < 0)
             return NULL;
+    i = 0;
+    while (PyDict_Next(clo, &i, &key, &value))
+        if (load_clone(key, value) < 0)
+            return NULL;
+    if (lean_proc_init() < 0)
+        return NULL;
     s_dir = PyUnicode_InternFromString("<");
     s_source = PyUnicode_InternFromString("syscall");
     k_tid = PyUnicode_InternFromString("tid");

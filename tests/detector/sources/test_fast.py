@@ -23,6 +23,22 @@ NRS = sorted({*dec.EVENTS_BY_NR, NUMBERS["getppid"], 999})  # every decoded type
 STRINGS = st.binary(max_size=40) | st.sampled_from([b"/etc/shadow\0", b"\xff\xfe\0\0", b"a\0b\0"])
 
 
+NAMES_96 = st.sampled_from([b"", b"/", b"libpod-ab12\0", b"\xffbad\0", b"x" * 96, b"user.slice"])
+
+
+@st.composite
+def procs(draw: st.DrawFn) -> bytes:
+    """A ``struct proc_ctx`` with random ids, capabilities, exe facts and cgroup names."""
+    u32, u64 = st.integers(0, 2**32 - 1), st.integers(0, 2**64 - 1)
+    i64 = st.integers(-(2**63), 2**63 - 1)
+    return dec.PROC.pack(
+        *(draw(u32) for _ in range(8)), *(draw(u64) for _ in range(4)), draw(i64), draw(i64),
+        draw(u32), draw(st.integers(0, 3)), draw(u64),
+        draw(st.sampled_from([b"", b"memfd:x\0", b"memfd\0", b"cc1\0", b"\xfe" * 32])),
+        *(draw(NAMES_96) for _ in range(4)),
+    )  # fmt: skip
+
+
 @st.composite
 def records(draw: st.DrawFn) -> bytes:
     """A record as the BPF programs write it, with random contents for the type."""
@@ -38,7 +54,7 @@ def records(draw: st.DrawFn) -> bytes:
         kind, 0, draw(st.integers(0, 2**32 - 1)), draw(st.binary(min_size=16, max_size=16)),
         *(draw(u64) for _ in range(3)),
     )  # fmt: skip
-    proc = dec.PROC.pack(*([1] * 17), b"bash\0", b"", b"", b"", b"") if kind & 1 else b""
+    proc = draw(procs()) if kind & 1 else b""
     tup = b""
     if kind & 2:
         tup = dec.TUPLE.pack(2, 1, 6, 1, 2, b"\x7f\0\0\x01" + b"\0" * 12, b"\0" * 16)
@@ -143,7 +159,7 @@ def test_an_event_type_the_extension_does_not_know_is_refused() -> None:
         "class E:\n"
         "    num: int\n"
         "try:\n"
-        "    _lean.setup(E, ('num',), {}, print)\n"
+        "    _lean.setup(E, ('num',), {}, {}, print)\n"
         "except ValueError as exc:\n"
         "    print('refused:', exc)\n"
     )
@@ -151,4 +167,4 @@ def test_an_event_type_the_extension_does_not_know_is_refused() -> None:
                          check=True).stdout  # fmt: skip
     assert out.startswith("refused: Event has not the fields")
     with pytest.raises(RuntimeError, match="already called"):
-        fast.LEAN.setup(dec.Event, (), {}, print)  # type: ignore[union-attr]
+        fast.LEAN.setup(dec.Event, (), {}, {}, print)  # type: ignore[union-attr]
