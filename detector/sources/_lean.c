@@ -3,16 +3,16 @@
  * A CPython extension (not ctypes/cffi): the work per record is building Python objects (the
  * Event, its args and ctx dicts), which only the C API does without a foreign-call cost per
  * record. It decodes the simple records (the events of detector/sources/argspec.py's table
- * with no process context, socket tuple or sockaddr: open/openat/close/fcntl/dup...) and the
- * clone family itself and hands every other record to the pure-Python decoder, so both give
- * the same Event.
+ * with no process context, socket tuple or sockaddr: open/openat/close/fcntl/dup...), the
+ * clone family and the socket events itself, and hands every other record (execve...) to the
+ * pure-Python decoder, so both give the same Event.
  *
- * setup(event_type, fields, table, clones, fallback) is called once by detector/sources/fast.py:
+ * setup(event_type, fields, table, families, fallback) is called once by detector/sources/fast.py:
  *   event_type  detector.events.Event (a slots dataclass: its slots are set directly)
  *   fields      its field names, in order
  *   table       {nr: (name, ((param, letter, index), ...))}
- *   clones      {nr: (name, mode)} of the clone family (_lean_proc.c; 0 clone, 1 clone3,
- *               2 fork, 3 vfork), decoded here when they carry their process context
+ *   families    {nr: (name, mode)}: the clone family (_lean_proc.c) and the socket events
+ *               (_lean_sock.c), modes as in _lean.h
  *   fallback    decode(buffer, num, boot_to_epoch_ns, pos) -> Event, for the other records
  * decode(buffer, num, boot, pos) -> Event                  one record (the Python signature)
  * consume(buffer, base, mask, cons_pos, prod_pos, limit, first, boot) -> (events, cons_pos)
@@ -28,8 +28,8 @@ static const char *FIELD_NAMES[N_FIELDS] = {
 static PyTypeObject *event_type;
 static Py_ssize_t offsets[N_FIELDS];
 static struct entry *table[MAX_NR];
-static signed char clones[MAX_NR]; /* 1 + the clone family mode of a syscall, 0: none */
-static PyObject *clone_names[MAX_NR];
+static signed char families[MAX_NR]; /* 1 + the family mode (_lean.h) of a syscall, 0: none */
+static PyObject *family_names[MAX_NR];
 static PyObject *fallback;
 static PyObject *s_dir, *s_source, *k_tid, *k_pid, *k_ppid, *k_comm, *k_uid, *k_gid;
 
@@ -160,29 +160,26 @@ static PyObject *decode_record(PyObject *buf, const char *data, Py_ssize_t len,
         return call_fallback(buf, num, boot, pos);
     memcpy(&h, data + pos, sizeof h);
     const struct entry *e = h.nr < MAX_NR ? table[h.nr] : NULL;
-    int clone = h.nr < MAX_NR ? clones[h.nr] : 0;
+    int mode = (h.nr < MAX_NR ? families[h.nr] : 0) - 1;
     Py_ssize_t strs_len = (Py_ssize_t)h.len[0] + h.len[1] + h.len[2];
-    PyObject *args, *ctx;
-    if (clone && (h.kind & (K_PROC | K_TUPLE)) == K_PROC && !h.len[3] &&
-        pos + HDR_SIZE + PROC_SIZE <= len) {
-        if ((ctx = make_ctx(&h)) == NULL)
-            return NULL;
-        if ((args = lean_clone(&h, data + pos + HDR_SIZE, clone - 1, ctx)) == NULL) {
-            Py_DECREF(ctx);
-            return NULL;
-        }
-        return new_event(clone_names[h.nr], &h, num, boot, args, ctx);
-    }
-    if (e == NULL || (h.kind & (K_PROC | K_TUPLE)) || h.len[3] ||
-        pos + HDR_SIZE + strs_len > len)
+    Py_ssize_t body = (h.kind & K_PROC ? PROC_SIZE : 0) + (h.kind & K_TUPLE ? TUPLE_SIZE : 0);
+    PyObject *args, *ctx, *name = e != NULL ? e->name : mode >= 0 ? family_names[h.nr] : NULL;
+    if (mode >= SOCK_CONNECT ? (h.kind & K_PROC) != 0
+        : mode >= 0 ? (h.kind & (K_PROC | K_TUPLE)) != K_PROC || h.len[3]
+        : e == NULL || (h.kind & (K_PROC | K_TUPLE)) || h.len[3])
         return call_fallback(buf, num, boot, pos);
-    if ((args = make_args(e, &h, data + pos + HDR_SIZE)) == NULL)
+    if (pos + HDR_SIZE + body + strs_len + h.len[3] > len)
+        return call_fallback(buf, num, boot, pos);
+    if ((ctx = make_ctx(&h)) == NULL)
         return NULL;
-    if ((ctx = make_ctx(&h)) == NULL) {
-        Py_DECREF(args);
+    const char *rest = data + pos + HDR_SIZE;
+    args = mode >= SOCK_CONNECT ? lean_sock(&h, rest, mode, ctx)
+         : mode >= 0 ? lean_clone(&h, rest, mode, ctx) : make_args(e, &h, rest);
+    if (args == NULL) {
+        Py_DECREF(ctx);
         return NULL;
     }
-    return new_event(e->name, &h, num, boot, args, ctx);
+    return new_event(name, &h, num, boot, args, ctx);
 }
 
 static int ready(void)
@@ -308,7 +305,7 @@ static int load_entry(PyObject *key, PyObject *value)
     return 0;
 }
 
-static int load_clone(PyObject *key, PyObject *value)
+static int load_family(PyObject *key, PyObject *value)
 {
     long nr = PyLong_AsLong(key);
     PyObject *name;
@@ -319,12 +316,12 @@ static int load_clone(PyObject *key, PyObject *value)
     }
     if (!PyArg_ParseTuple(value, "Ui", &name, &mode))
         return -1;
-    if (mode < 0 || mode > 3) {
-        PyErr_Format(PyExc_ValueError, "%U: clone mode %d is not 0..3", name, mode);
+    if (mode < 0 || mode >= M_COUNT) {
+        PyErr_Format(PyExc_ValueError, "%U: family %d is not 0..%d", name, mode, M_COUNT - 1);
         return -1;
     }
-    clone_names[nr] = Py_NewRef(name);
-    clones[nr] = (signed char)(mode + 1);
+    family_names[nr] = Py_NewRef(name);
+    families[nr] = (signed char)(mode + 1);
     return 0;
 }
 
@@ -346,9 +343,9 @@ static PyObject *py_setup(PyObject *self, PyObject *a)
             return NULL;
     i = 0;
     while (PyDict_Next(clo, &i, &key, &value))
-        if (load_clone(key, value) < 0)
+        if (load_family(key, value) < 0)
             return NULL;
-    if (lean_proc_init() < 0)
+    if (lean_proc_init() < 0 || lean_sock_init() < 0)
         return NULL;
     s_dir = PyUnicode_InternFromString("<");
     s_source = PyUnicode_InternFromString("syscall");

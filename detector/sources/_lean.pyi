@@ -7,7 +7,7 @@ from detector.events import Event
 
 def setup(event_type: type[Event], fields: tuple[str, ...],
           table: dict[int, tuple[str, tuple[tuple[str, str, int], ...]]],
-          clones: dict[int, tuple[str, int]],
+          families: dict[int, tuple[str, int]],
           fallback: Callable[[Any, int, int, int], Event]) -> None: ...
 def decode(buffer: Any, num: int, boot: int, pos: int) -> Event: ...
 def consume(buffer: Any, base: int, mask: int, cons_pos: int, prod_pos: int, limit: int,

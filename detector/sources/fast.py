@@ -3,8 +3,8 @@
 The compiled loop (``detector/sources/_lean.c``, built by ``make install`` with the system's
 gcc) walks the ring buffer and builds the simple records' Events itself (the events of
 ``detector/sources/argspec.py``'s table without process context, socket tuple or sockaddr:
-open/openat/close/fcntl/dup..., most of what a busy node sends) and those of the clone
-family (``_lean_proc.c``); every other record (execve, socket events with a tuple) goes
+open/openat/close/fcntl/dup..., most of what a busy node sends), the clone family
+(``_lean_proc.c``) and the socket events (``_lean_sock.c``); every other record (execve...) goes
 through the pure-Python :func:`detector.sources.decode.decode`, which is also the whole loop
 when the extension is not built. Both give equal Events (the tests run every decoding case
 on both).
@@ -35,13 +35,16 @@ def simple_table() -> dict[int, tuple[str, tuple[Param, ...]]]:
             for nr, (name, _) in py_decode.EVENTS_BY_NR.items() if name in SIMPLE}  # fmt: skip
 
 
-def _clone_table() -> dict[int, tuple[str, int]]:
-    modes = {"clone": 0, "clone3": 1, "fork": 2, "vfork": 3}
-    return {nr: (name, modes[name])
-            for nr, (name, _) in py_decode.EVENTS_BY_NR.items() if name in modes}  # fmt: skip
+# Event families the compiled loop decodes in their own C files (modes as in _lean.h).
+FAMILIES = {"clone": 0, "clone3": 1, "fork": 2, "vfork": 3, "connect": 4, "bind": 5,
+            "sendto": 6, "sendmsg": 6, "recvfrom": 6, "recvmsg": 6, "accept": 7,
+            "accept4": 8}  # fmt: skip
 
 
-CLONES = _clone_table()  # the clone family, which the compiled loop decodes too
+def family_table() -> dict[int, tuple[str, int]]:
+    """Syscall number -> (event name, family) for the clone family and the socket events."""
+    return {nr: (name, FAMILIES[name])
+            for nr, (name, _) in py_decode.EVENTS_BY_NR.items() if name in FAMILIES}  # fmt: skip
 
 
 def _load() -> tuple[ModuleType | None, str]:
@@ -51,7 +54,7 @@ def _load() -> tuple[ModuleType | None, str]:
         return None, f"not built ({exc}); run `make install` with gcc and python3-dev"
     fields = tuple(f.name for f in dataclasses.fields(Event))
     try:
-        _lean.setup(Event, fields, simple_table(), CLONES, py_decode.decode)
+        _lean.setup(Event, fields, simple_table(), family_table(), py_decode.decode)
     except (ValueError, TypeError, RuntimeError) as exc:  # Event changed since it was built
         return None, f"built but not usable ({exc}); update detector/sources/_lean.c"
     return _lean, ""

@@ -23,6 +23,12 @@ NRS = sorted({*dec.EVENTS_BY_NR, NUMBERS["getppid"], 999})  # every decoded type
 STRINGS = st.binary(max_size=40) | st.sampled_from([b"/etc/shadow\0", b"\xff\xfe\0\0", b"a\0b\0"])
 
 
+SOCKADDRS = st.sampled_from([
+    b"", b"\x02", b"\x02\x00\x01\xbb\x7f\x00\x00\x01", b"\x02\x00\x01\xbb\x7f",
+    b"\x01\x00/run/x\0", b"\x01\x00\0hidden\0z", b"\x01\x00", b"\x01\x00\xff\xfe",
+    b"\x0a\x00\x00\x50" + bytes(4) + bytes(15) + b"\x01", b"\x0a\x00\x00\x50" + bytes(10),
+    b"\x10\x00abc",
+]) | st.binary(max_size=30)
 NAMES_96 = st.sampled_from([b"", b"/", b"libpod-ab12\0", b"\xffbad\0", b"x" * 96, b"user.slice"])
 
 
@@ -45,7 +51,7 @@ def records(draw: st.DrawFn) -> bytes:
     nr = draw(st.sampled_from(NRS))
     kind = draw(st.sampled_from([0, 0, 0, 1, 2, 4, 7]))
     strs = [draw(STRINGS) for _ in range(draw(st.integers(0, 3)))]
-    sa = draw(st.sampled_from([b"", b"\x02\x00\x01\xbb\x7f\x00\x00\x01", b"\x01\x00/run/x\0"]))
+    sa = draw(SOCKADDRS)
     lens = [len(s) for s in strs] + [0] * (3 - len(strs)) + [len(sa)]
     u64 = st.integers(0, 2**64 - 1)
     hdr = dec.HDR.pack(
@@ -57,7 +63,11 @@ def records(draw: st.DrawFn) -> bytes:
     proc = draw(procs()) if kind & 1 else b""
     tup = b""
     if kind & 2:
-        tup = dec.TUPLE.pack(2, 1, 6, 1, 2, b"\x7f\0\0\x01" + b"\0" * 12, b"\0" * 16)
+        u16 = st.integers(0, 65535)
+        tup = dec.TUPLE.pack(draw(st.sampled_from([2, 10, 1])), draw(u16),
+                             draw(st.sampled_from([6, 17, 1, 58, 255, 0, 99])), draw(u16),
+                             draw(u16), draw(st.binary(min_size=16, max_size=16)),
+                             draw(st.binary(min_size=16, max_size=16)))  # fmt: skip
     return hdr + proc + tup + b"".join(strs) + sa
 
 
