@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
 .PHONY: install install-test run test bench conformance completions lint typecheck clean image
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard detector/sources/_lean*.[ch])
 	bash scripts/install-system.sh run
 	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -c 'from detector.sources import fast; print("compiled decoder:", fast.WHY_NOT or "built")'
 	rm -f $(VENV)/.installed-*; touch $@
 
 install: $(STAMP)

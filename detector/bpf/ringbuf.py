@@ -5,7 +5,8 @@ userspace) and the producer page (one u64, the producer position) followed by th
 mapped twice in a row so a record that wraps reads as one piece. Each record has an 8-byte
 header: a u32 length whose top bits say ``BUSY`` (being written: stop there) and ``DISCARD``
 (skip it), then the page offset; the record follows, padded to 8 bytes. ``RingReader.take``
-is the one place that walks this; a test runs it on a crafted buffer, without a kernel.
+is the one place in Python that walks this (``detector/sources/_lean.c`` is the compiled one);
+a test runs both on a crafted buffer, without a kernel.
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ class RingReader:
     def buffer(self) -> Buffer:
         """What record positions from :meth:`take` index into."""
         return self._prod
+
+    @property
+    def data_offset(self) -> int:
+        """Where the data area starts in :attr:`buffer`."""
+        return self._data
+
+    def positions(self) -> tuple[int, int]:
+        """(consumer, producer) positions now: the records between them are unread."""
+        return _U64.unpack_from(self._cons, 0)[0], _U64.unpack_from(self._prod, 0)[0]
 
     def pending(self) -> bool:
         """Whether the kernel has written records not read yet."""

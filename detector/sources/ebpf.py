@@ -7,8 +7,9 @@ tracepoint, loaded as a BTF raw tracepoint through bpf(2), ``detector/bpf/loader
 ``sched_process_exit``, and writes the selected set into the ``spec`` map (``set_syscalls``
 updates the map and the attachments, without a reload). The programs submit records without a
 wakeup; the reader (``detector/bpf/ringbuf.py``) polls the ring buffer's producer position and
-the records are decoded in place from its mmap'ed pages, many per look, with the pure
-``detector.sources.decode.decode``.
+the records are decoded in place from its mmap'ed pages, many per look, by the compiled loop
+(``detector/sources/_lean.c``) or the pure-Python ``detector.sources.decode.decode``
+(``detector/sources/fast.py`` picks).
 
 CTX_KEYS documents ``Event.ctx``, what the state tracker gets beside Falco's parameters:
 
@@ -57,7 +58,7 @@ from detector.bpf.memory import release_compiler
 from detector.bpf.ringbuf import POLL_MAX, POLL_MIN, RingReader
 from detector.errors import DetectorError
 from detector.events import Event
-from detector.sources.decode import decode
+from detector.sources.fast import consumer
 from detector.sources.syscall_nrs import NUMBERS
 from detector.sources.syscalls import (
     DROP_CATEGORIES,
@@ -127,6 +128,8 @@ class EbpfSource:
     hook only for selected syscalls without one), ``tp_btf`` or ``raw_tp`` (one program on
     raw_syscalls:sys_exit for every syscall, as a BTF raw tracepoint or through BCC), or
     ``auto`` (syscall_tp, else raw_tp); ``hook_used`` says which one is in use once open.
+    ``decoder`` picks the read loop (``detector/sources/fast.py``): ``compiled`` (the C
+    extension), ``python``, or ``auto`` (compiled when built); ``self.decoder`` says which.
     """
 
     def __init__(
@@ -137,9 +140,11 @@ class EbpfSource:
         skip_self: bool = True,
         hook: str = "auto",
         release_compiler: bool = True,
+        decoder: str = "auto",
     ) -> None:
         if hook not in HOOKS:
             raise DetectorError(f"unknown hook {hook!r}", hint=f"use one of {', '.join(HOOKS)}")
+        self.decoder, self._consume = consumer(decoder)
         self.ringbuf_pages = ringbuf_pages
         self.skip_self = skip_self
         self.hook = hook
@@ -310,10 +315,7 @@ class EbpfSource:
         was_enabled = gc.isenabled()
         gc.disable()
         try:  # decoded in place, straight from the ring buffer's pages: no copy per record
-            places, cons_pos = reader.take(limit)
-            buf, first, boot = reader.buffer, self.num + 1, self.boot_to_epoch_ns
-            out = [decode(buf, first + i, boot, pos) for i, (pos, _) in enumerate(places)]
-            reader.release(cons_pos)
+            out = self._consume(reader, limit, self.num + 1, self.boot_to_epoch_ns)
         finally:
             if was_enabled:
                 gc.enable()

@@ -73,6 +73,18 @@ _SIMPLE_TYPES = {
 }
 
 
+def _int(v: object) -> int | None:
+    """:func:`as_int` with the common case (an int) first: the handlers below are per event."""
+    return v if type(v) is int else as_int(v)
+
+
+def _clean_absolute(path: str) -> bool:
+    """Whether ``path`` is absolute and already normal (no ``.``/``..``/``//``/trailing ``/``):
+    most opens, kept as they are without a normpath."""
+    return (path.startswith("/") and "//" not in path and "/." not in path
+            and (path[-1] != "/" or path == "/"))  # fmt: skip
+
+
 class FdTracker:
     """Keeps per-process fd tables from events; ``handle`` returns the event's fd."""
 
@@ -117,24 +129,26 @@ class FdTracker:
     # -- handlers ---------------------------------------------------------------------------
     def _open(self, ev: Event, th: ThreadInfo) -> FdInfo:
         a = ev.args
-        raw = as_str(a.get("name")) or as_str(a.get("path")) or ""
-        flags = O_CREAT_WRONLY_TRUNC if ev.type == "creat" else (as_int(a.get("flags")) or 0)
-        dirfd = as_int(a.get("dirfd"))
+        raw = a.get("name")
+        if type(raw) is not str or not raw:
+            raw = as_str(raw) or as_str(a.get("path")) or ""
+        flags = O_CREAT_WRONLY_TRUNC if ev.type == "creat" else (_int(a.get("flags")) or 0)
+        dirfd = _int(a.get("dirfd"))
         if raw.startswith("/") or dirfd is None or dirfd == AT_FDCWD:
             base = th.cwd
         else:
             d = th.fds.get(dirfd) or self.lookup(th, dirfd)
             base = d.name if d is not None and d.name.startswith("/") else th.cwd
-        res = ev.res if ev.res is not None else as_int(a.get("fd"))
+        res = ev.res if ev.res is not None else _int(a.get("fd"))
         ok = res is not None and res >= 0
         info = FdInfo(
             num=res if ok and res is not None else -1,
             type="directory" if flags & O_DIRECTORY else "file",
-            name=resolve_path(base, raw),
+            name=raw if _clean_absolute(raw) else resolve_path(base, raw),
             nameraw=raw,
             open_flags=flags,
-            dev=as_int(a.get("dev")),
-            ino=as_int(a.get("ino")),
+            dev=_int(a.get("dev")),
+            ino=_int(a.get("ino")),
         )
         if ok and res is not None:
             th.fds[res] = info
@@ -256,7 +270,7 @@ class FdTracker:
         return info
 
     def _close(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        num = as_int(ev.args.get("fd"))
+        num = _int(ev.args.get("fd"))
         if num is None:
             return None
         info = th.fds.get(num)
@@ -283,8 +297,8 @@ class FdTracker:
         return src
 
     def _fcntl(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        num = as_int(ev.args.get("fd"))
-        cmd = as_int(ev.args.get("cmd"))
+        num = _int(ev.args.get("fd"))
+        cmd = _int(ev.args.get("cmd"))
         if num is None:
             return None
         src = th.fds.get(num) or self.lookup(th, num)

@@ -7,16 +7,26 @@ import shutil
 import socket
 import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from detector.events import Event
 from detector.sources import decode as dec
 from detector.sources.syscall_nrs import NUMBERS
 from detector.sources.syscalls import NR_PROCEXIT
+from tests.detector.sources.decoders import NAMES, decoder
 from tests.realparts import need
 
+Decoder = Callable[..., Event]
 BPF_DIR = Path(dec.__file__).parents[1] / "bpf"
+
+
+@pytest.fixture(name="decode", params=NAMES)
+def _decode(request: pytest.FixtureRequest) -> Decoder:
+    """The record decoder, once per read loop (pure Python, compiled)."""
+    return decoder(request.param)
 
 
 def record(
@@ -45,10 +55,10 @@ def sin(ip: str, port: int) -> bytes:
     return struct.pack("<H", socket.AF_INET) + struct.pack(">H", port) + socket.inet_aton(ip)
 
 
-def test_openat_record() -> None:
+def test_openat_record(decode: Decoder) -> None:
     raw = record(NUMBERS["openat"], 3, (0xFFFFFF9C, 0x7FFF, 0o1101, 0o644, 0, 0),
                  (b"/etc/shadow\0",))  # fmt: skip
-    ev = dec.decode(raw, 9, boot_to_epoch_ns=1_000_000)
+    ev = decode(raw, 9, boot_to_epoch_ns=1_000_000)
     assert (ev.num, ev.ts, ev.type, ev.tid, ev.res, ev.dir) == (9, 1_005_000, "openat", 43, 3, "<")
     assert ev.args == {"fd": 3, "dirfd": -100, "name": "/etc/shadow", "flags": 0o1101,
                        "mode": 0o644}  # fmt: skip
@@ -58,16 +68,16 @@ def test_openat_record() -> None:
     assert ev.thread is None and ev.fd is None
 
 
-def test_failed_open_keeps_errno_and_path() -> None:
-    ev = dec.decode(record(NUMBERS["open"], -2, (1, 0, 0, 0, 0, 0), (b"/nope\0",)), 1)
+def test_failed_open_keeps_errno_and_path(decode: Decoder) -> None:
+    ev = decode(record(NUMBERS["open"], -2, (1, 0, 0, 0, 0, 0), (b"/nope\0",)), 1)
     assert ev.res == -2 and ev.args["fd"] == -2 and ev.args["name"] == "/nope"
 
 
-def test_connect_with_tuple_and_sockaddr() -> None:
+def test_connect_with_tuple_and_sockaddr(decode: Decoder) -> None:
     tup = dec.TUPLE.pack(2, 1, 6, 40000, 443, socket.inet_aton("10.0.0.1") + b"\0" * 12,
                          socket.inet_aton("1.2.3.4") + b"\0" * 12)  # fmt: skip
     raw = record(NUMBERS["connect"], -115, (5, 0, 16, 0, 0, 0), sa=sin("1.2.3.4", 443), tup=tup)
-    ev = dec.decode(raw, 1)
+    ev = decode(raw, 1)
     assert ev.args == {"res": -115, "tuple": "10.0.0.1:40000->1.2.3.4:443", "fd": 5,
                        "addr": "1.2.3.4:443"}  # fmt: skip
     assert ev.ctx is not None
@@ -86,13 +96,13 @@ def test_sockaddr_families() -> None:
     assert dec.sockaddr(b"\x01") is None
 
 
-def test_execve_with_process_context() -> None:
+def test_execve_with_process_context(decode: Decoder) -> None:
     proc = dec.PROC.pack(1000, 3, 136, 2, 1, 0, 1000, 1000, 0, 0xFF, 0x3F, 777, 10, 20, 5, 1,
                          99, b"memfd:x\0", b"libpod-ab12\0", b"libpod_parent\0", b"",
                          b"")  # fmt: skip
     raw = record(NUMBERS["execve"], 0, strs=(b"/usr/bin/ls\0", b"ls\0-la\0/tmp\0",
                                              b"A=1\0B=2\0"), proc=proc)  # fmt: skip
-    ev = dec.decode(raw, 3)
+    ev = decode(raw, 3)
     assert ev.type == "execve" and ev.res == 0
     assert (ev.args["exe"], ev.args["args"], ev.args["filename"]) == ("ls", ["-la", "/tmp"],
                                                                      "/usr/bin/ls")  # fmt: skip
@@ -106,29 +116,35 @@ def test_execve_with_process_context() -> None:
     assert ev.ctx["cgroup"] == "0::/libpod_parent/libpod-ab12"
 
 
-def test_clone3_flags_from_user_struct() -> None:
-    ev = dec.decode(record(NUMBERS["clone3"], 55, proc=dec.PROC.pack(*([0] * 17), *[b""] * 5),
+def test_clone3_flags_from_user_struct(decode: Decoder) -> None:
+    ev = decode(record(NUMBERS["clone3"], 55, proc=dec.PROC.pack(*([0] * 17), *[b""] * 5),
                            ubuf=(0x10000 | 0x100, 0, 0)), 1)  # fmt: skip
     assert ev.args["flags"] == 0x10100 and ev.ctx is not None and ev.ctx["child_tid"] == 55
 
 
-def test_rename_symlinkat_and_pipe() -> None:
-    ev = dec.decode(record(NUMBERS["renameat2"], 0, (0xFFFFFF9C, 1, 3, 2, 1, 0),
+def test_rename_symlinkat_and_pipe(decode: Decoder) -> None:
+    ev = decode(record(NUMBERS["renameat2"], 0, (0xFFFFFF9C, 1, 3, 2, 1, 0),
                            (b"a\0", b"b\0")), 1)  # fmt: skip
     assert ev.args == {"res": 0, "olddirfd": -100, "oldpath": "a", "newdirfd": 3,
                        "newpath": "b", "flags": 1}  # fmt: skip
-    ev = dec.decode(record(NUMBERS["symlinkat"], 0, (0, 4, 1, 0, 0, 0), (b"/etc\0", b"l\0")), 1)
+    ev = decode(record(NUMBERS["symlinkat"], 0, (0, 4, 1, 0, 0, 0), (b"/etc\0", b"l\0")), 1)
     assert ev.args == {"res": 0, "target": "/etc", "linkdirfd": 4, "linkpath": "l"}
-    ev = dec.decode(record(NUMBERS["pipe2"], 0, (0, 0o2000000, 0, 0, 0, 0),
+    ev = decode(record(NUMBERS["pipe2"], 0, (0, 0o2000000, 0, 0, 0, 0),
                            ubuf=(6 << 32 | 5, 0, 0)), 1)  # fmt: skip
     assert (ev.args["fd1"], ev.args["fd2"], ev.args["flags"]) == (5, 6, 0o2000000)
 
 
-def test_module_and_procexit_records() -> None:
-    ev = dec.decode(record(NUMBERS["finit_module"], -38, (4, 0, 0, 0, 0, 0), (b"x=1\0",)), 1)
+def test_openat2_with_an_unreadable_how_struct(decode: Decoder) -> None:
+    """Any process can pass a bad ``how`` pointer: the event still decodes (no flags known)."""
+    ev = decode(record(NUMBERS["openat2"], -14, (0xFFFFFF9C, 0, 1, 24, 0, 0), (b"/x\0",)), 1)
+    assert (ev.res, ev.args["name"], ev.args["flags"], ev.args["resolve"]) == (-14, "/x", 0, 0)
+
+
+def test_module_and_procexit_records(decode: Decoder) -> None:
+    ev = decode(record(NUMBERS["finit_module"], -38, (4, 0, 0, 0, 0, 0), (b"x=1\0",)), 1)
     assert ev.type == "finit_module" and ev.res == -38
     assert (ev.args["fd"], ev.args["uargs"]) == (4, "x=1")
-    ev = dec.decode(record(NR_PROCEXIT, 0), 2)
+    ev = decode(record(NR_PROCEXIT, 0), 2)
     assert ev.type == "procexit"
 
 

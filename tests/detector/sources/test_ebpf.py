@@ -22,6 +22,7 @@ from detector.errors import DetectorError
 from detector.events import Event
 from detector.sources.ebpf import EbpfSource, ebpf_listing
 from detector.sources.syscalls import SUPPORTED
+from tests.detector.sources.decoders import NAMES, need_compiled
 from tests.eventually import eventually
 from tests.realparts import need, need_bpf
 
@@ -29,10 +30,14 @@ CHILD = Path(__file__).with_name("syscall_child.py")
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 
 
-@pytest.fixture(scope="module")
-def source() -> Iterator[EbpfSource]:
+@pytest.fixture(scope="module", params=NAMES)
+def source(request: pytest.FixtureRequest) -> Iterator[EbpfSource]:
+    """The source on every syscall, once per read loop (pure Python, compiled)."""
     need_bpf()
-    src = EbpfSource(syscalls=SUPPORTED).open()
+    if request.param == "compiled":
+        need_compiled()
+    src = EbpfSource(syscalls=SUPPORTED, decoder=request.param).open()
+    assert src.decoder == request.param
     try:
         yield src
     finally:

@@ -1,0 +1,14 @@
+"""Types of the compiled hot loop (detector/sources/_lean.c)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from detector.events import Event
+
+def setup(event_type: type[Event], fields: tuple[str, ...],
+          table: dict[int, tuple[str, tuple[tuple[str, str, int], ...]]],
+          families: dict[int, tuple[str, int]],
+          fallback: Callable[[Any, int, int, int], Event]) -> None: ...
+def decode(buffer: Any, num: int, boot: int, pos: int) -> Event: ...
+def consume(buffer: Any, base: int, mask: int, cons_pos: int, prod_pos: int, limit: int,
+            first: int, boot: int) -> tuple[list[Event], int]: ...
