@@ -1,5 +1,6 @@
-"""Modules and functions fit in a head: a module over 400 lines or a function whose body is over
-60 lines says why in its docstring ("... over the usual size because ..."), or this test names it."""
+"""Modules and functions fit in a head: a module over 400 lines or a function whose body is
+over 60 lines says why in its docstring ("... over the usual size because ..."), or this test
+names it."""
 
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ def _sources() -> list[Path]:
 
 
 def _has_reason(node: ast.AST) -> bool:
-    doc = ast.get_docstring(node) if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else None
+    kinds = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    doc = ast.get_docstring(node) if isinstance(node, kinds) else None
     return bool(doc and REASON.search(" ".join(doc.split())))
 
 
 def _body_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     body = node.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+    first = body[0] if body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
         body = body[1:]
     if not body:
         return 0
