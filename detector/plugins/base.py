@@ -113,8 +113,8 @@ class PluginEventRef:
     """An event as handed to extractors: number, time, payload and source.
 
     For a ``syscall`` event (plugins whose extraction is compatible with ``syscall``), ``data``
-    is empty, ``plugin_id`` 0, and ``event`` is the detector's Event (Python plugins may read
-    it; native plugins get the scap header: time and thread id).
+    is empty, ``plugin_id`` 0, and ``event`` is the detector's Event (Python plugins read it;
+    native plugins get its libscap record, :func:`detector.plugins.scapevt.scap_record`).
     """
 
     num: int
