@@ -35,7 +35,7 @@ def _rules(target: str, exe_suffix: str) -> str:
         "- rule: Open params\n  desc: x\n"
         f"  condition: evt.type = openat and sa.name = {target}\n"
         "  output: open (fd=%sa.fd flags=%sa.flags ok=%sa.ok type=%sa.type xname=%sa.xname "
-        "num=%fd.num)\n  priority: WARNING\n"
+        "num=%fd.num parsed=%sa.nparsed)\n  priority: WARNING\n"
         "- rule: Clone params\n  desc: x\n"
         "  condition: evt.type = clone and sa.exe exists and sa.cwd exists\n"
         "  output: clone (exe=%sa.exe cwd=%sa.cwd)\n  priority: WARNING\n")
@@ -91,7 +91,8 @@ def test_parse_reads_the_parameters_of_syscall_events(tmp_path: Path, scapargs: 
         src.push(Event(num=2, ts=2, type="execve", tid=pid, res=0, args={
             "res": 0, "exe": "sleep", "args": ["60", "two words"], "tid": pid, "pid": pid,
             "ptid": os.getpid(), "cwd": None, "comm": "sleep", "filename": "/usr/bin/sleep"}))
-        src.push(Event(num=3, ts=3, type="openat", tid=pid, res=7, args={
+        src.push(Event(num=3, ts=3, type="close", tid=pid, res=0, args={"res": 0, "fd": 9}))
+        src.push(Event(num=4, ts=4, type="openat", tid=pid, res=7, args={
             "fd": 7, "dirfd": -100, "name": "/etc/hostname", "flags": O_CLOEXEC, "mode": 0}))
         alerts = eventually(lambda: a if len(a := _alerts(cfg)) == 3 else None,
                             timeout=20, what="the three alerts")
@@ -104,6 +105,7 @@ def test_parse_reads_the_parameters_of_syscall_events(tmp_path: Path, scapargs: 
     assert (exe["sa.exe"], exe["sa.args"], exe["sa.pid"]) == ("sleep", "60 two words", pid)
     assert exe["sa.cwd"] == "/tmp" and exe["sa.ok"] == 1  # cwd: the tracker's, from /proc
     assert (opened["sa.fd"], opened["sa.ok"]) == (7, 1)
+    assert opened["sa.nparsed"] == 3  # clone, execve, openat: the types it lists, not close
     assert opened["sa.flags"] == PPM_O_RDONLY | PPM_O_CLOEXEC  # libs' bits, not the kernel's
     assert (opened["sa.type"], opened["sa.xname"]) == (307, "/etc/hostname")  # extraction too
     assert clone["sa.exe"] == "sleep" and clone["sa.cwd"] == "/tmp"

@@ -11,6 +11,7 @@
  *                   read ends in its nul
  *   sa.type (uint64): the type of the record plugin_extract_fields gets (not parse's)
  *   sa.xname (string): openat's name read from the record plugin_extract_fields gets
+ *   sa.nparsed (uint64): plugin_parse_event calls so far (it lists types 223, 293 and 307)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -42,12 +43,12 @@ typedef struct {
 } extract_input;
 
 #define MAXP 32
-#define NFIELDS 10
+#define NFIELDS 11
 typedef struct {
     uint64_t evtnum;
     uint16_t type;
     char exe[256], args[1024], name[1024], cwd[1024], xname[1024];
-    uint64_t pid, fd, flags, ok;
+    uint64_t pid, fd, flags, ok, nparsed;
     int has_exe, has_open, has_cwd;
     const char *strs[NFIELDS];
     uint64_t nums[NFIELDS];
@@ -68,7 +69,8 @@ const char *plugin_get_fields(void) {
            "{\"type\":\"string\",\"name\":\"sa.cwd\",\"desc\":\"clone/execve cwd\"},"
            "{\"type\":\"uint64\",\"name\":\"sa.ok\",\"desc\":\"record layout checks\"},"
            "{\"type\":\"uint64\",\"name\":\"sa.type\",\"desc\":\"extracted record type\"},"
-           "{\"type\":\"string\",\"name\":\"sa.xname\",\"desc\":\"openat name at extraction\"}]";
+           "{\"type\":\"string\",\"name\":\"sa.xname\",\"desc\":\"openat name at extraction\"},"
+           "{\"type\":\"uint64\",\"name\":\"sa.nparsed\",\"desc\":\"parse calls\"}]";
 }
 const char *plugin_get_extract_event_sources(void) { return "[\"syscall\"]"; }
 const char *plugin_get_parse_event_sources(void) { return "[\"syscall\"]"; }
@@ -119,6 +121,7 @@ ss_plugin_rc plugin_parse_event(void *st, const evt_input *ev, const void *in) {
     uint16_t len[MAXP];
     int n = params(ev->evt, at, len);
     s->evtnum = ev->evtnum;
+    s->nparsed++;
     s->type = ev->evt->type;
     s->has_exe = s->has_open = s->has_cwd = 0;
     s->ok = n >= 0;
@@ -161,6 +164,7 @@ ss_plugin_rc plugin_extract_fields(void *st, const evt_input *ev, const extract_
         int has = same && ((id <= 2 && s->has_exe) || (id >= 3 && id <= 5 && s->has_open) ||
                            (id == 6 && s->has_cwd) || id == 7);
         f->res_len = 1;
+        if (id == 10) { s->nums[k] = s->nparsed; f->res.u64 = &s->nums[k]; continue; }
         if (id == 8) { s->nums[k] = ev->evt->type; f->res.u64 = &s->nums[k]; continue; }
         if (id == 9) {
             if (n < 7 || ev->evt->type != 307 || !str(at[2], len[2], s->xname, sizeof s->xname)) {
