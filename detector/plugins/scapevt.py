@@ -117,14 +117,16 @@ def _socktuple(value: object) -> bytes | None:
     return bytes([PPM_AF_UNIX]) + bytes(16) + path[:MAX_PARAM - 18] + b"\0"
 
 
-_U8, _U16, _U32, _U64 = _int(1), _int(2), _int(4), _int(8)
-ENCODERS: dict[str, Encoder] = {
+INT_WIDTHS: dict[str, int] = {
     **dict.fromkeys(("INT8", "UINT8", "FLAGS8", "ENUMFLAGS8", "SIGTYPE", "L4PROTO",
-                     "SOCKFAMILY"), _U8),
-    **dict.fromkeys(("INT16", "UINT16", "FLAGS16", "ENUMFLAGS16", "PORT", "SYSCALLID"), _U16),
+                     "SOCKFAMILY"), 1),
+    **dict.fromkeys(("INT16", "UINT16", "FLAGS16", "ENUMFLAGS16", "PORT", "SYSCALLID"), 2),
     **dict.fromkeys(("INT32", "UINT32", "FLAGS32", "ENUMFLAGS32", "MODE", "UID", "GID",
-                     "SIGSET", "BOOL", "FD32", "PID32", "IPV4ADDR"), _U32),
-    **dict.fromkeys(("INT64", "UINT64", "ERRNO", "FD", "PID", "ABSTIME", "RELTIME"), _U64),
+                     "SIGSET", "BOOL", "FD32", "PID32", "IPV4ADDR"), 4),
+    **dict.fromkeys(("INT64", "UINT64", "ERRNO", "FD", "PID", "ABSTIME", "RELTIME"), 8),
+}  # fmt: skip
+ENCODERS: dict[str, Encoder] = {
+    **{ptype: _int(width) for ptype, width in INT_WIDTHS.items()},
     **dict.fromkeys(("CHARBUF", "FSPATH", "FSRELPATH"), _charbuf),
     "BYTEBUF": _bytebuf, "SOCKADDR": _sockaddr, "SOCKTUPLE": _socktuple,
 }  # fmt: skip
@@ -208,30 +210,51 @@ def _converter(etype: str, name: str, table: str) -> Callable[[Event, int], int]
     return None
 
 
-def _getter(etype: str, name: str, table: str) -> Getter:
-    fallback = _fallback(etype, name)
-    convert = _converter(etype, name, table)
-
-    def get(ev: Event) -> object:
-        value = ev.args.get(name)
-        if value is None and fallback is not None:
-            value = fallback(ev)
-        if convert is not None and isinstance(value, int):
-            value = convert(ev, value)
-        return value
-    return get
-
-
-Plan = tuple[int, tuple[tuple[Getter, Encoder], ...]]
+Param = Callable[[Event], bytes]
+Plan = tuple[int, struct.Struct, tuple[Param, ...]]
 _PLANS: dict[str, Plan] = {}
 
 
-def _no_value(value: object) -> None:
-    return None
+def _empty(ev: Event) -> bytes:
+    return b""
+
+
+def _param(etype: str, name: str, ptype: str, table: str) -> Param:
+    """One parameter's bytes for an event (b"" when there is no value), in one closure call
+    plus its fallback and conversion when it has them."""
+    enc = ENCODERS.get(ptype)
+    if enc is None:
+        return _empty
+    fallback, convert = _fallback(etype, name), _converter(etype, name, table)
+    width = INT_WIDTHS.get(ptype)
+    if width is None:
+        def other(ev: Event) -> bytes:
+            v = ev.args.get(name)
+            if v is None and fallback is not None:
+                v = fallback(ev)
+            return b"" if v is None else enc(v) or b""
+        return other
+    mask = (1 << (8 * width)) - 1
+    if convert is None and fallback is None:
+        def integer(ev: Event) -> bytes:
+            v = ev.args.get(name)
+            return (v & mask).to_bytes(width, "little") if isinstance(v, int) else b""
+        return integer
+
+    def converted(ev: Event) -> bytes:
+        v = ev.args.get(name)
+        if v is None and fallback is not None:
+            v = fallback(ev)
+        if not isinstance(v, int):
+            return b""
+        if convert is not None:
+            v = convert(ev, v)
+        return (v & mask).to_bytes(width, "little")
+    return converted
 
 
 def plan(etype: str) -> Plan:
-    """An event type's code and, per parameter, how to read and encode it (built once)."""
+    """An event type's code, lengths layout and parameter readers (built once per type)."""
     found = _PLANS.get(etype)
     if found is not None:
         return found
@@ -241,20 +264,19 @@ def plan(etype: str) -> Plan:
         code, params = EXIT_CODES[etype], EXIT_PARAMS[etype]
     else:  # a syscall with no event of its own: a header (libs' generic event), no parameters
         code, params = GENERIC_X, ()
-    built = _PLANS[etype] = (code, tuple((_getter(etype, name, table),
-                                          ENCODERS.get(ptype, _no_value))
-                                         for name, ptype, table in params))
+    built = _PLANS[etype] = (code, struct.Struct(f"<{len(params)}H"),
+                             tuple(_param(etype, *p) for p in params))
     return built
 
 
 def encode(ev: Event) -> bytes:
     """The libscap record of one syscall event."""
-    code, params = plan(ev.type)
-    values = [enc(get(ev)) or b"" for get, enc in params]
-    lens = struct.pack(f"<{len(values)}H", *(len(v) for v in values))
-    total = HEADER.size + len(lens) + sum(len(v) for v in values)
+    code, lens, params = plan(ev.type)
+    values = [p(ev) for p in params]
+    body = b"".join(values)
+    total = HEADER.size + lens.size + len(body)
     head = HEADER.pack(ev.ts, ev.tid & 0xFFFFFFFFFFFFFFFF, total, code, len(values))
-    return head + lens + b"".join(values)
+    return head + lens.pack(*map(len, values)) + body
 
 
 _LAST: list[tuple[Event | None, bytes]] = [(None, b"")]
