@@ -61,15 +61,16 @@ def _rate(tmp: Path, *options: str) -> float:
 @contextmanager
 def _header_only() -> Iterator[None]:
     """Syscall events as bare scap headers (time, thread, no parameters), as before."""
-    saved = native.scap_record
+    names = vars(native)  # the name NativePlugin._raw calls
+    saved = names["scap_record"]
 
     def header(ev: Event) -> bytes:
         return EVT_HEADER.pack(ev.ts, ev.tid, EVT_HEADER.size, 0, 0)
-    native.scap_record = header
+    names["scap_record"] = header
     try:
         yield
     finally:
-        native.scap_record = saved
+        names["scap_record"] = saved
 
 
 def _encode_rate(make: Callable[[int], Event]) -> float:
@@ -97,12 +98,13 @@ def main() -> None:
         tmp = Path(name)
         plugin = _build(gcc, tmp, "parsecount")
         params = _build(gcc, tmp, "scapargs")
-        base = _rate(tmp)
-        parsed = _rate(tmp, *plugin)
-        with _header_only():
-            parsed_bare = _rate(tmp, *plugin)
+        base = parsed = parsed_bare = 0.0
+        for _ in range(2):  # interleaved, best of two: the machine's load changes
+            base = max(base, _rate(tmp))
+            parsed = max(parsed, _rate(tmp, *plugin))
+            with _header_only():
+                parsed_bare = max(parsed_bare, _rate(tmp, *plugin))
         reading = _rate(tmp, *params)
-        base = max(base, _rate(tmp))
     print(f"runtime, no plugin:                       {base:12,.0f} events/s")
     print(f"runtime, C plugin parsing all:            {parsed:12,.0f} events/s "
           f"({parsed / base:.2f}x of the run without it)")
