@@ -136,3 +136,13 @@ def test_one_encoding_per_event() -> None:
     assert scap_record(ev) is first  # every plugin's parse and extraction share it
     other = Event(num=2, ts=1, type="close", tid=1, res=0, args={"res": 0, "fd": 4})
     assert scap_record(other) != first
+
+
+def test_every_event_the_ebpf_source_produces_has_its_own_record() -> None:
+    from detector.rules.fields.eventtable import EXIT_PARAMS
+    from detector.sources.syscalls import BY_NR
+
+    for name in {sp.name for sp in BY_NR.values()} | {"procexit"}:
+        head, params = _decode(encode(Event(num=1, ts=1, type=name, tid=1, res=0)))
+        assert head[3] != 1, name  # not the generic event
+        assert len(params) == len(EXIT_PARAMS.get(name, ())) or name == "procexit"
