@@ -173,13 +173,27 @@ def _unix_name(ev: Event) -> object:
     return fd.name if fd is not None and fd.type == "unix" else None
 
 
+CGROUP_SUBSYS = ("cpuset", "cpu", "cpuacct", "io", "memory")  # libs' order in ``cgroups``
+
+
+def _cgroups(ev: Event) -> object:
+    """``subsys=path`` entries, each nul-terminated, from the source's cgroup v2 path (its
+    ``0::/...`` context key, absent in the root cgroup); None without kernel context."""
+    ctx = ev.ctx
+    if ctx is None:
+        return None
+    text = ctx.get("cgroup")
+    path = text.split("::", 1)[1] if isinstance(text, str) and "::" in text else "/"
+    return [f"{subsys}={path}" for subsys in CGROUP_SUBSYS]
+
+
 # Values the sources leave to the state tracker (libs' drivers read them from the task).
 PROC_FALLBACKS: dict[str, Getter] = {
     "cwd": _thread("cwd"), "comm": _thread("comm"), "pid": _thread("pid"),
     "tid": _thread("tid"), "ptid": _thread("ppid"), "uid": _thread("uid"),
     "gid": _thread("gid"), "vpgid": _thread("vpgid"), "tty": _thread("tty"),
     "loginuid": _thread("loginuid"), "vtid": _thread("vtid"), "vpid": _thread("vpid"),
-    "env": _thread("env"), "trusted_exepath": _thread("exepath"),
+    "env": _thread("env"), "trusted_exepath": _thread("exepath"), "cgroups": _cgroups,
 }  # fmt: skip
 CLONE_FALLBACKS: dict[str, Getter] = {"exe": _thread("exe"), "args": _thread("args")}
 FD_FALLBACKS: dict[str, Getter] = {"dev": _fd("dev"), "ino": _fd("ino"), "tuple": _unix_name}

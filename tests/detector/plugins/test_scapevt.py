@@ -93,9 +93,17 @@ def test_clone_exit_takes_the_callers_exe_and_args() -> None:
     ev = Event(num=1, ts=1, type="clone", tid=8, res=9, args={
         "res": 9, "exe": None, "args": None, "tid": 8, "pid": 8, "flags": 0x10000 | 0x100})
     ev.thread = ThreadInfo(tid=8, pid=8, exe="bash", args=["-c", "x"], cwd="/")
+    ev.ctx = {"cgroup": "0::/system.slice/docker-ab12.scope"}
     _, p = _decode(encode(ev))
     assert p[0] == struct.pack("<q", 9) and p[1] == b"bash\0" and p[2] == b"-c\0x\0"
     assert p[6] == b"/\0" and struct.unpack("<I", p[15])[0] == (1 << 13) | (1 << 15)
+    # cgroups: libs' subsystems, each ``name=path`` nul-terminated (what a container plugin
+    # parses for the container id)
+    path = b"/system.slice/docker-ab12.scope"
+    assert p[14] == b"".join(s + b"=" + path + b"\0" for s in (b"cpuset", b"cpu", b"cpuacct",
+                                                              b"io", b"memory"))
+    ev.ctx = {}  # the root cgroup: the eBPF source sets no path
+    assert _decode(encode(ev))[1][14].startswith(b"cpuset=/\0cpu=/\0")
 
 
 def test_socket_parameters() -> None:

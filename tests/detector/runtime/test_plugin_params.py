@@ -31,7 +31,7 @@ def _rules(target: str, exe_suffix: str) -> str:
         "- rule: Exec params\n  desc: x\n"
         f"  condition: evt.type = execve and sa.exe endswith {exe_suffix}\n"
         "  output: exec (exe=%sa.exe args=%sa.args pid=%sa.pid cwd=%sa.cwd ok=%sa.ok "
-        "ppid=%proc.pid)\n  priority: WARNING\n"
+        "ppid=%proc.pid cgroup=%sa.cgroup)\n  priority: WARNING\n"
         "- rule: Open params\n  desc: x\n"
         f"  condition: evt.type = openat and sa.name = {target}\n"
         "  output: open (fd=%sa.fd flags=%sa.flags ok=%sa.ok type=%sa.type xname=%sa.xname "
@@ -90,7 +90,8 @@ def test_parse_reads_the_parameters_of_syscall_events(tmp_path: Path, scapargs: 
             "cwd": None, "comm": "sleep", "flags": 0x11, "uid": 0, "gid": 0}))
         src.push(Event(num=2, ts=2, type="execve", tid=pid, res=0, args={
             "res": 0, "exe": "sleep", "args": ["60", "two words"], "tid": pid, "pid": pid,
-            "ptid": os.getpid(), "cwd": None, "comm": "sleep", "filename": "/usr/bin/sleep"}))
+            "ptid": os.getpid(), "cwd": None, "comm": "sleep", "filename": "/usr/bin/sleep"},
+            ctx={"cgroup": "0::/test.slice/scapargs.scope"}))
         src.push(Event(num=3, ts=3, type="close", tid=pid, res=0, args={"res": 0, "fd": 9}))
         src.push(Event(num=4, ts=4, type="openat", tid=pid, res=7, args={
             "fd": 7, "dirfd": -100, "name": "/etc/hostname", "flags": O_CLOEXEC, "mode": 0}))
@@ -104,6 +105,7 @@ def test_parse_reads_the_parameters_of_syscall_events(tmp_path: Path, scapargs: 
     exe, opened, clone = alerts["Exec params"], alerts["Open params"], alerts["Clone params"]
     assert (exe["sa.exe"], exe["sa.args"], exe["sa.pid"]) == ("sleep", "60 two words", pid)
     assert exe["sa.cwd"] == "/tmp" and exe["sa.ok"] == 1  # cwd: the tracker's, from /proc
+    assert exe["sa.cgroup"] == "cpuset=/test.slice/scapargs.scope"  # from the kernel context
     assert (opened["sa.fd"], opened["sa.ok"]) == (7, 1)
     assert opened["sa.nparsed"] == 3  # clone, execve, openat: the types it lists, not close
     assert opened["sa.flags"] == PPM_O_RDONLY | PPM_O_CLOEXEC  # libs' bits, not the kernel's
@@ -146,6 +148,7 @@ def test_kernel_execve_and_openat_reach_parse_with_parameters(tmp_path: Path,
     exe, opened = alerts["Exec params"], alerts["Open params"]
     assert exe["sa.exe"] == str(probe) and exe["sa.args"] == str(target)
     assert exe["sa.pid"] == exe["proc.pid"] and exe["sa.pid"] in pids and exe["sa.ok"] == 1
+    assert exe["sa.cgroup"].startswith("cpuset=/")
     assert opened["sa.fd"] == opened["fd.num"] >= 3 and opened["sa.ok"] == 1
     assert opened["sa.flags"] & 3 == PPM_O_RDONLY  # cat reads: PPM_O_RDONLY, kernel's is 0
     assert opened["sa.xname"] == str(target)

@@ -12,6 +12,7 @@
  *   sa.type (uint64): the type of the record plugin_extract_fields gets (not parse's)
  *   sa.xname (string): openat's name read from the record plugin_extract_fields gets
  *   sa.nparsed (uint64): plugin_parse_event calls so far (it lists types 223, 293 and 307)
+ *   sa.cgroup (string): the first entry of an execve exit's cgroups ("cpuset=/...")
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -43,13 +44,13 @@ typedef struct {
 } extract_input;
 
 #define MAXP 32
-#define NFIELDS 11
+#define NFIELDS 12
 typedef struct {
     uint64_t evtnum;
     uint16_t type;
-    char exe[256], args[1024], name[1024], cwd[1024], xname[1024];
+    char exe[256], args[1024], name[1024], cwd[1024], xname[1024], cgroup[1024];
     uint64_t pid, fd, flags, ok, nparsed;
-    int has_exe, has_open, has_cwd;
+    int has_exe, has_open, has_cwd, has_cgroup;
     const char *strs[NFIELDS];
     uint64_t nums[NFIELDS];
 } state;
@@ -70,7 +71,8 @@ const char *plugin_get_fields(void) {
            "{\"type\":\"uint64\",\"name\":\"sa.ok\",\"desc\":\"record layout checks\"},"
            "{\"type\":\"uint64\",\"name\":\"sa.type\",\"desc\":\"extracted record type\"},"
            "{\"type\":\"string\",\"name\":\"sa.xname\",\"desc\":\"openat name at extraction\"},"
-           "{\"type\":\"uint64\",\"name\":\"sa.nparsed\",\"desc\":\"parse calls\"}]";
+           "{\"type\":\"uint64\",\"name\":\"sa.nparsed\",\"desc\":\"parse calls\"},"
+           "{\"type\":\"string\",\"name\":\"sa.cgroup\",\"desc\":\"execve cgroups[0]\"}]";
 }
 const char *plugin_get_extract_event_sources(void) { return "[\"syscall\"]"; }
 const char *plugin_get_parse_event_sources(void) { return "[\"syscall\"]"; }
@@ -123,7 +125,7 @@ ss_plugin_rc plugin_parse_event(void *st, const evt_input *ev, const void *in) {
     s->evtnum = ev->evtnum;
     s->nparsed++;
     s->type = ev->evt->type;
-    s->has_exe = s->has_open = s->has_cwd = 0;
+    s->has_exe = s->has_open = s->has_cwd = s->has_cgroup = 0;
     s->ok = n >= 0;
     if (n >= 27 && s->type == 293) {
         s->ok &= str(at[1], len[1], s->exe, sizeof s->exe);
@@ -136,6 +138,10 @@ ss_plugin_rc plugin_parse_event(void *st, const evt_input *ev, const void *in) {
         s->pid = u64(at[4], len[4]);
         s->ok &= len[4] == 8;
         s->has_cwd = str(at[6], len[6], s->cwd, sizeof s->cwd);
+        /* cgroups: "subsys=path" strings back to back; the first one ends at its nul */
+        s->has_cgroup = len[14] > 0 && at[14][len[14] - 1] == 0 &&
+                        str(at[14], (uint16_t)(strlen((const char *)at[14]) + 1), s->cgroup,
+                            sizeof s->cgroup);
         s->has_exe = 1;
     } else if (n >= 7 && s->type == 307) {
         s->fd = u64(at[0], len[0]);
@@ -164,6 +170,10 @@ ss_plugin_rc plugin_extract_fields(void *st, const evt_input *ev, const extract_
         int has = same && ((id <= 2 && s->has_exe) || (id >= 3 && id <= 5 && s->has_open) ||
                            (id == 6 && s->has_cwd) || id == 7);
         f->res_len = 1;
+        if (id == 11) {
+            if (!same || !s->has_cgroup) { f->res_len = 0; continue; }
+            s->strs[k] = s->cgroup; f->res.str = &s->strs[k]; continue;
+        }
         if (id == 10) { s->nums[k] = s->nparsed; f->res.u64 = &s->nums[k]; continue; }
         if (id == 8) { s->nums[k] = ev->evt->type; f->res.u64 = &s->nums[k]; continue; }
         if (id == 9) {
