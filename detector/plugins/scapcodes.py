@@ -62,6 +62,7 @@ O_TMPFILE = 0o20200000
 FD_FLAG_BITS: tuple[tuple[int, int], ...] = ((0o2000000, 1 << 12), (0o4000, 1 << 6))
 
 # Kernel CLONE_* -> PPM_CL_* (libs ``clone_flags_to_scap``).
+CLONE_NEWPID, PPM_CL_CHILD_IN_PIDNS = 0x20000000, 1 << 29
 CLONE_FLAG_BITS: tuple[tuple[int, int], ...] = (
     (0x400, 1 << 0), (0x200, 1 << 1), (0x80000000, 1 << 2), (0x08000000, 1 << 3),
     (0x40000000, 1 << 4), (0x00020000, 1 << 5), (0x20000000, 1 << 6), (0x04000000, 1 << 7),

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from detector.events import Event
 from detector.plugins.scapcodes import (
     CLONE_FLAG_BITS,
+    CLONE_NEWPID,
     EXIT_CODES,
     FD_FLAG_BITS,
     GENERIC_X,
@@ -31,6 +32,7 @@ from detector.plugins.scapcodes import (
     O_TMPFILE,
     O_WRONLY,
     OPEN_FLAG_BITS,
+    PPM_CL_CHILD_IN_PIDNS,
     PPM_O_RDONLY,
     PPM_O_RDWR,
     PPM_O_WRONLY,
@@ -207,8 +209,20 @@ def _fallback(etype: str, name: str) -> Getter | None:
     return FD_FALLBACKS.get(name)
 
 
+def _clone_exit_flags(ev: Event, flags: int) -> int:
+    """``PPM_CL_*``, plus ``PPM_CL_CHILD_IN_PIDNS`` as libs' drivers add it: the thread is in a
+    pid namespace (its ``vtid`` is not its ``tid``) or the child gets a new one."""
+    res = clone_flags(flags)
+    vtid, tid = ev.args.get("vtid"), ev.args.get("tid")
+    if flags & CLONE_NEWPID or (isinstance(vtid, int) and isinstance(tid, int) and vtid != tid):
+        res |= PPM_CL_CHILD_IN_PIDNS
+    return res
+
+
 def _converter(etype: str, name: str, table: str) -> Callable[[Event, int], int] | None:
     """libs' value for a flags (or open mode) parameter the detector keeps as the kernel's."""
+    if table == "clone_flags" and etype in CLONE_TYPES:
+        return _clone_exit_flags
     if table == "clone_flags":
         return lambda ev, v: clone_flags(v)
     if table == "file_flags" and etype in OPEN_TYPES:

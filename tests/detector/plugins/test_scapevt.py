@@ -102,6 +102,9 @@ def test_clone_exit_takes_the_callers_exe_and_args() -> None:
     path = b"/system.slice/docker-ab12.scope"
     assert p[14] == b"".join(s + b"=" + path + b"\0" for s in (b"cpuset", b"cpu", b"cpuacct",
                                                               b"io", b"memory"))
+    in_ns = Event(num=2, ts=1, type="clone", tid=8, res=0,
+                  args={"res": 0, "tid": 8, "vtid": 1, "flags": 0x11})
+    assert struct.unpack("<I", _decode(encode(in_ns))[1][15])[0] & (1 << 29)  # CHILD_IN_PIDNS
     ev.ctx = {}  # the root cgroup: the eBPF source sets no path
     assert _decode(encode(ev))[1][14].startswith(b"cpuset=/\0cpu=/\0")
 
