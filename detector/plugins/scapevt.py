@@ -59,9 +59,14 @@ def _int(width: int) -> Encoder:
 
 
 def _text(value: object) -> bytes:
+    """Bytes as they are; text back to the kernel's bytes (undecodable ones were escaped)."""
     if isinstance(value, bytes):
         return value
-    return str(value).encode("utf-8", "surrogateescape")
+    text = str(value)
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no decoder escaped (a replayed capture)
+        return text.encode("utf-8", "replace")
 
 
 def _charbuf(value: object) -> bytes | None:

@@ -141,6 +141,20 @@ def test_a_long_value_is_cut_to_a_u16_length_and_stays_terminated() -> None:
     assert len(p[1]) == 0xFFFF and p[1].endswith(b"a\0")
 
 
+def test_undecodable_and_odd_text_is_encoded_not_raised() -> None:
+    raw = b"/tmp/\xff\xfe"
+    escaped = raw.decode("utf-8", "surrogateescape")  # how the eBPF source decodes paths
+    p = _decode(encode(Event(num=1, ts=1, type="chdir", tid=1, res=0,
+                             args={"res": 0, "path": escaped})))[1]
+    assert p[1] == raw + b"\0"  # the kernel's bytes again
+    odd = _decode(encode(Event(num=2, ts=1, type="chdir", tid=1, res=0,
+                               args={"res": 0, "path": "/x\ud800"})))[1]
+    assert odd[1] == b"/x?\0"
+    wrong = _decode(encode(Event(num=3, ts=1, type="close", tid=1, res=0,
+                                 args={"res": "0", "fd": None})))[1]
+    assert wrong == [b"", b""]  # a value of the wrong type is an empty parameter
+
+
 def test_one_encoding_per_event() -> None:
     ev = Event(num=1, ts=1, type="close", tid=1, res=0, args={"res": 0, "fd": 3})
     first = scap_record(ev)
