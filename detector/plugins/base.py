@@ -57,14 +57,14 @@ class PluginInfo:
     parse_sources: list[str] = field(default_factory=list)
     parse_types: frozenset[int] = frozenset()  # event codes (empty: Falco's default)
 
-    def parses(self, source: str, plugin_event: bool) -> bool:
+    def parses(self, source: str, plugin_event: bool, code: int | None = None) -> bool:
         """Whether events of ``source`` go to ``plugin_parse_event``, by the plugin API's rules.
 
         Sources: ``get_parse_event_sources``; without it (or empty), a plugin sourcing its own
         events parses that source only, any other plugin every source. Event types: without
         ``get_parse_event_types``, every event of those sources; with it, plugin events when it
-        lists code 322, syscall events when it lists another code (syscall events are not
-        matched code by code here).
+        lists code 322, a syscall event when it lists the event's libscap ``code`` (without a
+        code: when it lists any other code).
         """
         if not self.parsing:
             return False
@@ -76,7 +76,9 @@ class PluginInfo:
             return True
         if plugin_event:
             return PLUGIN_EVENT_TYPE in self.parse_types
-        return any(code != PLUGIN_EVENT_TYPE for code in self.parse_types)
+        if code is not None:
+            return code in self.parse_types
+        return any(c != PLUGIN_EVENT_TYPE for c in self.parse_types)
 
 
 class Plugin(Protocol):
@@ -113,8 +115,8 @@ class PluginEventRef:
     """An event as handed to extractors: number, time, payload and source.
 
     For a ``syscall`` event (plugins whose extraction is compatible with ``syscall``), ``data``
-    is empty, ``plugin_id`` 0, and ``event`` is the detector's Event (Python plugins may read
-    it; native plugins get the scap header: time and thread id).
+    is empty, ``plugin_id`` 0, and ``event`` is the detector's Event (Python plugins read it;
+    native plugins get its libscap record, :func:`detector.plugins.scapevt.scap_record`).
     """
 
     num: int

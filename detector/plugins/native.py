@@ -31,6 +31,7 @@ from detector.plugins.base import (
     PluginInfo,
     parse_fields,
 )
+from detector.plugins.scapevt import scap_record
 from detector.plugins.tables import ThreadsTable
 from detector.plugins.threadview import ThreadView
 from falcoctl_py.errors import DetectorError
@@ -178,8 +179,11 @@ class NativePlugin:
         return int(rc) == 0
 
     def _raw(self, evt: PluginEventRef) -> bytes:
-        """The scap bytes of an event: the header only for a syscall event."""
+        """The scap bytes of an event: a syscall event's libscap record (encoded once for all
+        plugins), a plugin event's PPME_PLUGINEVENT_E."""
         if evt.source == "syscall" and not evt.data:
+            if evt.event is not None:
+                return scap_record(evt.event)
             return EVT_HEADER.pack(evt.ts, evt.tid & 0xFFFFFFFFFFFFFFFF, EVT_HEADER.size, 0, 0)
         return plugin_event_bytes(evt.ts, evt.plugin_id or self.info.id, evt.data)
 

@@ -9,6 +9,7 @@ import logging
 from detector.events import Event
 from detector.plugins import LoadedPlugins
 from detector.plugins.base import Plugin, PluginEventRef
+from detector.plugins.scapevt import plan
 
 log = logging.getLogger("detector.plugins")
 
@@ -19,22 +20,25 @@ class EventParsers:
     def __init__(self, plugins: LoadedPlugins) -> None:
         self._plugins = plugins
         self._ids = {src: p.info.id for src, (_, p) in plugins.sources().items()}
-        self._chosen: dict[tuple[str, bool], list[Plugin]] = {}
+        self._chosen: dict[tuple[str, bool, str], list[Plugin]] = {}
         self.parsed = 0
         self.failed = 0
         self._warned: set[str] = set()
 
-    def _for(self, source: str, plugin_event: bool) -> list[Plugin]:
-        key = (source, plugin_event)
+    def _for(self, source: str, plugin_event: bool, etype: str) -> list[Plugin]:
+        """The plugins parsing events of ``source`` (and, for a syscall event, of ``etype``:
+        matched by its libscap code)."""
+        key = (source, plugin_event, etype)
         chosen = self._chosen.get(key)
         if chosen is None:
+            code = None if plugin_event else plan(etype)[0]
             chosen = self._chosen[key] = [p for _, p in self._plugins.plugins
-                                          if p.info.parses(source, plugin_event)]
+                                          if p.info.parses(source, plugin_event, code)]
         return chosen
 
     def __call__(self, ev: Event) -> None:
         data = ev.plugin_data
-        parsers = self._for(ev.source, data is not None)
+        parsers = self._for(ev.source, data is not None, "" if data is not None else ev.type)
         if not parsers:
             return
         ref = PluginEventRef(num=ev.num, ts=ev.ts, data=data if data is not None else b"",
