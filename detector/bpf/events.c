@@ -416,7 +416,8 @@ static __always_inline u32 put_sockaddr(struct buf *b, u32 off, u32 sv)
     return off;
 }
 
-// 1 when x == k, without a branch (the verifier walks every byte of the loop below).
+// 1 when x == k, without a branch (the verifier walks every byte of the loop below), for
+// x ^ k <= 2^63: no atom word has bit 63, and an unused clause needs exactly bit 63.
 #define KF_EQ(x, k) ((((u64)((x) ^ (k))) - 1) >> 63)
 
 // Whether the raw path in the trie key (after the slot byte, n bytes with its NUL) is absolute
@@ -490,7 +491,7 @@ static __always_inline int kf_eval(struct buf *b, struct kf_sys *k, u32 slot, u3
         s64 pb = kf_path_bits(b, k, slot);
         if (pb < 0)
             return 1;
-        bits |= (u64)pb;
+        bits |= (u64)pb & ~(1ull << 63);
     }
     u32 flags = 0, src = k->flags_src;
     if (src == KF_SRC_CREAT) {

@@ -290,6 +290,19 @@ class EbpfSource:
         )
         hooks.detach_old()
 
+    def set_filters(self, plan: Any) -> None:
+        """Kernel filters from a ``detector.kfilter.plan.KernelPlan`` (None: keep every
+        event): map writes switched in one word, no program reload (detector/bpf/kfmaps.py)."""
+        from detector.bpf.kfmaps import write_plan
+
+        write_plan(self._require_bpf(), plan)
+
+    def filter_stats(self) -> dict[str, tuple[int, int]]:
+        """Per syscall: (events the kernel filter saw, events it dropped)."""
+        from detector.bpf.kfmaps import stats
+
+        return stats(self._require_bpf())
+
     # -- reading ------------------------------------------------------------------------------
     def read_raw(self, *, timeout: float = 0.1, limit: int = 4096) -> list[bytes]:
         """Records as bytes (waiting up to ``timeout`` seconds when there are none)."""
