@@ -44,9 +44,9 @@ def entries(plan: KernelPlan | None) -> dict[str, dict[str, Any]]:
             mode = KF_ON | (KF_PATH * sf.uses_path) | (KF_DIR * sf.uses_dir) | (
                 KF_MARK_DROPS * sf.mark_drops) | (KF_CLOSE_MARKS * sf.close_marks)  # fmt: skip
         if mode:
+            path_arg = OPEN_SOURCES[name][1] + 1 if name in OPEN_SOURCES else 0
             out[name] = {"mode": mode, "clauses": sf.clauses, "flags": sf.flag_atoms,
-                         "flags_src": _flags_src(name),
-                         "path_arg": OPEN_SOURCES[name][1] + 1 if name in OPEN_SOURCES else 0}  # fmt: skip
+                         "flags_src": _flags_src(name), "path_arg": path_arg}  # fmt: skip
     if plan.marking:
         for name in FD_EVENTS:
             e = out.setdefault(name, {"mode": 0, "clauses": (), "flags": (), "flags_src": 0,
@@ -79,7 +79,7 @@ def write_plan(bpf: Any, plan: KernelPlan | None) -> int:
     """Write ``plan`` (None: keep everything) into the idle slot and switch to it."""
     slot = 1 - live_slot(bpf)
     trie = bpf[b"kf_trie"]
-    for key in [k for k in trie.keys() if k.data[0] == slot]:
+    for key in [k for k in trie if k.data[0] == slot]:
         del trie[key]
     if plan is not None:
         for path, bits in plan.trie.items():

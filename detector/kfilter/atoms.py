@@ -183,7 +183,7 @@ def _open_atom(name: str, node: BinaryCheck, strings: tuple[str, ...], neg: bool
         if want is None:
             return TRUE
         atom = Atom("flags", 3, 1 if name == "evt.is_open_read" else 0)
-        return lit(atom, not (want != neg))  # is_open_read = not (flags & 3 == 1)
+        return lit(atom, want == neg)  # is_open_read = not (flags & 3 == 1)
     if name == "evt.arg.flags" and op == "contains" and len(strings) == 1:
         return _flag_name(strings[0], neg)
     if name in ("fd.typechar", "fd.type") and op in ("=", "==", "!=") and len(strings) == 1:

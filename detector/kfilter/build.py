@@ -88,15 +88,17 @@ def socket_only(node: Expr) -> bool:
     return False
 
 
-def _enabled(rules: Iterable[object]) -> list[object]:
-    return [r for r in rules
-            if getattr(r, "enabled", False) and getattr(r, "source", "") == "syscall"]  # fmt: skip
+def _enabled(rules: Iterable[object], chosen: bool = False) -> list[object]:
+    """The syscall rules that can alert (``chosen``: the engine already chose them)."""
+    return [r for r in rules if (chosen or getattr(r, "enabled", False))
+            and getattr(r, "source", "") == "syscall"]  # fmt: skip
 
 
-def fd_readers(rules: Iterable[object], all_types: frozenset[str]) -> list[str]:
+def fd_readers(rules: Iterable[object], all_types: frozenset[str],
+               chosen: bool = False) -> list[str]:  # fmt: skip
     """Rules that read fds made by earlier events, other than sockets (see the docstring)."""
     out = []
-    for r in _enabled(rules):
+    for r in _enabled(rules, chosen):
         tree = getattr(r, "tree", None)
         types = getattr(r, "evttypes", None) or all_types
         if not (set(types) - OPEN_TYPES):
@@ -106,12 +108,12 @@ def fd_readers(rules: Iterable[object], all_types: frozenset[str]) -> list[str]:
     return out
 
 
-def demands(rules: Iterable[object], selected: Iterable[str]) -> tuple[dict[str, TypeDemand],
-                                                                    dict[tuple[str, str], Dnf]]:  # fmt: skip
+def demands(rules: Iterable[object], selected: Iterable[str], chosen: bool = False,
+            ) -> tuple[dict[str, TypeDemand], dict[tuple[str, str], Dnf]]:  # fmt: skip
     """Per selected type: the join of the DNFs of the rules that can match it."""
     out = {t: TypeDemand(t) for t in sorted(selected)}
     contrib: dict[tuple[str, str], Dnf] = {}
-    for r in _enabled(rules):
+    for r in _enabled(rules, chosen):
         name, tree = str(getattr(r, "name", "")), getattr(r, "tree", None)
         types = getattr(r, "evttypes", None)
         for t in sorted(out.keys() if types is None else set(types) & out.keys()):
@@ -127,13 +129,13 @@ def demands(rules: Iterable[object], selected: Iterable[str]) -> tuple[dict[str,
     return out, contrib
 
 
-def build(rules: Iterable[object], selected: Iterable[str]) -> Build:
-    """The kernel plan for these rules and selected event types."""
+def build(rules: Iterable[object], selected: Iterable[str], chosen: bool = False) -> Build:
+    """The kernel plan for these rules (``chosen``: an engine's, all can alert) and types."""
     from detector.sources.syscalls import STATE_SET, SUPPORTED
 
     rules = list(rules)
-    types, contrib = demands(rules, selected)
-    readers = fd_readers(rules, SUPPORTED)
+    types, contrib = demands(rules, selected, chosen)
+    readers = fd_readers(rules, SUPPORTED, chosen)
     plan = KernelPlan()
     for t, td in types.items():
         if t in OPEN_TYPES:

@@ -227,7 +227,7 @@ class Runtime:
         if config.engine.runs_ebpf:
             from detector.feeds import SyscallFeed
 
-            return SyscallFeed(config, self.ruleset.event_types)
+            return SyscallFeed(config, self.ruleset.event_types, self.ruleset.syscall_rules)
         return None
 
     def _plugin_events(self, plugin: Plugin, params: str) -> Iterator[Event]:

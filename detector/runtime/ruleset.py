@@ -51,6 +51,7 @@ class RuleSet:
     rule_count: int = 0
     warnings: list[str] = field(default_factory=list)
     loaded_ns: int = field(default_factory=time.time_ns)
+    syscall_rules: tuple[Any, ...] = ()  # the syscall engine's rules (kernel filters)
 
 
 def _suggested(entry: AppendOutput, source: str, config: FalcoConfig) -> list[tuple[str, str]]:
@@ -174,6 +175,7 @@ def compile_rules(*, files: list[Path], config: FalcoConfig,
         files=list(files), digests={str(p): sha256_file(p) for p in files},
         event_types=None if event_types is None else frozenset(event_types),
         sources=frozenset(engines), rule_count=sum(counts.values()), warnings=warnings,
+        syscall_rules=tuple(getattr(engines.get("syscall"), "rules", ())),
     )
 
 
