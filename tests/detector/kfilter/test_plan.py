@@ -101,6 +101,6 @@ def test_a_dropped_open_takes_its_close_along() -> None:
 
 
 def test_evaluable_paths_are_their_own_fd_name() -> None:
-    for path in PATHS + ("/", "/a/.", "/a/..", "/a.", "/..x/y"):
+    for path in (*PATHS, "/", "/a/.", "/a/..", "/a.", "/..x/y"):
         if evaluable_path(path):
             assert resolve_path("/cwd", path) == path
