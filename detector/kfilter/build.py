@@ -31,7 +31,7 @@ from detector.kfilter.atoms import (
     over,
 )
 from detector.kfilter.plan import KernelPlan, SyscallFilter, compile_syscall, finish_trie
-from detector.rules.lang.ast import And, BinaryCheck, Expr, FieldRef, ListNode, Or, ValueNode
+from detector.rules.lang.ast import And, BinaryCheck, Expr, FieldRef, ListNode, Not, Or, ValueNode
 
 SOCKET_TYPES = {"fd.type": {"ipv4", "ipv6", "unix"}, "fd.typechar": {"4", "6", "u"}}
 
@@ -67,8 +67,16 @@ def _walk(node: object) -> Iterable[object]:
                     yield from _walk(item)
 
 
-def reads_fd(tree: Expr) -> bool:
-    """Whether a condition reads any ``fd.*`` field."""
+def reads_fd(tree: Expr, evttype: str | None = None) -> bool:
+    """Whether a condition reads any ``fd.*`` field (on ``evttype``: in the parts that can
+    still hold for it, ``evt.type`` checks folded)."""
+    if evttype is not None:
+        if over(tree, evttype) == FALSE:
+            return False
+        if isinstance(tree, (And, Or)):
+            return any(reads_fd(c, evttype) for c in tree.children)
+        if isinstance(tree, Not):
+            return reads_fd(tree.child)
     return any(isinstance(n, FieldRef) and n.name.startswith("fd.") for n in _walk(tree))
 
 
@@ -94,16 +102,35 @@ def _enabled(rules: Iterable[object], chosen: bool = False) -> list[object]:
             and getattr(r, "source", "") == "syscall"]  # fmt: skip
 
 
+def table_fd_types() -> frozenset[str]:
+    """Event types whose ``fd.*`` fields come from the fd table: those the fd tracker handles
+    and those whose decoded arguments name an fd (``fd``, or ``oldfd``/``dirfd``...). Found by
+    decoding a zero record of each type; a builder that fails on it counts as one."""
+    from detector.sources.decode import BUILDERS
+    from detector.state.fds import USED_FD, FdTracker
+
+    out = set(FdTracker(read_proc=False).handlers)
+    for name, builder in BUILDERS.items():
+        try:
+            keys = builder((0,) * 6, 0, ("", "", ""), None, (0, 0, 0), {})
+        except Exception:  # a builder needing more than zeros: assume it names an fd
+            out.add(name)
+            continue
+        if USED_FD.get(name, "fd") in keys:
+            out.add(name)
+    return frozenset(out - OPEN_TYPES)
+
+
 def fd_readers(rules: Iterable[object], all_types: frozenset[str],
                chosen: bool = False) -> list[str]:  # fmt: skip
     """Rules that read fds made by earlier events, other than sockets (see the docstring)."""
+    table_types = table_fd_types()
     out = []
     for r in _enabled(rules, chosen):
         tree = getattr(r, "tree", None)
-        types = getattr(r, "evttypes", None) or all_types
-        if not (set(types) - OPEN_TYPES):
-            continue
-        if tree is None or (reads_fd(tree) and not socket_only(tree)):
+        types = set(getattr(r, "evttypes", None) or all_types) & table_types
+        if tree is None or (any(reads_fd(tree, t) for t in sorted(types))
+                            and not socket_only(tree)):  # fmt: skip
             out.append(str(getattr(r, "name", "")))
     return out
 
