@@ -25,7 +25,8 @@ def facts_of(ev: Event) -> Facts:
     raw = a.get("flags")
     flags = event_flags(ev.type, (), None) if ev.type == "creat" else (
         raw & 0xFFFFFFFF if isinstance(raw, int) else None)  # fmt: skip
-    name = a.get("name") if isinstance(a.get("name"), str) else None
+    got = a.get("name")
+    name = got if isinstance(got, str) else None
     is_dir = bool(name and name.startswith("/") and res >= 0 and os.path.isdir(name))
     made: tuple[int, ...] = ()
     if ev.type in UBUF_FDS:
@@ -42,7 +43,8 @@ def filtered(plan: KernelPlan, events: Iterable[Event]) -> Iterator[Event]:
     """The events the kernel would deliver under ``plan`` (its marks included)."""
     marks = Marks()
     for ev in events:
-        pid = int(ev.ctx.get("pid", ev.tid)) if ev.ctx else ev.tid
+        got = ev.ctx.get("pid") if ev.ctx else None
+        pid = got if isinstance(got, int) else ev.tid
         if marks.keep(plan, facts_of(ev), pid):
             yield ev
         if (ev.type in EXECS and (ev.res or 0) == 0) or (ev.type == "procexit" and ev.tid == pid):

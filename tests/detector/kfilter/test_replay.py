@@ -32,7 +32,8 @@ cat /etc/../etc/shadow > /dev/null
 (cd /etc && cat shadow > /dev/null)
 cat /etc/pam.d/* > /dev/null 2>&1 || true
 echo x > out.txt
-python3 -c 'import socket as s; l = s.socket(); l.bind(("127.0.0.1", 0)); l.listen(); [s.create_connection(l.getsockname()).close() for _ in range(20)]'
+python3 -c 'import socket as s; l = s.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+for _ in range(20): s.create_connection(l.getsockname()).close()'
 ls /usr/include > /dev/null
 """
 
