@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detector.kfilter.atoms import OK, Atom, Dnf, evaluable_path
+from detector.kfilter.atoms import OK, PATH_MAX_EVAL, Atom, Dnf, evaluable_path
 
 BIT_OK = 1
 FLAG_BIT0 = 1
@@ -23,6 +23,7 @@ BIT_DIR = 1 << 9
 PATH_BIT0 = 10
 MAX_PATH_ATOMS = 53  # bit 63 stays clear (the program returns the bits as s64)
 MAX_CLAUSES = 16  # events.h KF_CLAUSES
+MAX_TRIE = 2000  # path strings per slot (events.c's kf_trie holds 4096: two slots)
 # Where each filtered syscall's flags and path come from: (flags source, path argument).
 # Flags: an argument index, "ubuf" (openat2's how.flags) or a constant (creat).
 OPEN_SOURCES: dict[str, tuple[int | str, int]] = {
@@ -72,10 +73,15 @@ def _path_bit(plan: KernelPlan, atom: Atom) -> int:
             raise _TooBig(f"more than {MAX_PATH_ATOMS} path atoms")
         bit = 1 << (PATH_BIT0 + len(plan.path_atoms))
         plan.path_atoms[atom] = bit
-        if atom.op != "contains":  # contains-atoms never hold on an evaluable path
-            for s in atom.strings:
-                key = s + "\0" if atom.op == "eq" else s
-                plan.trie[key] = plan.trie.get(key, 0) | bit
+        if atom.op == "contains":  # contains-atoms never hold on an evaluable path
+            return bit
+        for s in atom.strings:
+            if len(s.encode("utf-8", "surrogateescape")) > PATH_MAX_EVAL:
+                continue  # longer than any evaluable path: never equal to or a prefix of one
+            key = s + "\0" if atom.op == "eq" else s
+            plan.trie[key] = plan.trie.get(key, 0) | bit
+        if len(plan.trie) > MAX_TRIE:
+            raise _TooBig(f"more than {MAX_TRIE} path strings")
     return bit
 
 

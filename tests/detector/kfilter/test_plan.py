@@ -104,3 +104,17 @@ def test_evaluable_paths_are_their_own_fd_name() -> None:
     for path in (*PATHS, "/", "/a/.", "/a/..", "/a.", "/..x/y"):
         if evaluable_path(path):
             assert resolve_path("/cwd", path) == path
+
+
+def test_too_many_path_strings_keep_every_open() -> None:
+    names = ", ".join(f"/etc/f{i}" for i in range(2100))
+    plan = _plan([f"fd.name in ({names})"])
+    assert plan.syscalls["openat"].keep_all and "path strings" in plan.syscalls["openat"].reason
+
+
+def test_a_path_longer_than_the_kernel_reads_matches_nothing_evaluable() -> None:
+    long = "/" + "a" * 300
+    plan = _plan([f"not fd.name = {long} and fd.name startswith /etc"])
+    assert not plan.syscalls["openat"].keep_all and long + "\0" not in plan.trie
+    assert decide(plan, Facts("openat", 3, 0, "/etc/x"))
+    assert decide(plan, Facts("openat", 3, 0, long))  # too long to evaluate: kept
