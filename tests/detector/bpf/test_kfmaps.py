@@ -25,7 +25,7 @@ def _defines() -> dict[str, int]:
 def test_the_constants_agree_with_events_h() -> None:
     d = _defines()
     assert (d["KF_CLAUSES"], d["KF_FLAGS"]) == (kfmaps.KF_CLAUSES, kfmaps.KF_FLAGS)
-    assert (kplan.MAX_CLAUSES, kplan.MAX_FLAG_ATOMS) == (d["KF_CLAUSES"], d["KF_FLAGS"])
+    assert (d["KF_CLAUSES"], d["KF_FLAGS"]) == (kplan.MAX_CLAUSES, kplan.MAX_FLAG_ATOMS)
     for name in ("KF_ON", "KF_PATH", "KF_DIR", "KF_MARK_DROPS", "KF_CLOSE_MARKS",
                  "KF_UNMARK_RET", "KF_UNMARK_UBUF", "KF_SRC_UBUF", "KF_SRC_CREAT"):
         assert d[name] == getattr(kfmaps, name), name
