@@ -75,11 +75,12 @@ __all__ = ["CTX_KEYS", "HOOKS", "POLL_MAX", "POLL_MIN", "Counters", "EbpfSource"
 
 
 def bpf_text() -> str:
-    """The BPF C program (events.h inlined, so the text stands alone)."""
+    """The BPF C program (events.h and kfilter.h inlined, so the text stands alone)."""
     pkg = resources.files("detector.bpf")
-    header = pkg.joinpath("events.h").read_text()
     body = pkg.joinpath("events.c").read_text()
-    return body.replace('#include "events.h"\n', header)
+    for name in ("events.h", "kfilter.h"):
+        body = body.replace(f'#include "{name}"\n', pkg.joinpath(name).read_text())
+    return body
 
 
 def bpf_cflags(*, ringbuf_pages: int = RINGBUF_PAGES, self_tgid: int = 0) -> list[str]:
