@@ -3,9 +3,11 @@ rule needs does, and a new plan takes over without a program reload."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +65,31 @@ def test_a_new_plan_and_none_take_over(source: EbpfSource) -> None:
     source.set_filters(None)
     got = _opens(source, ["/usr/include/stdio.h", "/etc/hostname"])
     assert [n for t, n in got if t == "openat"] == ["/usr/include/stdio.h", "/etc/hostname"]
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_the_feed_follows_engine_ebpf_kernel_filters(on: bool, tmp_path: Path) -> None:
+    need_bpf()
+    from detector.bpf.kfmaps import NR_SYSCALLS, live_slot
+    from detector.config.load import load_config
+    from detector.feeds import SyscallFeed
+    from detector.rules.engine import RulesEngine
+    from detector.rules.load.loader import load_rules_files
+    from detector.sources.syscall_nrs import NUMBERS
+
+    config = load_config(overrides=[f"engine.ebpf.kernel_filters={str(on).lower()}"])
+    f = tmp_path / "r.yaml"
+    f.write_text("- rule: r\n  desc: d\n  condition: evt.type = openat and fd.name startswith "
+                 "/etc\n  output: o\n  priority: INFO\n")  # fmt: skip
+    rules = RulesEngine(load_rules_files([f])).rules
+    feed = SyscallFeed(config, frozenset({"openat"}), rules)
+    try:
+        bpf = feed.source._require_bpf()
+        slot = live_slot(bpf)
+        leaf = bpf[b"kf_sys"][ctypes.c_int(slot * NR_SYSCALLS + NUMBERS["openat"])]
+        assert bool(leaf.mode) == on
+        feed.set_rules(None)  # a reload widens first: every event
+        slot = live_slot(bpf)
+        assert not bpf[b"kf_sys"][ctypes.c_int(slot * NR_SYSCALLS + NUMBERS["openat"])].mode
+    finally:
+        feed.close()
