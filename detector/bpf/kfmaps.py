@@ -3,7 +3,8 @@
 Two slots: the plan goes into the slot no event reads (its ``kf_sys`` entries and its trie
 keys, which start with the slot byte), then one write of ``kf_slot`` switches every later
 event to it. An event reads the slot word once, so it never sees half a filter. No program is
-reloaded.
+reloaded. The fd marks of dropped opens are cleared at each switch (a close then kept that
+could have been dropped costs nothing; a stale mark could drop a close the state needs).
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ def write_plan(bpf: Any, plan: KernelPlan | None) -> int:
         if nr < NR_SYSCALLS:
             table[ctypes.c_int(slot * NR_SYSCALLS + nr)] = _leaf(table, want.get(name))
     bpf[b"kf_slot"][ctypes.c_int(0)] = ctypes.c_uint32(slot)
+    # Marks made under the old plan go: while a plan without marking (or none) ran, a marked fd
+    # may have been closed and made again by a kept event that did not unmark it.
+    bpf[b"kf_marks"].clear()
     return slot
 
 

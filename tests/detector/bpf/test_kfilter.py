@@ -93,3 +93,19 @@ def test_the_feed_follows_engine_ebpf_kernel_filters(on: bool, tmp_path: Path) -
         assert not bpf[b"kf_sys"][ctypes.c_int(slot * NR_SYSCALLS + NUMBERS["openat"])].mode
     finally:
         feed.close()
+
+
+def test_a_new_plan_forgets_the_marks_of_the_old(source: EbpfSource) -> None:
+    source.set_filters(_plan("fd.name = /nothing"))
+    fd = os.open("/usr/include/stdio.h", os.O_RDONLY)  # dropped: its fd is marked
+    source.set_filters(None)
+    os.close(fd)
+    fd = os.open("/usr/include/stdio.h", os.O_RDONLY)  # kept (no plan): the same fd number
+    source.set_filters(_plan("fd.name = /nothing"))
+    source.read(timeout=0.05)
+    os.close(fd)  # its open was kept: the close must come although the fd was marked once
+    time.sleep(0.1)
+    me = os.getpid()
+    closes = [e for e in source.read(timeout=0.2) if e.ctx.get("pid") == me and e.type == "close"]
+    assert fd in [e.args.get("fd") for e in closes]  # (BCC's own closes come too)
+    source.set_filters(None)
