@@ -5,8 +5,9 @@
     init_module, which has no tracepoint here), and hook="tp_btf"; target <= 1.05 x;
 (w) issue 14's workloads bare and watched by a real `falcoctl-py run` with the stable rules
     (bench/ebpf_workloads.py): slowdown, detector CPU / workload CPU, per syscall made and per
-    event delivered, kernel drop counts, RSS; with the default selection and with
-    init_module/finit_module removed (per-syscall tracepoints);
+    event delivered, kernel drop counts, RSS; per-syscall tracepoints with kernel filters on
+    and off (engine.ebpf.kernel_filters), and the default selection (raw hook) with them on;
+(k) the share of offered events the kernel filter keeps, per workload and event type;
 (a) a bare BCC consumer of the same programs (BCC's ring_buffer_consume in a loop, an empty
     callback that only counts): events/s, the ceiling for BCC -> Python here;
 (b0) EbpfSource: events/s decoded, with the kernel's exact drop counts;
@@ -293,10 +294,15 @@ def _workloads() -> None:
         return
     no_modules = ["base_syscalls.custom_set[]=!init_module",
                   "base_syscalls.custom_set[]=!finit_module"]
-    for title, options in (("default selection: init_module has no tracepoint here, so one raw "
-                            "hook takes every syscall", []),
-                           ("init_module/finit_module removed (base_syscalls.custom_set): "
-                            "per-syscall tracepoints", no_modules)):  # fmt: skip
+    no_filters = ["engine.ebpf.kernel_filters=false"]
+    designs: tuple[tuple[str, list[str]], ...] = (
+        ("per-syscall tracepoints (init_module/finit_module removed), kernel filters ON",
+         no_modules),
+        ("per-syscall tracepoints, kernel filters OFF", [*no_modules, *no_filters]),
+        ("default selection (one raw hook: init_module has no tracepoint), kernel filters ON",
+         []),
+    )  # fmt: skip
+    for title, options in designs:
         labels, figs, rss = ew.measure(rules, ew.free_port(), options)
         ew.report(f"{rules.name}, {title}", labels, figs, rss)
     ew.filter_shares(rules)

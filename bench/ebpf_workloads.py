@@ -244,36 +244,35 @@ def report(title: str, labels: list[str], figs: list[Figures], rss: float) -> No
 
 
 def filter_shares(rules: Path) -> None:
-    """(k) The share of delivered events the rules' kernel filter would keep, per workload and
-    per event type (decided in userspace on each decoded event: comm and result)."""
-    from detector.kfilter.analysis import derive, rule_filters
+    """(k) The share of offered events the kernel filter of the rules keeps, per workload and
+    per event type: the kernel's own per-syscall counters (events seen, dropped), read around
+    each workload (other processes' events of that time included)."""
+    from detector.kfilter.build import build
     from detector.rules.load.loader import load_rules_files
     from detector.sources.ebpf import EbpfSource
-    from detector.sources.syscalls import STATE_SET, SUPPORTED, select_syscalls
+    from detector.sources.syscalls import select_syscalls
 
     loaded = load_rules_files([str(rules)])
-    by_type = derive(rule_filters(loaded.rules), SUPPORTED)
-    rule_types = {t for t, tf in by_type.items() if tf.rules}
-    with tempfile.TemporaryDirectory() as tmp, \
-            EbpfSource(syscalls=select_syscalls(rule_types)) as src:  # fmt: skip
+    events: set[str] = set()
+    for r in loaded.rules:
+        if r.enabled and r.source == "syscall" and r.evttypes:
+            events |= set(r.evttypes)
+    selected = select_syscalls(events, custom_set=["!init_module", "!finit_module"])
+    plan = build(loaded.rules, selected).plan
+    with tempfile.TemporaryDirectory() as tmp, EbpfSource(syscalls=selected) as src:
+        src.set_filters(plan)
         for label, cmd in workloads(Path(tmp)):
             while src.read(timeout=0):
                 pass
-            offered: dict[str, int] = {}
-            kept: dict[str, int] = {}
+            before = src.filter_stats()
             proc = subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.DEVNULL)
             while proc.poll() is None or src.reader_pending():
-                for ev in src.read(timeout=0.05):
-                    tf = by_type.get(ev.type)
-                    offered[ev.type] = offered.get(ev.type, 0) + 1
-                    need = tf is None or not tf.rules or ev.type in STATE_SET
-                    comm = str((ev.ctx or {}).get("comm", ""))
-                    if need or tf.keep.keeps(comm, ev.res):  # type: ignore[union-attr]
-                        kept[ev.type] = kept.get(ev.type, 0) + 1
-            total, k = sum(offered.values()), sum(kept.values())
-            types = ", ".join(
-                f"{t} {kept.get(t, 0) / n:.0%} of {n:,}"
-                for t, n in sorted(offered.items(), key=lambda x: -x[1])[:8]
-            )
-            print(f"(k) {label}: the filter would keep {k / max(total, 1):.1%} of {total:,} "
-                  f"events delivered; by type: {types}")  # fmt: skip
+                src.read(timeout=0.05)
+            after = src.filter_stats()
+            seen = {t: after[t][0] - before.get(t, (0, 0))[0] for t in after}
+            kept = {t: seen[t] - (after[t][1] - before.get(t, (0, 0))[1]) for t in after}
+            total, k = sum(seen.values()), sum(kept.values())
+            types = ", ".join(f"{t} {kept[t] / n:.0%} of {n:,}"
+                              for t, n in sorted(seen.items(), key=lambda x: -x[1])[:8] if n)
+            print(f"(k) {label}: the kernel kept {k / max(total, 1):.1%} of {total:,} events "
+                  f"offered; by type: {types}")  # fmt: skip

@@ -14,7 +14,8 @@ class SyscallFeed:
 
     # The captured syscall set follows the rules' event types plus state (``base_syscalls``).
 
-    def __init__(self, config: FalcoConfig, rule_events: frozenset[str] | None) -> None:
+    def __init__(self, config: FalcoConfig, rule_events: frozenset[str] | None,
+                 rules: tuple[object, ...] | None = None) -> None:
         from detector.sources.ebpf import EbpfSource
 
         preset = config.engine.buffers.buf_size_preset
@@ -24,6 +25,8 @@ class SyscallFeed:
                                  hook=config.engine.buffers.hook)
         self.source.open()
         self._stopping = False
+        self._kernel_filters = config.engine.buffers.kernel_filters
+        self.set_rules(rules)
 
     def _select(self, rule_events: frozenset[str] | None) -> frozenset[str] | None:
         from detector.sources.syscalls import select_syscalls
@@ -53,6 +56,15 @@ class SyscallFeed:
         selected = self._select(frozenset(rule_events))
         if selected is not None and selected != self.source.selected:  # map writes only on change
             self.source.set_syscalls(selected)
+
+    def set_rules(self, rules: tuple[object, ...] | None) -> None:
+        """Kernel filters for these rules and the selection (None, or off: keep everything)."""
+        plan = None
+        if rules is not None and self._kernel_filters:
+            from detector.kfilter.build import build
+
+            plan = build(rules, self.source.selected, chosen=True).plan
+        self.source.set_filters(plan)
 
     @property
     def selected(self) -> frozenset[str]:

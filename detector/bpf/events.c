@@ -16,6 +16,8 @@
 //
 // The `spec` map (one u32 per syscall number, written by userspace from
 // detector/sources/syscalls.py) says what to capture and whether the syscall is selected.
+// Before a record is filled, the kernel filter derived from the rules (kfilter.h) may drop
+// the event: its clauses over the result, the open flags and the path argument.
 //
 // Kernel structs are read at offsets that Python computes from BTF and passes as -D OFF_*
 // flags: the headers BCC compiles with are never trusted for a struct layout. SELF_TGID (-D,
@@ -408,6 +410,8 @@ static __always_inline u32 put_sockaddr(struct buf *b, u32 off, u32 sv)
     return off;
 }
 
+#include "kfilter.h"
+
 // The shared body: a selected syscall's exit as one record.
 static __always_inline int on_exit(void *regs, u32 nr, u32 sv, s64 ret, u64 pid_tgid)
 {
@@ -415,9 +419,15 @@ static __always_inline int on_exit(void *regs, u32 nr, u32 sv, s64 ret, u64 pid_
     struct buf *b = scratch.lookup(&z);
     if (!b)
         return 0;
-    fill_hdr(b, pid_tgid, nr, ret);
     fill_args(b, regs);
     void *task = (void *)bpf_get_current_task();
+    nr &= NR_SYSCALLS - 1;
+    kf_count(nr);
+    if (!kf_keep(b, nr, sv, ret, pid_tgid, task)) {
+        kf_count(NR_SYSCALLS + nr);
+        return 0;
+    }
+    fill_hdr(b, pid_tgid, nr, ret);
     u32 off = put_ctx(b, task, sv, ret);
     put_ubuf(b, sv);
     if (sv & F_EXEC)

@@ -62,6 +62,56 @@
 #define EXE_UPPER_LAYER 1                 // proc_ctx.exe_flags bits
 #define EXE_OVERLAY 2
 
+// Kernel filters (detector/kfilter/plan.py): per slot and syscall a `struct kf_sys`; the
+// atom word's bits; mode bits. Two slots, the `kf_slot` word says which one is live.
+#define KF_CLAUSES 16
+#define KF_FLAGS 8
+#define KF_BIT_OK 1ull
+#define KF_FLAG_BIT0 1
+#define KF_BIT_DIR (1ull << 9)
+#define KF_PATH_MAX 253       // longer paths are not evaluated (slot byte + path + NUL <= 256)
+#define KF_KEY_DATA 256       // the trie's key data: the slot byte, then the path and its NUL
+#define KF_ON 1               // the clauses decide (else: keep every event)
+#define KF_PATH 2             // the clauses use path atoms
+#define KF_DIR 4              // the clauses use the directory atom
+#define KF_MARK_DROPS 8       // a dropped event that returned an fd marks it
+#define KF_CLOSE_MARKS 16     // close: a marked fd's close is dropped
+#define KF_UNMARK_RET 32      // a kept event unmarks the fd it returned
+#define KF_UNMARK_UBUF 64     // a kept event unmarks the two fds at its ubuf argument
+#define KF_SRC_UBUF 7         // flags_src: 1 + argument index, or these
+#define KF_SRC_CREAT 8
+#define KF_CREAT_FLAGS 01101  // O_WRONLY|O_CREAT|O_TRUNC
+#define S_IFMT_ 0170000
+#define S_IFDIR_ 0040000
+
+struct kf_sys {
+    u64 must[KF_CLAUSES];
+    u64 nots[KF_CLAUSES];
+    u32 fmask[KF_FLAGS];
+    u32 fval[KF_FLAGS];
+    u32 nclauses;
+    u32 mode;
+    u32 nflags;
+    u32 flags_src;
+    u32 path_arg;    // 1 + argument index of the path
+    u32 pad;
+};
+
+struct kf_key {
+    u32 prefixlen;
+    u8 data[KF_KEY_DATA];
+};
+
+struct kf_scratch {
+    struct kf_key key;
+    u8 pad[8];       // reads of data[i + 3] stay inside the value
+};
+
+struct kf_mark {
+    u64 start;       // the process's start time
+    u64 mm;          // its mm (an exec changes it)
+};
+
 // kind bits of a record
 #define K_PROC 1
 #define K_TUPLE 2

@@ -128,6 +128,8 @@ class EngineBuffers:
     disable_iterators: bool = False
     # how syscall exits are hooked (falcoctl-py's own key; see detector/bpf/hooks.py)
     hook: str = field(default="auto", metadata={"choices": EBPF_HOOKS})
+    # kernel filters derived from the rules (falcoctl-py's own key; see detector/kfilter)
+    kernel_filters: bool = True
 
 
 @dataclass(frozen=True, slots=True)

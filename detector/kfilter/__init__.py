@@ -1,1 +1,1 @@
-"""Kernel filters derived from the loaded rules (see ``detector.kfilter.analysis``)."""
+"""Kernel filters derived from the loaded rules (atoms, build, plan; maps in bpf/kfmaps.py)."""

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from detector.kfilter.analysis import Keep, TypeFilter, derive, rule_filters
+from detector.kfilter.atoms import FALSE, TRUE, Atom, Dnf
+from detector.kfilter.plan import SyscallFilter
 
 NAMES_SHOWN = 8  # comm names listed per set before "and N more"
 
 
 @dataclass(frozen=True, slots=True)
 class TypeReport:
-    """One event type: what is kept, which rules match it, which leave it unfiltered."""
+    """One event type: what the kernel keeps, which rules match it, what the state needs."""
 
     evttype: str
     keeps: str
@@ -21,49 +22,69 @@ class TypeReport:
     rules: tuple[str, ...]
     unfiltered_by: tuple[str, ...]
     contributions: tuple[tuple[str, str], ...]  # (rule, what it alone would keep)
-    state: bool  # the state tables need every event of this type as well
+    state: str  # what the state tables need of it ("" for nothing)
 
 
-def _names(names: frozenset[str]) -> str:
-    shown = sorted(names)[:NAMES_SHOWN]
+def _names(names: Iterable[str]) -> str:
+    names = sorted(names)
+    shown = names[:NAMES_SHOWN]
     more = len(names) - len(shown)
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
-def describe(keep: Keep) -> str:
-    """A Keep in words."""
-    if keep.bottom:
+def _literal(atom: Atom, positive: bool) -> str:
+    text = {
+        "ok": "the syscall succeeded",
+        "dir": "it opened a directory",
+        "comm": f"proc.name is one of {_names(atom.strings)} (not checked in the kernel)",
+        "flags": f"flags & {atom.mask:#o} == {atom.value:#o}",
+    }.get(atom.kind) or {"eq": "the path is one of", "prefix": "the path starts with one of",
+                         "contains": "the path contains one of"}[atom.op] + " " + _names(
+        atom.strings)  # fmt: skip
+    return text if positive else f"not ({text})"
+
+
+def describe_dnf(dnf: Dnf) -> str:
+    """A DNF in words."""
+    if dnf == FALSE:
         return "nothing (no rule can match)"
-    if keep.top:
+    if dnf == TRUE:
         return "every event"
-    parts = []
-    if keep.comms is not None:
-        parts.append(f"proc.name is one of {_names(keep.comms)}")
-    if keep.not_comms:
-        parts.append(f"proc.name is none of {_names(keep.not_comms)}")
-    if keep.success:
-        parts.append("the syscall succeeded")
-    return "events where " + " and ".join(parts)
+    parts = [" and ".join(_literal(a, p) for a, p in sorted(c)) for c in sorted(dnf, key=sorted)]
+    return "events where " + " | or ".join(f"({p})" for p in parts)
+
+
+def _kernel(sf: SyscallFilter | None) -> str:
+    if sf is None:
+        return "every event"
+    if sf.keep_all:
+        return f"every event ({sf.reason})" if sf.reason else "every event"
+    extra = "; a close of an fd whose open it dropped goes too" if sf.mark_drops else ""
+    if sf.close_marks:
+        extra = "; drops the closes of fds whose open it dropped"
+    return f"{len(sf.clauses)} clauses of {len(sf.flag_atoms)} flag tests" + (
+        " and path atoms" * sf.uses_path) + extra  # fmt: skip
 
 
 def filters(*, paths: Sequence[str | os.PathLike[str]]) -> list[TypeReport]:
-    """Load the rules files and describe the kernel filter of every event type they use."""
+    """Load the rules files and describe the kernel filter of every event type they select."""
+    from detector.kfilter.build import build
     from detector.rules.load.loader import load_rules_files
-    from detector.sources.syscalls import STATE_SET, SUPPORTED
+    from detector.sources.syscalls import select_syscalls
 
     ruleset = load_rules_files(paths)
-    rfs = rule_filters(ruleset.rules)
-    by_type = derive(rfs, SUPPORTED)
-    keeps = {rf.name: rf.keep for rf in rfs}
+    events: set[str] = set()
+    for r in ruleset.rules:
+        if r.enabled and r.source == "syscall" and r.evttypes:
+            events |= set(r.evttypes)
+    b = build(ruleset.rules, select_syscalls(events))
     out = []
-    for t, tf in by_type.items():
-        if not tf.rules:
+    for t, td in b.types.items():
+        if not td.rules and not (t in b.plan.syscalls and not b.plan.syscalls[t].keep_all):
             continue
-        out.append(_report(tf, keeps, t in STATE_SET))
+        sf = b.plan.syscalls.get(t)
+        out.append(TypeReport(
+            t, f"{describe_dnf(td.dnf)}; in the kernel: {_kernel(sf)}",
+            sf is not None and not sf.keep_all, tuple(td.rules), tuple(td.unfiltered_by),
+            tuple((r, describe_dnf(b.contributions[(r, t)])) for r in td.rules), td.state))
     return out
-
-
-def _report(tf: TypeFilter, keeps: dict[str, Keep], state: bool) -> TypeReport:
-    return TypeReport(tf.evttype, describe(tf.keep), not tf.keep.top, tuple(tf.rules),
-                      tuple(tf.unfiltered_by),
-                      tuple((r, describe(keeps[r])) for r in tf.rules), state)  # fmt: skip

@@ -120,6 +120,7 @@ class ActiveRules:
         selecting = [s for s in sources if isinstance(s, SyscallSelecting)]
         if rs.event_types is not None and old.event_types is not None:
             for s in selecting:  # widen first, so no event the new rules need is missed
+                getattr(s, "set_rules", lambda _r: None)(None)  # kernel filters: keep all
                 s.set_syscalls(set(old.event_types) | set(rs.event_types))
         self.current = rs
         self.engine = rs.engine
@@ -127,6 +128,7 @@ class ActiveRules:
         if rs.event_types is not None:
             for s in selecting:
                 s.set_syscalls(set(rs.event_types))
+                getattr(s, "set_rules", lambda _r: None)(rs.syscall_rules)
         self._note(rs)
 
     def _maybe_reload_config(self) -> None:

@@ -208,7 +208,7 @@ class Runtime:
     def _syscall_source(self) -> EventSource | None:
         if self._given_source is not None:
             return self._given_source
-        return syscall_source(self.config, self.ruleset.event_types)
+        return syscall_source(self.config, self.ruleset.event_types, self.ruleset.syscall_rules)
 
     def _plugin_events(self, plugin: Plugin, params: str) -> Iterator[Event]:
         # Plugin fields are extracted when the rules first read them (detector.plugins.fields).

@@ -53,6 +53,7 @@ class RuleSet:
     rule_count: int = 0
     warnings: list[str] = field(default_factory=list)
     loaded_ns: int = field(default_factory=time.time_ns)
+    syscall_rules: tuple[object, ...] = ()  # the syscall engine's rules (kernel filters)
 
 
 def suggested_fields(config: FalcoConfig, plugins: LoadedPlugins, source: str) -> list[str]:
@@ -171,6 +172,7 @@ def compile_rules(*, files: list[Path], config: FalcoConfig,
     engines: dict[str, EngineLike] = {}
     counts: dict[str, int] = {}
     event_types: set[str] | None = set()
+    syscall_rules: tuple[object, ...] = ()
     for source in all_sources:
         engine = RulesEngine(ruleset, min_priority=PRIORITIES.index(config.priority),
                              rule_matching=config.rule_matching, selectors=selectors,
@@ -182,6 +184,7 @@ def compile_rules(*, files: list[Path], config: FalcoConfig,
         extra = _extra_fields(config, engine.rules, ruleset.providers)
         engines[source] = ExtraFields(engine, extra) if extra else engine
         if source == "syscall":
+            syscall_rules = tuple(engine.rules)
             for rule in engine.rules:
                 if rule.evttypes is None or event_types is None:
                     event_types = None
@@ -194,6 +197,7 @@ def compile_rules(*, files: list[Path], config: FalcoConfig,
         files=list(files), digests={str(p): sha256_file(p) for p in files},
         event_types=None if event_types is None else frozenset(event_types),
         sources=frozenset(engines), rule_count=sum(counts.values()), warnings=warnings,
+        syscall_rules=syscall_rules,
     )
 
 

@@ -31,8 +31,11 @@ class IterableSource:
         """Nothing held."""
 
 
-def syscall_source(config: FalcoConfig, event_types: frozenset[str] | None) -> EventSource | None:
-    """The syscall source of ``engine.kind``: a replay, the kernel, or None (``nodriver``)."""
+def syscall_source(
+    config: FalcoConfig, event_types: frozenset[str] | None, rules: tuple[object, ...] = (),
+) -> EventSource | None:
+    """The syscall source of ``engine.kind``: a replay, the kernel (its kernel filters from
+    ``rules``), or None (``nodriver``)."""
     if config.engine.kind == "replay":
         from detector.sources.replay import ReplaySource
 
@@ -44,7 +47,7 @@ def syscall_source(config: FalcoConfig, event_types: frozenset[str] | None) -> E
     if config.engine.runs_ebpf:
         from detector.feeds import SyscallFeed
 
-        return SyscallFeed(config, event_types)
+        return SyscallFeed(config, event_types, rules)
     return None
 
 

@@ -76,11 +76,12 @@ __all__ = ["CTX_KEYS", "HOOKS", "POLL_MAX", "POLL_MIN", "Counters", "EbpfSource"
 
 
 def bpf_text() -> str:
-    """The BPF C program (events.h inlined, so the text stands alone)."""
+    """The BPF C program (events.h and kfilter.h inlined, so the text stands alone)."""
     pkg = resources.files("detector.bpf")
-    header = pkg.joinpath("events.h").read_text()
     body = pkg.joinpath("events.c").read_text()
-    return body.replace('#include "events.h"\n', header)
+    for name in ("events.h", "kfilter.h"):
+        body = body.replace(f'#include "{name}"\n', pkg.joinpath(name).read_text())
+    return body
 
 
 def bpf_cflags(*, ringbuf_pages: int = RINGBUF_PAGES, self_tgid: int = 0) -> list[str]:
@@ -294,6 +295,19 @@ class EbpfSource:
             spec_word(Spec("procexit"), enabled="procexit" in self._selected)
         )
         hooks.detach_old()
+
+    def set_filters(self, plan: Any) -> None:
+        """Kernel filters from a ``detector.kfilter.plan.KernelPlan`` (None: keep every
+        event): map writes switched in one word, no program reload (detector/bpf/kfmaps.py)."""
+        from detector.bpf.kfmaps import write_plan
+
+        write_plan(self._require_bpf(), plan)
+
+    def filter_stats(self) -> dict[str, tuple[int, int]]:
+        """Per syscall: (events the kernel filter saw, events it dropped)."""
+        from detector.bpf.kfmaps import stats
+
+        return stats(self._require_bpf())
 
     # -- reading ------------------------------------------------------------------------------
     def read_raw(self, *, timeout: float = 0.1, limit: int = 4096) -> list[bytes]:

@@ -19,7 +19,7 @@ def rules_filters(files: FilesArg, output: OutputOpt = OutputFormat.human) -> No
     for r in reports:
         typer.echo(
             f"{r.evttype}: keeps {r.keeps}"
-            + (" (the state tables need every event of it as well)" * r.state)
+            + (f" (state: {r.state})" * bool(r.state))
         )
         for rule, keeps in r.contributions:
             typer.echo(f"  - {rule}: {keeps}")

@@ -1,0 +1,117 @@
+"""Writing a :class:`~detector.kfilter.plan.KernelPlan` into the kernel filter maps of events.c.
+
+Two slots: the plan goes into the slot no event reads (its ``kf_sys`` entries and its trie
+keys, which start with the slot byte), then one write of ``kf_slot`` switches every later
+event to it. An event reads the slot word once, so it never sees half a filter. No program is
+reloaded. The fd marks of dropped opens are cleared at each switch (a close then kept that
+could have been dropped costs nothing; a stale mark could drop a close the state needs).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from detector.kfilter.plan import OPEN_SOURCES, KernelPlan
+from detector.sources.syscall_nrs import NUMBERS
+from detector.sources.syscalls import FD_EVENTS
+
+NR_SYSCALLS = 512  # events.h
+KF_CLAUSES, KF_FLAGS = 16, 8
+KF_ON, KF_PATH, KF_DIR, KF_MARK_DROPS, KF_CLOSE_MARKS = 1, 2, 4, 8, 16
+KF_UNMARK_RET, KF_UNMARK_UBUF = 32, 64
+KF_SRC_UBUF, KF_SRC_CREAT = 7, 8
+NEVER = 1 << 63  # an unused clause: needs bit 63, which no atom word has (events.c KF_EQ)
+UBUF_FDS = frozenset({"pipe", "pipe2", "socketpair"})
+
+
+def _flags_src(evttype: str) -> int:
+    src = OPEN_SOURCES.get(evttype, (0, 0))[0]
+    if src == "ubuf":
+        return KF_SRC_UBUF
+    if src == "creat":
+        return KF_SRC_CREAT
+    return int(src) + 1 if isinstance(src, int) and evttype in OPEN_SOURCES else 0
+
+
+def entries(plan: KernelPlan | None) -> dict[str, dict[str, Any]]:
+    """The ``kf_sys`` fields per syscall name (absent: keep every event)."""
+    out: dict[str, dict[str, Any]] = {}
+    if plan is None:
+        return out
+    for name, sf in plan.syscalls.items():
+        mode = 0
+        if not sf.keep_all:
+            mode = KF_ON | (KF_PATH * sf.uses_path) | (KF_DIR * sf.uses_dir) | (
+                KF_MARK_DROPS * sf.mark_drops) | (KF_CLOSE_MARKS * sf.close_marks)  # fmt: skip
+        if mode:
+            path_arg = OPEN_SOURCES[name][1] + 1 if name in OPEN_SOURCES else 0
+            out[name] = {"mode": mode, "clauses": sf.clauses, "flags": sf.flag_atoms,
+                         "flags_src": _flags_src(name), "path_arg": path_arg}  # fmt: skip
+    if plan.marking:
+        for name in FD_EVENTS:
+            e = out.setdefault(name, {"mode": 0, "clauses": (), "flags": (), "flags_src": 0,
+                                      "path_arg": 0})  # fmt: skip
+            e["mode"] |= KF_UNMARK_UBUF if name in UBUF_FDS else KF_UNMARK_RET
+    return out
+
+
+def _leaf(table: Any, e: dict[str, Any] | None) -> Any:
+    leaf = table.Leaf()
+    for i in range(KF_CLAUSES):
+        leaf.must[i], leaf.nots[i] = NEVER, 0
+    if e is None:
+        return leaf
+    for i, (must, nots) in enumerate(e["clauses"]):
+        leaf.must[i], leaf.nots[i] = must, nots
+    for i, (mask, value) in enumerate(e["flags"]):
+        leaf.fmask[i], leaf.fval[i] = mask, value
+    leaf.nclauses, leaf.mode = len(e["clauses"]), e["mode"]
+    leaf.nflags, leaf.flags_src, leaf.path_arg = len(e["flags"]), e["flags_src"], e["path_arg"]
+    return leaf
+
+
+def live_slot(bpf: Any) -> int:
+    """The slot events read now."""
+    return int(bpf[b"kf_slot"][ctypes.c_int(0)].value) & 1
+
+
+def write_plan(bpf: Any, plan: KernelPlan | None) -> int:
+    """Write ``plan`` (None: keep everything) into the idle slot and switch to it."""
+    slot = 1 - live_slot(bpf)
+    trie = bpf[b"kf_trie"]
+    for key in [k for k in trie if k.data[0] == slot]:
+        del trie[key]
+    if plan is not None:
+        for path, bits in plan.trie.items():
+            raw = path.encode("utf-8", "surrogateescape")
+            key = trie.Key()
+            key.data[0] = slot
+            for i, byte in enumerate(raw[: len(key.data) - 1]):
+                key.data[i + 1] = byte
+            key.prefixlen = 8 * (1 + min(len(raw), len(key.data) - 1))
+            trie[key] = ctypes.c_uint64(bits)
+    table = bpf[b"kf_sys"]
+    want = entries(plan)
+    for name, nr in NUMBERS.items():
+        if nr < NR_SYSCALLS:
+            table[ctypes.c_int(slot * NR_SYSCALLS + nr)] = _leaf(table, want.get(name))
+    bpf[b"kf_slot"][ctypes.c_int(0)] = ctypes.c_uint32(slot)
+    # Marks made under the old plan go: while a plan without marking (or none) ran, a marked fd
+    # may have been closed and made again by a kept event that did not unmark it.
+    bpf[b"kf_marks"].clear()
+    return slot
+
+
+def stats(bpf: Any) -> dict[str, tuple[int, int]]:
+    """Per syscall name: (events the filter saw, events it dropped), summed over CPUs."""
+    table = bpf[b"kf_stats"]
+    out = {}
+    for name, nr in NUMBERS.items():
+        if nr >= NR_SYSCALLS:
+            continue
+        seen = sum(int(v) for v in table[ctypes.c_int(nr)])
+        if seen:
+            dropped = sum(int(v) for v in table[ctypes.c_int(NR_SYSCALLS + nr)])
+            out[name] = (seen, dropped)
+    return out

@@ -1,0 +1,189 @@
+"""From loaded rules to a :class:`~detector.kfilter.plan.KernelPlan`: what each selected event
+type keeps, derived from the rules' conditions and from what the state tables need.
+
+State demand, derived from the rules (not assumed):
+
+* The thread table needs every exec, clone and exit (``STATE_SET`` minus what follows).
+* File fds (opens) feed the fd table. Later events read that table only through ``fd.*`` fields
+  of rules on other event types (``dup``'s ``fd.type``, ``close``'s ``fd.name``...). A rule that
+  requires a socket there (``fd.type``/``fd.typechar`` of a socket kind, as a conjunct) cannot
+  tell a file entry from a missing one (a missing fd reads as no socket; live, the tracker even
+  reads it from /proc). If every such reader is socket-only, an open is needed only by the
+  rules on opens, and by the state for the directories it opens (the ``dirfd`` of later
+  ``*at`` calls, ``fchdir``); its close only when its open was kept (the kernel marks the fds
+  of dropped opens and drops their closes).
+* Everything else in ``STATE_SET`` is kept whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields, is_dataclass
+
+from detector.kfilter.atoms import (
+    FALSE,
+    IS_DIR,
+    OPEN_TYPES,
+    TRUE,
+    Dnf,
+    dnf_or,
+    lit,
+    over,
+)
+from detector.kfilter.plan import KernelPlan, SyscallFilter, compile_syscall, finish_trie
+from detector.rules.lang.ast import And, BinaryCheck, Expr, FieldRef, ListNode, Not, Or, ValueNode
+
+SOCKET_TYPES = {"fd.type": {"ipv4", "ipv6", "unix"}, "fd.typechar": {"4", "6", "u"}}
+
+
+@dataclass
+class TypeDemand:
+    """One event type: the rules' DNF, who matches it, who leaves it unfiltered."""
+
+    evttype: str
+    dnf: Dnf = FALSE
+    rules: list[str] = field(default_factory=list)
+    unfiltered_by: list[str] = field(default_factory=list)
+    state: str = ""  # why the state tables need events of it ("" for none)
+
+
+@dataclass
+class Build:
+    """The plan and how it came about (for ``rules filters``)."""
+
+    plan: KernelPlan
+    types: dict[str, TypeDemand]
+    fd_readers: list[str]  # rules that read file fds on later events
+    contributions: dict[tuple[str, str], Dnf]  # (rule, type) -> its DNF
+
+
+def _walk(node: object) -> Iterable[object]:
+    yield node
+    if is_dataclass(node) and not isinstance(node, type):
+        for f in fields(node):
+            value = getattr(node, f.name)
+            for item in value if isinstance(value, tuple) else (value,):
+                if is_dataclass(item):
+                    yield from _walk(item)
+
+
+def reads_fd(tree: Expr, evttype: str | None = None) -> bool:
+    """Whether a condition reads any ``fd.*`` field (on ``evttype``: in the parts that can
+    still hold for it, ``evt.type`` checks folded)."""
+    if evttype is not None:
+        if over(tree, evttype) == FALSE:
+            return False
+        if isinstance(tree, (And, Or)):
+            return any(reads_fd(c, evttype) for c in tree.children)
+        if isinstance(tree, Not):
+            return reads_fd(tree.child)
+    return any(isinstance(n, FieldRef) and n.name.startswith("fd.") for n in _walk(tree))
+
+
+def socket_only(node: Expr) -> bool:
+    """Whether the condition can only hold when the event's fd is a socket."""
+    if isinstance(node, And):
+        return any(socket_only(c) for c in node.children)
+    if isinstance(node, Or):
+        return all(socket_only(c) for c in node.children)
+    if isinstance(node, BinaryCheck) and isinstance(node.left, FieldRef):
+        kinds = SOCKET_TYPES.get(node.left.name)
+        right = node.right
+        vals = (right.value,) if isinstance(right, ValueNode) else (
+            right.items if isinstance(right, ListNode) else None)  # fmt: skip
+        return kinds is not None and node.op in ("=", "==", "in") and vals is not None and set(
+            vals) <= kinds  # fmt: skip
+    return False
+
+
+def _enabled(rules: Iterable[object], chosen: bool = False) -> list[object]:
+    """The syscall rules that can alert (``chosen``: the engine already chose them)."""
+    return [r for r in rules if (chosen or getattr(r, "enabled", False))
+            and getattr(r, "source", "") == "syscall"]  # fmt: skip
+
+
+def table_fd_types() -> frozenset[str]:
+    """Event types whose ``fd.*`` fields come from the fd table: those the fd tracker handles
+    and those whose decoded arguments name an fd (``fd``, or ``oldfd``/``dirfd``...). Found by
+    decoding a zero record of each type; a builder that fails on it counts as one."""
+    from detector.sources.decode import BUILDERS
+    from detector.state.fds import USED_FD, FdTracker
+
+    out = set(FdTracker(read_proc=False).handlers)
+    for name, builder in BUILDERS.items():
+        try:
+            keys = builder((0,) * 6, 0, ("", "", ""), None, (0, 0, 0), {})
+        except Exception:  # a builder needing more than zeros: assume it names an fd
+            out.add(name)
+            continue
+        if USED_FD.get(name, "fd") in keys:
+            out.add(name)
+    return frozenset(out - OPEN_TYPES)
+
+
+def fd_readers(rules: Iterable[object], all_types: frozenset[str],
+               chosen: bool = False) -> list[str]:  # fmt: skip
+    """Rules that read fds made by earlier events, other than sockets (see the docstring)."""
+    table_types = table_fd_types()
+    out = []
+    for r in _enabled(rules, chosen):
+        tree = getattr(r, "tree", None)
+        types = set(getattr(r, "evttypes", None) or all_types) & table_types
+        if tree is None or (any(reads_fd(tree, t) for t in sorted(types))
+                            and not socket_only(tree)):  # fmt: skip
+            out.append(str(getattr(r, "name", "")))
+    return out
+
+
+def demands(rules: Iterable[object], selected: Iterable[str], chosen: bool = False,
+            ) -> tuple[dict[str, TypeDemand], dict[tuple[str, str], Dnf]]:  # fmt: skip
+    """Per selected type: the join of the DNFs of the rules that can match it."""
+    out = {t: TypeDemand(t) for t in sorted(selected)}
+    contrib: dict[tuple[str, str], Dnf] = {}
+    for r in _enabled(rules, chosen):
+        name, tree = str(getattr(r, "name", "")), getattr(r, "tree", None)
+        types = getattr(r, "evttypes", None)
+        for t in sorted(out.keys() if types is None else set(types) & out.keys()):
+            d = TRUE if tree is None else over(tree, t)
+            if d == FALSE:
+                continue
+            td = out[t]
+            td.dnf = dnf_or(td.dnf, d)
+            td.rules.append(name)
+            contrib[(name, t)] = d
+            if d == TRUE:
+                td.unfiltered_by.append(name)
+    return out, contrib
+
+
+def build(rules: Iterable[object], selected: Iterable[str], chosen: bool = False) -> Build:
+    """The kernel plan for these rules (``chosen``: an engine's, all can alert) and types."""
+    from detector.sources.syscalls import STATE_SET, SUPPORTED
+
+    rules = list(rules)
+    types, contrib = demands(rules, selected, chosen)
+    readers = fd_readers(rules, SUPPORTED, chosen)
+    plan = KernelPlan()
+    for t, td in types.items():
+        if t in OPEN_TYPES:
+            if readers:
+                td.state = "every open: rules read file fds on later events"
+                plan.syscalls[t] = SyscallFilter(t, reason=td.state)
+                continue
+            td.state = "opens of directories (dirfd of later *at calls, fchdir)"
+            compile_syscall(plan, t, dnf_or(td.dnf, lit(IS_DIR)), mark_drops=True)
+        elif t in STATE_SET and t != "close":
+            td.state = "every event (thread and fd tables)"
+        elif t != "close" and td.rules:
+            compile_syscall(plan, t, td.dnf)
+    marking = any(sf.mark_drops and not sf.keep_all for sf in plan.syscalls.values())
+    if "close" in types:
+        td = types["close"]
+        if marking:
+            td.state = "closes of fds whose open was kept"
+            compile_syscall(plan, "close", td.dnf, close_marks=True)
+        else:
+            td.state = "every event (fd table)"
+    plan.marking = marking
+    finish_trie(plan)
+    return Build(plan, types, readers, contrib)

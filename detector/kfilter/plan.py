@@ -1,0 +1,240 @@
+"""The kernel's filter plan: per syscall, clauses of atom bits; a path trie; and :func:`decide`,
+the program's decision in Python (the maps' semantics, shared by the tests and the replay).
+
+Bits of an event's atom word (events.h ``KF_*``): bit 0 the result is >= 0; bits 1..8 the
+syscall's flag atoms (``flags & mask == value``); bit 9 the opened file is a directory;
+bits 10..63 path atoms, shared by every syscall (the trie's values). A clause is
+``(must, must_not)``: it holds when every ``must`` bit is set and no ``must_not`` bit is. An
+event is kept when a clause holds, when its syscall keeps everything, or when the plan needs
+its path and the path is not evaluable. ``comm`` atoms are not evaluated in the kernel: they
+count as unknown (their literals are dropped, which widens the clause).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from detector.kfilter.atoms import OK, PATH_MAX_EVAL, Atom, Dnf, evaluable_path
+
+BIT_OK = 1
+FLAG_BIT0 = 1
+MAX_FLAG_ATOMS = 8
+BIT_DIR = 1 << 9
+PATH_BIT0 = 10
+MAX_PATH_ATOMS = 53  # bit 63 stays clear (the program returns the bits as s64)
+MAX_CLAUSES = 16  # events.h KF_CLAUSES
+MAX_TRIE = 2000  # path strings per slot (events.c's kf_trie holds 4096: two slots)
+# Where each filtered syscall's flags and path come from: (flags source, path argument).
+# Flags: an argument index, "ubuf" (openat2's how.flags) or a constant (creat).
+OPEN_SOURCES: dict[str, tuple[int | str, int]] = {
+    "open": (1, 0), "openat": (2, 1), "openat2": ("ubuf", 1), "creat": ("creat", 0),
+}  # fmt: skip
+CREAT_FLAGS = 0o1 | 0o100 | 0o1000
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallFilter:
+    """What the kernel keeps of one syscall (``keep_all`` with the reason, or the clauses)."""
+
+    evttype: str
+    keep_all: bool = True
+    reason: str = ""
+    clauses: tuple[tuple[int, int], ...] = ()
+    flag_atoms: tuple[tuple[int, int], ...] = ()  # (mask, value) of bits 1, 2, ...
+    uses_path: bool = False
+    uses_dir: bool = False
+    mark_drops: bool = False  # a dropped open that returned an fd marks it: its close goes too
+    close_marks: bool = False  # close: dropped when its fd is marked (and no clause holds)
+
+
+@dataclass
+class KernelPlan:
+    """Every syscall's filter and the path trie (entry -> atom bits; ``x\\0`` is ``= x``)."""
+
+    syscalls: dict[str, SyscallFilter] = field(default_factory=dict)
+    trie: dict[str, int] = field(default_factory=dict)
+    path_atoms: dict[Atom, int] = field(default_factory=dict)  # atom -> bit
+    notes: list[str] = field(default_factory=list)
+    marking: bool = False  # some open marks its dropped fds: fd-making events unmark theirs
+
+    def filter_of(self, evttype: str) -> SyscallFilter:
+        """The filter of ``evttype`` (keep everything when the plan has none)."""
+        return self.syscalls.get(evttype) or SyscallFilter(evttype)
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _path_bit(plan: KernelPlan, atom: Atom) -> int:
+    bit = plan.path_atoms.get(atom)
+    if bit is None:
+        if len(plan.path_atoms) >= MAX_PATH_ATOMS:
+            raise _TooBig(f"more than {MAX_PATH_ATOMS} path atoms")
+        bit = 1 << (PATH_BIT0 + len(plan.path_atoms))
+        plan.path_atoms[atom] = bit
+        if atom.op == "contains":  # contains-atoms never hold on an evaluable path
+            return bit
+        for s in atom.strings:
+            if len(s.encode("utf-8", "surrogateescape")) > PATH_MAX_EVAL:
+                continue  # longer than any evaluable path: never equal to or a prefix of one
+            key = s + "\0" if atom.op == "eq" else s
+            plan.trie[key] = plan.trie.get(key, 0) | bit
+        if len(plan.trie) > MAX_TRIE:
+            raise _TooBig(f"more than {MAX_TRIE} path strings")
+    return bit
+
+
+def _bit(plan: KernelPlan, flags: list[tuple[int, int]], atom: Atom) -> int | None:
+    """The atom's bit (None: the kernel does not evaluate it)."""
+    if atom == OK:
+        return BIT_OK
+    if atom.kind == "dir":
+        return BIT_DIR
+    if atom.kind == "flags":
+        key = (atom.mask, atom.value)
+        if key not in flags:
+            if len(flags) >= MAX_FLAG_ATOMS:
+                raise _TooBig(f"more than {MAX_FLAG_ATOMS} flag tests")
+            flags.append(key)
+        return 1 << (FLAG_BIT0 + flags.index(key))
+    if atom.kind == "path":
+        return _path_bit(plan, atom)
+    return None
+
+
+def compile_syscall(plan: KernelPlan, evttype: str, dnf: Dnf, *, mark_drops: bool = False,
+                    close_marks: bool = False) -> SyscallFilter:  # fmt: skip
+    """``dnf`` as clauses of bits for ``evttype``; keep-all when it does not fit the maps."""
+    if evttype not in OPEN_SOURCES and any(a.kind != "ok" for c in dnf for a, _ in c):
+        dnf = frozenset(frozenset(x for x in c if x[0].kind == "ok") for c in dnf)
+    flags: list[tuple[int, int]] = []
+    clauses: set[tuple[int, int]] = set()
+    try:
+        for c in dnf:
+            must = nots = 0
+            for atom, positive in c:
+                bit = _bit(plan, flags, atom)
+                if bit is None:
+                    continue  # unknown to the kernel: the literal is dropped
+                if positive:
+                    must |= bit
+                else:
+                    nots |= bit
+            clauses.add((must, nots))
+    except _TooBig as exc:
+        reason = str(exc)
+    else:
+        reason = ""
+        if (0, 0) in clauses:
+            reason = "a rule's condition holds for every event the kernel can tell apart"
+        elif len(clauses) > MAX_CLAUSES:
+            reason = f"more than {MAX_CLAUSES} clauses"
+    if reason:
+        plan.syscalls[evttype] = SyscallFilter(evttype, reason=reason)
+        return plan.syscalls[evttype]
+    every = 0
+    for m, n in clauses:
+        every |= m | n
+    sf = SyscallFilter(evttype, False, "", tuple(sorted(clauses)), tuple(flags),
+                       uses_path=bool(every >> PATH_BIT0), uses_dir=bool(every & BIT_DIR),
+                       mark_drops=mark_drops, close_marks=close_marks)  # fmt: skip
+    plan.syscalls[evttype] = sf
+    return sf
+
+
+def finish_trie(plan: KernelPlan) -> None:
+    """Give each trie entry the bits of every entry it extends (the trie finds the longest)."""
+    base = dict(plan.trie)
+    for key in base:
+        bits = 0
+        for other, b in base.items():
+            if key.startswith(other):
+                bits |= b
+        plan.trie[key] = bits
+
+
+def path_bits(plan: KernelPlan, path: str) -> int:
+    """The trie's answer for an evaluable path: the longest matching entry's bits."""
+    probe = path + "\0"
+    best = ""
+    for key in plan.trie:
+        if probe.startswith(key) and len(key) > len(best):
+            best = key
+    return plan.trie.get(best, 0) if best else 0
+
+
+def event_flags(evttype: str, args: tuple[int, ...], ubuf0: int | None) -> int | None:
+    """The open flags the kernel sees (None: unknown, e.g. openat2's struct was unreadable)."""
+    src = OPEN_SOURCES.get(evttype, (None, 0))[0]
+    if src == "creat":
+        return CREAT_FLAGS
+    if src == "ubuf":
+        return None if ubuf0 is None else ubuf0 & 0xFFFFFFFF
+    if isinstance(src, int) and src < len(args):
+        return args[src] & 0xFFFFFFFF
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the kernel program has in hand at one syscall's exit."""
+
+    evttype: str
+    ret: int
+    flags: int | None = 0
+    path: str | None = None
+    is_dir: bool = False
+    fd_arg: int = -1  # close: the fd closed
+    fds_made: tuple[int, ...] = ()  # fds the syscall made (its result, pipe's pair)
+
+
+def decide(plan: KernelPlan, f: Facts) -> bool:
+    """Whether the kernel keeps this event by its clauses (marks aside: see :class:`Marks`)."""
+    sf = plan.syscalls.get(f.evttype)
+    if sf is None or sf.keep_all:
+        return True
+    bits = BIT_OK if f.ret >= 0 else 0
+    if sf.flag_atoms:
+        if f.flags is None:
+            return True
+        for i, (mask, value) in enumerate(sf.flag_atoms):
+            if f.flags & mask == value:
+                bits |= 1 << (FLAG_BIT0 + i)
+    if sf.uses_dir and f.is_dir and f.ret >= 0:
+        bits |= BIT_DIR
+    if sf.uses_path:
+        if f.path is None or not evaluable_path(f.path):
+            return True
+        bits |= path_bits(plan, f.path)
+    return any(bits & m == m and not bits & n for m, n in sf.clauses)
+
+
+class Marks:
+    """The kernel's fd marks: a dropped open's fd, so that its close is dropped too.
+
+    A mark is (process, fd) and lasts until the fd is closed, made again by a kept event, the
+    process execs (the kernel compares the mm) or ends (it compares the start time).
+    """
+
+    def __init__(self) -> None:
+        self.marked: set[tuple[int, int]] = set()
+
+    def keep(self, plan: KernelPlan, f: Facts, pid: int) -> bool:
+        """The kernel's whole decision for one event of process ``pid``, marks updated."""
+        sf = plan.filter_of(f.evttype)
+        kept = decide(plan, f)
+        if sf.close_marks:
+            was = (pid, f.fd_arg) in self.marked
+            self.marked.discard((pid, f.fd_arg))
+            kept = kept or not was
+        elif not kept and sf.mark_drops and f.ret >= 0:
+            self.marked.add((pid, f.ret))
+        if kept and plan.marking:
+            for fd in f.fds_made:
+                self.marked.discard((pid, fd))
+        return kept
+
+    def process_gone(self, pid: int) -> None:
+        """The process execs or ends: its marks no longer hold."""
+        self.marked = {m for m in self.marked if m[0] != pid}

@@ -1,0 +1,54 @@
+"""What the kernel filter maps get from a plan (no kernel needed), and that the constants on
+both sides agree with events.h."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from detector.bpf import kfmaps
+from detector.kfilter import plan as kplan
+from detector.kfilter.atoms import IS_DIR, dnf_or, lit, over
+from detector.kfilter.plan import KernelPlan, compile_syscall, finish_trie
+from detector.rules.lang.parser import parse
+
+
+def _defines() -> dict[str, int]:
+    text = resources.files("detector.bpf").joinpath("events.h").read_text()
+    out = {}
+    for name, value in re.findall(r"^#define (KF_\w+) \(?(0x[0-9a-f]+|0\d+|\d+)", text, re.M):
+        out[name] = int(value, 8) if value.startswith("0") and value != "0" and not \
+            value.startswith("0x") else int(value, 0)  # fmt: skip
+    return out
+
+
+def test_the_constants_agree_with_events_h() -> None:
+    d = _defines()
+    assert (d["KF_CLAUSES"], d["KF_FLAGS"]) == (kfmaps.KF_CLAUSES, kfmaps.KF_FLAGS)
+    assert (d["KF_CLAUSES"], d["KF_FLAGS"]) == (kplan.MAX_CLAUSES, kplan.MAX_FLAG_ATOMS)
+    for name in ("KF_ON", "KF_PATH", "KF_DIR", "KF_MARK_DROPS", "KF_CLOSE_MARKS",
+                 "KF_UNMARK_RET", "KF_UNMARK_UBUF", "KF_SRC_UBUF", "KF_SRC_CREAT"):
+        assert d[name] == getattr(kfmaps, name), name
+    assert d["KF_CREAT_FLAGS"] == kplan.CREAT_FLAGS
+    assert d["KF_PATH_MAX"] == kplan.PATH_MAX_EVAL
+    assert kplan.BIT_DIR == 1 << 9 and kplan.PATH_BIT0 + kplan.MAX_PATH_ATOMS <= 63
+
+
+def test_a_plan_becomes_modes_clauses_and_unmarking() -> None:
+    plan = KernelPlan()
+    dnf = dnf_or(lit(IS_DIR), over(parse("evt.is_open_write = true and fd.name startswith /etc"),
+                                   "openat"))  # fmt: skip
+    compile_syscall(plan, "openat", dnf, mark_drops=True)
+    compile_syscall(plan, "close", frozenset(), close_marks=True)
+    plan.marking = True
+    finish_trie(plan)
+    got = kfmaps.entries(plan)
+    o = got["openat"]
+    assert o["mode"] & kfmaps.KF_ON and o["mode"] & kfmaps.KF_PATH and o["mode"] & kfmaps.KF_DIR
+    assert o["mode"] & kfmaps.KF_MARK_DROPS and o["mode"] & kfmaps.KF_UNMARK_RET
+    assert o["flags_src"] == 3 and o["path_arg"] == 2  # flags in arg 2, the path in arg 1
+    assert got["close"]["mode"] == kfmaps.KF_ON | kfmaps.KF_CLOSE_MARKS
+    assert got["pipe2"]["mode"] == kfmaps.KF_UNMARK_UBUF  # kept whole, unmarks its two fds
+    assert got["socket"]["mode"] == kfmaps.KF_UNMARK_RET
+    assert "execve" not in got and kfmaps.entries(None) == {}
+    assert plan.trie == {"/etc": 1 << kplan.PATH_BIT0}
