@@ -40,7 +40,8 @@ class Metrics:
     n_evts: int = 0  # events the source saw (the kernel's count when it has one)
     n_drops_buffer: int = 0  # ring buffer drops counted by the source
     n_drops: int = 0
-    processed: int = 0  # events fully processed: state kept and rules evaluated
+    processed: int = 0  # the source's events fully processed: state kept and rules evaluated
+    async_events: int = 0  # events userspace made (``container``), processed but not counted above
     matches: Counter[tuple[str, int, str, tuple[str, ...]]] = field(default_factory=Counter)
     reloads_ok: int = 0
     reloads_failed: int = 0

@@ -127,8 +127,18 @@ def project_version() -> str:
     raise AssertionError("pyproject.toml has no version")
 
 
+def image_tag() -> str:
+    """``<version>-<tree>``: each source tree's tests run the image built from that tree.
+
+    One tag shared by every checkout of the machine made the trees rebuild it in turn (the
+    build is keyed by content), so a test could play a pod of another tree's code.
+    """
+    tree = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+    return f"{project_version()}-{tree}"
+
+
 def image_name() -> str:
-    return f"localhost/falcoctl-py:{project_version()}"
+    return f"localhost/falcoctl-py:{image_tag()}"
 
 
 def built_image() -> str:

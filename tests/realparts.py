@@ -14,12 +14,13 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.eventually import eventually
 
 REQUIRE_REAL = os.environ.get("FALCOCTL_PY_REQUIRE_REAL") == "1"
 
@@ -64,12 +65,13 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+            return True
+        return False
+
+    eventually(listening, timeout=timeout, interval=0.05,
+               what=f"something listening on 127.0.0.1:{port}")
 
 
 @dataclass
@@ -294,15 +296,20 @@ def start_podman_service(sock: Path) -> PodmanService:
         [binary, *PODMAN_BASE, "system", "service", "--time=0", f"unix://{sock}"],
         stdout=log, stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if sock.exists():
-            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as s:
-                s.connect(str(sock))
-                return PodmanService(socket=sock, process=proc)
+
+    def up() -> bool:
         if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait(5)
-    raise RuntimeError(f"podman system service did not listen on {sock}")
+            raise RuntimeError(f"podman system service exited ({proc.returncode}) before "
+                               f"listening on {sock}")
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(sock))
+            return True
+        return False
+
+    try:
+        eventually(up, timeout=20, interval=0.05, what=f"podman system service on {sock}")
+    except BaseException:
+        proc.kill()
+        proc.wait(5)
+        raise
+    return PodmanService(socket=sock, process=proc)

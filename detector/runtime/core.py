@@ -67,7 +67,8 @@ class RunResult:
     rules_files: list[str]
     rule_count: int
     events: int = 0
-    processed: int = 0
+    processed: int = 0  # the source's events (``events - drops`` when nothing was lost)
+    async_events: int = 0  # events userspace made, e.g. ``container``: not among ``events``
     alerts: int = 0
     drops: int = 0
     output_drops: int = 0
@@ -307,7 +308,8 @@ class Runtime:
             dry_run=dry_run, engine_kind=self.config.engine_kind,
             rules_files=[str(p) for p in self.ruleset.files],
             rule_count=self.ruleset.rule_count, events=m.n_evts, processed=m.processed,
-            alerts=self.loop.alerts, drops=m.n_drops, output_drops=out.dropped if out else 0,
+            async_events=m.async_events, alerts=self.loop.alerts, drops=m.n_drops,
+            output_drops=out.dropped if out else 0,
             reloads=m.reloads_ok, reload_failures=m.reloads_failed, seconds=seconds,
             plugins=dict(self._plugin_versions),
             warnings=list(self.config.warnings) + list(self.ruleset.warnings),

@@ -17,6 +17,11 @@ from detector.runtime.protocols import CaptureSink, DrainingSource, EventSource,
 
 METRICS_RULE = "Falco internal: metrics snapshot"
 
+# Events userspace makes (the state tracker's ``container`` event, Falco's container plugin's
+# async event): the kernel never offered them, so they are not among the source's ``n_evts``
+# and are counted apart from ``processed``, which stays "kernel events fully processed".
+USERSPACE_EVENTS = frozenset({"container"})
+
 
 class EventLoop:
     """Drives events through the running rules; several sources may share it (with a lock)."""
@@ -75,7 +80,10 @@ class EventLoop:
                     self.alerts += 1
                     count(alert.rule, priority_level(alert.priority), alert.source, alert.tags)
                     emit(alert)
-            metrics.processed += 1
+            if ev.type in USERSPACE_EVENTS:
+                metrics.async_events += 1
+            else:
+                metrics.processed += 1
             n += 1
             if not n & 1023:
                 self.tick()

@@ -136,16 +136,19 @@ class RulesWatcher:
         if self._inotify is None:
             self._snapshot = self._take_snapshot(files, dirs)
             return
-        for wd in list(self._wds):
-            self._inotify.remove(wd)
-        self._wds.clear()
+        # Add first, then remove what is no longer watched: a path still watched keeps its wd
+        # (inotify returns the same one), so no event falls between a remove and an add.
+        wds: dict[int, tuple[Path, bool]] = {}
         for path, mask, is_dir in [*((d, DIR_MASK, True) for d in dirs),
                                    *((f, FILE_MASK, False) for f in files)]:
             wd = self._inotify.add(path, mask)
             if wd >= 0:
-                self._wds[wd] = (path, is_dir)
+                wds[wd] = (path, is_dir)
             elif ctypes.get_errno() != errno.ENOENT:
                 log.warning("cannot watch %s: %s", path, os.strerror(ctypes.get_errno()))
+        for wd in self._wds.keys() - wds.keys():
+            self._inotify.remove(wd)
+        self._wds = wds
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -156,7 +159,8 @@ class RulesWatcher:
                 self._stop.wait(self._poll_interval)
                 continue
             if reason:
-                self._arm()
+                if self._inotify is not None:  # polling: _wait_poll's snapshot is current
+                    self._arm()
                 self._on_change(reason)
 
     def _wait_inotify(self) -> str | None:

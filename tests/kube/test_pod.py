@@ -62,11 +62,11 @@ def push_rules(registry: Registry, workdir: Path, version: str, text: str) -> No
 
 def chart_values(index_url: str, port: int, **extra: Any) -> dict[str, Any]:
     """Values for a pod on this machine: the local image, the test index, a free web port."""
-    from tests.kube_parts import project_version
+    from tests.kube_parts import image_tag
 
     values: dict[str, Any] = {
         "image": {"registry": "localhost", "repository": "falcoctl-py",
-                  "tag": project_version(), "pullPolicy": "Never"},
+                  "tag": image_tag(), "pullPolicy": "Never"},
         "collectors": {"containerEngine": {"sockets": []}},
         "resources": {},
         "falcoctl": {

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from detector.runtime.watch import RulesWatcher
+from tests.eventually import eventually
 
 MODES = [False, True]  # inotify, then the polling fallback
 
@@ -32,21 +33,26 @@ def watched(request: pytest.FixtureRequest, tmp_path: Path
         watcher.stop()
 
 
-def _drain(q: queue.Queue[str]) -> str:
-    got = [q.get(timeout=10)]
-    while True:
-        try:
-            got.append(q.get(timeout=0.3))
-        except queue.Empty:
-            return " | ".join(got)
+def _seen(q: queue.Queue[str], needle: str) -> str:
+    """The changes reported up to the first one naming ``needle`` (waits for it)."""
+    got: list[str] = []
+
+    def probe() -> str | None:
+        while not q.empty():
+            got.append(q.get_nowait())
+            if needle in got[-1]:
+                return " | ".join(got)
+        return None
+
+    return eventually(probe, what=f"a change naming {needle}")
 
 
 def test_write_and_close(watched: tuple[Path, queue.Queue[str]]) -> None:
     tmp, changes = watched
     (tmp / "rules.d" / "a.yaml").write_text("- list: a\n  items: [x]\n")
-    assert "a.yaml" in _drain(changes)
+    _seen(changes, "a.yaml")
     (tmp / "single.yaml").write_text("- list: b\n  items: []\n")
-    assert "single.yaml" in _drain(changes)
+    _seen(changes, "single.yaml")
 
 
 def test_mv_into_dir_and_delete(watched: tuple[Path, queue.Queue[str]]) -> None:
@@ -54,16 +60,16 @@ def test_mv_into_dir_and_delete(watched: tuple[Path, queue.Queue[str]]) -> None:
     staged = tmp / "staged.yaml"
     staged.write_text("[]\n")
     os.rename(staged, tmp / "rules.d" / "b.yaml")
-    assert "b.yaml" in _drain(changes)
+    _seen(changes, "b.yaml")  # nothing more names b.yaml until it is deleted
     (tmp / "rules.d" / "b.yaml").unlink()
-    assert "b.yaml" in _drain(changes)
+    _seen(changes, "b.yaml")
 
 
 def test_unrelated_files_are_ignored(watched: tuple[Path, queue.Queue[str]]) -> None:
     tmp, changes = watched
     (tmp / "rules.d" / "notes.txt").write_text("x")
     (tmp / "rules.d" / "c.yaml").write_text("[]\n")
-    assert "notes.txt" not in _drain(changes)
+    assert "notes.txt" not in _seen(changes, "c.yaml")  # reported in order: notes.txt first
 
 
 def test_configmap_symlink_swap(tmp_path: Path) -> None:
@@ -86,13 +92,25 @@ def test_configmap_symlink_swap(tmp_path: Path) -> None:
         for child in old.iterdir():
             child.unlink()
         old.rmdir()
-        assert "..data" in _drain(changes)
+        _seen(changes, "..data")
         # A second swap is seen too: the watches were re-armed.
         newer = mount / "..2026_03"
         newer.mkdir()
         (newer / "rules.yaml").write_text("[]\n")
         os.symlink("..2026_03", mount / "..data_tmp")
         os.rename(mount / "..data_tmp", mount / "..data")
-        assert "..data" in _drain(changes)
+        _seen(changes, "..data")
     finally:
         watcher.stop()
+
+
+def test_moves_during_the_rearm_after_a_change_are_seen(
+        watched: tuple[Path, queue.Queue[str]]) -> None:
+    tmp, changes = watched
+    names = [f"m{i}.yaml" for i in range(40)]
+    for name in names:  # each move re-arms the watches while the next ones land
+        (tmp / "staged").write_text("[]\n")
+        os.rename(tmp / "staged", tmp / "rules.d" / name)
+    seen = _seen(changes, names[-1])
+    eventually(lambda: all(n in seen + " ".join(list(changes.queue)) for n in names),
+               what="every move reported")

@@ -30,10 +30,14 @@ from tests.realparts import Container
 from tests.runtimes_parts import Containerd, Docker, running_containerd, running_docker
 
 PROTO = Path(__file__).resolve().parents[3] / "detector" / "state" / "runtimes" / "proto"
-CTR_ID = "c0ffee" + "0123456789abcdef" * 3 + "0123456789"  # 64 hex: what nerdctl would use
-NAMED_ID = "test1"  # `ctr run <image> test1`: an id that is a name
-LONG_ID = "fpy-named_container.1"  # a name longer than 12 characters
-POD_UID = "0b3e0f4c-1b2a-4c1e-9d2f-5a3e8f0c2b11"
+# Ids unique to this process: ``ctr run``'s runc state (/run/containerd/runc/<namespace>) and
+# cgroup (/<namespace>/<id>) are machine-wide, not under the private containerd's root, so two
+# test runs using one id kill each other's container ("cannot exec in a stopped state").
+CTR_ID = f"c0ffee{os.getpid():010x}" + "0123456789abcdef" * 3  # 64 hex, as nerdctl's
+NAMED_ID = f"test{os.getpid()}"  # `ctr run <image> test1`: an id that is a name
+# a name longer than 12 characters; its first 12 (container.id, the table's key) unique too
+LONG_ID = f"fpy{os.getpid():07d}-named_container.1"
+POD_UID = f"0b3e0f4c-1b2a-4c1e-9d2f-{os.getpid():012x}"  # its cgroup is machine-wide too
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -180,11 +184,11 @@ def test_ctr_run_with_a_name_is_a_container_not_the_host(containerd: Containerd,
 
 
 def test_real_kernel_events_in_a_named_ctr_container(containerd: Containerd) -> None:
-    """The kernel's events in ``ctr run ... fpy-named_container.1``: container.id is its first
-    12 characters (the plugin's), container.name the whole name."""
+    """The kernel's events in ``ctr run ... fpy<pid>-named_container.1``: container.id is its
+    first 12 characters (the plugin's), container.name the whole name."""
     ev = exec_seen(_engines(containerd), lambda: containerd.ctr(
         "tasks", "exec", "--exec-id", "fpy3", LONG_ID, "/bin/cat", "/etc/passwd"), LONG_ID)
-    assert _field(ev, "container.id") == "fpy-named_co"
+    assert _field(ev, "container.id") == LONG_ID[:12] != LONG_ID
     assert _field(ev, "container.name") == LONG_ID
     assert _field(ev, "container.type") == "containerd"
 
