@@ -55,6 +55,38 @@ def child_of(ev: Event, th: ThreadInfo, res: int, leader: ThreadInfo) -> ThreadI
     return child
 
 
+def child_from_event(ev: Event, tid: int, parent: ThreadInfo) -> ThreadInfo | None:
+    """The new process ``tid`` as fork made it from ``parent`` (its ``ppid``), built at its own
+    first event, which can come before the parent's clone return (a vfork child's execve does).
+
+    None when the event cannot vouch for it: no kernel process context (the source gave no
+    creds, caps, cgroup), a ``CLONE_PARENT``/``CLONE_THREAD`` clone (the caller is not the
+    parent), or a non-exec event whose comm or exe inode differs from the parent's (it ran an
+    exec the table never saw). Ids, creds and container are then set from the event's context.
+    """
+    ctx = ev.ctx
+    if ctx is None or "cap_effective" not in ctx:
+        return None
+    flags = as_int(ctx.get("clone_flags")) or 0
+    if flags & (CLONE_PARENT | CLONE_THREAD):
+        return None
+    comm = ctx.get("comm")
+    if not isinstance(comm, str):
+        return None
+    if ev.type not in ("execve", "execveat"):
+        ino = as_int(ctx.get("exe_ino"))
+        if comm != parent.comm or (ino and parent.exe_ino and ino != parent.exe_ino):
+            return None
+    child = copy_thread(parent, tid)
+    child.pid = tid
+    child.ppid = parent.pid
+    child.parent = parent
+    child.comm = comm
+    child.start_ts = ev.ts
+    child.fds = inherited_fds(parent.fds, flags)
+    return child
+
+
 def inherited_fds(fds: dict[int, FdInfo], flags: int) -> dict[int, FdInfo]:
     """The fd table a child gets: the same one with ``CLONE_FILES``, else a copy."""
     if flags & CLONE_FILES:
