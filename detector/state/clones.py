@@ -8,7 +8,8 @@ child the caller's parent; ``CLONE_NEWPID`` makes it pid 1 of a new pid namespac
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields
+from operator import attrgetter
 
 from detector.events import Event, FdInfo, ThreadInfo
 from detector.state.args import arg, as_int
@@ -91,20 +92,17 @@ def inherited_fds(fds: dict[int, FdInfo], flags: int) -> dict[int, FdInfo]:
     """The fd table a child gets: the same one with ``CLONE_FILES``, else a copy."""
     if flags & CLONE_FILES:
         return fds
-    return {n: replace(f) for n, f in fds.items()}
+    return {n: FdInfo(*_FD_FIELDS(f)) for n, f in fds.items()}
+
+
+_THREAD_FIELDS = attrgetter(*(f.name for f in fields(ThreadInfo)))
+_FD_FIELDS = attrgetter(*(f.name for f in fields(FdInfo)))
 
 
 def copy_thread(src: ThreadInfo, tid: int) -> ThreadInfo:
     """A new thread ``tid`` with everything of ``src`` but its namespace ids."""
-    return ThreadInfo(
-        tid=tid, pid=src.pid, ppid=src.ppid, comm=src.comm, exe=src.exe, exepath=src.exepath,
-        args=src.args, cwd=src.cwd, tty=src.tty, sid=src.sid, vpgid=src.vpgid,
-        loginuid=src.loginuid, uid=src.uid, gid=src.gid, euid=src.euid, egid=src.egid,
-        user=src.user, loginuser=src.loginuser, group=src.group, start_ts=src.start_ts,
-        exec_ts=src.exec_ts, cap_effective=src.cap_effective, cap_permitted=src.cap_permitted,
-        cap_inheritable=src.cap_inheritable, exe_writable=src.exe_writable,
-        exe_upper_layer=src.exe_upper_layer, exe_from_memfd=src.exe_from_memfd,
-        exe_ino=src.exe_ino, exe_ino_ctime=src.exe_ino_ctime, exe_ino_mtime=src.exe_ino_mtime,
-        env=src.env, vpid=src.vpid, vtid=None, is_vpid1=False, container=src.container,
-        parent=src.parent, fds=src.fds,
-    )
+    th = ThreadInfo(*_THREAD_FIELDS(src))
+    th.tid = tid
+    th.vtid = None
+    th.is_vpid1 = False
+    return th

@@ -136,22 +136,35 @@ def _host_path(run: str, key: ExeKey) -> str | None:
     return path
 
 
+_CTX_INTS = ("tty", "sid", "vpgid", "cap_effective", "cap_permitted", "cap_inheritable")
+_NO_CTX: dict[str, object] = {}
+
+
+def _int(v: object) -> int | None:
+    return v if type(v) is int else as_int(v)
+
+
 def apply_ctx(th: ThreadInfo, ev: Event) -> None:
-    """The ids, creds, tty and capabilities the event's kernel context tells of ``th``."""
-    for key in ("tty", "sid", "vpgid", "cap_effective", "cap_permitted", "cap_inheritable"):
-        v = as_int(arg(ev, key))
+    """The ids, creds, tty and capabilities the event tells of ``th`` (its args under Falco's
+    names first, then the kernel context). On every new process and exec: kept lean."""
+    a = ev.args
+    ctx = ev.ctx or _NO_CTX
+    for key in _CTX_INTS:
+        v = a.get(key)
+        v = _int(ctx.get(key) if v is None else v)
         if v is not None:
             setattr(th, key, v)
     # user.uid is the effective uid; a source may only know the real one.
-    ctx = ev.ctx or {}
     for eff, real in (("euid", "uid"), ("egid", "gid")):
-        v = as_int(ctx.get(eff))
+        v = _int(ctx.get(eff))
         if v is None:
-            v = as_int(arg(ev, real))
+            v = a.get(real)
+            v = _int(ctx.get(real) if v is None else v)
         if v is not None:
             setattr(th, real, v)
     th.euid, th.egid = th.uid, th.gid
-    loginuid = as_int(arg(ev, "loginuid"))
+    loginuid = a.get("loginuid")
+    loginuid = _int(ctx.get("loginuid") if loginuid is None else loginuid)
     if loginuid is not None:
         th.loginuid = -1 if loginuid in (NO_ID, -1) else loginuid
 

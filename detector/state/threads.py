@@ -236,9 +236,10 @@ class ThreadTable:
             if child is None:
                 return None
             th = child
-            apply_ctx(th, ev)
-            th.container = self._container_of(ev, tid, parent.container)
-            self._set_users(th)
+            if ev.type not in EXEC_EVENTS:  # else on_exec sets them, right after
+                apply_ctx(th, ev)
+                th.container = self._container_of(ev, tid, parent.container)
+                self._set_users(th)
         if "cap_effective" in ctx:
             set_vids(th, as_int(ctx.get("vpid")))
         self._insert(th)
