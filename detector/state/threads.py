@@ -13,7 +13,9 @@
   close-on-exec fds dropped, the other threads of the process gone.
 * procexit/exit/exit_group: the thread stays ``linger_ns`` more (late events still find it).
 * setuid/setreuid/setresuid/setgid family: uid/gid and user/group; chdir/fchdir: cwd.
-* A thread never seen is built lazily from /proc, or from the event's context when it is gone.
+* A thread first met after the scan is built from its known parent (or process) and the
+  event's kernel context when they vouch for it (``_from_event``), else from /proc, else
+  from the event's context alone (it is gone).
 
 The table holds at most ``max_threads`` entries; the oldest are dropped first. What a clone
 makes of its child is in ``clones``, what an exec tells of the new image in ``execs``.
