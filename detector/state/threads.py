@@ -226,9 +226,7 @@ class ThreadTable:
                 return None
             th = copy_thread(main, tid)
             self._multi.add(pid)
-            comm = ctx.get("comm")
-            if isinstance(comm, str):
-                th.comm = comm
+            th.comm = as_str(ctx.get("comm")) or th.comm
             th.vtid = tid if main.vtid == main.tid else None
         else:
             parent = self.threads.get(as_int(ctx.get("ppid")) or 0)
