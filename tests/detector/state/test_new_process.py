@@ -208,3 +208,13 @@ def test_a_host_exe_path_is_resolved_here_when_it_is_the_file_the_kernel_ran(
     th = t.process(_ev("execve", pid + 1, 0, _ctx(pid + 1, 500, "link", **ident),
                        filename="link", args=[], exe="link")).thread  # fmt: skip
     assert th is not None and th.exepath == str(tmp_path / "link")  # as run: nothing vouched
+
+
+def test_a_new_thread_of_a_known_process_shares_its_fds_without_proc(tmp_path: Path) -> None:
+    t, parent = _offline_with_parent(tmp_path)
+    t.threads.read_proc = True  # would read /proc/500/task/777 if the table did not vouch
+    e = t.process(_ev("openat", 777, 4, {"tid": 777, "pid": 500, "ppid": 1, "comm": "worker"},
+                      dirfd=-100, name="data.db", flags=0))  # fmt: skip
+    th = e.thread
+    assert th is not None and (th.tid, th.pid, th.comm, th.exe) == (777, 500, "worker", "bash")
+    assert th.fds is parent.fds and parent.fds[4].name == f"{tmp_path}/data.db"
