@@ -14,21 +14,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 UNSET_LOGINUID = 4294967295
 
 
-class Reads:
-    """How many /proc files the state has read (``files``) and threads it loaded whole
-    (``threads``): what the benchmarks and tests count."""
-
-    files = 0
-    threads = 0
-
-
 def boot_time_ns() -> int:
     """The wall-clock time of boot, in ns since the epoch."""
     return time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
 
 def read_text(path: str) -> str | None:
-    Reads.files += 1
     try:
         with open(path, "rb") as f:
             return f.read().decode("utf-8", "replace")
@@ -37,7 +28,6 @@ def read_text(path: str) -> str | None:
 
 
 def read_link(path: str) -> str | None:
-    Reads.files += 1
     try:
         return os.readlink(path)
     except OSError:
@@ -77,7 +67,6 @@ def read_thread(
     tid: int, pid: int | None = None, *, proc_root: str = "/proc", boot_ns: int = 0
 ) -> tuple[ThreadInfo, str] | None:
     """A thread built from /proc and the text of its cgroup file, or None when it is gone."""
-    Reads.threads += 1
     base = f"{proc_root}/{pid}/task/{tid}" if pid is not None else f"{proc_root}/{tid}"
     stat = read_text(f"{base}/stat")
     status = read_text(f"{base}/status")
@@ -141,7 +130,6 @@ MAX_ENVIRON = 64 * 1024
 
 def read_environ(proc: str) -> list[str]:
     """A process's environment (``/proc/PID/environ``, at most 64 KiB), as ``K=V`` strings."""
-    Reads.files += 1
     try:
         with open(f"{proc}/environ", "rb") as f:
             raw = f.read(MAX_ENVIRON)
