@@ -8,7 +8,8 @@ child the caller's parent; ``CLONE_NEWPID`` makes it pid 1 of a new pid namespac
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields
+from operator import attrgetter
 
 from detector.events import Event, FdInfo, ThreadInfo
 from detector.state.args import arg, as_int
@@ -55,24 +56,53 @@ def child_of(ev: Event, th: ThreadInfo, res: int, leader: ThreadInfo) -> ThreadI
     return child
 
 
+def child_from_event(ev: Event, tid: int, parent: ThreadInfo) -> ThreadInfo | None:
+    """The new process ``tid`` as fork made it from ``parent`` (its ``ppid``), built at its own
+    first event, which can come before the parent's clone return (a vfork child's execve does).
+
+    None when the event cannot vouch for it: no kernel process context (the source gave no
+    creds, caps, cgroup), a ``CLONE_PARENT``/``CLONE_THREAD`` clone (the caller is not the
+    parent), or a non-exec event whose comm or exe inode differs from the parent's (it ran an
+    exec the table never saw). Ids, creds and container are then set from the event's context.
+    """
+    ctx = ev.ctx
+    if ctx is None or "cap_effective" not in ctx:
+        return None
+    flags = as_int(ctx.get("clone_flags")) or 0
+    if flags & (CLONE_PARENT | CLONE_THREAD):
+        return None
+    comm = ctx.get("comm")
+    if not isinstance(comm, str):
+        return None
+    if ev.type not in ("execve", "execveat"):
+        ino = as_int(ctx.get("exe_ino"))
+        if comm != parent.comm or (ino and parent.exe_ino and ino != parent.exe_ino):
+            return None
+    child = copy_thread(parent, tid)
+    child.pid = tid
+    child.ppid = parent.pid
+    child.parent = parent
+    child.comm = comm
+    child.start_ts = ev.ts
+    child.fds = inherited_fds(parent.fds, flags)
+    return child
+
+
 def inherited_fds(fds: dict[int, FdInfo], flags: int) -> dict[int, FdInfo]:
     """The fd table a child gets: the same one with ``CLONE_FILES``, else a copy."""
     if flags & CLONE_FILES:
         return fds
-    return {n: replace(f) for n, f in fds.items()}
+    return {n: FdInfo(*_FD_FIELDS(f)) for n, f in fds.items()}
+
+
+_THREAD_FIELDS = attrgetter(*(f.name for f in fields(ThreadInfo)))
+_FD_FIELDS = attrgetter(*(f.name for f in fields(FdInfo)))
 
 
 def copy_thread(src: ThreadInfo, tid: int) -> ThreadInfo:
     """A new thread ``tid`` with everything of ``src`` but its namespace ids."""
-    return ThreadInfo(
-        tid=tid, pid=src.pid, ppid=src.ppid, comm=src.comm, exe=src.exe, exepath=src.exepath,
-        args=src.args, cwd=src.cwd, tty=src.tty, sid=src.sid, vpgid=src.vpgid,
-        loginuid=src.loginuid, uid=src.uid, gid=src.gid, euid=src.euid, egid=src.egid,
-        user=src.user, loginuser=src.loginuser, group=src.group, start_ts=src.start_ts,
-        exec_ts=src.exec_ts, cap_effective=src.cap_effective, cap_permitted=src.cap_permitted,
-        cap_inheritable=src.cap_inheritable, exe_writable=src.exe_writable,
-        exe_upper_layer=src.exe_upper_layer, exe_from_memfd=src.exe_from_memfd,
-        exe_ino=src.exe_ino, exe_ino_ctime=src.exe_ino_ctime, exe_ino_mtime=src.exe_ino_mtime,
-        env=src.env, vpid=src.vpid, vtid=None, is_vpid1=False, container=src.container,
-        parent=src.parent, fds=src.fds,
-    )
+    th = ThreadInfo(*_THREAD_FIELDS(src))
+    th.tid = tid
+    th.vtid = None
+    th.is_vpid1 = False
+    return th

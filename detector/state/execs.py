@@ -7,6 +7,7 @@ the event when the source gives them.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Callable
 
@@ -14,7 +15,70 @@ from detector.events import Event, ThreadInfo
 from detector.state import procfs
 from detector.state.args import arg, as_int, as_str
 
+NO_ID = 0xFFFFFFFF
 _INODE_ARGS = ("exe_ino", "exe_ino_ctime", "exe_ino_mtime")
+
+ExeKey = tuple[str, str, int, int, int, int]
+
+
+class ExePaths:
+    """Executable paths by what names the file: the container, the path run and the file's
+    identity the kernel gives (device, inode, ctime, mtime), so that ``/proc/PID/exe`` is read
+    once per program and not at every exec of it. A file replaced or renamed has a new identity
+    (a new inode, or a new ctime), so a stale path is never returned for it."""
+
+    def __init__(self, proc_root: str = "/proc", read_proc: bool = True, limit: int = 4096) -> None:
+        self.proc_root = proc_root
+        self.read_proc = read_proc
+        self.limit = limit
+        self._paths: dict[ExeKey, str] = {}
+
+    @staticmethod
+    def key(ev: Event, th: ThreadInfo, run: str) -> ExeKey | None:
+        """The identity of the file ``ev`` executed (None when the source does not give it)."""
+        ctx = ev.ctx
+        if ctx is None:
+            return None
+        ino = as_int(ctx.get("exe_ino"))
+        if not ino:
+            return None
+        dev = as_int(ctx.get("exe_dev")) or 0
+        ctime = as_int(ctx.get("exe_ino_ctime")) or 0
+        mtime = as_int(ctx.get("exe_ino_mtime")) or 0
+        return (th.container.id, run, dev, ino, ctime, mtime)
+
+    def find(self, ev: Event, th: ThreadInfo, run: str) -> str | None:
+        """The path of the file ``th`` just exec'd as ``run``: known by its identity, else
+        ``/proc/PID/exe`` (then remembered); None when neither tells."""
+        key = self.key(ev, th, run)
+        found = self.get(key)
+        if found is not None or not self.read_proc:
+            return found
+        if key is not None and th.container.is_host:
+            found = _host_path(run, key)
+            if found is not None:
+                self.put(key, found)
+                return found
+        link = procfs.read_link(f"{self.proc_root}/{th.pid}/exe")
+        if not link:
+            return None
+        path = procfs.clean_exepath(link)
+        self.put(key, path)
+        return path
+
+    def get(self, key: ExeKey | None) -> str | None:
+        """The path remembered for ``key``."""
+        return self._paths.get(key) if key is not None else None
+
+    def put(self, key: ExeKey | None, path: str) -> None:
+        """Remember ``path`` for ``key`` (the oldest half forgotten when full)."""
+        if key is None:
+            return
+        paths = self._paths
+        if len(paths) >= self.limit:
+            for old in list(paths)[: self.limit // 2]:
+                del paths[old]
+        paths[key] = path
 
 
 def command_line(ev: Event, cmdline: Callable[[], str]) -> tuple[str | None, list[str] | None]:
@@ -55,3 +119,61 @@ def set_exe_facts(ev: Event, th: ThreadInfo, upper: Callable[[ThreadInfo], bool]
         v = as_int(arg(ev, key))
         if v is not None:
             setattr(th, key, v)
+
+
+def _host_path(run: str, key: ExeKey) -> str | None:
+    """``run`` with its symlinks resolved here, if that is the very file the kernel ran (same
+    inode and ctime): true when the detector shares the host's mount namespace."""
+    if not run.startswith("/"):
+        return None
+    try:
+        path = os.path.realpath(run)
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if st.st_ino != key[3] or st.st_ctime_ns // 1_000_000_000 != key[4] // 1_000_000_000:
+        return None
+    return path
+
+
+_CTX_INTS = ("tty", "sid", "vpgid", "cap_effective", "cap_permitted", "cap_inheritable")
+_NO_CTX: dict[str, object] = {}
+
+
+def _int(v: object) -> int | None:
+    return v if type(v) is int else as_int(v)
+
+
+def apply_ctx(th: ThreadInfo, ev: Event) -> None:
+    """The ids, creds, tty and capabilities the event tells of ``th`` (its args under Falco's
+    names first, then the kernel context). On every new process and exec: kept lean."""
+    a = ev.args
+    ctx = ev.ctx or _NO_CTX
+    for key in _CTX_INTS:
+        v = a.get(key)
+        v = _int(ctx.get(key) if v is None else v)
+        if v is not None:
+            setattr(th, key, v)
+    # user.uid is the effective uid; a source may only know the real one.
+    for eff, real in (("euid", "uid"), ("egid", "gid")):
+        v = _int(ctx.get(eff))
+        if v is None:
+            v = a.get(real)
+            v = _int(ctx.get(real) if v is None else v)
+        if v is not None:
+            setattr(th, real, v)
+    th.euid, th.egid = th.uid, th.gid
+    loginuid = a.get("loginuid")
+    loginuid = _int(ctx.get("loginuid") if loginuid is None else loginuid)
+    if loginuid is not None:
+        th.loginuid = -1 if loginuid in (NO_ID, -1) else loginuid
+
+
+def set_vids(th: ThreadInfo, vtid: int | None) -> None:
+    """The thread's id in its pid namespace (the process's too for a main thread)."""
+    if vtid is None or vtid <= 0:
+        return
+    th.vtid = vtid
+    if th.tid == th.pid:
+        th.vpid = vtid
+        th.is_vpid1 = vtid == 1

@@ -13,7 +13,9 @@
   close-on-exec fds dropped, the other threads of the process gone.
 * procexit/exit/exit_group: the thread stays ``linger_ns`` more (late events still find it).
 * setuid/setreuid/setresuid/setgid family: uid/gid and user/group; chdir/fchdir: cwd.
-* A thread never seen is built lazily from /proc, or from the event's context when it is gone.
+* A thread first met after the scan is built from its known parent (or process) and the
+  event's kernel context when they vouch for it (``_from_event``), else from /proc, else
+  from the event's context alone (it is gone).
 
 The table holds at most ``max_threads`` entries; the oldest are dropped first. What a clone
 makes of its child is in ``clones``, what an exec tells of the new image in ``execs``.
@@ -30,15 +32,28 @@ from detector.state.clones import CLONE_FILES as CLONE_FILES  # re-exported
 from detector.state.clones import CLONE_NEWPID as CLONE_NEWPID  # re-exported
 from detector.state.clones import CLONE_PARENT as CLONE_PARENT  # re-exported
 from detector.state.clones import CLONE_THREAD as CLONE_THREAD  # re-exported
-from detector.state.clones import child_of, clone_flags, copy_thread, inherited_fds
+from detector.state.clones import (
+    child_from_event,
+    child_of,
+    clone_flags,
+    copy_thread,
+    inherited_fds,
+)
 from detector.state.containers import HOST, CgroupPaths, ContainerManager, parse_cgroup
-from detector.state.execs import command_line, exec_comm, set_exe_facts
+from detector.state.execs import (
+    NO_ID,
+    ExePaths,
+    apply_ctx,
+    command_line,
+    exec_comm,
+    set_exe_facts,
+    set_vids,
+)
 from detector.state.exefacts import ExeFacts
 from detector.state.exefacts import resolve_path as resolve_path  # re-exported
 from detector.state.users import UserTable
 
 O_CLOEXEC = 0o2000000
-NO_ID = 0xFFFFFFFF
 
 CLONE_EVENTS = frozenset({"clone", "clone3", "fork", "vfork"})
 EXEC_EVENTS = frozenset({"execve", "execveat"})
@@ -77,6 +92,7 @@ class ThreadTable:
         self._root_pids = self.exe_facts.root_pids  # container id -> a pid inside it
         self._multi: set[int] = set()  # pids known to have more than one thread
         self._scanning = False
+        self.exe_paths = ExePaths(proc_root, read_proc)
         self.boot_ns = procfs.boot_time_ns()
 
     # -- building ---------------------------------------------------------------------------
@@ -181,15 +197,52 @@ class ThreadTable:
             depth += 1
 
     def get(self, tid: int, ev: Event | None = None) -> ThreadInfo | None:
-        """The thread ``tid``, built from /proc or from the event's context when unknown."""
+        """The thread ``tid``: from its known parent or process and the event when they vouch
+        for it, else from /proc, else from the event's context alone (it is gone)."""
         th = self.threads.get(tid)
         if th is not None:
             return th
         ctx = ev.ctx if ev is not None else None
-        pid = as_int(ctx.get("pid")) if ctx else None
-        th = self._load(tid, pid)
-        if th is None and ctx is not None:
+        if ctx is None:
+            return self._load(tid, None)
+        th = self._from_event(tid, ev)  # type: ignore[arg-type]
+        if th is None:
+            th = self._load(tid, as_int(ctx.get("pid")))
+        if th is None:
             th = self._from_ctx(tid, ev)  # type: ignore[arg-type]
+        return th
+
+    def _from_event(self, tid: int, ev: Event) -> ThreadInfo | None:
+        """A thread first met after the scan, without /proc: a new thread of a known process
+        (a copy of its leader), or a new process built from its known parent and the kernel's
+        context (``clones.child_from_event``). None when neither vouches for it."""
+        ctx = ev.ctx or {}
+        pid = as_int(ctx.get("pid"))
+        if pid is None:
+            return None
+        if pid != tid:
+            main = self.threads.get(pid)
+            if main is None:
+                return None
+            th = copy_thread(main, tid)
+            self._multi.add(pid)
+            th.comm = as_str(ctx.get("comm")) or th.comm
+            th.vtid = tid if main.vtid == main.tid else None
+        else:
+            parent = self.threads.get(as_int(ctx.get("ppid")) or 0)
+            if parent is None or parent.tid == 1:  # pid 1 may have adopted an orphan
+                return None
+            child = child_from_event(ev, tid, parent)
+            if child is None:
+                return None
+            th = child
+            if ev.type not in EXEC_EVENTS:  # else on_exec sets them, right after
+                apply_ctx(th, ev)
+                th.container = self._container_of(ev, tid, parent.container)
+                self._set_users(th)
+        if "cap_effective" in ctx:
+            set_vids(th, as_int(ctx.get("vpid")))
+        self._insert(th)
         return th
 
     def _from_ctx(self, tid: int, ev: Event) -> ThreadInfo:
@@ -205,31 +258,13 @@ class ThreadTable:
             th = ThreadInfo(tid=tid, pid=pid, comm=comm, exe=comm, start_ts=ev.ts)
             th.exec_ts = ev.ts
             th.ppid = as_int(ctx.get("ppid")) or 0
-            self._apply_ctx(th, ev)
-            self._set_vids(th, as_int(ctx.get("vpid")))
+            apply_ctx(th, ev)
+            set_vids(th, as_int(ctx.get("vpid")))
             th.container = self._container_of(ev, pid, HOST)
             self._set_users(th)
         self._insert(th)
         self._link(th)
         return th
-
-    def _apply_ctx(self, th: ThreadInfo, ev: Event) -> None:
-        for key in ("tty", "sid", "vpgid", "cap_effective", "cap_permitted", "cap_inheritable"):
-            v = as_int(arg(ev, key))
-            if v is not None:
-                setattr(th, key, v)
-        # user.uid is the effective uid; a source may only know the real one.
-        ctx = ev.ctx or {}
-        for eff, real in (("euid", "uid"), ("egid", "gid")):
-            v = as_int(ctx.get(eff))
-            if v is None:
-                v = as_int(arg(ev, real))
-            if v is not None:
-                setattr(th, real, v)
-        th.euid, th.egid = th.uid, th.gid
-        loginuid = as_int(arg(ev, "loginuid"))
-        if loginuid is not None:
-            th.loginuid = -1 if loginuid in (NO_ID, -1) else loginuid
 
     # -- events -----------------------------------------------------------------------------
     def on_clone(self, ev: Event, th: ThreadInfo) -> None:
@@ -249,7 +284,7 @@ class ThreadTable:
         """The child's own clone return, which can come before the parent's: ids, and the fds
         it inherited when the thread was first met here (read from /proc or the event)."""
         ctx = ev.ctx or {}
-        self._set_vids(th, as_int(ctx.get("vpid")))
+        set_vids(th, as_int(ctx.get("vpid")))
         flags = as_int(ctx.get("clone_flags")) or 0
         if th.fds or flags & (CLONE_THREAD | CLONE_PARENT):
             return
@@ -270,9 +305,8 @@ class ThreadTable:
         old_container = th.container
         th.container = self._container_of(ev, th.pid, th.container)
         exepath = as_str(arg(ev, "trusted_exepath")) or as_str(arg(ev, "exepath"))
-        if not exepath and self.read_proc:
-            link = procfs.read_link(f"{self.proc_root}/{th.pid}/exe")
-            exepath = procfs.clean_exepath(link) if link else None
+        if not exepath:
+            exepath = self.exe_paths.find(ev, th, resolve_path(th.cwd, filename or exe or ""))
         if not exepath:
             exepath = self.exe_facts.resolve(th, resolve_path(th.cwd, filename or exe or ""), ev)
         th.comm = comm
@@ -283,8 +317,8 @@ class ThreadTable:
         env = arg(ev, "env")
         if isinstance(env, bytes | str):
             th.env = procfs.split_argv(env)
-        self._apply_ctx(th, ev)
-        self._set_vids(th, as_int((ev.ctx or {}).get("vpid")))
+        apply_ctx(th, ev)
+        set_vids(th, as_int((ev.ctx or {}).get("vpid")))
         if not th.container.is_host:
             self._root_pids[th.container.id] = th.pid
         set_exe_facts(ev, th, self.exe_facts.upper)
@@ -310,16 +344,6 @@ class ThreadTable:
         if not self.read_proc:
             return ""
         return procfs.read_text(f"{self.proc_root}/{pid}/cmdline") or ""
-
-    @staticmethod
-    def _set_vids(th: ThreadInfo, vtid: int | None) -> None:
-        """The thread's id in its pid namespace (the process's too for a main thread)."""
-        if vtid is None or vtid <= 0:
-            return
-        th.vtid = vtid
-        if th.tid == th.pid:
-            th.vpid = vtid
-            th.is_vpid1 = vtid == 1
 
     def on_exit(self, ev: Event, th: ThreadInfo) -> None:
         """The thread ended: keep it ``linger_ns`` for late events, then drop it."""
@@ -373,4 +397,3 @@ class ThreadTable:
         """The kernel says the real parent is ``ppid`` (reparenting, CLONE_PARENT)."""
         th.ppid = ppid
         self._link(th)
-
