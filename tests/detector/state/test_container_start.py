@@ -38,6 +38,7 @@ def test_privileged_container_start(tmp_path: Path) -> None:
     tracker = StateTracker(engines=Engines(docker=(), podman=(), containerd=(), cri=(),
                                            podman_storage=storage))
     seen: list[tuple[Event, bool]] = []  # events in containers, and whether RULE fired
+    hits: list[Event] = []  # the events RULE fired on (few: done() looks at all of them)
     cid: list[str] = []
 
     def start() -> None:
@@ -46,12 +47,14 @@ def test_privileged_container_start(tmp_path: Path) -> None:
 
     def done() -> bool:
         return bool(cid) and any(
-            hit and e.thread is not None and e.thread.container.full_id == cid[0]
-            for e, hit in seen[-50:])
+            e.thread is not None and e.thread.container.full_id == cid[0] for e in hits)
 
     def handle(ev: Event) -> None:
         if ev.thread is not None and not ev.thread.container.is_host:
-            seen.append((ev, any(a.rule == RULE for a in engine.process(ev))))
+            hit = any(a.rule == RULE for a in engine.process(ev))
+            seen.append((ev, hit))
+            if hit:
+                hits.append(ev)
 
     try:
         tracker.scan()
