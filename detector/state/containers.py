@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from detector.events import ContainerInfo
 from detector.state.runtimes.docker import fill_from_inspect, inspect_container, split_image
@@ -190,36 +191,75 @@ class Backend:
 
 
 def backends_for(engines: Engines) -> list[Backend]:
-    """The backends an :class:`Engines` names, in the order they are asked."""
-    from detector.state.runtimes.containerd import ContainerdClient
-    from detector.state.runtimes.cri import CriClient
-    from detector.state.runtimes.podman_storage import PodmanStorage
-
+    """The backends an :class:`Engines` names, in the order they are asked. A client (and its
+    gRPC or sqlite module: about 20 MiB for gRPC) is made on the first container it is asked
+    about, so a node without containers never loads them."""
     t = engines.timeout
     out: list[Backend] = []
     for path in engines.cri:
-        cri = CriClient(path, timeout=t)
+        cri = _Lazy(lambda p=path: _cri(p, t))
         out.append(Backend(f"cri:{path}", frozenset({"containerd", "cri-o"}),
-                           _ignore_ns(cri.fetch), cri.close,
+                           cri.fetch_ignoring_ns, cri.close,
                            "cri-o" if "crio" in path else "containerd"))
     for path in dict.fromkeys(engines.containerd):
-        ctd = ContainerdClient(path, timeout=t)
+        ctd = _Lazy(lambda p=path: _containerd(p, t))
         out.append(Backend(f"containerd:{path}", frozenset({"containerd"}), ctd.fetch,
                            ctd.close, "containerd"))
     out += _docker_backends([("podman", p) for p in engines.podman], t)
     out += _docker_backends([("docker", p) for p in engines.docker], t)
     if engines.podman_storage:
-        store = PodmanStorage(engines.podman_storage)
-        out.append(Backend(f"podman-storage:{store.root}", frozenset({"podman"}),
-                           _ignore_ns(store.fetch), store.close))
+        root = engines.podman_storage
+        store = _Lazy(lambda: _podman_storage(root))
+        out.append(Backend(f"podman-storage:{root}", frozenset({"podman"}),
+                           store.fetch_ignoring_ns, store.close))
     return out
 
 
-def _ignore_ns(fetch: Callable[[ContainerInfo], None]) -> Callable[[ContainerInfo, str | None],
-                                                                   None]:
-    def call(info: ContainerInfo, namespace: str | None) -> None:
-        fetch(info)
-    return call
+def _cri(path: str, timeout: float) -> Any:
+    from detector.state.runtimes.cri import CriClient
+
+    return CriClient(path, timeout=timeout)
+
+
+def _containerd(path: str, timeout: float) -> Any:
+    from detector.state.runtimes.containerd import ContainerdClient
+
+    return ContainerdClient(path, timeout=timeout)
+
+
+def _podman_storage(root: str) -> Any:
+    from detector.state.runtimes.podman_storage import PodmanStorage
+
+    return PodmanStorage(root)
+
+
+class _Lazy:
+    """A runtime client made on its first fetch (from the one metadata thread)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._make()
+            return self._client
+
+    def fetch(self, info: ContainerInfo, namespace: str | None) -> None:
+        """The client's ``fetch(info, namespace)``."""
+        self._get().fetch(info, namespace)
+
+    def fetch_ignoring_ns(self, info: ContainerInfo, namespace: str | None) -> None:
+        """The client's ``fetch(info)``: it has no namespaces."""
+        self._get().fetch(info)
+
+    def close(self) -> None:
+        """Close the client if it was ever made."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
 
 
 def _nothing() -> None:
