@@ -28,6 +28,7 @@ seconds. Each container is looked up once when a backend answers: never once per
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -197,19 +198,19 @@ def backends_for(engines: Engines) -> list[Backend]:
     t = engines.timeout
     out: list[Backend] = []
     for path in engines.cri:
-        cri = _Lazy(lambda p=path: _cri(p, t))
+        cri = _Lazy(functools.partial(_cri, path, t))
         out.append(Backend(f"cri:{path}", frozenset({"containerd", "cri-o"}),
                            cri.fetch_ignoring_ns, cri.close,
                            "cri-o" if "crio" in path else "containerd"))
     for path in dict.fromkeys(engines.containerd):
-        ctd = _Lazy(lambda p=path: _containerd(p, t))
+        ctd = _Lazy(functools.partial(_containerd, path, t))
         out.append(Backend(f"containerd:{path}", frozenset({"containerd"}), ctd.fetch,
                            ctd.close, "containerd"))
     out += _docker_backends([("podman", p) for p in engines.podman], t)
     out += _docker_backends([("docker", p) for p in engines.docker], t)
     if engines.podman_storage:
         root = engines.podman_storage
-        store = _Lazy(lambda: _podman_storage(root))
+        store = _Lazy(functools.partial(_podman_storage, root))
         out.append(Backend(f"podman-storage:{root}", frozenset({"podman"}),
                            store.fetch_ignoring_ns, store.close))
     return out
