@@ -58,10 +58,10 @@ def smaps(pid: int) -> Breakdown:
 
 def print_breakdown(b: Breakdown, top: int = 14) -> None:
     """The totals, then the largest mappings."""
-    r = b.rollup
-    print(f"      total {r.get('Rss', 0) / 1024:.1f} MiB: anonymous {r.get('Anonymous', 0) / 1024:.1f}"
-          f", file-backed {(r.get('Rss', 0) - r.get('Anonymous', 0)) / 1024:.1f} (shared clean "
-          f"{r.get('Shared_Clean', 0) / 1024:.1f}); Pss {r.get('Pss', 0) / 1024:.1f} MiB")  # fmt: skip
+    r = {k: v / 1024 for k, v in b.rollup.items()}
+    rss, anon = r.get("Rss", 0.0), r.get("Anonymous", 0.0)
+    print(f"      total {rss:.1f} MiB: anonymous {anon:.1f}, file-backed {rss - anon:.1f} "
+          f"(shared clean {r.get('Shared_Clean', 0.0):.1f}); Pss {r.get('Pss', 0.0):.1f} MiB")
     for name, kib in b.rss.most_common(top):
         print(f"      {kib / 1024:7.1f} MiB (anon {b.anon[name] / 1024:5.1f})  {name}")
 
