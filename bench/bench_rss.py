@@ -4,7 +4,8 @@ A real ``falcoctl-py run -r falco_rules.yaml`` (bench/ebpf_workloads.py's Detect
 start (/metrics answering, plus 2 s), after RSS_IDLE seconds idle (default 60), and after each
 of issue 14's workloads, with its peak (VmHWM) and a breakdown by mapping (anonymous vs
 file-backed, which libraries). Baselines in the same run: a bare Python interpreter and a bare
-BCC program (a tracepoint and an 8 MiB ring buffer, as the detector's default) after load.
+BCC program (a tracepoint and an 8 MiB ring buffer, as the detector's default) after load,
+and after detector/bpf/memory.py's release_compiler.
 Then the Python heap by module, from a second detector run under tracemalloc
 (bench/rss_breakdown.py). RSS counts the ring buffer's data pages twice (BCC and libbpf map
 them twice so records can wrap), as it does for Falco.
@@ -39,6 +40,8 @@ TRACEPOINT_PROBE(syscalls, sys_exit_getppid) {
 b["events"].open_ring_buffer(lambda ctx, data, size: None)
 import os; os.getppid()
 print(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])
+from detector.bpf.memory import release_compiler
+print(release_compiler()[1] // 1024)
 """
 
 
@@ -47,13 +50,15 @@ def _status(pid: int, key: str) -> float:
     return int(m.group(1)) / 1024 if m else 0.0
 
 
-def baselines() -> tuple[float, float]:
-    """(bare Python RSS, bare BCC program RSS) in MiB, each a fresh interpreter."""
+def baselines() -> tuple[float, float, float]:
+    """(bare Python RSS, bare BCC program RSS after load, the same after
+    ``release_compiler``) in MiB, each a fresh interpreter."""
     code = "print(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])"
     py = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     bcc = subprocess.run([sys.executable, "-c", BARE_BCC], capture_output=True, text=True,
                          check=True)  # fmt: skip
-    return int(py.stdout.split()[-1]) / 1024, int(bcc.stdout.split()[-1]) / 1024
+    loaded, released = (int(v) / 1024 for v in bcc.stdout.split()[-2:])
+    return int(py.stdout.split()[-1]) / 1024, loaded, released
 
 
 def _run_args(port: int) -> list[str]:
@@ -61,7 +66,7 @@ def _run_args(port: int) -> list[str]:
             "-o", "webserver.listen_address=127.0.0.1", "-o", "watch_config_files=false"]
 
 
-def phases(bare_bcc: float) -> None:
+def phases(bare_bcc: float, released: float) -> None:
     """RSS after start, idle and each workload, with breakdowns after start and at the end."""
     det = ew.Detector(RULES, ew.free_port())
     det.start()
@@ -71,7 +76,7 @@ def phases(bare_bcc: float) -> None:
         time.sleep(2.0)
         start = det.rss_mib()
         print(f"(a) after start: {start:.1f} MiB = {start / bare_bcc:.2f} x the bare BCC "
-              f"program (target <= {TARGET_MIB} MiB)")
+              f"program, {start / released:.2f} x it released (target <= {TARGET_MIB} MiB)")
         print_breakdown(smaps(pid))
         time.sleep(IDLE)
         print(f"(b) after {IDLE:.0f} s idle: {det.rss_mib():.1f} MiB")
@@ -114,10 +119,10 @@ def main() -> None:
     from detector import driver
 
     driver.ensure_ready()
-    bare_py, bare_bcc = baselines()
-    print(f"baselines: bare Python {bare_py:.1f} MiB, bare BCC program after load "
-          f"{bare_bcc:.1f} MiB")
-    phases(bare_bcc)
+    bare_py, bare_bcc, released = baselines()
+    print(f"baselines: bare Python {bare_py:.1f} MiB; bare BCC program after load "
+          f"{bare_bcc:.1f} MiB, {released:.1f} MiB once its compiler is released")
+    phases(bare_bcc, released)
     python_heap()
 
 
