@@ -7,14 +7,16 @@ file-backed, which libraries). Baselines in the same run: a bare Python interpre
 BCC program (a tracepoint and an 8 MiB ring buffer, as the detector's default) after load,
 and after detector/bpf/memory.py's release_compiler.
 Then the Python heap by module, from a second detector run under tracemalloc
-(bench/rss_breakdown.py). RSS counts the ring buffer's data pages twice (BCC and libbpf map
-them twice so records can wrap), as it does for Falco.
+(bench/rss_breakdown.py), and with RSS_BASELINE=<git revision>, the same phases for that
+revision and this tree, alternated (the cuts measured in one run). RSS counts the ring
+buffer's data pages twice (BCC and libbpf map them twice so records can wrap), as for Falco.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,29 +68,65 @@ def _run_args(port: int) -> list[str]:
             "-o", "webserver.listen_address=127.0.0.1", "-o", "watch_config_files=false"]
 
 
-def phases(bare_bcc: float, released: float) -> None:
-    """RSS after start, idle and each workload, with breakdowns after start and at the end."""
+def phases(idle: float, show: bool = True) -> list[tuple[str, float]]:
+    """(phase, RSS MiB): after start, after ``idle`` s, after each workload, the peak; with
+    ``show``, a breakdown after start and at the end."""
     det = ew.Detector(RULES, ew.free_port())
     det.start()
     assert det.proc is not None
     pid = det.proc.pid
+    out: list[tuple[str, float]] = []
     try:
         time.sleep(2.0)
-        start = det.rss_mib()
-        print(f"(a) after start: {start:.1f} MiB = {start / bare_bcc:.2f} x the bare BCC "
-              f"program, {start / released:.2f} x it released (target <= {TARGET_MIB} MiB)")
-        print_breakdown(smaps(pid))
-        time.sleep(IDLE)
-        print(f"(b) after {IDLE:.0f} s idle: {det.rss_mib():.1f} MiB")
+        out.append(("after start", det.rss_mib()))
+        if show:
+            print_breakdown(smaps(pid))
+        time.sleep(idle)
+        out.append((f"after {idle:.0f} s idle", det.rss_mib()))
         with tempfile.TemporaryDirectory() as tmp:
             for label, cmd in ew.workloads(Path(tmp)):
                 ew.cpu_time(cmd)
                 time.sleep(0.5)  # the detector catches up with the ring buffer
-                print(f"(c) after {label}: {det.rss_mib():.1f} MiB")
-        print(f"(d) peak (VmHWM) over the run: {_status(pid, 'VmHWM'):.1f} MiB; now:")
-        print_breakdown(smaps(pid))
+                out.append((f"after {label}", det.rss_mib()))
+        out.append(("peak (VmHWM)", _status(pid, "VmHWM")))
+        if show:
+            print("      at the end:")
+            print_breakdown(smaps(pid))
     finally:
         det.stop()
+    return out
+
+
+def _export(rev: str, into: Path) -> Path:
+    """The tree of git revision ``rev`` in ``into``, with this tree's compiled extensions."""
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev], capture_output=True,
+                             check=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    for so in (repo / "detector").rglob("*.so"):
+        shutil.copy(so, into / so.relative_to(repo))
+    return into
+
+
+def compare(rev: str) -> None:
+    """(f) This tree against git revision ``rev``, alternated, 10 s idle, best of 2 each."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base_dir = _export(rev, Path(tmp))
+        best: dict[str, list[tuple[str, float]]] = {}
+        for _ in range(2):
+            for name in (rev, "this tree"):
+                if name == rev:
+                    os.environ["PYTHONPATH"] = str(base_dir)
+                try:
+                    figs = phases(10.0, show=False)
+                finally:
+                    os.environ.pop("PYTHONPATH", None)
+                old = best.get(name)
+                best[name] = figs if old is None else [(k, min(v, w)) for (k, v), (_, w)
+                                                       in zip(old, figs, strict=True)]
+    print(f"(f) RSS MiB, {rev} -> this tree (best of 2 runs each, alternated):")
+    for (label, before), (_, after) in zip(best[rev], best["this tree"], strict=True):
+        print(f"      {label}: {before:.1f} -> {after:.1f} ({after / before:.2f}x)")
 
 
 def python_heap() -> None:
@@ -122,8 +160,13 @@ def main() -> None:
     bare_py, bare_bcc, released = baselines()
     print(f"baselines: bare Python {bare_py:.1f} MiB; bare BCC program after load "
           f"{bare_bcc:.1f} MiB, {released:.1f} MiB once its compiler is released")
-    phases(bare_bcc, released)
+    print(f"(a)-(d) falcoctl-py run with the stable rules (target <= {TARGET_MIB} MiB):")
+    for label, mib in phases(IDLE):
+        print(f"      {label}: {mib:.1f} MiB = {mib / bare_bcc:.2f}x the bare BCC program, "
+              f"{mib / released:.2f}x it released")
     python_heap()
+    if os.environ.get("RSS_BASELINE"):
+        compare(os.environ["RSS_BASELINE"])
 
 
 if __name__ == "__main__":
