@@ -3,14 +3,17 @@
 After ``EbpfSource.open`` the compiler is idle for good: its pages that are exactly the file
 (read-only, never written mappings of ``libLLVM``, ``libclang-cpp``, ``libbcc``) are dropped
 from this process with ``madvise(MADV_DONTNEED)`` (they stay in the page cache and fault
-back in if ever run again), and freed heap goes back to the system with ``malloc_trim``.
+back in if ever run again), the parsed kernel BTF is forgotten, and freed heap goes back to
+the system with ``malloc_trim``.
 Writable mappings are never touched: dropping them would lose data.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import re
+import sys
 
 MADV_DONTNEED = 4
 COMPILER_LIBS = ("libLLVM", "libclang", "libbcc")
@@ -47,9 +50,19 @@ def compiler_mappings(smaps_text: str) -> list[tuple[int, int]]:
     return out
 
 
+def forget_btf() -> None:
+    """Drop the parsed kernel BTF (about 19 MiB of Python objects), only needed to compile and
+    load; a later compile parses it again."""
+    btf = sys.modules.get("detector.bpf.btf")
+    if btf is not None:
+        btf.load.cache_clear()
+    gc.collect()
+
+
 def release_compiler() -> tuple[int, int]:
     """Drop the compiler's code pages and trim the heap; (RSS before, RSS after) in bytes."""
     before = rss_bytes()
+    forget_btf()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     with open("/proc/self/smaps") as f:

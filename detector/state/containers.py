@@ -34,10 +34,11 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from detector.events import ContainerInfo
+from detector.state.backends import Backend, backends_for, docker_backends
 from detector.state.runtimes.docker import fill_from_inspect, inspect_container, split_image
 from detector.state.runtimes.engines import Engines
 
@@ -179,66 +180,6 @@ class CgroupPaths:
 
 
 @dataclass
-class Backend:
-    """One place metadata comes from: a runtime socket or podman's storage."""
-
-    name: str  # "cri:/run/containerd/containerd.sock"
-    kinds: frozenset[str]  # container types it is asked first for
-    fetch: Callable[[ContainerInfo, str | None], None]  # LookupError: unknown; OSError: down
-    close: Callable[[], None]
-    sets_type: str | None = None  # the container type it proves (cri-o for CRI-O's socket)
-
-
-def backends_for(engines: Engines) -> list[Backend]:
-    """The backends an :class:`Engines` names, in the order they are asked."""
-    from detector.state.runtimes.containerd import ContainerdClient
-    from detector.state.runtimes.cri import CriClient
-    from detector.state.runtimes.podman_storage import PodmanStorage
-
-    t = engines.timeout
-    out: list[Backend] = []
-    for path in engines.cri:
-        cri = CriClient(path, timeout=t)
-        out.append(Backend(f"cri:{path}", frozenset({"containerd", "cri-o"}),
-                           _ignore_ns(cri.fetch), cri.close,
-                           "cri-o" if "crio" in path else "containerd"))
-    for path in dict.fromkeys(engines.containerd):
-        ctd = ContainerdClient(path, timeout=t)
-        out.append(Backend(f"containerd:{path}", frozenset({"containerd"}), ctd.fetch,
-                           ctd.close, "containerd"))
-    out += _docker_backends([("podman", p) for p in engines.podman], t)
-    out += _docker_backends([("docker", p) for p in engines.docker], t)
-    if engines.podman_storage:
-        store = PodmanStorage(engines.podman_storage)
-        out.append(Backend(f"podman-storage:{store.root}", frozenset({"podman"}),
-                           _ignore_ns(store.fetch), store.close))
-    return out
-
-
-def _ignore_ns(fetch: Callable[[ContainerInfo], None]) -> Callable[[ContainerInfo, str | None],
-                                                                   None]:
-    def call(info: ContainerInfo, namespace: str | None) -> None:
-        fetch(info)
-    return call
-
-
-def _nothing() -> None:
-    """Nothing to close."""
-
-
-def _docker_backends(sockets: Iterable[tuple[str, str]], timeout: float = 2.0) -> list[Backend]:
-    from detector.state.runtimes import docker
-
-    def api(path: str) -> Callable[[ContainerInfo, str | None], None]:
-        def call(info: ContainerInfo, namespace: str | None) -> None:
-            docker.fetch(path, info, timeout=timeout)
-        return call
-
-    return [Backend(f"{kind}:{path}", frozenset({kind}), api(path), _nothing)
-            for kind, path in sockets]
-
-
-@dataclass
 class _Pending:
     info: ContainerInfo
     done: threading.Event
@@ -262,7 +203,7 @@ class ContainerManager:
         max_containers: int = 4096,
     ) -> None:
         if backends is None:
-            backends = (_docker_backends(sockets) if sockets is not None
+            backends = (docker_backends(sockets) if sockets is not None
                         else backends_for(engines or Engines()))
         self.backends = backends
         self.first_wait = first_wait

@@ -4,16 +4,23 @@ A container has its own /etc/passwd, so ``user.name`` of uid 1000 depends on whe
 runs. Files are read through ``/proc/PID/root`` and cached per root key (the container id, or
 ``host``); the host's files are re-read when their modification time changes (checked at most
 once a second). Unknown ids get a :class:`UserInfo` with ``name=None``.
+
+A container's files are its owner's input: only regular files are read (a FIFO or a link to
+``/dev/zero`` would block or never end), at most ``MAX_FILE_BYTES`` of each (the lines after
+are ignored), and at most ``MAX_ROOTS`` roots are kept, so the table stays bounded.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 from detector.events import GroupInfo, UserInfo
 
 _RECHECK_S = 1.0
+MAX_FILE_BYTES = 1 << 20  # about 10,000 users
+MAX_ROOTS = 256
 
 
 def parse_passwd(text: str) -> dict[int, UserInfo]:
@@ -41,11 +48,23 @@ def parse_group(text: str) -> dict[int, GroupInfo]:
 
 
 def _read(path: str) -> tuple[str, float]:
+    """The text of a regular file (its first MAX_FILE_BYTES, whole lines) and its mtime."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read(), os.fstat(f.fileno()).st_mtime
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return "", 0.0
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return "", st.st_mtime
+        data = os.read(fd, MAX_FILE_BYTES)
+    except OSError:
+        return "", 0.0
+    finally:
+        os.close(fd)
+    if len(data) == MAX_FILE_BYTES:
+        data = data[: data.rfind(b"\n") + 1]
+    return data.decode("utf-8", errors="replace"), st.st_mtime
 
 
 class _Root:
@@ -94,7 +113,7 @@ class UserTable:
             root.load(force=True)
             if key != "host" and not root.users and not root.groups:
                 return root  # the process is gone: try again with the next one
-            if len(self._roots) > 1024:
+            if len(self._roots) >= MAX_ROOTS:
                 self._roots.clear()
             self._roots[key] = root
         elif key == "host":

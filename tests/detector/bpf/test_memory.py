@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
-from detector.bpf.memory import compiler_mappings
+from detector.bpf import btf
+from detector.bpf.memory import compiler_mappings, forget_btf
 from tests.realparts import need_bpf
 
 SMAPS = """\
@@ -32,6 +34,17 @@ Anonymous:             0 kB
 def test_only_clean_read_only_mappings_of_the_compiler_are_dropped() -> None:
     assert compiler_mappings(SMAPS) == [(0x7F0000000000, 0x7F0000100000),
                                         (0x7F0000400000, 0x7F0000500000)]  # fmt: skip
+
+
+def test_the_parsed_kernel_btf_is_forgotten_and_parsed_again() -> None:
+    """The parsed BTF (about 19 MiB of Python objects) is not kept once programs are loaded."""
+    if not os.path.exists(btf.BTF_PATH):
+        pytest.skip(f"no kernel BTF at {btf.BTF_PATH}")
+    first = btf.load()
+    forget_btf()
+    assert btf.load.cache_info().currsize == 0
+    assert btf.load() is not first and btf.load().size("task_struct") == first.size("task_struct")
+    forget_btf()
 
 
 @pytest.mark.root

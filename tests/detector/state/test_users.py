@@ -32,3 +32,26 @@ def test_host_root_is_reread_when_passwd_changes(tmp_path: Path) -> None:
 def test_a_process_root_is_read_through_proc() -> None:
     table = UserTable()
     assert table.user("self-root", os.getpid(), 0).name == "root"
+
+
+def test_a_container_root_that_is_not_a_file_is_not_read(tmp_path: Path) -> None:
+    """A FIFO would block the detector and /dev/zero never end: both give unknown users."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    os.mkfifo(etc / "passwd")
+    (etc / "group").symlink_to("/dev/zero")
+    table = UserTable(host_root=str(tmp_path))
+    assert table.user("host", 1, 0).name is None
+    assert table.group("host", 1, 0).name is None
+
+
+def test_a_huge_passwd_is_read_up_to_the_limit(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    line = "u{0}:x:{0}:{0}::/home/u{0}:/bin/sh\n"
+    text = "".join(line.format(i) for i in range(100_000))  # about 3.4 MB
+    (etc / "passwd").write_text(text)
+    table = UserTable(host_root=str(tmp_path))
+    assert table.user("host", 1, 10).name == "u10"
+    assert table.user("host", 1, 99_999).name is None  # past MAX_FILE_BYTES
+    assert len(table._roots["host"].users) < 40_000
