@@ -67,7 +67,6 @@ BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_ARRAY(spec, u32, NR_SYSCALLS);
 BPF_PERCPU_ARRAY(counters, u64, N_COUNTERS);
 BPF_PERCPU_ARRAY(scratch, struct buf, 1);
-BPF_PERCPU_ARRAY(rb_full, u32, 1);  // whether this CPU's last record failed every try
 
 static __always_inline void *rd_ptr(void *base, int off)
 {
@@ -253,9 +252,7 @@ static __always_inline u32 put_span(struct buf *b, u32 off, u64 start, u64 end)
     return 0;
 }
 
-#ifndef RB_TRIES
 #define RB_TRIES 4  // attempts per record (see submit)
-#endif
 
 static __always_inline int submit(struct buf *b, u32 off, u32 sv)
 {
@@ -266,18 +263,11 @@ static __always_inline int submit(struct buf *b, u32 off, u32 sv)
     count(CNT_OFFERED);
     // A reservation can fail with room to spare: bench_rate measured drops with the buffer
     // almost empty, two CPUs writing at 261k events/s, fewer with each try (21-73 drops per
-    // 810k records with one try, 11-22 with two, 2-9 with four).
-    // After a record that failed every try (the buffer is likely full), one try per record on
-    // this CPU until one fits: an overflow costs the traced processes no more than before.
-    int err = 1, z = 0;
-    u32 *full = rb_full.lookup(&z);
-    u32 tries = full && *full ? 1 : RB_TRIES;
+    // 810k records with one try, 11-22 with two, 2-9 with four). A full buffer costs the tries.
+    int err = 1;
 #pragma unroll
-    for (u32 i = 0; i < RB_TRIES && err; i++)
-        if (i < tries)
-            err = events.ringbuf_output(b, size, BPF_RB_NO_WAKEUP);
-    if (full)
-        *full = err != 0;
+    for (int i = 0; i < RB_TRIES && err; i++)
+        err = events.ringbuf_output(b, size, BPF_RB_NO_WAKEUP);
     if (err) {
         count(CNT_DROPS);
         count(CNT_DROPCAT + ((sv >> S_DROPCAT) & (N_DROPCATS - 1)));
