@@ -184,12 +184,8 @@ def _step(gen: Path, paths: Path, det: Detector, maps: KernelMaps, rate: int) ->
     workers = os.cpu_count() or 1
     t0, cpu0, (seen0, filt0, put0, drop0), kinds0 = (time.monotonic(), det.cpu(), maps.read(),
                                                      maps.drop_kinds())  # fmt: skip
-    out = subprocess.run(
-        [str(gen), str(rate), str(SECONDS), str(workers), str(EXECS_PER_S), str(paths)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = subprocess.run([str(gen), str(rate), str(SECONDS), str(workers), str(EXECS_PER_S),
+                          str(paths)], capture_output=True, text=True, check=True).stdout
     seen1, filt1, put1, drop1 = maps.read()
     caught = _caught_up(det.port, put1 - drop1)
     cpu2, (seen2, *_), t2 = det.cpu(), maps.read(), time.monotonic()
@@ -225,12 +221,8 @@ def _run(rules: Path, title: str, options: list[str], gen: Path, paths: Path) ->
 
 def _bare(gen: Path, paths: Path) -> None:
     """The generator's ceiling on this machine with no detector, for scale."""
-    out = subprocess.run(
-        [str(gen), "10000000", "2", str(os.cpu_count() or 1), "0", str(paths)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = subprocess.run([str(gen), "10000000", "2", str(os.cpu_count() or 1), "0", str(paths)],
+                         capture_output=True, text=True, check=True).stdout
     got = dict(kv.split("=") for kv in out.split())
     print(f"(g) generator ceiling, no detector: {int(got['events']) / float(got['seconds']):,.0f}"
           " events/s (a target above it is not reached)")  # fmt: skip
