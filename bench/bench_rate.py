@@ -157,7 +157,7 @@ class Step:
     generated: int
     offered: int
     kept: int
-    delivered: int  # records the kernel offered to the ring buffer (received + dropped)
+    delivered: int
     drops: int
     cpu: float  # detector CPU seconds, start of the step until its backlog was processed
     conn_errors: int
@@ -171,8 +171,7 @@ class Step:
         return (f"target {self.target:>7,}/s: offered {self.offered / self.wall:>9,.0f}/s "
                 f"(generator {self.generated / self.wall:,.0f}/s), kernel kept "
                 f"{self.kept / max(self.offered, 1):.1%}, delivered "
-                f"{(self.delivered - self.drops) / self.wall:,.0f}/s, drops {self.drops:,}"
-                f"{f' ({kinds})' if kinds else ''}; detector CPU "
+                f"{self.delivered / self.wall:,.0f}/s, drops {self.drops:,}{f' ({kinds})' if kinds else ''}; detector CPU "
                 f"{per:.2f} us per offered event ({per / TARGET_US:.2f} x the 0.5 us target), "
                 f"{self.cpu / self.span:.2f} of a core"
                 + (f"; {self.conn_errors} connect errors" if self.conn_errors else "")

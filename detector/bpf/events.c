@@ -252,8 +252,6 @@ static __always_inline u32 put_span(struct buf *b, u32 off, u64 start, u64 end)
     return 0;
 }
 
-#define RB_TRIES 4  // attempts per record (see submit)
-
 static __always_inline int submit(struct buf *b, u32 off, u32 sv)
 {
     u32 size = sizeof(struct hdr) + (off & OFF_MASK);
@@ -261,14 +259,7 @@ static __always_inline int submit(struct buf *b, u32 off, u32 sv)
     if (size > sizeof(struct buf))
         size = sizeof(struct buf);
     count(CNT_OFFERED);
-    // A reservation can fail with room to spare: bench_rate measured drops with the buffer
-    // almost empty, two CPUs writing at 261k events/s, fewer with each try (21-73 drops per
-    // 810k records with one try, 11-22 with two, 2-9 with four). A full buffer costs the tries.
-    int err = 1;
-#pragma unroll
-    for (int i = 0; i < RB_TRIES && err; i++)
-        err = events.ringbuf_output(b, size, BPF_RB_NO_WAKEUP);
-    if (err) {
+    if (events.ringbuf_output(b, size, BPF_RB_NO_WAKEUP) != 0) {
         count(CNT_DROPS);
         count(CNT_DROPCAT + ((sv >> S_DROPCAT) & (N_DROPCATS - 1)));
     }
