@@ -157,7 +157,7 @@ class Step:
     generated: int
     offered: int
     kept: int
-    delivered: int
+    delivered: int  # records the kernel offered to the ring buffer (received + dropped)
     drops: int
     cpu: float  # detector CPU seconds, start of the step until its backlog was processed
     conn_errors: int
@@ -171,7 +171,8 @@ class Step:
         return (f"target {self.target:>7,}/s: offered {self.offered / self.wall:>9,.0f}/s "
                 f"(generator {self.generated / self.wall:,.0f}/s), kernel kept "
                 f"{self.kept / max(self.offered, 1):.1%}, delivered "
-                f"{self.delivered / self.wall:,.0f}/s, drops {self.drops:,}{f' ({kinds})' if kinds else ''}; detector CPU "
+                f"{(self.delivered - self.drops) / self.wall:,.0f}/s, drops {self.drops:,}"
+                f"{f' ({kinds})' if kinds else ''}; detector CPU "
                 f"{per:.2f} us per offered event ({per / TARGET_US:.2f} x the 0.5 us target), "
                 f"{self.cpu / self.span:.2f} of a core"
                 + (f"; {self.conn_errors} connect errors" if self.conn_errors else "")
@@ -183,8 +184,12 @@ def _step(gen: Path, paths: Path, det: Detector, maps: KernelMaps, rate: int) ->
     workers = os.cpu_count() or 1
     t0, cpu0, (seen0, filt0, put0, drop0), kinds0 = (time.monotonic(), det.cpu(), maps.read(),
                                                      maps.drop_kinds())  # fmt: skip
-    out = subprocess.run([str(gen), str(rate), str(SECONDS), str(workers), str(EXECS_PER_S),
-                          str(paths)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(gen), str(rate), str(SECONDS), str(workers), str(EXECS_PER_S), str(paths)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     seen1, filt1, put1, drop1 = maps.read()
     caught = _caught_up(det.port, put1 - drop1)
     cpu2, (seen2, *_), t2 = det.cpu(), maps.read(), time.monotonic()
@@ -220,8 +225,12 @@ def _run(rules: Path, title: str, options: list[str], gen: Path, paths: Path) ->
 
 def _bare(gen: Path, paths: Path) -> None:
     """The generator's ceiling on this machine with no detector, for scale."""
-    out = subprocess.run([str(gen), "10000000", "2", str(os.cpu_count() or 1), "0", str(paths)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(gen), "10000000", "2", str(os.cpu_count() or 1), "0", str(paths)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     got = dict(kv.split("=") for kv in out.split())
     print(f"(g) generator ceiling, no detector: {int(got['events']) / float(got['seconds']):,.0f}"
           " events/s (a target above it is not reached)")  # fmt: skip
