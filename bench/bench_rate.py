@@ -30,6 +30,7 @@ to "offered"; the generator's own count is printed beside it.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import re
 import shutil
@@ -88,6 +89,7 @@ class KernelMaps:
         self._lib = libbcc.lib
         self._ncpu = len(get_possible_cpus())  # per-CPU values: one u64 per possible CPU
         self._fds: dict[str, int] = {}
+        self._ring: tuple[mmap.mmap, mmap.mmap, int] | None = None
         for info in Path(f"/proc/{pid}/fdinfo").iterdir():
             m = re.search(r"^map_id:\s+(\d+)$", info.read_text(), re.M)
             if m is None:
@@ -99,6 +101,11 @@ class KernelMaps:
             size = ctypes.c_uint32(256)
             if self._lib.bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(size)) == 0:
                 name = buf.raw[24:40].split(b"\0")[0].decode()
+                if name == "events" and self._ring is None:  # the ring buffer: its positions
+                    data = int.from_bytes(buf.raw[16:20], "little")  # max_entries: data bytes
+                    self._ring = (mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ),
+                                  mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ,
+                                            offset=4096), data)  # fmt: skip
                 if name in ("counters", "kf_stats") and name not in self._fds:
                     self._fds[name] = fd
                     continue
@@ -119,6 +126,18 @@ class KernelMaps:
         filtered = sum(self._sum("kf_stats", NR_SYSCALLS + nr) for nr in range(NR_SYSCALLS))
         return seen, filtered, self._sum("counters", 0), self._sum("counters", 1)
 
+    def drops(self) -> int:
+        """Ring buffer drops so far (one lookup: cheap enough to sample)."""
+        return self._sum("counters", 1)
+
+    def fill(self) -> float:
+        """The share of the ring buffer holding unread records now (producer - consumer)."""
+        if self._ring is None:
+            return 0.0
+        cons, prod, size = self._ring
+        used = int.from_bytes(prod[:8], "little") - int.from_bytes(cons[:8], "little")
+        return min(max(used / size, 0.0), 1.0)
+
     def drop_kinds(self) -> dict[str, int]:
         """Ring buffer drops by Falco's categories (events.h: CNT_DROPCAT onwards)."""
         from detector.sources.syscalls import DROP_CATEGORIES
@@ -126,6 +145,9 @@ class KernelMaps:
         return {k: self._sum("counters", 2 + i) for i, k in enumerate(DROP_CATEGORIES)}
 
     def close(self) -> None:
+        if self._ring is not None:
+            self._ring[0].close()
+            self._ring[1].close()
         for fd in self._fds.values():
             os.close(fd)
 
@@ -164,6 +186,8 @@ class Step:
     offered_all: int  # offered during the whole span (the CPU's denominator)
     drop_kinds: dict[str, int]
     behind: bool  # the backlog was not processed within 60 s
+    max_fill: float  # the most of the ring buffer found unread (sampled every ~2 ms)
+    room_drops: int  # drops seen while the ring buffer was less than 25% full
 
     def line(self) -> str:
         per = self.cpu / max(self.offered_all, 1) * 1e6
@@ -172,7 +196,8 @@ class Step:
                 f"(generator {self.generated / self.wall:,.0f}/s), kernel kept "
                 f"{self.kept / max(self.offered, 1):.1%}, delivered "
                 f"{(self.delivered - self.drops) / self.wall:,.0f}/s, drops {self.drops:,}"
-                f"{f' ({kinds})' if kinds else ''}; detector CPU "
+                f"{f' ({kinds}; {self.room_drops:,} with the buffer < 25% full)' if kinds else ''}"
+                f", ring buffer max {self.max_fill:.0%} full; detector CPU "
                 f"{per:.2f} us per offered event ({per / TARGET_US:.2f} x the 0.5 us target), "
                 f"{self.cpu / self.span:.2f} of a core"
                 + (f"; {self.conn_errors} connect errors" if self.conn_errors else "")
@@ -184,12 +209,18 @@ def _step(gen: Path, paths: Path, det: Detector, maps: KernelMaps, rate: int) ->
     workers = os.cpu_count() or 1
     t0, cpu0, (seen0, filt0, put0, drop0), kinds0 = (time.monotonic(), det.cpu(), maps.read(),
                                                      maps.drop_kinds())  # fmt: skip
-    out = subprocess.run(
-        [str(gen), str(rate), str(SECONDS), str(workers), str(EXECS_PER_S), str(paths)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    argv = [str(gen), str(rate), str(SECONDS), str(workers), str(EXECS_PER_S), str(paths)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    max_fill, room_drops, last = 0.0, 0, maps.drops()
+    while proc.poll() is None:  # every ~2 ms: how full the ring is when drops happen
+        fill, now = maps.fill(), maps.drops()
+        max_fill = max(max_fill, fill)
+        room_drops += now - last if fill < 0.25 else 0
+        last = now
+        time.sleep(0.002)
+    out = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"rate_gen failed ({proc.returncode}): {argv}")
     seen1, filt1, put1, drop1 = maps.read()
     caught = _caught_up(det.port, put1 - drop1)
     cpu2, (seen2, *_), t2 = det.cpu(), maps.read(), time.monotonic()
@@ -199,7 +230,8 @@ def _step(gen: Path, paths: Path, det: Detector, maps: KernelMaps, rate: int) ->
                 generated=int(got["events"]), offered=seen1 - seen0,
                 kept=(seen1 - seen0) - (filt1 - filt0), delivered=put1 - put0,
                 drops=drop1 - drop0, cpu=cpu2 - cpu0, conn_errors=int(got["connect_errors"]),
-                offered_all=seen2 - seen0, drop_kinds=kinds, behind=not caught)  # fmt: skip
+                offered_all=seen2 - seen0, drop_kinds=kinds, behind=not caught,
+                max_fill=max_fill, room_drops=room_drops)  # fmt: skip
 
 
 def _run(rules: Path, title: str, options: list[str], gen: Path, paths: Path) -> list[Step]:
