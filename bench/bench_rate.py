@@ -45,7 +45,7 @@ from bench.ebpf_workloads import Detector, free_port
 
 RATES = tuple(int(r) for r in os.environ.get("RATE_STEPS", "65000,130000,261000,400000").split(","))
 SECONDS = float(os.environ.get("RATE_SECONDS", "5"))
-EXECS_PER_S = 20
+EXECS_PER_S = 20  # RATE_WORKERS: generator threads (default: one per CPU)
 NR_SYSCALLS = 512  # detector/bpf/events.h
 TARGET_US = 0.5
 
@@ -206,7 +206,7 @@ class Step:
 
 def _step(gen: Path, paths: Path, det: Detector, maps: KernelMaps, rate: int) -> Step:
     """Offer ``rate`` events/s for SECONDS; kernel counts during it, CPU until caught up."""
-    workers = os.cpu_count() or 1
+    workers = int(os.environ.get("RATE_WORKERS", "0")) or os.cpu_count() or 1
     t0, cpu0, (seen0, filt0, put0, drop0), kinds0 = (time.monotonic(), det.cpu(), maps.read(),
                                                      maps.drop_kinds())  # fmt: skip
     argv = [str(gen), str(rate), str(SECONDS), str(workers), str(EXECS_PER_S), str(paths)]
