@@ -105,13 +105,23 @@ class FdTracker:
 
     def handle(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
         """Update ``th``'s table for ``ev`` and return the fd the event acts on."""
-        handler = self.handlers.get(ev.type)
+        return self.handler_for(ev.type)(ev, th)
+
+    def handler_for(self, etype: str) -> Callable[[Event, ThreadInfo], FdInfo | None]:
+        """What :meth:`handle` does for events of ``etype`` (the tracker keeps one per type)."""
+        handler = self.handlers.get(etype)
         if handler is not None:
-            return handler(ev, th)
-        fd = ev.args.get(USED_FD.get(ev.type, "fd"))
-        if type(fd) is int and fd >= 0:
-            return th.fds.get(fd) or self.lookup(th, fd)
-        return None
+            return handler
+        key = USED_FD.get(etype, "fd")
+        fds_lookup = self.lookup
+
+        def used(ev: Event, th: ThreadInfo) -> FdInfo | None:
+            fd = ev.args.get(key)
+            if type(fd) is int and fd >= 0:
+                return th.fds.get(fd) or fds_lookup(th, fd)
+            return None
+
+        return used
 
     def lookup(self, th: ThreadInfo, num: int) -> FdInfo | None:
         """An fd missing from the table, read from /proc (None if the process is gone)."""
@@ -141,14 +151,18 @@ class FdTracker:
             base = d.name if d is not None and d.name.startswith("/") else th.cwd
         res = ev.res if ev.res is not None else _int(a.get("fd"))
         ok = res is not None and res >= 0
+        dev = a.get("dev")
+        ino = a.get("ino")
+        # positional: num, type, name, nameraw, open_flags, dev, ino (tests/detector/state/
+        # test_fd_route.py checks FdInfo's order); per open, keywords cost more
         info = FdInfo(
-            num=res if ok and res is not None else -1,
-            type="directory" if flags & O_DIRECTORY else "file",
-            name=raw if _clean_absolute(raw) else resolve_path(base, raw),
-            nameraw=raw,
-            open_flags=flags,
-            dev=_int(a.get("dev")),
-            ino=_int(a.get("ino")),
+            res if ok and res is not None else -1,
+            "directory" if flags & O_DIRECTORY else "file",
+            raw if _clean_absolute(raw) else resolve_path(base, raw),
+            raw,
+            flags,
+            dev if type(dev) is int or dev is None else as_int(dev),
+            ino if type(ino) is int or ino is None else as_int(ino),
         )
         if ok and res is not None:
             th.fds[res] = info
