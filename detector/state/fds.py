@@ -78,13 +78,6 @@ def _int(v: object) -> int | None:
     return v if type(v) is int else as_int(v)
 
 
-def _clean_absolute(path: str) -> bool:
-    """Whether ``path`` is absolute and already normal (no ``.``/``..``/``//``/trailing ``/``):
-    most opens, kept as they are without a normpath."""
-    return (path.startswith("/") and "//" not in path and "/." not in path
-            and (path[-1] != "/" or path == "/"))  # fmt: skip
-
-
 class FdTracker:
     """Keeps per-process fd tables from events; ``handle`` returns the event's fd."""
 
@@ -138,33 +131,43 @@ class FdTracker:
 
     # -- handlers ---------------------------------------------------------------------------
     def _open(self, ev: Event, th: ThreadInfo) -> FdInfo:
+        """The opened file (the most frequent event: the common case is written out inline)."""
         a = ev.args
         raw = a.get("name")
         if type(raw) is not str or not raw:
             raw = as_str(raw) or as_str(a.get("path")) or ""
-        flags = O_CREAT_WRONLY_TRUNC if ev.type == "creat" else (_int(a.get("flags")) or 0)
-        dirfd = _int(a.get("dirfd"))
-        if raw.startswith("/") or dirfd is None or dirfd == AT_FDCWD:
-            base = th.cwd
+        got = a.get("flags")
+        flags: int = O_CREAT_WRONLY_TRUNC if ev.type == "creat" else \
+            got if type(got) is int else 0
+        if raw[:1] == "/":
+            clean = "//" not in raw and "/." not in raw and (raw[-1] != "/" or raw == "/")
+            name = raw if clean else resolve_path(th.cwd, raw)
         else:
-            d = th.fds.get(dirfd) or self.lookup(th, dirfd)
-            base = d.name if d is not None and d.name.startswith("/") else th.cwd
-        res = ev.res if ev.res is not None else _int(a.get("fd"))
-        ok = res is not None and res >= 0
+            dirfd = a.get("dirfd")
+            if type(dirfd) is not int or dirfd == AT_FDCWD:
+                base = th.cwd
+            else:
+                d = th.fds.get(dirfd) or self.lookup(th, dirfd)
+                base = d.name if d is not None and d.name.startswith("/") else th.cwd
+            name = resolve_path(base, raw)
+        res = ev.res
+        if res is None:
+            got = a.get("fd")
+            res = got if type(got) is int else None
         dev = a.get("dev")
         ino = a.get("ino")
         # positional: num, type, name, nameraw, open_flags, dev, ino (tests/detector/state/
         # test_fd_route.py checks FdInfo's order); per open, keywords cost more
         info = FdInfo(
-            res if ok and res is not None else -1,
+            res if res is not None and res >= 0 else -1,
             "directory" if flags & O_DIRECTORY else "file",
-            raw if _clean_absolute(raw) else resolve_path(base, raw),
+            name,
             raw,
             flags,
-            dev if type(dev) is int or dev is None else as_int(dev),
-            ino if type(ino) is int or ino is None else as_int(ino),
+            dev if type(dev) is int else None,
+            ino if type(ino) is int else None,
         )
-        if ok and res is not None:
+        if res is not None and res >= 0:
             th.fds[res] = info
         return info
 
@@ -284,13 +287,13 @@ class FdTracker:
         return info
 
     def _close(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        num = _int(ev.args.get("fd"))
-        if num is None:
+        num = ev.args.get("fd")
+        if type(num) is not int:
             return None
-        info = th.fds.get(num)
-        if ev.res is None or ev.res == 0:
-            th.fds.pop(num, None)
-        return info
+        res = ev.res
+        if res is None or res == 0:
+            return th.fds.pop(num, None)
+        return th.fds.get(num)
 
     def _dup(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
         a = ev.args
