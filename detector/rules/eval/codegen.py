@@ -22,6 +22,7 @@ from detector.rules.eval.plan import CheckPlan, Operand, plan_check
 from detector.rules.eval.reference import StackEvaluator, one
 from detector.rules.eval.sharing import ConstPool, check_token, field_token, finalize
 from detector.rules.eval.values import TRANSFORMS, PathPrefixes, ascii_lower, glob_regex
+from detector.rules.fields.extract import typed_expr
 from detector.rules.fields.registry import (
     ANY,
     ANYIP,
@@ -54,7 +55,7 @@ __all__ = [
 
 MAX_CODEGEN_DEPTH = 60
 MAX_CODEGEN_CHECKS = 20000
-_EXPENSIVE = re.compile(r"_h_|join\(|sum\(|len\(")
+_EXPENSIVE = re.compile(r"_h_|join\(|sum\(|len\(|rfind\(")
 _UNSET = object()
 _GROUPABLE = {"=": "eq", "in": "eq", "startswith": "startswith", "endswith": "endswith"}
 _HELPERS: dict[str, object] = {
@@ -142,6 +143,8 @@ class _Gen:
 
     def operand(self, opnd: Operand) -> str:
         x = opnd.field.expr
+        if self.evttype is not None and self.provider is EVENT:
+            x = typed_expr(opnd.field.fdef.name, self.evttype, x)
         if opnd.field.func is not None:
             x = f"{self.const(opnd.field.func)}(e)"
         elif _EXPENSIVE.search(x):
