@@ -57,3 +57,27 @@ def test_inline_fd_directory_and_typechar_equal_their_helpers() -> None:
     for ev in _events():
         assert fddir(ev) == helper(ev.fd), ev.fd
         assert typechar(ev) == (None if ev.fd is None else ev.fd.typechar)
+
+
+# -- a rule's top-level ``and`` chain runs cheapest check first ---------------------------------
+
+def _malformed() -> Event:
+    """An event whose ``proc.args`` cannot be read (an arg that is not text): reading raises."""
+    th = ThreadInfo(tid=5, pid=5, comm="bash")
+    th.args = [1]  # type: ignore[list-item]
+    return Event(num=1, ts=1, type="openat", tid=5, res=3, thread=th, args={})
+
+
+@pytest.mark.parametrize(("cond", "want"), [
+    ("proc.args contains x and proc.name = bash", False),  # the read raises: no match
+    ("proc.name = bash and proc.args contains x", False),
+    ("proc.args contains x and proc.name = zsh", False),
+    # under ``not`` the order stays: the raising read keeps the rule from matching
+    ("proc.name = bash and not (proc.args contains x and proc.name = zsh)", False),
+    ("proc.name = bash and not (proc.args contains x or proc.name = bash)", False),
+    ("proc.name = bash and not proc.name = zsh", True),
+])
+def test_a_reordered_chain_matches_as_in_order_on_a_malformed_event(cond: str, want: bool) -> None:
+    good = compile_condition(parse("proc.name = bash"))
+    index = RuleIndex([("r", compile_condition(parse(cond))), ("good", good)], first=False)
+    assert index.match(_malformed()) == (("r", "good") if want else ("good",))
