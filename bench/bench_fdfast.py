@@ -42,12 +42,12 @@ def baseline_tree(tmp: Path) -> Path | None:
     return base
 
 
-def _replay(tree: Path, capture: Path) -> dict[str, dict[str, list[int]]]:
+def _replay(tree: Path, capture: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = subprocess.run([sys.executable, str(REPO / "bench/fdfast_replay.py"), str(capture),
                           str(RULES), "1"], env=env, capture_output=True, text=True,
                          check=True, cwd=tree).stdout  # fmt: skip
-    got: dict[str, dict[str, list[int]]] = json.loads(out.strip().splitlines()[-1])
+    got: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return got
 
 
@@ -93,9 +93,15 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "bench.fdfast_capture", str(capture)], check=True,
                        cwd=REPO)  # fmt: skip
         best: dict[str, dict[str, dict[str, list[int]]]] = {"base": {}, "this": {}}
+        alerts: dict[str, Any] = {}
         for _ in range(ROUNDS):
-            _merge(best["base"], _replay(base, capture))
-            _merge(best["this"], _replay(REPO, capture))
+            for name, tree in (("base", base), ("this", REPO)):
+                got = _replay(tree, capture)
+                _merge(best[name], got["times"])
+                alerts[name] = got["alerts"]
     print(f"replayed through the tracker and {RULES.name}, best of {ROUNDS}; baseline "
           f"{BASELINE} -> HEAD (timer overhead in both)")  # fmt: skip
     _report(best["base"], best["this"])
+    same = "the same" if alerts["base"] == alerts["this"] else "DIFFERENT"
+    print(f"alerts: {same} in both ({sum(alerts['this'].values())} this tree, "
+          f"{sum(alerts['base'].values())} baseline): {alerts['this'] or 'none'}")
