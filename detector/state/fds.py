@@ -27,14 +27,13 @@ when the source knows it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from detector.events import Event, FdInfo, ThreadInfo
-from detector.state import procfs
 from detector.state.args import as_int, as_str
 from detector.state.exefacts import resolve_path
-from detector.state.sockets import find_inet_socket, parse_endpoint, parse_tuple, set_ends
+from detector.state.fdproc import read_proc_fd
+from detector.state.sockets import parse_endpoint, parse_tuple, set_ends
 
 AT_FDCWD = -100
 O_DIRECTORY = 0o200000
@@ -52,19 +51,6 @@ USED_FD: dict[str, str] = {
 }
 _FAMILY = {1: ("unix", "unix"), 2: ("ipv4", "ip"), 10: ("ipv6", "ip"), 16: ("netlink", None)}
 _SOCKTYPE = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
-_ANON = {
-    "[eventfd]": "event",
-    "[signalfd]": "signalfd",
-    "[eventpoll]": "eventpoll",
-    "inotify": "inotify",
-    "[timerfd]": "timerfd",
-    "[userfaultfd]": "userfaultfd",
-    "[io_uring]": "io_uring",
-    "[pidfd]": "pidfd",
-    "bpf-map": "bpf",
-    "bpf-prog": "bpf",
-    "bpf_link": "bpf",
-}
 _SIMPLE_TYPES = {
     "eventfd": "event", "eventfd2": "event", "signalfd": "signalfd", "signalfd4": "signalfd",
     "inotify_init": "inotify", "inotify_init1": "inotify", "timerfd_create": "timerfd",
@@ -219,11 +205,19 @@ class FdTracker:
         a = ev.args
         ctx = ev.ctx
         if ctx is not None and "lip" in ctx:
-            # the kernel socket's own ends (detector.sources.ebpf CTX_KEYS)
-            info.type = str(ctx.get("sock_family") or info.type)
-            info.l4proto = as_str(ctx.get("l4proto")) or info.l4proto
-            set_ends(info, (str(ctx["lip"]), as_int(ctx.get("lport")) or 0),
-                     (str(ctx["rip"]), as_int(ctx.get("rport")) or 0), server=server)
+            # the kernel socket's own ends (detector.sources.ebpf CTX_KEYS); per connect and
+            # accept, so the usual types (str, int) are taken as they are
+            g = ctx.get
+            fam = g("sock_family")
+            if fam:
+                info.type = fam if type(fam) is str else str(fam)
+            l4 = g("l4proto")
+            info.l4proto = l4 if type(l4) is str and l4 else as_str(l4) or info.l4proto
+            lip, lport, rip, rport = ctx["lip"], g("lport"), ctx["rip"], g("rport")
+            set_ends(info, (lip if type(lip) is str else str(lip),
+                            lport if type(lport) is int else 0),
+                     (rip if type(rip) is str else str(rip),
+                      rport if type(rport) is int else 0), server=server)  # fmt: skip
             return
         local = remote = None
         tup = a.get("tuple")
@@ -365,40 +359,3 @@ class FdTracker:
         info = FdInfo(num=res, type=_SIMPLE_TYPES[ev.type])
         th.fds[res] = info
         return info
-
-
-def read_proc_fd(proc_root: str, pid: int, num: int) -> FdInfo | None:
-    """An fd described from ``/proc/PID/fd/N`` (and /proc/PID/net for sockets)."""
-    link = procfs.read_link(f"{proc_root}/{pid}/fd/{num}")
-    if link is None:
-        return None
-    flags = 0
-    info_text = procfs.read_text(f"{proc_root}/{pid}/fdinfo/{num}")
-    if info_text:
-        for line in info_text.splitlines():
-            if line.startswith("flags:"):
-                flags = int(line.split()[1], 8)
-                break
-    if link.startswith("/memfd:"):
-        name = link[1:].removesuffix(" (deleted)")
-        return FdInfo(num=num, type="memfd", name=name, nameraw=name, open_flags=flags)
-    if link.startswith("/"):
-        try:
-            is_dir = os.path.isdir(f"{proc_root}/{pid}/fd/{num}")
-        except OSError:
-            is_dir = False
-        return FdInfo(num=num, type="directory" if is_dir else "file", name=link,
-                      nameraw=link, open_flags=flags)
-    if link.startswith("socket:["):
-        inode = int(link[8:-1])
-        found = find_inet_socket(proc_root, pid, inode)
-        if found is None:
-            return FdInfo(num=num, type="unix", sockfamily="unix", open_flags=flags)
-        found.num, found.open_flags = num, flags
-        return found
-    if link.startswith("pipe:["):
-        return FdInfo(num=num, type="pipe", open_flags=flags, ino=int(link[6:-1]))
-    if link.startswith("anon_inode:"):
-        kind = link[len("anon_inode:") :]
-        return FdInfo(num=num, type=_ANON.get(kind, "file"), name=link, open_flags=flags)
-    return FdInfo(num=num, type="file", name=link, nameraw=link, open_flags=flags)
