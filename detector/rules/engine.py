@@ -125,7 +125,8 @@ class RulesEngine:
                                              extra=extra_output, provider=provider)),
                     r.compiled) for r in chosen]
         self._index = RuleIndex(entries, first=rule_matching == "first")
-        self._match = self._index.match
+        self._by_type = self._index.by_type  # type -> fused matcher, read once per event
+        self._build = self._index.matcher
 
     def candidates(self, evttype: str) -> list[Rule]:
         """The rules an event of this type is tested against."""
@@ -133,7 +134,8 @@ class RulesEngine:
 
     def process(self, event: Any) -> list[Alert]:
         """The alerts ``event`` raises (empty for most events)."""
-        hits = self._match(event)
+        fn = self._by_type.get(event.type)
+        hits = (fn if fn is not None else self._build(event.type))(event)
         if not hits:
             return []
         return [self._alert(e, event) for e in hits]

@@ -27,14 +27,13 @@ when the source knows it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from detector.events import Event, FdInfo, ThreadInfo
-from detector.state import procfs
 from detector.state.args import as_int, as_str
 from detector.state.exefacts import resolve_path
-from detector.state.sockets import find_inet_socket, parse_endpoint, parse_tuple, set_ends
+from detector.state.fdproc import read_proc_fd
+from detector.state.sockets import parse_endpoint, parse_tuple, set_ends
 
 AT_FDCWD = -100
 O_DIRECTORY = 0o200000
@@ -52,19 +51,6 @@ USED_FD: dict[str, str] = {
 }
 _FAMILY = {1: ("unix", "unix"), 2: ("ipv4", "ip"), 10: ("ipv6", "ip"), 16: ("netlink", None)}
 _SOCKTYPE = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
-_ANON = {
-    "[eventfd]": "event",
-    "[signalfd]": "signalfd",
-    "[eventpoll]": "eventpoll",
-    "inotify": "inotify",
-    "[timerfd]": "timerfd",
-    "[userfaultfd]": "userfaultfd",
-    "[io_uring]": "io_uring",
-    "[pidfd]": "pidfd",
-    "bpf-map": "bpf",
-    "bpf-prog": "bpf",
-    "bpf_link": "bpf",
-}
 _SIMPLE_TYPES = {
     "eventfd": "event", "eventfd2": "event", "signalfd": "signalfd", "signalfd4": "signalfd",
     "inotify_init": "inotify", "inotify_init1": "inotify", "timerfd_create": "timerfd",
@@ -76,13 +62,6 @@ _SIMPLE_TYPES = {
 def _int(v: object) -> int | None:
     """:func:`as_int` with the common case (an int) first: the handlers below are per event."""
     return v if type(v) is int else as_int(v)
-
-
-def _clean_absolute(path: str) -> bool:
-    """Whether ``path`` is absolute and already normal (no ``.``/``..``/``//``/trailing ``/``):
-    most opens, kept as they are without a normpath."""
-    return (path.startswith("/") and "//" not in path and "/." not in path
-            and (path[-1] != "/" or path == "/"))  # fmt: skip
 
 
 class FdTracker:
@@ -105,13 +84,23 @@ class FdTracker:
 
     def handle(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
         """Update ``th``'s table for ``ev`` and return the fd the event acts on."""
-        handler = self.handlers.get(ev.type)
+        return self.handler_for(ev.type)(ev, th)
+
+    def handler_for(self, etype: str) -> Callable[[Event, ThreadInfo], FdInfo | None]:
+        """What :meth:`handle` does for events of ``etype`` (the tracker keeps one per type)."""
+        handler = self.handlers.get(etype)
         if handler is not None:
-            return handler(ev, th)
-        fd = ev.args.get(USED_FD.get(ev.type, "fd"))
-        if type(fd) is int and fd >= 0:
-            return th.fds.get(fd) or self.lookup(th, fd)
-        return None
+            return handler
+        key = USED_FD.get(etype, "fd")
+        fds_lookup = self.lookup
+
+        def used(ev: Event, th: ThreadInfo) -> FdInfo | None:
+            fd = ev.args.get(key)
+            if type(fd) is int and fd >= 0:
+                return th.fds.get(fd) or fds_lookup(th, fd)
+            return None
+
+        return used
 
     def lookup(self, th: ThreadInfo, num: int) -> FdInfo | None:
         """An fd missing from the table, read from /proc (None if the process is gone)."""
@@ -128,29 +117,43 @@ class FdTracker:
 
     # -- handlers ---------------------------------------------------------------------------
     def _open(self, ev: Event, th: ThreadInfo) -> FdInfo:
+        """The opened file (the most frequent event: the common case is written out inline)."""
         a = ev.args
         raw = a.get("name")
         if type(raw) is not str or not raw:
             raw = as_str(raw) or as_str(a.get("path")) or ""
-        flags = O_CREAT_WRONLY_TRUNC if ev.type == "creat" else (_int(a.get("flags")) or 0)
-        dirfd = _int(a.get("dirfd"))
-        if raw.startswith("/") or dirfd is None or dirfd == AT_FDCWD:
-            base = th.cwd
+        got = a.get("flags")
+        flags: int = O_CREAT_WRONLY_TRUNC if ev.type == "creat" else \
+            got if type(got) is int else 0
+        if raw[:1] == "/":
+            clean = "//" not in raw and "/." not in raw and (raw[-1] != "/" or raw == "/")
+            name = raw if clean else resolve_path(th.cwd, raw)
         else:
-            d = th.fds.get(dirfd) or self.lookup(th, dirfd)
-            base = d.name if d is not None and d.name.startswith("/") else th.cwd
-        res = ev.res if ev.res is not None else _int(a.get("fd"))
-        ok = res is not None and res >= 0
+            dirfd = a.get("dirfd")
+            if type(dirfd) is not int or dirfd == AT_FDCWD:
+                base = th.cwd
+            else:
+                d = th.fds.get(dirfd) or self.lookup(th, dirfd)
+                base = d.name if d is not None and d.name.startswith("/") else th.cwd
+            name = resolve_path(base, raw)
+        res = ev.res
+        if res is None:
+            got = a.get("fd")
+            res = got if type(got) is int else None
+        dev = a.get("dev")
+        ino = a.get("ino")
+        # positional: num, type, name, nameraw, open_flags, dev, ino (tests/detector/state/
+        # test_fd_route.py checks FdInfo's order); per open, keywords cost more
         info = FdInfo(
-            num=res if ok and res is not None else -1,
-            type="directory" if flags & O_DIRECTORY else "file",
-            name=raw if _clean_absolute(raw) else resolve_path(base, raw),
-            nameraw=raw,
-            open_flags=flags,
-            dev=_int(a.get("dev")),
-            ino=_int(a.get("ino")),
+            res if res is not None and res >= 0 else -1,
+            "directory" if flags & O_DIRECTORY else "file",
+            name,
+            raw,
+            flags,
+            dev if type(dev) is int else None,
+            ino if type(ino) is int else None,
         )
-        if ok and res is not None:
+        if res is not None and res >= 0:
             th.fds[res] = info
         return info
 
@@ -202,11 +205,19 @@ class FdTracker:
         a = ev.args
         ctx = ev.ctx
         if ctx is not None and "lip" in ctx:
-            # the kernel socket's own ends (detector.sources.ebpf CTX_KEYS)
-            info.type = str(ctx.get("sock_family") or info.type)
-            info.l4proto = as_str(ctx.get("l4proto")) or info.l4proto
-            set_ends(info, (str(ctx["lip"]), as_int(ctx.get("lport")) or 0),
-                     (str(ctx["rip"]), as_int(ctx.get("rport")) or 0), server=server)
+            # the kernel socket's own ends (detector.sources.ebpf CTX_KEYS); per connect and
+            # accept, so the usual types (str, int) are taken as they are
+            g = ctx.get
+            fam = g("sock_family")
+            if fam:
+                info.type = fam if type(fam) is str else str(fam)
+            l4 = g("l4proto")
+            info.l4proto = l4 if type(l4) is str and l4 else as_str(l4) or info.l4proto
+            lip, lport, rip, rport = ctx["lip"], g("lport"), ctx["rip"], g("rport")
+            set_ends(info, (lip if type(lip) is str else str(lip),
+                            lport if type(lport) is int else 0),
+                     (rip if type(rip) is str else str(rip),
+                      rport if type(rport) is int else 0), server=server)  # fmt: skip
             return
         local = remote = None
         tup = a.get("tuple")
@@ -270,13 +281,13 @@ class FdTracker:
         return info
 
     def _close(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        num = _int(ev.args.get("fd"))
-        if num is None:
+        num = ev.args.get("fd")
+        if type(num) is not int:
             return None
-        info = th.fds.get(num)
-        if ev.res is None or ev.res == 0:
-            th.fds.pop(num, None)
-        return info
+        res = ev.res
+        if res is None or res == 0:
+            return th.fds.pop(num, None)
+        return th.fds.get(num)
 
     def _dup(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
         a = ev.args
@@ -348,40 +359,3 @@ class FdTracker:
         info = FdInfo(num=res, type=_SIMPLE_TYPES[ev.type])
         th.fds[res] = info
         return info
-
-
-def read_proc_fd(proc_root: str, pid: int, num: int) -> FdInfo | None:
-    """An fd described from ``/proc/PID/fd/N`` (and /proc/PID/net for sockets)."""
-    link = procfs.read_link(f"{proc_root}/{pid}/fd/{num}")
-    if link is None:
-        return None
-    flags = 0
-    info_text = procfs.read_text(f"{proc_root}/{pid}/fdinfo/{num}")
-    if info_text:
-        for line in info_text.splitlines():
-            if line.startswith("flags:"):
-                flags = int(line.split()[1], 8)
-                break
-    if link.startswith("/memfd:"):
-        name = link[1:].removesuffix(" (deleted)")
-        return FdInfo(num=num, type="memfd", name=name, nameraw=name, open_flags=flags)
-    if link.startswith("/"):
-        try:
-            is_dir = os.path.isdir(f"{proc_root}/{pid}/fd/{num}")
-        except OSError:
-            is_dir = False
-        return FdInfo(num=num, type="directory" if is_dir else "file", name=link,
-                      nameraw=link, open_flags=flags)
-    if link.startswith("socket:["):
-        inode = int(link[8:-1])
-        found = find_inet_socket(proc_root, pid, inode)
-        if found is None:
-            return FdInfo(num=num, type="unix", sockfamily="unix", open_flags=flags)
-        found.num, found.open_flags = num, flags
-        return found
-    if link.startswith("pipe:["):
-        return FdInfo(num=num, type="pipe", open_flags=flags, ino=int(link[6:-1]))
-    if link.startswith("anon_inode:"):
-        kind = link[len("anon_inode:") :]
-        return FdInfo(num=num, type=_ANON.get(kind, "file"), name=link, open_flags=flags)
-    return FdInfo(num=num, type="file", name=link, nameraw=link, open_flags=flags)

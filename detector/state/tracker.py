@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from detector.events import ContainerInfo, Event, ThreadInfo
+from detector.events import ContainerInfo, Event, FdInfo, ThreadInfo
 from detector.state.containers import ContainerManager
 from detector.state.fds import FdTracker
 from detector.state.runtimes.engines import Engines
@@ -71,6 +71,9 @@ class StateTracker:
         self._before["chdir"] = t.on_chdir
         self._before["fchdir"] = t.on_chdir
         self._fd_handle = self.fds.handle
+        # the types with no thread handler and no exec: their fd handler alone (filled as met)
+        self._special = frozenset(self._before) | frozenset(self._after) | EXEC_EVENTS
+        self._plain: dict[str, Callable[[Event, ThreadInfo], FdInfo | None]] = {}
         self._threads = t.threads  # the table's dict, bound once for process()
         self.unknown_threads = 0
         self.pending: list[Event] = []  # ``container`` events made by process(), not yet taken
@@ -97,6 +100,13 @@ class StateTracker:
             if ppid is not None and ppid != th.ppid and type(ppid) is int:
                 self.threads.relink(th, ppid)
         etype = ev.type
+        plain = self._plain.get(etype)
+        if plain is not None:
+            ev.thread = th
+            ev.fd = plain(ev, th)
+            return ev
+        if etype not in self._special:
+            self._plain[etype] = self.fds.handler_for(etype)
         before = self._before.get(etype)
         if before is not None:
             before(ev, th)

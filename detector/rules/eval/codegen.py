@@ -17,11 +17,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from detector.rules.eval.chains import cost, fold
 from detector.rules.eval.inference import condition_warnings, evttypes
 from detector.rules.eval.plan import CheckPlan, Operand, plan_check
 from detector.rules.eval.reference import StackEvaluator, one
 from detector.rules.eval.sharing import ConstPool, check_token, field_token, finalize
 from detector.rules.eval.values import TRANSFORMS, PathPrefixes, ascii_lower, glob_regex
+from detector.rules.fields.extract import typed_expr
 from detector.rules.fields.registry import (
     ANY,
     ANYIP,
@@ -54,7 +56,7 @@ __all__ = [
 
 MAX_CODEGEN_DEPTH = 60
 MAX_CODEGEN_CHECKS = 20000
-_EXPENSIVE = re.compile(r"_h_|join\(|sum\(|len\(")
+_EXPENSIVE = re.compile(r"_h_|join\(|sum\(|len\(|rfind\(")
 _UNSET = object()
 _GROUPABLE = {"=": "eq", "in": "eq", "startswith": "startswith", "endswith": "endswith"}
 _HELPERS: dict[str, object] = {
@@ -87,15 +89,26 @@ class _Gen:
 
     def expr(self, node: Expr) -> str:
         if isinstance(node, And):
-            return _fold([self.expr(c) for c in node.children], "and", "False", "True")
+            return fold([self.expr(c) for c in node.children], "and", "False", "True")
         if isinstance(node, Or):
-            return _fold(self._or_parts(node), "or", "True", "False")
+            return fold(self._or_parts(node), "or", "True", "False")
         if isinstance(node, Not):
             inner = self.expr(node.child)
             return {"True": "False", "False": "True"}.get(inner, f"(not {inner})")
         if isinstance(node, Identifier):
             raise CompileError(f"Undefined macro '{node.name}' used in filter.", pos=node.pos)
         return self.check(self.plans[id(node)])
+
+    def top(self, node: Expr) -> str:
+        """The condition, its top-level ``and`` chain ordered cheapest check first.
+
+        Only there: a check there that raises makes the rule not match whatever the order
+        (every check must hold), where under ``not`` or ``or`` the order would change that.
+        """
+        if not isinstance(node, And):
+            return self.expr(node)
+        parts = [self.top(c) if isinstance(c, And) else self.expr(c) for c in node.children]
+        return fold(sorted(parts, key=cost), "and", "False", "True")
 
     # -- or-groups: ``f startswith a or f startswith b`` -> one ``startswith((a, b))`` ---------
 
@@ -142,6 +155,8 @@ class _Gen:
 
     def operand(self, opnd: Operand) -> str:
         x = opnd.field.expr
+        if self.evttype is not None and self.provider is EVENT:
+            x = typed_expr(opnd.field.fdef.name, self.evttype, x)
         if opnd.field.func is not None:
             x = f"{self.const(opnd.field.func)}(e)"
         elif _EXPENSIVE.search(x):
@@ -266,15 +281,6 @@ class _Gen:
         return None
 
 
-def _fold(parts: list[str], op: str, absorbing: str, neutral: str) -> str:
-    """Join the Python of an n-ary and/or, folding its constant parts."""
-    if absorbing in parts:
-        return absorbing
-    parts = [p for p in parts if p != neutral]
-    return neutral if not parts else parts[0] if len(parts) == 1 else \
-        "(" + f" {op} ".join(parts) + ")"
-
-
 def _map_or_none(fn: Callable[[Any], Any], values: list[Any]) -> list[Any] | None:
     out = [fn(v) for v in values]
     return None if any(v is None for v in out) else out
@@ -320,7 +326,7 @@ class CompiledCondition:
         if self.deep:
             return f"{pool.add(self.fn)}(e)", pool.env
         gen = _Gen(self.plans, self.provider, evttype, pool)
-        return gen.expr(self.node), gen.env
+        return gen.top(self.node), gen.env
 
     def prelude(self, expr: str) -> list[str]:
         """The statements binding the locals ``expr`` reads (``t = e.thread`` ...)."""

@@ -30,21 +30,21 @@ class RuleIndex(Generic[R]):
                  first: bool = True) -> None:
         self.entries = list(entries)
         self.first = first
-        self._by_type: dict[str, Callable[[Any], tuple[R, ...]]] = {}
+        self.by_type: dict[str, Callable[[Any], tuple[R, ...]]] = {}  # the matchers built so far
         self.sources: dict[str, str] = {}
 
     def match(self, event: Any) -> tuple[R, ...]:
         """The rules ``event`` matches, in load order (at most one in ``first`` mode)."""
-        fn = self._by_type.get(event.type)
+        fn = self.by_type.get(event.type)
         if fn is None:
             fn = self.matcher(event.type)
         return fn(event)
 
     def matcher(self, evttype: str) -> Callable[[Any], tuple[R, ...]]:
         """The fused function for one event type (built now if needed)."""
-        fn = self._by_type.get(evttype)
+        fn = self.by_type.get(evttype)
         if fn is None:
-            fn = self._by_type[evttype] = self.build(evttype)
+            fn = self.by_type[evttype] = self.build(evttype)
         return fn
 
     def candidates(self, evttype: str) -> list[R]:

@@ -92,10 +92,12 @@ SIMPLE: dict[str, str] = {
     # fd
     "fd.num": "(fd.num if fd is not None else _h_int(e.args.get('fd')))",
     "fd.type": _f("fd.type"),
-    "fd.typechar": _f("fd.typechar"),
+    "fd.typechar": _f("_h_TC.get(fd.type, 'o')"),
     "fd.name": _f("fd.name"),
     "fd.nameraw": _f("(fd.nameraw or fd.name)"),
-    "fd.directory": "_h_fddir(fd)",
+    "fd.directory": "(None if fd is None else fd.name if (_ft := fd.type) == 'directory' else"
+                    " ((_fn[:_fj] or '/') if (_fj := (_fn := fd.name).rfind('/')) >= 0 else '')"
+                    " if _ft == 'file' or _ft == 'memfd' else None)",  # _h_fddir, inline
     "fd.filename": "_h_fdfile(fd)",
     "fd.cip": _f("_h_ip(fd.cip)"), "fd.sip": _f("_h_ip(fd.sip)"),
     "fd.lip": _f("_h_ip(fd.lip)"), "fd.rip": _f("_h_ip(fd.rip)"),
@@ -216,6 +218,24 @@ ANY_FIELDS = frozenset({"proc.aname", "proc.aexe", "proc.aexepath", "proc.acmdli
                         "proc.apid", "fd.ip", "fd.net", "fd.port"})
 _ANC_ATTR = {"proc.aname": "comm", "proc.aexe": "exe", "proc.aexepath": "exepath",
              "proc.acmdline": "cmdline", "proc.apid": "pid"}
+
+
+# Cheaper forms of fields for one event type, where the generated matcher knows the type
+# (``codegen``): the helper's own type test is left out; flags that are not an int still go
+# through the helper.
+_OPENS = frozenset({"open", "openat", "openat2", "open_by_handle_at"})
+BY_TYPE: dict[str, tuple[frozenset[str], str]] = {
+    "evt.is_open_read": (_OPENS, "((_of & 3 != 1) if (_of := e.args.get('flags')).__class__ is int"
+                                 " else _h_open_read(e))"),
+    "evt.is_open_write": (_OPENS, "((_of & 3 != 0) if (_of := e.args.get('flags')).__class__ is"
+                                  " int else _h_open_write(e))"),
+}
+
+
+def typed_expr(name: str, evttype: str, expr: str) -> str:
+    """``expr`` (field ``name``'s extractor), or its cheaper form for events of ``evttype``."""
+    got = BY_TYPE.get(name)
+    return got[1] if got is not None and evttype in got[0] else expr
 
 
 def arg_expr(name: str, arg: str | None) -> str | None:

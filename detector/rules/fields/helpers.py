@@ -7,7 +7,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from detector.events import Event, FdInfo, ThreadInfo
+from detector.events import FD_TYPECHARS, Event, FdInfo, ThreadInfo
 from detector.rules.fields import render as R
 from detector.rules.fields.eventtable import EXIT_PARAMS
 
@@ -304,7 +304,7 @@ def _uid(th: ThreadInfo | None) -> int | None:
 HELPERS: dict[str, object] = {
     "_h_R": R,
     "_h_anc": _anc, "_h_ancn": _ancn, "_h_leader": _leader, "_h_cmdline": _cmdline,
-    "_h_res": _res, "_h_int": _int, "_h_open_bit": _open_bit,
+    "_h_res": _res, "_h_int": _int, "_h_open_bit": _open_bit, "_h_TC": FD_TYPECHARS,
     "_h_open_read": _open_read, "_h_open_write": _open_write, "_h_argstr": _argstr,
     "_h_argidx": _argidx, "_h_rawarg": _rawarg, "_h_args": _args, "_h_buffer": _buffer,
     "_h_fddir": _fddir, "_h_fdfile": _fdfile, "_h_ips": _ips, "_h_ports": _ports,
