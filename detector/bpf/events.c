@@ -194,8 +194,8 @@ static __always_inline void fill_proc(struct proc_ctx *p, void *task)
     fill_cgroup(p, task);
 }
 
-// Both ends of the IPv4/IPv6 socket behind `fd`, from the kernel socket; 0 if it is none.
-static __always_inline int fill_tuple(struct tuple *t, void *task, s64 fd)
+// The `struct file` behind `fd` of `task` (files -> fdt -> fd[fd]); 0 if there is none.
+static __always_inline void *fd_file(void *task, s64 fd)
 {
     if (fd < 0 || fd > FD_MAX)
         return 0;
@@ -204,7 +204,13 @@ static __always_inline int fill_tuple(struct tuple *t, void *task, s64 fd)
         return 0;
     void *file = 0;
     bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-    void *sk = rd_ptr(rd_ptr(file, OFF_FILE_PRIVATE), OFF_SOCKET_SK);
+    return file;
+}
+
+// Both ends of the IPv4/IPv6 socket behind `fd`, from the kernel socket; 0 if it is none.
+static __always_inline int fill_tuple(struct tuple *t, void *task, s64 fd)
+{
+    void *sk = rd_ptr(rd_ptr(fd_file(task, fd), OFF_FILE_PRIVATE), OFF_SOCKET_SK);
     if (!sk)
         return 0;
     u16 family = 0, lport = 0, dport = 0;

@@ -45,14 +45,7 @@ static __always_inline int kf_normal(struct kf_scratch *s, int n)
 // Whether fd of the current task is a directory (its inode's mode).
 static __always_inline int kf_is_dir(void *task, s64 fd)
 {
-    if (fd < 0 || fd > FD_MAX)
-        return 0;
-    void **fds = rd_ptr(rd_ptr(rd_ptr(task, OFF_TASK_FILES), OFF_FILES_FDT), OFF_FDT_FD);
-    if (!fds)
-        return 0;
-    void *file = 0;
-    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-    void *inode = rd_ptr(file, OFF_FILE_INODE);
+    void *inode = rd_ptr(fd_file(task, fd), OFF_FILE_INODE);
     u16 mode = 0;
     if (inode)
         bpf_probe_read_kernel(&mode, 2, inode + OFF_INODE_MODE);
