@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from bench.baseline import export_tree
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = os.environ.get("FDFAST_BASELINE", "85387ce")  # main before this work
@@ -25,21 +26,6 @@ ROUNDS = int(os.environ.get("FDFAST_ROUNDS", "3"))
 RULES = Path(os.environ.get("FALCO_RULES", REPO.parents[0] / "shared/falco-rules/"
                             "falco_rules.yaml"))  # fmt: skip
 TYPES = ("openat", "close", "fcntl", "socket", "connect", "accept", "execve", "vfork")
-
-
-def baseline_tree(tmp: Path) -> Path | None:
-    """The repository at BASELINE in ``tmp/base`` (with this tree's compiled read loop)."""
-    base = tmp / "base"
-    base.mkdir()
-    try:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", BASELINE],
-                                 capture_output=True, check=True).stdout  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    for so in (REPO / "detector/sources").glob("_lean*.so"):
-        shutil.copy(so, base / "detector/sources" / so.name)
-    return base
 
 
 def _replay(tree: Path, capture: Path) -> dict[str, Any]:
@@ -85,7 +71,7 @@ def main() -> None:
         print(f"skipped: no rules file {RULES} (set FALCO_RULES)")
         return
     with tempfile.TemporaryDirectory() as tmp:
-        base = baseline_tree(Path(tmp))
+        base = export_tree(BASELINE, Path(tmp) / "base")
         if base is None:
             print(f"skipped: no git or no revision {BASELINE}")
             return

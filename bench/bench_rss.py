@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from bench import ebpf_workloads as ew
+from bench.baseline import export_tree
 from bench.rss_breakdown import print_breakdown, smaps
 
 RULES = Path(os.environ.get("FALCO_RULES", Path(__file__).resolve().parents[2]
@@ -97,21 +97,12 @@ def phases(idle: float, show: bool = True) -> list[tuple[str, float]]:
     return out
 
 
-def _export(rev: str, into: Path) -> Path:
-    """The tree of git revision ``rev`` in ``into``, with this tree's compiled extensions."""
-    repo = Path(__file__).resolve().parents[1]
-    archive = subprocess.run(["git", "-C", str(repo), "archive", rev], capture_output=True,
-                             check=True).stdout  # fmt: skip
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    for so in (repo / "detector").rglob("*.so"):
-        shutil.copy(so, into / so.relative_to(repo))
-    return into
-
-
 def compare(rev: str) -> None:
     """(f) This tree against git revision ``rev``, alternated, 10 s idle, best of 2 each."""
     with tempfile.TemporaryDirectory() as tmp:
-        base_dir = _export(rev, Path(tmp))
+        base_dir = export_tree(rev, Path(tmp))
+        if base_dir is None:
+            raise RuntimeError(f"git archive {rev} failed: RSS_BASELINE names no revision here")
         best: dict[str, list[tuple[str, float]]] = {}
         for _ in range(2):
             for name in (rev, "this tree"):

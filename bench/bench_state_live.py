@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import ebpf_workloads as ew
+from bench.baseline import export_tree
 
 BASELINE = os.environ.get("STATE_BASELINE", "6dcf49d")  # main before this work
 ROUNDS = int(os.environ.get("STATE_ROUNDS", "3"))
@@ -30,21 +30,6 @@ WORKLOADS = {
     "400 fork+exec of /bin/true": "i=0; while [ $i -lt 400 ]; do /bin/true; i=$((i+1)); done",
     "8 gcc -O1 builds": "cd {src} && for f in p[0-7].c; do gcc -O1 -o ${{f%.c}} $f; done",
 }
-
-
-def baseline_tree(tmp: Path) -> Path | None:
-    """The repository at BASELINE in ``tmp/base`` (with this tree's compiled read loop)."""
-    base = tmp / "base"
-    base.mkdir()
-    try:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", BASELINE],
-                                 capture_output=True, check=True).stdout  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    for so in (REPO / "detector/sources").glob("_lean*.so"):
-        shutil.copy(so, base / "detector/sources" / so.name)
-    return base
 
 
 def _run(tree: Path, cmd: str) -> dict[str, Any]:
@@ -106,7 +91,7 @@ def main() -> None:
 
     driver.ensure_ready()
     with tempfile.TemporaryDirectory() as tmp:
-        base = baseline_tree(Path(tmp))
+        base = export_tree(BASELINE, Path(tmp) / "base")
         if base is None:
             print(f"skipped: no git or no revision {BASELINE}")
             return
