@@ -12,13 +12,18 @@ from tests.realparts import need_binary
 DATA = Path(__file__).parent / "data"
 
 
+def build_plugin(name: str, out_dir: Path, *defines: str) -> Path:
+    """Compile data/<name>.c into ``out_dir``/lib<name>.so (gcc, warnings as errors)."""
+    gcc = need_binary("gcc")
+    lib = out_dir / f"lib{name}.so"
+    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", *defines, "-o",
+                    str(lib), str(DATA / f"{name}.c")], check=True, capture_output=True)
+    return lib
+
+
 def build_counter(out_dir: Path, *defines: str) -> Path:
     """Compile data/counter.c into a shared library."""
-    gcc = need_binary("gcc")
-    lib = out_dir / "libcounter.so"
-    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", *defines, "-o",
-                    str(lib), str(DATA / "counter.c")], check=True, capture_output=True)
-    return lib
+    return build_plugin("counter", out_dir, *defines)
 
 
 @pytest.fixture(scope="session")

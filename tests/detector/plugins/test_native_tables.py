@@ -17,19 +17,15 @@ from detector.events import ThreadInfo
 from detector.plugins.base import PluginEventRef
 from detector.plugins.native import NativePlugin
 from detector.plugins.threadview import FIELD_NAMES, ThreadView
+from tests.detector.plugins.conftest import DATA, build_plugin
 from tests.realparts import need_binary
 
-DATA = Path(__file__).parent / "data"
 THREADS = ThreadView({7: ThreadInfo(tid=7, pid=7, comm="bash", exe="/bin/bash")})
 
 
 @pytest.fixture(scope="module")
 def sdk_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = need_binary("gcc")
-    lib = tmp_path_factory.mktemp("sdk") / "libsdkstyle.so"
-    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", str(lib),
-                    str(DATA / "sdkstyle.c")], check=True, capture_output=True)
-    return lib
+    return build_plugin("sdkstyle", tmp_path_factory.mktemp("sdk"))
 
 
 def test_init_reads_tables_and_logs(sdk_lib: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,12 @@ from detector.plugins import load_plugins
 from detector.plugins.base import PluginEventRef
 from detector.plugins.parsing import EventParsers, event_parsers
 from detector.plugins.threadview import ThreadView
-from tests.detector.plugins.conftest import DATA
-from tests.realparts import need_binary
+from tests.detector.plugins.conftest import build_plugin
 
 
 @pytest.fixture(scope="module")
 def sdk_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = need_binary("gcc")
-    lib = tmp_path_factory.mktemp("sdkparse") / "libsdkstyle.so"
-    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", str(lib),
-                    str(DATA / "sdkstyle.c")], check=True, capture_output=True)
-    return lib
+    return build_plugin("sdkstyle", tmp_path_factory.mktemp("sdkparse"))
 
 
 def test_parse_sources_choose_the_events(sdk_lib: Path,

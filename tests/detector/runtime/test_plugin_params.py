@@ -18,10 +18,10 @@ from detector.config import FalcoConfig, load_config
 from detector.events import Event
 from detector.runtime import Runtime
 from detector.state.tracker import StateTracker
-from tests.detector.plugins.conftest import DATA
+from tests.detector.plugins.conftest import build_plugin
 from tests.detector.runtime_helpers import QueueSource
 from tests.eventually import eventually
-from tests.realparts import need_binary, need_bpf
+from tests.realparts import need_bpf
 
 O_CLOEXEC, PPM_O_RDONLY, PPM_O_CLOEXEC = 0o2000000, 1 << 0, 1 << 12
 
@@ -43,11 +43,7 @@ def _rules(target: str, exe_suffix: str) -> str:
 
 @pytest.fixture(scope="module")
 def scapargs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = need_binary("gcc")
-    lib = tmp_path_factory.mktemp("scapargs") / "libscapargs.so"
-    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", str(lib),
-                    str(DATA / "scapargs.c")], check=True, capture_output=True)
-    return lib
+    return build_plugin("scapargs", tmp_path_factory.mktemp("scapargs"))
 
 
 def _config(tmp_path: Path, lib: Path, rules_text: str, *options: str) -> FalcoConfig:

@@ -17,10 +17,9 @@ from detector.config import FalcoConfig, load_config
 from detector.events import Event
 from detector.runtime import Runtime
 from detector.state.tracker import StateTracker
-from tests.detector.plugins.conftest import DATA
+from tests.detector.plugins.conftest import build_plugin
 from tests.detector.runtime_helpers import QueueSource
 from tests.eventually import eventually
-from tests.realparts import need_binary
 
 RULES = """\
 - rule: Probe opens
@@ -38,11 +37,7 @@ RULES = """\
 
 @pytest.fixture(scope="module")
 def parsecount(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = need_binary("gcc")
-    lib = tmp_path_factory.mktemp("parse") / "libparsecount.so"
-    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", str(lib),
-                    str(DATA / "parsecount.c")], check=True, capture_output=True)
-    return lib
+    return build_plugin("parsecount", tmp_path_factory.mktemp("parse"))
 
 
 def _config(tmp_path: Path, lib: Path, *options: str) -> FalcoConfig:
