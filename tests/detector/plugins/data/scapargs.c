@@ -19,29 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef int32_t ss_plugin_rc;
-typedef uint32_t ss_plugin_bool;
-#pragma pack(push, 1)
-typedef struct { uint64_t ts; uint64_t tid; uint32_t len; uint16_t type; uint32_t nparams; } evt_t;
-#pragma pack(pop)
-typedef struct { const evt_t *evt; uint64_t evtnum; const char *evtsrc; } evt_input;
-typedef struct {
-    union { const char **str; uint64_t *u64; } res;
-    uint64_t res_len;
-    uint32_t field_id;
-    const char *field;
-    const char *arg_key;
-    uint64_t arg_index;
-    ss_plugin_bool arg_present;
-    uint32_t ftype;
-    ss_plugin_bool flist;
-} extract_field;
-typedef struct {
-    void *owner;
-    void *get_owner_last_error;
-    uint32_t num_fields;
-    extract_field *fields;
-} extract_input;
+#include "plugin_api.h"
 
 #define MAXP 32
 #define NFIELDS 12
