@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -162,14 +162,17 @@ def _versions_from_url(url: str, timeout: float | None) -> VersionsProvider | No
     return versions_from_url
 
 
-def follow(*, stop: threading.Event | None = None, **options: object) -> FollowRun:
-    """``artifact follow``: follow until SIGINT/SIGTERM (or ``stop``); options as build_follower."""
+def follow(
+    make: Callable[[OnUpdate], Follower], *, stop: threading.Event | None = None
+) -> FollowRun:
+    """``artifact follow``: follow until SIGINT/SIGTERM (or ``stop``) with the follower that
+    ``make`` builds around the update callback (a :func:`build_follower` call)."""
     updates: list[str] = []
 
     def on_update(name: str, files: list[str], summary: object) -> None:
         updates.append(name)
 
-    follower = build_follower(on_update=on_update, **options)  # type: ignore[arg-type]
+    follower = make(on_update)
     stop = stop or threading.Event()
     previous: dict[int, object] = {}
 

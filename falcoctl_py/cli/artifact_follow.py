@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +26,9 @@ from falcoctl_py.cli._options import (
     tls_options,
 )
 from falcoctl_py.cli._output import OutputFormat, print_structured, status
+
+if TYPE_CHECKING:
+    from falcoctl_py.follow.follower import Follower, OnUpdate
 
 
 # Over 60 lines only by its parameter list (one a flag); the docstring is the --help text.
@@ -86,26 +89,30 @@ def artifact_follow(
     from falcoctl_py.actions import follow as follow_actions
     from falcoctl_py.follow.schedule import parse_duration
 
-    result = follow_actions.follow(
-        config_path=global_options(ctx).config,
-        refs=refs or [],
-        every=every,
-        cron=cron,
-        startup_behavior=startup_behavior,
-        falco_versions=falco_versions,
-        rulesfiles_dir=rulesfiles_dir,
-        plugins_dir=plugins_dir,
-        assets_dir=assets_dir,
-        state_dir=state_dir,
-        allowed_types=allowed_types,
-        platform=platform,
-        resolve_deps=resolve_deps,
-        no_verify=no_verify or None,
-        verify_key=verify_key,
-        trusted_root=trusted_root,
-        tls=tls_options(plain_http, ca_file, insecure),
-        timeout=parse_duration(timeout),
-    )
+    def make(on_update: OnUpdate) -> Follower:
+        return follow_actions.build_follower(
+            on_update=on_update,
+            config_path=global_options(ctx).config,
+            refs=refs or [],
+            every=every,
+            cron=cron,
+            startup_behavior=startup_behavior,
+            falco_versions=falco_versions,
+            rulesfiles_dir=rulesfiles_dir,
+            plugins_dir=plugins_dir,
+            assets_dir=assets_dir,
+            state_dir=state_dir,
+            allowed_types=allowed_types,
+            platform=platform,
+            resolve_deps=resolve_deps,
+            no_verify=no_verify or None,
+            verify_key=verify_key,
+            trusted_root=trusted_root,
+            tls=tls_options(plain_http, ca_file, insecure),
+            timeout=parse_duration(timeout),
+        )
+
+    result = follow_actions.follow(make)
     status(f"stopped following {len(result.refs)} reference(s); {len(result.updates)} update(s)")
 
 
