@@ -4,11 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 SHARED ?= ../shared
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum | cut -c1-12)
 
 .PHONY: install install-test run test bench conformance completions lint typecheck clean image
 
-$(STAMP): pyproject.toml $(wildcard detector/sources/_lean*.[ch])
+$(STAMP): pyproject.toml setup.py $(wildcard detector/sources/_lean*.[ch])
 	bash scripts/install-system.sh run
 	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
