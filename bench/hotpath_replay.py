@@ -17,10 +17,11 @@ from typing import Any
 
 
 def _round(cap: dict[str, Any], engine: Any, fired: dict[str, int]) -> dict[str, list[int]]:
+    from detector.sources import decode as py_decode
     from detector.sources import fast
     from detector.state.tracker import StateTracker
 
-    decode = fast.decode_compiled if fast.LEAN is not None else fast.py_decode.decode
+    decode = fast.decode_compiled if fast.LEAN is not None else py_decode.decode
     clock = time.perf_counter_ns
     out: dict[str, list[int]] = {}
     for label, records in cap["records"].items():
@@ -52,7 +53,7 @@ def main(path: str, rules_file: str, rounds: int) -> None:
     from detector.config import load_config
     from detector.runtime.ruleset import compile_rules
 
-    engine = compile_rules(files=[Path(rules_file)], config=load_config()).engine
+    engine: Any = compile_rules(files=[Path(rules_file)], config=load_config()).engine
     with open(path, "rb") as f:
         cap = pickle.load(f)
     cap["threads"] = pickle.dumps(cap["threads"])  # a fresh copy of the table per workload
