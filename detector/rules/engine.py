@@ -128,6 +128,11 @@ class RulesEngine:
         self._by_type = self._index.by_type  # type -> fused matcher, read once per event
         self._build = self._index.matcher
 
+    def prepare(self) -> int:
+        """Build now the matcher of every event type a rule names (else built on the type's first
+        event, in the event loop); returns how many were built."""
+        return self._index.prepare()
+
     def candidates(self, evttype: str) -> list[Rule]:
         """The rules an event of this type is tested against."""
         return [e.rule for e in self._index.candidates(evttype)]

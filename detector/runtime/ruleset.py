@@ -184,6 +184,7 @@ def compile_rules(*, files: list[Path], config: FalcoConfig,
         extra = _extra_fields(config, engine.rules, ruleset.providers)
         engines[source] = ExtraFields(engine, extra) if extra else engine
         if source == "syscall":
+            engine.prepare()  # generated and compiled here, not on the loop's first events
             syscall_rules = tuple(engine.rules)
             for rule in engine.rules:
                 if rule.evttypes is None or event_types is None:

@@ -42,12 +42,13 @@ _Static_assert(sizeof(struct hdr) == HDR_SIZE, "struct hdr is 144 bytes");
 /* A new reference v put into d under k (v NULL: an error already set). */
 int lean_set_item(PyObject *d, PyObject *k, PyObject *v);
 /* The event families decoded in their own files (fast.py's FAMILIES gives these numbers). */
-enum { M_CLONE, M_CLONE3, M_FORK, M_VFORK, SOCK_CONNECT, SOCK_BIND, SOCK_IO, SOCK_ACCEPT,
-       SOCK_ACCEPT4, M_COUNT };
+enum { M_CLONE, M_CLONE3, M_FORK, M_VFORK, M_EXECVE, M_EXECVEAT, SOCK_CONNECT, SOCK_BIND,
+       SOCK_IO, SOCK_ACCEPT, SOCK_ACCEPT4, M_COUNT };
 /* Intern the families' keys; 0 on success. */
 int lean_proc_init(void);
 int lean_sock_init(void);
-/* ctx gets the process context at proc and the clone facts; returns the args dict, or NULL. */
+/* ctx gets the process context at proc and the clone or exec facts; returns the args dict, or
+ * NULL. */
 PyObject *lean_clone(const struct hdr *h, const char *proc, int mode, PyObject *ctx);
 /* ctx gets the socket tuple and sockaddr of the record body (after struct hdr); returns the
  * args dict, or NULL. */

@@ -1,6 +1,7 @@
-/* The compiled read loop's clone family (clone, clone3, fork, vfork): the process context
- * (struct proc_ctx) into ctx and Falco's clone parameters, as decode.py's _proc_ctx and
- * _b_clone make them (a hypothesis test holds the two equal). */
+/* The compiled read loop's process events: the clone family (clone, clone3, fork, vfork) and
+ * execve/execveat. The process context (struct proc_ctx) into ctx and Falco's clone or execve
+ * parameters, as decode.py's _proc_ctx, _b_clone, _b_execve and _b_execveat make them (a
+ * hypothesis test holds the two equal, tests/detector/sources/test_fast.py). */
 #include "_lean.h"
 
 struct proc_ctx {
@@ -19,13 +20,15 @@ _Static_assert(sizeof(struct proc_ctx) == PROC_SIZE, "struct proc_ctx is 512 byt
 enum { K_LOGINUID, K_SID, K_TTY, K_VPID, K_EUID, K_EGID, K_CAPI, K_CAPP, K_CAPE, K_EXE_INO,
        K_CTIME, K_MTIME, K_EXE_DEV, K_UPPER, K_OVERLAY, K_MEMFD, K_DNAME, K_CGID, K_EFLAGS,
        K_CGROUP, K_CLONE_FLAGS, K_CHILD_TID, K_CHILD_PID, K_RES, K_EXE, K_ARGS, K_TID, K_PID,
-       K_PTID, K_CWD, K_COMM, K_FLAGS, K_UID, K_GID, K_VTID, K_CTX_PID, K_CTX_PPID, K_COUNT };
+       K_PTID, K_CWD, K_COMM, K_FLAGS, K_UID, K_GID, K_VTID, K_CTX_PID, K_CTX_PPID, K_FILENAME,
+       K_TRUSTED, K_ENV, K_DIRFD, K_ARGV, K_COUNT };
 static const char *NAMES[K_COUNT] = {
     "loginuid", "sid", "tty", "vpid", "euid", "egid", "cap_inheritable", "cap_permitted",
     "cap_effective", "exe_ino", "exe_ino_ctime", "exe_ino_mtime", "exe_dev", "exe_upper_layer",
     "exe_overlay", "exe_from_memfd", "exe_dname", "cgroup_id", "exe_flags", "cgroup",
     "clone_flags", "child_tid", "child_pid", "res", "exe", "args", "tid", "pid", "ptid", "cwd",
-    "comm", "flags", "uid", "gid", "vtid", "pid", "ppid"};
+    "comm", "flags", "uid", "gid", "vtid", "pid", "ppid", "filename", "trusted_exepath", "env",
+    "dirfd", "argv"};
 static PyObject *keys[K_COUNT];
 
 int lean_proc_init(void)
@@ -129,8 +132,12 @@ static PyObject *from_ctx(PyObject *ctx, int key)
     return v ? Py_NewRef(v) : (PyErr_Occurred() ? NULL : Py_NewRef(Py_None));
 }
 
+static PyObject *lean_exec(const struct hdr *h, const char *proc, int mode, PyObject *ctx);
+
 PyObject *lean_clone(const struct hdr *h, const char *proc, int mode, PyObject *ctx)
 {
+    if (mode == M_EXECVE || mode == M_EXECVEAT)
+        return lean_exec(h, proc, mode, ctx);
     struct proc_ctx p;
     memcpy(&p, proc, sizeof p);
     uint64_t flags = mode == 0 ? h->args[0] : mode == 1 ? (h->kind & K_UBUF ? h->ubuf[0] : 0)
@@ -162,4 +169,101 @@ PyObject *lean_clone(const struct hdr *h, const char *proc, int mode, PyObject *
         return NULL;
     }
     return args;
+}
+
+/* A user string: trailing NULs dropped, UTF-8 with surrogateescape (decode.py's _str). */
+static PyObject *user_text(const char *p, Py_ssize_t n)
+{
+    while (n > 0 && p[n - 1] == 0)
+        n--;
+    return PyUnicode_DecodeUTF8(p, n, "surrogateescape");
+}
+
+/* argv from its NUL-separated bytes, one last empty part dropped (decode.py's _split_args). */
+static PyObject *split_args(const char *p, Py_ssize_t n)
+{
+    PyObject *out = PyList_New(0);
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; out != NULL && n > 0 && i <= n; i++) {
+        if (i < n && p[i] != 0)
+            continue;
+        if (i == n && start == n)
+            break;
+        PyObject *part = PyUnicode_DecodeUTF8(p + start, i - start, "surrogateescape");
+        if (part == NULL || PyList_Append(out, part) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(part);
+        start = i + 1;
+    }
+    return out;
+}
+
+/* The parameters of execve (Falco's order) that come from ctx, after exe and args. */
+static const int EXEC_FROM_CTX[] = {K_TID, K_CTX_PID, K_CTX_PPID, -K_CWD, K_COMM, -K_FILENAME,
+                                    K_TTY, K_LOGINUID, K_UID, K_GID, K_CAPI, K_CAPP, K_CAPE,
+                                    K_EXE_INO, K_CTIME, K_MTIME, K_EFLAGS, -K_TRUSTED};
+static const int EXEC_ARG_NAME[] = {K_TID, K_PID, K_PTID, K_CWD, K_COMM, K_FILENAME, K_TTY,
+                                    K_LOGINUID, K_UID, K_GID, K_CAPI, K_CAPP, K_CAPE, K_EXE_INO,
+                                    K_CTIME, K_MTIME, K_FLAGS, K_TRUSTED};
+
+/* res, exe (argv[0]; the file name of a failed exec without argv) and args (argv[1:]) */
+static int exec_head(PyObject *args, const struct hdr *h, PyObject *file, PyObject *argv)
+{
+    Py_ssize_t argc = PyList_GET_SIZE(argv);
+    PyObject *exe = argc ? PyList_GET_ITEM(argv, 0) : h->ret != 0 ? file : Py_None;
+    return lean_set_item(args, keys[K_RES], PyLong_FromLongLong(h->ret)) ||
+           lean_set_item(args, keys[K_EXE], Py_NewRef(exe)) ||
+           lean_set_item(args, keys[K_ARGS], PyList_GetSlice(argv, 1, argc > 1 ? argc : 1));
+}
+
+static PyObject *lean_exec(const struct hdr *h, const char *proc, int mode, PyObject *ctx)
+{
+    struct proc_ctx p;
+    memcpy(&p, proc, sizeof p);
+    const char *s = proc + PROC_SIZE;
+    PyObject *args = NULL, *file = NULL, *argv = NULL;
+    if (put_proc(ctx, &p) < 0)
+        return NULL;
+    file = user_text(s, h->len[0]);
+    argv = file ? split_args(s + h->len[0], h->len[1]) : NULL;
+    args = argv ? PyDict_New() : NULL;
+    if (args == NULL || exec_head(args, h, file, argv))
+        goto fail;
+    for (size_t i = 0; i < sizeof EXEC_FROM_CTX / sizeof EXEC_FROM_CTX[0]; i++) {
+        int k = EXEC_FROM_CTX[i], name = EXEC_ARG_NAME[i];
+        if (k == -K_FILENAME && mode == M_EXECVEAT)
+            continue; /* execveat: the file name goes to ctx, dirfd to args */
+        PyObject *v = k == -K_FILENAME ? Py_NewRef(file) : k < 0 ? Py_NewRef(Py_None)
+                    : from_ctx(ctx, k);
+        if (lean_set_item(args, keys[name], v))
+            goto fail;
+    }
+    Py_ssize_t env_at = (Py_ssize_t)h->len[0] + h->len[1];
+    if (lean_set_item(args, keys[K_ENV], h->ret == 0 ? PyBytes_FromStringAndSize(s + env_at,
+                                                                                 h->len[2])
+                                                     : Py_NewRef(Py_None)))
+        goto fail;
+    PyObject *dirfd = NULL;
+    if (mode == M_EXECVEAT &&
+        ((dirfd = PyLong_FromLong((int32_t)(uint32_t)h->args[0])) == NULL ||
+         PyDict_SetItem(args, keys[K_DIRFD], dirfd) < 0)) {
+        Py_XDECREF(dirfd);
+        goto fail;
+    }
+    if (h->ret == 0 && PyDict_SetItem(ctx, keys[K_ARGV], argv) < 0)
+        goto fail_dirfd;
+    if (mode == M_EXECVEAT && (PyDict_SetItem(ctx, keys[K_FILENAME], file) < 0 ||
+                               PyDict_SetItem(ctx, keys[K_DIRFD], dirfd) < 0))
+        goto fail_dirfd;
+    Py_XDECREF(dirfd);
+    Py_DECREF(file);
+    Py_DECREF(argv);
+    return args;
+fail_dirfd:
+    Py_XDECREF(dirfd);
+fail:
+    Py_XDECREF(args);
+    Py_XDECREF(file);
+    Py_XDECREF(argv);
+    return NULL;
 }

@@ -3,8 +3,9 @@
 The compiled loop (``detector/sources/_lean.c``, built by ``make install`` with the system's
 gcc) walks the ring buffer and builds the simple records' Events itself (the events of
 ``detector/sources/argspec.py``'s table without process context, socket tuple or sockaddr:
-open/openat/close/fcntl/dup..., most of what a busy node sends), the clone family
-(``_lean_proc.c``) and the socket events (``_lean_sock.c``); every other record (execve...) goes
+open/openat/close/fcntl/dup..., most of what a busy node sends), the clone family and
+execve/execveat (``_lean_proc.c``) and the socket events (``_lean_sock.c``); every other record
+(procexit, openat2...) goes
 through the pure-Python :func:`detector.sources.decode.decode`, which is also the whole loop
 when the extension is not built. Both give equal Events (the tests run every decoding case
 on both).
@@ -36,9 +37,9 @@ def simple_table() -> dict[int, tuple[str, tuple[Param, ...]]]:
 
 
 # Event families the compiled loop decodes in their own C files (modes as in _lean.h).
-FAMILIES = {"clone": 0, "clone3": 1, "fork": 2, "vfork": 3, "connect": 4, "bind": 5,
-            "sendto": 6, "sendmsg": 6, "recvfrom": 6, "recvmsg": 6, "accept": 7,
-            "accept4": 8}  # fmt: skip
+FAMILIES = {"clone": 0, "clone3": 1, "fork": 2, "vfork": 3, "execve": 4, "execveat": 5,
+            "connect": 6, "bind": 7, "sendto": 8, "sendmsg": 8, "recvfrom": 8, "recvmsg": 8,
+            "accept": 9, "accept4": 10}  # fmt: skip
 
 
 def family_table() -> dict[int, tuple[str, int]]:

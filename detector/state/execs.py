@@ -109,15 +109,25 @@ def exec_comm(ev: Event, exe: str | None) -> str:
 
 def set_exe_facts(ev: Event, th: ThreadInfo, upper: Callable[[ThreadInfo], bool]) -> None:
     """memfd, upper layer, writable and inode facts of ``th``'s new exe (``th.exepath`` set)."""
-    memfd = arg(ev, "exe_from_memfd")
+    a = ev.args
+    ctx = ev.ctx or _NO_CTX
+    memfd = a.get("exe_from_memfd")
+    if memfd is None:
+        memfd = ctx.get("exe_from_memfd")
     th.exe_from_memfd = bool(memfd) if memfd is not None else th.exepath.startswith("/memfd:")
-    up = arg(ev, "exe_upper_layer")
+    up = a.get("exe_upper_layer")
+    if up is None:
+        up = ctx.get("exe_upper_layer")
     th.exe_upper_layer = bool(up) if up is not None else upper(th)
-    writable = arg(ev, "exe_writable")
+    writable = a.get("exe_writable")
+    if writable is None:
+        writable = ctx.get("exe_writable")
     th.exe_writable = bool(writable) if writable is not None else False
     for key in _INODE_ARGS:
-        v = as_int(arg(ev, key))
-        if v is not None:
+        v = a.get(key)
+        if v is None:
+            v = ctx.get(key)
+        if type(v) is int or (v := as_int(v)) is not None:
             setattr(th, key, v)
 
 
@@ -137,11 +147,19 @@ def _host_path(run: str, key: ExeKey) -> str | None:
 
 
 _CTX_INTS = ("tty", "sid", "vpgid", "cap_effective", "cap_permitted", "cap_inheritable")
+_EFFECTIVE = (("euid", "uid"), ("egid", "gid"))
 _NO_CTX: dict[str, object] = {}
+_ENVS: dict[bytes | str, list[str]] = {}  # env as the kernel gave it -> split (most repeat)
 
 
-def _int(v: object) -> int | None:
-    return v if type(v) is int else as_int(v)
+def split_env(raw: bytes | str) -> list[str]:
+    """An exec's environment, split (a copy of the list remembered for the same bytes)."""
+    found = _ENVS.get(raw)
+    if found is None:
+        if len(_ENVS) >= 64:
+            _ENVS.clear()
+        found = _ENVS[raw] = procfs.split_argv(raw)
+    return list(found)
 
 
 def apply_ctx(th: ThreadInfo, ev: Event) -> None:
@@ -151,22 +169,25 @@ def apply_ctx(th: ThreadInfo, ev: Event) -> None:
     ctx = ev.ctx or _NO_CTX
     for key in _CTX_INTS:
         v = a.get(key)
-        v = _int(ctx.get(key) if v is None else v)
-        if v is not None:
+        if v is None:
+            v = ctx.get(key)
+        if type(v) is int or (v := as_int(v)) is not None:
             setattr(th, key, v)
     # user.uid is the effective uid; a source may only know the real one.
-    for eff, real in (("euid", "uid"), ("egid", "gid")):
-        v = _int(ctx.get(eff))
-        if v is None:
+    for eff, real in _EFFECTIVE:
+        v = ctx.get(eff)
+        if type(v) is not int:
             v = a.get(real)
-            v = _int(ctx.get(real) if v is None else v)
-        if v is not None:
+            if v is None:
+                v = ctx.get(real)
+        if type(v) is int or (v := as_int(v)) is not None:
             setattr(th, real, v)
     th.euid, th.egid = th.uid, th.gid
-    loginuid = a.get("loginuid")
-    loginuid = _int(ctx.get("loginuid") if loginuid is None else loginuid)
-    if loginuid is not None:
-        th.loginuid = -1 if loginuid in (NO_ID, -1) else loginuid
+    v = a.get("loginuid")
+    if v is None:
+        v = ctx.get("loginuid")
+    if type(v) is int or (v := as_int(v)) is not None:
+        th.loginuid = -1 if v in (NO_ID, -1) else v
 
 
 def set_vids(th: ThreadInfo, vtid: int | None) -> None:

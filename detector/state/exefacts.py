@@ -20,6 +20,8 @@ def resolve_path(base: str, path: str) -> str:
     """``path`` made absolute against ``base`` and normalised (no ``.``, ``..``, ``//``)."""
     if not path:
         return base
+    if path[0] == "/" and "/." not in path and "//" not in path and path[-1] != "/":
+        return path  # already absolute and normal (the usual exec of /usr/bin/x)
     full = path if path.startswith("/") else f"{base.rstrip('/')}/{path}"
     norm = posixpath.normpath(full)
     return "/" + norm.lstrip("/") if norm.startswith("//") else norm

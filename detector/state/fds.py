@@ -71,6 +71,7 @@ class FdTracker:
         self.proc_root = proc_root
         self.read_proc = read_proc
         self._misses: set[tuple[int, int]] = set()
+        self._used: dict[str, Callable[[Event, ThreadInfo], FdInfo | None]] = {}
         self.handlers: dict[str, Callable[[Event, ThreadInfo], FdInfo | None]] = {
             "open": self._open, "openat": self._open, "openat2": self._open,
             "creat": self._open, "socket": self._socket, "socketpair": self._socketpair,
@@ -87,10 +88,17 @@ class FdTracker:
         return self.handler_for(ev.type)(ev, th)
 
     def handler_for(self, etype: str) -> Callable[[Event, ThreadInfo], FdInfo | None]:
-        """What :meth:`handle` does for events of ``etype`` (the tracker keeps one per type)."""
-        handler = self.handlers.get(etype)
+        """What :meth:`handle` does for events of ``etype`` (made once per type)."""
+        handler = self.handlers.get(etype) or self._used.get(etype)
         if handler is not None:
             return handler
+        if len(self._used) >= 1024:  # event types are a few hundred: a bound, never reached
+            self._used.clear()
+        handler = self._used[etype] = self._used_fd(etype)
+        return handler
+
+    def _used_fd(self, etype: str) -> Callable[[Event, ThreadInfo], FdInfo | None]:
+        """The handler of an event that only uses an fd (its number under libscap's name)."""
         key = USED_FD.get(etype, "fd")
         fds_lookup = self.lookup
 

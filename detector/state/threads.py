@@ -48,6 +48,7 @@ from detector.state.execs import (
     exec_comm,
     set_exe_facts,
     set_vids,
+    split_env,
 )
 from detector.state.exefacts import ExeFacts
 from detector.state.exefacts import resolve_path as resolve_path  # re-exported
@@ -316,7 +317,7 @@ class ThreadTable:
         th.exec_ts = ev.ts
         env = arg(ev, "env")
         if isinstance(env, bytes | str):
-            th.env = procfs.split_argv(env)
+            th.env = split_env(env)
         apply_ctx(th, ev)
         set_vids(th, as_int((ev.ctx or {}).get("vpid")))
         if not th.container.is_host:

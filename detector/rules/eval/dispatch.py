@@ -3,7 +3,8 @@
 :class:`RuleIndex` takes the compiled conditions of a ruleset in load order. For each event type
 it generates one function that binds the event's locals once and tests, in order, only the rules
 whose inferred types include that type, each specialised for it (``evt.type`` checks folded,
-rules that cannot match dropped). Functions are built on the first event of each type.
+rules that cannot match dropped). Functions are built on the first event of each type, or all
+at once by ``prepare()`` (the runtime does so when it loads rules).
 
 ``index.match(event)`` returns the matching rules (only the first in ``first`` mode, Falco's
 default ``rule_matching``). A field that raises while being read (a malformed event) makes the
@@ -46,6 +47,13 @@ class RuleIndex(Generic[R]):
         if fn is None:
             fn = self.by_type[evttype] = self.build(evttype)
         return fn
+
+    def prepare(self) -> int:
+        """Build the matcher of every event type a condition names; returns how many."""
+        types = sorted({t for _, cc in self.entries for t in cc.evttypes or ()})
+        for evttype in types:
+            self.matcher(evttype)
+        return len(types)
 
     def candidates(self, evttype: str) -> list[R]:
         """The rules an event of this type meets, before their conditions are tested."""

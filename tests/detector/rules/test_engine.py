@@ -94,3 +94,13 @@ def test_never_true_rules_never_fire(ruleset: Ruleset) -> None:
     never = ruleset.rule("Never")
     assert never is not None and never.evttypes == frozenset()
     assert all(a.rule != "Never" for a in engine.process(_execve(num=0)))
+
+
+def test_prepared_matchers_alert_as_lazily_built_ones(ruleset: Ruleset) -> None:
+    lazy = RulesEngine(ruleset, hostname="h", rule_matching="all")
+    ready = RulesEngine(ruleset, hostname="h", rule_matching="all")
+    assert ready.prepare() >= 2 and {"execve", "openat"} <= set(ready._index.by_type)
+    events = [_execve(), _execve("bash", "sshd"), _open("/etc/shadow"), _open("/tmp/x")]
+    assert [[a.output for a in ready.process(e)] for e in events] == [
+        [a.output for a in lazy.process(e)] for e in events]
+    assert ready.process(_execve())  # the prepared index still fires

@@ -46,12 +46,13 @@ def procs(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
-def records(draw: st.DrawFn) -> bytes:
+def records(draw: st.DrawFn, nrs: list[int] = NRS, kinds: tuple[int, ...] = (0, 0, 0, 1, 2, 4, 7),
+            strings: st.SearchStrategy[bytes] = STRINGS, sockaddrs: bool = True) -> bytes:
     """A record as the BPF programs write it, with random contents for the type."""
-    nr = draw(st.sampled_from(NRS))
-    kind = draw(st.sampled_from([0, 0, 0, 1, 2, 4, 7]))
-    strs = [draw(STRINGS) for _ in range(draw(st.integers(0, 3)))]
-    sa = draw(SOCKADDRS)
+    nr = draw(st.sampled_from(nrs))
+    kind = draw(st.sampled_from(kinds))
+    strs = [draw(strings) for _ in range(draw(st.integers(0, 3)))]
+    sa = draw(SOCKADDRS) if sockaddrs else b""
     lens = [len(s) for s in strs] + [0] * (3 - len(strs)) + [len(sa)]
     u64 = st.integers(0, 2**64 - 1)
     hdr = dec.HDR.pack(
@@ -84,6 +85,23 @@ def test_compiled_and_python_decode_any_record_alike(rec: bytes, pad: int, boot:
         return
     got = fast.decode_compiled(buf, 7, boot, pad)
     assert got == want and got.ctx == want.ctx
+
+
+ARGV = st.lists(st.sampled_from([b"", b"\0", b"sh", b"-c", b"\xff\xfe", b"\xed\xb2\x80", b"\0\0",
+                                 b"caf\xc3\xa9", b"HOME=/root"]), max_size=6).map(b"".join)
+EXECS = [NUMBERS["execve"], NUMBERS["execveat"]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(rec=records(EXECS, (1, 5), ARGV, False), boot=st.integers(0, 2**61))
+def test_compiled_and_python_decode_execs_alike(rec: bytes, boot: int) -> None:
+    """execve/execveat (decoded in C since this session): the same Event, argv split and env
+    bytes alike, parameters in the same order (what ``evt.args`` renders)."""
+    need_compiled()
+    want = dec.decode(rec, 3, boot)
+    got = fast.decode_compiled(rec, 3, boot)
+    assert got == want and got.ctx == want.ctx
+    assert list(got.args) == list(want.args) and list(got.ctx or ()) == list(want.ctx or ())
 
 
 @pytest.mark.parametrize("name", NAMES)
