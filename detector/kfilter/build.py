@@ -12,6 +12,9 @@ State demand, derived from the rules (not assumed):
   rules on opens, and by the state for the directories it opens (the ``dirfd`` of later
   ``*at`` calls, ``fchdir``); its close only when its open was kept (the kernel marks the fds
   of dropped opens and drops their closes).
+* ``fcntl`` changes the fd table only with the commands that make an fd (``F_DUPFD``,
+  ``F_DUPFD_CLOEXEC``: the tracker copies the old entry); the others (``F_GETFL``,
+  ``F_SETFD``, locks...) are needed only by the rules on ``fcntl``.
 * Everything else in ``STATE_SET`` is kept whole.
 """
 
@@ -25,6 +28,7 @@ from detector.kfilter.atoms import (
     IS_DIR,
     OPEN_TYPES,
     TRUE,
+    Atom,
     Dnf,
     dnf_or,
     lit,
@@ -55,6 +59,14 @@ class Build:
     types: dict[str, TypeDemand]
     fd_readers: list[str]  # rules that read file fds on later events
     contributions: dict[tuple[str, str], Dnf]  # (rule, type) -> its DNF
+
+
+def fd_making_cmds() -> Dnf:
+    """``fcntl``'s commands the fd tracker reads: those that make an fd (state/fds.py)."""
+    from detector.state.fds import F_DUPFD, F_DUPFD_CLOEXEC
+
+    return dnf_or(lit(Atom("cmd", 0xFFFFFFFF, F_DUPFD)), lit(Atom("cmd", 0xFFFFFFFF,
+                                                                  F_DUPFD_CLOEXEC)))
 
 
 def _walk(node: object) -> Iterable[object]:
@@ -172,6 +184,9 @@ def build(rules: Iterable[object], selected: Iterable[str], chosen: bool = False
                 continue
             td.state = "opens of directories (dirfd of later *at calls, fchdir)"
             compile_syscall(plan, t, dnf_or(td.dnf, lit(IS_DIR)), mark_drops=True)
+        elif t == "fcntl":
+            td.state = "the commands that make an fd (F_DUPFD, F_DUPFD_CLOEXEC: the fd table)"
+            compile_syscall(plan, t, dnf_or(td.dnf, fd_making_cmds()))
         elif t in STATE_SET and t != "close":
             td.state = "every event (thread and fd tables)"
         elif t != "close" and td.rules:

@@ -22,7 +22,7 @@ EXECS = frozenset({"execve", "execveat"})
 def facts_of(ev: Event) -> Facts:
     """What the kernel program had in hand for this decoded event."""
     a, res = ev.args, ev.res if ev.res is not None else -1
-    raw = a.get("flags")
+    raw = a.get("cmd" if ev.type == "fcntl" else "flags")
     flags = event_flags(ev.type, (), None) if ev.type == "creat" else (
         raw & 0xFFFFFFFF if isinstance(raw, int) else None)  # fmt: skip
     got = a.get("name")

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from detector.kfilter.atoms import FALSE, TRUE, Atom, Dnf
-from detector.kfilter.plan import SyscallFilter
+from detector.kfilter.plan import CMD_SOURCES, SyscallFilter
 
+CMD_NAMES = {0: "F_DUPFD", 1030: "F_DUPFD_CLOEXEC"}  # fcntl's, as the state demands them
 NAMES_SHOWN = 8  # comm names listed per set before "and N more"
 
 
@@ -38,7 +39,9 @@ def _literal(atom: Atom, positive: bool) -> str:
         "dir": "it opened a directory",
         "comm": f"proc.name is one of {_names(atom.strings)} (not checked in the kernel)",
         "flags": f"flags & {atom.mask:#o} == {atom.value:#o}",
+        "cmd": f"the command is {CMD_NAMES.get(atom.value, atom.value)}",
     }.get(atom.kind) or {"eq": "the path is one of", "prefix": "the path starts with one of",
+                         "suffix": "the path ends with one of",
                          "contains": "the path contains one of"}[atom.op] + " " + _names(
         atom.strings)  # fmt: skip
     return text if positive else f"not ({text})"
@@ -62,8 +65,9 @@ def _kernel(sf: SyscallFilter | None) -> str:
     extra = "; a close of an fd whose open it dropped goes too" if sf.mark_drops else ""
     if sf.close_marks:
         extra = "; drops the closes of fds whose open it dropped"
-    return f"{len(sf.clauses)} clauses of {len(sf.flag_atoms)} flag tests" + (
-        " and path atoms" * sf.uses_path) + extra  # fmt: skip
+    tests = "command tests" if sf.evttype in CMD_SOURCES else "flag tests"
+    return f"{len(sf.clauses)} clauses of {len(sf.flag_atoms)} {tests}" + (
+        " and path atoms" * sf.uses_path) + (" (suffixes too)" * sf.uses_suffix) + extra
 
 
 def filters(*, paths: Sequence[str | os.PathLike[str]]) -> list[TypeReport]:
