@@ -42,6 +42,16 @@ s = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 0); os.read(s, 1); os.close(s); os.cl
 python3 -c 'import socket as s; l = s.socket(); l.bind(("127.0.0.1", 0)); l.listen()
 for _ in range(20): s.create_connection(l.getsockname()).close()'
 ls /usr/include > /dev/null
+python3 -c 'import os, socket as s; l = s.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+c = s.create_connection(l.getsockname()); os.dup2(c.fileno(), 50)
+f = os.open(os.getcwd() + "/out2.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+os.dup2(f, 50); os.close(f); os.dup2(50, 51)'
+"""
+SOCKET_DUPS = """- rule: Socket dup (test)
+  desc: a socket-only reader of fds made earlier
+  condition: evt.type in (dup, dup2, dup3) and fd.type in (ipv4, ipv6)
+  output: dup of a socket (fd=%fd.num)
+  priority: WARNING
 """
 
 
@@ -97,3 +107,19 @@ def test_filtered_events_raise_the_same_alerts(recording: list[Event], name: str
         assert len(kept) < 0.8 * len(recording), (len(kept), len(recording))
     fcntls = [e.args.get("cmd") for e in kept if e.type == "fcntl"]
     assert fcntls and set(fcntls) <= {0, 1030}  # F_DUPFD(_CLOEXEC): the rest is dropped
+
+
+def test_a_dup_over_a_socket_from_a_dropped_open_forgets_the_socket(
+        recording: list[Event], tmp_path: Path) -> None:  # fmt: skip
+    """fd 50 is a socket, then a dup of a write-open the kernel drops: a later dup of fd 50
+    must not look like a socket's (the tracker forgets what fd 50 was)."""
+    extra = tmp_path / "dups.yaml"
+    extra.write_text(SOCKET_DUPS)
+    files = [RULES_DIR / FILES[0], extra]
+    engine = _engine(files)
+    plan = build(engine.rules, {e.type for e in recording}, chosen=True).plan  # type: ignore[attr-defined]
+    assert not plan.syscalls["openat"].keep_all  # the new rule reads sockets only
+    whole = _alerts(engine, copy.deepcopy(recording))
+    assert sum(rule == "Socket dup (test)" for rule, _, _ in whole) >= 1
+    kept = list(filtered(plan, copy.deepcopy(recording)))
+    assert _alerts(_engine(files), kept) == whole
