@@ -11,7 +11,8 @@ State demand, derived from the rules (not assumed):
   reads it from /proc). If every such reader is socket-only, an open is needed only by the
   rules on opens, and by the state for the directories it opens (the ``dirfd`` of later
   ``*at`` calls, ``fchdir``); its close only when its open was kept (the kernel marks the fds
-  of dropped opens and drops their closes).
+  of dropped opens and drops their closes). A rule reading the table beyond the event's fd
+  (``proc.stdout.type``, ``proc.fdopencount``, ``fd.types``...), on any type, needs every open.
 * ``fcntl`` changes the fd table only with the commands that make an fd (``F_DUPFD``,
   ``F_DUPFD_CLOEXEC``: the tracker copies the old entry); the others (``F_GETFL``,
   ``F_SETFD``, locks...) are needed only by the rules on ``fcntl``.
@@ -37,6 +38,7 @@ from detector.kfilter.atoms import (
 from detector.kfilter.plan import KernelPlan, SyscallFilter, compile_syscall, finish_trie
 from detector.rules.lang.ast import And, BinaryCheck, Expr, FieldRef, ListNode, Not, Or, ValueNode
 
+TABLE_FIELDS = frozenset({"proc.fdopencount", "fd.types"})  # read the whole fd table
 SOCKET_TYPES = {"fd.type": {"ipv4", "ipv6", "unix"}, "fd.typechar": {"4", "6", "u"}}
 
 
@@ -142,9 +144,16 @@ def fd_readers(rules: Iterable[object], all_types: frozenset[str],
         tree = getattr(r, "tree", None)
         types = set(getattr(r, "evttypes", None) or all_types) & table_types
         if tree is None or (any(reads_fd(tree, t) for t in sorted(types))
-                            and not socket_only(tree)):  # fmt: skip
+                            and not socket_only(tree)) or reads_fd_table(tree):  # fmt: skip
             out.append(str(getattr(r, "name", "")))
     return out
+
+
+def reads_fd_table(tree: Expr) -> bool:
+    """Whether a condition reads the thread's fd table beyond the event's own fd, on any
+    event type: ``proc.stdin/stdout/stderr.*``, ``proc.fdopencount``, ``fd.types``."""
+    return any(isinstance(n, FieldRef) and (n.name in TABLE_FIELDS or n.name.startswith(
+        ("proc.stdin.", "proc.stdout.", "proc.stderr."))) for n in _walk(tree))  # fmt: skip
 
 
 def demands(rules: Iterable[object], selected: Iterable[str], chosen: bool = False,

@@ -120,3 +120,22 @@ def test_a_path_longer_than_the_kernel_reads_matches_nothing_evaluable() -> None
     assert not plan.syscalls["openat"].keep_all and long + "\0" not in plan.trie
     assert decide(plan, Facts("openat", 3, 0, "/etc/x"))
     assert decide(plan, Facts("openat", 3, 0, long))  # too long to evaluate: kept
+
+
+def test_a_rule_reading_the_fd_table_keeps_every_open() -> None:
+    from types import SimpleNamespace
+
+    from detector.kfilter.build import build
+
+    def rule(cond: str) -> object:
+        return SimpleNamespace(name="r", enabled=True, source="syscall", tree=parse(cond),
+                               evttypes=("execve",))  # fmt: skip
+
+    for cond in ("evt.type = execve and proc.stdout.type = file",
+                 "evt.type = execve and proc.fdopencount > 3",
+                 "evt.type = execve and fd.types[1] = file"):  # fmt: skip
+        b = build([rule(cond)], {"openat", "close", "execve"}, chosen=True)
+        assert b.plan.syscalls["openat"].keep_all, cond
+        assert b.fd_readers == ["r"]
+    b = build([rule("evt.type = execve and proc.name = x")], {"openat", "execve"}, chosen=True)
+    assert not b.plan.syscalls["openat"].keep_all and b.fd_readers == []
