@@ -136,6 +136,26 @@ static __always_inline void kf_unmark(u64 tgid, s64 fd)
     kf_marks.delete(&key);
 }
 
+static __always_inline void kf_mark(u64 tgid, s64 fd, void *task)
+{
+    if (fd < 0 || fd > FD_MAX)
+        return;
+    u64 key = tgid << 32 | (u32)fd;
+    struct kf_mark m = {};
+    kf_this(task, &m);
+    kf_marks.update(&key, &m);
+}
+
+// The two fds a pipe/pipe2/socketpair wrote at its ubuf argument ({-1, -1} if unreadable).
+static __always_inline void kf_pair(struct buf *b, u32 sv, s32 *two)
+{
+    int ui = SPEC_ARG(sv, S_UBUF);
+    if (ui < 0 || ui >= NARGS || bpf_probe_read_user(two, 8, (void *)b->h.args[ui]) != 0) {
+        two[0] = -1;
+        two[1] = -1;
+    }
+}
+
 // The kernel filter's decision for one event (args filled): 1 to keep.
 static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 pid_tgid,
                                    void *task)
@@ -164,26 +184,24 @@ static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 p
         }
         return 1;
     }
+    s32 two[2] = {-1, -1};
+    if ((mode & KF_UNMARK_UBUF) && ret == 0)
+        kf_pair(b, sv, two);
     if (!keep) {
-        if ((mode & KF_MARK_DROPS) && ret >= 0 && ret <= FD_MAX) {
-            u64 key = tgid << 32 | (u32)ret;
-            struct kf_mark m = {};
-            kf_this(task, &m);
-            kf_marks.update(&key, &m);
+        if ((mode & KF_MARK_DROPS) && ret >= 0) {
+            if (mode & KF_UNMARK_UBUF) {
+                kf_mark(tgid, two[0], task);
+                kf_mark(tgid, two[1], task);
+            } else {
+                kf_mark(tgid, ret, task);
+            }
         }
         return 0;
     }
     if (mode & KF_UNMARK_RET)
         kf_unmark(tgid, ret);
-    if ((mode & KF_UNMARK_UBUF) && ret == 0) {
-        int ui = SPEC_ARG(sv, S_UBUF);
-        s32 two[2] = {-1, -1};
-        if (ui >= 0 && ui < NARGS &&
-            bpf_probe_read_user(two, sizeof(two), (void *)b->h.args[ui]) == 0) {
-            kf_unmark(tgid, two[0]);
-            kf_unmark(tgid, two[1]);
-        }
-    }
+    kf_unmark(tgid, two[0]);
+    kf_unmark(tgid, two[1]);
     return 1;
 }
 

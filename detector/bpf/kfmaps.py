@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from detector.kfilter.plan import FLAG_SOURCES, KernelPlan
+from detector.kfilter.plan import FLAG_SOURCES, UBUF_FDS, KernelPlan
 from detector.sources.syscall_nrs import NUMBERS
 from detector.sources.syscalls import FD_EVENTS
 
@@ -23,7 +23,6 @@ KF_UNMARK_RET, KF_UNMARK_UBUF, KF_SUFFIX = 32, 64, 128
 KF_RTRIE = 2  # slot byte of the suffix trie's keys (the reversed path): 2 + slot
 KF_SRC_UBUF, KF_SRC_CREAT = 7, 8
 NEVER = 1 << 63  # an unused clause: needs bit 63, which no atom word has (events.c KF_EQ)
-UBUF_FDS = frozenset({"pipe", "pipe2", "socketpair"})
 
 
 def _flags_src(evttype: str) -> int:

@@ -13,6 +13,8 @@ State demand, derived from the rules (not assumed):
   ``*at`` calls, ``fchdir``); its close only when its open was kept (the kernel marks the fds
   of dropped opens and drops their closes). A rule reading the table beyond the event's fd
   (``proc.stdout.type``, ``proc.fdopencount``, ``fd.types``...), on any type, needs every open.
+* Pipes (``pipe``, ``pipe2``) feed the fd table only: under the same condition as opens they
+  go, their two fds marked so that their closes go too.
 * ``fcntl`` changes the fd table only with the commands that make an fd (``F_DUPFD``,
   ``F_DUPFD_CLOEXEC``: the tracker copies the old entry); the others (``F_GETFL``,
   ``F_SETFD``, locks...) are needed only by the rules on ``fcntl``.
@@ -38,6 +40,7 @@ from detector.kfilter.atoms import (
 from detector.kfilter.plan import KernelPlan, SyscallFilter, compile_syscall, finish_trie
 from detector.rules.lang.ast import And, BinaryCheck, Expr, FieldRef, ListNode, Not, Or, ValueNode
 
+PIPES = frozenset({"pipe", "pipe2"})  # fds no socket-only reader can tell from missing ones
 TABLE_FIELDS = frozenset({"proc.fdopencount", "fd.types"})  # read the whole fd table
 SOCKET_TYPES = {"fd.type": {"ipv4", "ipv6", "unix"}, "fd.typechar": {"4", "6", "u"}}
 
@@ -196,6 +199,9 @@ def build(rules: Iterable[object], selected: Iterable[str], chosen: bool = False
         elif t == "fcntl":
             td.state = "the commands that make an fd (F_DUPFD, F_DUPFD_CLOEXEC: the fd table)"
             compile_syscall(plan, t, dnf_or(td.dnf, fd_making_cmds()))
+        elif t in PIPES and not readers:
+            td.state = "none: rules read no fds but sockets (a dropped pipe's fds are marked)"
+            compile_syscall(plan, t, td.dnf, mark_drops=True)
         elif t in STATE_SET and t != "close":
             td.state = "every event (thread and fd tables)"
         elif t != "close" and td.rules:

@@ -36,6 +36,7 @@ OPEN_SOURCES: dict[str, tuple[int | str, int]] = {
 CMD_SOURCES: dict[str, tuple[int | str, int]] = {"fcntl": (1, -1)}
 FLAG_SOURCES = {**OPEN_SOURCES, **CMD_SOURCES}
 CREAT_FLAGS = 0o1 | 0o100 | 0o1000
+UBUF_FDS = frozenset({"pipe", "pipe2", "socketpair"})  # their two fds are at the ubuf argument
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class SyscallFilter:
     uses_path: bool = False
     uses_suffix: bool = False  # some path atom is a suffix: the reversed path is looked up
     uses_dir: bool = False
-    mark_drops: bool = False  # a dropped open that returned an fd marks it: its close goes too
+    mark_drops: bool = False  # a dropped open (pipe) marks the fd(s) it made: their closes go too
     close_marks: bool = False  # close: dropped when its fd is marked (and no clause holds)
 
 
@@ -239,7 +240,8 @@ class Marks:
             self.marked.discard((pid, f.fd_arg))
             kept = kept or not was
         elif not kept and sf.mark_drops and f.ret >= 0:
-            self.marked.add((pid, f.ret))
+            for fd in f.fds_made if f.evttype in UBUF_FDS else (f.ret,):
+                self.marked.add((pid, fd))
         if kept and plan.marking:
             for fd in f.fds_made:
                 self.marked.discard((pid, fd))

@@ -12,10 +12,9 @@ import os
 from collections.abc import Iterable, Iterator
 
 from detector.events import Event
-from detector.kfilter.plan import Facts, KernelPlan, Marks, event_flags
+from detector.kfilter.plan import UBUF_FDS, Facts, KernelPlan, Marks, event_flags
 from detector.sources.syscalls import FD_EVENTS
 
-UBUF_FDS = frozenset({"pipe", "pipe2", "socketpair"})
 EXECS = frozenset({"execve", "execveat"})
 
 

@@ -27,7 +27,7 @@ DRAIN = "/proc/self/fdinfo"  # a directory: the plans here keep its opens
 @pytest.fixture(scope="module")
 def source() -> Iterator[EbpfSource]:
     need_bpf()
-    with EbpfSource(syscalls={"openat", "close", "fcntl"}, skip_self=False) as src:
+    with EbpfSource(syscalls={"openat", "close", "fcntl", "pipe2"}, skip_self=False) as src:
         yield src
 
 
@@ -117,4 +117,23 @@ def test_a_long_path_ends_in_the_right_place(source: EbpfSource, tmp_path: Path)
     assert len(str(target)) == 253
     assert [e.args.get("name") for e in got if e.type == "openat" and str(
         e.args.get("name")).startswith(str(tmp_path))] == [str(target), str(tmp_path)]
+    source.set_filters(None)
+
+
+def test_a_dropped_pipe_takes_the_closes_of_its_fds_along(source: EbpfSource,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    plan = build([], {"openat", "close", "pipe2"}).plan
+    assert not plan.syscalls["pipe2"].keep_all and plan.syscalls["pipe2"].mark_drops
+    source.set_filters(plan)
+    _drain(source)
+    (tmp_path / "d").mkdir()
+    r, w = os.pipe()  # pipe2(O_CLOEXEC): dropped, both fds marked
+    kept = os.open(tmp_path / "d", os.O_RDONLY)  # a directory: kept
+    for fd in (r, w, kept):
+        os.close(fd)
+    got = _mine_until(source, str(tmp_path))
+    assert not [e for e in got if e.type == "pipe2"]
+    closed = [e.args.get("fd") for e in got if e.type == "close"]
+    assert r not in closed and w not in closed and kept in closed
+    assert source.filter_stats()["close"][1] >= 2
     source.set_filters(None)
