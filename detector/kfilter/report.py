@@ -7,9 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from detector.kfilter.atoms import FALSE, TRUE, Atom, Dnf
-from detector.kfilter.plan import CMD_SOURCES, SyscallFilter
+from detector.kfilter.plan import CMD_SOURCES, UBUF_FDS, SyscallFilter
 
-CMD_NAMES = {0: "F_DUPFD", 1030: "F_DUPFD_CLOEXEC"}  # fcntl's, as the state demands them
 NAMES_SHOWN = 8  # comm names listed per set before "and N more"
 
 
@@ -39,7 +38,7 @@ def _literal(atom: Atom, positive: bool) -> str:
         "dir": "it opened a directory",
         "comm": f"proc.name is one of {_names(atom.strings)} (not checked in the kernel)",
         "flags": f"flags & {atom.mask:#o} == {atom.value:#o}",
-        "cmd": f"the command is {CMD_NAMES.get(atom.value, atom.value)}",
+        "cmd": f"the command is {atom.value}",
     }.get(atom.kind) or {"eq": "the path is one of", "prefix": "the path starts with one of",
                          "suffix": "the path ends with one of",
                          "contains": "the path contains one of"}[atom.op] + " " + _names(
@@ -63,6 +62,8 @@ def _kernel(sf: SyscallFilter | None) -> str:
     if sf.keep_all:
         return f"every event ({sf.reason})" if sf.reason else "every event"
     extra = "; a close of an fd whose open it dropped goes too" if sf.mark_drops else ""
+    if sf.mark_drops and sf.evttype in UBUF_FDS:
+        extra = "; the closes of the two fds of a pipe it dropped go too"
     if sf.close_marks:
         extra = "; drops the closes of fds whose open it dropped"
     tests = "command tests" if sf.evttype in CMD_SOURCES else "flag tests"
