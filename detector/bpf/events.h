@@ -74,10 +74,13 @@
 #define KF_ON 1               // the clauses decide (else: keep every event)
 #define KF_PATH 2             // the clauses use path atoms
 #define KF_DIR 4              // the clauses use the directory atom
-#define KF_MARK_DROPS 8       // a dropped event that returned an fd marks it
+#define KF_MARK_DROPS 8       // a dropped event marks the fd(s) it made
 #define KF_CLOSE_MARKS 16     // close: a marked fd's close is dropped
 #define KF_UNMARK_RET 32      // a kept event unmarks the fd it returned
-#define KF_UNMARK_UBUF 64     // a kept event unmarks the two fds at its ubuf argument
+#define KF_UNMARK_UBUF 64     // its two fds are at its ubuf argument: unmarked if kept, marked
+                              // if dropped with KF_MARK_DROPS (pipe, pipe2)
+#define KF_SUFFIX 128         // the clauses use suffix atoms: the reversed path is looked up
+#define KF_RTRIE 2            // slot byte of the reversed-path (suffix) keys: 2 + slot
 #define KF_SRC_UBUF 7         // flags_src: 1 + argument index, or these
 #define KF_SRC_CREAT 8
 #define KF_CREAT_FLAGS 01101  // O_WRONLY|O_CREAT|O_TRUNC
@@ -104,7 +107,8 @@ struct kf_key {
 
 struct kf_scratch {
     struct kf_key key;
-    u8 pad[8];       // reads of data[i + 3] stay inside the value
+    struct kf_key rkey;  // the reversed path (suffix atoms), after its slot byte
+    u8 pad[8];       // reads of data[i + 3] and the dummy write at data[256] stay inside
 };
 
 struct kf_mark {

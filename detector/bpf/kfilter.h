@@ -5,7 +5,7 @@
 #define FALCOCTL_PY_KFILTER_H
 
 // Kernel filters (detector/kfilter): the live slot, per slot and syscall the clauses, the path
-// trie (keys start with the slot byte), the fds of dropped opens, per syscall seen/dropped.
+// trie (keys start with the slot byte; 2 + slot for the reversed paths of suffix atoms), the fds of dropped opens, per syscall seen/dropped.
 BPF_ARRAY(kf_slot, u32, 1);
 BPF_ARRAY(kf_sys, struct kf_sys, 2 * NR_SYSCALLS);
 BPF_LPM_TRIE(kf_trie, struct kf_key, u64, 4096);
@@ -19,10 +19,12 @@ BPF_PERCPU_ARRAY(kf_stats, u64, 2 * NR_SYSCALLS);
 
 // Whether the raw path in the trie key (after the slot byte, n bytes with its NUL) is absolute
 // and normalised: no "//", "/./", "../", no "/." or "/.." or "/" at its end. A window of the
-// last four bytes, compared without branches.
+// last four bytes, compared without branches. The same pass writes the path reversed into
+// `rkey` (after its slot byte; past the path, writes go to data[255], outside any key).
 static __always_inline int kf_normal(struct kf_scratch *s, int n)
 {
     u8 *p = s->key.data;  // p[0] is the slot byte
+    u8 *r = s->rkey.data;
     if (p[1] != '/')
         return 0;
     u64 w = 0, bad = 0, len = n - 1;
@@ -30,7 +32,11 @@ static __always_inline int kf_normal(struct kf_scratch *s, int n)
         u64 live = (i - len) >> 63;  // i < len: no branch, so one path through the loop
         u64 j = i;
         BOUND(j, 255);
-        u64 next = ((w << 8) | p[j + 1]) & 0xffffffffull;
+        u8 c = p[j + 1];
+        u64 ri = ((len - 1 - i) & -live) | (254 & (live - 1));
+        BOUND(ri, 255);
+        r[ri + 1] = c;
+        u64 next = ((w << 8) | c) & 0xffffffffull;
         w = (next & -live) | (w & (live - 1));
         bad |= live & (KF_EQ(w & 0xffff, 0x2f2f) | KF_EQ(w & 0xffffff, 0x2f2e2f) |
                        KF_EQ(w & 0xffffff, 0x2e2e2f));
@@ -66,7 +72,15 @@ static __always_inline s64 kf_path_bits(struct buf *b, struct kf_sys *k, u32 slo
     s->key.data[0] = slot;
     s->key.prefixlen = 8 * (n + 1);
     u64 *v = kf_trie.lookup(&s->key);
-    return v ? (s64)(*v & 0x7fffffffffffffffull) : 0;
+    u64 bits = v ? *v : 0;
+    if (k->mode & KF_SUFFIX) {  // the suffix trie: the reversed path, without its NUL
+        s->rkey.data[0] = KF_RTRIE + slot;
+        s->rkey.prefixlen = 8 * n;
+        u64 *rv = kf_trie.lookup(&s->rkey);
+        if (rv)
+            bits |= *rv;
+    }
+    return (s64)(bits & 0x7fffffffffffffffull);
 }
 
 // The clauses of `k` on this event: 1 to keep. Branch-free where it can be (each branch
@@ -122,6 +136,26 @@ static __always_inline void kf_unmark(u64 tgid, s64 fd)
     kf_marks.delete(&key);
 }
 
+static __always_inline void kf_mark(u64 tgid, s64 fd, void *task)
+{
+    if (fd < 0 || fd > FD_MAX)
+        return;
+    u64 key = tgid << 32 | (u32)fd;
+    struct kf_mark m = {};
+    kf_this(task, &m);
+    kf_marks.update(&key, &m);
+}
+
+// The two fds a pipe/pipe2/socketpair wrote at its ubuf argument ({-1, -1} if unreadable).
+static __always_inline void kf_pair(struct buf *b, u32 sv, s32 *two)
+{
+    int ui = SPEC_ARG(sv, S_UBUF);
+    if (ui < 0 || ui >= NARGS || bpf_probe_read_user(two, 8, (void *)b->h.args[ui]) != 0) {
+        two[0] = -1;
+        two[1] = -1;
+    }
+}
+
 // The kernel filter's decision for one event (args filled): 1 to keep.
 static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 pid_tgid,
                                    void *task)
@@ -150,26 +184,24 @@ static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 p
         }
         return 1;
     }
+    s32 two[2] = {-1, -1};
+    if ((mode & KF_UNMARK_UBUF) && ret == 0)
+        kf_pair(b, sv, two);
     if (!keep) {
-        if ((mode & KF_MARK_DROPS) && ret >= 0 && ret <= FD_MAX) {
-            u64 key = tgid << 32 | (u32)ret;
-            struct kf_mark m = {};
-            kf_this(task, &m);
-            kf_marks.update(&key, &m);
+        if ((mode & KF_MARK_DROPS) && ret >= 0) {
+            if (mode & KF_UNMARK_UBUF) {
+                kf_mark(tgid, two[0], task);
+                kf_mark(tgid, two[1], task);
+            } else {
+                kf_mark(tgid, ret, task);
+            }
         }
         return 0;
     }
     if (mode & KF_UNMARK_RET)
         kf_unmark(tgid, ret);
-    if ((mode & KF_UNMARK_UBUF) && ret == 0) {
-        int ui = SPEC_ARG(sv, S_UBUF);
-        s32 two[2] = {-1, -1};
-        if (ui >= 0 && ui < NARGS &&
-            bpf_probe_read_user(two, sizeof(two), (void *)b->h.args[ui]) == 0) {
-            kf_unmark(tgid, two[0]);
-            kf_unmark(tgid, two[1]);
-        }
-    }
+    kf_unmark(tgid, two[0]);
+    kf_unmark(tgid, two[1]);
     return 1;
 }
 

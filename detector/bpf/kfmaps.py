@@ -12,26 +12,26 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from detector.kfilter.plan import OPEN_SOURCES, KernelPlan
+from detector.kfilter.plan import FLAG_SOURCES, UBUF_FDS, KernelPlan
 from detector.sources.syscall_nrs import NUMBERS
 from detector.sources.syscalls import FD_EVENTS
 
 NR_SYSCALLS = 512  # events.h
 KF_CLAUSES, KF_FLAGS = 16, 8
 KF_ON, KF_PATH, KF_DIR, KF_MARK_DROPS, KF_CLOSE_MARKS = 1, 2, 4, 8, 16
-KF_UNMARK_RET, KF_UNMARK_UBUF = 32, 64
+KF_UNMARK_RET, KF_UNMARK_UBUF, KF_SUFFIX = 32, 64, 128
+KF_RTRIE = 2  # slot byte of the suffix trie's keys (the reversed path): 2 + slot
 KF_SRC_UBUF, KF_SRC_CREAT = 7, 8
 NEVER = 1 << 63  # an unused clause: needs bit 63, which no atom word has (events.c KF_EQ)
-UBUF_FDS = frozenset({"pipe", "pipe2", "socketpair"})
 
 
 def _flags_src(evttype: str) -> int:
-    src = OPEN_SOURCES.get(evttype, (0, 0))[0]
+    src = FLAG_SOURCES.get(evttype, (0, 0))[0]
     if src == "ubuf":
         return KF_SRC_UBUF
     if src == "creat":
         return KF_SRC_CREAT
-    return int(src) + 1 if isinstance(src, int) and evttype in OPEN_SOURCES else 0
+    return int(src) + 1 if isinstance(src, int) and evttype in FLAG_SOURCES else 0
 
 
 def entries(plan: KernelPlan | None) -> dict[str, dict[str, Any]]:
@@ -43,9 +43,10 @@ def entries(plan: KernelPlan | None) -> dict[str, dict[str, Any]]:
         mode = 0
         if not sf.keep_all:
             mode = KF_ON | (KF_PATH * sf.uses_path) | (KF_DIR * sf.uses_dir) | (
-                KF_MARK_DROPS * sf.mark_drops) | (KF_CLOSE_MARKS * sf.close_marks)  # fmt: skip
+                KF_MARK_DROPS * sf.mark_drops) | (KF_CLOSE_MARKS * sf.close_marks) | (
+                KF_SUFFIX * sf.uses_suffix)  # fmt: skip
         if mode:
-            path_arg = OPEN_SOURCES[name][1] + 1 if name in OPEN_SOURCES else 0
+            path_arg = FLAG_SOURCES[name][1] + 1 if name in FLAG_SOURCES else 0
             out[name] = {"mode": mode, "clauses": sf.clauses, "flags": sf.flag_atoms,
                          "flags_src": _flags_src(name), "path_arg": path_arg}  # fmt: skip
     if plan.marking:
@@ -71,6 +72,16 @@ def _leaf(table: Any, e: dict[str, Any] | None) -> Any:
     return leaf
 
 
+def _put(trie: Any, first: int, raw: bytes, bits: int) -> None:
+    """One trie entry: the slot byte ``first``, then ``raw`` as a prefix."""
+    key = trie.Key()
+    key.data[0] = first
+    for i, byte in enumerate(raw[: len(key.data) - 1]):
+        key.data[i + 1] = byte
+    key.prefixlen = 8 * (1 + min(len(raw), len(key.data) - 1))
+    trie[key] = ctypes.c_uint64(bits)
+
+
 def live_slot(bpf: Any) -> int:
     """The slot events read now."""
     return int(bpf[b"kf_slot"][ctypes.c_int(0)].value) & 1
@@ -80,17 +91,13 @@ def write_plan(bpf: Any, plan: KernelPlan | None) -> int:
     """Write ``plan`` (None: keep everything) into the idle slot and switch to it."""
     slot = 1 - live_slot(bpf)
     trie = bpf[b"kf_trie"]
-    for key in [k for k in trie if k.data[0] == slot]:
+    for key in [k for k in trie if k.data[0] & 1 == slot]:
         del trie[key]
     if plan is not None:
         for path, bits in plan.trie.items():
-            raw = path.encode("utf-8", "surrogateescape")
-            key = trie.Key()
-            key.data[0] = slot
-            for i, byte in enumerate(raw[: len(key.data) - 1]):
-                key.data[i + 1] = byte
-            key.prefixlen = 8 * (1 + min(len(raw), len(key.data) - 1))
-            trie[key] = ctypes.c_uint64(bits)
+            _put(trie, slot, path.encode("utf-8", "surrogateescape"), bits)
+        for suffix, bits in plan.rtrie.items():
+            _put(trie, KF_RTRIE + slot, suffix.encode("utf-8", "surrogateescape")[::-1], bits)
     table = bpf[b"kf_sys"]
     want = entries(plan)
     for name, nr in NUMBERS.items():

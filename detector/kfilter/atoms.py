@@ -1,9 +1,10 @@
 """Conditions over-approximated as small DNFs of atoms a BPF program can evaluate at exit.
 
 An :class:`Atom` is a test on what the program has in hand: the result (``ok``: the syscall
-returned >= 0), the open flags (``flags``: ``flags & mask == value``), the path argument
-(``path``: equal to / starting with one of some strings; used only on absolute, normalised
-paths, where the raw argument equals ``fd.name``), the directory-ness of the opened file
+returned >= 0), the open flags (``flags``: ``flags & mask == value``), a command argument
+(``cmd``: ``fcntl``'s, compared the same way), the path argument (``path``: equal to /
+starting with / ending with one of some strings; used only on absolute, normalised paths,
+where the raw argument equals ``fd.name``), the directory-ness of the opened file
 (``dir``, state only) and the comm (``comm``: ``proc.name`` in a set; not evaluated in the
 kernel yet). A :data:`Dnf` is a set of clauses, a clause a set of literals ``(atom, positive)``;
 :data:`TRUE` keeps everything, :data:`FALSE` nothing.
@@ -15,7 +16,8 @@ negates only exact atoms; anything else is TRUE. Field facts it relies on (check
 tests against the rules evaluator): ``evt.rawres``/``evt.res``/``evt.failed`` and, on opens,
 ``fd.num`` follow the return value; on opens ``evt.is_open_read`` is ``flags & 3 != 1``,
 ``evt.is_open_write`` is ``flags & 3 != 0``, ``fd.typechar``/``fd.type`` are ``d``/directory
-exactly when ``O_DIRECTORY`` is set, ``evt.arg.flags contains O_X`` is ``flags & O_X``.
+exactly when ``O_DIRECTORY`` is set, ``evt.arg.flags contains O_X`` is ``flags & O_X``,
+``fd.filename`` is what follows the last ``/`` of ``fd.name``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class Atom:
     kind: str
     mask: int = 0
     value: int = 0
-    op: str = ""  # path: "eq" | "prefix"
+    op: str = ""  # path: "eq" | "prefix" | "suffix" | "contains"
     strings: tuple[str, ...] = ()
     exact: bool = True  # its negation is exact too
 
@@ -58,7 +60,7 @@ class Atom:
         """The atom on one event's facts (``path`` None: not evaluable)."""
         if self.kind == "ok":
             return ok
-        if self.kind == "flags":
+        if self.kind in ("flags", "cmd"):  # ``flags``: the syscall's flag word (fcntl: cmd)
             return flags & self.mask == self.value
         if self.kind == "comm":
             return comm in self.strings
@@ -67,6 +69,8 @@ class Atom:
         assert path is not None
         if self.op == "eq":
             return path in self.strings
+        if self.op == "suffix":
+            return any(path.endswith(s) for s in self.strings)
         if self.op == "contains":
             return any(s in path for s in self.strings)
         return any(path.startswith(s) for s in self.strings)
@@ -169,6 +173,8 @@ def _open_atom(name: str, node: BinaryCheck, strings: tuple[str, ...], neg: bool
             return lit(Atom("path", op="eq", strings=strings), neg)
         if op == "startswith":
             return lit(Atom("path", op="prefix", strings=strings), not neg)
+        if op == "endswith":
+            return lit(Atom("path", op="suffix", strings=strings), not neg)
         if op == "contains" and all(not evaluable_path("/x" + t) for t in strings):
             # text no evaluable path holds ("../", "//"): the kernel keeps every path holding it
             return lit(Atom("path", op="contains", strings=strings), not neg)
@@ -178,6 +184,8 @@ def _open_atom(name: str, node: BinaryCheck, strings: tuple[str, ...], neg: bool
     if name == "fd.directory" and op in ("=", "==", "in"):
         dirs = tuple(sorted({s.rstrip("/") + "/" for s in strings}))
         return lit(Atom("path", op="prefix", strings=dirs, exact=False), not neg)
+    if name == "fd.filename" and (op in ("=", "==", "in") or (op == "!=" and len(strings) == 1)):
+        return _filename(strings, (op != "!=") != neg)
     if name in ("evt.is_open_read", "evt.is_open_write"):
         want = _bool(node)
         if want is None:
@@ -195,6 +203,18 @@ def _open_atom(name: str, node: BinaryCheck, strings: tuple[str, ...], neg: bool
     if name == "fd.num":
         return _result(op, strings, neg)
     return None
+
+
+def _filename(names: tuple[str, ...], positive: bool) -> Dnf:
+    """``fd.filename in names``: on an evaluable path (absolute, no trailing ``/``) the file
+    name is the part after the last ``/``, so it is ``x`` exactly when the path ends with
+    ``/x``; a name holding ``/`` is no file name. ``""`` (the name of ``/``) is not evaluated."""
+    if "" in names:
+        return TRUE
+    ends = tuple(sorted({"/" + n for n in names if "/" not in n}))
+    if not ends:
+        return FALSE if positive else TRUE
+    return lit(Atom("path", op="suffix", strings=ends), positive)
 
 
 def _flag_name(text: str, neg: bool) -> Dnf:

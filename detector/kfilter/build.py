@@ -11,7 +11,13 @@ State demand, derived from the rules (not assumed):
   reads it from /proc). If every such reader is socket-only, an open is needed only by the
   rules on opens, and by the state for the directories it opens (the ``dirfd`` of later
   ``*at`` calls, ``fchdir``); its close only when its open was kept (the kernel marks the fds
-  of dropped opens and drops their closes).
+  of dropped opens and drops their closes). A rule reading the table beyond the event's fd
+  (``proc.stdout.type``, ``proc.fdopencount``, ``fd.types``...), on any type, needs every open.
+* Pipes (``pipe``, ``pipe2``) feed the fd table only: under the same condition as opens they
+  go, their two fds marked so that their closes go too.
+* ``fcntl`` changes the fd table only with the commands that make an fd (``F_DUPFD``,
+  ``F_DUPFD_CLOEXEC``: the tracker copies the old entry); the others (``F_GETFL``,
+  ``F_SETFD``, locks...) are needed only by the rules on ``fcntl``.
 * Everything else in ``STATE_SET`` is kept whole.
 """
 
@@ -25,6 +31,7 @@ from detector.kfilter.atoms import (
     IS_DIR,
     OPEN_TYPES,
     TRUE,
+    Atom,
     Dnf,
     dnf_or,
     lit,
@@ -33,6 +40,8 @@ from detector.kfilter.atoms import (
 from detector.kfilter.plan import KernelPlan, SyscallFilter, compile_syscall, finish_trie
 from detector.rules.lang.ast import And, BinaryCheck, Expr, FieldRef, ListNode, Not, Or, ValueNode
 
+PIPES = frozenset({"pipe", "pipe2"})  # fds no socket-only reader can tell from missing ones
+TABLE_FIELDS = frozenset({"proc.fdopencount", "fd.types"})  # read the whole fd table
 SOCKET_TYPES = {"fd.type": {"ipv4", "ipv6", "unix"}, "fd.typechar": {"4", "6", "u"}}
 
 
@@ -55,6 +64,14 @@ class Build:
     types: dict[str, TypeDemand]
     fd_readers: list[str]  # rules that read file fds on later events
     contributions: dict[tuple[str, str], Dnf]  # (rule, type) -> its DNF
+
+
+def fd_making_cmds() -> Dnf:
+    """``fcntl``'s commands the fd tracker reads: those that make an fd (state/fds.py)."""
+    from detector.state.fds import F_DUPFD, F_DUPFD_CLOEXEC
+
+    return dnf_or(lit(Atom("cmd", 0xFFFFFFFF, F_DUPFD)), lit(Atom("cmd", 0xFFFFFFFF,
+                                                                  F_DUPFD_CLOEXEC)))
 
 
 def _walk(node: object) -> Iterable[object]:
@@ -130,9 +147,16 @@ def fd_readers(rules: Iterable[object], all_types: frozenset[str],
         tree = getattr(r, "tree", None)
         types = set(getattr(r, "evttypes", None) or all_types) & table_types
         if tree is None or (any(reads_fd(tree, t) for t in sorted(types))
-                            and not socket_only(tree)):  # fmt: skip
+                            and not socket_only(tree)) or reads_fd_table(tree):  # fmt: skip
             out.append(str(getattr(r, "name", "")))
     return out
+
+
+def reads_fd_table(tree: Expr) -> bool:
+    """Whether a condition reads the thread's fd table beyond the event's own fd, on any
+    event type: ``proc.stdin/stdout/stderr.*``, ``proc.fdopencount``, ``fd.types``."""
+    return any(isinstance(n, FieldRef) and (n.name in TABLE_FIELDS or n.name.startswith(
+        ("proc.stdin.", "proc.stdout.", "proc.stderr."))) for n in _walk(tree))  # fmt: skip
 
 
 def demands(rules: Iterable[object], selected: Iterable[str], chosen: bool = False,
@@ -172,6 +196,12 @@ def build(rules: Iterable[object], selected: Iterable[str], chosen: bool = False
                 continue
             td.state = "opens of directories (dirfd of later *at calls, fchdir)"
             compile_syscall(plan, t, dnf_or(td.dnf, lit(IS_DIR)), mark_drops=True)
+        elif t == "fcntl":
+            td.state = "the commands that make an fd (F_DUPFD, F_DUPFD_CLOEXEC: the fd table)"
+            compile_syscall(plan, t, dnf_or(td.dnf, fd_making_cmds()))
+        elif t in PIPES and not readers:
+            td.state = "none: rules read no fds but sockets (a dropped pipe's fds are marked)"
+            compile_syscall(plan, t, td.dnf, mark_drops=True)
         elif t in STATE_SET and t != "close":
             td.state = "every event (thread and fd tables)"
         elif t != "close" and td.rules:

@@ -3,7 +3,8 @@ the program's decision in Python (the maps' semantics, shared by the tests and t
 
 Bits of an event's atom word (events.h ``KF_*``): bit 0 the result is >= 0; bits 1..8 the
 syscall's flag atoms (``flags & mask == value``); bit 9 the opened file is a directory;
-bits 10..63 path atoms, shared by every syscall (the trie's values). A clause is
+bits 10..62 path atoms, shared by every syscall (the tries' values: prefixes and equalities in
+one trie, suffixes in a second one keyed by the reversed path). A clause is
 ``(must, must_not)``: it holds when every ``must`` bit is set and no ``must_not`` bit is. An
 event is kept when a clause holds, when its syscall keeps everything, or when the plan needs
 its path and the path is not evaluable. ``comm`` atoms are not evaluated in the kernel: they
@@ -13,6 +14,8 @@ count as unknown (their literals are dropped, which widens the clause).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
 
 from detector.kfilter.atoms import OK, PATH_MAX_EVAL, Atom, Dnf, evaluable_path
 
@@ -29,7 +32,11 @@ MAX_TRIE = 2000  # path strings per slot (events.c's kf_trie holds 4096: two slo
 OPEN_SOURCES: dict[str, tuple[int | str, int]] = {
     "open": (1, 0), "openat": (2, 1), "openat2": ("ubuf", 1), "creat": ("creat", 0),
 }  # fmt: skip
+# Syscalls whose flag tests read a command argument, no path (-1): fcntl's cmd.
+CMD_SOURCES: dict[str, tuple[int | str, int]] = {"fcntl": (1, -1)}
+FLAG_SOURCES = {**OPEN_SOURCES, **CMD_SOURCES}
 CREAT_FLAGS = 0o1 | 0o100 | 0o1000
+UBUF_FDS = frozenset({"pipe", "pipe2", "socketpair"})  # their two fds are at the ubuf argument
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +49,9 @@ class SyscallFilter:
     clauses: tuple[tuple[int, int], ...] = ()
     flag_atoms: tuple[tuple[int, int], ...] = ()  # (mask, value) of bits 1, 2, ...
     uses_path: bool = False
+    uses_suffix: bool = False  # some path atom is a suffix: the reversed path is looked up
     uses_dir: bool = False
-    mark_drops: bool = False  # a dropped open that returned an fd marks it: its close goes too
+    mark_drops: bool = False  # a dropped open (pipe) marks the fd(s) it made: their closes go too
     close_marks: bool = False  # close: dropped when its fd is marked (and no clause holds)
 
 
@@ -53,6 +61,7 @@ class KernelPlan:
 
     syscalls: dict[str, SyscallFilter] = field(default_factory=dict)
     trie: dict[str, int] = field(default_factory=dict)
+    rtrie: dict[str, int] = field(default_factory=dict)  # suffix -> bits (kept unreversed)
     path_atoms: dict[Atom, int] = field(default_factory=dict)  # atom -> bit
     notes: list[str] = field(default_factory=list)
     marking: bool = False  # some open marks its dropped fds: fd-making events unmark theirs
@@ -75,12 +84,13 @@ def _path_bit(plan: KernelPlan, atom: Atom) -> int:
         plan.path_atoms[atom] = bit
         if atom.op == "contains":  # contains-atoms never hold on an evaluable path
             return bit
+        trie = plan.rtrie if atom.op == "suffix" else plan.trie
         for s in atom.strings:
             if len(s.encode("utf-8", "surrogateescape")) > PATH_MAX_EVAL:
-                continue  # longer than any evaluable path: never equal to or a prefix of one
+                continue  # longer than any evaluable path: never equal to, a prefix or suffix
             key = s + "\0" if atom.op == "eq" else s
-            plan.trie[key] = plan.trie.get(key, 0) | bit
-        if len(plan.trie) > MAX_TRIE:
+            trie[key] = trie.get(key, 0) | bit
+        if len(plan.trie) + len(plan.rtrie) > MAX_TRIE:
             raise _TooBig(f"more than {MAX_TRIE} path strings")
     return bit
 
@@ -91,7 +101,7 @@ def _bit(plan: KernelPlan, flags: list[tuple[int, int]], atom: Atom) -> int | No
         return BIT_OK
     if atom.kind == "dir":
         return BIT_DIR
-    if atom.kind == "flags":
+    if atom.kind in ("flags", "cmd"):
         key = (atom.mask, atom.value)
         if key not in flags:
             if len(flags) >= MAX_FLAG_ATOMS:
@@ -106,8 +116,9 @@ def _bit(plan: KernelPlan, flags: list[tuple[int, int]], atom: Atom) -> int | No
 def compile_syscall(plan: KernelPlan, evttype: str, dnf: Dnf, *, mark_drops: bool = False,
                     close_marks: bool = False) -> SyscallFilter:  # fmt: skip
     """``dnf`` as clauses of bits for ``evttype``; keep-all when it does not fit the maps."""
-    if evttype not in OPEN_SOURCES and any(a.kind != "ok" for c in dnf for a, _ in c):
-        dnf = frozenset(frozenset(x for x in c if x[0].kind == "ok") for c in dnf)
+    known = {"ok"} | ({"cmd"} if evttype in CMD_SOURCES else set())
+    if evttype not in OPEN_SOURCES and any(a.kind not in known for c in dnf for a, _ in c):
+        dnf = frozenset(frozenset(x for x in c if x[0].kind in known) for c in dnf)
     flags: list[tuple[int, int]] = []
     clauses: set[tuple[int, int]] = set()
     try:
@@ -137,36 +148,36 @@ def compile_syscall(plan: KernelPlan, evttype: str, dnf: Dnf, *, mark_drops: boo
     for m, n in clauses:
         every |= m | n
     sf = SyscallFilter(evttype, False, "", tuple(sorted(clauses)), tuple(flags),
-                       uses_path=bool(every >> PATH_BIT0), uses_dir=bool(every & BIT_DIR),
+                       uses_path=bool(every >> PATH_BIT0),
+                       uses_suffix=any(a.op == "suffix" and b & every
+                                       for a, b in plan.path_atoms.items()),
+                       uses_dir=bool(every & BIT_DIR),
                        mark_drops=mark_drops, close_marks=close_marks)  # fmt: skip
     plan.syscalls[evttype] = sf
     return sf
 
 
 def finish_trie(plan: KernelPlan) -> None:
-    """Give each trie entry the bits of every entry it extends (the trie finds the longest)."""
-    base = dict(plan.trie)
-    for key in base:
-        bits = 0
-        for other, b in base.items():
-            if key.startswith(other):
-                bits |= b
-        plan.trie[key] = bits
+    """Give each trie entry the bits of every entry it extends (the trie finds the longest);
+    in the suffix trie, of every entry it ends with."""
+    for trie, extends in ((plan.trie, str.startswith), (plan.rtrie, str.endswith)):
+        base = dict(trie)
+        for key in base:
+            trie[key] = reduce(or_, (b for other, b in base.items() if extends(key, other)), 0)
 
 
 def path_bits(plan: KernelPlan, path: str) -> int:
-    """The trie's answer for an evaluable path: the longest matching entry's bits."""
+    """The tries' answer for an evaluable path: the longest matching entries' bits."""
     probe = path + "\0"
-    best = ""
-    for key in plan.trie:
-        if probe.startswith(key) and len(key) > len(best):
-            best = key
-    return plan.trie.get(best, 0) if best else 0
+    best = max((k for k in plan.trie if probe.startswith(k)), key=len, default=None)
+    rbest = max((k for k in plan.rtrie if path.endswith(k)), key=len, default=None)
+    return (0 if best is None else plan.trie[best]) | (0 if rbest is None else plan.rtrie[rbest])
 
 
 def event_flags(evttype: str, args: tuple[int, ...], ubuf0: int | None) -> int | None:
-    """The open flags the kernel sees (None: unknown, e.g. openat2's struct was unreadable)."""
-    src = OPEN_SOURCES.get(evttype, (None, 0))[0]
+    """The flag word the kernel sees: open flags, fcntl's command (None: unknown, e.g.
+    openat2's struct was unreadable)."""
+    src = FLAG_SOURCES.get(evttype, (None, 0))[0]
     if src == "creat":
         return CREAT_FLAGS
     if src == "ubuf":
@@ -229,7 +240,8 @@ class Marks:
             self.marked.discard((pid, f.fd_arg))
             kept = kept or not was
         elif not kept and sf.mark_drops and f.ret >= 0:
-            self.marked.add((pid, f.ret))
+            for fd in f.fds_made if f.evttype in UBUF_FDS else (f.ret,):
+                self.marked.add((pid, fd))
         if kept and plan.marking:
             for fd in f.fds_made:
                 self.marked.discard((pid, fd))

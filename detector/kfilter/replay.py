@@ -12,17 +12,16 @@ import os
 from collections.abc import Iterable, Iterator
 
 from detector.events import Event
-from detector.kfilter.plan import Facts, KernelPlan, Marks, event_flags
+from detector.kfilter.plan import UBUF_FDS, Facts, KernelPlan, Marks, event_flags
 from detector.sources.syscalls import FD_EVENTS
 
-UBUF_FDS = frozenset({"pipe", "pipe2", "socketpair"})
 EXECS = frozenset({"execve", "execveat"})
 
 
 def facts_of(ev: Event) -> Facts:
     """What the kernel program had in hand for this decoded event."""
     a, res = ev.args, ev.res if ev.res is not None else -1
-    raw = a.get("flags")
+    raw = a.get("cmd" if ev.type == "fcntl" else "flags")
     flags = event_flags(ev.type, (), None) if ev.type == "creat" else (
         raw & 0xFFFFFFFF if isinstance(raw, int) else None)  # fmt: skip
     got = a.get("name")

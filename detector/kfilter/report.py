@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from detector.kfilter.atoms import FALSE, TRUE, Atom, Dnf
-from detector.kfilter.plan import SyscallFilter
+from detector.kfilter.plan import CMD_SOURCES, UBUF_FDS, SyscallFilter
 
 NAMES_SHOWN = 8  # comm names listed per set before "and N more"
 
@@ -38,7 +38,9 @@ def _literal(atom: Atom, positive: bool) -> str:
         "dir": "it opened a directory",
         "comm": f"proc.name is one of {_names(atom.strings)} (not checked in the kernel)",
         "flags": f"flags & {atom.mask:#o} == {atom.value:#o}",
+        "cmd": f"the command is {atom.value}",
     }.get(atom.kind) or {"eq": "the path is one of", "prefix": "the path starts with one of",
+                         "suffix": "the path ends with one of",
                          "contains": "the path contains one of"}[atom.op] + " " + _names(
         atom.strings)  # fmt: skip
     return text if positive else f"not ({text})"
@@ -60,10 +62,13 @@ def _kernel(sf: SyscallFilter | None) -> str:
     if sf.keep_all:
         return f"every event ({sf.reason})" if sf.reason else "every event"
     extra = "; a close of an fd whose open it dropped goes too" if sf.mark_drops else ""
+    if sf.mark_drops and sf.evttype in UBUF_FDS:
+        extra = "; the closes of the two fds of a pipe it dropped go too"
     if sf.close_marks:
         extra = "; drops the closes of fds whose open it dropped"
-    return f"{len(sf.clauses)} clauses of {len(sf.flag_atoms)} flag tests" + (
-        " and path atoms" * sf.uses_path) + extra  # fmt: skip
+    tests = "command tests" if sf.evttype in CMD_SOURCES else "flag tests"
+    return f"{len(sf.clauses)} clauses of {len(sf.flag_atoms)} {tests}" + (
+        " and path atoms" * sf.uses_path) + (" (suffixes too)" * sf.uses_suffix) + extra
 
 
 def filters(*, paths: Sequence[str | os.PathLike[str]]) -> list[TypeReport]:

@@ -307,6 +307,8 @@ class FdTracker:
             return None
         src = th.fds.get(old) or self.lookup(th, old)
         if src is None:
+            if new != old:  # the new fd names what old does, which nobody tracks: not its past
+                th.fds.pop(new, None)
             return None
         flags = src.open_flags & ~O_CLOEXEC
         if ev.type == "dup3" and (as_int(a.get("flags")) or 0) & O_CLOEXEC:

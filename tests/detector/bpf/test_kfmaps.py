@@ -8,7 +8,7 @@ from importlib import resources
 
 from detector.bpf import kfmaps
 from detector.kfilter import plan as kplan
-from detector.kfilter.atoms import IS_DIR, dnf_or, lit, over
+from detector.kfilter.atoms import IS_DIR, PATH_MAX_EVAL, dnf_or, lit, over
 from detector.kfilter.plan import KernelPlan, compile_syscall, finish_trie
 from detector.rules.lang.parser import parse
 
@@ -27,10 +27,11 @@ def test_the_constants_agree_with_events_h() -> None:
     assert (d["KF_CLAUSES"], d["KF_FLAGS"]) == (kfmaps.KF_CLAUSES, kfmaps.KF_FLAGS)
     assert (d["KF_CLAUSES"], d["KF_FLAGS"]) == (kplan.MAX_CLAUSES, kplan.MAX_FLAG_ATOMS)
     for name in ("KF_ON", "KF_PATH", "KF_DIR", "KF_MARK_DROPS", "KF_CLOSE_MARKS",
-                 "KF_UNMARK_RET", "KF_UNMARK_UBUF", "KF_SRC_UBUF", "KF_SRC_CREAT"):
+                 "KF_UNMARK_RET", "KF_UNMARK_UBUF", "KF_SRC_UBUF", "KF_SRC_CREAT", "KF_SUFFIX",
+                 "KF_RTRIE"):
         assert d[name] == getattr(kfmaps, name), name
     assert d["KF_CREAT_FLAGS"] == kplan.CREAT_FLAGS
-    assert d["KF_PATH_MAX"] == kplan.PATH_MAX_EVAL
+    assert d["KF_PATH_MAX"] == PATH_MAX_EVAL
     assert kplan.BIT_DIR == 1 << 9 and kplan.PATH_BIT0 + kplan.MAX_PATH_ATOMS <= 63
 
 
@@ -52,3 +53,17 @@ def test_a_plan_becomes_modes_clauses_and_unmarking() -> None:
     assert got["socket"]["mode"] == kfmaps.KF_UNMARK_RET
     assert "execve" not in got and kfmaps.entries(None) == {}
     assert plan.trie == {"/etc": 1 << kplan.PATH_BIT0}
+
+
+def test_fcntl_tests_its_command_and_suffixes_set_their_mode() -> None:
+    from detector.kfilter.build import build
+
+    got = kfmaps.entries(build([], {"fcntl"}).plan)["fcntl"]
+    assert got["flags_src"] == 2 and got["path_arg"] == 0  # cmd is argument 1; no path
+    assert sorted(got["flags"]) == [(0xFFFFFFFF, 0), (0xFFFFFFFF, 1030)]  # F_DUPFD(_CLOEXEC)
+    assert got["mode"] == kfmaps.KF_ON  # no open marks here: nothing to unmark
+    plan = KernelPlan()
+    compile_syscall(plan, "openat", over(parse("fd.filename = syslog"), "openat"))
+    finish_trie(plan)
+    assert plan.rtrie == {"/syslog": 1 << kplan.PATH_BIT0} and not plan.trie
+    assert kfmaps.entries(plan)["openat"]["mode"] & kfmaps.KF_SUFFIX

@@ -18,7 +18,7 @@ from detector.rules.lang.parser import parse
 from detector.state.exefacts import resolve_path
 
 PATHS = ("/etc/shadow", "/etc/pam.d/x", "/etc", "/tmp/x", "/usr/include/a..b", "/etc/../etc/shadow",
-         "rel/x", "/etc/", "/tmp//x")  # fmt: skip
+         "rel/x", "/etc/", "/tmp//x", "/", "/x", "/etc/xshadow", "/etc/x/shadow/.")  # fmt: skip
 FLAGS = (0, 1, 2, 0o1101, 0o200000, 0o2000000)
 RESULTS = (-2, 0, 5)
 ATOMS = st.sampled_from([
@@ -29,6 +29,8 @@ ATOMS = st.sampled_from([
     "evt.arg.flags contains O_CLOEXEC", "fd.typechar = f", "fd.typechar = d", "fd.num >= 0",
     "evt.rawres < 0", "evt.rawres in (0, 1)", "proc.name = bash", "evt.type = openat",
     "evt.type = connect", "fd.name endswith shadow", "fd.filename = x",
+    "fd.filename in (shadow, x, a/b)", "fd.filename != shadow", "fd.nameraw endswith /x",
+    "fd.name endswith 'c/x'", "fd.filename = ''", "fd.name endswith ''",
 ])  # fmt: skip
 
 
@@ -82,7 +84,7 @@ def test_the_bench_opens_are_dropped_and_sensitive_ones_kept() -> None:
 
 
 def test_a_condition_the_kernel_cannot_tell_apart_keeps_everything() -> None:
-    plan = _plan(["fd.name endswith .h"])
+    plan = _plan(["fd.name glob '*.h'"])
     assert plan.syscalls["openat"].keep_all
     assert over(parse("evt.type = connect"), "openat") == FALSE
     assert over(parse("proc.name = bash"), "openat") != TRUE
@@ -118,3 +120,22 @@ def test_a_path_longer_than_the_kernel_reads_matches_nothing_evaluable() -> None
     assert not plan.syscalls["openat"].keep_all and long + "\0" not in plan.trie
     assert decide(plan, Facts("openat", 3, 0, "/etc/x"))
     assert decide(plan, Facts("openat", 3, 0, long))  # too long to evaluate: kept
+
+
+def test_a_rule_reading_the_fd_table_keeps_every_open() -> None:
+    from types import SimpleNamespace
+
+    from detector.kfilter.build import build
+
+    def rule(cond: str) -> object:
+        return SimpleNamespace(name="r", enabled=True, source="syscall", tree=parse(cond),
+                               evttypes=("execve",))  # fmt: skip
+
+    for cond in ("evt.type = execve and proc.stdout.type = file",
+                 "evt.type = execve and proc.fdopencount > 3",
+                 "evt.type = execve and fd.types[1] = file"):  # fmt: skip
+        b = build([rule(cond)], {"openat", "close", "execve"}, chosen=True)
+        assert b.plan.syscalls["openat"].keep_all, cond
+        assert b.fd_readers == ["r"]
+    b = build([rule("evt.type = execve and proc.name = x")], {"openat", "execve"}, chosen=True)
+    assert not b.plan.syscalls["openat"].keep_all and b.fd_readers == []

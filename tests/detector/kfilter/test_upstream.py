@@ -105,6 +105,12 @@ def test_the_stable_rules_drop_reads_of_ordinary_files(
     plan = upstream[1]["stable"]
     assert not decide(plan, Facts("openat", 3, 0, "/usr/include/stdio.h"))
     assert decide(plan, Facts("openat", 3, 0, "/etc/shadow"))
-    assert decide(plan, Facts("openat", 3, 0o1101, "/tmp/cc.o"))  # a write: Clear Log rules
+    # writes: Clear Log Activities (a log's name or directory, truncating), release_agent
+    assert not decide(plan, Facts("openat", 3, 0o1101, "/tmp/cc.o"))
+    assert decide(plan, Facts("openat", 3, 0o1101, "/tmp/syslog"))
+    assert decide(plan, Facts("openat", 3, 0o1101, "/var/log/x"))
+    assert not decide(plan, Facts("openat", 3, 0o101, "/tmp/syslog"))  # no O_TRUNC
+    assert decide(plan, Facts("openat", 3, 0o101, "/sys/fs/cgroup/x/release_agent"))
+    assert not decide(plan, Facts("openat", 3, 0o101, "/sys/fs/cgroup/x/release_agent.bak"))
     assert plan.syscalls["close"].close_marks
     assert plan.syscalls["execve"].keep_all if "execve" in plan.syscalls else True

@@ -73,3 +73,18 @@ def test_a_bad_file_is_one_line_and_non_zero(
     assert res.code == 1 and res.stdout == ""
     assert res.stderr.count("\n") == 1
     assert f"{f}:2:" in res.stderr and "proc.nme" in res.stderr
+
+
+def test_suffixes_fcntl_commands_and_pipes_in_words(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text("- rule: Log truncated\n  desc: d\n  condition: evt.type = openat and "
+                 "evt.is_open_write = true and fd.filename in (syslog, auth.log)\n"
+                 "  output: o\n  priority: WARNING\n")  # fmt: skip
+    code, out = _run([str(f)])
+    assert code == 0, out
+    assert "the path ends with one of /auth.log, /syslog" in out
+    assert "path atoms (suffixes too)" in out
+    assert ("fcntl: keeps nothing (no rule can match); in the kernel: 2 clauses of 2 command "
+            "tests (state: the commands that make an fd (F_DUPFD, F_DUPFD_CLOEXEC") in out
+    assert "pipe2: keeps nothing (no rule can match); in the kernel: 0 clauses" in out
+    assert "the closes of the two fds of a pipe it dropped go too" in out
