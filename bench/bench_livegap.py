@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import ebpf_workloads as ew
 
@@ -146,7 +147,7 @@ def show(label: str, f: dict[str, float], cost: float) -> None:
 
 
 def main() -> None:
-    """Run the trees alternately and print each run's figures."""
+    """(t) the pace on and off in this process; (g) the trees alternately, each run's figures."""
     if os.geteuid() != 0:
         print("(g) skipped: needs root")
         return
@@ -159,6 +160,7 @@ def main() -> None:
     base = os.environ.get("LIVEGAP_BASELINE")
     if base:
         trees.insert(0, ("baseline " + base, f"{base}/.venv/bin/python", base))
+    trickles()
     cost = wakeup_cost_us()
     print(f"(g) one empty epoll wake-up of the reader: {cost:.1f} us of CPU")
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,3 +176,74 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+TRICKLE = """import os, sys, time
+for _ in range(int(sys.argv[2])):
+    os.close(os.open(sys.argv[1], os.O_RDONLY))
+    time.sleep(0.0005)
+"""
+
+
+def trickle(pace: float, n: int = 2000) -> tuple[int, int, float]:
+    """(events, reads, reading thread's CPU seconds) for ``n`` opens 0.5 ms apart, read by
+    a real SyscallFeed in this process with this ``pace`` (other processes' events count too)."""
+    import threading
+
+    from detector.config.load import load_config
+    from detector.feeds import SyscallFeed
+    from detector.rules.engine import RulesEngine
+    from detector.rules.load.loader import load_rules_files
+
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp, "trickle")
+        target.write_text("x")
+        rf = Path(tmp, "r.yaml")
+        rf.write_text(f"- rule: r\n  desc: d\n  condition: evt.type = openat and fd.name = "
+                      f"{target}\n  output: o\n  priority: INFO\n")  # fmt: skip
+        feed = SyscallFeed(load_config(), frozenset({"openat"}),
+                           RulesEngine(load_rules_files([rf])).rules)  # fmt: skip
+        feed.pace = pace
+        read = feed.source.read
+        reads = [0, 0, 0.0]  # reads, events, CPU seconds
+
+        def consume() -> None:
+            t0 = time.thread_time()
+            for ev in feed:
+                if ev is not None:
+                    reads[1] += 1
+                    if ev.type == "openat" and ev.args.get("name") == str(target):
+                        reads[0] += 1  # the opens seen; the last one ends the run
+                        if reads[0] == n:
+                            feed.stop()
+            reads[2] = time.thread_time() - t0
+
+        counted = [0]
+
+        def counting_read(*, timeout: float, limit: int) -> list[Any]:
+            got = read(timeout=timeout, limit=limit)
+            counted[0] += bool(got)
+            return got
+
+        feed.source.read = counting_read  # type: ignore[method-assign,assignment]
+        th = threading.Thread(target=consume)
+        th.start()
+        subprocess.run([sys.executable, "-c", TRICKLE, str(target), str(n)], check=True)
+        th.join(timeout=60)
+        feed.close()
+    return int(reads[1]), counted[0], reads[2]
+
+
+def trickles() -> None:
+    """(t): the feed's pace on and off, alternating, best of 3 each."""
+    from detector.feeds import PACE_MAX
+
+    got: dict[float, list[tuple[int, int, float]]] = {0.0: [], PACE_MAX: []}
+    for _ in range(3):
+        for pace in got:
+            got[pace].append(trickle(pace))
+    for pace, runs in got.items():
+        ev, reads, cpu = min(runs, key=lambda r: r[2])
+        print(f"(t) 2,000 opens 0.5 ms apart, pace {pace * 1e3:.0f} ms: {ev:,} events in "
+              f"{reads:,} reads, reader CPU {cpu * 1e3:.0f} ms ({cpu / max(ev, 1) * 1e6:.1f} us "
+              f"per event; the run with the least CPU of 3)")  # fmt: skip
