@@ -17,7 +17,9 @@ BATCH = 512
 # that records gather in the ring buffer: each wake-up of the reader costs about 30 us of CPU
 # here (timer, scheduler, poll), more than decoding a few events, and a batch of ~5 events
 # runs cold. The wait is at most PACE_MAX, and never longer than the ring buffer takes to
-# fill at 1 GB/s (twice the fastest storm seen): a full batch (a storm) never waits.
+# fill at 1 GB/s (twice the fastest storm seen): a full batch (a storm) never waits. The
+# larger releases need a reader that stores the consumer position in one access (a torn,
+# byte-by-byte store made the kernel refuse records: 1-2 per TCP workload run with the pace).
 PACE_BELOW = BATCH // 4
 PACE_MAX = 0.008
 PACE_FILL_RATE = 1e9  # bytes per second
