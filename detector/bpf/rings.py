@@ -1,0 +1,116 @@
+"""The ring buffers of the kernel event source: one per CPU or per group of CPUs.
+
+``events.c`` writes each record into the ring of its CPU (``N_RINGS`` rings, ``CPUS_PER_RING``
+CPUs each), so CPUs do not share a ring buffer's lock; as Falco's modern probe does, with
+Falco's ``engine.<kind>.cpus_for_each_buffer`` (0: one ring for every CPU; N: one ring per N
+CPUs). Ring 0 is BCC's ``events`` map (the template of the ``rings`` array of maps); rings
+1..N-1 are created here through bpf(2) and put in ``rings``. ``RingSet`` reads them all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from typing import Any
+
+from detector.bpf.loader import create_ringbuf
+from detector.bpf.ringbuf import RingReader
+from detector.errors import DetectorError
+
+
+def possible_cpus(path: str = "/sys/devices/system/cpu/possible") -> int:
+    """How many CPU numbers the kernel may use (``0-3`` -> 4): the rings cover them all."""
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return os.cpu_count() or 1
+    top = 0
+    for part in text.split(","):
+        top = max(top, int(part.rpartition("-")[2]))
+    return top + 1
+
+
+def ring_layout(cpus_for_each_buffer: int, cpus: int) -> tuple[int, int]:
+    """(rings, CPUs per ring) for Falco's ``cpus_for_each_buffer`` on ``cpus`` CPUs."""
+    if cpus_for_each_buffer < 0:
+        raise DetectorError(
+            f"cpus_for_each_buffer {cpus_for_each_buffer} is negative",
+            hint="use 0 (one ring buffer for every CPU) or N (one per N CPUs)",
+        )
+    if cpus_for_each_buffer == 0 or cpus_for_each_buffer >= cpus:
+        return 1, max(cpus, 1)
+    return -(-cpus // cpus_for_each_buffer), cpus_for_each_buffer
+
+
+class RingSet:
+    """Every ring buffer of the loaded programs, as :class:`RingReader` objects."""
+
+    def __init__(self, readers: list[RingReader], fds: list[int] | None = None) -> None:
+        if not readers:
+            raise ValueError("a ring set needs at least one ring buffer")
+        self.readers = readers
+        self._fds = fds or []
+        self.last_ts = [0] * len(readers)  # per ring: the largest ts delivered so far
+
+    @classmethod
+    def open(cls, bpf: Any, size: int, n_rings: int) -> RingSet:
+        """Create rings 1..n_rings-1 beside BCC's ``events``, fill ``rings``, map them all."""
+        first = bpf[b"events"].map_fd
+        if n_rings == 1:
+            return cls([RingReader.from_map(first, size)])
+        fds: list[int] = []
+        try:
+            table = bpf[b"rings"]
+            table[ctypes.c_int(0)] = ctypes.c_int(first)
+            for i in range(1, n_rings):
+                fds.append(create_ringbuf(size, f"events{i}".encode()))
+                table[ctypes.c_int(i)] = ctypes.c_int(fds[-1])
+            readers = [RingReader.from_map(fd, size) for fd in (first, *fds)]
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            raise DetectorError(
+                f"creating {n_rings} ring buffers of {size >> 20} MiB failed: {exc}",
+                hint="use fewer rings (a larger cpus_for_each_buffer) or a smaller "
+                "buf_size_preset",
+            ) from exc
+        return cls(readers, fds)
+
+    def pending(self) -> bool:
+        """Whether any ring holds records not read yet."""
+        return any(r.pending() for r in self.readers)
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a ring has data (or ``timeout`` seconds): ``RingReader.wait`` on one
+        ring, else the same growing poll over all of them."""
+        if len(self.readers) == 1:
+            self.readers[0].wait(timeout)
+            return
+        from detector.bpf.ringbuf import POLL_MAX, POLL_MIN
+
+        deadline = time.monotonic() + timeout
+        delay = POLL_MIN
+        while not self.pending():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, POLL_MAX)
+
+    def fill(self) -> float:
+        """The fullest ring's share of unread bytes now (0..1)."""
+        return max((p - c) / r.size for r in self.readers for c, p in (r.positions(),))
+
+    def close(self) -> None:
+        for r in self.readers:
+            r.close()
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
+
+def boottime_ns() -> int:
+    """CLOCK_BOOTTIME now, the clock of the records' ``ts``."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
