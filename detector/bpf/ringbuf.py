@@ -41,6 +41,11 @@ class RingReader:
         self.mask = size - 1
         self._cons = cons
         self._prod = prod
+        # The positions as one u64 each, read and written with single 8-byte loads and stores:
+        # struct's "<Q" goes byte by byte, and the kernel reading a half-written consumer
+        # position sees the ring buffer up to 16 MiB fuller than it is and refuses records.
+        self._cons_q = memoryview(cons)[:8].cast("Q")
+        self._prod_q = memoryview(prod)[:8].cast("Q")
         self._data = data  # offset of the data area in ``prod``
         self._poll: select.epoll | None = None
         if poll_fd is not None:
@@ -67,11 +72,11 @@ class RingReader:
 
     def positions(self) -> tuple[int, int]:
         """(consumer, producer) positions now: the records between them are unread."""
-        return _U64.unpack_from(self._cons, 0)[0], _U64.unpack_from(self._prod, 0)[0]
+        return int(self._cons_q[0]), int(self._prod_q[0])
 
     def pending(self) -> bool:
         """Whether the kernel has written records not read yet."""
-        return bool(_U64.unpack_from(self._prod, 0)[0] != _U64.unpack_from(self._cons, 0)[0])
+        return bool(self._prod_q[0] != self._cons_q[0])
 
     def wait(self, timeout: float) -> None:
         """Sleep until there is data (or ``timeout`` seconds), polling with a growing delay.
@@ -97,8 +102,7 @@ class RingReader:
         """(position, size) in :attr:`buffer` of up to ``limit`` records, and the consumer
         position after them: pass it to :meth:`release` once the records are used."""
         prod = self._prod  # walk()'s loop without the ts reads: the one-ring case's cost
-        cons_pos = _U64.unpack_from(self._cons, 0)[0]
-        prod_pos = _U64.unpack_from(prod, 0)[0]
+        cons_pos, prod_pos = self._cons_q[0], self._prod_q[0]
         out: list[tuple[int, int]] = []
         append = out.append
         base, mask = self._data, self.mask
@@ -120,8 +124,7 @@ class RingReader:
         record) is above ``ts_limit``; then whether it stopped at a busy record, and the
         largest ``ts`` taken (0: none)."""
         prod = self._prod
-        cons_pos = _U64.unpack_from(self._cons, 0)[0]
-        prod_pos = _U64.unpack_from(prod, 0)[0]
+        cons_pos, prod_pos = self._cons_q[0], self._prod_q[0]
         out: list[tuple[int, int]] = []
         append = out.append
         base, mask = self._data, self.mask
@@ -145,8 +148,8 @@ class RingReader:
 
     def release(self, cons_pos: int) -> None:
         """Give the space up to ``cons_pos`` back to the kernel."""
-        if cons_pos != _U64.unpack_from(self._cons, 0)[0]:
-            _U64.pack_into(self._cons, 0, cons_pos)
+        if cons_pos != self._cons_q[0]:
+            self._cons_q[0] = cons_pos  # one 8-byte store (see __init__)
 
     def read(self, limit: int = 4096) -> list[bytes]:
         """Up to ``limit`` records copied out, their space released."""
@@ -170,6 +173,8 @@ class RingReader:
     def close(self) -> None:
         if self._poll is not None:
             self._poll.close()
+        self._cons_q.release()
+        self._prod_q.release()
         for m in (self._cons, self._prod):
             if isinstance(m, mmap.mmap):
                 m.close()

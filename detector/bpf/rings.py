@@ -73,8 +73,7 @@ class RingSet:
                 os.close(fd)
             raise DetectorError(
                 f"creating {n_rings} ring buffers of {size >> 20} MiB failed: {exc}",
-                hint="use fewer rings (a larger cpus_for_each_buffer) or a smaller "
-                "buf_size_preset",
+                hint="use fewer rings (a larger cpus_for_each_buffer) or a smaller buf_size_preset",
             ) from exc
         return cls(readers, fds)
 

@@ -72,7 +72,7 @@ from detector.sources.syscalls import (
 
 CTX_KEYS = __doc__
 RINGBUF_PAGES = 2048  # 8 MiB with 4 KiB pages
-CPUS_FOR_EACH_BUFFER = 0  # one ring buffer for every CPU (see EbpfSource)
+CPUS_FOR_EACH_BUFFER = 2  # Falco's default: one ring per 2 CPUs (see EbpfSource)
 __all__ = ["CTX_KEYS", "HOOKS", "POLL_MAX", "POLL_MIN", "Counters", "EbpfSource", "RingReader",
            "bpf_cflags", "bpf_text", "ebpf_listing", "load_tp_btf"]  # fmt: skip
 

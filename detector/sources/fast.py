@@ -177,7 +177,8 @@ def merge_compiled(rings: RingSet, limit: int, first: int, boot: int) -> list[Ev
     def walk(reader: RingReader, n: int, ts_limit: int) -> tuple[list[Any], int, bool, int]:
         cons, prod = reader.positions()
         got: tuple[list[Any], int, bool, int] = lean.consume(
-            reader.buffer, reader.data_offset, reader.mask, cons, prod, n, first, boot, ts_limit)
+            reader.buffer, reader.data_offset, reader.mask, cons, prod, n, first, boot, ts_limit
+        )
         return got
 
     got = _walk_all(rings, walk, max(1, limit // len(rings.readers)))
