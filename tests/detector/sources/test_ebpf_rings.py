@@ -78,3 +78,26 @@ def test_events_across_cpus_come_in_order_and_counters_are_exact(source: EbpfSou
     assert [ev.num for ev in got] == list(range(got[0].num, got[0].num + len(got)))
     c = source.counters()
     assert c.n_evts == len(got) + c.n_drops  # each record offered was read or counted dropped
+
+
+@pytest.mark.parametrize(("setting", "rings"), [(0, 1), (1, 2)])
+def test_the_feed_follows_engine_ebpf_cpus_for_each_buffer(setting: int, rings: int) -> None:
+    need_bpf()
+    need(len(os.sched_getaffinity(0)) >= 2, "two CPUs (one ring buffer each)")
+    from detector.config.load import load_config
+    from detector.feeds import SyscallFeed
+
+    config = load_config(overrides=[f"engine.ebpf.cpus_for_each_buffer={setting}"])
+    feed = SyscallFeed(config, frozenset({"openat"}))
+    try:
+        assert len(feed.source.ring_set.readers) == rings
+        got: list[Event] = []
+
+        def seen() -> bool:  # a child's open: the source skips its own process
+            subprocess.run(["cat", f"/nonexistent/ring-feed-{setting}"], capture_output=True)
+            got.extend(feed.source.read(timeout=0.05))
+            return any(f"ring-feed-{setting}" in str(ev.args.get("name")) for ev in got)
+
+        eventually(seen, timeout=10, what="the feed's own open")
+    finally:
+        feed.close()
