@@ -19,17 +19,32 @@ from detector.bpf.ringbuf import RingReader
 from detector.errors import DetectorError
 
 
-def possible_cpus(path: str = "/sys/devices/system/cpu/possible") -> int:
-    """How many CPU numbers the kernel may use (``0-3`` -> 4): the rings cover them all."""
+def cpu_list(path: str) -> set[int] | None:
+    """The CPUs of a sysfs CPU list (``0,2-5``); None when it cannot be read."""
     try:
         with open(path) as f:
             text = f.read().strip()
     except OSError:
-        return os.cpu_count() or 1
-    top = 0
-    for part in text.split(","):
-        top = max(top, int(part.rpartition("-")[2]))
-    return top + 1
+        return None
+    cpus: set[int] = set()
+    for part in filter(None, text.split(",")):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def possible_cpus(path: str = "/sys/devices/system/cpu/possible") -> int:
+    """How many CPU numbers the kernel may use (``0-3`` -> 4): the array of rings covers them."""
+    cpus = cpu_list(path)
+    return max(cpus) + 1 if cpus else os.cpu_count() or 1
+
+
+def online_rings(cpus_per_ring: int, path: str = "/sys/devices/system/cpu/online") -> list[int]:
+    """The rings that have an online CPU (ring 0 always): only those are created, so a machine
+    with many possible CPUs but few online ones does not pay for empty rings (a record from a
+    CPU brought online later is counted as dropped)."""
+    cpus = cpu_list(path) or set(range(os.cpu_count() or 1))
+    return sorted({0, *(cpu // cpus_per_ring for cpu in cpus)})
 
 
 def ring_layout(cpus_for_each_buffer: int, cpus: int) -> tuple[int, int]:
@@ -55,8 +70,9 @@ class RingSet:
         self.last_ts = [0] * len(readers)  # per ring: the largest ts delivered so far
 
     @classmethod
-    def open(cls, bpf: Any, size: int, n_rings: int) -> RingSet:
-        """Create rings 1..n_rings-1 beside BCC's ``events``, fill ``rings``, map them all."""
+    def open(cls, bpf: Any, size: int, n_rings: int, cpus_per_ring: int = 1) -> RingSet:
+        """Create the rings of online CPUs beside BCC's ``events`` (ring 0), put them in
+        ``rings``, map them all."""
         first = bpf[b"events"].map_fd
         if n_rings == 1:
             return cls([RingReader.from_map(first, size)])
@@ -64,9 +80,10 @@ class RingSet:
         try:
             table = bpf[b"rings"]
             table[ctypes.c_int(0)] = ctypes.c_int(first)
-            for i in range(1, n_rings):
-                fds.append(create_ringbuf(size, f"events{i}".encode()))
-                table[ctypes.c_int(i)] = ctypes.c_int(fds[-1])
+            for i in online_rings(cpus_per_ring):
+                if 0 < i < n_rings:
+                    fds.append(create_ringbuf(size, f"events{i}".encode()))
+                    table[ctypes.c_int(i)] = ctypes.c_int(fds[-1])
             readers = [RingReader.from_map(fd, size) for fd in (first, *fds)]
         except OSError as exc:
             for fd in fds:

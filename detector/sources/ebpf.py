@@ -208,7 +208,8 @@ class EbpfSource:
             self.hook_used = "raw_tp"
             self._hooks = Hooks(self._bpf, "raw_tp")
         size = self.ringbuf_pages * mmap.PAGESIZE
-        self._ringset = RingSet.open(self._bpf, size, self.rings)  # before anything attaches
+        # the rings go into the array before anything attaches (no record meets an empty slot)
+        self._ringset = RingSet.open(self._bpf, size, self.rings, self.cpus_per_ring)
         self._write_specs()
         self.attach()
         self.boot_to_epoch_ns = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from detector.bpf.ringbuf import BUSY, RingReader
-from detector.bpf.rings import RingSet, possible_cpus, ring_layout
+from detector.bpf.rings import RingSet, online_rings, possible_cpus, ring_layout
 from detector.errors import DetectorError
 from detector.sources import decode as dec
 from detector.sources import fast
@@ -114,3 +114,8 @@ def test_possible_cpus_reads_the_kernels_ranges(tmp_path: Path) -> None:
         f.write_text(text)
         assert possible_cpus(str(f)) == n
     assert possible_cpus(str(tmp_path / "missing")) >= 1
+    f.write_text("0-1,6-7\n")  # 8 possible, 4 online: rings of 2 CPUs for 0-1 and 6-7 only
+    assert online_rings(2, str(f)) == [0, 3]
+    assert online_rings(4, str(f)) == [0, 1]
+    f.write_text("5\n")
+    assert online_rings(1, str(f)) == [0, 5]  # ring 0 is BCC's own map: always there
