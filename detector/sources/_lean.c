@@ -17,9 +17,9 @@
  * decode(buffer, num, boot, pos) -> Event                  one record (the Python signature)
  * consume(buffer, base, mask, cons_pos, prod_pos, limit, first, boot) -> (events, cons_pos)
  *   the records between the two positions (the protocol of detector/bpf/ringbuf.py).
- * consume(..., ts_limit) -> (events, cons_pos, busy, last_ts)
+ * consume(..., ts_limit[, scan]) -> (events, cons_pos, busy, last_ts)
  *   the same, stopping also at the first record whose ts is above ts_limit; whether a busy
- *   record stopped it; the largest ts taken (0: none).
+ *   record stopped it; the largest ts taken (0: none). scan: None for each record, no decoding.
  * Every read is bounds-checked against the buffer; a record that does not fit is given to the
  * fallback, which raises as the Python path does.
  */
@@ -215,7 +215,7 @@ static PyObject *py_decode(PyObject *self, PyObject *a)
 static PyObject *walk_ring(PyObject *buf, const Py_buffer *view, Py_ssize_t base,
                            unsigned long long mask, unsigned long long *cons,
                            unsigned long long prod, Py_ssize_t limit, long long first,
-                           long long boot, unsigned long long ts_limit, int *busy,
+                           long long boot, unsigned long long ts_limit, int scan, int *busy,
                            unsigned long long *last)
 {
     PyObject *out = PyList_New(0);
@@ -242,7 +242,8 @@ static PyObject *walk_ring(PyObject *buf, const Py_buffer *view, Py_ssize_t base
             if (ts > *last)
                 *last = ts;
             long long num = first + PyList_GET_SIZE(out);
-            PyObject *ev = decode_record(buf, data, view->len, off + RB_HDR, num, boot);
+            PyObject *ev = scan ? Py_NewRef(Py_None)
+                                : decode_record(buf, data, view->len, off + RB_HDR, num, boot);
             if (ev == NULL || PyList_Append(out, ev) < 0)
                 Py_CLEAR(out);
             Py_XDECREF(ev);
@@ -259,15 +260,15 @@ static PyObject *py_consume(PyObject *self, PyObject *a)
     Py_ssize_t base, limit;
     unsigned long long mask, cons, prod, ts_limit = ~0ull, last;
     long long first, boot;
-    int busy, walk = PyTuple_GET_SIZE(a) > 8;
+    int busy, scan = 0, walk = PyTuple_GET_SIZE(a) > 8;
     Py_buffer view;
-    if (!PyArg_ParseTuple(a, "OnKKKnLL|K", &buf, &base, &mask, &cons, &prod, &limit, &first,
-                          &boot, &ts_limit) || !ready())
+    if (!PyArg_ParseTuple(a, "OnKKKnLL|Kp", &buf, &base, &mask, &cons, &prod, &limit, &first,
+                          &boot, &ts_limit, &scan) || !ready())
         return NULL;
     if (PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    out = walk_ring(buf, &view, base, mask, &cons, prod, limit, first, boot, ts_limit, &busy,
-                    &last);
+    out = walk_ring(buf, &view, base, mask, &cons, prod, limit, first, boot, ts_limit, scan,
+                    &busy, &last);
     PyBuffer_Release(&view);
     if (out == NULL)
         return NULL;

@@ -16,3 +16,7 @@ def consume(buffer: Any, base: int, mask: int, cons_pos: int, prod_pos: int, lim
 @overload
 def consume(buffer: Any, base: int, mask: int, cons_pos: int, prod_pos: int, limit: int,
             first: int, boot: int, ts_limit: int) -> tuple[list[Event], int, bool, int]: ...
+@overload
+def consume(buffer: Any, base: int, mask: int, cons_pos: int, prod_pos: int, limit: int,
+            first: int, boot: int, ts_limit: int,
+            scan: bool) -> tuple[list[Any], int, bool, int]: ...

@@ -169,20 +169,36 @@ def merge_python(rings: RingSet, limit: int, first: int, boot: int) -> list[Even
 
 
 def merge_compiled(rings: RingSet, limit: int, first: int, boot: int) -> list[Event]:
-    """:func:`merge_python` with the compiled walk; Events renumbered after the merge."""
+    """:func:`merge_python` with the compiled walk: the rings are scanned (no decoding) until
+    T settles, then each decodes exactly the records its last scan counted; by ts, renumbered."""
     if LEAN is None:
         raise DetectorError(f"the compiled decoder is {WHY_NOT}", hint="use decoder='python'")
     lean = LEAN
 
-    def walk(reader: RingReader, n: int, ts_limit: int) -> tuple[list[Any], int, bool, int]:
+    def scan(reader: RingReader, n: int, ts_limit: int) -> tuple[list[Any], int, bool, int]:
         cons, prod = reader.positions()
         got: tuple[list[Any], int, bool, int] = lean.consume(
-            reader.buffer, reader.data_offset, reader.mask, cons, prod, n, first, boot, ts_limit
+            reader.buffer,
+            reader.data_offset,
+            reader.mask,
+            cons,
+            prod,
+            n,
+            first,
+            boot,
+            ts_limit,
+            True,
         )
         return got
 
-    got = _walk_all(rings, walk, max(1, limit // len(rings.readers)))
-    parts = [part for part, _, _ in got if part]
+    got = _walk_all(rings, scan, max(1, limit // len(rings.readers)))
+    parts: list[list[Event]] = []
+    for reader, (counted, _, _) in zip(rings.readers, got, strict=False):
+        if counted:  # the same records again (only the kernel's later ones can differ: not taken)
+            cons, prod = reader.positions()
+            part: list[Event] = lean.consume(reader.buffer, reader.data_offset, reader.mask,
+                                             cons, prod, len(counted), first, boot)[0]  # fmt: skip
+            parts.append(part)
     out: list[Event] = parts[0] if len(parts) == 1 else []
     if len(parts) > 1:
         out = sorted((ev for part in parts for ev in part), key=_EV_TS)
