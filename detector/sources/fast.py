@@ -118,7 +118,24 @@ Walk = Callable[[RingReader, int, int], tuple[list[Any], int, bool, int]]
 _RETRIES = 3
 
 
-def _walk_all(rings: RingSet, walk: Walk, limit: int) -> list[tuple[list[Any], int, int]]:
+def _sole(rings: RingSet) -> int | None:
+    """The one ring holding records, read after T was taken (-1: none; None: several).
+
+    Then that ring is read alone up to T, with no merge and no cut to care about: a record of
+    it stamped before T has its predecessor committed before the positions were read, so not
+    in an (empty) other ring, and within one ring the order is the reservation order.
+    """
+    found = -1
+    for i, reader in enumerate(rings.readers):
+        if reader.pending():
+            if found >= 0:
+                return None
+            found = i
+    return found
+
+
+def _walk_all(rings: RingSet, walk: Walk, limit: int, ts_limit: int
+              ) -> list[tuple[list[Any], int, int]]:  # fmt: skip
     """Per ring: (records, consumer position after them, largest ts), none released yet.
 
     T is taken before the producer positions are read, and only records with ``ts <= T``
@@ -129,7 +146,6 @@ def _walk_all(rings: RingSet, walk: Walk, limit: int) -> list[tuple[list[Any], i
     that ring (or delivered from it earlier) and the rings are walked again; after
     ``_RETRIES`` lowerings nothing comes this time.
     """
-    ts_limit = boottime_ns()
     for _ in range(_RETRIES):
         got = [walk(r, limit, ts_limit) for r in rings.readers]
         cut = [max(last, rings.last_ts[i]) for i, (recs, _, busy, last) in enumerate(got)
@@ -144,9 +160,13 @@ def _walk_all(rings: RingSet, walk: Walk, limit: int) -> list[tuple[list[Any], i
 def _release(rings: RingSet, got: list[tuple[list[Any], int, int]]) -> None:
     if not got:  # nothing taken (see _walk_all)
         return
-    for i, (reader, (_, pos, last)) in enumerate(zip(rings.readers, got, strict=True)):
-        reader.release(pos)
-        rings.last_ts[i] = max(rings.last_ts[i], last)
+    for i, (_, pos, last) in enumerate(got):
+        _release_one(rings, i, pos, last)
+
+
+def _release_one(rings: RingSet, i: int, pos: int, last: int) -> None:
+    rings.readers[i].release(pos)
+    rings.last_ts[i] = max(rings.last_ts[i], last)
 
 
 def _walk_places(reader: RingReader, limit: int, ts_limit: int
@@ -158,7 +178,17 @@ def _walk_places(reader: RingReader, limit: int, ts_limit: int
 
 def merge_python(rings: RingSet, limit: int, first: int, boot: int) -> list[Event]:
     """Every ring's records up to T (see ``_walk_all``), by ts, decoded in pure Python."""
-    got = _walk_all(rings, _walk_places, max(1, limit // len(rings.readers)))
+    ts_limit = boottime_ns()
+    sole = _sole(rings)
+    if sole is not None:  # one ring with records (or none): read alone up to T
+        if sole < 0:
+            return []
+        places, pos, _, last = rings.readers[sole].walk(limit, ts_limit)
+        buf = rings.readers[sole].buffer
+        out = [py_decode.decode(buf, first + i, boot, p) for i, (p, _) in enumerate(places)]
+        _release_one(rings, sole, pos, last)
+        return out
+    got = _walk_all(rings, _walk_places, max(1, limit // len(rings.readers)), ts_limit)
     recs = [r for part, _, _ in got for r in part]
     if sum(1 for part, _, _ in got if part) > 1:
         recs.sort(key=_first)
@@ -191,7 +221,19 @@ def merge_compiled(rings: RingSet, limit: int, first: int, boot: int) -> list[Ev
         )
         return got
 
-    got = _walk_all(rings, scan, max(1, limit // len(rings.readers)))
+    ts_limit = boottime_ns()
+    sole = _sole(rings)
+    if sole is not None:  # one ring with records (or none): read alone up to T, no scan
+        if sole < 0:
+            return []
+        reader = rings.readers[sole]
+        cons, prod = reader.positions()
+        alone: tuple[list[Event], int, bool, int] = lean.consume(
+            reader.buffer, reader.data_offset, reader.mask, cons, prod, limit, first, boot,
+            ts_limit)  # fmt: skip
+        _release_one(rings, sole, alone[1], alone[3])
+        return alone[0]
+    got = _walk_all(rings, scan, max(1, limit // len(rings.readers)), ts_limit)
     parts: list[list[Event]] = []
     for reader, (counted, _, _) in zip(rings.readers, got, strict=False):
         if counted:  # the same records again (only the kernel's later ones can differ: not taken)

@@ -98,6 +98,23 @@ def test_one_busy_ring_without_history_delivers_nothing_yet(
     assert r.set.pending()
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_a_lone_ring_with_records_is_read_alone_up_to_the_time(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = Rings(2, monkeypatch)
+    r.put(1, 1, 5, 3)  # reserved in this order (a preempted program stamped 3 earlier)
+    r.now = 4
+    assert r.read(name) == [(1, 1)]
+    r.now = 10
+    assert r.read(name, first=2) == [(2, 5), (3, 3)]  # the ring's own order: nothing to merge
+    r.put(1, 11)
+    r.put(1, 12, flags=BUSY)
+    r.now = 20
+    assert r.read(name, first=4) == [(4, 11)]  # the other ring is empty: no cut to care about
+    assert r.read(name) == [] and r.set.pending()
+
+
 def test_ring_layout_follows_cpus_for_each_buffer() -> None:
     assert ring_layout(0, 8) == (1, 8)  # 0: one ring for every CPU
     assert ring_layout(1, 2) == (2, 1)
