@@ -3,8 +3,9 @@
 ``events.c`` writes each record into the ring of its CPU (``N_RINGS`` rings, ``CPUS_PER_RING``
 CPUs each), so CPUs do not share a ring buffer's lock; as Falco's modern probe does, with
 Falco's ``engine.<kind>.cpus_for_each_buffer`` (0: one ring for every CPU; N: one ring per N
-CPUs). Ring 0 is BCC's ``events`` map (the template of the ``rings`` array of maps); rings
-1..N-1 are created here through bpf(2) and put in ``rings``. ``RingSet`` reads them all.
+CPUs). Ring 0 is BCC's ``events`` map (the template of the ``rings`` array of maps); the
+other rings with an online CPU are created here through bpf(2) and put in ``rings``.
+``RingSet`` reads them all.
 """
 
 from __future__ import annotations
