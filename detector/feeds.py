@@ -27,7 +27,8 @@ class SyscallFeed:
         self._base = config.base_syscalls
         self.source = EbpfSource(syscalls=self._select(rule_events),
                                  ringbuf_pages=256 << (preset - 1),
-                                 hook=config.engine.buffers.hook)
+                                 hook=config.engine.buffers.hook,
+                                 cpus_for_each_buffer=config.engine.buffers.cpus_for_each_buffer)
         self.source.open()
         self._stopping = False
         self._kernel_filters = config.engine.buffers.kernel_filters
