@@ -154,9 +154,8 @@ static PyObject *new_event(PyObject *name, const struct hdr *h, long long num,
     return ev;
 }
 
-/* The record at pos of data (len bytes) as an Event, or the fallback's answer. */
-static PyObject *decode_record(PyObject *buf, const char *data, Py_ssize_t len,
-                               Py_ssize_t pos, long long num, long long boot)
+PyObject *lean_decode_record(PyObject *buf, const char *data, Py_ssize_t len,
+                             Py_ssize_t pos, long long num, long long boot)
 {
     struct hdr h;
     if (pos < 0 || pos + HDR_SIZE > len)
@@ -185,7 +184,7 @@ static PyObject *decode_record(PyObject *buf, const char *data, Py_ssize_t len,
     return new_event(name, &h, num, boot, args, ctx);
 }
 
-static int ready(void)
+int lean_ready(void)
 {
     if (event_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "_lean.setup() was not called");
@@ -200,81 +199,13 @@ static PyObject *py_decode(PyObject *self, PyObject *a)
     long long num, boot;
     Py_ssize_t pos;
     Py_buffer view;
-    if (!PyArg_ParseTuple(a, "OLLn", &buf, &num, &boot, &pos) || !ready())
+    if (!PyArg_ParseTuple(a, "OLLn", &buf, &num, &boot, &pos) || !lean_ready())
         return NULL;
     if (PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    PyObject *ev = decode_record(buf, view.buf, view.len, pos, num, boot);
+    PyObject *ev = lean_decode_record(buf, view.buf, view.len, pos, num, boot);
     PyBuffer_Release(&view);
     return ev;
-}
-
-/* The records from cons to prod (up to limit; stops at a busy record, and at the first record
- * whose ts is above ts_limit) as Events numbered from first; *cons is moved past them, *busy
- * says whether a busy record stopped it, *last is the largest ts taken (0: none). */
-static PyObject *walk_ring(PyObject *buf, const Py_buffer *view, Py_ssize_t base,
-                           unsigned long long mask, unsigned long long *cons,
-                           unsigned long long prod, Py_ssize_t limit, long long first,
-                           long long boot, unsigned long long ts_limit, int scan, int *busy,
-                           unsigned long long *last)
-{
-    PyObject *out = PyList_New(0);
-    const char *data = view->buf;
-    unsigned long long pos = *cons;
-    *busy = 0;
-    *last = 0;
-    while (out != NULL && pos < prod && PyList_GET_SIZE(out) < limit) {
-        Py_ssize_t off = base + (Py_ssize_t)(pos & mask);
-        if (off < 0 || off + RB_HDR > view->len)
-            break;
-        uint32_t ln = __atomic_load_n((const uint32_t *)(data + off), __ATOMIC_ACQUIRE);
-        if (ln & RB_BUSY) {
-            *busy = 1;
-            break;
-        }
-        uint32_t size = ln & ~(RB_BUSY | RB_DISCARD);
-        if (!(ln & RB_DISCARD)) {
-            uint64_t ts = 0;
-            if (size >= 8 && off + RB_HDR + 8 <= view->len)
-                memcpy(&ts, data + off + RB_HDR, 8);
-            if (ts > ts_limit)
-                break;
-            if (ts > *last)
-                *last = ts;
-            long long num = first + PyList_GET_SIZE(out);
-            PyObject *ev = scan ? Py_NewRef(Py_None)
-                                : decode_record(buf, data, view->len, off + RB_HDR, num, boot);
-            if (ev == NULL || PyList_Append(out, ev) < 0)
-                Py_CLEAR(out);
-            Py_XDECREF(ev);
-        }
-        pos += (size + RB_HDR + 7) & ~7ull;
-    }
-    *cons = pos;
-    return out;
-}
-
-static PyObject *py_consume(PyObject *self, PyObject *a)
-{
-    PyObject *buf, *out;
-    Py_ssize_t base, limit;
-    unsigned long long mask, cons, prod, ts_limit = ~0ull, last;
-    long long first, boot;
-    int busy, scan = 0, walk = PyTuple_GET_SIZE(a) > 8;
-    Py_buffer view;
-    if (!PyArg_ParseTuple(a, "OnKKKnLL|Kp", &buf, &base, &mask, &cons, &prod, &limit, &first,
-                          &boot, &ts_limit, &scan) || !ready())
-        return NULL;
-    if (PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    out = walk_ring(buf, &view, base, mask, &cons, prod, limit, first, boot, ts_limit, scan,
-                    &busy, &last);
-    PyBuffer_Release(&view);
-    if (out == NULL)
-        return NULL;
-    if (walk)
-        return Py_BuildValue("(NKOK)", out, cons, busy ? Py_True : Py_False, last);
-    return Py_BuildValue("(NK)", out, cons);
 }
 
 static int load_offsets(PyObject *type, PyObject *fields)
@@ -400,7 +331,7 @@ static PyObject *py_setup(PyObject *self, PyObject *a)
 static PyMethodDef methods[] = {
     {"setup", py_setup, METH_VARARGS, "Set the Event type, the parameter table, the fallback."},
     {"decode", py_decode, METH_VARARGS, "The record at pos as an Event."},
-    {"consume", py_consume, METH_VARARGS, "Decode the ring buffer's records: (events, pos)."},
+    {"consume", lean_consume, METH_VARARGS, "Decode the ring buffer's records: (events, pos)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {
