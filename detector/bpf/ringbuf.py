@@ -30,6 +30,20 @@ Buffer = bytearray | mmap.mmap | memoryview
 T = TypeVar("T")
 
 
+def wait_until(ready: Callable[[], bool], timeout: float,
+               sleep: Callable[[float], object]) -> None:  # fmt: skip
+    """Sleep with ``sleep(seconds)`` in steps growing from POLL_MIN to POLL_MAX until
+    ``ready()`` or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    delay = POLL_MIN
+    while not ready():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        sleep(min(delay, left))
+        delay = min(delay * 2, POLL_MAX)
+
+
 class RingReader:
     """Records of a ring buffer: ``take`` their places, use them, ``release`` their space."""
 
@@ -86,17 +100,8 @@ class RingReader:
         producer position every POLL_MIN..POLL_MAX seconds; the epoll fd still ends a sleep
         early for the records that do ask for a wakeup.
         """
-        deadline = time.monotonic() + timeout
-        delay = POLL_MIN
-        while not self.pending():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            if self._poll is not None:
-                self._poll.poll(min(delay, left))
-            else:
-                time.sleep(min(delay, left))
-            delay = min(delay * 2, POLL_MAX)
+        poll = self._poll
+        wait_until(self.pending, timeout, time.sleep if poll is None else poll.poll)
 
     def take(self, limit: int = 4096) -> tuple[list[tuple[int, int]], int]:
         """(position, size) in :attr:`buffer` of up to ``limit`` records, and the consumer

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from detector.bpf.loader import create_ringbuf
-from detector.bpf.ringbuf import RingReader
+from detector.bpf.ringbuf import RingReader, wait_until
 from detector.errors import DetectorError
 
 
@@ -105,16 +105,7 @@ class RingSet:
         if len(self.readers) == 1:
             self.readers[0].wait(timeout)
             return
-        from detector.bpf.ringbuf import POLL_MAX, POLL_MIN
-
-        deadline = time.monotonic() + timeout
-        delay = POLL_MIN
-        while not self.pending():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, POLL_MAX)
+        wait_until(self.pending, timeout, time.sleep)
 
     def fill(self) -> float:
         """The fullest ring's share of unread bytes now (0..1)."""
