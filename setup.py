@@ -15,6 +15,7 @@ setup(
                 "detector/sources/_lean.c",
                 "detector/sources/_lean_proc.c",
                 "detector/sources/_lean_sock.c",
+                "detector/sources/_lean_ring.c",
             ],
             depends=["detector/sources/_lean.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],

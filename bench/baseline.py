@@ -3,8 +3,12 @@ the old and the new code alternately in one run."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,3 +27,23 @@ def export_tree(rev: str, into: Path) -> Path | None:
     for so in (REPO / "detector").rglob("*.so"):
         shutil.copy(so, into / so.relative_to(REPO))
     return into
+
+
+@contextmanager
+def baseline_run(rev: str, rules: Path | None = None) -> Iterator[tuple[Path, Path] | None]:
+    """For a benchmark that runs revision ``rev`` beside this tree on the kernel: (the
+    exported tree, a temporary folder), or None once it has printed why it is skipped (not
+    root, no ``rules`` file, no git or no revision)."""
+    if os.geteuid() != 0:
+        print("skipped: needs root (eBPF)")
+        yield None
+        return
+    if rules is not None and not rules.exists():
+        print(f"skipped: no rules file {rules} (set FALCO_RULES)")
+        yield None
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        base = export_tree(rev, Path(tmp) / "base")
+        if base is None:
+            print(f"skipped: no git or no revision {rev}")
+        yield None if base is None else (base, Path(tmp))

@@ -14,11 +14,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.baseline import export_tree
+from bench.baseline import baseline_run
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = os.environ.get("FDFAST_BASELINE", "85387ce")  # main before this work
@@ -64,17 +63,10 @@ def _report(base: dict[str, Any], this: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    if os.geteuid() != 0:
-        print("skipped: needs root (eBPF)")
-        return
-    if not RULES.exists():
-        print(f"skipped: no rules file {RULES} (set FALCO_RULES)")
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        base = export_tree(BASELINE, Path(tmp) / "base")
-        if base is None:
-            print(f"skipped: no git or no revision {BASELINE}")
+    with baseline_run(BASELINE, RULES) as prepared:
+        if prepared is None:
             return
+        base, tmp = prepared
         capture = Path(tmp) / "capture.pkl"
         subprocess.run([sys.executable, "-m", "bench.fdfast_capture", str(capture)], check=True,
                        cwd=REPO)  # fmt: skip

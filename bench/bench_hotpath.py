@@ -18,11 +18,10 @@ import os
 import subprocess
 import sys
 import sysconfig
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.baseline import export_tree
+from bench.baseline import baseline_run
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = os.environ.get("HOTPATH_BASELINE", "eda88f1")  # main before this work
@@ -65,17 +64,10 @@ def _report(base: dict[str, list[int]], this: dict[str, list[int]]) -> None:
 
 
 def main() -> None:
-    if os.geteuid() != 0:
-        print("skipped: needs root (eBPF)")
-        return
-    if not RULES.exists():
-        print(f"skipped: no rules file {RULES} (set FALCO_RULES)")
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        base = export_tree(BASELINE, Path(tmp) / "base")
-        if base is None:
-            print(f"skipped: no git or no revision {BASELINE}")
+    with baseline_run(BASELINE, RULES) as prepared:
+        if prepared is None:
             return
+        base, tmp = prepared
         why = _build_lean(base)
         capture = Path(tmp) / "capture.pkl"
         subprocess.run([sys.executable, "-m", "bench.hotpath_capture", str(capture), str(RULES)],

@@ -45,8 +45,11 @@ from bench.ebpf_workloads import Detector, free_port
 
 RATES = tuple(int(r) for r in os.environ.get("RATE_STEPS", "65000,130000,261000,400000").split(","))
 SECONDS = float(os.environ.get("RATE_SECONDS", "5"))
+# cpus_for_each_buffer values to compare (filters ON each) instead of filters ON vs OFF
+RINGS = [int(n) for n in os.environ.get("RATE_RINGS", "").split(",") if n]
 EXECS_PER_S = 20  # RATE_WORKERS: generator threads (default: one per CPU)
 NR_SYSCALLS = 512  # detector/bpf/events.h
+BPF_MAP_TYPE_RINGBUF = 27
 TARGET_US = 0.5
 
 
@@ -89,7 +92,7 @@ class KernelMaps:
         self._lib = libbcc.lib
         self._ncpu = len(get_possible_cpus())  # per-CPU values: one u64 per possible CPU
         self._fds: dict[str, int] = {}
-        self._ring: tuple[mmap.mmap, mmap.mmap, int] | None = None
+        self._rings: list[tuple[mmap.mmap, mmap.mmap, int]] = []
         for info in Path(f"/proc/{pid}/fdinfo").iterdir():
             m = re.search(r"^map_id:\s+(\d+)$", info.read_text(), re.M)
             if m is None:
@@ -101,11 +104,11 @@ class KernelMaps:
             size = ctypes.c_uint32(256)
             if self._lib.bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(size)) == 0:
                 name = buf.raw[24:40].split(b"\0")[0].decode()
-                if name == "events" and self._ring is None:  # the ring buffer: its positions
+                if int.from_bytes(buf.raw[0:4], "little") == BPF_MAP_TYPE_RINGBUF:  # positions
                     data = int.from_bytes(buf.raw[16:20], "little")  # max_entries: data bytes
-                    self._ring = (mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ),
-                                  mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ,
-                                            offset=4096), data)  # fmt: skip
+                    self._rings.append((mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ),
+                                        mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ,
+                                                  offset=4096), data))  # fmt: skip
                 if name in ("counters", "kf_stats") and name not in self._fds:
                     self._fds[name] = fd
                     continue
@@ -131,12 +134,12 @@ class KernelMaps:
         return self._sum("counters", 1)
 
     def fill(self) -> float:
-        """The share of the ring buffer holding unread records now (producer - consumer)."""
-        if self._ring is None:
-            return 0.0
-        cons, prod, size = self._ring
-        used = int.from_bytes(prod[:8], "little") - int.from_bytes(cons[:8], "little")
-        return min(max(used / size, 0.0), 1.0)
+        """The fullest ring buffer's share holding unread records now (producer - consumer)."""
+        most = 0.0
+        for cons, prod, size in self._rings:
+            used = int.from_bytes(prod[:8], "little") - int.from_bytes(cons[:8], "little")
+            most = max(most, used / size)
+        return min(most, 1.0)
 
     def drop_kinds(self) -> dict[str, int]:
         """Ring buffer drops by Falco's categories (events.h: CNT_DROPCAT onwards)."""
@@ -145,9 +148,9 @@ class KernelMaps:
         return {k: self._sum("counters", 2 + i) for i, k in enumerate(DROP_CATEGORIES)}
 
     def close(self) -> None:
-        if self._ring is not None:
-            self._ring[0].close()
-            self._ring[1].close()
+        for cons, prod, _ in self._rings:
+            cons.close()
+            prod.close()
         for fd in self._fds.values():
             os.close(fd)
 
@@ -284,6 +287,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         gen, paths = _compile(Path(tmp)), _paths_file(Path(tmp))
         _bare(gen, paths)
+        if RINGS:  # filters ON, once per cpus_for_each_buffer value, in the same run
+            for n in RINGS:
+                opt = f"engine.ebpf.cpus_for_each_buffer={n}"
+                _run(rules, f"kernel filters ON, {opt}", [*extra, opt], gen, paths)
+            return
         on = _run(rules, "kernel filters ON", extra, gen, paths)
         off = _run(rules, "kernel filters OFF", [*extra, "engine.ebpf.kernel_filters=false"],
                    gen, paths)  # fmt: skip

@@ -59,7 +59,8 @@ class SyscallFeed:
         self.pace = pace_for(pages * 4096)
         self.source = EbpfSource(syscalls=self._select(rule_events),
                                  ringbuf_pages=pages,
-                                 hook=config.engine.buffers.hook)
+                                 hook=config.engine.buffers.hook,
+                                 cpus_for_each_buffer=config.engine.buffers.cpus_for_each_buffer)
         self.source.open()
         self._stopping = False
         self._kernel_filters = config.engine.buffers.kernel_filters

@@ -25,6 +25,12 @@
 //
 // Records are submitted without a wakeup (BPF_RB_NO_WAKEUP): a wakeup costs the traced
 // process an irq_work and a cross-CPU wake; the reader polls the producer position instead.
+//
+// Ring buffers: N_RINGS (-D, default 1) of RINGBUF_PAGES pages each. With one, `events` is
+// the ring. With more, `events` is ring 0 and the template of `rings`, an array of maps whose
+// slot i userspace fills with the ring of CPUs i*CPUS_PER_RING..(i+1)*CPUS_PER_RING-1
+// (detector/bpf/rings.py creates rings 1..N-1), so CPUs do not share a ring's lock; a CPU
+// without a ring counts its records as dropped.
 
 #include <uapi/linux/ptrace.h>
 
@@ -63,7 +69,14 @@ struct sys_exit_tp_args {
     s64 ret;
 };
 
+#ifndef N_RINGS
+#define N_RINGS 1
+#define CPUS_PER_RING 1
+#endif
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+#if N_RINGS > 1
+BPF_ARRAY_OF_MAPS(rings, "events", N_RINGS);
+#endif
 BPF_ARRAY(spec, u32, NR_SYSCALLS);
 BPF_PERCPU_ARRAY(counters, u64, N_COUNTERS);
 BPF_PERCPU_ARRAY(scratch, struct buf, 1);
@@ -265,7 +278,14 @@ static __always_inline int submit(struct buf *b, u32 off, u32 sv)
     if (size > sizeof(struct buf))
         size = sizeof(struct buf);
     count(CNT_OFFERED);
-    if (events.ringbuf_output(b, size, BPF_RB_NO_WAKEUP) != 0) {
+#if N_RINGS > 1
+    u32 ring = bpf_get_smp_processor_id() / CPUS_PER_RING;
+    void *rb = rings.lookup(&ring);
+    long err = rb ? bpf_ringbuf_output(rb, b, size, BPF_RB_NO_WAKEUP) : -1;
+#else
+    long err = events.ringbuf_output(b, size, BPF_RB_NO_WAKEUP);
+#endif
+    if (err != 0) {
         count(CNT_DROPS);
         count(CNT_DROPCAT + ((sv >> S_DROPCAT) & (N_DROPCATS - 1)));
     }

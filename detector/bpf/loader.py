@@ -150,3 +150,28 @@ def prog_stats(prog_fd: int) -> tuple[int, int]:
             elif key == "run_time_ns":
                 ns = int(value)
     return runs, ns
+
+
+BPF_MAP_CREATE = 0
+BPF_MAP_TYPE_RINGBUF = 27
+
+
+class MapCreateAttr(ctypes.Structure):
+    """``union bpf_attr`` for ``BPF_MAP_CREATE``, up to ``map_name``."""
+
+    _fields_ = [
+        ("map_type", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("inner_map_fd", ctypes.c_uint32),
+        ("numa_node", ctypes.c_uint32),
+        ("map_name", ctypes.c_char * 16),
+    ]
+
+
+def create_ringbuf(size: int, name: bytes) -> int:
+    """A new BPF ring buffer map of ``size`` data bytes (a power-of-two number of pages); its fd."""
+    attr = MapCreateAttr(map_type=BPF_MAP_TYPE_RINGBUF, max_entries=size, map_name=name[:15])
+    return bpf_syscall(BPF_MAP_CREATE, attr)

@@ -23,10 +23,25 @@ DISCARD = 1 << 30
 HDR_SIZE = 8
 POLL_MIN = 0.0005  # seconds between looks at an empty ring buffer, growing to POLL_MAX
 POLL_MAX = 0.004  # 8 MiB at the fastest storm seen here (~0.5 GB/s) takes ~16 ms to fill
+NO_TS_LIMIT = (1 << 64) - 1  # ``walk``'s default: no record is too late
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 Buffer = bytearray | mmap.mmap | memoryview
 T = TypeVar("T")
+
+
+def wait_until(ready: Callable[[], bool], timeout: float,
+               sleep: Callable[[float], object]) -> None:  # fmt: skip
+    """Sleep with ``sleep(seconds)`` in steps growing from POLL_MIN to POLL_MAX until
+    ``ready()`` or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    delay = POLL_MIN
+    while not ready():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        sleep(min(delay, left))
+        delay = min(delay * 2, POLL_MAX)
 
 
 class RingReader:
@@ -40,6 +55,11 @@ class RingReader:
         self.mask = size - 1
         self._cons = cons
         self._prod = prod
+        # The positions as one u64 each, read and written with single 8-byte loads and stores:
+        # struct's "<Q" goes byte by byte, and the kernel reading a half-written consumer
+        # position sees the ring buffer up to 16 MiB fuller than it is and refuses records.
+        self._cons_q = memoryview(cons)[:8].cast("Q")
+        self._prod_q = memoryview(prod)[:8].cast("Q")
         self._data = data  # offset of the data area in ``prod``
         self._poll: select.epoll | None = None
         if poll_fd is not None:
@@ -66,11 +86,11 @@ class RingReader:
 
     def positions(self) -> tuple[int, int]:
         """(consumer, producer) positions now: the records between them are unread."""
-        return _U64.unpack_from(self._cons, 0)[0], _U64.unpack_from(self._prod, 0)[0]
+        return int(self._cons_q[0]), int(self._prod_q[0])
 
     def pending(self) -> bool:
         """Whether the kernel has written records not read yet."""
-        return bool(_U64.unpack_from(self._prod, 0)[0] != _U64.unpack_from(self._cons, 0)[0])
+        return bool(self._prod_q[0] != self._cons_q[0])
 
     def wait(self, timeout: float) -> None:
         """Sleep until there is data (or ``timeout`` seconds), polling with a growing delay.
@@ -80,24 +100,14 @@ class RingReader:
         producer position every POLL_MIN..POLL_MAX seconds; the epoll fd still ends a sleep
         early for the records that do ask for a wakeup.
         """
-        deadline = time.monotonic() + timeout
-        delay = POLL_MIN
-        while not self.pending():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            if self._poll is not None:
-                self._poll.poll(min(delay, left))
-            else:
-                time.sleep(min(delay, left))
-            delay = min(delay * 2, POLL_MAX)
+        poll = self._poll
+        wait_until(self.pending, timeout, time.sleep if poll is None else poll.poll)
 
     def take(self, limit: int = 4096) -> tuple[list[tuple[int, int]], int]:
         """(position, size) in :attr:`buffer` of up to ``limit`` records, and the consumer
         position after them: pass it to :meth:`release` once the records are used."""
-        prod = self._prod
-        cons_pos = _U64.unpack_from(self._cons, 0)[0]
-        prod_pos = _U64.unpack_from(prod, 0)[0]
+        prod = self._prod  # walk()'s loop without the ts reads: the one-ring case's cost
+        cons_pos, prod_pos = self._cons_q[0], self._prod_q[0]
         out: list[tuple[int, int]] = []
         append = out.append
         base, mask = self._data, self.mask
@@ -113,10 +123,38 @@ class RingReader:
             cons_pos += (size + HDR_SIZE + 7) & ~7
         return out, cons_pos
 
+    def walk(self, limit: int = 4096, ts_limit: int = NO_TS_LIMIT
+             ) -> tuple[list[tuple[int, int]], int, bool, int]:  # fmt: skip
+        """:meth:`take`, stopping also at the first record whose ``ts`` (the u64 opening every
+        record) is above ``ts_limit``; then whether it stopped at a busy record, and the
+        largest ``ts`` taken (0: none)."""
+        prod = self._prod
+        cons_pos, prod_pos = self._cons_q[0], self._prod_q[0]
+        out: list[tuple[int, int]] = []
+        append = out.append
+        base, mask = self._data, self.mask
+        u32, u64 = _U32.unpack_from, _U64.unpack_from
+        busy, last = False, 0
+        while cons_pos < prod_pos and len(out) < limit:
+            off = base + (cons_pos & mask)
+            ln = u32(prod, off)[0]
+            if ln & BUSY:
+                busy = True
+                break
+            size = ln & ~(BUSY | DISCARD)
+            if not ln & DISCARD:
+                ts = u64(prod, off + HDR_SIZE)[0] if size >= 8 else 0
+                if ts > ts_limit:
+                    break
+                last = max(last, ts)
+                append((off + HDR_SIZE, size))
+            cons_pos += (size + HDR_SIZE + 7) & ~7
+        return out, cons_pos, busy, last
+
     def release(self, cons_pos: int) -> None:
         """Give the space up to ``cons_pos`` back to the kernel."""
-        if cons_pos != _U64.unpack_from(self._cons, 0)[0]:
-            _U64.pack_into(self._cons, 0, cons_pos)
+        if cons_pos != self._cons_q[0]:
+            self._cons_q[0] = cons_pos  # one 8-byte store (see __init__)
 
     def read(self, limit: int = 4096) -> list[bytes]:
         """Up to ``limit`` records copied out, their space released."""
@@ -140,6 +178,8 @@ class RingReader:
     def close(self) -> None:
         if self._poll is not None:
             self._poll.close()
+        self._cons_q.release()
+        self._prod_q.release()
         for m in (self._cons, self._prod):
             if isinstance(m, mmap.mmap):
                 m.close()

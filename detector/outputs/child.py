@@ -23,12 +23,12 @@ from typing import Any
 from detector.outputs.base import Sink, SinkStats, deliver
 from detector.outputs.process import (
     CONSUMED,
-    CONSUMED_AT,
-    COUNTS,
+    ERRORS,
     HEAD,
     REOPEN,
-    REOPEN_AT,
+    SENT,
     SHARED_SIZE,
+    words,
 )
 
 log = logging.getLogger("detector.outputs")
@@ -81,10 +81,10 @@ def parse_frames(buf: bytearray, limit: int) -> list[tuple[str, Any]]:
     return items
 
 
-def serve(rfd: int, shared: mmap.mmap, sink: Sink) -> None:
+def serve(rfd: int, shared: memoryview, sink: Sink) -> None:
     """Deliver frames until the pipe is closed."""
     stats = SinkStats(name=sink.name)
-    reopens = REOPEN.unpack_from(shared, REOPEN_AT)[0]
+    reopens = shared[REOPEN]
     poller = select.poll()
     poller.register(rfd, select.POLLIN)
     buf = bytearray()
@@ -98,11 +98,11 @@ def serve(rfd: int, shared: mmap.mmap, sink: Sink) -> None:
             if poller.poll(500):  # idle, it still looks at reopen requests twice a second
                 chunk = os.read(rfd, _READ)
                 consumed += len(chunk)
-                CONSUMED.pack_into(shared, CONSUMED_AT, consumed)  # the parent's free space
+                shared[CONSUMED] = consumed  # the parent's free space
                 eof = not chunk
                 buf += chunk
                 items = parse_frames(buf, _BATCH)
-        wanted = REOPEN.unpack_from(shared, REOPEN_AT)[0]
+        wanted = shared[REOPEN]
         if wanted != reopens:
             reopens = wanted
             try:
@@ -112,7 +112,7 @@ def serve(rfd: int, shared: mmap.mmap, sink: Sink) -> None:
                 log.warning("output %s: reopen failed: %s", sink.name, err)
         if items:
             deliver(sink, items, stats)
-        COUNTS.pack_into(shared, 0, stats.sent, stats.errors)
+        shared[SENT], shared[ERRORS] = stats.sent, stats.errors
 
 
 def main(argv: list[str]) -> int:
@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=int(spec.get("log_level", logging.WARNING)), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threading.Thread(target=_watch_parent, args=(int(spec["parent"]),), daemon=True).start()
-    shared = mmap.mmap(shared_fd, SHARED_SIZE)
+    shared = words(mmap.mmap(shared_fd, SHARED_SIZE))
     os.close(shared_fd)
     sink = build_sink(str(spec["sink"]), dict(spec["settings"]))
     try:

@@ -34,12 +34,13 @@ from detector.outputs.format import priority_level
 log = logging.getLogger("detector.outputs")
 
 HEAD = struct.Struct("<IB")  # line length, syslog severity
-COUNTS = struct.Struct("<QQ")  # sent, errors: written by the child at offset 0
-CONSUMED = struct.Struct("<Q")  # bytes the child has read off the pipe, at CONSUMED_AT
-CONSUMED_AT = COUNTS.size
-REOPEN = struct.Struct("<Q")  # reopen requests: written by the parent at REOPEN_AT
-REOPEN_AT = CONSUMED_AT + CONSUMED.size
-SHARED_SIZE = REOPEN_AT + REOPEN.size
+# The shared memory: four native u64 words, each read and written in one 8-byte access
+# through ``words`` (a struct "<Q" store goes byte by byte: the other process could read a
+# half-written count, and a "consumed" seen low drops an alert that fits).
+SENT, ERRORS = 0, 1  # written by the child
+CONSUMED = 2  # bytes the child has read off the pipe: the parent's free space
+REOPEN = 3  # reopen requests: written by the parent
+SHARED_SIZE = 4 * 8
 PIPE_SIZE = 1 << 20
 
 # The event loop's write goes through ctypes.PyDLL, which keeps the GIL: the pipe is
@@ -49,6 +50,11 @@ _libc = ctypes.PyDLL(None, use_errno=True)
 _write = _libc.write
 _write.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
 _write.restype = ctypes.c_ssize_t
+
+
+def words(shared: mmap.mmap) -> memoryview:
+    """The shared memory as u64 words (SENT, ERRORS, CONSUMED, REOPEN), one access each."""
+    return memoryview(shared).cast("Q")
 
 
 def _write_nb(fd: int, data: bytes) -> int:
@@ -95,7 +101,7 @@ class ProcessSink:
         shared_fd = os.memfd_create(f"falco-output-{sink.name}", os.MFD_CLOEXEC)
         try:
             os.ftruncate(shared_fd, SHARED_SIZE)
-            self._shared = mmap.mmap(shared_fd, SHARED_SIZE)
+            self._shared = words(mmap.mmap(shared_fd, SHARED_SIZE))
             rfd, wfd = os.pipe()  # both ends close-on-exec; the child gets the read end only
             try:
                 self.pipe_size = _grow_pipe(wfd, pipe_size)
@@ -136,7 +142,7 @@ class ProcessSink:
         data = line.encode()
         frame = HEAD.pack(len(data), self._level(alert)) + data
         with self._lock:
-            consumed = CONSUMED.unpack_from(self._shared, CONSUMED_AT)[0]
+            consumed = self._shared[CONSUMED]
             # FIONREAD without a syscall: the child publishes what it read right after each
             # read, so this is exact or (for a few microseconds) slightly high. The kernel
             # keeps a pipe in page slots, which small writes fill only in part: once a write
@@ -187,11 +193,11 @@ class ProcessSink:
     def request_reopen(self) -> None:
         """SIGUSR1: the child reopens its sink before it writes the next alert."""
         self._reopens += 1
-        REOPEN.pack_into(self._shared, REOPEN_AT, self._reopens)
+        self._shared[REOPEN] = self._reopens
 
     def snapshot(self) -> SinkStats:
         """The counters now: the child's sent and errors, the drops counted here."""
-        sent, errors = COUNTS.unpack_from(self._shared, 0)
+        sent, errors = self._shared[SENT], self._shared[ERRORS]
         return SinkStats(self.sink.name, sent, self._dropped, errors,
                          max(0, self._accepted - sent - errors))
 

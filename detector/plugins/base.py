@@ -56,6 +56,7 @@ class PluginInfo:
     parsing: bool = False
     parse_sources: list[str] = field(default_factory=list)
     parse_types: frozenset[int] = frozenset()  # event codes (empty: Falco's default)
+    extract_types: frozenset[int] = frozenset()  # get_extract_event_types (empty: all)
 
     def parses(self, source: str, plugin_event: bool, code: int | None = None) -> bool:
         """Whether events of ``source`` go to ``plugin_parse_event``, by the plugin API's rules.
@@ -79,6 +80,12 @@ class PluginInfo:
         if code is not None:
             return code in self.parse_types
         return any(c != PLUGIN_EVENT_TYPE for c in self.parse_types)
+
+
+    def extracts(self, code: int) -> bool:
+        """Whether ``plugin_extract_fields`` is called for an event of libscap ``code``
+        (322 for a plugin event): every code unless ``get_extract_event_types`` lists some."""
+        return not self.extract_types or code in self.extract_types
 
 
 class Plugin(Protocol):

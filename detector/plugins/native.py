@@ -31,7 +31,7 @@ from detector.plugins.base import (
     PluginInfo,
     parse_fields,
 )
-from detector.plugins.scapevt import scap_record
+from detector.plugins.scapevt import plan, scap_record
 from detector.plugins.tables import ThreadsTable
 from detector.plugins.threadview import ThreadView
 from falcoctl_py.errors import DetectorError
@@ -132,6 +132,8 @@ class NativePlugin:
         if self.info.parsing:
             self._setup_parsing()
         if self.info.extraction:
+            if hasattr(lib, "plugin_get_extract_event_types"):
+                self.info.extract_types = self._event_types(lib.plugin_get_extract_event_types)
             lib.plugin_extract_fields.restype = ctypes.c_int32
             lib.plugin_extract_fields.argtypes = [
                 ctypes.c_void_p, ctypes.POINTER(SsPluginEventInput),
@@ -245,7 +247,7 @@ class NativePlugin:
                 self._requests.clear()
             req = self._requests[key] = Request(self._field_ids, wanted, self._tables)
         out: list[FieldValue] = [None] * len(wanted)
-        if not req.known:
+        if not req.known or not self.info.extracts(_code(evt)):
             return out
         raw = self._raw(evt)
         src = self._sources.get(evt.source)
@@ -269,6 +271,13 @@ class NativePlugin:
         if self._state:
             self._lib.plugin_destroy(self._state)
             self._state = None
+
+
+def _code(evt: PluginEventRef) -> int:
+    """The libscap event code of what :meth:`NativePlugin._raw` gives the plugin."""
+    if evt.source == "syscall" and not evt.data:
+        return plan(evt.event.type)[0] if evt.event is not None else 0
+    return PLUGIN_EVENT_TYPE
 
 
 __all__ = ["NativePlugin", "PluginField", "SsPluginEvent", "SsPluginEventInput",

@@ -17,6 +17,9 @@
  * decode(buffer, num, boot, pos) -> Event                  one record (the Python signature)
  * consume(buffer, base, mask, cons_pos, prod_pos, limit, first, boot) -> (events, cons_pos)
  *   the records between the two positions (the protocol of detector/bpf/ringbuf.py).
+ * consume(..., ts_limit[, scan]) -> (events, cons_pos, busy, last_ts)
+ *   the same, stopping also at the first record whose ts is above ts_limit; whether a busy
+ *   record stopped it; the largest ts taken (0: none). scan: None for each record, no decoding.
  * Every read is bounds-checked against the buffer; a record that does not fit is given to the
  * fallback, which raises as the Python path does.
  */
@@ -151,9 +154,8 @@ static PyObject *new_event(PyObject *name, const struct hdr *h, long long num,
     return ev;
 }
 
-/* The record at pos of data (len bytes) as an Event, or the fallback's answer. */
-static PyObject *decode_record(PyObject *buf, const char *data, Py_ssize_t len,
-                               Py_ssize_t pos, long long num, long long boot)
+PyObject *lean_decode_record(PyObject *buf, const char *data, Py_ssize_t len,
+                             Py_ssize_t pos, long long num, long long boot)
 {
     struct hdr h;
     if (pos < 0 || pos + HDR_SIZE > len)
@@ -182,7 +184,7 @@ static PyObject *decode_record(PyObject *buf, const char *data, Py_ssize_t len,
     return new_event(name, &h, num, boot, args, ctx);
 }
 
-static int ready(void)
+int lean_ready(void)
 {
     if (event_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "_lean.setup() was not called");
@@ -197,51 +199,13 @@ static PyObject *py_decode(PyObject *self, PyObject *a)
     long long num, boot;
     Py_ssize_t pos;
     Py_buffer view;
-    if (!PyArg_ParseTuple(a, "OLLn", &buf, &num, &boot, &pos) || !ready())
+    if (!PyArg_ParseTuple(a, "OLLn", &buf, &num, &boot, &pos) || !lean_ready())
         return NULL;
     if (PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    PyObject *ev = decode_record(buf, view.buf, view.len, pos, num, boot);
+    PyObject *ev = lean_decode_record(buf, view.buf, view.len, pos, num, boot);
     PyBuffer_Release(&view);
     return ev;
-}
-
-static PyObject *py_consume(PyObject *self, PyObject *a)
-{
-    PyObject *buf, *out;
-    Py_ssize_t base, limit;
-    unsigned long long mask, cons, prod;
-    long long first, boot;
-    Py_buffer view;
-    if (!PyArg_ParseTuple(a, "OnKKKnLL", &buf, &base, &mask, &cons, &prod, &limit, &first,
-                          &boot) || !ready())
-        return NULL;
-    if (PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    out = PyList_New(0);
-    const char *data = view.buf;
-    while (out != NULL && cons < prod && PyList_GET_SIZE(out) < limit) {
-        Py_ssize_t off = base + (Py_ssize_t)(cons & mask);
-        if (off < 0 || off + RB_HDR > view.len)
-            break;
-        uint32_t ln = __atomic_load_n((const uint32_t *)(data + off), __ATOMIC_ACQUIRE);
-        if (ln & RB_BUSY)
-            break;
-        uint32_t size = ln & ~(RB_BUSY | RB_DISCARD);
-        if (!(ln & RB_DISCARD)) {
-            long long num = first + PyList_GET_SIZE(out);
-            PyObject *ev = decode_record(buf, data, view.len, off + RB_HDR, num, boot);
-            if (ev == NULL || PyList_Append(out, ev) < 0)
-                Py_CLEAR(out);
-            Py_XDECREF(ev);
-        }
-        cons += (size + RB_HDR + 7) & ~7ull;
-    }
-    PyBuffer_Release(&view);
-    if (out == NULL)
-        return NULL;
-    PyObject *res = Py_BuildValue("(NK)", out, cons);
-    return res;
 }
 
 static int load_offsets(PyObject *type, PyObject *fields)
@@ -367,7 +331,7 @@ static PyObject *py_setup(PyObject *self, PyObject *a)
 static PyMethodDef methods[] = {
     {"setup", py_setup, METH_VARARGS, "Set the Event type, the parameter table, the fallback."},
     {"decode", py_decode, METH_VARARGS, "The record at pos as an Event."},
-    {"consume", py_consume, METH_VARARGS, "Decode the ring buffer's records: (events, pos)."},
+    {"consume", lean_consume, METH_VARARGS, "Decode the ring buffer's records: (events, pos)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {

@@ -1,4 +1,4 @@
-/* Shared by the compiled read loop's two files (_lean.c, _lean_proc.c). */
+/* Shared by the compiled read loop's files (_lean.c, _lean_proc.c, _lean_sock.c, _lean_ring.c). */
 #ifndef LEAN_H
 #define LEAN_H
 #define PY_SSIZE_T_CLEAN
@@ -53,4 +53,11 @@ PyObject *lean_clone(const struct hdr *h, const char *proc, int mode, PyObject *
 /* ctx gets the socket tuple and sockaddr of the record body (after struct hdr); returns the
  * args dict, or NULL. */
 PyObject *lean_sock(const struct hdr *h, const char *body, int mode, PyObject *ctx);
+/* Whether setup() was called (else a RuntimeError is set); 1 or 0. */
+int lean_ready(void);
+/* The record at pos of data (len bytes) as an Event, or the pure-Python fallback's answer. */
+PyObject *lean_decode_record(PyObject *buf, const char *data, Py_ssize_t len, Py_ssize_t pos,
+                             long long num, long long boot);
+/* consume(...): the records of one ring buffer (_lean_ring.c). */
+PyObject *lean_consume(PyObject *self, PyObject *a);
 #endif

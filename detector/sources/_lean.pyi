@@ -1,7 +1,7 @@
 """Types of the compiled hot loop (detector/sources/_lean.c)."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 from detector.events import Event
 
@@ -10,5 +10,13 @@ def setup(event_type: type[Event], fields: tuple[str, ...],
           families: dict[int, tuple[str, int]],
           fallback: Callable[[Any, int, int, int], Event]) -> None: ...
 def decode(buffer: Any, num: int, boot: int, pos: int) -> Event: ...
+@overload
 def consume(buffer: Any, base: int, mask: int, cons_pos: int, prod_pos: int, limit: int,
             first: int, boot: int) -> tuple[list[Event], int]: ...
+@overload
+def consume(buffer: Any, base: int, mask: int, cons_pos: int, prod_pos: int, limit: int,
+            first: int, boot: int, ts_limit: int) -> tuple[list[Event], int, bool, int]: ...
+@overload
+def consume(buffer: Any, base: int, mask: int, cons_pos: int, prod_pos: int, limit: int,
+            first: int, boot: int, ts_limit: int,
+            scan: bool) -> tuple[list[Any], int, bool, int]: ...

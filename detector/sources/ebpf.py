@@ -56,9 +56,10 @@ from detector.bpf.hooks import Hooks
 from detector.bpf.loader import load_tp_btf
 from detector.bpf.memory import release_compiler
 from detector.bpf.ringbuf import POLL_MAX, POLL_MIN, RingReader
+from detector.bpf.rings import RingSet, possible_cpus, ring_layout
 from detector.errors import DetectorError
 from detector.events import Event
-from detector.sources.fast import consumer
+from detector.sources.fast import consumer, merger
 from detector.sources.syscall_nrs import NUMBERS
 from detector.sources.syscalls import (
     DROP_CATEGORIES,
@@ -71,6 +72,7 @@ from detector.sources.syscalls import (
 
 CTX_KEYS = __doc__
 RINGBUF_PAGES = 2048  # 8 MiB with 4 KiB pages
+CPUS_FOR_EACH_BUFFER = 2  # Falco's default: one ring per 2 CPUs (see EbpfSource)
 __all__ = ["CTX_KEYS", "HOOKS", "POLL_MAX", "POLL_MIN", "Counters", "EbpfSource", "RingReader",
            "bpf_cflags", "bpf_text", "ebpf_listing", "load_tp_btf"]  # fmt: skip
 
@@ -84,11 +86,14 @@ def bpf_text() -> str:
     return body
 
 
-def bpf_cflags(*, ringbuf_pages: int = RINGBUF_PAGES, self_tgid: int = 0) -> list[str]:
-    """-D flags: BTF offsets, the ring buffer size and the process to skip (0: none)."""
+def bpf_cflags(*, ringbuf_pages: int = RINGBUF_PAGES, self_tgid: int = 0, rings: int = 1,
+               cpus_per_ring: int = 1) -> list[str]:  # fmt: skip
+    """-D flags: BTF offsets, the ring buffers (size of each, how many, CPUs per ring) and the
+    process to skip (0: none)."""
     from detector.bpf.btf import cflags
 
     return [*cflags(), f"-DRINGBUF_PAGES={ringbuf_pages}", f"-DSELF_TGID={self_tgid}",
+            f"-DN_RINGS={rings}", f"-DCPUS_PER_RING={cpus_per_ring}",
             "-Wno-macro-redefined"]  # fmt: skip
 
 
@@ -131,6 +136,8 @@ class EbpfSource:
     ``auto`` (syscall_tp, else raw_tp); ``hook_used`` says which one is in use once open.
     ``decoder`` picks the read loop (``detector/sources/fast.py``): ``compiled`` (the C
     extension), ``python``, or ``auto`` (compiled when built); ``self.decoder`` says which.
+    ``cpus_for_each_buffer`` is Falco's: 0, one ring buffer of ``ringbuf_pages`` for every
+    CPU; N, one per N CPUs (``detector/bpf/rings.py``), read back in timestamp order.
     """
 
     def __init__(
@@ -142,10 +149,13 @@ class EbpfSource:
         hook: str = "auto",
         release_compiler: bool = True,
         decoder: str = "auto",
+        cpus_for_each_buffer: int = CPUS_FOR_EACH_BUFFER,
     ) -> None:
         if hook not in HOOKS:
             raise DetectorError(f"unknown hook {hook!r}", hint=f"use one of {', '.join(HOOKS)}")
         self.decoder, self._consume = consumer(decoder)
+        self._merge = merger(self.decoder)
+        self.rings, self.cpus_per_ring = ring_layout(cpus_for_each_buffer, possible_cpus())
         self.ringbuf_pages = ringbuf_pages
         self.skip_self = skip_self
         self.hook = hook
@@ -156,7 +166,7 @@ class EbpfSource:
         self._selected = frozenset(syscalls) if syscalls is not None else frozenset(SUPPORTED)
         self._bpf: Any = None
         self._hooks: Hooks | None = None
-        self._reader: RingReader | None = None
+        self._ringset: RingSet | None = None
         self._stopping = False
         self.num = 0
         self.boot_to_epoch_ns = 0
@@ -172,7 +182,8 @@ class EbpfSource:
                 hint="run `falcoctl-py driver install` (Debian's python3-bpfcc)",
             ) from exc
         self_tgid = os.getpid() if self.skip_self else 0
-        cflags = bpf_cflags(ringbuf_pages=self.ringbuf_pages, self_tgid=self_tgid)
+        cflags = bpf_cflags(ringbuf_pages=self.ringbuf_pages, self_tgid=self_tgid,
+                            rings=self.rings, cpus_per_ring=self.cpus_per_ring)
         text = bpf_text().encode()
         failure = ""
         if self.hook != "raw_tp":
@@ -196,11 +207,11 @@ class EbpfSource:
                 ) from exc
             self.hook_used = "raw_tp"
             self._hooks = Hooks(self._bpf, "raw_tp")
-        b = self._bpf
+        size = self.ringbuf_pages * mmap.PAGESIZE
+        # the rings go into the array before anything attaches (no record meets an empty slot)
+        self._ringset = RingSet.open(self._bpf, size, self.rings, self.cpus_per_ring)
         self._write_specs()
         self.attach()
-        size = self.ringbuf_pages * mmap.PAGESIZE
-        self._reader = RingReader.from_map(b[b"events"].map_fd, size)
         self.boot_to_epoch_ns = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         gc.freeze()  # BCC's and the loader's objects: long-lived, never rescanned by the GC
         if self.release_compiler:  # LLVM is idle from now on: give its memory back
@@ -233,9 +244,9 @@ class EbpfSource:
 
     def close(self) -> None:
         """Detach everything and free the maps."""
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        if self._ringset is not None:
+            self._ringset.close()
+            self._ringset = None
         if self._hooks is not None:
             self._hooks.close()
             self._hooks = None
@@ -312,24 +323,28 @@ class EbpfSource:
     # -- reading ------------------------------------------------------------------------------
     def read_raw(self, *, timeout: float = 0.1, limit: int = 4096) -> list[bytes]:
         """Records as bytes (waiting up to ``timeout`` seconds when there are none)."""
-        reader = self._require()
-        recs = reader.read(limit)
+        rings = self._require_rings()
+        recs = [rec for reader in rings.readers for rec in reader.read(limit)]
         if not recs and timeout > 0:
-            reader.wait(timeout)
-            recs = reader.read(limit)
+            rings.wait(timeout)
+            recs = [rec for reader in rings.readers for rec in reader.read(limit)]
         return recs
 
     def read(self, *, timeout: float = 0.1, limit: int = 4096) -> list[Event]:
-        """One batch of decoded events (empty after ``timeout`` seconds without any)."""
-        reader = self._require()
-        if timeout > 0 and not reader.pending():
-            reader.wait(timeout)
+        """One batch of decoded events (empty after ``timeout`` seconds without any); with
+        several ring buffers, in timestamp order, up to ``limit`` in all."""
+        rings = self._require_rings()
+        if timeout > 0 and not rings.pending():
+            rings.wait(timeout)
         # Decoding allocates only acyclic objects: the cyclic GC has nothing to find here, and
         # running it every few hundred events costs about a third of the decoding time.
         was_enabled = gc.isenabled()
         gc.disable()
         try:  # decoded in place, straight from the ring buffer's pages: no copy per record
-            out = self._consume(reader, limit, self.num + 1, self.boot_to_epoch_ns)
+            if len(rings.readers) == 1:
+                out = self._consume(rings.readers[0], limit, self.num + 1, self.boot_to_epoch_ns)
+            else:
+                out = self._merge(rings, limit, self.num + 1, self.boot_to_epoch_ns)
         finally:
             if was_enabled:
                 gc.enable()
@@ -337,8 +352,8 @@ class EbpfSource:
         return out
 
     def reader_pending(self) -> bool:
-        """Whether the ring buffer holds records not read yet."""
-        return self._require().pending()
+        """Whether a ring buffer holds records not read yet."""
+        return self._require_rings().pending()
 
     def events(
         self, *, timeout: float = 0.1, until: Callable[[], bool] | None = None
@@ -361,10 +376,15 @@ class EbpfSource:
         }
         return Counters(n_evts=offered, n_drops=drops, n_drops_buffer=by_cat)
 
-    def _require(self) -> RingReader:
-        if self._reader is None:
+    def _require_rings(self) -> RingSet:
+        if self._ringset is None:
             raise DetectorError("the eBPF source is not open", hint="call open() first")
-        return self._reader
+        return self._ringset
+
+    @property
+    def ring_set(self) -> RingSet:
+        """The ring buffers (one per CPU group), once open."""
+        return self._require_rings()
 
     def _require_hooks(self) -> Hooks:
         if self._hooks is None:

@@ -52,7 +52,7 @@ from detector.state.execs import (
 )
 from detector.state.exefacts import ExeFacts
 from detector.state.exefacts import resolve_path as resolve_path  # re-exported
-from detector.state.users import UserTable
+from detector.state.users import UserTable, users_stale
 
 O_CLOEXEC = 0o2000000
 
@@ -323,7 +323,7 @@ class ThreadTable:
         if not th.container.is_host:
             self._root_pids[th.container.id] = th.pid
         set_exe_facts(ev, th, self.exe_facts.upper)
-        if th.container is not old_container or th.user is None or th.user.uid != th.uid:
+        if th.container is not old_container or users_stale(th):
             self._set_users(th)
         self._after_exec(th)
 

@@ -16,7 +16,7 @@ import os
 import stat
 import time
 
-from detector.events import GroupInfo, UserInfo
+from detector.events import GroupInfo, ThreadInfo, UserInfo
 
 _RECHECK_S = 1.0
 MAX_FILE_BYTES = 1 << 20  # about 10,000 users
@@ -129,3 +129,11 @@ class UserTable:
         """The group ``gid`` in the root of container ``key``."""
         found = self._root(key, pid).groups.get(gid)
         return found if found is not None else GroupInfo(gid=gid)
+
+
+def users_stale(th: ThreadInfo) -> bool:
+    """Whether the thread's user, group or login user was looked up for other ids (an exec of
+    a setuid or setgid program, a new audit login uid)."""
+    login = th.loginuser.uid if th.loginuser is not None else -1
+    return (th.user is None or th.user.uid != th.uid or th.group is None
+            or th.group.gid != th.gid or login != (th.loginuid if th.loginuid >= 0 else -1))

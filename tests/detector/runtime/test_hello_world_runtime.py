@@ -62,11 +62,13 @@ def test_terminal_shell_alert_carries_the_container(
         result = podman_container.exec("sh", "-c", "uptime", tty=True)
         assert result.returncode == 0, result
 
-        def hit() -> Any:
+        def hit() -> Any:  # this container's alert (other work may run containers too)
             if json_output:
-                return next((a for a in _alerts(out) if a["rule"] == RULE), None)
+                return next((a for a in _alerts(out) if a["rule"] == RULE
+                             and a["output_fields"].get("container.id") == short), None)
             text = out.read_text() if out.exists() else ""
-            return next((x for x in text.splitlines() if "A shell was spawned" in x), None)
+            return next((x for x in text.splitlines()
+                         if "A shell was spawned" in x and f"container_id={short}" in x), None)
 
         alert = eventually(hit, timeout=30, interval=0.1, what=f"the {RULE!r} alert")
     finally:

@@ -148,3 +148,35 @@ def test_kernel_execve_and_openat_reach_parse_with_parameters(tmp_path: Path,
     assert opened["sa.fd"] == opened["fd.num"] >= 3 and opened["sa.ok"] == 1
     assert opened["sa.flags"] & 3 == PPM_O_RDONLY  # cat reads: PPM_O_RDONLY, kernel's is 0
     assert opened["sa.xname"] == str(target)
+
+
+def test_extraction_only_on_the_event_types_the_plugin_lists(tmp_path: Path) -> None:
+    """``plugin_get_extract_event_types``: a plugin listing openat exits (307) is asked for
+    fields on openat events only (libsinsp's rule); on execve its fields have no value, while
+    parsing still sees the execve (the types it parses are its own list)."""
+    lib = build_plugin("scapargs", tmp_path, "-DEXTRACT_OPENAT_ONLY")
+    rules = ("- rule: Exec\n  desc: x\n  condition: evt.type = execve\n"
+             "  output: exec (type=%sa.type exe=%sa.exe)\n  priority: WARNING\n"
+             "- rule: Open\n  desc: x\n  condition: evt.type = openat and sa.name = /etc/hostname\n"
+             "  output: open (type=%sa.type parsed=%sa.nparsed)\n  priority: WARNING\n")
+    cfg = _config(tmp_path, lib, rules)
+    src = QueueSource()
+    rt = Runtime(cfg, source=src, tracker=StateTracker(read_proc=False, fetch_containers=False),
+                 watch=False)
+    runner = threading.Thread(target=rt.run)
+    runner.start()
+    try:
+        assert rt.ready.wait(30)
+        src.push(Event(num=1, ts=1, type="execve", tid=4242, res=0, args={
+            "res": 0, "exe": "sleep", "args": ["60"], "tid": 4242, "pid": 4242, "ptid": 1,
+            "cwd": "/", "comm": "sleep", "filename": "/usr/bin/sleep"}))
+        src.push(Event(num=2, ts=2, type="openat", tid=4242, res=7, args={
+            "fd": 7, "dirfd": -100, "name": "/etc/hostname", "flags": 0, "mode": 0}))
+        alerts = eventually(lambda: a if len(a := _alerts(cfg)) == 2 else None,
+                            timeout=20, what="the two alerts")
+    finally:
+        rt.stop()
+        runner.join(30)
+    assert alerts["Open"]["sa.type"] == 307 and alerts["Open"]["sa.nparsed"] == 2
+    exe = alerts["Exec"]
+    assert exe["sa.type"] in (None, "<NA>") and exe["sa.exe"] in (None, "<NA>")

@@ -160,3 +160,21 @@ def test_lazy_build_for_a_thread_started_after_the_scan() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_exec_of_a_setgid_program_or_a_new_login_uid_looks_up_the_group_and_login_user() -> None:
+    # Only the gid (a setgid program) or only the login uid changes: user.* stays, group.* and
+    # user.loginname follow (they were kept from before the exec when only uid was compared).
+    t = offline()
+    seed(t, 50, 50, "sh")
+    ids = {"uid": 0, "gid": 65534, "loginuid": 4294967295}
+    t.process(ev("execve", 50, filename="/bin/a", exe="a", args=[], ctx=dict(ids)))
+    th = t.threads.threads[50]
+    assert th.group is not None and th.group.gid == 65534 and th.loginuser is None
+    t.process(ev("execve", 50, filename="/bin/b", exe="b", args=[],
+                 ctx={**ids, "egid": 0}))
+    assert th.group is not None and (th.group.gid, th.group.name) == (0, "root")
+    t.process(ev("execve", 50, filename="/bin/c", exe="c", args=[],
+                 ctx={**ids, "gid": 0, "loginuid": 0}))
+    assert th.loginuser is not None and (th.loginuser.uid, th.loginuser.name) == (0, "root")
+    assert th.user is not None and th.user.uid == 0

@@ -13,6 +13,7 @@
  *   sa.xname (string): openat's name read from the record plugin_extract_fields gets
  *   sa.nparsed (uint64): plugin_parse_event calls so far (it lists types 223, 293 and 307)
  *   sa.cgroup (string): the first entry of an execve exit's cgroups ("cpuset=/...")
+ * Built with -DEXTRACT_OPENAT_ONLY it lists openat exits (307) in plugin_get_extract_event_types.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -59,6 +60,14 @@ uint16_t *plugin_get_parse_event_types(uint32_t *n, void *s) {
     *n = 3;
     return types;
 }
+
+#ifdef EXTRACT_OPENAT_ONLY /* extraction asked for openat exits only */
+uint16_t *plugin_get_extract_event_types(uint32_t *n, void *s) {
+    static uint16_t types[] = {307};
+    *n = 1;
+    return types;
+}
+#endif
 
 void *plugin_init(const void *in, ss_plugin_rc *rc) {
     *rc = 0;
