@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from detector.events import Event, ThreadInfo
+
+if TYPE_CHECKING:
+    from detector.runtime import Runtime
 
 
 def _rule(name: str, evt: str = "openat", priority: str = "WARNING") -> str:
@@ -15,6 +21,19 @@ def _rule(name: str, evt: str = "openat", priority: str = "WARNING") -> str:
 
 RULE_A = _rule("rule_a")
 RULE_B = _rule("rule_b", priority="ERROR")
+
+
+@contextmanager
+def running(rt: Runtime, *, ready: float = 30, join: float = 30) -> Iterator[Runtime]:
+    """``rt.run()`` on a thread, ready within ``ready`` seconds; stopped and joined after."""
+    runner = threading.Thread(target=rt.run)
+    runner.start()
+    try:
+        assert rt.ready.wait(ready)
+        yield rt
+    finally:
+        rt.stop()
+        runner.join(join)
 
 
 class QueueSource:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from detector.events import Event
 from detector.runtime import Runtime
 from detector.state.tracker import StateTracker
 from tests.detector.plugins.conftest import build_plugin
-from tests.detector.runtime_helpers import QueueSource
+from tests.detector.runtime_helpers import QueueSource, running
 from tests.eventually import eventually
 from tests.realparts import need_bpf
 
@@ -77,25 +76,21 @@ def test_parse_reads_the_parameters_of_syscall_events(tmp_path: Path, scapargs: 
     tracker = StateTracker(fetch_containers=False)
     tracker.scan()
     rt = Runtime(cfg, source=src, tracker=tracker, watch=False)
-    runner = threading.Thread(target=rt.run)
-    runner.start()
     try:
-        assert rt.ready.wait(30)
-        src.push(Event(num=1, ts=1, type="clone", tid=pid, res=pid + 1, args={
-            "res": pid + 1, "exe": None, "args": None, "tid": pid, "pid": pid, "ptid": 1,
-            "cwd": None, "comm": "sleep", "flags": 0x11, "uid": 0, "gid": 0}))
-        src.push(Event(num=2, ts=2, type="execve", tid=pid, res=0, args={
-            "res": 0, "exe": "sleep", "args": ["60", "two words"], "tid": pid, "pid": pid,
-            "ptid": os.getpid(), "cwd": None, "comm": "sleep", "filename": "/usr/bin/sleep"},
-            ctx={"cgroup": "0::/test.slice/scapargs.scope"}))
-        src.push(Event(num=3, ts=3, type="close", tid=pid, res=0, args={"res": 0, "fd": 9}))
-        src.push(Event(num=4, ts=4, type="openat", tid=pid, res=7, args={
-            "fd": 7, "dirfd": -100, "name": "/etc/hostname", "flags": O_CLOEXEC, "mode": 0}))
-        alerts = eventually(lambda: a if len(a := _alerts(cfg)) == 3 else None,
-                            timeout=20, what="the three alerts")
+        with running(rt):
+            src.push(Event(num=1, ts=1, type="clone", tid=pid, res=pid + 1, args={
+                "res": pid + 1, "exe": None, "args": None, "tid": pid, "pid": pid, "ptid": 1,
+                "cwd": None, "comm": "sleep", "flags": 0x11, "uid": 0, "gid": 0}))
+            src.push(Event(num=2, ts=2, type="execve", tid=pid, res=0, args={
+                "res": 0, "exe": "sleep", "args": ["60", "two words"], "tid": pid, "pid": pid,
+                "ptid": os.getpid(), "cwd": None, "comm": "sleep", "filename": "/usr/bin/sleep"},
+                ctx={"cgroup": "0::/test.slice/scapargs.scope"}))
+            src.push(Event(num=3, ts=3, type="close", tid=pid, res=0, args={"res": 0, "fd": 9}))
+            src.push(Event(num=4, ts=4, type="openat", tid=pid, res=7, args={
+                "fd": 7, "dirfd": -100, "name": "/etc/hostname", "flags": O_CLOEXEC, "mode": 0}))
+            alerts = eventually(lambda: a if len(a := _alerts(cfg)) == 3 else None,
+                                timeout=20, what="the three alerts")
     finally:
-        rt.stop()
-        runner.join(30)
         sleeper.kill()
         sleeper.wait()
     exe, opened, clone = alerts["Exec params"], alerts["Open params"], alerts["Clone params"]
@@ -124,12 +119,8 @@ def test_kernel_execve_and_openat_reach_parse_with_parameters(tmp_path: Path,
     cfg = _config(tmp_path, scapargs, _rules(str(target), "scapprobe"),
                   "engine.kind=modern_ebpf", "base_syscalls.repair=true")
     rt = Runtime(cfg, watch=False)
-    runner = threading.Thread(target=rt.run)
-    runner.start()
     pids: list[int] = []
-    try:
-        assert rt.ready.wait(120)
-
+    with running(rt, ready=120, join=60):
         def run_probe() -> dict[str, dict[str, Any]] | None:
             child = subprocess.Popen([str(probe), str(target)], stdout=subprocess.DEVNULL)
             pids.append(child.pid)
@@ -138,9 +129,6 @@ def test_kernel_execve_and_openat_reach_parse_with_parameters(tmp_path: Path,
             return found if {"Exec params", "Open params"} <= set(found) else None
 
         alerts = eventually(run_probe, timeout=60, interval=0.5, what="the probe's alerts")
-    finally:
-        rt.stop()
-        runner.join(60)
     exe, opened = alerts["Exec params"], alerts["Open params"]
     assert exe["sa.exe"] == str(probe) and exe["sa.args"] == str(target)
     assert exe["sa.pid"] == exe["proc.pid"] and exe["sa.pid"] in pids and exe["sa.ok"] == 1
@@ -163,10 +151,7 @@ def test_extraction_only_on_the_event_types_the_plugin_lists(tmp_path: Path) -> 
     src = QueueSource()
     rt = Runtime(cfg, source=src, tracker=StateTracker(read_proc=False, fetch_containers=False),
                  watch=False)
-    runner = threading.Thread(target=rt.run)
-    runner.start()
-    try:
-        assert rt.ready.wait(30)
+    with running(rt):
         src.push(Event(num=1, ts=1, type="execve", tid=4242, res=0, args={
             "res": 0, "exe": "sleep", "args": ["60"], "tid": 4242, "pid": 4242, "ptid": 1,
             "cwd": "/", "comm": "sleep", "filename": "/usr/bin/sleep"}))
@@ -174,9 +159,6 @@ def test_extraction_only_on_the_event_types_the_plugin_lists(tmp_path: Path) -> 
             "fd": 7, "dirfd": -100, "name": "/etc/hostname", "flags": 0, "mode": 0}))
         alerts = eventually(lambda: a if len(a := _alerts(cfg)) == 2 else None,
                             timeout=20, what="the two alerts")
-    finally:
-        rt.stop()
-        runner.join(30)
     assert alerts["Open"]["sa.type"] == 307 and alerts["Open"]["sa.nparsed"] == 2
     exe = alerts["Exec"]
     assert exe["sa.type"] in (None, "<NA>") and exe["sa.exe"] in (None, "<NA>")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from detector.events import Event
 from detector.runtime import Runtime
 from detector.state.tracker import StateTracker
 from tests.detector.plugins.conftest import build_plugin
-from tests.detector.runtime_helpers import QueueSource
+from tests.detector.runtime_helpers import QueueSource, running
 from tests.eventually import eventually
 
 RULES = """\
@@ -72,18 +71,12 @@ def _run_with(cfg: FalcoConfig, tid: int) -> tuple[Runtime, dict[str, dict[str, 
     tracker = StateTracker(fetch_containers=False)
     tracker.scan()
     rt = Runtime(cfg, source=src, tracker=tracker, watch=False)
-    runner = threading.Thread(target=rt.run)
-    runner.start()
-    try:
-        assert rt.ready.wait(30)
+    with running(rt):
         src.push(Event(num=1, ts=1, type="close", tid=tid, res=0, args={"fd": 99}))
         src.push(Event(num=2, ts=2, type="openat", tid=tid, res=3,
                        args={"name": "/etc/hostname", "flags": 1}))
         alerts = eventually(lambda: {a["rule"]: a for a in _alerts(cfg)} if len(
             _alerts(cfg)) == 2 else None, timeout=20, what="the two probe alerts")
-    finally:
-        rt.stop()
-        runner.join(30)
     return rt, alerts
 
 
@@ -152,19 +145,12 @@ def test_kernel_events_reach_parse_with_the_real_threads(tmp_path: Path,
     cfg = _config(tmp_path, parsecount, f"rules_files=[{rules}]", "engine.kind=modern_ebpf",
                   "base_syscalls.repair=true")
     rt = Runtime(cfg, watch=False)
-    runner = threading.Thread(target=rt.run)
-    runner.start()
-    try:
-        assert rt.ready.wait(120)
-
+    with running(rt, ready=120, join=60):
         def alert() -> dict[str, Any] | None:
             subprocess.run([str(probe), str(target)], capture_output=True, check=True)
             return next(iter(_alerts(cfg)), None)
 
         found = eventually(alert, timeout=60, interval=0.5, what="the probe's alert")
-    finally:
-        rt.stop()
-        runner.join(60)
     fields = found["output_fields"]
     assert fields["pc.comm"] == "dropinprobe"  # /proc and the kernel agree: the real process
     assert fields["pc.count"] >= 1 and fields["pc.size"] > 1
