@@ -3,6 +3,7 @@ heartbeats, its captured syscall set kept to what the rules and the state need."
 
 from __future__ import annotations
 
+import mmap
 import time
 from collections.abc import Callable, Iterator
 
@@ -56,7 +57,7 @@ class SyscallFeed:
         preset = config.engine.buffers.buf_size_preset
         self._base = config.base_syscalls
         pages = 256 << (preset - 1)
-        self.pace = pace_for(pages * 4096)
+        self.pace = pace_for(pages * mmap.PAGESIZE)  # one ring, as EbpfSource sizes it
         self.source = EbpfSource(syscalls=self._select(rule_events),
                                  ringbuf_pages=pages,
                                  hook=config.engine.buffers.hook,
