@@ -63,6 +63,12 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+def is_digits(text: str) -> bool:
+    """Whether ``text`` is one or more ASCII digits (``str.isdigit`` also takes "²", which
+    ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def check_size(data: str | bytes, *, where: str, limits: Limits = DEFAULT_LIMITS) -> None:
     """Refuse ``data`` when it is longer than ``limits.max_bytes``."""
     size = len(data.encode("utf-8", "surrogatepass")) if isinstance(data, str) else len(data)

@@ -27,6 +27,7 @@ from detector.plugins.tables import (
     ThreadsTable,
     WriterVtable,
 )
+from falcoctl_py.bounded import is_digits
 from falcoctl_py.errors import DetectorError
 
 REQUIRED = ("plugin_get_required_api_version", "plugin_get_version", "plugin_get_name",
@@ -161,7 +162,7 @@ class Request:
             ef.flist = 1 if info.is_list else 0
             if arg is not None:
                 ef.arg_present = 1
-                if info.arg_index and arg.isdigit():
+                if info.arg_index and is_digits(arg):
                     ef.arg_index = int(arg)
                 else:
                     self.keep.append(arg.encode())

@@ -30,6 +30,7 @@ from detector.rules.fields.registry import (
     FieldError,
     Provider,
 )
+from falcoctl_py.bounded import is_digits
 
 TYPES = {"uint64": "UINT64", "string": "CHARBUF", "bool": "BOOL", "reltime": "RELTIME",
          "abstime": "ABSTIME", "ipaddr": "IPADDR", "ipnet": "IPNET"}
@@ -138,7 +139,7 @@ class PluginFieldsProvider(Provider):
         if arg is not None and not (pf.arg_required or pf.arg_index or pf.arg_key):
             raise FieldError(f"filter_check called with nonexistent field {name}[{arg}]: "
                              f"field '{name}' does not take an argument", pos=pos)
-        if arg is not None and pf.arg_index and not pf.arg_key and not arg.isdigit():
+        if arg is not None and pf.arg_index and not pf.arg_key and not is_digits(arg):
             raise FieldError(f"invalid argument '{arg}' for field {name}: expected a number",
                              pos=pos)
         ftype = TYPES.get(pf.type, "CHARBUF")

@@ -40,6 +40,7 @@ from detector.plugins.scapcodes import (
     PROCEXIT_PARAMS,
 )
 from detector.rules.fields.eventtable import EXIT_PARAMS
+from falcoctl_py.bounded import is_digits
 
 HEADER = struct.Struct("<QQIHI")
 MAX_PARAM = 0xFFFF  # a u16 length: longer values are cut, as the drivers cut them
@@ -89,7 +90,7 @@ def _bytebuf(value: object) -> bytes | None:
 def _endpoint(text: str) -> tuple[int, bytes, int] | None:
     """``ip:port`` (IPv6 without brackets too) as (PPM family, packed address, port)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not is_digits(port):
         return None
     try:
         ip = ipaddress.ip_address(host.strip("[]"))

@@ -167,7 +167,7 @@ def parse_format(fmt: str, provider: Any = None) -> OutputFormat:
             i += 1
             continue
         j = i + 1
-        while j < n and fmt[j].isdigit():
+        while j < n and "0" <= fmt[j] <= "9":
             j += 1
         width = int(fmt[i + 1:j]) if j > i + 1 else 0
         node: FieldRef | Transformer

@@ -17,6 +17,7 @@ import stat
 import time
 
 from detector.events import GroupInfo, ThreadInfo, UserInfo
+from falcoctl_py.bounded import is_digits
 
 _RECHECK_S = 1.0
 MAX_FILE_BYTES = 1 << 20  # about 10,000 users
@@ -28,7 +29,7 @@ def parse_passwd(text: str) -> dict[int, UserInfo]:
     out: dict[int, UserInfo] = {}
     for line in text.splitlines():
         parts = line.split(":")
-        if len(parts) < 7 or not parts[2].isdigit():
+        if len(parts) < 7 or not is_digits(parts[2]):
             continue
         uid = int(parts[2])
         out.setdefault(uid, UserInfo(uid=uid, name=parts[0], homedir=parts[5], shell=parts[6]))
@@ -40,7 +41,7 @@ def parse_group(text: str) -> dict[int, GroupInfo]:
     out: dict[int, GroupInfo] = {}
     for line in text.splitlines():
         parts = line.split(":")
-        if len(parts) < 3 or not parts[2].isdigit():
+        if len(parts) < 3 or not is_digits(parts[2]):
             continue
         gid = int(parts[2])
         out.setdefault(gid, GroupInfo(gid=gid, name=parts[0]))

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from falcoctl_py.bounded import is_digits
 from falcoctl_py.config import parse_bool
 from falcoctl_py.errors import ConfigError
 
@@ -154,7 +155,7 @@ def normalize_host(host: str) -> str:
         text, port = inner, rest.removeprefix(":")
     elif text.count(":") == 1:
         text, port = text.split(":")
-    if port.isdigit():
+    if is_digits(port):
         port = "" if int(port) == 443 else str(int(port))
     if text == "localhost" or text.endswith(".localhost"):
         text = "127.0.0.1"

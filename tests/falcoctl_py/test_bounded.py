@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from falcoctl_py.bounded import InputLimitError, Limits, loads_json, safe_load_yaml
+from falcoctl_py.bounded import InputLimitError, Limits, is_digits, loads_json, safe_load_yaml
 
 
 def _laughs(levels: int) -> str:
@@ -65,3 +65,13 @@ def test_json_depth_counted_outside_strings() -> None:
 def test_json_huge_number_is_a_limit_error() -> None:
     with pytest.raises(InputLimitError, match="JSON number too large"):
         loads_json("1" * 5000, where="j")
+
+
+@pytest.mark.parametrize(("text", "digits"), [
+    ("0", True), ("443", True), ("", False), ("\u00b2", False), ("\u0663", False), ("1a", False),
+    (" 1", False),
+])
+def test_is_digits_takes_ascii_digits_only(text: str, digits: bool) -> None:
+    assert is_digits(text) is digits
+    if digits:
+        assert int(text) >= 0

@@ -15,6 +15,7 @@ from typing import Any
 
 from detector.events import Event
 from detector.rules.fields.helpers import HELPERS
+from falcoctl_py.bounded import is_digits
 
 # Locals the generated code can bind once per event, and how.
 PRELUDE: dict[str, str] = {
@@ -244,11 +245,11 @@ def arg_expr(name: str, arg: str | None) -> str | None:
         attr = _ANC_ATTR[name]
         if arg is None:
             return f"_h_anc(t, {attr!r})"
-        return f"_h_ancn(t, {int(arg)}, {attr!r})" if arg.isdigit() else None
+        return f"_h_ancn(t, {int(arg)}, {attr!r})" if is_digits(arg) else None
     if arg is None:
         return SIMPLE.get(name)
     if name == "evt.arg":
-        return f"_h_argidx(e, {int(arg)})" if arg.isdigit() else f"_h_argstr(e, {arg!r})"
+        return f"_h_argidx(e, {int(arg)})" if is_digits(arg) else f"_h_argstr(e, {arg!r})"
     if name == "evt.rawarg":
         return f"_h_rawarg(e, {arg!r})"
     if name == "evt.abspath":
@@ -259,7 +260,7 @@ def arg_expr(name: str, arg: str | None) -> str | None:
     if name == "proc.env":
         return f"_h_env(t, {arg!r})"
     if name == "fd.types":
-        return f"_h_fdtypes(t, {int(arg)})" if arg.isdigit() else None
+        return f"_h_fdtypes(t, {int(arg)})" if is_digits(arg) else None
     if name in ("container.mount", "container.mount.source", "container.mount.dest"):
         what = name.rpartition(".")[2]
         return f"_h_mount(c, {arg!r}, {what!r})"

@@ -10,6 +10,7 @@ from typing import Any
 from detector.events import FD_TYPECHARS, Event, FdInfo, ThreadInfo
 from detector.rules.fields import render as R
 from detector.rules.fields.eventtable import EXIT_PARAMS
+from falcoctl_py.bounded import is_digits
 
 _OPEN_TYPES = R.OPEN_TYPES
 
@@ -230,7 +231,7 @@ def _mount(c: Any, arg: str, what: str) -> str | None:
     if c is None or c.is_host:
         return None
     mounts = c.mounts
-    if arg.isdigit():
+    if is_digits(arg):
         i = int(arg)
         if i >= len(mounts):
             return None

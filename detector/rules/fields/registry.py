@@ -24,6 +24,7 @@ from detector.rules.fields import extract as _exprs
 from detector.rules.fields import helpers as _helpers
 from detector.rules.fields.eventtable import PARAM_TYPES
 from detector.rules.fields.table import FIELD_TABLE
+from falcoctl_py.bounded import is_digits
 from falcoctl_py.errors import LocatedError
 
 NUMERIC_TYPES = frozenset({
@@ -206,10 +207,10 @@ def _resolve(name: str, arg: str | None, pos: object) -> tuple[FieldDef, str | N
                          f"field '{name}' does not take an argument", pos=pos)
     if arg is not None and fdef.name in ("proc.aname", "proc.aexe", "proc.aexepath",
                                          "proc.acmdline", "proc.apid", "fd.types") \
-            and not arg.isdigit():
+            and not is_digits(arg):
         raise FieldError(f"invalid argument '{arg}' for field {fdef.name}: expected a number",
                          pos=pos)
-    if fdef.name == "evt.arg" and arg is not None and not arg.isdigit() \
+    if fdef.name == "evt.arg" and arg is not None and not is_digits(arg) \
             and arg not in PARAM_TYPES:
         raise FieldError(f"unknown event argument {arg}", pos=pos)
     if fdef.name == "evt.rawarg" and arg not in PARAM_TYPES:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from detector.rules.load.result import LoadFailure, Location
 from detector.rules.load.yamlload import YList, YMap, YStr
+from falcoctl_py.bounded import is_digits
 
 Ctx = tuple[Location, ...]
 YV = "LOAD_ERR_YAML_VALIDATE"
@@ -63,7 +64,7 @@ class Decoder:
         value = self.scalar(item, key, ctx, optional=True)
         if value is None:
             return None
-        if not value.strip().isdigit():
+        if not is_digits(value.strip()):
             raise LoadFailure(YV, "Can't decode YAML scalar value", ctx)
         return int(value)
 

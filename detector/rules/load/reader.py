@@ -26,6 +26,7 @@ from detector.rules.load.result import (
 )
 from detector.rules.load.yamlload import Mark, YamlError, YList, YMap, YStr, load_documents, mark_of
 from detector.rules.versions import ENGINE_VERSION, parse_semver
+from falcoctl_py.bounded import is_digits
 
 _RE_LIST_NAME = re.compile(r"[^()\"' \t\n\r\f\v=,]+")
 _RE_MACRO_NAME = re.compile(r"[a-zA-Z]+[a-zA-Z0-9_]*")
@@ -137,7 +138,7 @@ class Reader(Decoder):
     def read_engine_version(self, item: YMap) -> None:
         ctx = (self.loc(item, "required_engine_version"),)
         text = self.string(item, "required_engine_version", ctx)
-        version = (0, int(text), 0) if text.strip().isdigit() else parse_semver(text)
+        version = (0, int(text), 0) if is_digits(text.strip()) else parse_semver(text)
         if version is None:
             raise LoadFailure(YV, f"Unable to parse engine version '{text}' as a semver string. "
                                   'Expected "x.y.z" semver format.', ctx)

@@ -170,3 +170,17 @@ def test_mutated_rules_yaml_raises_only_project_errors(data: st.DataObject) -> N
             continue
         assert all(e.code.startswith("LOAD_ERR_") for e in res.errors)
         assert all(e.one_line() for e in res.errors + res.warnings)
+
+
+@pytest.mark.parametrize(("text", "code", "what"), [
+    ("- required_engine_version: '\u00b2'\n", "LOAD_ERR_YAML_VALIDATE", "engine version"),
+    (RULE.replace("output: o", "output: '%\u00b2proc.name'").format("proc.name = a"),
+     "LOAD_ERR_COMPILE_OUTPUT", "formatting token"),
+    (RULE.format("proc.aname[\u00b2] = a"), "LOAD_ERR_COMPILE_CONDITION", "expected a number"),
+    (RULE.format("evt.arg[\u0663] = a"), "LOAD_ERR_COMPILE_CONDITION", "unknown event argument"),
+], ids=["engine-version", "output-width", "aname-index", "arg-index"])
+def test_non_ascii_digits_are_load_errors(text: str, code: str, what: str) -> None:
+    # str.isdigit() takes "²" and "٣"; int() refuses the first and reads the second as 3.
+    res = RulesLoader().load(text, "digits.yaml")
+    assert [e.code for e in res.errors] == [code]
+    assert what in res.errors[0].one_line()
