@@ -24,10 +24,13 @@
 // 0 for none) is the consumer's own process, whose syscalls are skipped.
 //
 // Records are submitted without a wakeup (BPF_RB_NO_WAKEUP): a wakeup costs the traced
-// process an irq_work and a cross-CPU wake; the reader polls the producer position instead.
+// process an irq_work and a cross-CPU wake; the reader looks at the producer position every
+// 0.5..30 ms instead. Once a ring holds 1/WAKE_SHARE of its size unread, each record forces a
+// wakeup (BPF_RB_FORCE_WAKEUP), so a reader asleep in epoll on the ring wakes long before
+// the ring is full (`submit`).
 //
-// Ring buffers: N_RINGS (-D, default 1) of RINGBUF_PAGES pages each. With one, `events` is
-// the ring. With more, `events` is ring 0 and the template of `rings`, an array of maps whose
+// Ring buffers: N_RINGS (-D, default 1) of RINGBUF_PAGES pages each. `events` is ring 0 and
+// the template of `rings`, an array of maps (written through even with one ring), whose
 // slot i userspace fills with the ring of CPUs i*CPUS_PER_RING..(i+1)*CPUS_PER_RING-1
 // (detector/bpf/rings.py creates rings 1..N-1), so CPUs do not share a ring's lock; a CPU
 // without a ring counts its records as dropped.
@@ -74,9 +77,9 @@ struct sys_exit_tp_args {
 #define CPUS_PER_RING 1
 #endif
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
-#if N_RINGS > 1
+// Also with one ring: BCC 0.26 has no `events.ringbuf_query`, and bpf_ringbuf_query needs
+// the map pointer that a lookup here gives.
 BPF_ARRAY_OF_MAPS(rings, "events", N_RINGS);
-#endif
 BPF_ARRAY(spec, u32, NR_SYSCALLS);
 BPF_PERCPU_ARRAY(counters, u64, N_COUNTERS);
 BPF_PERCPU_ARRAY(scratch, struct buf, 1);
@@ -220,12 +223,27 @@ static __always_inline void *fd_file(void *task, s64 fd)
     return file;
 }
 
-// Both ends of the IPv4/IPv6 socket behind `fd`, from the kernel socket; 0 if it is none.
+// The kernel socket (struct sock *) behind `fd` and its inode number; 0 if there is none.
+static __always_inline void *fd_sock(void *task, s64 fd, u64 *ino)
+{
+    void *file = fd_file(task, fd);
+    void *sk = rd_ptr(rd_ptr(file, OFF_FILE_PRIVATE), OFF_SOCKET_SK);
+    void *inode = sk ? rd_ptr(file, OFF_FILE_INODE) : 0;
+    *ino = 0;
+    if (inode)
+        bpf_probe_read_kernel(ino, 8, inode + OFF_INODE_INO);
+    return sk;
+}
+
+// Both ends of the IPv4/IPv6 socket behind `fd`, from the kernel socket, and its inode number;
+// 0 if it is none.
 static __always_inline int fill_tuple(struct tuple *t, void *task, s64 fd)
 {
-    void *sk = rd_ptr(rd_ptr(fd_file(task, fd), OFF_FILE_PRIVATE), OFF_SOCKET_SK);
+    u64 ino = 0;
+    void *sk = fd_sock(task, fd, &ino);
     if (!sk)
         return 0;
+    t->ino = (u32)ino;
     u16 family = 0, lport = 0, dport = 0;
     bpf_probe_read_kernel(&family, 2, sk + OFF_SK_FAMILY);
     if (family != FAM_INET && family != FAM_INET6)
@@ -246,6 +264,8 @@ static __always_inline int fill_tuple(struct tuple *t, void *task, s64 fd)
     }
     return 1;
 }
+
+#include "kfilter.h"
 
 static __always_inline u32 put_str(struct buf *b, u32 off, const void *uptr, int user)
 {
@@ -271,6 +291,19 @@ static __always_inline u32 put_span(struct buf *b, u32 off, u64 start, u64 end)
     return 0;
 }
 
+// A ring's unread bytes past which a record wakes the reader: a quarter of the ring, so a
+// reader asleep for its longest wait still has three quarters of it to drain into.
+#ifndef WAKE_SHARE
+#define WAKE_SHARE 4
+#endif
+#define WAKE_MARK ((u64)RINGBUF_PAGES * PAGE_SIZE / WAKE_SHARE)
+// Per CPU and ring: 1 + the consumer position at this CPU's last forced wake-up. A reader that
+// has released nothing since is woken already (the wake-up stays latched in its edge-triggered
+// epoll, and a woken reader reads, so it releases), so the next one waits for the consumer to
+// move: at most one irq_work per CPU per batch the reader releases, not one per record above
+// the mark (each is a self-IPI that takes CPU from whatever runs there, the reader included).
+BPF_PERCPU_ARRAY(woke_at, u64, N_RINGS);
+
 static __always_inline int submit(struct buf *b, u32 off, u32 sv)
 {
     u32 size = sizeof(struct hdr) + (off & OFF_MASK);
@@ -280,11 +313,24 @@ static __always_inline int submit(struct buf *b, u32 off, u32 sv)
     count(CNT_OFFERED);
 #if N_RINGS > 1
     u32 ring = bpf_get_smp_processor_id() / CPUS_PER_RING;
-    void *rb = rings.lookup(&ring);
-    long err = rb ? bpf_ringbuf_output(rb, b, size, BPF_RB_NO_WAKEUP) : -1;
 #else
-    long err = events.ringbuf_output(b, size, BPF_RB_NO_WAKEUP);
+    u32 ring = 0;
 #endif
+    void *rb = rings.lookup(&ring);
+    long err = -1;  // no ring in the slot (a CPU without one): counted as dropped
+    if (rb) {
+        u64 flags = BPF_RB_NO_WAKEUP;
+        if (bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) + size >= WAKE_MARK) {
+            u64 cons = bpf_ringbuf_query(rb, BPF_RB_CONS_POS) + 1;
+            u64 *last = woke_at.lookup(&ring);
+            if (!last || *last != cons) {
+                if (last)
+                    *last = cons;
+                flags = BPF_RB_FORCE_WAKEUP;
+            }
+        }
+        err = bpf_ringbuf_output(rb, b, size, flags);
+    }
     if (err != 0) {
         count(CNT_DROPS);
         count(CNT_DROPCAT + ((sv >> S_DROPCAT) & (N_DROPCATS - 1)));
@@ -344,6 +390,8 @@ static __always_inline u32 put_ctx(struct buf *b, void *task, u32 sv, s64 ret)
         if ((off & OFF_MASK) <= BUF_SIZE - sizeof(struct tuple)) {
             __builtin_memset(t, 0, sizeof(*t));
             if (fill_tuple(t, task, fd)) {
+                if (sv & F_HIST)
+                    kf_hist_put(t, task, fd);
                 b->h.kind |= K_TUPLE;
                 off += sizeof(struct tuple);
             }
@@ -435,8 +483,6 @@ static __always_inline u32 put_sockaddr(struct buf *b, u32 off, u32 sv)
     }
     return off;
 }
-
-#include "kfilter.h"
 
 // The shared body: a selected syscall's exit as one record.
 static __always_inline int on_exit(void *regs, u32 nr, u32 sv, s64 ret, u64 pid_tgid)

@@ -24,6 +24,7 @@
 #define F_RAW_HOOK (1u << 24)  // no tracepoint of its own: the raw sys_exit hook takes it
 #define F_ENABLED (1u << 25)
 #define S_DROPCAT 26  // 3 bits: Falco's n_drops_buffer_* category of the syscall
+#define F_HIST (1u << 29)  // dup family: the tuple is the socket's history (kf_hist), if any
 #define DROPCAT_BITS 3
 #define N_DROPCATS (1 << DROPCAT_BITS)
 #define NARGS 6  // syscall arguments in registers
@@ -69,6 +70,7 @@
 #define KF_BIT_OK 1ull
 #define KF_FLAG_BIT0 1
 #define KF_BIT_DIR (1ull << 9)
+#define KF_BIT_ZERO (1ull << 62)  // the result is 0 (a clone's child side); path bits end at 61
 #define KF_PATH_MAX 253       // longer paths are not evaluated (slot byte + path + NUL <= 256)
 #define KF_KEY_DATA 256       // the trie's key data: the slot byte, then the path and its NUL
 #define KF_ON 1               // the clauses decide (else: keep every event)
@@ -80,12 +82,40 @@
 #define KF_UNMARK_UBUF 64     // its two fds are at its ubuf argument: unmarked if kept, marked
                               // if dropped with KF_MARK_DROPS (pipe, pipe2)
 #define KF_SUFFIX 128         // the clauses use suffix atoms: the reversed path is looked up
+#define KF_TUPLE 256          // the clauses use socket atoms: tests of the kernel socket (tuple)
+#define KF_UNMARK_ARG0 512    // a kept event unmarks the fd of its first argument (connect,
+                              // bind, listen: they make an entry for it)
+#define KF_SOCK_HIST 1024     // a dropped socket event records its socket's history (kf_hist);
+                              // a kept connect takes its fd off it (its record makes the entry)
+#define KF_NETS 24            // socket tests per syscall
+#define KF_SOCK_BIT0 10       // their atom bits (socket events have no path atoms)
+#define KF_SOCK_MASK (0xffffull << KF_SOCK_BIT0)  // unknown when there is no inet socket
+#define KF_T_FAM 1            // socket test kinds: family, type, layer 4, address, port
+#define KF_T_STYPE 2
+#define KF_T_L4 3
+#define KF_T_ADDR 4
+#define KF_T_PORT 5
+#define KF_TUPLE_ARG0 1       // tuple_src: the socket is the fd of the first argument
+#define KF_TUPLE_RET 2        // ... or the result
+#define KF_SRC_RET 9          // flags_src: the result (evt.res = ENAME)
 #define KF_RTRIE 2            // slot byte of the reversed-path (suffix) keys: 2 + slot
 #define KF_SRC_UBUF 7         // flags_src: 1 + argument index, or these
 #define KF_SRC_CREAT 8
 #define KF_CREAT_FLAGS 01101  // O_WRONLY|O_CREAT|O_TRUNC
 #define S_IFMT_ 0170000
 #define S_IFDIR_ 0040000
+
+// One socket test: kind KF_T_*; value: the family, type, layer-4 code or port; end: 1 local,
+// 2 remote, 3 either; an address test holds when (address & mask) == net on a socket of family
+// `value` (the address's bytes as four native u32 words); it sets atom bit `bit`.
+struct kf_net {
+    u32 mask[4];
+    u32 net[4];
+    u16 value;
+    u8 kind;
+    u8 end;
+    u32 bit;
+};
 
 struct kf_sys {
     u64 must[KF_CLAUSES];
@@ -97,8 +127,21 @@ struct kf_sys {
     u32 nflags;
     u32 flags_src;
     u32 path_arg;    // 1 + argument index of the path
-    u32 pad;
+    u32 tuple_src;   // KF_TUPLE_ARG0 or KF_TUPLE_RET
+    u32 hist;        // KF_SOCK_HIST: the HIST_* role bits this syscall records
+    struct kf_net net[KF_NETS];
 };
+
+// struct tuple's `hist` bits: the socket's creating events that the kernel dropped.
+#define HIST_SEEN 1       // a history (the tuple is its snapshot, not the socket's now)
+#define HIST_CLIENT 2     // a dropped connect (the last event that set the ends)
+#define HIST_SERVER 4     // a dropped accept
+#define HIST_CONNECTED 8  // the connect returned 0 or -EINPROGRESS
+#define HIST_CLOEXEC 16   // a dropped socket() with SOCK_CLOEXEC
+#define HIST_BARE 32      // kf_sys.hist of socket(): read SOCK_CLOEXEC from its type argument
+#define HIST_HERE 64      // the dup's old fd has the number of the dropped event's fd
+#define SOCK_CLOEXEC_ 02000000
+#define EINPROGRESS_ 115
 
 struct kf_key {
     u32 prefixlen;
@@ -165,9 +208,19 @@ struct tuple {
     u16 proto;
     u16 lport;       // host order
     u16 rport;       // host order
-    u16 pad[3];
+    u16 hist;        // HIST_* (dup family, from kf_hist), else 0
+    u32 ino;         // the socket's inode number (its low 32 bits)
     u8 laddr[16];
     u8 raddr[16];
+};
+
+// A socket's history (kf_hist, keyed by its struct sock *): its inode, so that a reused pointer
+// is never taken for it, and the tuple when the dropped event ran.
+struct kf_hist {
+    u64 ino;
+    struct tuple t;
+    s64 fd;          // the fd of the dropped event (a dup of another fd of the socket copies the
+                     // table entry that fd had: the dropped event did not change it)
 };
 
 // What the masks promise the verifier, checked when the program is compiled.
@@ -179,7 +232,8 @@ _Static_assert(SA_MAX <= SA_MASK && ((SA_MASK + 1) & SA_MASK) == 0, "SA_MASK bou
 _Static_assert(OFF_MASK + SA_MASK + 1 <= BUF_SIZE, "a sockaddr fits after any offset");
 _Static_assert(sizeof(struct proc_ctx) + sizeof(struct tuple) <= OFF_MASK,
                "process context and tuple leave room for the strings");
-_Static_assert(S_DROPCAT + DROPCAT_BITS <= 32, "the drop category fits the spec word");
+_Static_assert(sizeof(struct tuple) == 48, "layout.py's TUPLE");
+_Static_assert(S_DROPCAT + DROPCAT_BITS <= 29, "the drop category fits the spec word");
 _Static_assert(S_UBUF + SPEC_ARG_BITS <= 20, "the ubuf index ends below F_TUPLE_ARG0");
 _Static_assert(NARGS < (1 << SPEC_ARG_BITS), "an argument index + 1 fits its bits");
 _Static_assert(SPEC_PROCEXIT < NR_SYSCALLS, "procexit has a spec slot");

@@ -12,6 +12,11 @@ BPF_LPM_TRIE(kf_trie, struct kf_key, u64, 4096);
 BPF_TABLE("lru_hash", u64, struct kf_mark, kf_marks, 65536);
 BPF_PERCPU_ARRAY(kf_scratch, struct kf_scratch, 1);
 BPF_PERCPU_ARRAY(kf_stats, u64, 2 * NR_SYSCALLS);
+BPF_PERCPU_ARRAY(kf_tuple, struct tuple, 1);  // the kernel socket of socket atoms (off the stack)
+// The history of sockets whose creating events were dropped (keyed by struct sock *, never
+// evicted: when it is full, such events are kept), and its scratch value (off the stack).
+BPF_HASH(kf_hist, u64, struct kf_hist, 65536);
+BPF_PERCPU_ARRAY(kf_histv, struct kf_hist, 1);
 
 // 1 when x == k, without a branch (the verifier walks every byte of the loop below), for
 // x ^ k <= 2^63: no atom word has bit 63, and an unused clause needs exactly bit 63.
@@ -83,13 +88,59 @@ static __always_inline s64 kf_path_bits(struct buf *b, struct kf_sys *k, u32 slo
     return (s64)(bits & 0x7fffffffffffffffull);
 }
 
+// Whether the 16 bytes at `a` (an address) masked by a test's mask equal its network.
+static __always_inline u64 kf_addr_in(const u8 *a, struct kf_net *t)
+{
+    const u32 *w = (const u32 *)a;  // 4-byte aligned in struct tuple (after eight u16)
+    return KF_EQ(w[0] & t->mask[0], t->net[0]) & KF_EQ(w[1] & t->mask[1], t->net[1]) &
+           KF_EQ(w[2] & t->mask[2], t->net[2]) & KF_EQ(w[3] & t->mask[3], t->net[3]);
+}
+
+// The socket atoms' bits on the kernel socket of this event; -1 when it is no inet socket
+// (the atoms are unknown then). Each test computes every kind's answer and keeps its own
+// (no branch: one path through the unrolled loop for the verifier).
+static __always_inline s64 kf_sock_bits(struct kf_sys *k, void *task, s64 ret, u64 arg0)
+{
+    int z = 0;
+    struct tuple *tp = kf_tuple.lookup(&z);
+    if (!tp)
+        return -1;
+    __builtin_memset(tp, 0, sizeof(*tp));
+    s64 fd = k->tuple_src == KF_TUPLE_RET ? ret : (s64)(s32)arg0;
+    if (!fill_tuple(tp, task, fd))
+        return -1;
+    struct tuple *t = tp;
+    u64 fam = t->family, stype = t->type, proto = t->proto;
+    // the layer-4 code userspace names (detector/sources/layout.py tuple_info)
+    u64 l4 = proto == 6 || proto == 17 || proto == 1 || proto == 255 ? proto
+           : proto == 58 ? 1 : stype == 2 ? 17 : 6;
+    u64 bits = 0;
+#pragma nounroll
+    for (int i = 0; i < KF_NETS; i++) {  // a bounded loop: unrolled, it spills past the stack
+        struct kf_net *n = &k->net[i];
+        u64 kind = n->kind, value = n->value, end = n->end;
+        u64 local = end & 1, remote = (end >> 1) & 1;
+        u64 m = (KF_EQ(kind, KF_T_FAM) & KF_EQ(fam, value)) |
+                (KF_EQ(kind, KF_T_STYPE) & KF_EQ(stype, value)) |
+                (KF_EQ(kind, KF_T_L4) & KF_EQ(l4, value)) |
+                (KF_EQ(kind, KF_T_PORT) & ((local & KF_EQ(t->lport, value)) |
+                                           (remote & KF_EQ(t->rport, value)))) |
+                (KF_EQ(kind, KF_T_ADDR) & KF_EQ(fam, value) &
+                 ((local & kf_addr_in(t->laddr, n)) | (remote & kf_addr_in(t->raddr, n))));
+        u64 bit = n->bit;
+        BOUND(bit, 63);
+        bits |= m << bit;
+    }
+    return (s64)(bits & KF_SOCK_MASK);
+}
+
 // The clauses of `k` on this event: 1 to keep. Branch-free where it can be (each branch
 // before the path loop would multiply the states the verifier walks through it): unused
 // flag tests are (0, 0), unused clauses must have bit 63, which no atom word has.
 static __always_inline int kf_eval(struct buf *b, struct kf_sys *k, u32 slot, u32 sv, s64 ret,
                                    void *task)
 {
-    u64 bits = ret >= 0 ? KF_BIT_OK : 0;
+    u64 bits = (ret >= 0 ? KF_BIT_OK : 0) | (ret == 0 ? KF_BIT_ZERO : 0);
     u32 mode = k->mode;
     if (mode & KF_PATH) {
         s64 pb = kf_path_bits(b, k, slot);
@@ -104,6 +155,8 @@ static __always_inline int kf_eval(struct buf *b, struct kf_sys *k, u32 slot, u3
         int ui = SPEC_ARG(sv, S_UBUF);
         if (ui < 0 || ui >= NARGS || bpf_probe_read_user(&flags, 4, (void *)b->h.args[ui]) != 0)
             return 1;
+    } else if (src == KF_SRC_RET) {
+        flags = (u32)ret;
     } else if (src >= 1 && src <= NARGS) {
         flags = (u32)b->h.args[(src - 1) & 7];
     }
@@ -112,11 +165,72 @@ static __always_inline int kf_eval(struct buf *b, struct kf_sys *k, u32 slot, u3
         bits |= KF_EQ(flags & k->fmask[i], k->fval[i]) << (KF_FLAG_BIT0 + i);
     if ((mode & KF_DIR) && ret >= 0 && kf_is_dir(task, ret))
         bits |= KF_BIT_DIR;
+    u64 known = ~0ull;  // socket atoms without an inet socket: unknown, each literal holds
+    if (mode & KF_TUPLE) {
+        s64 sb = kf_sock_bits(k, task, ret, b->h.args[0]);
+        if (sb < 0)
+            known = ~KF_SOCK_MASK;
+        else
+            bits |= (u64)sb;
+    }
     u64 keep = 0;
 #pragma unroll
-    for (int i = 0; i < KF_CLAUSES; i++)
-        keep |= KF_EQ(bits & k->must[i], k->must[i]) & KF_EQ(bits & k->nots[i], 0);
+    for (int i = 0; i < KF_CLAUSES; i++) {
+        u64 must = k->must[i] & known;
+        keep |= KF_EQ(bits & must, must) & KF_EQ(bits & k->nots[i] & known, 0);
+    }
     return keep != 0;
+}
+
+// A dropped socket event (socket, connect, accept) of the socket at `fd`: its history, the
+// tuple now and the role; 0 if it could not be recorded (the event is kept then).
+static __always_inline int kf_hist_record(struct kf_sys *k, void *task, s64 fd, s64 ret, u64 arg1)
+{
+    int z = 0;
+    struct kf_hist *v = kf_histv.lookup(&z);
+    if (!v)
+        return 0;
+    __builtin_memset(v, 0, sizeof(*v));
+    u64 ino = 0;
+    void *sk = fd_sock(task, fd, &ino);
+    if (!sk || !fill_tuple(&v->t, task, fd))
+        return 0;
+    u32 h = HIST_SEEN | (k->hist & (HIST_CLIENT | HIST_SERVER));
+    if ((k->hist & HIST_CLIENT) && (ret == 0 || ret == -EINPROGRESS_))
+        h |= HIST_CONNECTED;
+    if ((k->hist & HIST_BARE) && (arg1 & SOCK_CLOEXEC_))
+        h |= HIST_CLOEXEC;
+    v->t.hist = h;
+    v->ino = ino;
+    v->fd = fd;
+    u64 key = (u64)sk;
+    return kf_hist.update(&key, v) == 0;
+}
+
+// A kept connect makes the entry of its fd in userspace: the history no longer applies to an
+// fd of that number (fd -1: never HIST_HERE); to other fds unknown to the table it still
+// tells what socket() made.
+static __always_inline void kf_hist_forget(void *task, s64 fd)
+{
+    u64 ino = 0;
+    u64 key = (u64)fd_sock(task, fd, &ino);
+    struct kf_hist *v = key ? kf_hist.lookup(&key) : 0;
+    if (v)
+        v->fd = -1;
+}
+
+// A dup-family record of the socket at `fd`: its tuple becomes the history's, when the socket
+// has one (same struct sock and inode), with HIST_HERE when `fd` is the dropped event's fd.
+static __always_inline void kf_hist_put(struct tuple *t, void *task, s64 fd)
+{
+    u64 ino = 0;
+    u64 key = (u64)fd_sock(task, fd, &ino);
+    struct kf_hist *v = key ? kf_hist.lookup(&key) : 0;
+    if (v && v->ino == ino) {
+        __builtin_memcpy(t, &v->t, sizeof(*t));
+        if (v->fd == fd)
+            t->hist |= HIST_HERE;
+    }
 }
 
 static __always_inline void kf_this(void *task, struct kf_mark *m)
@@ -184,6 +298,13 @@ static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 p
         }
         return 1;
     }
+    if (mode & KF_SOCK_HIST) {
+        s64 fd = k->tuple_src == KF_TUPLE_RET ? ret : (s64)(s32)b->h.args[0];
+        if (!keep)
+            keep = !kf_hist_record(k, task, fd, ret, b->h.args[1]);
+        else if (k->hist & HIST_CLIENT)
+            kf_hist_forget(task, fd);
+    }
     s32 two[2] = {-1, -1};
     if ((mode & KF_UNMARK_UBUF) && ret == 0)
         kf_pair(b, sv, two);
@@ -200,6 +321,8 @@ static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 p
     }
     if (mode & KF_UNMARK_RET)
         kf_unmark(tgid, ret);
+    if (mode & KF_UNMARK_ARG0)
+        kf_unmark(tgid, (s32)b->h.args[0]);
     kf_unmark(tgid, two[0]);
     kf_unmark(tgid, two[1]);
     return 1;

@@ -10,18 +10,32 @@ could have been dropped costs nothing; a stale mark could drop a close the state
 from __future__ import annotations
 
 import ctypes
+import ipaddress
+import struct
 from typing import Any
 
-from detector.kfilter.plan import FLAG_SOURCES, UBUF_FDS, KernelPlan
+from detector.kfilter.atoms import Atom
+from detector.kfilter.plan import FLAG_SOURCES, SOCK_BIT0, UBUF_FDS, KernelPlan
+from detector.kfilter.sockatoms import SOCK_EVENTS
 from detector.sources.syscall_nrs import NUMBERS
 from detector.sources.syscalls import FD_EVENTS
 
 NR_SYSCALLS = 512  # events.h
 KF_CLAUSES, KF_FLAGS = 16, 8
 KF_ON, KF_PATH, KF_DIR, KF_MARK_DROPS, KF_CLOSE_MARKS = 1, 2, 4, 8, 16
-KF_UNMARK_RET, KF_UNMARK_UBUF, KF_SUFFIX = 32, 64, 128
+KF_UNMARK_RET, KF_UNMARK_UBUF, KF_SUFFIX, KF_TUPLE, KF_UNMARK_ARG0 = 32, 64, 128, 256, 512
+KF_SOCK_HIST = 1024
+# events.h HIST_*: what a dropped socket event records in its socket's history (kf_hist)
+HIST_CLIENT, HIST_SERVER, HIST_BARE = 2, 4, 32
+HIST_ROLE = {"socket": HIST_BARE, "connect": HIST_CLIENT, "accept": HIST_SERVER,
+             "accept4": HIST_SERVER}  # fmt: skip
+KF_NETS = 24
+KF_T = {"fam": 1, "stype": 2, "l4": 3, "net": 4, "port": 5}  # events.h KF_T_*
+KF_ENDS = {"local": 1, "remote": 2, "either": 3, "": 0}
+KF_TUPLE_SRC = {"arg0": 1, "ret": 2}
+UNMARK_ARG0 = frozenset({"connect", "bind", "listen"})  # they make an entry for their fd
 KF_RTRIE = 2  # slot byte of the suffix trie's keys (the reversed path): 2 + slot
-KF_SRC_UBUF, KF_SRC_CREAT = 7, 8
+KF_SRC_UBUF, KF_SRC_CREAT, KF_SRC_RET = 7, 8, 9
 NEVER = 1 << 63  # an unused clause: needs bit 63, which no atom word has (events.c KF_EQ)
 
 
@@ -31,7 +45,33 @@ def _flags_src(evttype: str) -> int:
         return KF_SRC_UBUF
     if src == "creat":
         return KF_SRC_CREAT
+    if src == "ret":
+        return KF_SRC_RET
     return int(src) + 1 if isinstance(src, int) and evttype in FLAG_SOURCES else 0
+
+
+Test = tuple[int, int, int, tuple[int, ...], tuple[int, ...], int]  # kind, end, value, m, n, bit
+
+
+def sock_tests(atoms: tuple[Atom, ...]) -> list[Test]:
+    """The ``struct kf_net`` tests of a syscall's socket atoms (one per network or port)."""
+    out: list[Test] = []
+    for i, atom in enumerate(atoms):
+        kind, end, bit = KF_T[atom.kind], KF_ENDS[atom.op], SOCK_BIT0 + i
+        if atom.kind == "net":
+            for text in atom.strings:
+                net = ipaddress.ip_network(text)
+                size = 4 if net.version == 4 else 16
+                mask = net.netmask.packed.ljust(16, b"\0")
+                base = net.network_address.packed.ljust(16, b"\0")
+                fam = 2 if size == 4 else 10
+                out.append((kind, end, fam, struct.unpack("<4I", mask),
+                            struct.unpack("<4I", base), bit))  # fmt: skip
+        elif atom.kind == "port":
+            out.extend((kind, end, int(p), (0,) * 4, (0,) * 4, bit) for p in atom.strings)
+        else:
+            out.append((kind, 0, atom.value, (0,) * 4, (0,) * 4, bit))
+    return out
 
 
 def entries(plan: KernelPlan | None) -> dict[str, dict[str, Any]]:
@@ -44,16 +84,26 @@ def entries(plan: KernelPlan | None) -> dict[str, dict[str, Any]]:
         if not sf.keep_all:
             mode = KF_ON | (KF_PATH * sf.uses_path) | (KF_DIR * sf.uses_dir) | (
                 KF_MARK_DROPS * sf.mark_drops) | (KF_CLOSE_MARKS * sf.close_marks) | (
-                KF_SUFFIX * sf.uses_suffix)  # fmt: skip
+                KF_SUFFIX * sf.uses_suffix) | (KF_TUPLE * bool(sf.sock_atoms)) | (
+                KF_SOCK_HIST * (name in HIST_ROLE))  # fmt: skip
         if mode:
             path_arg = FLAG_SOURCES[name][1] + 1 if name in FLAG_SOURCES else 0
             out[name] = {"mode": mode, "clauses": sf.clauses, "flags": sf.flag_atoms,
-                         "flags_src": _flags_src(name), "path_arg": path_arg}  # fmt: skip
+                         "flags_src": _flags_src(name), "path_arg": path_arg,
+                         "tests": sock_tests(sf.sock_atoms),
+                         "tuple_src": KF_TUPLE_SRC.get(SOCK_EVENTS.get(name, ""), 0),
+                         "hist": HIST_ROLE.get(name, 0)}  # fmt: skip
+    connect = out.setdefault("connect", {"mode": 0, "clauses": (), "flags": (), "flags_src": 0,
+                                         "path_arg": 0, "tests": [], "tuple_src": 1})  # fmt: skip
+    connect["mode"] |= KF_SOCK_HIST  # a kept connect deletes its socket's history, always
+    connect["hist"] = HIST_CLIENT
     if plan.marking:
         for name in FD_EVENTS:
             e = out.setdefault(name, {"mode": 0, "clauses": (), "flags": (), "flags_src": 0,
-                                      "path_arg": 0})  # fmt: skip
-            e["mode"] |= KF_UNMARK_UBUF if name in UBUF_FDS else KF_UNMARK_RET
+                                      "path_arg": 0, "tests": [], "tuple_src": 0,
+                                      "hist": 0})  # fmt: skip
+            e["mode"] |= KF_UNMARK_UBUF if name in UBUF_FDS else (
+                KF_UNMARK_ARG0 if name in UNMARK_ARG0 else KF_UNMARK_RET)  # fmt: skip
     return out
 
 
@@ -69,6 +119,12 @@ def _leaf(table: Any, e: dict[str, Any] | None) -> Any:
         leaf.fmask[i], leaf.fval[i] = mask, value
     leaf.nclauses, leaf.mode = len(e["clauses"]), e["mode"]
     leaf.nflags, leaf.flags_src, leaf.path_arg = len(e["flags"]), e["flags_src"], e["path_arg"]
+    leaf.tuple_src, leaf.hist = e["tuple_src"], e["hist"]
+    for i, (kind, end, value, mask, net, bit) in enumerate(e["tests"]):
+        t = leaf.net[i]
+        t.kind, t.end, t.value, t.bit = kind, end, value, bit
+        for j in range(4):
+            t.mask[j], t.net[j] = mask[j], net[j]
     return leaf
 
 

@@ -11,7 +11,9 @@ a test runs both on a crafted buffer, without a kernel.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
+import os
 import select
 import struct
 import time
@@ -22,7 +24,10 @@ BUSY = 1 << 31
 DISCARD = 1 << 30
 HDR_SIZE = 8
 POLL_MIN = 0.0005  # seconds between looks at an empty ring buffer, growing to POLL_MAX
-POLL_MAX = 0.004  # 8 MiB at the fastest storm seen here (~0.5 GB/s) takes ~16 ms to fill
+# The longest sleep of the reader: libscap's 30 ms. A record waits at most this long in the
+# ring before a read starts (unless the ring passes events.c's fill mark, which wakes the
+# reader at once), so it bounds the alert latency added by sleeping.
+POLL_MAX = 0.030
 NO_TS_LIMIT = (1 << 64) - 1  # ``walk``'s default: no record is too late
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
@@ -30,18 +35,60 @@ Buffer = bytearray | mmap.mmap | memoryview
 T = TypeVar("T")
 
 
-def wait_until(ready: Callable[[], bool], timeout: float,
-               sleep: Callable[[float], object]) -> None:  # fmt: skip
-    """Sleep with ``sleep(seconds)`` in steps growing from POLL_MIN to POLL_MAX until
-    ``ready()`` or ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    delay = POLL_MIN
-    while not ready():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        sleep(min(delay, left))
-        delay = min(delay * 2, POLL_MAX)
+class Sleeper:
+    """The reader's sleeps: in epoll on ring buffer fds, ended early only by a forced wake-up
+    (edge-triggered: records submitted without one do not end a sleep) or by :meth:`wake` (a
+    crafted ring has no fd: only the timeout or ``wake`` ends it). The back-off between looks
+    at empty rings (POLL_MIN doubling to POLL_MAX) survives from one :meth:`wait` to the next
+    and, unlike libscap's, does not restart when records come: a sparse trickle would then
+    cost ~6 wake-ups (of ~30 us each here) per event, and the feed's 30 ms pace after a small
+    batch already sets the latency of a trickle; a storm is read without sleeping at all."""
+
+    def __init__(self, fds: list[int]) -> None:
+        self.delay = POLL_MIN
+        self.wakeups = 0  # sleeps that ended, for the benches and tests
+        self._ep = select.epoll()
+        self._efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._ep.register(self._efd, select.EPOLLIN)
+        self._fds = list(fds)
+        for fd in fds:
+            self._ep.register(fd, select.EPOLLIN | select.EPOLLET)
+
+    def nap(self, seconds: float) -> int:
+        """Sleep up to ``seconds``: 0 at the timeout, 1 when a ring forced a wake-up, 2 when
+        :meth:`wake` was called (since the last nap)."""
+        self.wakeups += 1
+        woken = 0
+        for fd, _ in self._ep.poll(seconds):
+            if fd == self._efd:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(self._efd)
+                woken = 2
+            else:
+                woken = max(woken, 1)
+        return woken
+
+    def wait(self, ready: Callable[[], bool], timeout: float) -> None:
+        """Nap in steps of the back-off until ``ready()``, :meth:`wake` or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if self.nap(min(self.delay, left)) == 2:
+                return
+            self.delay = min(self.delay * 2, POLL_MAX)
+
+    def wake(self) -> None:
+        """End the current (or the next) nap now: from another thread, to stop the reader."""
+        if self._efd >= 0:  # closed: nothing sleeps (and the fd number may be reused)
+            os.eventfd_write(self._efd, 1)
+
+    def close(self) -> None:
+        if self._efd >= 0:
+            self._ep.close()
+            efd, self._efd = self._efd, -1
+            os.close(efd)
 
 
 class RingReader:
@@ -61,10 +108,7 @@ class RingReader:
         self._cons_q = memoryview(cons)[:8].cast("Q")
         self._prod_q = memoryview(prod)[:8].cast("Q")
         self._data = data  # offset of the data area in ``prod``
-        self._poll: select.epoll | None = None
-        if poll_fd is not None:
-            self._poll = select.epoll()
-            self._poll.register(poll_fd, select.EPOLLIN)
+        self.poll_fd = poll_fd  # the map's fd, for RingSet's epoll (None: a crafted ring)
 
     @classmethod
     def from_map(cls, map_fd: int, size: int) -> RingReader:
@@ -91,17 +135,6 @@ class RingReader:
     def pending(self) -> bool:
         """Whether the kernel has written records not read yet."""
         return bool(self._prod_q[0] != self._cons_q[0])
-
-    def wait(self, timeout: float) -> None:
-        """Sleep until there is data (or ``timeout`` seconds), polling with a growing delay.
-
-        The programs submit without a wakeup (a wakeup costs the traced process an irq_work
-        and a cross-CPU wake per record when the reader keeps up), so the reader looks at the
-        producer position every POLL_MIN..POLL_MAX seconds; the epoll fd still ends a sleep
-        early for the records that do ask for a wakeup.
-        """
-        poll = self._poll
-        wait_until(self.pending, timeout, time.sleep if poll is None else poll.poll)
 
     def take(self, limit: int = 4096) -> tuple[list[tuple[int, int]], int]:
         """(position, size) in :attr:`buffer` of up to ``limit`` records, and the consumer
@@ -176,8 +209,6 @@ class RingReader:
         return out
 
     def close(self) -> None:
-        if self._poll is not None:
-            self._poll.close()
         self._cons_q.release()
         self._prod_q.release()
         for m in (self._cons, self._prod):

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from detector.bpf.loader import create_ringbuf
-from detector.bpf.ringbuf import RingReader, wait_until
+from detector.bpf.ringbuf import RingReader, Sleeper
 from detector.errors import DetectorError
 
 
@@ -68,6 +68,7 @@ class RingSet:
             raise ValueError("a ring set needs at least one ring buffer")
         self.readers = readers
         self._fds = fds or []
+        self.sleeper = Sleeper([r.poll_fd for r in readers if r.poll_fd is not None])
         self.last_ts = [0] * len(readers)  # per ring: the largest ts delivered so far
 
     @classmethod
@@ -75,12 +76,12 @@ class RingSet:
         """Create the rings of online CPUs beside BCC's ``events`` (ring 0), put them in
         ``rings``, map them all."""
         first = bpf[b"events"].map_fd
+        table = bpf[b"rings"]  # events.c writes through it even with one ring
+        table[ctypes.c_int(0)] = ctypes.c_int(first)
         if n_rings == 1:
             return cls([RingReader.from_map(first, size)])
         fds: list[int] = []
         try:
-            table = bpf[b"rings"]
-            table[ctypes.c_int(0)] = ctypes.c_int(first)
             for i in online_rings(cpus_per_ring):
                 if 0 < i < n_rings:
                     fds.append(create_ringbuf(size, f"events{i}".encode()))
@@ -100,18 +101,26 @@ class RingSet:
         return any(r.pending() for r in self.readers)
 
     def wait(self, timeout: float) -> None:
-        """Sleep until a ring has data (or ``timeout`` seconds): ``RingReader.wait`` on one
-        ring, else the same growing poll over all of them."""
-        if len(self.readers) == 1:
-            self.readers[0].wait(timeout)
-            return
-        wait_until(self.pending, timeout, time.sleep)
+        """Sleep until a ring has data, :meth:`wake` or ``timeout`` seconds: one epoll on every
+        ring, looked at with a back-off of POLL_MIN..POLL_MAX, ended early by a ring past
+        events.c's fill mark."""
+        self.sleeper.wait(self.pending, timeout)
+
+    def nap(self, seconds: float) -> None:
+        """Sleep ``seconds`` even with records waiting (to let a trickle gather), ended early
+        by a ring past the fill mark or by :meth:`wake`."""
+        self.sleeper.nap(seconds)
+
+    def wake(self) -> None:
+        """End the reader's sleep now (from another thread: a stop)."""
+        self.sleeper.wake()
 
     def fill(self) -> float:
         """The fullest ring's share of unread bytes now (0..1)."""
         return max((p - c) / r.size for r in self.readers for c, p in (r.positions(),))
 
     def close(self) -> None:
+        self.sleeper.close()
         for r in self.readers:
             r.close()
         for fd in self._fds:

@@ -5,9 +5,10 @@ returned >= 0), the open flags (``flags``: ``flags & mask == value``), a command
 (``cmd``: ``fcntl``'s, compared the same way), the path argument (``path``: equal to /
 starting with / ending with one of some strings; used only on absolute, normalised paths,
 where the raw argument equals ``fd.name``), the directory-ness of the opened file
-(``dir``, state only) and the comm (``comm``: ``proc.name`` in a set; not evaluated in the
-kernel yet). A :data:`Dnf` is a set of clauses, a clause a set of literals ``(atom, positive)``;
-:data:`TRUE` keeps everything, :data:`FALSE` nothing.
+(``dir``, state only), a result of 0 (``zero``: a clone's child side, state only) and the
+comm (``comm``: ``proc.name`` in a set; not evaluated in the kernel yet). A :data:`Dnf` is
+a set of clauses, a clause a set of literals ``(atom, positive)``; :data:`TRUE` keeps
+everything, :data:`FALSE` nothing.
 
 :func:`over` maps a condition tree (macros and lists expanded) and an event type to a DNF
 that every matching event of that type satisfies: ``and`` is the product (or, past
@@ -22,15 +23,27 @@ exactly when ``O_DIRECTORY`` is set, ``evt.arg.flags contains O_X`` is ``flags &
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from detector.kfilter.dnf import (
+    FALSE,
+    IS_DIR,
+    MAX_CLAUSES,
+    OK,
+    TRUE,
+    Atom,
+    Clause,
+    Dnf,
+    Literal,
+    dnf_and,
+    dnf_or,
+    lit,
+)
+from detector.kfilter.sockatoms import NAME_FIELDS, SOCK_EVENTS, errno_atom, name_field, sock_atom
 from detector.rules.fields.render import OPEN_FLAGS
 from detector.rules.lang.ast import And, BinaryCheck, Expr, FieldRef, ListNode, Not, Or, ValueNode
 
 OPEN_TYPES = frozenset({"open", "openat", "openat2", "creat"})
 PATH_FIELDS = frozenset({"fd.name", "evt.arg.name", "evt.arg.path", "fd.nameraw"})
 O_DIRECTORY = 0o200000
-MAX_CLAUSES = 32
 PATH_MAX_EVAL = 253  # events.h KF_PATH_MAX: longer paths are not evaluated (the trie's key)
 
 
@@ -43,76 +56,6 @@ def evaluable_path(path: str) -> bool:
     if "//" in path or "/./" in path or "../" in path:
         return False
     return path == "/" or not (path.endswith("/") or path.endswith("/.") or path.endswith("/.."))
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Atom:
-    """One test the kernel can make (see the module docstring for the kinds)."""
-
-    kind: str
-    mask: int = 0
-    value: int = 0
-    op: str = ""  # path: "eq" | "prefix" | "suffix" | "contains"
-    strings: tuple[str, ...] = ()
-    exact: bool = True  # its negation is exact too
-
-    def holds(self, *, ok: bool, flags: int, path: str | None, comm: str, is_dir: bool) -> bool:
-        """The atom on one event's facts (``path`` None: not evaluable)."""
-        if self.kind == "ok":
-            return ok
-        if self.kind in ("flags", "cmd"):  # ``flags``: the syscall's flag word (fcntl: cmd)
-            return flags & self.mask == self.value
-        if self.kind == "comm":
-            return comm in self.strings
-        if self.kind == "dir":
-            return is_dir
-        assert path is not None
-        if self.op == "eq":
-            return path in self.strings
-        if self.op == "suffix":
-            return any(path.endswith(s) for s in self.strings)
-        if self.op == "contains":
-            return any(s in path for s in self.strings)
-        return any(path.startswith(s) for s in self.strings)
-
-
-Literal = tuple[Atom, bool]
-Clause = frozenset[Literal]
-Dnf = frozenset[Clause]
-TRUE: Dnf = frozenset({frozenset()})
-FALSE: Dnf = frozenset()
-OK = Atom("ok")
-IS_DIR = Atom("dir")
-
-
-def _simplify(clauses: set[Clause]) -> Dnf:
-    """Drop contradictory clauses and those a smaller clause subsumes."""
-    live = [c for c in clauses if not any((a, not p) in c for a, p in c)]
-    live.sort(key=len)
-    out: list[Clause] = []
-    for c in live:
-        if not any(k <= c for k in out):
-            out.append(c)
-    return frozenset(out)
-
-
-def dnf_or(a: Dnf, b: Dnf) -> Dnf:
-    """Either holds."""
-    return _simplify(set(a) | set(b))
-
-
-def dnf_and(a: Dnf, b: Dnf) -> Dnf:
-    """Both hold; past MAX_CLAUSES the side with fewer clauses (a sound widening)."""
-    if len(a) * len(b) > MAX_CLAUSES:
-        return a if len(a) <= len(b) else b
-    return _simplify({x | y for x in a for y in b})
-
-
-def lit(atom: Atom, positive: bool = True) -> Dnf:
-    """One literal; the negation of an inexact atom is TRUE (unknown)."""
-    if not positive and not atom.exact:
-        return TRUE
-    return frozenset({frozenset({(atom, positive)})})
 
 
 def _strings(right: object) -> tuple[str, ...] | None:
@@ -249,6 +192,15 @@ def _atom(node: BinaryCheck, evttype: str, neg: bool) -> Dnf:
         return _result(op, strings, neg)
     if name == "evt.res" and op in ("=", "==", "!=") and strings == ("SUCCESS",):
         return lit(OK, (op != "!=") != neg)
+    if name in NAME_FIELDS:
+        return name_field(neg)
+    if name == "evt.res":
+        got = errno_atom(strings, op, neg)
+        return TRUE if got is None else got
+    if evttype in SOCK_EVENTS:
+        got = sock_atom(name, op, strings, evttype, neg)
+        if got is not None:
+            return got
     if name == "evt.failed":
         want = _bool(node)
         return TRUE if want is None else lit(OK, want == neg)
@@ -280,3 +232,7 @@ def over(node: Expr, evttype: str, neg: bool = False) -> Dnf:
 def holds(dnf: Dnf, **facts: object) -> bool:
     """Whether an event with these facts (see :meth:`Atom.holds`) satisfies the DNF."""
     return any(all(a.holds(**facts) == p for a, p in c) for c in dnf)  # type: ignore[arg-type]
+
+
+__all__ = ["FALSE", "IS_DIR", "MAX_CLAUSES", "OK", "TRUE", "Atom", "Clause", "Dnf", "Literal",
+           "dnf_and", "dnf_or", "evaluable_path", "holds", "lit", "over"]

@@ -3,7 +3,12 @@ type keeps, derived from the rules' conditions and from what the state tables ne
 
 State demand, derived from the rules (not assumed):
 
-* The thread table needs every exec, clone and exit (``STATE_SET`` minus what follows).
+* The thread table needs every exec and exit (``STATE_SET`` minus what follows).
+* Of a clone (``clone``, ``clone3``, ``fork``, ``vfork``) it needs the child's side (result
+  0), which always comes (the child returns through the same syscall exit) and from which
+  it builds the child as from the caller's side (``state/clones.child_from_event``); the
+  caller's side (result > 0) only where the child's cannot vouch for itself: a
+  ``CLONE_PARENT`` or ``CLONE_THREAD`` clone. Failed clones (< 0) only for their rules.
 * File fds (opens) feed the fd table. Later events read that table only through ``fd.*`` fields
   of rules on other event types (``dup``'s ``fd.type``, ``close``'s ``fd.name``...). A rule that
   requires a socket there (``fd.type``/``fd.typechar`` of a socket kind, as a conjunct) cannot
@@ -18,6 +23,15 @@ State demand, derived from the rules (not assumed):
 * ``fcntl`` changes the fd table only with the commands that make an fd (``F_DUPFD``,
   ``F_DUPFD_CLOEXEC``: the tracker copies the old entry); the others (``F_GETFL``,
   ``F_SETFD``, locks...) are needed only by the rules on ``fcntl``.
+* Inet TCP stream sockets (``socket``, ``connect``, ``accept``/``accept4``): their fd entries
+  are read later only by rules on other events (``dup``'s redirect rule, ``sendto``'s
+  ``outbound`` branch...; those on the dup family and ``fcntl`` do not count: their records
+  carry the socket's history, from which the tracker builds its entry, kfilter.h ``kf_hist``).
+  If every such rule is blind to TCP sockets (it holds only when
+  ``fd.l4proto`` is set and not ``tcp``: a partial or missing entry fails it too), these events
+  are needed only by the rules on them, evaluated in the kernel on its socket (sockatoms.py):
+  a dropped ``socket``/``accept`` marks its fd so that its close goes too; a kept ``connect``,
+  ``bind`` or ``listen`` (which make an entry) unmarks its fd.
 * Everything else in ``STATE_SET`` is kept whole.
 """
 
@@ -37,10 +51,13 @@ from detector.kfilter.atoms import (
     lit,
     over,
 )
+from detector.kfilter.dnf import ZERO
 from detector.kfilter.plan import KernelPlan, SyscallFilter, compile_syscall, finish_trie
+from detector.kfilter.sockatoms import HIST_SERVED, NAME_FIELDS, SOCK_EVENTS, tcp_stream
 from detector.rules.lang.ast import And, BinaryCheck, Expr, FieldRef, ListNode, Not, Or, ValueNode
 
 PIPES = frozenset({"pipe", "pipe2"})  # fds no socket-only reader can tell from missing ones
+CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
 TABLE_FIELDS = frozenset({"proc.fdopencount", "fd.types"})  # read the whole fd table
 SOCKET_TYPES = {"fd.type": {"ipv4", "ipv6", "unix"}, "fd.typechar": {"4", "6", "u"}}
 
@@ -54,6 +71,7 @@ class TypeDemand:
     rules: list[str] = field(default_factory=list)
     unfiltered_by: list[str] = field(default_factory=list)
     state: str = ""  # why the state tables need events of it ("" for none)
+    dns_never: list[str] = field(default_factory=list)  # rules false here by fd.sip.name...
 
 
 @dataclass
@@ -64,6 +82,7 @@ class Build:
     types: dict[str, TypeDemand]
     fd_readers: list[str]  # rules that read file fds on later events
     contributions: dict[tuple[str, str], Dnf]  # (rule, type) -> its DNF
+    sock_readers: list[str] = field(default_factory=list)  # ... and TCP sockets
 
 
 def fd_making_cmds() -> Dnf:
@@ -72,6 +91,18 @@ def fd_making_cmds() -> Dnf:
 
     return dnf_or(lit(Atom("cmd", 0xFFFFFFFF, F_DUPFD)), lit(Atom("cmd", 0xFFFFFFFF,
                                                                   F_DUPFD_CLOEXEC)))
+
+
+CLONE_PARENT, CLONE_THREAD = 0x00008000, 0x00010000  # state/clones.py
+
+
+def clone_state(evttype: str) -> Dnf:
+    """What the thread table needs of a clone-family event (see the module docstring)."""
+    need = lit(ZERO)
+    if evttype in ("clone", "clone3"):  # fork and vfork cannot ask for either flag
+        for flag in (CLONE_PARENT, CLONE_THREAD):
+            need = dnf_or(need, lit(Atom("flags", flag, 0), False))
+    return need
 
 
 def _walk(node: object) -> Iterable[object]:
@@ -152,6 +183,41 @@ def fd_readers(rules: Iterable[object], all_types: frozenset[str],
     return out
 
 
+def tcp_blind(node: Expr, evttype: str) -> bool:
+    """Whether the condition, on ``evttype``, holds only when ``fd.l4proto`` is set and is not
+    ``tcp`` (so a TCP socket's entry, whole, partial or missing, fails it)."""
+    if isinstance(node, And):
+        return any(tcp_blind(c, evttype) for c in node.children)
+    if isinstance(node, Or):
+        return all(tcp_blind(c, evttype) for c in node.children if over(c, evttype) != FALSE)
+    if isinstance(node, BinaryCheck) and isinstance(node.left, FieldRef) and (
+            node.left.name == "fd.l4proto" and node.left.arg is None):  # fmt: skip
+        right = node.right
+        vals = (right.value,) if isinstance(right, ValueNode) else (
+            right.items if isinstance(right, ListNode) else None)  # fmt: skip
+        if vals is None:
+            return False
+        if node.op == "!=":
+            return vals == ("tcp",)
+        return node.op in ("=", "==", "in") and "tcp" not in vals
+    return False
+
+
+def sock_readers(rules: Iterable[object], all_types: frozenset[str], chosen: bool = False,
+                 served: frozenset[str] = HIST_SERVED) -> list[str]:  # fmt: skip
+    """Rules that could read a TCP socket's fd on events other than the socket events and
+    ``served`` (the dup family, whose records carry the socket's history)."""
+    table_types = table_fd_types() - SOCK_EVENTS.keys() - served
+    out = []
+    for r in _enabled(rules, chosen):
+        tree = getattr(r, "tree", None)
+        types = set(getattr(r, "evttypes", None) or all_types) & table_types
+        if tree is None or reads_fd_table(tree) or any(
+                reads_fd(tree, t) and not tcp_blind(tree, t) for t in sorted(types)):  # fmt: skip
+            out.append(str(getattr(r, "name", "")))
+    return out
+
+
 def reads_fd_table(tree: Expr) -> bool:
     """Whether a condition reads the thread's fd table beyond the event's own fd, on any
     event type: ``proc.stdin/stdout/stderr.*``, ``proc.fdopencount``, ``fd.types``."""
@@ -170,6 +236,9 @@ def demands(rules: Iterable[object], selected: Iterable[str], chosen: bool = Fal
         for t in sorted(out.keys() if types is None else set(types) & out.keys()):
             d = TRUE if tree is None else over(tree, t)
             if d == FALSE:
+                if tree is not None and any(isinstance(n, FieldRef) and n.name in NAME_FIELDS
+                                            for n in _walk(tree)):  # fmt: skip
+                    out[t].dns_never.append(name)
                 continue
             td = out[t]
             td.dnf = dnf_or(td.dnf, d)
@@ -187,9 +256,20 @@ def build(rules: Iterable[object], selected: Iterable[str], chosen: bool = False
     rules = list(rules)
     types, contrib = demands(rules, selected, chosen)
     readers = fd_readers(rules, SUPPORTED, chosen)
+    sreaders = sock_readers(rules, SUPPORTED, chosen)
+    dup_readers = sorted(set(sock_readers(rules, SUPPORTED, chosen, frozenset())) - set(sreaders))
     plan = KernelPlan()
     for t, td in types.items():
-        if t in OPEN_TYPES:
+        if t in SOCK_EVENTS and not sreaders:
+            td.state = "sockets other than TCP streams (no rule reads a TCP socket's fd later" + (
+                ", but at dup, from the history the kernel keeps of the socket: " + ", ".join(
+                    dup_readers) + ")" if dup_readers else ")")  # fmt: skip
+            not_tcp = frozenset(frozenset({(a, not p)}) for c in tcp_stream() for a, p in c)
+            compile_syscall(plan, t, dnf_or(td.dnf, not_tcp), mark_drops=t != "connect")
+        elif t in SOCK_EVENTS:
+            td.state = "every event (fd table): TCP sockets' fds are read later by " + ", ".join(
+                sreaders)  # fmt: skip
+        elif t in OPEN_TYPES:
             if readers:
                 td.state = "every open: rules read file fds on later events"
                 plan.syscalls[t] = SyscallFilter(t, reason=td.state)
@@ -202,6 +282,10 @@ def build(rules: Iterable[object], selected: Iterable[str], chosen: bool = False
         elif t in PIPES and not readers:
             td.state = "none: rules read no fds but sockets (a dropped pipe's fds are marked)"
             compile_syscall(plan, t, td.dnf, mark_drops=True)
+        elif t in CLONES:
+            td.state = ("the child's side; the caller's of CLONE_PARENT/CLONE_THREAD clones"
+                        if t in ("clone", "clone3") else "the child's side")  # fmt: skip
+            compile_syscall(plan, t, dnf_or(td.dnf, clone_state(t)))
         elif t in STATE_SET and t != "close":
             td.state = "every event (thread and fd tables)"
         elif t != "close" and td.rules:
@@ -216,4 +300,4 @@ def build(rules: Iterable[object], selected: Iterable[str], chosen: bool = False
             td.state = "every event (fd table)"
     plan.marking = marking
     finish_trie(plan)
-    return Build(plan, types, readers, contrib)
+    return Build(plan, types, readers, contrib, sreaders)

@@ -3,8 +3,11 @@ the program's decision in Python (the maps' semantics, shared by the tests and t
 
 Bits of an event's atom word (events.h ``KF_*``): bit 0 the result is >= 0; bits 1..8 the
 syscall's flag atoms (``flags & mask == value``); bit 9 the opened file is a directory;
-bits 10..62 path atoms, shared by every syscall (the tries' values: prefixes and equalities in
-one trie, suffixes in a second one keyed by the reversed path). A clause is
+bits 10..61 path atoms, shared by every syscall (the tries' values: prefixes and equalities
+in one trie, suffixes in a second one keyed by the reversed path); bit 62 the result is 0
+(a clone's child side). The socket events (no path atoms) use bits 10..25 for their socket
+atoms instead (sockatoms.py), tests of the kernel socket; without an inet socket those bits
+are unknown: a clause then ignores them. A clause is
 ``(must, must_not)``: it holds when every ``must`` bit is set and no ``must_not`` bit is. An
 event is kept when a clause holds, when its syscall keeps everything, or when the plan needs
 its path and the path is not evaluable. ``comm`` atoms are not evaluated in the kernel: they
@@ -18,14 +21,20 @@ from functools import reduce
 from operator import or_
 
 from detector.kfilter.atoms import OK, PATH_MAX_EVAL, Atom, Dnf, evaluable_path
+from detector.kfilter.sockatoms import SOCK_EVENTS, SOCK_KINDS, SockFacts, sock_holds
 
 BIT_OK = 1
 FLAG_BIT0 = 1
 MAX_FLAG_ATOMS = 8
 BIT_DIR = 1 << 9
 PATH_BIT0 = 10
-MAX_PATH_ATOMS = 53  # bit 63 stays clear (the program returns the bits as s64)
+MAX_PATH_ATOMS = 52  # bit 62 is BIT_ZERO; bit 63 stays clear (the bits return as s64)
+BIT_ZERO = 1 << 62
 MAX_CLAUSES = 16  # events.h KF_CLAUSES
+SOCK_BIT0 = 10  # socket atoms (socket events only: they have no path atoms)
+MAX_SOCK_ATOMS = 16
+SOCK_MASK = ((1 << MAX_SOCK_ATOMS) - 1) << SOCK_BIT0
+MAX_SOCK_TESTS = 24  # events.h KF_NETS: a network or a port each, a family/type/protocol test
 MAX_TRIE = 2000  # path strings per slot (events.c's kf_trie holds 4096: two slots)
 # Where each filtered syscall's flags and path come from: (flags source, path argument).
 # Flags: an argument index, "ubuf" (openat2's how.flags) or a constant (creat).
@@ -34,7 +43,12 @@ OPEN_SOURCES: dict[str, tuple[int | str, int]] = {
 }  # fmt: skip
 # Syscalls whose flag tests read a command argument, no path (-1): fcntl's cmd.
 CMD_SOURCES: dict[str, tuple[int | str, int]] = {"fcntl": (1, -1)}
-FLAG_SOURCES = {**OPEN_SOURCES, **CMD_SOURCES}
+# Clone flags, no path: clone's first argument, clone3's ``struct clone_args`` (its low word).
+# fork and vfork have none (their flags are fixed: no CLONE_PARENT, no CLONE_THREAD).
+CLONE_SOURCES: dict[str, tuple[int | str, int]] = {"clone": (0, -1), "clone3": ("ubuf", -1)}
+# Socket events: their flag tests read the result (``evt.res = EINPROGRESS``).
+RET_SOURCES: dict[str, tuple[int | str, int]] = {name: ("ret", -1) for name in SOCK_EVENTS}
+FLAG_SOURCES = {**OPEN_SOURCES, **CMD_SOURCES, **RET_SOURCES, **CLONE_SOURCES}
 CREAT_FLAGS = 0o1 | 0o100 | 0o1000
 UBUF_FDS = frozenset({"pipe", "pipe2", "socketpair"})  # their two fds are at the ubuf argument
 
@@ -53,6 +67,7 @@ class SyscallFilter:
     uses_dir: bool = False
     mark_drops: bool = False  # a dropped open (pipe) marks the fd(s) it made: their closes go too
     close_marks: bool = False  # close: dropped when its fd is marked (and no clause holds)
+    sock_atoms: tuple[Atom, ...] = ()  # socket atoms of bits SOCK_BIT0, SOCK_BIT0 + 1, ...
 
 
 @dataclass
@@ -95,13 +110,28 @@ def _path_bit(plan: KernelPlan, atom: Atom) -> int:
     return bit
 
 
-def _bit(plan: KernelPlan, flags: list[tuple[int, int]], atom: Atom) -> int | None:
+def sock_tests(atom: Atom) -> int:
+    """How many of the kernel's socket tests an atom takes (one per network or port)."""
+    return len(atom.strings) if atom.kind in ("net", "port") else 1
+
+
+def _bit(plan: KernelPlan, flags: list[tuple[int, int]], atom: Atom,
+         socks: list[Atom]) -> int | None:  # fmt: skip
     """The atom's bit (None: the kernel does not evaluate it)."""
     if atom == OK:
         return BIT_OK
+    if atom.kind == "zero":
+        return BIT_ZERO
     if atom.kind == "dir":
         return BIT_DIR
-    if atom.kind in ("flags", "cmd"):
+    if atom.kind in SOCK_KINDS:
+        if atom not in socks:
+            if len(socks) >= MAX_SOCK_ATOMS or sum(map(sock_tests, socks)) + sock_tests(
+                    atom) > MAX_SOCK_TESTS:  # fmt: skip
+                raise _TooBig(f"more than {MAX_SOCK_TESTS} socket tests")
+            socks.append(atom)
+        return 1 << (SOCK_BIT0 + socks.index(atom))
+    if atom.kind in ("flags", "cmd", "res"):
         key = (atom.mask, atom.value)
         if key not in flags:
             if len(flags) >= MAX_FLAG_ATOMS:
@@ -116,16 +146,21 @@ def _bit(plan: KernelPlan, flags: list[tuple[int, int]], atom: Atom) -> int | No
 def compile_syscall(plan: KernelPlan, evttype: str, dnf: Dnf, *, mark_drops: bool = False,
                     close_marks: bool = False) -> SyscallFilter:  # fmt: skip
     """``dnf`` as clauses of bits for ``evttype``; keep-all when it does not fit the maps."""
-    known = {"ok"} | ({"cmd"} if evttype in CMD_SOURCES else set())
-    if evttype not in OPEN_SOURCES and any(a.kind not in known for c in dnf for a, _ in c):
+    known = {"ok", "zero"} | ({"cmd"} if evttype in CMD_SOURCES else set()) | (
+        SOCK_KINDS | {"res"} if evttype in SOCK_EVENTS else set()) | (
+        {"flags"} if evttype in CLONE_SOURCES else set())  # fmt: skip
+    if evttype in OPEN_SOURCES:
+        known = {"ok", "flags", "path", "dir", "comm"}  # comm: dropped by _bit
+    if any(a.kind not in known for c in dnf for a, _ in c):
         dnf = frozenset(frozenset(x for x in c if x[0].kind in known) for c in dnf)
     flags: list[tuple[int, int]] = []
+    socks: list[Atom] = []
     clauses: set[tuple[int, int]] = set()
     try:
         for c in dnf:
             must = nots = 0
             for atom, positive in c:
-                bit = _bit(plan, flags, atom)
+                bit = _bit(plan, flags, atom, socks)
                 if bit is None:
                     continue  # unknown to the kernel: the literal is dropped
                 if positive:
@@ -148,11 +183,12 @@ def compile_syscall(plan: KernelPlan, evttype: str, dnf: Dnf, *, mark_drops: boo
     for m, n in clauses:
         every |= m | n
     sf = SyscallFilter(evttype, False, "", tuple(sorted(clauses)), tuple(flags),
-                       uses_path=bool(every >> PATH_BIT0),
+                       uses_path=not socks and bool((every & ~BIT_ZERO) >> PATH_BIT0),
                        uses_suffix=any(a.op == "suffix" and b & every
                                        for a, b in plan.path_atoms.items()),
                        uses_dir=bool(every & BIT_DIR),
-                       mark_drops=mark_drops, close_marks=close_marks)  # fmt: skip
+                       mark_drops=mark_drops, close_marks=close_marks,
+                       sock_atoms=tuple(socks))  # fmt: skip
     plan.syscalls[evttype] = sf
     return sf
 
@@ -198,6 +234,7 @@ class Facts:
     is_dir: bool = False
     fd_arg: int = -1  # close: the fd closed
     fds_made: tuple[int, ...] = ()  # fds the syscall made (its result, pipe's pair)
+    sock: SockFacts | None = None  # the kernel socket (socket events; None: no inet socket)
 
 
 def decide(plan: KernelPlan, f: Facts) -> bool:
@@ -205,20 +242,29 @@ def decide(plan: KernelPlan, f: Facts) -> bool:
     sf = plan.syscalls.get(f.evttype)
     if sf is None or sf.keep_all:
         return True
-    bits = BIT_OK if f.ret >= 0 else 0
+    bits = (BIT_OK if f.ret >= 0 else 0) | (BIT_ZERO if f.ret == 0 else 0)
+    flags = f.ret & 0xFFFFFFFF if f.evttype in RET_SOURCES else f.flags
     if sf.flag_atoms:
-        if f.flags is None:
+        if flags is None:
             return True
         for i, (mask, value) in enumerate(sf.flag_atoms):
-            if f.flags & mask == value:
+            if flags & mask == value:
                 bits |= 1 << (FLAG_BIT0 + i)
+    unknown = 0
+    if sf.sock_atoms:
+        if f.sock is None:
+            unknown = SOCK_MASK
+        else:
+            for i, atom in enumerate(sf.sock_atoms):
+                bits |= sock_holds(atom, f.sock) << (SOCK_BIT0 + i)
     if sf.uses_dir and f.is_dir and f.ret >= 0:
         bits |= BIT_DIR
     if sf.uses_path:
         if f.path is None or not evaluable_path(f.path):
             return True
         bits |= path_bits(plan, f.path)
-    return any(bits & m == m and not bits & n for m, n in sf.clauses)
+    return any(bits & (m & ~unknown) == m & ~unknown and not bits & n & ~unknown
+               for m, n in sf.clauses)  # fmt: skip
 
 
 class Marks:

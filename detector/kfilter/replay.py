@@ -8,14 +8,55 @@ the state tracker) go through the tracker and the rules once whole and once filt
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import socket
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from detector.events import Event
 from detector.kfilter.plan import UBUF_FDS, Facts, KernelPlan, Marks, event_flags
+from detector.kfilter.sockatoms import HIST_SERVED, L4_CODES, SockFacts, l4_code
 from detector.sources.syscalls import FD_EVENTS
 
 EXECS = frozenset({"execve", "execveat"})
+ARG0_ENTRIES = frozenset({"connect", "bind", "listen"})  # make an entry for their fd argument
+# events.h HIST_*: what a dropped socket event records of its socket (kfilter.h kf_hist_record)
+HIST_SEEN, HIST_CLIENT, HIST_SERVER, HIST_CONNECTED, HIST_CLOEXEC, HIST_HERE = 1, 2, 4, 8, 16, 64
+HIST_ROLES = {"socket": 0, "connect": HIST_CLIENT, "accept": HIST_SERVER, "accept4": HIST_SERVER}
+TUPLE_KEYS = ("sock_family", "l4proto", "lip", "lport", "rip", "rport")
+SOCK_CLOEXEC = 0o2000000
+
+
+def _ip(text: object) -> bytes:
+    raw = str(text)
+    if ":" in raw:
+        return socket.inet_pton(socket.AF_INET6, raw)
+    return socket.inet_pton(socket.AF_INET, raw) + bytes(12)
+
+
+def sock_facts(ev: Event) -> SockFacts | None:
+    """The kernel socket the program reads at a socket event (the record's tuple; for
+    ``socket``, which carries none, what the kernel makes of its arguments)."""
+    ctx = ev.ctx or {}
+    if "lip" in ctx and ev.type != "socket":
+        fam = int(socket.AF_INET6 if ctx.get("sock_family") == "ipv6" else socket.AF_INET)
+        l4 = str(ctx.get("l4proto"))
+        lport, rport = ctx.get("lport"), ctx.get("rport")
+        return (fam, int(socket.SOCK_STREAM if l4 == "tcp" else socket.SOCK_DGRAM),
+                L4_CODES.get(l4, 6), _ip(ctx["lip"]), lport if isinstance(lport, int) else 0,
+                _ip(ctx["rip"]), rport if isinstance(rport, int) else 0)  # fmt: skip
+    a = ev.args
+    dom, typ, proto = a.get("domain"), a.get("type"), a.get("proto")
+    if ev.type != "socket" or ev.res is None or ev.res < 0 or dom not in (socket.AF_INET,
+                                                                            socket.AF_INET6):
+        return None
+    stype: int = typ & 0xF if isinstance(typ, int) else 0
+    p = proto if isinstance(proto, int) else 0
+    if p == 0:  # the kernel's default protocol of the type
+        p = {int(socket.SOCK_STREAM): 6, int(socket.SOCK_DGRAM): 17}.get(stype, 0)
+    assert isinstance(dom, int)
+    return (dom, stype, l4_code(p, stype), bytes(16), 0, bytes(16), 0)
 
 
 def facts_of(ev: Event) -> Facts:
@@ -30,21 +71,69 @@ def facts_of(ev: Event) -> Facts:
     made: tuple[int, ...] = ()
     if ev.type in UBUF_FDS:
         made = tuple(v for v in (a.get("fd1"), a.get("fd2")) if isinstance(v, int))
+    elif ev.type in ARG0_ENTRIES:
+        fd0 = a.get("fd")
+        made = (fd0,) if isinstance(fd0, int) else ()
     elif ev.type in FD_EVENTS:
         made = (res,)
     fd = a.get("fd")
     return Facts(ev.type, res, flags, name, is_dir,
                  fd_arg=fd if ev.type == "close" and isinstance(fd, int) else -1,
-                 fds_made=made)  # fmt: skip
+                 fds_made=made, sock=sock_facts(ev))  # fmt: skip
+
+
+class History:
+    """The kernel's history of sockets whose socket/connect/accept it dropped (kfilter.h
+    ``kf_hist``), keyed by the socket's inode (the record's ``sock_ino``): one per socket, so
+    shared across fork and dup; a dup-family record of such a socket carries it."""
+
+    def __init__(self) -> None:
+        self.socks: dict[int, dict[str, Any]] = {}
+
+    def update(self, ev: Event, kept: bool) -> None:
+        """A socket event: a dropped one records its history; after a kept connect (with any
+        plan: detector/bpf/kfmaps.py) it no longer applies to that fd number."""
+        ino = ev.ctx.get("sock_ino") if ev.ctx else None
+        if ev.type not in HIST_ROLES or not isinstance(ino, int) or ev.ctx is None:
+            return
+        if kept:
+            if ev.type == "connect" and ino in self.socks:  # its fd's entry: not HIST_HERE
+                self.socks[ino]["fd"] = None
+            return
+        res, flags = ev.res if ev.res is not None else -1, HIST_SEEN | HIST_ROLES[ev.type]
+        if ev.type == "connect" and res in (0, -115):
+            flags |= HIST_CONNECTED
+        typ = ev.args.get("type")
+        if ev.type == "socket" and isinstance(typ, int) and typ & SOCK_CLOEXEC:
+            flags |= HIST_CLOEXEC
+        snap = {k: ev.ctx[k] for k in TUPLE_KEYS if k in ev.ctx}
+        fd = ev.args.get("fd") if ev.type == "connect" else ev.res
+        self.socks[ino] = {**snap, "sock_hist": flags, "fd": fd}
+
+    def carried(self, ev: Event) -> Event:
+        """A dup-family record: the history of its socket replaces its tuple, if it has one."""
+        ino = ev.ctx.get("sock_ino") if ev.ctx else None
+        got = self.socks.get(ino) if ev.type in HIST_SERVED and isinstance(ino, int) else None
+        if got is None or ev.ctx is None:
+            return ev
+        a = ev.args
+        old = a.get("fd") if ev.type == "fcntl" else a.get("oldfd", a.get("fd"))
+        here = HIST_HERE if old == got["fd"] else 0
+        carried = {k: v for k, v in got.items() if k != "fd"}
+        carried["sock_hist"] |= here
+        return dataclasses.replace(ev, ctx={**ev.ctx, **carried})
 
 
 def filtered(plan: KernelPlan, events: Iterable[Event]) -> Iterator[Event]:
-    """The events the kernel would deliver under ``plan`` (its marks included)."""
-    marks = Marks()
+    """The events the kernel would deliver under ``plan`` (its marks and its history of
+    sockets included)."""
+    marks, hist = Marks(), History()
     for ev in events:
         got = ev.ctx.get("pid") if ev.ctx else None
         pid = got if isinstance(got, int) else ev.tid
-        if marks.keep(plan, facts_of(ev), pid):
-            yield ev
+        kept = marks.keep(plan, facts_of(ev), pid)
+        hist.update(ev, kept)
+        if kept:
+            yield hist.carried(ev)
         if (ev.type in EXECS and (ev.res or 0) == 0) or (ev.type == "procexit" and ev.tid == pid):
             marks.process_gone(pid)

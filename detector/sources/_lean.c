@@ -332,6 +332,8 @@ static PyMethodDef methods[] = {
     {"setup", py_setup, METH_VARARGS, "Set the Event type, the parameter table, the fallback."},
     {"decode", py_decode, METH_VARARGS, "The record at pos as an Event."},
     {"consume", lean_consume, METH_VARARGS, "Decode the ring buffer's records: (events, pos)."},
+    {"apply_ctx", lean_apply_ctx, METH_VARARGS, "state/execs.py's apply_ctx(th, args, ctx)."},
+    {"exe_facts", lean_exe_facts, METH_VARARGS, "state/execs.py's set_exe_facts, but upper."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {

@@ -58,6 +58,10 @@ int lean_ready(void);
 /* The record at pos of data (len bytes) as an Event, or the pure-Python fallback's answer. */
 PyObject *lean_decode_record(PyObject *buf, const char *data, Py_ssize_t len, Py_ssize_t pos,
                              long long num, long long boot);
+/* apply_ctx(th, args, ctx): state/execs.py's apply_ctx (_lean_proc.c). */
+PyObject *lean_apply_ctx(PyObject *self, PyObject *a);
+/* exe_facts(th, args, ctx): state/execs.py's set_exe_facts; True: the upper layer is unknown. */
+PyObject *lean_exe_facts(PyObject *self, PyObject *a);
 /* consume(...): the records of one ring buffer (_lean_ring.c). */
 PyObject *lean_consume(PyObject *self, PyObject *a);
 #endif

@@ -267,3 +267,132 @@ fail:
     Py_XDECREF(argv);
     return NULL;
 }
+
+/* apply_ctx(th, args, ctx): detector/state/execs.py's apply_ctx (ids, creds, tty and
+ * capabilities of a new process or exec, Falco's args first, then the kernel context), one C
+ * call instead of about 30 dict lookups and setattrs in Python. ctx may be None. */
+enum { A_TTY, A_SID, A_VPGID, A_CAPE, A_CAPP, A_CAPI, A_EUID, A_UID, A_EGID, A_GID,
+       A_LOGINUID, A_COUNT };
+static const char *A_NAMES[A_COUNT] = {"tty", "sid", "vpgid", "cap_effective", "cap_permitted",
+                                       "cap_inheritable", "euid", "uid", "egid", "gid",
+                                       "loginuid"};
+static PyObject *akeys[A_COUNT];
+
+/* an int but not a bool (state/args.py's as_int) */
+static int is_int(PyObject *v)
+{
+    return v != NULL && PyLong_Check(v) && !PyBool_Check(v);
+}
+
+/* args[key] unless absent or None, else ctx[key] (borrowed; NULL for neither) */
+static PyObject *either(PyObject *args, PyObject *ctx, PyObject *key)
+{
+    PyObject *v = PyDict_GetItemWithError(args, key);
+    if ((v == NULL || v == Py_None) && !PyErr_Occurred() && ctx != NULL)
+        v = PyDict_GetItemWithError(ctx, key);
+    return v;
+}
+
+static int set_int(PyObject *th, PyObject *key, PyObject *v)
+{
+    return is_int(v) ? PyObject_SetAttr(th, key, v) : 0;
+}
+
+PyObject *lean_apply_ctx(PyObject *self, PyObject *a)
+{
+    PyObject *th, *args, *ctx;
+    if (!PyArg_ParseTuple(a, "OO!O", &th, &PyDict_Type, &args, &ctx))
+        return NULL;
+    if (akeys[0] == NULL)
+        for (int i = 0; i < A_COUNT; i++)
+            if ((akeys[i] = PyUnicode_InternFromString(A_NAMES[i])) == NULL)
+                return NULL;
+    if (ctx == Py_None || !PyDict_Check(ctx))
+        ctx = NULL;
+    for (int i = A_TTY; i <= A_CAPI; i++)
+        if (set_int(th, akeys[i], either(args, ctx, akeys[i])) < 0 || PyErr_Occurred())
+            return NULL;
+    /* user.uid is the effective uid; a source may only know the real one */
+    for (int i = A_EUID; i <= A_EGID; i += 2) {
+        PyObject *v = ctx != NULL ? PyDict_GetItemWithError(ctx, akeys[i]) : NULL;
+        if (v == NULL || !PyLong_CheckExact(v))
+            v = PyErr_Occurred() ? NULL : either(args, ctx, akeys[i + 1]);
+        if (PyErr_Occurred() || set_int(th, akeys[i + 1], v) < 0)
+            return NULL;
+    }
+    for (int i = A_EUID; i <= A_EGID; i += 2) {
+        PyObject *v = PyObject_GetAttr(th, akeys[i + 1]);
+        int bad = v == NULL || PyObject_SetAttr(th, akeys[i], v) < 0;
+        Py_XDECREF(v);
+        if (bad)
+            return NULL;
+    }
+    PyObject *v = either(args, ctx, akeys[A_LOGINUID]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (is_int(v)) {
+        int over = 0;
+        long long n = PyLong_AsLongLongAndOverflow(v, &over);
+        if (n == -1 && PyErr_Occurred())
+            return NULL;
+        if (!over && (n == 0xFFFFFFFFLL || n == -1)) {
+            PyObject *none = PyLong_FromLong(-1);
+            int bad = none == NULL || PyObject_SetAttr(th, akeys[A_LOGINUID], none) < 0;
+            Py_XDECREF(none);
+            if (bad)
+                return NULL;
+        } else if (PyObject_SetAttr(th, akeys[A_LOGINUID], v) < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* exe_facts(th, args, ctx): execs.py's set_exe_facts but its upper-layer callback: True when
+ * neither args nor ctx tells exe_upper_layer (the caller then asks the file system). */
+enum { X_MEMFD, X_UPPER, X_WRITABLE, X_INO, X_CTIME, X_MTIME, X_EXEPATH, X_PREFIX, X_COUNT };
+static const char *X_NAMES[X_COUNT] = {"exe_from_memfd", "exe_upper_layer", "exe_writable",
+                                       "exe_ino", "exe_ino_ctime", "exe_ino_mtime", "exepath",
+                                       "/memfd:"};
+static PyObject *xkeys[X_COUNT];
+
+/* th.<key> = bool(v), or dflt when v is NULL or None; -1 on error */
+static int set_bool(PyObject *th, PyObject *key, PyObject *v, int dflt)
+{
+    int t = v != NULL && v != Py_None ? PyObject_IsTrue(v) : dflt;
+    return t < 0 ? -1 : PyObject_SetAttr(th, key, t ? Py_True : Py_False);
+}
+
+PyObject *lean_exe_facts(PyObject *self, PyObject *a)
+{
+    PyObject *th, *args, *ctx, *v[X_MTIME + 1];
+    if (!PyArg_ParseTuple(a, "OO!O", &th, &PyDict_Type, &args, &ctx))
+        return NULL;
+    for (int i = X_COUNT - 1; xkeys[0] == NULL && i >= 0; i--)  /* xkeys[0] last: all set */
+        if ((xkeys[i] = PyUnicode_InternFromString(X_NAMES[i])) == NULL)
+            return NULL;
+    ctx = ctx == Py_None || !PyDict_Check(ctx) ? NULL : ctx;
+    for (int i = X_MEMFD; i <= X_MTIME; i++)
+        if ((v[i] = either(args, ctx, xkeys[i])) == NULL && PyErr_Occurred())
+            return NULL;
+    int memfd = 0;
+    if (v[X_MEMFD] == NULL || v[X_MEMFD] == Py_None) {
+        PyObject *path = PyObject_GetAttr(th, xkeys[X_EXEPATH]);
+        if (path == NULL)
+            return NULL;
+        memfd = PyUnicode_Check(path) ? (int)PyUnicode_Tailmatch(path, xkeys[X_PREFIX], 0,
+                                                                  PY_SSIZE_T_MAX, -1) : 0;
+        Py_DECREF(path);
+        if (memfd < 0)
+            return NULL;
+    }
+    if (set_bool(th, xkeys[X_MEMFD], v[X_MEMFD], memfd) < 0 ||
+        (v[X_UPPER] != NULL && v[X_UPPER] != Py_None &&
+         set_bool(th, xkeys[X_UPPER], v[X_UPPER], 0) < 0) ||
+        set_bool(th, xkeys[X_WRITABLE], v[X_WRITABLE], 0) < 0)
+        return NULL;
+    for (int i = X_INO; i <= X_MTIME; i++)
+        if (set_int(th, xkeys[i], v[i]) < 0)
+            return NULL;
+    return PyBool_FromLong(v[X_UPPER] == NULL || v[X_UPPER] == Py_None);
+}

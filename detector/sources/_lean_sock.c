@@ -8,11 +8,11 @@
 
 enum { S_FAM, S_L4, S_LIP, S_LPORT, S_RIP, S_RPORT, S_SOCKADDR, S_FAMILY, S_IP, S_PORT, S_PATH,
        S_RES, S_TUPLE, S_FD, S_ADDR, S_QPCT, S_QLEN, S_QMAX, S_LISTEN_FD, S_UNIX_PATH, S_FLAGS,
-       S_DATA, S_SIZE, S_COUNT };
+       S_DATA, S_SIZE, S_INO, S_HIST, S_COUNT };
 static const char *NAMES[S_COUNT] = {
     "sock_family", "l4proto", "lip", "lport", "rip", "rport", "sockaddr", "family", "ip", "port",
     "path", "res", "tuple", "fd", "addr", "queuepct", "queuelen", "queuemax", "listen_fd",
-    "unix_path", "flags", "data", "size"};
+    "unix_path", "flags", "data", "size", "sock_ino", "sock_hist"};
 static PyObject *keys[S_COUNT];
 
 int lean_sock_init(void)
@@ -33,9 +33,11 @@ static PyObject *ip_text(int af, const void *addr)
 
 static int put_tuple(PyObject *ctx, const uint8_t *t)
 {
-    uint16_t family, stype, proto, lport, rport;
+    uint16_t family, stype, proto, lport, rport, hist;
+    uint32_t ino;
     memcpy(&family, t, 2), memcpy(&stype, t + 2, 2), memcpy(&proto, t + 4, 2);
-    memcpy(&lport, t + 6, 2), memcpy(&rport, t + 8, 2);
+    memcpy(&lport, t + 6, 2), memcpy(&rport, t + 8, 2), memcpy(&hist, t + 10, 2);
+    memcpy(&ino, t + 12, 4);
     int v4 = family == AF_INET, af = v4 ? AF_INET : AF_INET6;
     const char *l4 = proto == 6 ? "tcp" : proto == 17 ? "udp" : proto == 1 || proto == 58 ? "icmp"
                    : proto == 255 ? "raw" : stype == SOCK_DGRAM ? "udp" : "tcp";
@@ -44,7 +46,9 @@ static int put_tuple(PyObject *ctx, const uint8_t *t)
         lean_set_item(ctx, keys[S_LIP], ip_text(af, t + 16)) ||
         lean_set_item(ctx, keys[S_LPORT], PyLong_FromLong(lport)) ||
         lean_set_item(ctx, keys[S_RIP], ip_text(af, t + 32)) ||
-        lean_set_item(ctx, keys[S_RPORT], PyLong_FromLong(rport)) ? -1 : 0;
+        lean_set_item(ctx, keys[S_RPORT], PyLong_FromLong(rport)) ||
+        lean_set_item(ctx, keys[S_INO], PyLong_FromUnsignedLong(ino)) ||
+        (hist && lean_set_item(ctx, keys[S_HIST], PyLong_FromLong(hist))) ? -1 : 0;
 }
 
 /* decode.py's sockaddr(): a dict, or None when shorter than a family */

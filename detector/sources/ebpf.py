@@ -200,6 +200,8 @@ class EbpfSource:
         if self._bpf is None:
             try:
                 self._bpf = BPF(text=text, cflags=cflags)
+                for fn, _ in _RAW_PROGRAMS:  # loaded now: a verifier's refusal shows here
+                    self._bpf.load_func(fn, BPF.RAW_TRACEPOINT)
             except Exception as exc:
                 raise DetectorError(
                     f"loading the BPF programs failed: {exc}" + (f" ({failure})" * bool(failure)),

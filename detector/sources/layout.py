@@ -72,7 +72,8 @@ class Tuple(ctypes.Structure):
         ("proto", ctypes.c_uint16),
         ("lport", ctypes.c_uint16),
         ("rport", ctypes.c_uint16),
-        ("pad", ctypes.c_uint16 * 3),
+        ("hist", ctypes.c_uint16),
+        ("ino", ctypes.c_uint32),
         ("laddr", ctypes.c_uint8 * 16),
         ("raddr", ctypes.c_uint8 * 16),
     ]
@@ -81,7 +82,7 @@ class Tuple(ctypes.Structure):
 # The same layouts as precompiled Structs (the hot path); tests hold them against the C.
 HDR = struct.Struct("<QQq6QQII4HHHI16s3Q")
 PROC = struct.Struct("<8I3QQqqIIQ32s96s96s96s96s")
-TUPLE = struct.Struct("<5H6x16s16s")
+TUPLE = struct.Struct("<6HI16s16s")
 assert HDR.size == ctypes.sizeof(Hdr) and PROC.size == ctypes.sizeof(ProcCtx)
 assert TUPLE.size == ctypes.sizeof(Tuple)
 
@@ -140,9 +141,10 @@ def addr_text(sa: dict[str, Any] | None) -> str | None:
 _L4 = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp", 255: "raw"}
 
 
-def tuple_info(t: tuple[int, int, int, int, int, bytes, bytes]) -> dict[str, Any]:
-    """The decoded ``struct tuple`` as ctx keys (local and remote ends)."""
-    family, stype, proto, lport, rport, laddr, raddr = t
+def tuple_info(t: tuple[int, int, int, int, int, int, int, bytes, bytes]) -> dict[str, Any]:
+    """The decoded ``struct tuple`` as ctx keys (local and remote ends, the socket's inode,
+    and ``sock_hist``, the history bits of a dup's socket, when it has one)."""
+    family, stype, proto, lport, rport, hist, ino, laddr, raddr = t
     if family == socket.AF_INET:
         lip = socket.inet_ntop(socket.AF_INET, laddr[:4])
         rip = socket.inet_ntop(socket.AF_INET, raddr[:4])
@@ -152,5 +154,8 @@ def tuple_info(t: tuple[int, int, int, int, int, bytes, bytes]) -> dict[str, Any
         rip = socket.inet_ntop(socket.AF_INET6, raddr)
         fam = "ipv6"
     l4 = _L4.get(proto) or ("udp" if stype == socket.SOCK_DGRAM else "tcp")
-    return {"sock_family": fam, "l4proto": l4, "lip": lip, "lport": lport, "rip": rip,
-            "rport": rport}  # fmt: skip
+    out = {"sock_family": fam, "l4proto": l4, "lip": lip, "lport": lport, "rip": rip,
+           "rport": rport, "sock_ino": ino}  # fmt: skip
+    if hist:
+        out["sock_hist"] = hist
+    return out

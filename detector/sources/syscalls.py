@@ -20,6 +20,7 @@ F_SALEN_PTR = 1 << 15
 F_MSGHDR = 1 << 16
 F_TUPLE_ARG0 = 1 << 20
 F_TUPLE_RET = 1 << 21
+F_HIST = 1 << 29  # events.h: the dup family's tuple is the socket's history, if it has one
 F_PROC = 1 << 22
 F_EXEC = 1 << 23
 F_RAW_HOOK = 1 << 24
@@ -56,6 +57,7 @@ class Spec:
     tuple_from: str | None = None  # "arg0" or "ret": socket tuple of that fd, from the kernel
     proc: bool = False  # full process context (creds, tty, login uid, exe facts)
     exec: bool = False  # execve family: file name, argv and env of the new image from mm
+    hist: bool = False  # the tuple of arg0's socket is its history when it has one (kf_hist)
 
 
 # One entry per syscall the source decodes: a table, read top to bottom (not a function).
@@ -73,19 +75,19 @@ _TABLE: tuple[Spec, ...] = (
     Spec("connect", sockaddr=(1, 2), tuple_from="arg0"),
     Spec("accept", sockaddr=(1, 2), salen_ptr=True, tuple_from="ret"),
     Spec("accept4", sockaddr=(1, 2), salen_ptr=True, tuple_from="ret"),
-    Spec("bind", sockaddr=(1, 2)),
-    Spec("listen"),
-    Spec("socket"),
+    Spec("bind", sockaddr=(1, 2), tuple_from="arg0", hist=True),
+    Spec("listen", tuple_from="arg0", hist=True),
+    Spec("socket", tuple_from="ret"),
     Spec("socketpair", ubuf=3),
     Spec("sendto", sockaddr=(4, 5), tuple_from="arg0"),
     Spec("sendmsg", sockaddr=(1, 1), msghdr=True, tuple_from="arg0"),
     Spec("recvfrom", sockaddr=(4, 5), salen_ptr=True, tuple_from="arg0"),
     Spec("recvmsg", sockaddr=(1, 1), msghdr=True, tuple_from="arg0"),
     Spec("shutdown"),
-    Spec("dup"),
-    Spec("dup2"),
-    Spec("dup3"),
-    Spec("fcntl"),
+    Spec("dup", tuple_from="arg0", hist=True),
+    Spec("dup2", tuple_from="arg0", hist=True),
+    Spec("dup3", tuple_from="arg0", hist=True),
+    Spec("fcntl", tuple_from="arg0", hist=True),
     Spec("close"),
     Spec("pipe", ubuf=0),
     Spec("pipe2", ubuf=0),
@@ -162,6 +164,8 @@ def spec_word(spec: Spec, *, enabled: bool, raw_hook: bool = False) -> int:
         word |= F_TUPLE_ARG0
     elif spec.tuple_from == "ret":
         word |= F_TUPLE_RET
+    if spec.hist:
+        word |= F_HIST
     if spec.proc:
         word |= F_PROC
     if spec.exec:

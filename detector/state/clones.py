@@ -8,6 +8,7 @@ child the caller's parent; ``CLONE_NEWPID`` makes it pid 1 of a new pid namespac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from operator import attrgetter
 
@@ -18,6 +19,8 @@ CLONE_PARENT = 0x00008000
 CLONE_THREAD = 0x00010000
 CLONE_FILES = 0x00000400
 CLONE_NEWPID = 0x20000000
+CLONE_TYPES = frozenset({"clone", "clone3", "fork", "vfork"})
+_FIRST_EVENTS = CLONE_TYPES | {"execve", "execveat"}  # the child's events vouched for whole
 
 
 def clone_flags(ev: Event) -> int:
@@ -32,6 +35,9 @@ def child_of(ev: Event, th: ThreadInfo, res: int, leader: ThreadInfo) -> ThreadI
     """The thread ``res`` that ``th`` (whose process leader is ``leader``) just cloned."""
     flags = clone_flags(ev)
     child = copy_thread(th, res)
+    comm = ev.ctx.get("comm") if ev.ctx is not None else None
+    if isinstance(comm, str):  # the caller's comm now (a thread may have renamed itself)
+        child.comm = comm
     child.start_ts = ev.ts
     child.exec_ts = th.exec_ts
     # Ids in the child's pid namespace: 1 in a new one; its host id when the caller is in
@@ -62,8 +68,11 @@ def child_from_event(ev: Event, tid: int, parent: ThreadInfo) -> ThreadInfo | No
 
     None when the event cannot vouch for it: no kernel process context (the source gave no
     creds, caps, cgroup), a ``CLONE_PARENT``/``CLONE_THREAD`` clone (the caller is not the
-    parent), or a non-exec event whose comm or exe inode differs from the parent's (it ran an
-    exec the table never saw). Ids, creds and container are then set from the event's context.
+    parent), or a later event whose comm or exe inode differs from the parent's (it ran an
+    exec the table never saw). The child's own clone return is its first event: it has run
+    nothing yet, so its comm is the calling thread's (maybe not the leader's) and it is built
+    as the caller's side would build it. Ids, creds and container are then set from the
+    event's context.
     """
     ctx = ev.ctx
     if ctx is None or "cap_effective" not in ctx:
@@ -74,7 +83,7 @@ def child_from_event(ev: Event, tid: int, parent: ThreadInfo) -> ThreadInfo | No
     comm = ctx.get("comm")
     if not isinstance(comm, str):
         return None
-    if ev.type not in ("execve", "execveat"):
+    if ev.type not in _FIRST_EVENTS or (ev.res != 0 and ev.type in CLONE_TYPES):
         ino = as_int(ctx.get("exe_ino"))
         if comm != parent.comm or (ino and parent.exe_ino and ino != parent.exe_ino):
             return None
@@ -95,14 +104,26 @@ def inherited_fds(fds: dict[int, FdInfo], flags: int) -> dict[int, FdInfo]:
     return {n: FdInfo(*_FD_FIELDS(f)) for n, f in fds.items()}
 
 
-_THREAD_FIELDS = attrgetter(*(f.name for f in fields(ThreadInfo)))
 _FD_FIELDS = attrgetter(*(f.name for f in fields(FdInfo)))
+_OWN = ("tid", "vtid", "is_vpid1")  # what a copy does not take from its source
+
+
+def _make_copier() -> Callable[[ThreadInfo, int], ThreadInfo]:
+    """``copy_thread``'s body, one assignment per field of :class:`ThreadInfo` (about half the
+    cost of calling its 37-argument ``__init__``; every new process and thread pays it)."""
+    lines = [f"    th.{f.name} = src.{f.name}" for f in fields(ThreadInfo) if f.name not in _OWN]
+    text = "\n".join(["def copy(src, tid):", "    th = new(ThreadInfo)", *lines,
+                      "    th.tid = tid", "    th.vtid = None", "    th.is_vpid1 = False",
+                      "    return th"])  # fmt: skip
+    scope: dict[str, object] = {"new": object.__new__, "ThreadInfo": ThreadInfo}
+    exec(compile(text, "<copy_thread>", "exec"), scope)  # our own field names only
+    copier: Callable[[ThreadInfo, int], ThreadInfo] = scope["copy"]  # type: ignore[assignment]
+    return copier
+
+
+_copy = _make_copier()
 
 
 def copy_thread(src: ThreadInfo, tid: int) -> ThreadInfo:
     """A new thread ``tid`` with everything of ``src`` but its namespace ids."""
-    th = ThreadInfo(*_THREAD_FIELDS(src))
-    th.tid = tid
-    th.vtid = None
-    th.is_vpid1 = False
-    return th
+    return _copy(src, tid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Callable
+from typing import Any
 
 from detector.events import Event, ThreadInfo
 from detector.state import procfs
@@ -107,8 +108,9 @@ def exec_comm(ev: Event, exe: str | None) -> str:
     return posixpath.basename(source.rstrip("/"))[:15]
 
 
-def set_exe_facts(ev: Event, th: ThreadInfo, upper: Callable[[ThreadInfo], bool]) -> None:
-    """memfd, upper layer, writable and inode facts of ``th``'s new exe (``th.exepath`` set)."""
+def set_exe_facts_py(ev: Event, th: ThreadInfo, upper: Callable[[ThreadInfo], bool]) -> None:
+    """memfd, upper layer, writable and inode facts of ``th``'s new exe (``th.exepath`` set);
+    in C when the compiled decoder is built (:func:`set_exe_facts`)."""
     a = ev.args
     ctx = ev.ctx or _NO_CTX
     memfd = a.get("exe_from_memfd")
@@ -162,9 +164,10 @@ def split_env(raw: bytes | str) -> list[str]:
     return list(found)
 
 
-def apply_ctx(th: ThreadInfo, ev: Event) -> None:
+def apply_ctx_py(th: ThreadInfo, ev: Event) -> None:
     """The ids, creds, tty and capabilities the event tells of ``th`` (its args under Falco's
-    names first, then the kernel context). On every new process and exec: kept lean."""
+    names first, then the kernel context). On every new process and exec: kept lean, and in C
+    when the compiled decoder is built (:func:`apply_ctx`)."""
     a = ev.args
     ctx = ev.ctx or _NO_CTX
     for key in _CTX_INTS:
@@ -188,6 +191,34 @@ def apply_ctx(th: ThreadInfo, ev: Event) -> None:
         v = ctx.get("loginuid")
     if type(v) is int or (v := as_int(v)) is not None:
         th.loginuid = -1 if v in (NO_ID, -1) else v
+
+
+def _apply_ctx_c(th: ThreadInfo, ev: Event) -> None:
+    """:func:`apply_ctx_py` in C (``detector/sources/_lean_proc.c``)."""
+    _lean_apply_ctx(th, ev.args, ev.ctx)  # type: ignore[misc]  # set only when built
+
+
+def _set_exe_facts_c(ev: Event, th: ThreadInfo, upper: Callable[[ThreadInfo], bool]) -> None:
+    """:func:`set_exe_facts_py` in C but the upper-layer check (asked only when untold)."""
+    if _lean_exe_facts(th, ev.args, ev.ctx):  # type: ignore[misc]  # set only when built
+        th.exe_upper_layer = upper(th)
+
+
+def _compiled(name: str) -> Callable[[Any, dict[str, Any], Any], Any] | None:
+    """A compiled state helper (None: not built, or FALCOCTL_PY_PURE_DECODE=1)."""
+    if os.environ.get("FALCOCTL_PY_PURE_DECODE") == "1":
+        return None
+    try:
+        from detector.sources import _lean
+    except ImportError:  # not built
+        return None
+    found: Callable[[Any, dict[str, Any], Any], Any] | None = getattr(_lean, name, None)
+    return found  # None: built before it had this helper
+
+
+_lean_apply_ctx, _lean_exe_facts = _compiled("apply_ctx"), _compiled("exe_facts")
+apply_ctx = apply_ctx_py if _lean_apply_ctx is None else _apply_ctx_c
+set_exe_facts = set_exe_facts_py if _lean_exe_facts is None else _set_exe_facts_c
 
 
 def set_vids(th: ThreadInfo, vtid: int | None) -> None:

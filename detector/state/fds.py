@@ -33,7 +33,7 @@ from detector.events import Event, FdInfo, ThreadInfo
 from detector.state.args import as_int, as_str
 from detector.state.exefacts import resolve_path
 from detector.state.fdproc import read_proc_fd
-from detector.state.sockets import parse_endpoint, parse_tuple, set_ends
+from detector.state.sockets import from_history, parse_endpoint, parse_tuple, set_ends
 
 AT_FDCWD = -100
 O_DIRECTORY = 0o200000
@@ -191,17 +191,32 @@ class FdTracker:
                 first = first or th.fds[num]
         return first
 
-    def _sock(self, th: ThreadInfo, num: int | None) -> FdInfo | None:
+    def _sock(self, th: ThreadInfo, num: int | None, ev: Event | None = None) -> FdInfo | None:
+        """The socket entry a bind/listen changes: the table's; else, when the kernel dropped
+        the socket's creation, what it made (from the history the record carries, no /proc
+        read: a /proc/net scan costs milliseconds on a busy node); else /proc's."""
         if num is None or num < 0:
             return None
-        info = th.fds.get(num) or self.lookup(th, num)
+        info = th.fds.get(num)
+        ctx = ev.ctx if ev is not None else None
+        if info is None and ctx and "sock_hist" in ctx:
+            info = from_history(ctx, None, num)
+            if info is not None:
+                th.fds[num] = info
+        info = info or self.lookup(th, num)
         if info is None:
             info = FdInfo(num=num, type="ipv4", sockfamily="ip")
             th.fds[num] = info
         return info
 
     def _connect(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        info = self._sock(th, as_int(ev.args.get("fd")))
+        num = as_int(ev.args.get("fd"))
+        if ev.ctx is not None and "lip" in ev.ctx and num is not None and num >= 0 \
+                and num not in th.fds:
+            # the kernel socket gives every fact: no /proc read (its name would make
+            # fd.name_changed depend on whether the socket's creation was seen)
+            th.fds[num] = FdInfo(num=num, type="ipv4", sockfamily="ip")
+        info = self._sock(th, num)
         if info is None:
             return None
         res = ev.res or 0
@@ -268,7 +283,7 @@ class FdTracker:
         return info
 
     def _bind(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        info = self._sock(th, as_int(ev.args.get("fd")))
+        info = self._sock(th, as_int(ev.args.get("fd")), ev)
         if info is None or (ev.res is not None and ev.res != 0):
             return info
         addr = parse_endpoint(ev.args.get("addr"))
@@ -283,7 +298,7 @@ class FdTracker:
         return info
 
     def _listen(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
-        info = self._sock(th, as_int(ev.args.get("fd")))
+        info = self._sock(th, as_int(ev.args.get("fd")), ev)
         if info is not None and (ev.res is None or ev.res == 0):
             info.is_server = True
         return info
@@ -297,6 +312,14 @@ class FdTracker:
             return th.fds.pop(num, None)
         return th.fds.get(num)
 
+    def _dup_source(self, ev: Event, th: ThreadInfo, num: int) -> FdInfo | None:
+        """The entry a dup-family event copies: built from the socket history its record
+        carries (the kernel dropped the socket's creating events), else the table's, else
+        /proc's."""
+        ctx = ev.ctx
+        src = from_history(ctx, th.fds.get(num), num) if ctx and "sock_hist" in ctx else None
+        return src or th.fds.get(num) or self.lookup(th, num)
+
     def _dup(self, ev: Event, th: ThreadInfo) -> FdInfo | None:
         a = ev.args
         old = as_int(a.get("oldfd"))
@@ -305,7 +328,7 @@ class FdTracker:
         new = ev.res
         if old is None or new is None or new < 0:
             return None
-        src = th.fds.get(old) or self.lookup(th, old)
+        src = self._dup_source(ev, th, old)
         if src is None:
             if new != old:  # the new fd names what old does, which nobody tracks: not its past
                 th.fds.pop(new, None)
@@ -322,7 +345,7 @@ class FdTracker:
         cmd = _int(ev.args.get("cmd"))
         if num is None:
             return None
-        src = th.fds.get(num) or self.lookup(th, num)
+        src = self._dup_source(ev, th, num)
         if cmd in (F_DUPFD, F_DUPFD_CLOEXEC) and src is not None and ev.res is not None \
                 and ev.res >= 0:
             flags = (src.open_flags & ~O_CLOEXEC) | (O_CLOEXEC if cmd == F_DUPFD_CLOEXEC else 0)

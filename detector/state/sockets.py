@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 from detector.events import FdInfo
@@ -68,6 +70,41 @@ def set_ends(fd: FdInfo, local: tuple[str, int] | None, remote: tuple[str, int],
     new_name = socket_name(fd)
     fd.name_changed = new_name != fd.name
     fd.name = new_name
+
+
+# events.h HIST_*: a dup's ``sock_hist``, what the kernel dropped of its socket's making
+HIST_SEEN, HIST_CLIENT, HIST_SERVER, HIST_CONNECTED, HIST_CLOEXEC, HIST_HERE = 1, 2, 4, 8, 16, 64
+O_CLOEXEC = 0o2000000
+
+
+def from_history(ctx: Mapping[str, Any], base: FdInfo | None, num: int) -> FdInfo | None:
+    """The fd entry of a dup's socket whose ``socket``/``connect``/``accept`` the kernel
+    dropped, built as the tracker builds it from those events (fds.py ``_socket``,
+    ``_connect``, ``_accept``) on ``base`` (the table's entry, if any) from the history the
+    dup's record carries (``sock_hist`` and the tuple when the last of them ran); None when
+    the record carries no history, or when the dropped event was on another fd number while
+    this one has an entry (a copy an earlier dup made, which that event did not change)."""
+    hist = ctx.get("sock_hist")
+    if type(hist) is not int or not hist & HIST_SEEN or (base is not None and not
+                                                         hist & HIST_HERE):  # fmt: skip
+        return None
+    if not hist & HIST_HERE:  # no entry, another fd: what its socket() made, no more
+        hist &= HIST_SEEN | HIST_CLOEXEC
+    fam = str(ctx.get("sock_family") or "ipv4")
+    if base is None:  # what socket() or accept made
+        info = FdInfo(num=num, type=fam, sockfamily="ip", l4proto="tcp",
+                      open_flags=O_CLOEXEC if hist & HIST_CLOEXEC else 0)  # fmt: skip
+    else:  # a kept socket(), bind, listen, or the copy an earlier dup made of this socket
+        info = dataclasses.replace(base, num=num, type=fam, sockfamily="ip", l4proto="tcp")
+    if hist & (HIST_CLIENT | HIST_SERVER):
+        lip, lport, rip, rport = ctx.get("lip"), ctx.get("lport"), ctx.get("rip"), ctx.get("rport")
+        l4 = ctx.get("l4proto")
+        info.l4proto = l4 if isinstance(l4, str) and l4 else info.l4proto
+        set_ends(info, (str(lip), lport if isinstance(lport, int) else 0),
+                 (str(rip), rport if isinstance(rport, int) else 0),
+                 server=bool(hist & HIST_SERVER))  # fmt: skip
+        info.connected = bool(hist & (HIST_SERVER | HIST_CONNECTED))
+    return info
 
 
 def _hex_ip(text: str) -> str:

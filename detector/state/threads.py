@@ -28,8 +28,6 @@ from collections import deque
 from detector.events import ContainerInfo, Event, ThreadInfo
 from detector.state import procfs
 from detector.state.args import arg, as_int, as_str
-from detector.state.clones import CLONE_FILES as CLONE_FILES  # re-exported
-from detector.state.clones import CLONE_NEWPID as CLONE_NEWPID  # re-exported
 from detector.state.clones import CLONE_PARENT as CLONE_PARENT  # re-exported
 from detector.state.clones import CLONE_THREAD as CLONE_THREAD  # re-exported
 from detector.state.clones import (
@@ -240,7 +238,8 @@ class ThreadTable:
             if ev.type not in EXEC_EVENTS:  # else on_exec sets them, right after
                 apply_ctx(th, ev)
                 th.container = self._container_of(ev, tid, parent.container)
-                self._set_users(th)
+                if th.container is not parent.container or users_stale(th):
+                    self._set_users(th)  # else the parent's, as a caller's side copies them
         if "cap_effective" in ctx:
             set_vids(th, as_int(ctx.get("vpid")))
         self._insert(th)

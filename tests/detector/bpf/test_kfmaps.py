@@ -28,11 +28,24 @@ def test_the_constants_agree_with_events_h() -> None:
     assert (d["KF_CLAUSES"], d["KF_FLAGS"]) == (kplan.MAX_CLAUSES, kplan.MAX_FLAG_ATOMS)
     for name in ("KF_ON", "KF_PATH", "KF_DIR", "KF_MARK_DROPS", "KF_CLOSE_MARKS",
                  "KF_UNMARK_RET", "KF_UNMARK_UBUF", "KF_SRC_UBUF", "KF_SRC_CREAT", "KF_SUFFIX",
-                 "KF_RTRIE"):
+                 "KF_RTRIE", "KF_SOCK_HIST"):
         assert d[name] == getattr(kfmaps, name), name
+    text = resources.files("detector.bpf").joinpath("events.h").read_text()
+    from detector.kfilter import replay
+    from detector.state import sockets
+
+    for mod, names in ((kfmaps, ("HIST_CLIENT", "HIST_SERVER", "HIST_BARE")),
+                       (sockets, ("HIST_SEEN", "HIST_CLIENT", "HIST_SERVER", "HIST_CONNECTED",
+                                  "HIST_CLOEXEC", "HIST_HERE")),
+                       (replay, ("HIST_SEEN", "HIST_CLIENT", "HIST_SERVER", "HIST_CONNECTED",
+                                 "HIST_CLOEXEC", "HIST_HERE"))):  # fmt: skip
+        for name in names:
+            assert f"#define {name} {getattr(mod, name)} " in text, (mod.__name__, name)
     assert d["KF_CREAT_FLAGS"] == kplan.CREAT_FLAGS
     assert d["KF_PATH_MAX"] == PATH_MAX_EVAL
-    assert kplan.BIT_DIR == 1 << 9 and kplan.PATH_BIT0 + kplan.MAX_PATH_ATOMS <= 63
+    assert kplan.BIT_DIR == 1 << 9 and kplan.PATH_BIT0 + kplan.MAX_PATH_ATOMS <= 62
+    text = resources.files("detector.bpf").joinpath("events.h").read_text()
+    assert "#define KF_BIT_ZERO (1ull << 62)" in text and kplan.BIT_ZERO == 1 << 62
 
 
 def test_a_plan_becomes_modes_clauses_and_unmarking() -> None:
@@ -52,6 +65,8 @@ def test_a_plan_becomes_modes_clauses_and_unmarking() -> None:
     assert got["pipe2"]["mode"] == kfmaps.KF_UNMARK_UBUF  # kept whole, unmarks its two fds
     assert got["socket"]["mode"] == kfmaps.KF_UNMARK_RET
     assert "execve" not in got and kfmaps.entries(None) == {}
+    assert got["connect"]["mode"] & kfmaps.KF_SOCK_HIST  # kept whole: deletes its history
+    assert got["connect"]["hist"] == kfmaps.HIST_CLIENT
     assert plan.trie == {"/etc": 1 << kplan.PATH_BIT0}
 
 
@@ -67,3 +82,20 @@ def test_fcntl_tests_its_command_and_suffixes_set_their_mode() -> None:
     finish_trie(plan)
     assert plan.rtrie == {"/syslog": 1 << kplan.PATH_BIT0} and not plan.trie
     assert kfmaps.entries(plan)["openat"]["mode"] & kfmaps.KF_SUFFIX
+
+
+def test_the_stable_rules_record_the_history_of_dropped_tcp_sockets() -> None:
+    """socket, connect and accept of the stable rules' plan record their socket's history
+    when dropped, each with its role (kfilter.h kf_hist_record)."""
+    from pathlib import Path
+
+    from detector.kfilter.build import build
+    from detector.rules.load.loader import load_rules_files
+
+    rules = load_rules_files([Path("/work/shared/falco-rules/falco_rules.yaml")]).rules
+    got = kfmaps.entries(build(rules, {"socket", "connect", "accept4", "dup2"}).plan)
+    roles = {n: (got[n]["mode"] & (kfmaps.KF_SOCK_HIST | kfmaps.KF_ON), got[n]["hist"])
+             for n in ("socket", "connect", "accept4")}  # fmt: skip
+    on = kfmaps.KF_SOCK_HIST | kfmaps.KF_ON
+    assert roles == {"socket": (on, kfmaps.HIST_BARE), "connect": (on, kfmaps.HIST_CLIENT),
+                     "accept4": (on, kfmaps.HIST_SERVER)}  # fmt: skip

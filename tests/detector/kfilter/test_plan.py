@@ -16,6 +16,7 @@ from detector.rules.eval.mapping import compile_for_mapping, typed_mapping
 from detector.rules.fields.render import open_flags_string
 from detector.rules.lang.parser import parse
 from detector.state.exefacts import resolve_path
+from tests.detector.kfilter.kf_parts import conditions
 
 PATHS = ("/etc/shadow", "/etc/pam.d/x", "/etc", "/tmp/x", "/usr/include/a..b", "/etc/../etc/shadow",
          "rel/x", "/etc/", "/tmp//x", "/", "/x", "/etc/xshadow", "/etc/x/shadow/.")  # fmt: skip
@@ -44,14 +45,6 @@ def _values(path: str, flags: int, ret: int) -> dict[str, Any]:
             "proc.name": "bash", "evt.type": "openat"}  # fmt: skip
 
 
-def _conditions() -> st.SearchStrategy[str]:
-    return st.recursive(ATOMS, lambda inner: st.one_of(
-        st.builds(lambda a, b: f"({a} and {b})", inner, inner),
-        st.builds(lambda a, b: f"({a} or {b})", inner, inner),
-        st.builds(lambda a: f"not ({a})", inner),
-    ), max_leaves=6)  # fmt: skip
-
-
 def _plan(conditions: list[str]) -> KernelPlan:
     plan = KernelPlan()
     dnf = FALSE
@@ -63,7 +56,7 @@ def _plan(conditions: list[str]) -> KernelPlan:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_conditions(), min_size=1, max_size=3))
+@given(st.lists(conditions(ATOMS), min_size=1, max_size=3))
 def test_what_a_rule_matches_the_kernel_keeps(conditions: list[str]) -> None:
     plan = _plan(conditions)
     compiled = [compile_for_mapping(c) for c in conditions]

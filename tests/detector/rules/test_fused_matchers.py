@@ -16,7 +16,8 @@ from detector.rules.eval.reference import ReferenceEvaluator
 from detector.rules.load.loader import load_rules_files
 from detector.state.tracker import StateTracker
 from tests.detector.kfilter.test_replay import FILES, RULES_DIR
-from tests.detector.kfilter.test_replay import recording as recording  # the real-kernel fixture
+from tests.detector.kfilter.test_replay import captured as captured  # the real-kernel fixtures
+from tests.detector.kfilter.test_replay import recording as recording
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 

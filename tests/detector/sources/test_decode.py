@@ -74,7 +74,7 @@ def test_failed_open_keeps_errno_and_path(decode: Decoder) -> None:
 
 
 def test_connect_with_tuple_and_sockaddr(decode: Decoder) -> None:
-    tup = dec.TUPLE.pack(2, 1, 6, 40000, 443, socket.inet_aton("10.0.0.1") + b"\0" * 12,
+    tup = dec.TUPLE.pack(2, 1, 6, 40000, 443, 0, 7, socket.inet_aton("10.0.0.1") + b"\0" * 12,
                          socket.inet_aton("1.2.3.4") + b"\0" * 12)  # fmt: skip
     raw = record(NUMBERS["connect"], -115, (5, 0, 16, 0, 0, 0), sa=sin("1.2.3.4", 443), tup=tup)
     ev = decode(raw, 1)
@@ -192,6 +192,6 @@ def test_spec_bits_match_the_c_header() -> None:
                  "SPEC_PROCEXIT", "S_DROPCAT"):  # fmt: skip
         assert f"#define {name} {getattr(sc, name)}" in text, name
     for name in ("F_SALEN_PTR", "F_MSGHDR", "F_TUPLE_ARG0", "F_TUPLE_RET", "F_PROC", "F_EXEC",
-                 "F_ENABLED"):  # fmt: skip
+                 "F_ENABLED", "F_HIST"):  # fmt: skip
         bit = getattr(sc, name).bit_length() - 1
         assert f"#define {name} (1u << {bit})" in text, name

@@ -394,3 +394,25 @@ def test_tp_btf_load_error_carries_the_verifier_log(source: EbpfSource) -> None:
     assert err.value.errno == errno.EINVAL
     assert err.value.strerror.startswith(os.strerror(errno.EINVAL) + ": ")  # the log's tail
     assert len(err.value.strerror) > len(os.strerror(errno.EINVAL)) + 2
+
+
+REFUSED = """
+// Compiles, but the verifier refuses sys_exit: it reads through a null pointer.
+int sys_exit(struct bpf_raw_tracepoint_args *ctx) { volatile int *p = 0; return *p; }
+int proc_exit(struct bpf_raw_tracepoint_args *ctx) { return 0; }
+"""
+
+
+def test_a_program_the_verifier_refuses_is_a_one_line_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel whose verifier refuses the raw hook's program (another kernel, another
+    compiler) gets the verifier's words in a DetectorError at open, not an error at attach."""
+    need_bpf()
+    import detector.sources.ebpf as ebpf
+
+    monkeypatch.setattr(ebpf, "bpf_text", lambda: REFUSED)
+    src = EbpfSource(syscalls={"openat"}, hook="raw_tp")
+    with pytest.raises(DetectorError, match=r"loading the BPF programs failed: .*sys_exit") as err:
+        src.open()
+    assert err.value.hint and "driver check" in err.value.hint
+    src.close()

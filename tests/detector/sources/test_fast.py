@@ -67,7 +67,8 @@ def records(draw: st.DrawFn, nrs: list[int] = NRS, kinds: tuple[int, ...] = (0, 
         u16 = st.integers(0, 65535)
         tup = dec.TUPLE.pack(draw(st.sampled_from([2, 10, 1])), draw(u16),
                              draw(st.sampled_from([6, 17, 1, 58, 255, 0, 99])), draw(u16),
-                             draw(u16), draw(st.binary(min_size=16, max_size=16)),
+                             draw(u16), draw(u16), draw(st.integers(0, 2**32 - 1)),
+                             draw(st.binary(min_size=16, max_size=16)),
                              draw(st.binary(min_size=16, max_size=16)))  # fmt: skip
     return hdr + proc + tup + b"".join(strs) + sa
 

@@ -10,9 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.events import Event, ThreadInfo
-from detector.state import procfs
+from detector.state import execs, procfs
 from detector.state.args import arg, as_int
-from detector.state.execs import NO_ID, apply_ctx, set_exe_facts, split_env
+from detector.state.execs import (
+    NO_ID,
+    apply_ctx,
+    apply_ctx_py,
+    set_exe_facts,
+    set_exe_facts_py,
+    split_env,
+)
 from detector.state.exefacts import resolve_path
 
 KEYS = ("tty", "sid", "vpgid", "cap_effective", "cap_permitted", "cap_inheritable", "uid",
@@ -86,6 +93,56 @@ def test_exec_ids_and_exe_facts_as_before(args: dict[str, Any], ctx: dict[str, A
     _apply_ctx_plain(plain, ev)
     _set_exe_facts_plain(ev, plain)
     assert fast == plain
+
+
+@settings(max_examples=1000)
+@given(args=MAPS, ctx=MAPS | st.none(), th=st.builds(ThreadInfo, tid=st.just(5), pid=st.just(5),
+                                                     uid=st.integers(0, 9), loginuid=st.just(3)))
+def test_the_compiled_apply_ctx_sets_what_the_python_one_sets(
+        args: dict[str, Any], ctx: dict[str, Any] | None, th: ThreadInfo) -> None:  # fmt: skip
+    """Both implementations, from the same thread and event: the same thread after."""
+    from tests.detector.sources.decoders import need_compiled
+
+    need_compiled()
+    assert execs._lean_apply_ctx is not None and apply_ctx is not apply_ctx_py
+    ev = Event(num=1, ts=2, type="execve", tid=5, res=0, args=args, ctx=ctx)
+    compiled, python = ThreadInfo(**vars_of(th)), ThreadInfo(**vars_of(th))
+    apply_ctx(compiled, ev)
+    apply_ctx_py(python, ev)
+    assert compiled == python
+    assert [type(getattr(compiled, k)) for k in KEYS[:11]] == [
+        type(getattr(python, k)) for k in KEYS[:11]]  # fmt: skip
+
+
+@settings(max_examples=1000)
+@given(args=MAPS, ctx=MAPS | st.none(), exepath=st.sampled_from(["/bin/sh", "/memfd:x", ""]),
+       up=st.booleans())  # fmt: skip
+def test_the_compiled_exe_facts_set_what_the_python_ones_set(
+        args: dict[str, Any], ctx: dict[str, Any] | None, exepath: str,
+        up: bool) -> None:  # fmt: skip
+    """Both implementations: the same thread after, the upper-layer check asked alike."""
+    from tests.detector.sources.decoders import need_compiled
+
+    need_compiled()
+    assert execs._lean_exe_facts is not None and set_exe_facts is not set_exe_facts_py
+    ev = Event(num=1, ts=2, type="execve", tid=5, res=0, args=args, ctx=ctx)
+    compiled, python = (ThreadInfo(tid=5, pid=5, exepath=exepath) for _ in range(2))
+    asked: list[str] = []
+
+    def upper(th: ThreadInfo) -> bool:
+        asked.append("c" if th is compiled else "py")
+        return up
+
+    set_exe_facts(ev, compiled, upper)
+    set_exe_facts_py(ev, python, upper)
+    assert compiled == python
+    assert asked in ([], ["c", "py"])
+
+
+def vars_of(th: ThreadInfo) -> dict[str, Any]:
+    from dataclasses import fields
+
+    return {f.name: getattr(th, f.name) for f in fields(ThreadInfo)}
 
 
 def test_the_environment_split_is_a_fresh_list_each_time() -> None:

@@ -218,3 +218,41 @@ def test_a_new_thread_of_a_known_process_shares_its_fds_without_proc(tmp_path: P
     th = e.thread
     assert th is not None and (th.tid, th.pid, th.comm, th.exe) == (777, 500, "worker", "bash")
     assert th.fds is parent.fds and parent.fds[4].name == f"{tmp_path}/data.db"
+
+
+def test_a_childs_own_clone_return_vouches_for_it_under_a_renamed_thread(tmp_path: Path) -> None:
+    """A thread renamed by prctl forks: its child's first event (its clone return) has the
+    thread's comm, not the leader's, and is still the parent's copy (nothing ran in between);
+    a later event with that comm is not (it may have exec'd unseen)."""
+    t, parent = _offline_with_parent(tmp_path)
+    th = t.process(_ev("clone", 501, 0, _ctx(501, 500, "worker", clone_flags=0x11))).thread
+    assert th is not None and th.parent is parent
+    assert (th.comm, th.exe, th.args, th.exepath) == ("worker", "bash", ["-i"], "/usr/bin/bash")
+    later = t.process(_ev("openat", 502, 3, _ctx(502, 500, "worker"))).thread
+    assert later is not None and later.args != ["-i"]
+
+
+def test_a_child_keeps_its_parents_user_unless_its_ids_differ(tmp_path: Path) -> None:
+    t, parent = _offline_with_parent(tmp_path)
+    parent.uid = parent.gid = parent.loginuid = 1000
+    t.threads._set_users(parent)
+    same = t.process(_ev("fork", 501, 0, _ctx(501, 500, "bash"))).thread
+    assert same is not None and same.user is parent.user and same.group is parent.group
+    root = t.process(_ev("fork", 502, 0, _ctx(502, 500, "bash", uid=0, euid=0))).thread
+    assert root is not None and root.uid == 0 and root.user is not None
+    assert root.user.uid == 0 and root.user.name == "root"  # looked up for its own uid
+
+
+def test_a_copied_thread_has_every_field_of_its_source_but_its_own_ids() -> None:
+    from dataclasses import fields
+
+    from detector.state.clones import copy_thread
+
+    src = ThreadInfo(tid=7, pid=7)
+    for n, f in enumerate(fields(ThreadInfo)):
+        setattr(src, f.name, object() if f.name not in ("tid", "vtid", "is_vpid1") else n)
+    th = copy_thread(src, 9)
+    assert (th.tid, th.vtid, th.is_vpid1) == (9, None, False)
+    for f in fields(ThreadInfo):
+        if f.name not in ("tid", "vtid", "is_vpid1"):
+            assert getattr(th, f.name) is getattr(src, f.name), f.name

@@ -88,3 +88,32 @@ def test_suffixes_fcntl_commands_and_pipes_in_words(tmp_path: Path) -> None:
             "tests (state: the commands that make an fd (F_DUPFD, F_DUPFD_CLOEXEC") in out
     assert "pipe2: keeps nothing (no rule can match); in the kernel: 0 clauses" in out
     assert "the closes of the two fds of a pipe it dropped go too" in out
+
+
+def test_socket_atoms_and_tcp_sockets_in_words(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text("- rule: Outbound TLS\n  desc: d\n  condition: evt.type = connect and "
+                 "fd.typechar = 4 and not fd.snet in (10.0.0.0/8) and fd.sport = 443 and "
+                 "(evt.rawres >= 0 or evt.res = EINPROGRESS)\n  output: o\n  priority: WARNING\n"
+                 "- rule: K8s API\n  desc: d\n  condition: evt.type = connect and "
+                 "fd.sip.name = kubernetes.default\n  output: o\n"
+                 "  priority: WARNING\n")  # fmt: skip
+    code, out = _run([str(f)])
+    assert code == 0, out
+    assert "not (the remote address is in 10.0.0.0/8)" in out
+    assert "the remote port is one of 443" in out and "the result is -EINPROGRESS" in out
+    assert "socket atoms (the kernel socket's family, type, protocol, addresses, ports)" in out
+    assert "K8s API: nothing: it compares fd.sip.name" in out  # never set here
+    assert "(state: sockets other than TCP streams (no rule reads a TCP socket's fd later))" \
+        in out
+
+
+def test_a_rule_reading_tcp_sockets_at_dup_is_named_and_drops_nothing_more(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text("- rule: Redirect\n  desc: d\n  condition: evt.type = dup2 and fd.type = ipv4\n"
+                 "  output: o %fd.name\n  priority: WARNING\n")  # fmt: skip
+    code, out = _run([str(f)])
+    assert code == 0, out
+    assert ("connect: keeps nothing (no rule can match); in the kernel: 2 clauses") in out
+    assert ("(no rule reads a TCP socket's fd later, but at dup, from the history the kernel "
+            "keeps of the socket: Redirect)") in out  # fmt: skip

@@ -84,14 +84,7 @@ typedef struct {
     reader_vt *table_reader_ext;
     void *value_offsets;
 } extract_input;
-typedef struct {
-    ss_plugin_rc (*clear_table)(tab_t *t);
-    ss_plugin_rc (*erase_table_entry)(tab_t *t, const sdata *key);
-    ent_t *(*create_table_entry)(tab_t *t);
-    void (*destroy_table_entry)(tab_t *t, ent_t *e);
-    ent_t *(*add_table_entry)(tab_t *t, const sdata *key, ent_t *e);
-    ss_plugin_rc (*write_entry_field)(tab_t *t, ent_t *e, const fld_t *f, const sdata *in);
-} old_writer_vt;
+typedef writer_vt old_writer_vt; /* the deprecated writer: the same six members */
 typedef struct {
     void *owner;
     void *get_owner_last_error;
