@@ -3,10 +3,10 @@ heartbeats, its captured syscall set kept to what the rules and the state need."
 
 from __future__ import annotations
 
-import mmap
 import time
 from collections.abc import Callable, Iterator
 
+from detector.bpf.ringbuf import POLL_MAX
 from detector.config import FalcoConfig
 from detector.events import Event
 
@@ -14,29 +14,25 @@ from detector.events import Event
 # so the batch bounds the heap's high-water mark (4096 held 4 MiB at once, and left the heap
 # that much larger for good); 512 costs one more C call per 512 events.
 BATCH = 512
-# After a batch of fewer than PACE_BELOW events (a trickle), the next read waits a little so
-# that records gather in the ring buffer: each wake-up of the reader costs about 30 us of CPU
-# here (timer, scheduler, poll), more than decoding a few events, and a batch of ~5 events
-# runs cold. The wait is at most PACE_MAX, and never longer than the ring buffer takes to
-# fill at 1 GB/s (twice the fastest storm seen): a full batch (a storm) never waits. The
-# larger releases need a reader that stores the consumer position in one access (a torn,
-# byte-by-byte store made the kernel refuse records: 1-2 per TCP workload run with the pace).
+# After a batch of fewer than PACE_BELOW events (a trickle), the next read waits PACE so that
+# records gather in the ring buffer: each wake-up of the reader costs about 30 us of CPU here
+# (timer, scheduler, poll), more than decoding a few events, and a batch of ~5 events runs
+# cold. The wait is a nap in epoll on the rings, which events.c ends at once when a ring holds
+# a quarter of its size unread (a forced wake-up), so a long pace cannot let a ring overflow;
+# a full batch (a storm) never waits. PACE is the reader's longest sleep (ringbuf.POLL_MAX,
+# libscap's 30 ms): it bounds how long a record waits before a read starts.
 PACE_BELOW = BATCH // 4
-PACE_MAX = 0.008
-PACE_FILL_RATE = 1e9  # bytes per second
-
-
-def pace_for(ring_bytes: int) -> float:
-    """Seconds to wait after a small batch, for a ring buffer of ``ring_bytes``."""
-    return min(PACE_MAX, ring_bytes / PACE_FILL_RATE)
+PACE = POLL_MAX
+IDLE_BEAT = 0.5  # seconds between idle heartbeats (the loop's once-a-second tick)
 
 
 def paced(read: Callable[..., list[Event]], stopped: Callable[[], bool], pace: float,
-          sleep: Callable[[float], object] = time.sleep) -> Iterator[Event | None]:
-    """Batches of ``read`` as events (None when idle) until ``stopped``; after a batch of
-    fewer than PACE_BELOW events, ``sleep(pace)`` before reading again."""
+          sleep: Callable[[float], object] = time.sleep, beat: float = 0.1
+          ) -> Iterator[Event | None]:  # fmt: skip
+    """Batches of ``read`` as events (None when idle for ``beat`` seconds) until ``stopped``;
+    after a batch of fewer than PACE_BELOW events, ``sleep(pace)`` before reading again."""
     while not stopped():
-        batch = read(timeout=0.1, limit=BATCH)
+        batch = read(timeout=beat, limit=BATCH)
         if batch:
             yield from batch
             if len(batch) < PACE_BELOW and pace > 0 and not stopped():
@@ -57,12 +53,13 @@ class SyscallFeed:
         preset = config.engine.buffers.buf_size_preset
         self._base = config.base_syscalls
         pages = 256 << (preset - 1)
-        self.pace = pace_for(pages * mmap.PAGESIZE)  # one ring, as EbpfSource sizes it
+        self.pace = PACE
         self.source = EbpfSource(syscalls=self._select(rule_events),
                                  ringbuf_pages=pages,
                                  hook=config.engine.buffers.hook,
                                  cpus_for_each_buffer=config.engine.buffers.cpus_for_each_buffer)
         self.source.open()
+        self._rings = self.source.ring_set  # kept: ``stop`` may come after ``close``
         self._stopping = False
         self._kernel_filters = config.engine.buffers.kernel_filters
         self.set_rules(rules)
@@ -79,7 +76,8 @@ class SyscallFeed:
 
     def __iter__(self) -> Iterator[Event | None]:
         read = self.source.read
-        yield from paced(read, lambda: self._stopping, self.pace)
+        rings = self.source.ring_set
+        yield from paced(read, lambda: self._stopping, self.pace, rings.nap, IDLE_BEAT)
         # Stop capturing, then hand over what the ring buffer still holds: every event the
         # kernel counted is processed or counted as dropped.
         self.source.set_syscalls(frozenset())
@@ -110,6 +108,7 @@ class SyscallFeed:
 
     def stop(self) -> None:
         self._stopping = True
+        self._rings.wake()  # the reader may be asleep for up to IDLE_BEAT (after close: no-op)
 
     def close(self) -> None:
         self.source.close()

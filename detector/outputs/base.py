@@ -115,8 +115,8 @@ class QueuedSink:
         while True:
             if not dq:
                 self._idle = True
-                if not dq:
-                    self._wake.wait(0.2)
+                if not dq:  # ``put`` sees ``_idle`` and sets ``_wake``: no timer needed
+                    self._wake.wait()
                 self._wake.clear()
                 self._idle = False
                 continue

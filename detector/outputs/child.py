@@ -25,6 +25,7 @@ from detector.outputs.process import (
     CONSUMED,
     ERRORS,
     HEAD,
+    NUDGE_LEVEL,
     REOPEN,
     SENT,
     SHARED_SIZE,
@@ -59,11 +60,18 @@ def build_sink(name: str, settings: dict[str, Any]) -> Sink:
 
 
 def _watch_parent(parent: int) -> None:
-    """Exit at once when the detector dies, even while a write is blocked."""
-    while True:
-        if os.getppid() != parent:
-            os._exit(0)
-        time.sleep(0.2)
+    """Exit at once when the detector dies, even while a write is blocked: blocked on a pidfd
+    of the detector (readable when it exits), else looking once a second."""
+    try:
+        pidfd = os.pidfd_open(parent)
+    except (OSError, AttributeError):
+        pidfd = -1
+    while os.getppid() == parent:  # checked after the open: the pid was not reused before it
+        if pidfd >= 0:
+            select.select([pidfd], [], [])
+        else:
+            time.sleep(1.0)
+    os._exit(0)
 
 
 def parse_frames(buf: bytearray, limit: int) -> list[tuple[str, Any]]:
@@ -75,7 +83,9 @@ def parse_frames(buf: bytearray, limit: int) -> list[tuple[str, Any]]:
         end = pos + HEAD.size + size
         if end > len(buf):
             break
-        items.append((buf[pos + HEAD.size:end].decode("utf-8", "replace"), FrameAlert(level)))
+        if level != NUDGE_LEVEL:  # a nudge only woke us up (to look at REOPEN)
+            items.append((buf[pos + HEAD.size:end].decode("utf-8", "replace"),
+                          FrameAlert(level)))  # fmt: skip
         pos = end
     del buf[:pos]
     return items
@@ -95,7 +105,7 @@ def serve(rfd: int, shared: memoryview, sink: Sink) -> None:
         if not items:
             if eof:
                 return
-            if poller.poll(500):  # idle, it still looks at reopen requests twice a second
+            if poller.poll():  # idle: blocks (a reopen request comes with a NUDGE frame)
                 chunk = os.read(rfd, _READ)
                 consumed += len(chunk)
                 shared[CONSUMED] = consumed  # the parent's free space

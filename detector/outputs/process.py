@@ -34,6 +34,8 @@ from detector.outputs.format import priority_level
 log = logging.getLogger("detector.outputs")
 
 HEAD = struct.Struct("<IB")  # line length, syslog severity
+NUDGE_LEVEL = 0xFF  # a frame of this level carries no alert: "look at REOPEN" (the child
+NUDGE = HEAD.pack(0, NUDGE_LEVEL)  # blocks on the pipe with no timer, so a request wakes it)
 # The shared memory: four native u64 words, each read and written in one 8-byte access
 # through ``words`` (a struct "<Q" store goes byte by byte: the other process could read a
 # half-written count, and a "consumed" seen low drops an alert that fits).
@@ -191,9 +193,18 @@ class ProcessSink:
         return not self._pending
 
     def request_reopen(self) -> None:
-        """SIGUSR1: the child reopens its sink before it writes the next alert."""
+        """SIGUSR1: the child reopens its sink before it writes the next alert; a NUDGE frame
+        wakes an idle child. It runs in a signal handler, maybe inside ``put`` on the same
+        thread: without the lock at once, ``put`` is writing, and the child reads and looks."""
         self._reopens += 1
         self._shared[REOPEN] = self._reopens
+        if not self._lock.acquire(blocking=False):
+            return
+        try:  # between frames only; a full pipe (EAGAIN) means the child has bytes to read
+            if self._fd >= 0 and not self._pending and _write_nb(self._fd, NUDGE) == len(NUDGE):
+                self._written += len(NUDGE)
+        finally:
+            self._lock.release()
 
     def snapshot(self) -> SinkStats:
         """The counters now: the child's sent and errors, the drops counted here."""

@@ -99,6 +99,7 @@ class RulesWatcher:
         self._on_change = on_change
         self._poll_interval = poll_interval
         self._stop = threading.Event()
+        self._stop_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # ends a blocked select
         self._inotify: _Inotify | None = None
         if not force_polling:
             try:
@@ -121,10 +122,15 @@ class RulesWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._stop_fd >= 0:
+            os.eventfd_write(self._stop_fd, 1)
         self._thread.join(2)
         if self._inotify is not None:
             self._inotify.close()
             self._inotify = None
+        if self._stop_fd >= 0 and not self._thread.is_alive():
+            os.close(self._stop_fd)
+            self._stop_fd = -1
 
     def _arm(self) -> None:
         try:
@@ -165,8 +171,9 @@ class RulesWatcher:
 
     def _wait_inotify(self) -> str | None:
         assert self._inotify is not None
-        ready, _, _ = select.select([self._inotify.fd], [], [], 0.2)
-        if not ready:
+        # blocks until a change or stop(): no timer while nothing happens
+        ready, _, _ = select.select([self._inotify.fd, self._stop_fd], [], [])
+        if self._inotify.fd not in ready:
             return None
         reasons = []
         for wd, mask, name in self._inotify.read():
