@@ -10,14 +10,13 @@ The machine is shared: only the ratios within one run mean something.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from bench.baseline import baseline_run
+from bench.baseline import baseline_run, print_alerts, replay_in
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = os.environ.get("FDFAST_BASELINE", "85387ce")  # main before this work
@@ -26,14 +25,6 @@ RULES = Path(os.environ.get("FALCO_RULES", REPO.parents[0] / "shared/falco-rules
                             "falco_rules.yaml"))  # fmt: skip
 TYPES = ("openat", "close", "fcntl", "socket", "connect", "accept", "execve", "vfork")
 
-
-def _replay(tree: Path, capture: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, str(REPO / "bench/fdfast_replay.py"), str(capture),
-                          str(RULES), "1"], env=env, capture_output=True, text=True,
-                         check=True, cwd=tree).stdout  # fmt: skip
-    got: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return got
 
 
 def _merge(best: dict[str, dict[str, list[int]]], got: dict[str, dict[str, list[int]]]) -> None:
@@ -74,12 +65,10 @@ def main() -> None:
         alerts: dict[str, Any] = {}
         for _ in range(ROUNDS):
             for name, tree in (("base", base), ("this", REPO)):
-                got = _replay(tree, capture)
+                got = replay_in(tree, "fdfast_replay.py", capture, RULES)
                 _merge(best[name], got["times"])
                 alerts[name] = got["alerts"]
     print(f"replayed through the tracker and {RULES.name}, best of {ROUNDS}; baseline "
           f"{BASELINE} -> HEAD (timer overhead in both)")  # fmt: skip
     _report(best["base"], best["this"])
-    same = "the same" if alerts["base"] == alerts["this"] else "DIFFERENT"
-    print(f"alerts: {same} in both ({sum(alerts['this'].values())} this tree, "
-          f"{sum(alerts['base'].values())} baseline): {alerts['this'] or 'none'}")
+    print_alerts(alerts)

@@ -13,7 +13,6 @@ mean something.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-from bench.baseline import baseline_run
+from bench.baseline import baseline_run, print_alerts, replay_in
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = os.environ.get("HOTPATH_BASELINE", "eda88f1")  # main before this work
@@ -43,14 +42,6 @@ def _build_lean(tree: Path) -> str:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     return "" if done.returncode == 0 else f"gcc failed: {done.stderr.strip()[:200]}"
 
-
-def _replay(tree: Path, capture: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, str(REPO / "bench/hotpath_replay.py"), str(capture),
-                          str(RULES), "1"], env=env, capture_output=True, text=True,
-                         check=True, cwd=tree).stdout  # fmt: skip
-    got: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return got
 
 
 def _report(base: dict[str, list[int]], this: dict[str, list[int]]) -> None:
@@ -76,7 +67,7 @@ def main() -> None:
         alerts: dict[str, Any] = {}
         for _ in range(ROUNDS):
             for name, tree in (("base", base), ("this", REPO)):
-                got = _replay(tree, capture)
+                got = replay_in(tree, "hotpath_replay.py", capture, RULES)
                 for label, row in got["times"].items():
                     old = best[name].get(label)
                     best[name][label] = [row[0], *map(min, row[1:], old[1:])] if old else row
@@ -84,6 +75,4 @@ def main() -> None:
     print(f"decoded, tracked and matched against {RULES.name}, best of {ROUNDS}; baseline "
           f"{BASELINE} ({why or 'its own compiled decoder'}) -> this tree")  # fmt: skip
     _report(best["base"], best["this"])
-    same = "the same" if alerts["base"] == alerts["this"] else "DIFFERENT"
-    print(f"alerts: {same} in both ({sum(alerts['this'].values())} this tree, "
-          f"{sum(alerts['base'].values())} baseline): {alerts['this'] or 'none'}")
+    print_alerts(alerts)

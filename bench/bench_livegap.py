@@ -236,9 +236,9 @@ def trickle(pace: float, n: int = 2000) -> tuple[int, int, float]:
 
 def trickles() -> None:
     """(t): the feed's pace on and off, alternating, best of 3 each."""
-    from detector.feeds import PACE_MAX
+    from detector.feeds import PACE
 
-    got: dict[float, list[tuple[int, int, float]]] = {0.0: [], PACE_MAX: []}
+    got: dict[float, list[tuple[int, int, float]]] = {0.0: [], PACE: []}
     for _ in range(3):
         for pace in got:
             got[pace].append(trickle(pace))

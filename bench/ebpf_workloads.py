@@ -3,7 +3,8 @@
 Each workload runs under ``sh -c`` pinned to CPU 1; its CPU time (user + system of it and its
 children, where the kernel charges BPF programs) is compared bare vs watched, in alternating
 rounds (best of each), because the machine is shared. The detector is a real
-``falcoctl-py run`` process: its CPU time (all threads, /proc/PID/stat) and resident memory
+``falcoctl-py run`` process: its CPU time (all threads and children, in ns from a ``cpuacct``
+group of its own: ``bench/cpumeter.py``) and resident memory
 are read around each workload, the kernel's counters (offered, dropped) from its /metrics.
 "Offered" here is what the kernel handed to the ring buffer; the workload's own syscall count
 (what would be offered with no kernel filter at all) comes from one untimed ``strace -c -f``.
@@ -21,10 +22,16 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
-ROUNDS = 2
+from bench.cpumeter import CpuMeter
+
+T = TypeVar("T")
+
+ROUNDS = int(os.environ.get("EBPF_ROUNDS", "2"))  # workload rounds, best of each
 TCP_C = r"""
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -126,6 +133,7 @@ class Detector:
     port: int
     options: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    meter: CpuMeter | None = None
 
     def start(self) -> None:
         exe = Path(sys.executable).with_name("falcoctl-py")
@@ -145,15 +153,19 @@ class Detector:
             argv += ["-o", opt]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=lambda: os.sched_setaffinity(0, {0}))  # fmt: skip
+        self.meter = CpuMeter.attach(self.proc.pid)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"falcoctl-py run exited ({self.proc.returncode})")
+                code = self.proc.returncode
+                self.stop()  # its cpuacct group goes too
+                raise RuntimeError(f"falcoctl-py run exited ({code})")
             try:
                 self.counters()
                 return
             except OSError:
                 time.sleep(0.2)
+        self.stop()
         raise RuntimeError("falcoctl-py run did not serve /metrics within 120 s")
 
     def stop(self) -> None:
@@ -161,11 +173,14 @@ class Detector:
             self.proc.terminate()
             self.proc.wait(timeout=60)
             self.proc = None
+        if self.meter is not None:
+            self.meter.detach()
+            self.meter = None
 
     def cpu(self) -> float:
-        assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU seconds of every thread and child so far."""
+        assert self.meter is not None
+        return self.meter.seconds()
 
     def rss_mib(self) -> float:
         assert self.proc is not None
@@ -198,6 +213,7 @@ class Figures:
     offered: int = 0
     dropped: int = 0
     syscalls: int = 0
+    resolution: str = ""  # how finely the detector's CPU was counted
 
 
 def measure(rules: Path, port: int, options: list[str]) -> tuple[list[str], list[Figures], float]:
@@ -223,6 +239,8 @@ def measure(rules: Path, port: int, options: list[str]) -> tuple[list[str], list
                     n1, d1 = det.counters()
                     fig.offered, fig.dropped = fig.offered + n1 - n0, fig.dropped + d1 - d0
                 rss = det.rss_mib()
+                for fig in figs:
+                    fig.resolution = det.meter.resolution if det.meter else ""
             finally:
                 det.stop()
     return [label for label, _ in jobs], figs, rss
@@ -240,7 +258,29 @@ def report(title: str, labels: list[str], figs: list[Figures], rss: float) -> No
               f"= {d / w:.3f} x the workload's; per syscall the workload made "
               f"({f.syscalls:,}): {per_sys}; per event delivered ({delivered:,.0f}/run): "
               f"{d / max(delivered, 1) * 1e6:.1f} us; dropped {f.dropped:,}")  # fmt: skip
-    print(f"    detector RSS after the workloads: {rss:.0f} MiB (target <= 120 MiB)")
+    print(f"    detector RSS after the workloads: {rss:.0f} MiB (target <= 120 MiB); its CPU "
+          f"counted in {figs[0].resolution if figs else '?'}")
+
+
+def capture_each(open_source: Callable[[], Any], capture: Callable[[Any, str], list[T]],
+                 unit: str) -> tuple[dict[str, list[T]], Any]:
+    """Per workload, what ``capture(source, cmd)`` took while it ran (the page cache warmed
+    before the source opens, what was already in it drained), and the closed source."""
+    got: dict[str, list[T]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = workloads(Path(tmp))
+        for _, cmd in jobs:
+            cpu_time(cmd)  # warm the page cache
+        src = open_source()
+        try:
+            while src.read(timeout=0):
+                pass
+            for label, cmd in jobs:
+                got[label] = capture(src, cmd)
+                print(f"{label}: {len(got[label]):,} {unit}", file=sys.stderr)
+        finally:
+            src.close()
+    return got, src
 
 
 def filter_shares(rules: Path) -> None:

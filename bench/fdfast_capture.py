@@ -9,9 +9,7 @@ import copy
 import pickle
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import ebpf_workloads as ew
@@ -40,20 +38,8 @@ def main(dest: str) -> None:
     tracker = StateTracker(fetch_containers=False)
     tracker.scan()
     threads = dict(tracker.threads.threads)
-    got: dict[str, list[Any]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        jobs = ew.workloads(Path(tmp))
-        for _, cmd in jobs:
-            ew.cpu_time(cmd)  # warm the page cache
-        src = EbpfSource(syscalls=select_syscalls(STABLE_EVENTS)).open()
-        try:
-            while src.read(timeout=0):
-                pass
-            for label, cmd in jobs:
-                got[label] = _capture(src, cmd)
-                print(f"{label}: {len(got[label]):,} events", file=sys.stderr)
-        finally:
-            src.close()
+    got, _ = ew.capture_each(lambda: EbpfSource(syscalls=select_syscalls(STABLE_EVENTS)).open(),
+                             _capture, "events")
     with open(dest, "wb") as f:
         pickle.dump({"threads": threads, "events": got}, f, protocol=pickle.HIGHEST_PROTOCOL)
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import ebpf_workloads as ew
@@ -53,21 +51,13 @@ def main(dest: str, rules: str) -> None:
     selected = select_syscalls(STABLE_EVENTS)
     loaded = load_rules_files([rules])
     plan = build(loaded.rules, selected).plan
-    got: dict[str, list[bytes]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        jobs = ew.workloads(Path(tmp))
-        for _, cmd in jobs:
-            ew.cpu_time(cmd)  # warm the page cache
+
+    def open_source() -> Any:
         src = EbpfSource(syscalls=selected).open()
-        try:
-            src.set_filters(plan)
-            while src.read(timeout=0):
-                pass
-            for label, cmd in jobs:
-                got[label] = _capture(src, cmd)
-                print(f"{label}: {len(got[label]):,} records", file=sys.stderr)
-        finally:
-            src.close()
+        src.set_filters(plan)
+        return src
+
+    got, src = ew.capture_each(open_source, _capture, "records")
     with open(dest, "wb") as f:
         pickle.dump({"threads": threads, "records": got, "boot": src.boot_to_epoch_ns}, f,
                     protocol=pickle.HIGHEST_PROTOCOL)

@@ -1,0 +1,77 @@
+"""The kernel's cost per syscall the detector watches: a C loop of open+close, bare and
+watched by ``falcoctl-py run`` (stable rules, per-syscall tracepoints), kernel filters on and
+off.
+
+The loop's own CPU time (user + system, where the kernel charges the BPF programs) is what a
+watched workload pays for each open+close pair: the tracepoints, the program, and with filters
+on the path check (read, a fixed 254-step normalisation pass, two trie lookups) and the mark
+of the dropped fd; with filters off the two records written to the ring instead. The opened
+file is one the stable rules' filter drops. Bare and watched runs alternate around each
+detector's start, best of KCOST_ROUNDS; the machine is shared, so only ratios mean something.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench import ebpf_workloads as ew
+from bench.baseline import missing
+
+PAIRS = int(os.environ.get("KCOST_PAIRS", "200000"))
+ROUNDS = int(os.environ.get("KCOST_ROUNDS", "3"))
+RULES = Path(__file__).resolve().parents[2] / "shared/falco-rules/falco_rules.yaml"
+LOOP_C = r"""
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (long i = 0, n = atol(argv[1]); i < n; i++)
+        close(open("/usr/include/stdio.h", O_RDONLY));
+    return 0;
+}
+"""
+NO_MODULES = ["base_syscalls.custom_set[]=!init_module", "base_syscalls.custom_set[]=!finit_module"]
+
+
+def _pair_ns(loop: Path) -> float:
+    """CPU ns per open+close pair of one run of the loop, pinned to CPU 1."""
+    proc = subprocess.Popen([str(loop), str(PAIRS)],
+                            preexec_fn=lambda: os.sched_setaffinity(0, {1}))  # fmt: skip
+    _, _, usage = os.wait4(proc.pid, 0)
+    return (usage.ru_utime + usage.ru_stime) / PAIRS * 1e9
+
+
+def _watched(loop: Path, options: list[str]) -> tuple[float, float]:
+    """(best bare, best watched) ns per pair, bare runs on both sides of the detector's life."""
+    bare = [_pair_ns(loop) for _ in range(ROUNDS)]
+    det = ew.Detector(RULES, ew.free_port(), options)
+    det.start()
+    try:
+        watched = [_pair_ns(loop) for _ in range(ROUNDS)]
+    finally:
+        det.stop()
+    bare += [_pair_ns(loop) for _ in range(ROUNDS)]
+    return min(bare), min(watched)
+
+
+def main() -> None:
+    why = missing(RULES, gcc=True)
+    if why is not None:
+        print(f"skipped: {why}")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        src, loop = Path(tmp) / "loop.c", Path(tmp) / "loop"
+        src.write_text(LOOP_C)
+        subprocess.run(["gcc", "-O2", "-o", str(loop), str(src)], check=True)
+        off = ["engine.ebpf.kernel_filters=false"]
+        for label, extra in (("filters ON", []), ("filters OFF", off)):
+            b, w = _watched(loop, NO_MODULES + extra)
+            print(f"open+close x {PAIRS:,}, {label}: bare {b:,.0f} ns per pair, watched "
+                  f"{w:,.0f} ns: +{w - b:,.0f} ns = {w / b:.2f} x bare")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
