@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.eventually import eventually
-from tests.kube_parts import REPO, KubePlay, built_image, objects, playable
+from tests.kube_parts import REPO, KubePlay, built_image, image_tag, objects, playable
 from tests.realparts import (
     Container,
     FileServer,
@@ -62,8 +62,6 @@ def push_rules(registry: Registry, workdir: Path, version: str, text: str) -> No
 
 def chart_values(index_url: str, port: int, **extra: Any) -> dict[str, Any]:
     """Values for a pod on this machine: the local image, the test index, a free web port."""
-    from tests.kube_parts import image_tag
-
     values: dict[str, Any] = {
         "image": {"registry": "localhost", "repository": "falcoctl-py",
                   "tag": image_tag(), "pullPolicy": "Never"},
@@ -238,7 +236,8 @@ def test_detector_without_bpf_privileges_exits_with_the_driver_check_line(
     need_bpf()
     name = f"fpy-kube-nopriv-{os.getpid()}"
     values = {
-        "image": {"registry": "localhost", "repository": "falcoctl-py", "pullPolicy": "Never"},
+        "image": {"registry": "localhost", "repository": "falcoctl-py",
+                  "tag": image_tag(), "pullPolicy": "Never"},  # the image built_image made
         "resources": {}, "collectors": {"containerEngine": {"enabled": False}},
         "driver": {"loader": {"enabled": False}},
         "falcoctl": {"artifact": {"install": {"enabled": False}, "follow": {"enabled": False}}},
