@@ -26,14 +26,16 @@ BPF_PERCPU_ARRAY(kf_histv, struct kf_hist, 1);
 // and normalised: no "//", "/./", "../", no "/." or "/.." or "/" at its end. A window of the
 // last four bytes, compared without branches. The same pass writes the path reversed into
 // `rkey` (after its slot byte; past the path, writes go to data[255], outside any key).
-static __always_inline int kf_normal(struct kf_scratch *s, int n)
+// The pass runs `steps` times (a constant: the verifier walks each step once); kf_normal
+// picks the shortest of four passes that covers the path, so a path of 20 bytes costs 32
+// steps, not 254 (a loop that ends at the path's end is refused by this kernel's verifier:
+// "the sequence of 8193 jumps is too complex").
+static __always_inline int kf_normal_in(struct kf_scratch *s, int n, const u64 steps)
 {
     u8 *p = s->key.data;  // p[0] is the slot byte
     u8 *r = s->rkey.data;
-    if (p[1] != '/')
-        return 0;
     u64 w = 0, bad = 0, len = n - 1;
-    for (u64 i = 0; i < KF_PATH_MAX + 1; i++) {
+    for (u64 i = 0; i < steps; i++) {
         u64 live = (i - len) >> 63;  // i < len: no branch, so one path through the loop
         u64 j = i;
         BOUND(j, 255);
@@ -51,6 +53,19 @@ static __always_inline int kf_normal(struct kf_scratch *s, int n)
     if (n > 2)
         bad |= KF_EQ(w & 0xff, 0x2f);
     return !bad;
+}
+
+static __always_inline int kf_normal(struct kf_scratch *s, int n)
+{
+    if (s->key.data[1] != '/')
+        return 0;
+    if (n <= 33)  // n counts the NUL: a pass of `steps` covers a path of n - 1 <= steps bytes
+        return kf_normal_in(s, n, 32);
+    if (n <= 65)
+        return kf_normal_in(s, n, 64);
+    if (n <= 129)
+        return kf_normal_in(s, n, 128);
+    return kf_normal_in(s, n, KF_PATH_MAX + 1);
 }
 
 // Whether fd of the current task is a directory (its inode's mode).

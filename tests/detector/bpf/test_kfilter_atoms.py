@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +120,34 @@ def test_a_long_path_ends_in_the_right_place(source: EbpfSource, tmp_path: Path)
     assert [e.args.get("name") for e in got if e.type == "openat" and str(
         e.args.get("name")).startswith(str(tmp_path))] == [str(target), str(tmp_path)]
     source.set_filters(None)
+
+
+@pytest.mark.parametrize("length", [31, 32, 33, 34, 64, 65, 66, 128, 129, 130, 200, 253])
+def test_each_normalisation_pass_judges_paths_up_to_its_length(source: EbpfSource,
+                                                               length: int) -> None:  # fmt: skip
+    # kf_normal runs a pass of 32, 64, 128 or 254 steps by the path's length: at each edge a
+    # path must still be read to its end (its suffix decides) and checked to its end (a "/./"
+    # in its last bytes keeps it).
+    base = Path(tempfile.mkdtemp(prefix="k", dir="/tmp"))
+    try:
+        pad = length - len(str(base)) - 1 - len("syslog")
+        match, plain = base / ("m" * pad + "syslog"), base / ("p" * pad + "sysloh")
+        inner = base / ("o" * (pad - 3))
+        inner.mkdir()
+        odd = f"{inner}/./sysloh"  # not normalised in its last bytes: kept
+        for f in (match, plain, inner / "sysloh"):
+            f.write_text("x")
+        assert len(str(match)) == len(str(plain)) == len(odd) == length
+        source.set_filters(_suffix_plan("fd.name endswith syslog"))
+        _drain(source)
+        for name in (plain, match, odd):
+            os.close(os.open(name, os.O_RDONLY))
+        got = _mine_until(source, str(base))
+        assert [e.args.get("name") for e in got if e.type == "openat" and str(
+            e.args.get("name")).startswith(str(base))] == [str(match), odd, str(base)]
+    finally:
+        source.set_filters(None)
+        shutil.rmtree(base)
 
 
 def test_a_dropped_pipe_takes_the_closes_of_its_fds_along(source: EbpfSource,
