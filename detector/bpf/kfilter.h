@@ -257,18 +257,103 @@ static __always_inline void kf_this(void *task, struct kf_mark *m)
     m->mm = (u64)rd_ptr(task, OFF_TASK_MM);
 }
 
-static __always_inline void kf_unmark(u64 tgid, s64 fd)
+// The marks of fds below KF_FD_BITS: a bitmap in the task storage of the process's group
+// leader (freed with it, so a reused pid starts with none; threads share it, so bits change
+// atomically), stamped with the kf_slot word and the mm it was made under: a new plan's first
+// look clears it (its marks may be stale), and so does an exec (a new mm; the exec closed the
+// CLOEXEC fds without close events). One storage lookup per mark, close or unmark, where an
+// LRU hash took an update, a lookup and a delete and two reads of the process's start time and
+// mm. Larger fds are marked in kf_marks, keyed by (tgid, fd) and checked against the start
+// time and mm.
+#ifndef KF_NO_TASK_STORAGE  // -D by EbpfSource when the kernel refuses task storage here
+#define KF_FD_WORDS 16
+#define KF_FD_BITS (KF_FD_WORDS * 64)
+struct kf_fdbits {
+    u64 gen;
+    u64 mm;
+    u64 w[KF_FD_WORDS];
+};
+BPF_TASK_STORAGE(kf_fdmarks, struct kf_fdbits);
+
+// Plain loads from the BTF task pointer (a trusted pointer the verifier types field by field:
+// the group leader comes out as a task_struct the helper takes; through rd_ptr it would be a
+// number the helper refuses).
+#define KF_LOAD(dst, ptr, off) asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(dst) : "r"(ptr), "i"(off))
+
+static __always_inline struct kf_fdbits *kf_bits(u32 gen, int create)
+{
+    struct task_struct *t = bpf_get_current_task_btf();
+    struct task_struct *leader;
+    u64 mm;
+    KF_LOAD(leader, t, OFF_TASK_GROUP_LEADER);
+    KF_LOAD(mm, t, OFF_TASK_MM);
+    struct kf_fdbits *fb;
+    if (create)
+        fb = kf_fdmarks.task_storage_get(leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    else
+        fb = kf_fdmarks.task_storage_get(leader, 0, 0);
+    if (fb && (fb->gen != gen || fb->mm != mm)) {
+#pragma unroll
+        for (int i = 0; i < KF_FD_WORDS; i++)
+            fb->w[i] = 0;
+        fb->gen = gen;
+        fb->mm = mm;
+    }
+    return fb;
+}
+#else  // every fd in kf_marks
+#define KF_FD_WORDS 1
+#define KF_FD_BITS 0
+struct kf_fdbits {
+    u64 w[KF_FD_WORDS];
+};
+
+static __always_inline struct kf_fdbits *kf_bits(u32 gen, int create)
+{
+    return 0;
+}
+#endif
+
+// Clear fd's bit; whether it was set.
+static __always_inline int kf_bit_take(struct kf_fdbits *fb, s64 fd)
+{
+    u64 i = (u64)fd >> 6;
+    BOUND(i, KF_FD_WORDS - 1);
+    u64 m = 1ull << (fd & 63);
+    if (!(fb->w[i] & m))
+        return 0;
+    return (__sync_fetch_and_and(&fb->w[i], ~m) & m) != 0;
+}
+
+static __always_inline void kf_unmark(u32 gen, u64 tgid, s64 fd)
 {
     if (fd < 0 || fd > FD_MAX)
         return;
+    if (fd < KF_FD_BITS) {
+        struct kf_fdbits *fb = kf_bits(gen, 0);
+        if (fb)
+            kf_bit_take(fb, fd);
+        return;
+    }
     u64 key = tgid << 32 | (u32)fd;
     kf_marks.delete(&key);
 }
 
-static __always_inline void kf_mark(u64 tgid, s64 fd, void *task)
+// Mark fd (made by a dropped event) so that its close is dropped too. Without room for the
+// mark its close comes, which costs only the record.
+static __always_inline void kf_mark(u32 gen, u64 tgid, s64 fd, void *task)
 {
     if (fd < 0 || fd > FD_MAX)
         return;
+    if (fd < KF_FD_BITS) {
+        struct kf_fdbits *fb = kf_bits(gen, 1);
+        if (fb) {
+            u64 i = (u64)fd >> 6;
+            BOUND(i, KF_FD_WORDS - 1);
+            __sync_fetch_and_or(&fb->w[i], 1ull << (fd & 63));
+        }
+        return;
+    }
     u64 key = tgid << 32 | (u32)fd;
     struct kf_mark m = {};
     kf_this(task, &m);
@@ -293,7 +378,8 @@ static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 p
     u32 *slotp = kf_slot.lookup(&z);
     if (!slotp)
         return 1;
-    u32 slot = *slotp & 1;
+    u32 gen = *slotp;  // the slot word: userspace adds one at each switch
+    u32 slot = gen & 1;
     u32 idx = slot * NR_SYSCALLS + (nr & (NR_SYSCALLS - 1));
     struct kf_sys *k = kf_sys.lookup(&idx);
     if (!k || !k->mode)
@@ -302,6 +388,11 @@ static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 p
     u64 tgid = pid_tgid >> 32;
     int keep = (mode & KF_ON) ? kf_eval(b, k, slot, sv, ret, task) : 1;
     if (mode & KF_CLOSE_MARKS) {
+        s64 cfd = (s32)b->h.args[0];
+        if (cfd >= 0 && cfd < KF_FD_BITS) {
+            struct kf_fdbits *fb = kf_bits(gen, 0);
+            return !fb || !kf_bit_take(fb, cfd) || keep;
+        }
         u64 key = tgid << 32 | (u32)b->h.args[0];
         struct kf_mark *m = kf_marks.lookup(&key);
         if (m) {
@@ -326,20 +417,20 @@ static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 p
     if (!keep) {
         if ((mode & KF_MARK_DROPS) && ret >= 0) {
             if (mode & KF_UNMARK_UBUF) {
-                kf_mark(tgid, two[0], task);
-                kf_mark(tgid, two[1], task);
+                kf_mark(gen, tgid, two[0], task);
+                kf_mark(gen, tgid, two[1], task);
             } else {
-                kf_mark(tgid, ret, task);
+                kf_mark(gen, tgid, ret, task);
             }
         }
         return 0;
     }
     if (mode & KF_UNMARK_RET)
-        kf_unmark(tgid, ret);
+        kf_unmark(gen, tgid, ret);
     if (mode & KF_UNMARK_ARG0)
-        kf_unmark(tgid, (s32)b->h.args[0]);
-    kf_unmark(tgid, two[0]);
-    kf_unmark(tgid, two[1]);
+        kf_unmark(gen, tgid, (s32)b->h.args[0]);
+    kf_unmark(gen, tgid, two[0]);
+    kf_unmark(gen, tgid, two[1]);
     return 1;
 }
 

@@ -145,7 +145,8 @@ def live_slot(bpf: Any) -> int:
 
 def write_plan(bpf: Any, plan: KernelPlan | None) -> int:
     """Write ``plan`` (None: keep everything) into the idle slot and switch to it."""
-    slot = 1 - live_slot(bpf)
+    word = int(bpf[b"kf_slot"][ctypes.c_int(0)].value)
+    slot = 1 - (word & 1)
     trie = bpf[b"kf_trie"]
     for key in [k for k in trie if k.data[0] & 1 == slot]:
         del trie[key]
@@ -159,7 +160,9 @@ def write_plan(bpf: Any, plan: KernelPlan | None) -> int:
     for name, nr in NUMBERS.items():
         if nr < NR_SYSCALLS:
             table[ctypes.c_int(slot * NR_SYSCALLS + nr)] = _leaf(table, want.get(name))
-    bpf[b"kf_slot"][ctypes.c_int(0)] = ctypes.c_uint32(slot)
+    # One more than the old word: its low bit is the slot; events.c's fd marks made under
+    # another word are void (kf_bits).
+    bpf[b"kf_slot"][ctypes.c_int(0)] = ctypes.c_uint32((word + 1) & 0xFFFFFFFF)
     # Marks made under the old plan go: while a plan without marking (or none) ran, a marked fd
     # may have been closed and made again by a kept event that did not unmark it.
     bpf[b"kf_marks"].clear()

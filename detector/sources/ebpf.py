@@ -160,6 +160,7 @@ class EbpfSource:
         self.skip_self = skip_self
         self.hook = hook
         self.hook_used = ""
+        self.task_storage = True  # False: the kernel refused it, every fd mark is in kf_marks
         self.release_compiler = release_compiler
         self.rss_before_release = self.rss_after_release = 0
         self._prog_fds: list[int] = []
@@ -188,7 +189,7 @@ class EbpfSource:
         failure = ""
         if self.hook != "raw_tp":
             try:
-                self._open_btf(BPF, text, cflags)
+                self._with_fallback(lambda flags: self._open_btf(BPF, text, flags), cflags)
             except Exception as exc:  # an older kernel or BCC: plain raw tracepoints
                 self.close()
                 failure = f"{self.hook}: {exc}"
@@ -199,9 +200,7 @@ class EbpfSource:
                     ) from exc
         if self._bpf is None:
             try:
-                self._bpf = BPF(text=text, cflags=cflags)
-                for fn, _ in _RAW_PROGRAMS:  # loaded now: a verifier's refusal shows here
-                    self._bpf.load_func(fn, BPF.RAW_TRACEPOINT)
+                self._with_fallback(lambda flags: self._load_raw(BPF, text, flags), cflags)
             except Exception as exc:
                 raise DetectorError(
                     f"loading the BPF programs failed: {exc}" + (f" ({failure})" * bool(failure)),
@@ -219,6 +218,28 @@ class EbpfSource:
         if self.release_compiler:  # LLVM is idle from now on: give its memory back
             self.rss_before_release, self.rss_after_release = release_compiler()
         return self
+
+    def _with_fallback(self, load: Callable[[list[str]], None], cflags: list[str]) -> None:
+        """``load(cflags)``; if the kernel refuses that (task storage for the fd marks needs
+        5.11 or later, in tracing programs), ``load`` without it: every fd mark then goes in
+        the kf_marks hash. The first error is the one raised when both fail."""
+        try:
+            load(cflags)
+        except Exception as first:
+            self.close()
+            try:
+                load([*cflags, "-DKF_NO_TASK_STORAGE"])
+            except Exception:
+                self.close()
+                raise first from None
+            self.task_storage = False
+
+    def _load_raw(self, bpf_cls: Any, text: bytes, cflags: list[str]) -> None:
+        """Compile for raw tracepoints; load the raw programs now (a verifier's refusal shows
+        here, not at attach)."""
+        self._bpf = bpf_cls(text=text, cflags=cflags)
+        for fn, _ in _RAW_PROGRAMS:
+            self._bpf.load_func(fn, bpf_cls.RAW_TRACEPOINT)
 
     def _open_btf(self, bpf_cls: Any, text: bytes, cflags: list[str]) -> None:
         """Compile with BTF-typed loads; the raw hooks as tp_btf, the tracepoint program."""
