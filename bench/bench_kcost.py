@@ -4,8 +4,9 @@ off.
 
 The loop's own CPU time (user + system, where the kernel charges the BPF programs) is what a
 watched workload pays for each open+close pair: the tracepoints, the program, and with filters
-on the path check (read, a fixed 254-step normalisation pass, two trie lookups) and the mark
-of the dropped fd; with filters off the two records written to the ring instead. The opened
+on the path check (read, a normalisation pass of 32 to 254 steps by the path's length, the
+trie lookups) and the mark of the dropped fd; with filters off the two records written to the
+ring instead. The opened
 file is one the stable rules' filter drops. Bare and watched runs alternate around each
 detector's start, best of KCOST_ROUNDS; the machine is shared, so only ratios mean something.
 """
