@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from bench.cpumeter import CpuMeter
 
@@ -134,6 +134,7 @@ class Detector:
     options: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     meter: CpuMeter | None = None
+    errors: IO[bytes] | None = None
 
     def start(self) -> None:
         exe = Path(sys.executable).with_name("falcoctl-py")
@@ -151,15 +152,19 @@ class Detector:
         ]
         for opt in self.options:
             argv += ["-o", opt]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        # its log, for the error if it exits; closed by ``stop``
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.errors,
                                      preexec_fn=lambda: os.sched_setaffinity(0, {0}))  # fmt: skip
         self.meter = CpuMeter.attach(self.proc.pid)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
+                self.errors.seek(0)
+                tail = self.errors.read().decode(errors="replace").strip()[-400:]
                 self.stop()  # its cpuacct group goes too
-                raise RuntimeError(f"falcoctl-py run exited ({code})")
+                raise RuntimeError(f"falcoctl-py run exited ({code}): {tail}")
             try:
                 self.counters()
                 return
@@ -176,6 +181,9 @@ class Detector:
         if self.meter is not None:
             self.meter.detach()
             self.meter = None
+        if self.errors is not None:
+            self.errors.close()
+            self.errors = None
 
     def cpu(self) -> float:
         """CPU seconds of every thread and child so far."""
