@@ -55,6 +55,7 @@ from typing import Any
 from detector.bpf.hooks import Hooks
 from detector.bpf.loader import load_tp_btf
 from detector.bpf.memory import release_compiler
+from detector.bpf.programs import RAW_PROGRAMS, load_programs
 from detector.bpf.ringbuf import POLL_MAX, POLL_MIN, RingReader
 from detector.bpf.rings import RingSet, possible_cpus, ring_layout
 from detector.errors import DetectorError
@@ -121,8 +122,6 @@ class Counters:
     n_drops_buffer: dict[str, int] = field(default_factory=dict)
 
 
-# (function, raw tracepoint) of the raw hooks in events.c, loaded as tp_btf where possible
-_RAW_PROGRAMS = ((b"sys_exit", "sys_exit"), (b"proc_exit", "sched_process_exit"))
 HOOKS = ("auto", "syscall_tp", "tp_btf", "raw_tp")
 
 
@@ -185,29 +184,9 @@ class EbpfSource:
         self_tgid = os.getpid() if self.skip_self else 0
         cflags = bpf_cflags(ringbuf_pages=self.ringbuf_pages, self_tgid=self_tgid,
                             rings=self.rings, cpus_per_ring=self.cpus_per_ring)
-        text = bpf_text().encode()
-        failure = ""
-        if self.hook != "raw_tp":
-            try:
-                self._with_fallback(lambda flags: self._open_btf(BPF, text, flags), cflags)
-            except Exception as exc:  # an older kernel or BCC: plain raw tracepoints
-                self.close()
-                failure = f"{self.hook}: {exc}"
-                if self.hook != "auto":
-                    raise DetectorError(
-                        f"loading the BPF programs for hook {self.hook!r} failed: {exc}",
-                        hint="use hook='raw_tp', or run `falcoctl-py driver check`",
-                    ) from exc
-        if self._bpf is None:
-            try:
-                self._with_fallback(lambda flags: self._load_raw(BPF, text, flags), cflags)
-            except Exception as exc:
-                raise DetectorError(
-                    f"loading the BPF programs failed: {exc}" + (f" ({failure})" * bool(failure)),
-                    hint="run `falcoctl-py driver check` and fix what it reports",
-                ) from exc
-            self.hook_used = "raw_tp"
-            self._hooks = Hooks(self._bpf, "raw_tp")
+        progs = load_programs(BPF, bpf_text().encode(), cflags, self.hook)
+        self._bpf, self._hooks, self._prog_fds = progs.bpf, progs.hooks, progs.raw_fds
+        self.hook_used, self.task_storage = progs.hook_used, progs.task_storage
         size = self.ringbuf_pages * mmap.PAGESIZE
         # the rings go into the array before anything attaches (no record meets an empty slot)
         self._ringset = RingSet.open(self._bpf, size, self.rings, self.cpus_per_ring)
@@ -218,46 +197,6 @@ class EbpfSource:
         if self.release_compiler:  # LLVM is idle from now on: give its memory back
             self.rss_before_release, self.rss_after_release = release_compiler()
         return self
-
-    def _with_fallback(self, load: Callable[[list[str]], None], cflags: list[str]) -> None:
-        """``load(cflags)``; if the kernel refuses that (task storage for the fd marks needs
-        5.11 or later, in tracing programs), ``load`` without it: every fd mark then goes in
-        the kf_marks hash. The first error is the one raised when both fail."""
-        try:
-            load(cflags)
-        except Exception as first:
-            self.close()
-            try:
-                load([*cflags, "-DKF_NO_TASK_STORAGE"])
-            except Exception:
-                self.close()
-                raise first from None
-            self.task_storage = False
-
-    def _load_raw(self, bpf_cls: Any, text: bytes, cflags: list[str]) -> None:
-        """Compile for raw tracepoints; load the raw programs now (a verifier's refusal shows
-        here, not at attach)."""
-        self._bpf = bpf_cls(text=text, cflags=cflags)
-        for fn, _ in _RAW_PROGRAMS:
-            self._bpf.load_func(fn, bpf_cls.RAW_TRACEPOINT)
-
-    def _open_btf(self, bpf_cls: Any, text: bytes, cflags: list[str]) -> None:
-        """Compile with BTF-typed loads; the raw hooks as tp_btf, the tracepoint program."""
-        from detector.bpf.btf import load
-
-        btf = load()
-        ids = [btf.tracepoint_id(tp) for _, tp in _RAW_PROGRAMS]
-        if None in ids:
-            raise OSError(0, "no btf_trace_* types in the kernel's BTF")
-        self._bpf = bpf_cls(text=text, cflags=[*cflags, "-DTP_BTF"])
-        for (fn, _), btf_id in zip(_RAW_PROGRAMS, ids, strict=True):
-            self._prog_fds.append(load_tp_btf(self._bpf.module, fn, btf_id or 0))
-        mode = "tp_btf" if self.hook == "tp_btf" else "syscall_tp"
-        if mode == "syscall_tp":  # loaded now, so that a refusal shows here, not at attach
-            self._bpf.load_func(b"sys_exit_tp", bpf_cls.TRACEPOINT)
-        fds = (self._prog_fds[0], self._prog_fds[1])
-        self._hooks = Hooks(self._bpf, mode, raw_fds=fds)
-        self.hook_used = mode
 
     def __enter__(self) -> EbpfSource:
         return self.open()
@@ -291,7 +230,7 @@ class EbpfSource:
     def program_fds(self) -> dict[str, int]:
         """Loaded program name -> fd (for the kernel's run counts, ``loader.prog_stats``)."""
         b = self._require_bpf()
-        out = {fn.decode(): fd for (fn, _), fd in zip(_RAW_PROGRAMS, self._prog_fds, strict=False)}
+        out = {fn.decode(): fd for (fn, _), fd in zip(RAW_PROGRAMS, self._prog_fds, strict=False)}
         for name, fn in b.funcs.items():
             out.setdefault(name.decode() if isinstance(name, bytes) else name, fn.fd)
         return out
