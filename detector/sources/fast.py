@@ -3,9 +3,10 @@
 The compiled loop (``detector/sources/_lean.c``, built by ``make install`` with the system's
 gcc) walks a ring buffer (``_lean_ring.c``) and builds the simple records' Events itself (the
 events of ``detector/sources/argspec.py``'s table without process context, socket tuple or
-sockaddr: open/openat/close/fcntl/dup..., most of what a busy node sends), the clone family and
-execve/execveat (``_lean_proc.c``) and the socket events (``_lean_sock.c``); every other record
-(procexit, openat2...) goes through the pure-Python :func:`detector.sources.decode.decode`,
+sockaddr: open/openat/close/fcntl/dup..., procexit, most of what a busy node sends), the clone
+family and execve/execveat (``_lean_proc.c``) and the socket events (``_lean_sock.c``); every
+other record (openat2, creat, pipes...) goes through the pure-Python
+:func:`detector.sources.decode.decode`,
 which is also the whole loop when the extension is not built. Both give equal Events (the
 tests run every decoding case on both).
 """
