@@ -209,7 +209,12 @@ def test_ignore_tlog_accepts_keyless_without_log_entries(
 ) -> None:
     repo, digest = _pushed(client, sig_registry, "ignore-tlog")
     key = new_key()
-    cert = sigstore.fulcio.issue(key.public_key(), identity=IDENTITY, issuer=ISSUER)
+    # No log entry: the signing time is the verifier's clock, so the certificate is valid from
+    # a minute ago (the stand-ins' NOW is when the suite started, and a suite can run longer
+    # than the certificate's ten minutes).
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    cert = sigstore.fulcio.issue(key.public_key(), identity=IDENTITY, issuer=ISSUER,
+                                 not_before=now - dt.timedelta(minutes=1))  # fmt: skip
     sign_digest(
         store=store,
         repository=repo,
