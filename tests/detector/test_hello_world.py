@@ -188,6 +188,7 @@ def test_replaying_the_capture_gives_the_same_alerts(hello: Run) -> None:
 
     assert hello.capture is not None
     engine = _engine([DEFAULT_RULES])
+    assert engine is not None
     replayed = [a for ev in ReplaySource(str(hello.capture)) for a in engine.process(ev)]
     assert [(a.rule, a.output) for a in replayed] == [
         (a.rule, a.output) for a in hello.alerts["default"]]

@@ -9,6 +9,7 @@ import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,17 +167,18 @@ def test_argument_checks(tmp_path: Path) -> None:
     f = tmp_path / "r.yaml"
     f.write_text("- list: a\n  items: []\n")
     with RegistryClient(plain_http=True) as c:
-        for kwargs, message in [
+        cases: list[tuple[dict[str, Any], str]] = [
             ({"version": "1.0"}, "not a strict semantic version"),
             ({"version": "1.0.0", "artifact_type": "plugin"}, "one --platform per file"),
             ({"version": "1.0.0", "depends_on": ["Bad:1.0.0"]}, "invalid dependency"),
             ({"version": "1.0.0", "depends_on": ["a:1"]}, "not a strict semantic version"),
             ({"version": "1.0.0", "requires": ["plugin_api_version"]}, "invalid requirement"),
             ({"version": "1.0.0", "artifact_type": "thing"}, "unknown artifact type"),
-        ]:
+        ]
+        for kwargs, message in cases:
             args = {"artifact_type": "rulesfile", **kwargs}
             with pytest.raises(UsageError, match=message):
-                push_artifact(client=c, ref="127.0.0.1:1/x/y:1", files=[f], **args)  # type: ignore[arg-type]
+                push_artifact(client=c, ref="127.0.0.1:1/x/y:1", files=[f], **args)
 
 
 def test_rulesfile_metadata_int_engine_and_alternatives(tmp_path: Path) -> None:

@@ -194,8 +194,8 @@ def test_an_exec_voids_the_marks_of_the_process(source: EbpfSource) -> None:
         return any(e.args.get("name") == SENTINEL for e in got if e.type == "openat")
 
     eventually(done, timeout=60, what="the child's open of the sentinel")
-    pid = next(e.ctx["pid"] for e in got if e.args.get("name") == SENTINEL)
-    closes = [e.args.get("fd") for e in got if e.type == "close" and e.ctx["pid"] == pid]
+    pid = next((e.ctx or {})["pid"] for e in got if e.args.get("name") == SENTINEL)
+    closes = [e.args.get("fd") for e in got if e.type == "close" and (e.ctx or {})["pid"] == pid]
     assert fd in closes and other not in closes, (closes, fd, other)
     source.set_filters(None)
 

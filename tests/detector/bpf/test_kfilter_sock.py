@@ -176,7 +176,7 @@ def _listen_entry(plan: object) -> tuple[tuple[object, ...], list[str], set[str]
         def probe() -> bool:
             while batch := src.read(timeout=0.05):
                 got.extend(e for e in batch if e.type in ("socket", "bind", "listen")
-                           and (e.ctx or {}).get("comm", "").startswith("python"))
+                           and str((e.ctx or {}).get("comm", "")).startswith("python"))
             return any(e.type == "listen" and str(e.args.get("fd")) == ours[0] for e in got)
 
         eventually(probe, timeout=60, what="the child's listen")

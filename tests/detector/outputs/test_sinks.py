@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -186,9 +187,13 @@ def test_hanging_sink_does_not_delay_others(tmp_path: Path,
                             client_options={"user_agent": "ua", "timeout": 60}),
                    FileSink(str(target), keep_alive=True)],
                   options=FormatOptions(json_output=True), capacity=5)
+
+    def lines_are(n: int) -> bool:
+        return target.exists() and target.read_text().count("\n") == n
+
     for i in range(50):
         out.emit(_alert(i))  # never blocks, although the http sink is stuck
-        _wait(lambda n=i + 1: target.exists() and target.read_text().count("\n") == n)
+        _wait(partial(lines_are, i + 1))
     stats = {s.name: s for s in out.stats().sinks}
     assert stats["file"].sent == 50 and stats["file"].dropped == 0
     assert stats["http"].sent == 0 and stats["http"].dropped == 0

@@ -136,7 +136,7 @@ def test_syscall_rule_reads_a_field_of_a_plugin_extracting_on_syscall(
         + _RULE.format(cond="counter.n > 1 and counter.msg startswith evt and "
                             "counter.word[k] != x").replace("n=%counter.n", "c=%counter.calls"))
     rs = _compile(plugins, rules)
-    assert rs.event_types == {"openat"}
+    assert rs.event_types == frozenset({"openat"})
     opens = [Event(num=i, ts=1_700_000_000_000_000_000 + i, type="openat", tid=tid)
              for i, tid in enumerate((1, 4242, 4242), 1)]
     alerts = _fire(rs, [*opens, Event(num=4, ts=1, type="close", tid=4242)])
@@ -147,6 +147,7 @@ def test_syscall_rule_reads_a_field_of_a_plugin_extracting_on_syscall(
     # On the plugin's own events, every field a rule reads comes from one extract call.
     plugin = plugins.plugins[0][1]
     before = plugin.extract(next(events_from(plugin, "1")), "counter.calls", None)
+    assert isinstance(before, int)
     calls = [a.output_fields["counter.calls"] for a in
              _fire(rs, _counter_events(plugins, 4))]
     assert calls == [before + 2, before + 3, before + 4]

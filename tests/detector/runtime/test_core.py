@@ -10,6 +10,7 @@ import json
 import sys
 import threading
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,10 @@ def test_swap_under_load_loses_nothing_and_switches_rules(tmp_path: Path) -> Non
     runner.start()
     num = 0
     markers: dict[int, str] = {}
+
+    def processed_past(n: int) -> bool:
+        return rt.metrics.processed >= n
+
     for round_ in range(6):
         for _ in range(500):  # in flight while the new set is built and swapped in
             num += 1
@@ -110,7 +115,7 @@ def test_swap_under_load_loses_nothing_and_switches_rules(tmp_path: Path) -> Non
         num += 1
         src.push(_ev(num))  # pushed after the swap: the new rules decide it
         markers[num] = "rule_b" if round_ % 2 == 0 else "rule_a"
-        eventually(lambda n=num: rt.metrics.processed >= n, interval=0.005, what="processed")
+        eventually(partial(processed_past, num), interval=0.005, what="processed")
     src.end()
     runner.join(30)
     assert rt.metrics.processed == src.pushed == num

@@ -122,12 +122,16 @@ base_syscalls: {{repair: true}}
         probe.start()
         for n, (name, text) in enumerate(HOSTILE.items(), 1):
             (rules_d / "hostile.yaml").write_text(text)
-            eventually(lambda n=n: sum(a["rule"] == FAILURE for a in _alerts(alerts)) >= n,
-                       timeout=60, interval=0.1, what=f"the failed reload of {name}")
+            def failed(n: int = n) -> bool:
+                return sum(a["rule"] == FAILURE for a in _alerts(alerts)) >= n  # type: ignore[no-any-return]
+
+            def fired(n: int = n) -> bool:
+                return sum(a["rule"] == "Marker read" for a in _alerts(alerts)) >= n  # type: ignore[no-any-return]
+
+            eventually(failed, timeout=60, interval=0.1, what=f"the failed reload of {name}")
             assert proc.poll() is None, f"the detector died on {name}"
             subprocess.run(["cat", str(marker)], capture_output=True, check=False)
-            eventually(lambda n=n: sum(a["rule"] == "Marker read" for a in _alerts(alerts)) >= n,
-                       timeout=30, interval=0.1, what=f"the old rule firing after {name}")
+            eventually(fired, timeout=30, interval=0.1, what=f"the old rule firing after {name}")
         probe.stopping.set()
         probe.join(5)
         assert probe.asked > 10 and probe.failed == [], probe.failed

@@ -11,7 +11,12 @@ from falcoctl_py.errors import LocatedError
 def test_burst_coalesces_into_one_build() -> None:
     built: list[str] = []
     done = threading.Event()
-    r = Reloader(lambda reason: built.append(reason) or [], lambda res: None, debounce=0.2,
+
+    def rebuild(reason: str) -> list[str]:
+        built.append(reason)
+        return []
+
+    r = Reloader(rebuild, lambda res: None, debounce=0.2,
                  on_done=lambda res: done.set()).start()
     try:
         for i in range(5):

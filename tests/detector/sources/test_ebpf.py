@@ -81,7 +81,8 @@ def child_run(source: EbpfSource, tmp_path_factory: pytest.TempPathFactory) -> d
 
 def one(run: dict[str, Any], etype: str, **match: object) -> Event:
     """The first event of ``etype`` whose args contain ``match``."""
-    for ev in run["by"].get(etype, []):
+    events: list[Event] = run["by"].get(etype, [])
+    for ev in events:
         if all(ev.args.get(k) == v for k, v in match.items()):
             return ev
     seen = [e.args for e in run["by"].get(etype, [])]
@@ -143,7 +144,8 @@ def test_sockets(child_run: dict[str, Any]) -> None:
     ev = one(child_run, "accept4", fd=f["accept4"])
     assert ev.args["tuple"] == f"127.0.0.1:{f['client_port']}->127.0.0.1:{f['port']}"
     assert ev.args["flags"] == os.O_CLOEXEC
-    assert ev.ctx is not None and ev.ctx["sockaddr"]["port"] == f["client_port"]
+    assert ev.ctx is not None and ev.ctx["sockaddr"] == {**ev.ctx["sockaddr"],  # type: ignore[dict-item]
+                                                         "port": f["client_port"]}
     ev = one(child_run, "sendto", fd=f["client_fd"])
     assert ev.res == 2 and ev.args["size"] == 2 and ev.args["tuple"] is not None
     ev = one(child_run, "socketpair")
@@ -205,7 +207,8 @@ def test_fork_exec_exit(child_run: dict[str, Any]) -> None:
     assert ev.res == 0 and ev.args["exe"] == "sh"
     assert ev.args["args"] == ["-c", "exit 0", "x1"]
     assert ev.ctx is not None and ev.ctx["comm"] == "sh"
-    assert ev.args["env"].split(b"\0")[0] == b"FALCOCTL_PY_MARK=env-1"
+    env = ev.args["env"]
+    assert isinstance(env, bytes) and env.split(b"\0")[0] == b"FALCOCTL_PY_MARK=env-1"
     assert ev.ctx["exe_dname"] in ("sh", "dash", "bash") and ev.args["exe_ino"]
     assert ev.ctx["cap_effective"] == ev.args["cap_effective"] != 0  # root
     assert ev.ctx["loginuid"] == int(Path("/proc/self/loginuid").read_text() or -1) & 0xFFFFFFFF
@@ -319,7 +322,7 @@ def test_cgroup_path_from_the_kernel(source: EbpfSource) -> None:
         proc.wait(timeout=10)
         got = _collect(source, proc.pid)
         ev = next(e for e in got if e.type == "execve" and e.args["filename"] == "/bin/true")
-        assert ev.ctx is not None and ev.ctx["cgroup"].endswith(f"/{outer.name}/inner")
+        assert ev.ctx is not None and str(ev.ctx["cgroup"]).endswith(f"/{outer.name}/inner")
     finally:
         inner.rmdir()
         outer.rmdir()
@@ -376,9 +379,11 @@ def test_raw_tracepoint_fallback_decodes_the_same(tmp_path: Path) -> None:
     opens = [e for e in got if e.type == "openat" and e.args["name"] == str(target)]
     assert opens, [e.type for e in got]
     ev = opens[0]
-    assert ev.args["fd"] >= 0 and ev.args["dirfd"] == -100 and ev.args["flags"] & 0o3 == 0
+    fd, flags = ev.args["fd"], ev.args["flags"]
+    assert isinstance(fd, int) and isinstance(flags, int)
+    assert fd >= 0 and ev.args["dirfd"] == -100 and flags & 0o3 == 0
     assert ev.ctx is not None and ev.ctx["ppid"] == os.getpid()
-    assert ev.ctx["comm"].startswith("python")
+    assert str(ev.ctx["comm"]).startswith("python")
     assert any(e.type == "close" and e.args["fd"] == ev.args["fd"] for e in got)
 
 
@@ -392,8 +397,9 @@ def test_tp_btf_load_error_carries_the_verifier_log(source: EbpfSource) -> None:
     with pytest.raises(OSError) as err:
         load_tp_btf(source._bpf.module, b"sys_exit", 1)
     assert err.value.errno == errno.EINVAL
-    assert err.value.strerror.startswith(os.strerror(errno.EINVAL) + ": ")  # the log's tail
-    assert len(err.value.strerror) > len(os.strerror(errno.EINVAL)) + 2
+    message = err.value.strerror or ""
+    assert message.startswith(os.strerror(errno.EINVAL) + ": ")  # the log's tail
+    assert len(message) > len(os.strerror(errno.EINVAL)) + 2
 
 
 REFUSED = """

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.errors import DetectorError
+from detector.events import Event
 from detector.sources import decode as dec
 from detector.sources import fast
 from detector.sources.syscall_nrs import NUMBERS
@@ -196,4 +197,4 @@ def test_an_event_type_the_extension_does_not_know_is_refused() -> None:
                          check=True).stdout  # fmt: skip
     assert out.startswith("refused: Event has not the fields")
     with pytest.raises(RuntimeError, match="already called"):
-        fast.LEAN.setup(dec.Event, (), {}, {}, print)  # type: ignore[union-attr]
+        fast.LEAN.setup(Event, (), {}, {}, print)  # type: ignore[union-attr]

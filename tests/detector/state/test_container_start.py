@@ -28,6 +28,7 @@ def test_privileged_container_start(tmp_path: Path) -> None:
 
     engine = _engine([UPSTREAM_RULES, INCUBATING])
     need(engine is not None, "the rules engine")
+    assert engine is not None
     image = busybox_image(tmp_path, tag=f"localhost/fpy-busybox:start-{os.getpid()}")
     name = f"fpy-start-{os.getpid()}"
     storage = podman("info", "--format", "{{.Store.GraphRoot}}").strip()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
-from detector.state.fds import O_DIRECTORY, FdTracker, read_proc_fd
+from detector.state.fdproc import read_proc_fd
+from detector.state.fds import O_DIRECTORY, FdTracker
 from detector.state.sockets import parse_tuple
 from detector.state.tracker import StateTracker
 from tests.detector.state.test_threads import ev, offline, seed

@@ -83,6 +83,7 @@ def _run(c: Container, mode: str) -> Seen:
     need_root()
     engine = _engine([UPSTREAM_RULES])
     need(engine is not None, "the rules engine")
+    assert engine is not None
     try:
         source = EbpfSource(syscalls=SYSCALLS).open()
     except DetectorError as exc:

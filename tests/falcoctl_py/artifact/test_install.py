@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from falcoctl_py.artifact import layout as layout_mod
 from falcoctl_py.artifact.install import InstallDirs, install_artifacts
 from falcoctl_py.artifact.state import list_states
 from falcoctl_py.artifact.transaction import Transaction
@@ -213,10 +212,10 @@ def test_interrupted_commit_is_rolled_forward(env: Env, monkeypatch: pytest.Monk
         moved.append(str(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(layout_mod.os, "replace", dying_replace)
+    monkeypatch.setattr(os, "replace", dying_replace)  # as layout_mod sees it
     with pytest.raises(KeyboardInterrupt):
         env.install("bundle:^1")
-    monkeypatch.setattr(layout_mod.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
     Transaction(env.tmp / "state").recover({env.dirs.assets})  # the next install's first step
     assert (env.dirs.assets / "a.txt").read_bytes() == b"new a"
     assert (env.dirs.assets / "b.txt").read_bytes() == b"new b"

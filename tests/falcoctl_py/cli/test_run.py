@@ -13,6 +13,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -308,16 +309,19 @@ syscall_event_drops: {{actions: [log, alert]}}
 
         # 5. reloads (file writes and SIGHUP) during a syscall storm lose no event: the storm
         # runs until every reload is done
+        def reloaded_past(n: int) -> bool:
+            return det.counter(OK_RELOADS) > n
+
         storm = subprocess.Popen([sys.executable, "-c", _STORM, str(t)])
         _until(lambda: (t / "storm").exists(), "the storm")
         for i in range(5):
             before = det.counter(OK_RELOADS)
             (mount / "b.yaml").write_text(_rule("Rule B", f"evt.type = openat and fd.name "
                                                           f"startswith {t}/b-{i}"))
-            _until(lambda n=before: det.counter(OK_RELOADS) > n, f"reload {i + 1} in the storm")
+            _until(partial(reloaded_past, before), f"reload {i + 1} in the storm")
         before = det.counter(OK_RELOADS)
         proc.send_signal(signal.SIGHUP)
-        _until(lambda n=before: det.counter(OK_RELOADS) > n, "the SIGHUP reload in the storm")
+        _until(partial(reloaded_past, before), "the SIGHUP reload in the storm")
         (t / "storm-stop").touch()
         assert storm.wait(60) == 0
     finally:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from falcoctl_py.oci import RegistryClient
 from falcoctl_py.signing import keys
@@ -82,7 +83,7 @@ def sigstore(tmp_path: Path) -> Sigstore:
 
 @dataclass
 class KeyPair:
-    private: object
+    private: ec.EllipticCurvePrivateKey
     pub_file: Path
     key_file: Path
     password: str

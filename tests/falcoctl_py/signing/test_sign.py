@@ -41,7 +41,7 @@ def test_sig_tag_read_by_skopeo_verifies_by_the_spec(
 ) -> None:
     repo = f"{sig_registry.host}/sig/skopeo"
     digest = push_artifact(client, repo)
-    result = sign_digest(store=store, repository=repo, digest=digest, key=keypair.private)  # type: ignore[arg-type]
+    result = sign_digest(store=store, repository=repo, digest=digest, key=keypair.private)
     manifest = json.loads(_skopeo_raw(f"{repo}:{result.sig_tag}"))
     [layer] = manifest["layers"]
     assert layer["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -50,7 +50,7 @@ def test_sig_tag_read_by_skopeo_verifies_by_the_spec(
     assert doc["critical"]["image"]["docker-manifest-digest"] == digest
     assert doc["critical"]["identity"]["docker-reference"] == repo
     signature = base64.b64decode(layer["annotations"]["dev.cosignproject.cosign/signature"])
-    keypair.private.public_key().verify(signature, payload, ec.ECDSA(hashes.SHA256()))  # type: ignore[attr-defined]
+    keypair.private.public_key().verify(signature, payload, ec.ECDSA(hashes.SHA256()))
 
     index = json.loads(_skopeo_raw(f"{repo}:{result.referrers}"))
     [desc] = index["manifests"]
@@ -66,7 +66,7 @@ def test_sig_tag_read_by_skopeo_verifies_by_the_spec(
         len(statement),
         statement,
     )
-    keypair.private.public_key().verify(  # type: ignore[attr-defined]
+    keypair.private.public_key().verify(
         base64.b64decode(env["signatures"][0]["sig"]), pae, ec.ECDSA(hashes.SHA256())
     )
     assert json.loads(statement)["subject"][0]["digest"]["sha256"] == digest.split(":")[1]
@@ -81,7 +81,7 @@ def test_signatures_accumulate_and_resigning_keeps_one_index(
 ) -> None:
     repo = f"{sig_registry.host}/sig/accumulate"
     digest = push_artifact(client, repo)
-    first = sign_digest(store=store, repository=repo, digest=digest, key=keypair.private)  # type: ignore[arg-type]
+    first = sign_digest(store=store, repository=repo, digest=digest, key=keypair.private)
     sign_digest(store=store, repository=repo, digest=digest, key=new_key())
     sig = json.loads(client.get_manifest(repo, first.sig_tag).data)
     assert len(sig["layers"]) == 2
@@ -139,7 +139,7 @@ def test_registry_with_a_referrers_api_gets_no_fallback_tag(
         store=store,
         repository=repo,
         digest=digest,
-        key=keypair.private,  # type: ignore[arg-type]
+        key=keypair.private,
         forms=("bundle",),
     )
     assert result.referrers == "api"

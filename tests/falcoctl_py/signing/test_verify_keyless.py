@@ -235,9 +235,9 @@ def test_ignore_tlog_accepts_keyless_without_log_entries(
 def test_keyless_without_trusted_root_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="needs a trusted root"):
         verify_digest(
-            reader=None,
+            reader=None,  # type: ignore[arg-type]
             repository="r.test/x",
-            digest="sha256:" + "0" * 64,  # type: ignore[arg-type]
+            digest="sha256:" + "0" * 64,
             policy=KEYLESS,
         )
 
