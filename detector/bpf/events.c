@@ -45,9 +45,10 @@
 // loaded by detector/bpf/loader.py, and `sys_exit_tp` gets its registers as a BTF pointer
 // from bpf_task_pt_regs); without it, bpf_probe_read_kernel calls. Inline asm, so BCC's
 // rewriter leaves them alone.
-#ifdef TP_BTF
-#define LD64(dst, base, off) \
+#define BTF_LD64(dst, base, off) \
     asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(dst) : "r"(base), "i"(off))
+#ifdef TP_BTF
+#define LD64(dst, base, off) BTF_LD64(dst, base, off)
 #define LD32(dst, base, off) \
     asm volatile("%0 = *(u32 *)(%1 + %2)" : "=r"(dst) : "r"(base), "i"(off))
 #define CURRENT_TASK() ((void *)bpf_get_current_task_btf())

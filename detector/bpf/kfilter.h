@@ -275,18 +275,15 @@ struct kf_fdbits {
 };
 BPF_TASK_STORAGE(kf_fdmarks, struct kf_fdbits);
 
-// Plain loads from the BTF task pointer (a trusted pointer the verifier types field by field:
-// the group leader comes out as a task_struct the helper takes; through rd_ptr it would be a
-// number the helper refuses).
-#define KF_LOAD(dst, ptr, off) asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(dst) : "r"(ptr), "i"(off))
-
 static __always_inline struct kf_fdbits *kf_bits(u32 gen, int create)
 {
     struct task_struct *t = bpf_get_current_task_btf();
     struct task_struct *leader;
     u64 mm;
-    KF_LOAD(leader, t, OFF_TASK_GROUP_LEADER);
-    KF_LOAD(mm, t, OFF_TASK_MM);
+    // plain loads from the BTF task pointer, whatever TP_BTF says: the verifier types the
+    // group leader as a task_struct the helper takes (through rd_ptr it would be a number)
+    BTF_LD64(leader, t, OFF_TASK_GROUP_LEADER);
+    BTF_LD64(mm, t, OFF_TASK_MM);
     struct kf_fdbits *fb;
     if (create)
         fb = kf_fdmarks.task_storage_get(leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -314,15 +311,23 @@ static __always_inline struct kf_fdbits *kf_bits(u32 gen, int create)
 }
 #endif
 
-// Clear fd's bit; whether it was set.
-static __always_inline int kf_bit_take(struct kf_fdbits *fb, s64 fd)
+// fd's word in the bitmap; its bit there in *m.
+static __always_inline u64 *kf_bit_word(struct kf_fdbits *fb, s64 fd, u64 *m)
 {
     u64 i = (u64)fd >> 6;
     BOUND(i, KF_FD_WORDS - 1);
-    u64 m = 1ull << (fd & 63);
-    if (!(fb->w[i] & m))
+    *m = 1ull << (fd & 63);
+    return &fb->w[i];
+}
+
+// Clear fd's bit; whether it was set.
+static __always_inline int kf_bit_take(struct kf_fdbits *fb, s64 fd)
+{
+    u64 m;
+    u64 *w = kf_bit_word(fb, fd, &m);
+    if (!(*w & m))
         return 0;
-    return (__sync_fetch_and_and(&fb->w[i], ~m) & m) != 0;
+    return (__sync_fetch_and_and(w, ~m) & m) != 0;
 }
 
 static __always_inline void kf_unmark(u32 gen, u64 tgid, s64 fd)
@@ -348,9 +353,9 @@ static __always_inline void kf_mark(u32 gen, u64 tgid, s64 fd, void *task)
     if (fd < KF_FD_BITS) {
         struct kf_fdbits *fb = kf_bits(gen, 1);
         if (fb) {
-            u64 i = (u64)fd >> 6;
-            BOUND(i, KF_FD_WORDS - 1);
-            __sync_fetch_and_or(&fb->w[i], 1ull << (fd & 63));
+            u64 m;
+            u64 *w = kf_bit_word(fb, fd, &m);  // sets m: a statement of its own
+            __sync_fetch_and_or(w, m);
         }
         return;
     }
