@@ -17,6 +17,7 @@ from typing import Any
 from detector.kfilter.atoms import Atom
 from detector.kfilter.plan import FLAG_SOURCES, SOCK_BIT0, UBUF_FDS, KernelPlan
 from detector.kfilter.sockatoms import SOCK_EVENTS
+from detector.sources.layout import HIST_BARE, HIST_CLIENT, HIST_SERVER
 from detector.sources.syscall_nrs import NUMBERS
 from detector.sources.syscalls import FD_EVENTS
 
@@ -25,8 +26,6 @@ KF_CLAUSES, KF_FLAGS = 16, 8
 KF_ON, KF_PATH, KF_DIR, KF_MARK_DROPS, KF_CLOSE_MARKS = 1, 2, 4, 8, 16
 KF_UNMARK_RET, KF_UNMARK_UBUF, KF_SUFFIX, KF_TUPLE, KF_UNMARK_ARG0 = 32, 64, 128, 256, 512
 KF_SOCK_HIST = 1024
-# events.h HIST_*: what a dropped socket event records in its socket's history (kf_hist)
-HIST_CLIENT, HIST_SERVER, HIST_BARE = 2, 4, 32
 HIST_ROLE = {"socket": HIST_BARE, "connect": HIST_CLIENT, "accept": HIST_SERVER,
              "accept4": HIST_SERVER}  # fmt: skip
 KF_NETS = 24

@@ -93,15 +93,6 @@ def lit(atom: Atom, positive: bool = True) -> Dnf:
 SockFacts = tuple[int, int, int, bytes, int, bytes, int]  # family, type, l4, laddr, lport, ...
 
 
-def l4_code(proto: int, stype: int) -> int:
-    """The layer-4 code userspace names (decode.py ``tuple_info``): tcp 6, udp 17, icmp 1..."""
-    if proto in (6, 17, 1, 255):
-        return proto
-    if proto == 58:
-        return 1
-    return 17 if stype == socket.SOCK_DGRAM else 6
-
-
 def _in_net(addr: bytes, family: int, nets: tuple[str, ...]) -> bool:
     size = 4 if family == socket.AF_INET else 16
     ip = ipaddress.ip_address(addr[:size])

@@ -16,13 +16,21 @@ from typing import Any
 
 from detector.events import Event
 from detector.kfilter.plan import UBUF_FDS, Facts, KernelPlan, Marks, event_flags
-from detector.kfilter.sockatoms import HIST_SERVED, L4_CODES, SockFacts, l4_code
+from detector.kfilter.sockatoms import HIST_SERVED, SockFacts
+from detector.sources.layout import (
+    HIST_CLIENT,
+    HIST_CLOEXEC,
+    HIST_CONNECTED,
+    HIST_HERE,
+    HIST_SEEN,
+    HIST_SERVER,
+    L4_CODES,
+    l4_code,
+)
 from detector.sources.syscalls import FD_EVENTS
 
 EXECS = frozenset({"execve", "execveat"})
 ARG0_ENTRIES = frozenset({"connect", "bind", "listen"})  # make an entry for their fd argument
-# events.h HIST_*: what a dropped socket event records of its socket (kfilter.h kf_hist_record)
-HIST_SEEN, HIST_CLIENT, HIST_SERVER, HIST_CONNECTED, HIST_CLOEXEC, HIST_HERE = 1, 2, 4, 8, 16, 64
 HIST_ROLES = {"socket": 0, "connect": HIST_CLIENT, "accept": HIST_SERVER, "accept4": HIST_SERVER}
 TUPLE_KEYS = ("sock_family", "l4proto", "lip", "lport", "rip", "rport")
 SOCK_CLOEXEC = 0o2000000

@@ -22,7 +22,8 @@ import errno
 import ipaddress
 import socket
 
-from detector.kfilter.dnf import FALSE, TRUE, Atom, Dnf, SockFacts, dnf_or, l4_code, lit, sock_holds
+from detector.kfilter.dnf import FALSE, TRUE, Atom, Dnf, SockFacts, dnf_or, lit, sock_holds
+from detector.sources.layout import L4_CODES
 
 # Socket events and where the program finds the socket's fd: the result or the first argument.
 SOCK_EVENTS: dict[str, str] = {"socket": "ret", "connect": "arg0", "accept": "ret",
@@ -31,7 +32,6 @@ SERVER_EVENTS = frozenset({"accept", "accept4"})
 # Events whose records carry the history of a socket whose socket/connect/accept the kernel
 # dropped (events.c kf_hist): the tracker builds its fd entry from it (state/sockets.py).
 HIST_SERVED = frozenset({"dup", "dup2", "dup3", "fcntl"})
-L4_CODES = {"tcp": 6, "udp": 17, "icmp": 1, "raw": 255}
 FAMILIES: dict[str, int] = {"ipv4": int(socket.AF_INET), "ipv6": int(socket.AF_INET6)}
 TYPECHARS: dict[str, int] = {"4": int(socket.AF_INET), "6": int(socket.AF_INET6)}
 NAME_FIELDS = frozenset({"fd.cip.name", "fd.sip.name", "fd.lip.name", "fd.rip.name"})
@@ -153,6 +153,5 @@ def tcp_stream() -> Dnf:
 SOCK_KINDS = frozenset({"fam", "stype", "l4", "net", "port"})
 
 
-__all__ = ["HIST_SERVED", "L4_CODES",
-           "NAME_FIELDS", "SOCK_EVENTS", "SOCK_KINDS", "SockFacts", "errno_atom",
-           "l4_code", "name_field", "sock_atom", "sock_holds", "tcp_stream"]
+__all__ = ["HIST_SERVED", "NAME_FIELDS", "SOCK_EVENTS", "SOCK_KINDS", "SockFacts", "errno_atom",
+           "name_field", "sock_atom", "sock_holds", "tcp_stream"]

@@ -138,7 +138,23 @@ def addr_text(sa: dict[str, Any] | None) -> str | None:
     return str(sa.get("path", ""))
 
 
-_L4 = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp", 255: "raw"}
+# events.h HIST_*: struct tuple's ``hist`` bits, the socket's creating events the kernel
+# dropped (kfilter.h kf_hist_record); HIST_BARE is kf_sys.hist of socket() only.
+HIST_SEEN, HIST_CLIENT, HIST_SERVER, HIST_CONNECTED, HIST_CLOEXEC, HIST_BARE, HIST_HERE = (
+    1, 2, 4, 8, 16, 32, 64)
+L4_CODES = {"tcp": 6, "udp": 17, "icmp": 1, "raw": 255}  # fd.l4proto's names, their codes
+_L4_NAMES = {code: name for name, code in L4_CODES.items()}
+
+
+def l4_code(proto: int, stype: int) -> int:
+    """The layer-4 code of a socket as ``fd.l4proto`` names it: its protocol's (ICMPv6 is
+    icmp), else udp for a datagram socket and tcp for the rest (kfilter.h kf_sock_bits
+    computes the same)."""
+    if proto in (6, 17, 1, 255):
+        return proto
+    if proto == 58:
+        return 1
+    return 17 if stype == socket.SOCK_DGRAM else 6
 
 
 def tuple_info(t: tuple[int, int, int, int, int, int, int, bytes, bytes]) -> dict[str, Any]:
@@ -153,9 +169,8 @@ def tuple_info(t: tuple[int, int, int, int, int, int, int, bytes, bytes]) -> dic
         lip = socket.inet_ntop(socket.AF_INET6, laddr)
         rip = socket.inet_ntop(socket.AF_INET6, raddr)
         fam = "ipv6"
-    l4 = _L4.get(proto) or ("udp" if stype == socket.SOCK_DGRAM else "tcp")
-    out = {"sock_family": fam, "l4proto": l4, "lip": lip, "lport": lport, "rip": rip,
-           "rport": rport, "sock_ino": ino}  # fmt: skip
+    out = {"sock_family": fam, "l4proto": _L4_NAMES[l4_code(proto, stype)], "lip": lip,
+           "lport": lport, "rip": rip, "rport": rport, "sock_ino": ino}  # fmt: skip
     if hist:
         out["sock_hist"] = hist
     return out

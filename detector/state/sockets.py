@@ -10,6 +10,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from detector.events import FdInfo
+from detector.sources.layout import (
+    HIST_CLIENT,
+    HIST_CLOEXEC,
+    HIST_CONNECTED,
+    HIST_HERE,
+    HIST_SEEN,
+    HIST_SERVER,
+)
 from detector.state import procfs
 from detector.state.args import as_str
 
@@ -72,8 +80,6 @@ def set_ends(fd: FdInfo, local: tuple[str, int] | None, remote: tuple[str, int],
     fd.name = new_name
 
 
-# events.h HIST_*: a dup's ``sock_hist``, what the kernel dropped of its socket's making
-HIST_SEEN, HIST_CLIENT, HIST_SERVER, HIST_CONNECTED, HIST_CLOEXEC, HIST_HERE = 1, 2, 4, 8, 16, 64
 O_CLOEXEC = 0o2000000
 
 

@@ -11,6 +11,7 @@ from detector.kfilter import plan as kplan
 from detector.kfilter.atoms import IS_DIR, PATH_MAX_EVAL, dnf_or, lit, over
 from detector.kfilter.plan import KernelPlan, compile_syscall, finish_trie
 from detector.rules.lang.parser import parse
+from detector.sources import layout
 
 
 def _defines() -> dict[str, int]:
@@ -31,16 +32,9 @@ def test_the_constants_agree_with_events_h() -> None:
                  "KF_RTRIE", "KF_SOCK_HIST"):
         assert d[name] == getattr(kfmaps, name), name
     text = resources.files("detector.bpf").joinpath("events.h").read_text()
-    from detector.kfilter import replay
-    from detector.state import sockets
-
-    for mod, names in ((kfmaps, ("HIST_CLIENT", "HIST_SERVER", "HIST_BARE")),
-                       (sockets, ("HIST_SEEN", "HIST_CLIENT", "HIST_SERVER", "HIST_CONNECTED",
-                                  "HIST_CLOEXEC", "HIST_HERE")),
-                       (replay, ("HIST_SEEN", "HIST_CLIENT", "HIST_SERVER", "HIST_CONNECTED",
-                                 "HIST_CLOEXEC", "HIST_HERE"))):  # fmt: skip
-        for name in names:
-            assert f"#define {name} {getattr(mod, name)} " in text, (mod.__name__, name)
+    for name in ("HIST_SEEN", "HIST_CLIENT", "HIST_SERVER", "HIST_CONNECTED", "HIST_CLOEXEC",
+                 "HIST_BARE", "HIST_HERE"):
+        assert f"#define {name} {getattr(layout, name)} " in text, name  # the one place
     assert d["KF_CREAT_FLAGS"] == kplan.CREAT_FLAGS
     assert d["KF_PATH_MAX"] == PATH_MAX_EVAL
     assert kplan.BIT_DIR == 1 << 9 and kplan.PATH_BIT0 + kplan.MAX_PATH_ATOMS <= 62
@@ -66,7 +60,7 @@ def test_a_plan_becomes_modes_clauses_and_unmarking() -> None:
     assert got["socket"]["mode"] == kfmaps.KF_UNMARK_RET
     assert "execve" not in got and kfmaps.entries(None) == {}
     assert got["connect"]["mode"] & kfmaps.KF_SOCK_HIST  # kept whole: deletes its history
-    assert got["connect"]["hist"] == kfmaps.HIST_CLIENT
+    assert got["connect"]["hist"] == layout.HIST_CLIENT
     assert plan.trie == {"/etc": 1 << kplan.PATH_BIT0}
 
 
@@ -97,5 +91,5 @@ def test_the_stable_rules_record_the_history_of_dropped_tcp_sockets() -> None:
     roles = {n: (got[n]["mode"] & (kfmaps.KF_SOCK_HIST | kfmaps.KF_ON), got[n]["hist"])
              for n in ("socket", "connect", "accept4")}  # fmt: skip
     on = kfmaps.KF_SOCK_HIST | kfmaps.KF_ON
-    assert roles == {"socket": (on, kfmaps.HIST_BARE), "connect": (on, kfmaps.HIST_CLIENT),
-                     "accept4": (on, kfmaps.HIST_SERVER)}  # fmt: skip
+    assert roles == {"socket": (on, layout.HIST_BARE), "connect": (on, layout.HIST_CLIENT),
+                     "accept4": (on, layout.HIST_SERVER)}  # fmt: skip
