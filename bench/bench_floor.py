@@ -34,20 +34,6 @@ RULES = Path(os.environ.get("FALCO_RULES", Path(__file__).resolve().parents[2]
 EMPTY = "int floor_exit(void *ctx) { return 0; }\n"
 
 
-def _plan() -> tuple[frozenset[str], Any]:
-    """The stable rules' selection (module loads removed: no tracepoint of their own here)
-    and their kernel filter plan."""
-    from detector.kfilter.build import build
-    from detector.rules.load.loader import load_rules_files
-    from detector.sources.syscalls import select_syscalls
-
-    loaded = load_rules_files([str(RULES)])
-    events = {e for r in loaded.rules if r.enabled and r.source == "syscall" and r.evttypes
-              for e in r.evttypes}  # fmt: skip
-    selected = select_syscalls(events, custom_set=["!init_module", "!finit_module"])
-    return selected, build(loaded.rules, selected, chosen=True).plan
-
-
 def _cpu_reading(cmd: str, src: Any) -> float:
     """CPU time (user + system) of ``cmd`` and its children on CPU 1, the ring read meanwhile."""
     proc = subprocess.Popen(["sh", "-c", cmd], preexec_fn=lambda: os.sched_setaffinity(0, {1}),
@@ -98,7 +84,7 @@ def main() -> None:
     from detector.sources.ebpf import EbpfSource
 
     os.sched_setaffinity(0, {0})
-    selected, plan = _plan()
+    selected, plan = ew.rules_plan(RULES)
     floor = Floor(selected)
     print(f"(s) {len(floor.tps)} sys_exit tracepoints and sched_process_exit; best of {ROUNDS}, "
           "bare / floor / kernel side alternated in each round")  # fmt: skip

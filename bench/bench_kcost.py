@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import ebpf_workloads as ew
 from bench.baseline import missing
-from detector.bpf.loader import enable_stats
+from detector.bpf.loader import enable_stats, fdinfo
 
 PAIRS = int(os.environ.get("KCOST_PAIRS", "200000"))
 ROUNDS = int(os.environ.get("KCOST_ROUNDS", "3"))
@@ -42,10 +42,7 @@ NO_MODULES = ["base_syscalls.custom_set[]=!init_module", "base_syscalls.custom_s
 
 def _pair_ns(loop: Path) -> float:
     """CPU ns per open+close pair of one run of the loop, pinned to CPU 1."""
-    proc = subprocess.Popen([str(loop), str(PAIRS)],
-                            preexec_fn=lambda: os.sched_setaffinity(0, {1}))  # fmt: skip
-    _, _, usage = os.wait4(proc.pid, 0)
-    return (usage.ru_utime + usage.ru_stime) / PAIRS * 1e9
+    return ew.cpu_time(f"{loop} {PAIRS}") / PAIRS * 1e9
 
 
 def _prog_ns(pid: int) -> int:
@@ -54,12 +51,11 @@ def _prog_ns(pid: int) -> int:
     seen: dict[str, int] = {}
     for fd in os.listdir(f"/proc/{pid}/fdinfo"):
         try:
-            info = dict(line.split(":", 1) for line in
-                        Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines() if ":" in line)
+            info = fdinfo(int(fd), pid)
         except OSError:  # closed meanwhile
             continue
         if "prog_id" in info and "run_time_ns" in info:
-            seen[info["prog_id"].strip()] = int(info["run_time_ns"])
+            seen[info["prog_id"]] = int(info["run_time_ns"])
     return sum(seen.values())
 
 

@@ -291,13 +291,11 @@ def capture_each(open_source: Callable[[], Any], capture: Callable[[Any, str], l
     return got, src
 
 
-def filter_shares(rules: Path) -> None:
-    """(k) The share of offered events the kernel filter of the rules keeps, per workload and
-    per event type: the kernel's own per-syscall counters (events seen, dropped), read around
-    each workload (other processes' events of that time included)."""
+def rules_plan(rules: Path) -> tuple[frozenset[str], Any]:
+    """The syscalls ``rules`` select (module loads removed: no tracepoint of their own here)
+    and the kernel filter plan built from them."""
     from detector.kfilter.build import build
     from detector.rules.load.loader import load_rules_files
-    from detector.sources.ebpf import EbpfSource
     from detector.sources.syscalls import select_syscalls
 
     loaded = load_rules_files([str(rules)])
@@ -306,7 +304,16 @@ def filter_shares(rules: Path) -> None:
         if r.enabled and r.source == "syscall" and r.evttypes:
             events |= set(r.evttypes)
     selected = select_syscalls(events, custom_set=["!init_module", "!finit_module"])
-    plan = build(loaded.rules, selected).plan
+    return selected, build(loaded.rules, selected).plan
+
+
+def filter_shares(rules: Path) -> None:
+    """(k) The share of offered events the kernel filter of the rules keeps, per workload and
+    per event type: the kernel's own per-syscall counters (events seen, dropped), read around
+    each workload (other processes' events of that time included)."""
+    from detector.sources.ebpf import EbpfSource
+
+    selected, plan = rules_plan(rules)
     with tempfile.TemporaryDirectory() as tmp, EbpfSource(syscalls=selected) as src:
         src.set_filters(plan)
         for label, cmd in workloads(Path(tmp)):

@@ -139,17 +139,18 @@ def enable_stats() -> int:
     return bpf_syscall(BPF_ENABLE_STATS, EnableStatsAttr(type=BPF_STATS_RUN_TIME))
 
 
+def fdinfo(fd: int, pid: int | str = "self") -> dict[str, str]:
+    """What the kernel tells of process ``pid``'s ``fd`` (a program's: prog_id, run_cnt,
+    run_time_ns...), key -> value as written."""
+    with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+        return {key: value.strip() for key, sep, value in (line.partition(":") for line in f)
+                if sep}  # fmt: skip
+
+
 def prog_stats(prog_fd: int) -> tuple[int, int]:
     """(runs, run time in ns) of a loaded program, as the kernel counts them (see enable_stats)."""
-    runs = ns = 0
-    with open(f"/proc/self/fdinfo/{prog_fd}") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key == "run_cnt":
-                runs = int(value)
-            elif key == "run_time_ns":
-                ns = int(value)
-    return runs, ns
+    info = fdinfo(prog_fd)
+    return int(info.get("run_cnt", 0)), int(info.get("run_time_ns", 0))
 
 
 BPF_MAP_CREATE = 0
