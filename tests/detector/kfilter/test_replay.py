@@ -89,18 +89,23 @@ def recording(captured: tuple[list[Event], int]) -> list[Event]:
 
 
 def workload_events(events: list[Event], root: int) -> set[int]:
-    """The numbers of the workload's events: those of the root thread and of every thread it
-    or they clone (the parent's side of a clone gives the child's tid), each from its clone to
-    its exit. pid_max is 32768 here: a busy machine reuses an exited workload tid for a daemon
-    thread, and the daemons make sockets too."""
+    """The numbers of the workload's events: those of the root thread and of every thread
+    born to it or to them, each from its first event (the child's side of its clone, whose
+    ``ptid`` names the parent process) to its exit. pid_max is 32768 here: a busy machine
+    reuses an exited workload tid for a daemon thread, and the daemons make sockets too. The
+    parent's side of a clone is no guide: on another CPU it can be stamped after the child
+    has already run and exited, which left the tid in the tree for its next owner."""
     tree, ours = {root}, set()
     for e in sorted(events, key=lambda e: e.ts):
+        if e.type in ("clone", "clone3", "fork", "vfork") and e.res == 0:
+            thread = int(e.args.get("flags") or 0) & 0x10000  # type: ignore[call-overload]
+            parent = e.args.get("pid") if thread else e.args.get("ptid")
+            if parent in tree:  # CLONE_THREAD: a thread of a workload process
+                tree.add(e.tid)
         if e.tid not in tree:
             continue
         ours.add(e.num)
-        if e.type in ("clone", "clone3", "fork", "vfork") and (e.res or 0) > 0:
-            tree.add(e.res or 0)
-        elif e.type == "procexit":
+        if e.type == "procexit":
             tree.discard(e.tid)
     return ours
 
