@@ -207,6 +207,7 @@ OFFSETS: dict[str, str] = {
     "OFF_MM_ENV_END": "mm_struct.env_end",
     "OFF_FILE_INODE": "file.f_inode",
     "OFF_FILE_DENTRY": "file.f_path.dentry",
+    "OFF_FILE_MNT": "file.f_path.mnt",
     "OFF_FILE_PRIVATE": "file.private_data",
     "OFF_INODE_INO": "inode.i_ino",
     "OFF_INODE_SB": "inode.i_sb",

@@ -455,6 +455,24 @@ static __always_inline u32 put_strs(struct buf *b, u32 off, u32 sv)
     return off;
 }
 
+// The directory path kf_keep found for a kept event (its dirfd's or fd's, kf_kept_dir) as
+// str1, which the syscalls that take one (opens, fchdir) do not use otherwise.
+static __always_inline u32 put_dir(struct buf *b, u32 off)
+{
+    int z = 0;
+    struct kf_scratch *s = kf_scratch.lookup(&z);
+    if (!s)
+        return off;
+    u64 len = s->dirlen;
+    BOUND(len, 255);
+    if (len && bpf_probe_read_kernel(&b->raw[off & OFF_MASK], len, s->dir) == 0) {
+        b->h.len[1] = len;
+        b->h.kind |= K_DIR;
+        off += len;
+    }
+    return off;
+}
+
 // The sockaddr an argument points to (directly, with its length behind a pointer, or in a
 // struct msghdr { void *msg_name; int msg_namelen; ... }).
 static __always_inline u32 put_sockaddr(struct buf *b, u32 off, u32 sv)
@@ -496,7 +514,8 @@ static __always_inline int on_exit(void *regs, u32 nr, u32 sv, s64 ret, u64 pid_
     void *task = (void *)bpf_get_current_task();
     nr &= NR_SYSCALLS - 1;
     kf_count(nr);
-    if (!kf_keep(b, nr, sv, ret, pid_tgid, task)) {
+    int keep = kf_keep(b, nr, sv, ret, pid_tgid, task);
+    if (!keep) {
         kf_count(NR_SYSCALLS + nr);
         return 0;
     }
@@ -507,6 +526,8 @@ static __always_inline int on_exit(void *regs, u32 nr, u32 sv, s64 ret, u64 pid_
         off = put_exec(b, task, off, sv, ret);
     else
         off = put_strs(b, off, sv);
+    if (keep == 2)
+        off = put_dir(b, off);
     off = put_sockaddr(b, off, sv);
     return submit(b, off, sv);
 }

@@ -87,6 +87,17 @@
                               // bind, listen: they make an entry for it)
 #define KF_SOCK_HIST 1024     // a dropped socket event records its socket's history (kf_hist);
                               // a kept connect takes its fd off it (its record makes the entry)
+#define KF_DIRPATH 2048       // opens: a relative path is read against the kernel's paths of
+                              // dropped directory opens (kf_dirs) of its dirfd; a dropped
+                              // directory open records its path there (kept if it cannot);
+                              // a kept event whose dirfd (opens) or fd (fchdir) has a path
+                              // there carries it (K_DIR)
+#define KF_DIRFD 4096         // fcntl: KF_BIT_DIR says its fd has a path in kf_dirs; dropped,
+                              // an F_DUPFD/F_DUPFD_CLOEXEC marks the fd it made
+#define F_DUPFD_ 0
+#define F_DUPFD_CLOEXEC_ 1030
+#define AT_FDCWD_ (-100)
+#define KF_DIRS 8192          // directories whose path the kernel keeps (an LRU hash)
 #define KF_NETS 24            // socket tests per syscall
 #define KF_SOCK_BIT0 10       // their atom bits (socket events have no path atoms)
 #define KF_SOCK_MASK (0xffffull << KF_SOCK_BIT0)  // unknown when there is no inet socket
@@ -149,9 +160,21 @@ struct kf_key {
 };
 
 struct kf_scratch {
-    struct kf_key key;
+    struct kf_key key;   // a relative path joined to its directory's spills into rkey and pad
     struct kf_key rkey;  // the reversed path (suffix atoms), after its slot byte
     u8 pad[8];       // reads of data[i + 3] and the dummy write at data[256] stay inside
+    u32 dirlen;      // the directory path of a kept event (K_DIR), with its NUL; 0: none
+    u8 dir[KF_KEY_DATA];
+};
+
+// The path of a dropped directory open (kf_dirs, keyed by its struct file *), with the
+// file's mount and dentry, so that a freed and reused struct file is never taken for it.
+struct kf_dir {
+    u64 mnt;
+    u64 dentry;
+    u32 len;         // without the NUL
+    u32 pad;
+    u8 path[KF_KEY_DATA];
 };
 
 struct kf_mark {
@@ -163,6 +186,7 @@ struct kf_mark {
 #define K_PROC 1
 #define K_TUPLE 2
 #define K_UBUF 4
+#define K_DIR 8      // str1 is the directory path of the event's dirfd or fd (KF_DIRPATH)
 
 struct hdr {
     u64 ts;          // bpf_ktime_get_boot_ns

@@ -17,6 +17,11 @@ BPF_PERCPU_ARRAY(kf_tuple, struct tuple, 1);  // the kernel socket of socket ato
 // evicted: when it is full, such events are kept), and its scratch value (off the stack).
 BPF_HASH(kf_hist, u64, struct kf_hist, 65536);
 BPF_PERCPU_ARRAY(kf_histv, struct kf_hist, 1);
+// The paths of dropped directory opens, keyed by struct file * (so dups and forked children
+// share them), and its scratch value (off the stack). An LRU: an evicted directory's relative
+// opens are kept (userspace then resolves them as it can).
+BPF_TABLE("lru_hash", u64, struct kf_dir, kf_dirs, KF_DIRS);
+BPF_PERCPU_ARRAY(kf_dirv, struct kf_dir, 1);
 
 // 1 when x == k, without a branch (the verifier walks every byte of the loop below), for
 // x ^ k <= 2^63: no atom word has bit 63, and an unused clause needs exactly bit 63.
@@ -78,15 +83,67 @@ static __always_inline int kf_is_dir(void *task, s64 fd)
     return (mode & S_IFMT_) == S_IFDIR_;
 }
 
+// The kernel's path of the directory open at `fd` (kf_dirs), if it has one: the entry of its
+// struct file, made for the same mount and dentry.
+static __always_inline struct kf_dir *kf_dir_of(void *task, s64 fd)
+{
+    void *file = fd_file(task, fd);
+    if (!file)
+        return 0;
+    u64 key = (u64)file;
+    struct kf_dir *d = kf_dirs.lookup(&key);
+    if (!d || d->dentry != (u64)rd_ptr(file, OFF_FILE_DENTRY) ||
+        d->mnt != (u64)rd_ptr(file, OFF_FILE_MNT))
+        return 0;
+    return d;
+}
+
+// The directory path the record of a kept event carries (K_DIR): d's, with its NUL.
+static __always_inline void kf_dir_keep(struct kf_scratch *s, struct kf_dir *d)
+{
+    u64 len = d->len;
+    BOUND(len, 255);
+    if (len > KF_PATH_MAX)
+        return;
+    bpf_probe_read_kernel(s->dir, len + 1, d->path);
+    s->dirlen = len + 1;
+}
+
+// A relative name read at key.data[1] (n bytes with its NUL) joined to its dirfd's path in
+// kf_dirs, read again after "dir/"; the joined length with its NUL, or -1 (no path there).
+static __always_inline int kf_join(struct kf_scratch *s, void *task, struct buf *b)
+{
+    struct kf_dir *d = kf_dir_of(task, (s32)b->h.args[0]);  // openat/openat2: dirfd first
+    if (!d)
+        return -1;
+    kf_dir_keep(s, d);  // kept or not evaluable, the record needs it to resolve the name
+    u64 at = d->len == 1 ? 0 : d->len;  // the root: "/" + name
+    BOUND(at, 255);
+    if (at > KF_PATH_MAX)
+        return -1;
+    if (at)
+        bpf_probe_read_kernel(&s->key.data[1], at, d->path);
+    u64 j = at + 1;
+    BOUND(j, 255);
+    s->key.data[j] = '/';
+    u8 *name = &s->key.data[1];
+    name += j;  // up to data[256 + 255]: inside rkey and pad (sizeof(struct kf_scratch))
+    int m = bpf_probe_read_user_str(name, KF_PATH_MAX + 2, (void *)b->h.args[1]);
+    return m > 1 ? (int)at + 1 + m : -1;
+}
+
 // The atom word's path bits from the trie; -1 when the path cannot be evaluated (keep).
-static __always_inline s64 kf_path_bits(struct buf *b, struct kf_sys *k, u32 slot)
+static __always_inline s64 kf_path_bits(struct buf *b, struct kf_sys *k, u32 slot, void *task)
 {
     int z = 0;
     struct kf_scratch *s = kf_scratch.lookup(&z);
     int ai = (int)k->path_arg - 1;
     if (!s || ai < 0 || ai >= NARGS)
         return -1;
+    s->dirlen = 0;
     int n = bpf_probe_read_user_str(&s->key.data[1], KF_PATH_MAX + 2, (void *)b->h.args[ai]);
+    if (n > 1 && s->key.data[1] != '/' && (k->mode & KF_DIRPATH) && ai == 1)
+        n = kf_join(s, task, b);
     if (n <= 1 || n > KF_PATH_MAX + 1 || !kf_normal(s, n))
         return -1;
     s->key.data[0] = slot;
@@ -158,7 +215,7 @@ static __always_inline int kf_eval(struct buf *b, struct kf_sys *k, u32 slot, u3
     u64 bits = (ret >= 0 ? KF_BIT_OK : 0) | (ret == 0 ? KF_BIT_ZERO : 0);
     u32 mode = k->mode;
     if (mode & KF_PATH) {
-        s64 pb = kf_path_bits(b, k, slot);
+        s64 pb = kf_path_bits(b, k, slot, task);
         if (pb < 0)
             return 1;
         bits |= (u64)pb & ~(1ull << 63);
@@ -180,6 +237,8 @@ static __always_inline int kf_eval(struct buf *b, struct kf_sys *k, u32 slot, u3
         bits |= KF_EQ(flags & k->fmask[i], k->fval[i]) << (KF_FLAG_BIT0 + i);
     if ((mode & KF_DIR) && ret >= 0 && kf_is_dir(task, ret))
         bits |= KF_BIT_DIR;
+    if ((mode & KF_DIRFD) && kf_dir_of(task, (s32)b->h.args[0]))
+        bits |= KF_BIT_DIR;  // fcntl: its fd is a directory the kernel has the path of
     u64 known = ~0ull;  // socket atoms without an inet socket: unknown, each literal holds
     if (mode & KF_TUPLE) {
         s64 sb = kf_sock_bits(k, task, ret, b->h.args[0]);
@@ -375,7 +434,55 @@ static __always_inline void kf_pair(struct buf *b, u32 sv, s32 *two)
     }
 }
 
-// The kernel filter's decision for one event (args filled): 1 to keep.
+// A dropped open of a directory at `fd`: its path (in the scratch key: kf_path_bits ran) goes
+// to kf_dirs. 0 when fd is no directory, -1 when the path could not be kept (keep the event).
+static __always_inline int kf_dir_record(void *task, s64 fd, u32 mode)
+{
+    void *file = fd_file(task, fd);
+    void *inode = rd_ptr(file, OFF_FILE_INODE);
+    u16 imode = 0;
+    if (inode)
+        bpf_probe_read_kernel(&imode, 2, inode + OFF_INODE_MODE);
+    if ((imode & S_IFMT_) != S_IFDIR_)
+        return 0;
+    int z = 0;
+    struct kf_scratch *s = kf_scratch.lookup(&z);
+    struct kf_dir *v = kf_dirv.lookup(&z);
+    if (!s || !v || !(mode & KF_PATH))
+        return -1;
+    u64 n = s->key.prefixlen / 8 - 1;  // the path with its NUL (after the slot byte)
+    BOUND(n, 255);
+    if (n < 2)
+        return -1;
+    bpf_probe_read_kernel(v->path, n, &s->key.data[1]);
+    v->len = n - 1;
+    v->dentry = (u64)rd_ptr(file, OFF_FILE_DENTRY);
+    v->mnt = (u64)rd_ptr(file, OFF_FILE_MNT);
+    u64 key = (u64)file;
+    return kf_dirs.update(&key, v) == 0 ? 1 : -1;
+}
+
+// KF_DIRPATH on a kept event: 2 when its record carries a directory path (K_DIR), else 1.
+// fchdir's is its fd's; an open's was found while its path was read (kf_join).
+static __always_inline int kf_kept_dir(struct kf_sys *k, void *task, s64 fd)
+{
+    int z = 0;
+    struct kf_scratch *s = kf_scratch.lookup(&z);
+    if (!s)
+        return 1;
+    if (!k->path_arg) {
+        s->dirlen = 0;
+        struct kf_dir *d = kf_dir_of(task, fd);
+        if (d)
+            kf_dir_keep(s, d);
+    } else if (!(k->mode & KF_ON)) {
+        return 1;  // the path was not read: no directory found for it
+    }
+    return s->dirlen ? 2 : 1;
+}
+
+// The kernel filter's decision for one event (args filled): 0 to drop, 1 to keep, 2 to keep
+// with a directory path for the record (kf_kept_dir).
 static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 pid_tgid,
                                    void *task)
 {
@@ -419,7 +526,12 @@ static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 p
     s32 two[2] = {-1, -1};
     if ((mode & KF_UNMARK_UBUF) && ret == 0)
         kf_pair(b, sv, two);
+    if (!keep && (mode & KF_DIRPATH) && ret >= 0)
+        keep = kf_dir_record(task, ret, mode) < 0;  // a directory without its path: keep
     if (!keep) {
+        u32 cmd = (u32)b->h.args[1];  // fcntl: only its F_DUPFD commands make an fd
+        if ((mode & KF_DIRFD) && cmd != F_DUPFD_ && cmd != F_DUPFD_CLOEXEC_)
+            return 0;
         if ((mode & KF_MARK_DROPS) && ret >= 0) {
             if (mode & KF_UNMARK_UBUF) {
                 kf_mark(gen, tgid, two[0], task);
@@ -436,7 +548,7 @@ static __always_inline int kf_keep(struct buf *b, u32 nr, u32 sv, s64 ret, u64 p
         kf_unmark(gen, tgid, (s32)b->h.args[0]);
     kf_unmark(gen, tgid, two[0]);
     kf_unmark(gen, tgid, two[1]);
-    return 1;
+    return (mode & KF_DIRPATH) ? kf_kept_dir(k, task, (s32)b->h.args[0]) : 1;
 }
 
 static __always_inline void kf_count(u32 idx)

@@ -25,7 +25,7 @@ NR_SYSCALLS = 512  # events.h
 KF_CLAUSES, KF_FLAGS = 16, 8
 KF_ON, KF_PATH, KF_DIR, KF_MARK_DROPS, KF_CLOSE_MARKS = 1, 2, 4, 8, 16
 KF_UNMARK_RET, KF_UNMARK_UBUF, KF_SUFFIX, KF_TUPLE, KF_UNMARK_ARG0 = 32, 64, 128, 256, 512
-KF_SOCK_HIST = 1024
+KF_SOCK_HIST, KF_DIRPATH, KF_DIRFD = 1024, 2048, 4096
 HIST_ROLE = {"socket": HIST_BARE, "connect": HIST_CLIENT, "accept": HIST_SERVER,
              "accept4": HIST_SERVER}  # fmt: skip
 KF_NETS = 24
@@ -84,7 +84,8 @@ def entries(plan: KernelPlan | None) -> dict[str, dict[str, Any]]:
             mode = KF_ON | (KF_PATH * sf.uses_path) | (KF_DIR * sf.uses_dir) | (
                 KF_MARK_DROPS * sf.mark_drops) | (KF_CLOSE_MARKS * sf.close_marks) | (
                 KF_SUFFIX * sf.uses_suffix) | (KF_TUPLE * bool(sf.sock_atoms)) | (
-                KF_SOCK_HIST * (name in HIST_ROLE))  # fmt: skip
+                KF_SOCK_HIST * (name in HIST_ROLE)) | (KF_DIRFD * sf.dirfd)  # fmt: skip
+        mode |= KF_DIRPATH * sf.dirpaths  # fchdir's too, which keeps every event
         if mode:
             path_arg = FLAG_SOURCES[name][1] + 1 if name in FLAG_SOURCES else 0
             out[name] = {"mode": mode, "clauses": sf.clauses, "flags": sf.flag_atoms,

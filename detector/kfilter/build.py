@@ -14,15 +14,21 @@ State demand, derived from the rules (not assumed):
   requires a socket there (``fd.type``/``fd.typechar`` of a socket kind, as a conjunct) cannot
   tell a file entry from a missing one (a missing fd reads as no socket; live, the tracker even
   reads it from /proc). If every such reader is socket-only, an open is needed only by the
-  rules on opens, and by the state for the directories it opens (the ``dirfd`` of later
-  ``*at`` calls, ``fchdir``); its close only when its open was kept (the kernel marks the fds
-  of dropped opens and drops their closes). A rule reading the table beyond the event's fd
-  (``proc.stdout.type``, ``proc.fdopencount``, ``fd.types``...), on any type, needs every open.
+  rules on opens; its close only when its open was kept (the kernel marks the fds of dropped
+  opens and drops their closes). The state reads a directory's fd later as the ``dirfd`` of a
+  relative open and in ``fchdir``: the kernel keeps the path of a directory whose open it
+  drops (kfilter.h ``kf_dirs``, by ``struct file``), reads a relative name against it, and
+  gives the path to the records of those events that it keeps (``ctx["dirpath"]``); a
+  directory whose path it cannot keep is kept. A rule reading the table beyond the event's
+  fd (``proc.stdout.type``, ``proc.fdopencount``, ``fd.types``...), on any type, needs every
+  open.
 * Pipes (``pipe``, ``pipe2``) feed the fd table only: under the same condition as opens they
   go, their two fds marked so that their closes go too.
 * ``fcntl`` changes the fd table only with the commands that make an fd (``F_DUPFD``,
-  ``F_DUPFD_CLOEXEC``: the tracker copies the old entry); the others (``F_GETFL``,
-  ``F_SETFD``, locks...) are needed only by the rules on ``fcntl``.
+  ``F_DUPFD_CLOEXEC``: the tracker copies the old entry), and not even those when the old fd
+  is a directory whose path the kernel keeps (the copy would be of a directory the table does
+  not have, and the new fd shares its path: its mark drops its close); the others
+  (``F_GETFL``, ``F_SETFD``, locks...) are needed only by the rules on ``fcntl``.
 * Inet TCP stream sockets (``socket``, ``connect``, ``accept``/``accept4``): their fd entries
   are read later only by rules on other events (``dup``'s redirect rule, ``sendto``'s
   ``outbound`` branch...; those on the dup family and ``fcntl`` do not count: their records
@@ -47,6 +53,7 @@ from detector.kfilter.atoms import (
     TRUE,
     Atom,
     Dnf,
+    dnf_and,
     dnf_or,
     lit,
     over,
@@ -259,6 +266,7 @@ def build(rules: Iterable[object], selected: Iterable[str], chosen: bool = False
     sreaders = sock_readers(rules, SUPPORTED, chosen)
     dup_readers = sorted(set(sock_readers(rules, SUPPORTED, chosen, frozenset())) - set(sreaders))
     plan = KernelPlan()
+    dirs = not readers and bool(OPEN_TYPES & types.keys())  # directory opens may be dropped
     for t, td in types.items():
         if t in SOCK_EVENTS and not sreaders:
             td.state = "sockets other than TCP streams (no rule reads a TCP socket's fd later" + (
@@ -274,11 +282,20 @@ def build(rules: Iterable[object], selected: Iterable[str], chosen: bool = False
                 td.state = "every open: rules read file fds on later events"
                 plan.syscalls[t] = SyscallFilter(t, reason=td.state)
                 continue
-            td.state = "opens of directories (dirfd of later *at calls, fchdir)"
-            compile_syscall(plan, t, dnf_or(td.dnf, lit(IS_DIR)), mark_drops=True)
+            td.state = ("opens of directories whose path the kernel cannot keep (dirfd of "
+                        "later opens, fchdir)")  # fmt: skip
+            compile_syscall(plan, t, td.dnf, mark_drops=True, dirpaths=True)
+        elif t == "fcntl" and dirs:
+            td.state = ("the commands that make an fd (F_DUPFD, F_DUPFD_CLOEXEC: the fd table) "
+                        "of fds that are not directories the kernel has the path of")
+            compile_syscall(plan, t, dnf_or(td.dnf, dnf_and(fd_making_cmds(), lit(IS_DIR, False))),
+                            mark_drops=True, dirfd=True)  # fmt: skip
         elif t == "fcntl":
             td.state = "the commands that make an fd (F_DUPFD, F_DUPFD_CLOEXEC: the fd table)"
             compile_syscall(plan, t, dnf_or(td.dnf, fd_making_cmds()))
+        elif t == "fchdir" and dirs:
+            td.state = "every event (the cwd; its record carries a dropped directory's path)"
+            plan.syscalls[t] = SyscallFilter(t, reason=td.state, dirpaths=True)
         elif t in PIPES and not readers:
             td.state = "none: rules read no fds but sockets (a dropped pipe's fds are marked)"
             compile_syscall(plan, t, td.dnf, mark_drops=True)

@@ -51,6 +51,7 @@ RET_SOURCES: dict[str, tuple[int | str, int]] = {name: ("ret", -1) for name in S
 FLAG_SOURCES = {**OPEN_SOURCES, **CMD_SOURCES, **RET_SOURCES, **CLONE_SOURCES}
 CREAT_FLAGS = 0o1 | 0o100 | 0o1000
 UBUF_FDS = frozenset({"pipe", "pipe2", "socketpair"})  # their two fds are at the ubuf argument
+DUP_CMDS = frozenset({0, 1030})  # fcntl's commands that make an fd: F_DUPFD, F_DUPFD_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,9 @@ class SyscallFilter:
     uses_dir: bool = False
     mark_drops: bool = False  # a dropped open (pipe) marks the fd(s) it made: their closes go too
     close_marks: bool = False  # close: dropped when its fd is marked (and no clause holds)
+    dirpaths: bool = False  # opens: dropped directories keep their path in the kernel, against
+    # which relative names are read; opens and fchdir: a kept record carries its dir's path
+    dirfd: bool = False  # fcntl: the "dir" atom says its fd has a path there
     sock_atoms: tuple[Atom, ...] = ()  # socket atoms of bits SOCK_BIT0, SOCK_BIT0 + 1, ...
 
 
@@ -144,9 +148,11 @@ def _bit(plan: KernelPlan, flags: list[tuple[int, int]], atom: Atom,
 
 
 def compile_syscall(plan: KernelPlan, evttype: str, dnf: Dnf, *, mark_drops: bool = False,
-                    close_marks: bool = False) -> SyscallFilter:  # fmt: skip
+                    close_marks: bool = False, dirpaths: bool = False,
+                    dirfd: bool = False) -> SyscallFilter:  # fmt: skip
     """``dnf`` as clauses of bits for ``evttype``; keep-all when it does not fit the maps."""
     known = {"ok", "zero"} | ({"cmd"} if evttype in CMD_SOURCES else set()) | (
+        {"dir"} if dirfd else set()) | (
         SOCK_KINDS | {"res"} if evttype in SOCK_EVENTS else set()) | (
         {"flags"} if evttype in CLONE_SOURCES else set())  # fmt: skip
     if evttype in OPEN_SOURCES:
@@ -177,18 +183,19 @@ def compile_syscall(plan: KernelPlan, evttype: str, dnf: Dnf, *, mark_drops: boo
         elif len(clauses) > MAX_CLAUSES:
             reason = f"more than {MAX_CLAUSES} clauses"
     if reason:
-        plan.syscalls[evttype] = SyscallFilter(evttype, reason=reason)
+        plan.syscalls[evttype] = SyscallFilter(evttype, reason=reason, dirpaths=dirpaths)
         return plan.syscalls[evttype]
     every = 0
     for m, n in clauses:
         every |= m | n
     sf = SyscallFilter(evttype, False, "", tuple(sorted(clauses)), tuple(flags),
-                       uses_path=not socks and bool((every & ~BIT_ZERO) >> PATH_BIT0),
+                       uses_path=dirpaths or (not socks and bool(
+                           (every & ~BIT_ZERO) >> PATH_BIT0)),
                        uses_suffix=any(a.op == "suffix" and b & every
                                        for a, b in plan.path_atoms.items()),
                        uses_dir=bool(every & BIT_DIR),
                        mark_drops=mark_drops, close_marks=close_marks,
-                       sock_atoms=tuple(socks))  # fmt: skip
+                       sock_atoms=tuple(socks), dirpaths=dirpaths, dirfd=dirfd)  # fmt: skip
     plan.syscalls[evttype] = sf
     return sf
 
@@ -230,8 +237,8 @@ class Facts:
     evttype: str
     ret: int
     flags: int | None = 0
-    path: str | None = None
-    is_dir: bool = False
+    path: str | None = None  # a relative name joined to its dirfd's kernel path, if it has one
+    is_dir: bool = False  # the opened file is a directory (fcntl: its fd has a kernel path)
     fd_arg: int = -1  # close: the fd closed
     fds_made: tuple[int, ...] = ()  # fds the syscall made (its result, pipe's pair)
     sock: SockFacts | None = None  # the kernel socket (socket events; None: no inet socket)
@@ -257,7 +264,7 @@ def decide(plan: KernelPlan, f: Facts) -> bool:
         else:
             for i, atom in enumerate(sf.sock_atoms):
                 bits |= sock_holds(atom, f.sock) << (SOCK_BIT0 + i)
-    if sf.uses_dir and f.is_dir and f.ret >= 0:
+    if sf.uses_dir and f.is_dir and (f.ret >= 0 or sf.dirfd):
         bits |= BIT_DIR
     if sf.uses_path:
         if f.path is None or not evaluable_path(f.path):
@@ -285,7 +292,8 @@ class Marks:
             was = (pid, f.fd_arg) in self.marked
             self.marked.discard((pid, f.fd_arg))
             kept = kept or not was
-        elif not kept and sf.mark_drops and f.ret >= 0:
+        elif not kept and sf.mark_drops and f.ret >= 0 and (
+                not sf.dirfd or f.flags in DUP_CMDS):  # fmt: skip
             for fd in f.fds_made if f.evttype in UBUF_FDS else (f.ret,):
                 self.marked.add((pid, fd))
         if kept and plan.marking:

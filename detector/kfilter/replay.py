@@ -15,7 +15,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from detector.events import Event
-from detector.kfilter.plan import UBUF_FDS, Facts, KernelPlan, Marks, event_flags
+from detector.kfilter.plan import (
+    DUP_CMDS,
+    UBUF_FDS,
+    Facts,
+    KernelPlan,
+    Marks,
+    SyscallFilter,
+    event_flags,
+)
 from detector.kfilter.sockatoms import HIST_SERVED, SockFacts
 from detector.sources.layout import (
     HIST_CLIENT,
@@ -34,6 +42,10 @@ ARG0_ENTRIES = frozenset({"connect", "bind", "listen"})  # make an entry for the
 HIST_ROLES = {"socket": 0, "connect": HIST_CLIENT, "accept": HIST_SERVER, "accept4": HIST_SERVER}
 TUPLE_KEYS = ("sock_family", "l4proto", "lip", "lport", "rip", "rport")
 SOCK_CLOEXEC = 0o2000000
+AT_FDCWD = -100
+JOINED = frozenset({"openat", "openat2"})  # the kernel joins their relative names to dirfd's
+DUPS = frozenset({"dup", "dup2", "dup3", "fcntl"})
+CLONE_THREAD = 0x10000
 
 
 def _ip(text: object) -> bytes:
@@ -132,16 +144,73 @@ class History:
         return dataclasses.replace(ev, ctx={**ev.ctx, **carried})
 
 
+class Dirs:
+    """The kernel's paths of the directories whose opens it dropped (kfilter.h ``kf_dirs``, by
+    ``struct file``), modelled by (process, fd): a dup copies the path (the same file), a
+    forked child gets its parent's, a close or a new fd of that number forgets it."""
+
+    def __init__(self) -> None:
+        self.paths: dict[tuple[int, int], str] = {}
+
+    def facts(self, ev: Event, pid: int, f: Facts) -> tuple[Facts, str | None]:
+        """The facts with a relative name joined to its dirfd's path (and whether that is a
+        directory) or, for fcntl, whether its fd has a path; and the path found, if any."""
+        a = ev.args
+        if ev.type == "fcntl":
+            fd = a.get("fd")
+            return dataclasses.replace(f, is_dir=(pid, fd) in self.paths), None
+        name, dirfd = a.get("name"), a.get("dirfd")
+        if ev.type not in JOINED or not isinstance(name, str) or not name or name[0] == "/":
+            return f, None
+        d = self.paths.get((pid, dirfd)) if isinstance(dirfd, int) and dirfd != AT_FDCWD else None
+        if d is None:
+            return f, None
+        path = ("" if d == "/" else d) + "/" + name
+        return dataclasses.replace(f, path=path, is_dir=f.ret >= 0 and os.path.isdir(path)), d
+
+    def update(self, ev: Event, pid: int, f: Facts, sf: SyscallFilter, kept: bool) -> None:
+        a, paths = ev.args, self.paths
+        if ev.type in DUPS and f.ret >= 0 and (ev.type != "fcntl" or f.flags in DUP_CMDS):
+            old = a.get("fd") if ev.type == "fcntl" else a.get("oldfd")
+            got = paths.get((pid, old)) if isinstance(old, int) else None
+            if got is not None:
+                paths[(pid, f.ret)] = got
+                return
+        fd0 = a.get("fd")
+        if ev.type == "close" and isinstance(fd0, int):
+            paths.pop((pid, fd0), None)
+        for fd in f.fds_made:
+            paths.pop((pid, fd), None)
+        if not kept and sf.dirpaths and f.is_dir and f.ret >= 0 and f.path is not None:
+            paths[(pid, f.ret)] = f.path
+        ptid, flags = a.get("ptid"), a.get("flags")
+        if ev.type in ("clone", "clone3", "fork", "vfork") and f.ret == 0 and not (
+                isinstance(flags, int) and flags & CLONE_THREAD):  # fmt: skip
+            paths.update({(pid, fd): d for (p, fd), d in list(paths.items()) if p == ptid})
+        elif ev.type == "procexit" and ev.tid == pid:
+            self.paths = {k: d for k, d in paths.items() if k[0] != pid}
+
+
 def filtered(plan: KernelPlan, events: Iterable[Event]) -> Iterator[Event]:
-    """The events the kernel would deliver under ``plan`` (its marks and its history of
-    sockets included)."""
-    marks, hist = Marks(), History()
+    """The events the kernel would deliver under ``plan`` (its marks, its history of sockets
+    and its paths of dropped directories included)."""
+    marks, hist, dirs = Marks(), History(), Dirs()
     for ev in events:
         got = ev.ctx.get("pid") if ev.ctx else None
         pid = got if isinstance(got, int) else ev.tid
-        kept = marks.keep(plan, facts_of(ev), pid)
+        sf = plan.filter_of(ev.type)
+        f, dirpath = facts_of(ev), None
+        if sf.dirpaths or sf.dirfd:
+            f, dirpath = dirs.facts(ev, pid, f)
+            if ev.type == "fchdir":
+                dirpath = dirs.paths.get((pid, ev.args.get("fd")))  # type: ignore[arg-type]
+        kept = marks.keep(plan, f, pid)
         hist.update(ev, kept)
+        dirs.update(ev, pid, f, sf, kept)
         if kept:
-            yield hist.carried(ev)
+            out = hist.carried(ev)
+            if dirpath is not None and sf.dirpaths and (ev.type == "fchdir" or not sf.keep_all):
+                out = dataclasses.replace(out, ctx={**(out.ctx or {}), "dirpath": dirpath})
+            yield out
         if (ev.type in EXECS and (ev.res or 0) == 0) or (ev.type == "procexit" and ev.tid == pid):
             marks.process_gone(pid)

@@ -84,11 +84,17 @@ def describe_dnf(dnf: Dnf) -> str:
 def _kernel(sf: SyscallFilter | None) -> str:
     if sf is None:
         return "every event"
+    dirs = "; the records carry the path of a directory it dropped" if sf.dirpaths else ""
     if sf.keep_all:
-        return f"every event ({sf.reason})" if sf.reason else "every event"
+        return (f"every event ({sf.reason})" if sf.reason else "every event") + dirs
     extra = "; a close of an fd whose open it dropped goes too" if sf.mark_drops else ""
     if sf.mark_drops and sf.evttype in UBUF_FDS:
         extra = "; the closes of the two fds of a pipe it dropped go too"
+    if sf.dirpaths:
+        extra += ("; keeps the paths of the directories it drops, judges names relative to "
+                  "them on the joined path, and gives that path to the records it keeps")
+    if sf.dirfd:
+        extra = "; an F_DUPFD it dropped (of a directory it has the path of) marks its new fd"
     if sf.close_marks:
         extra = "; drops the closes of fds whose open it dropped"
     tests = "command tests" if sf.evttype in CMD_SOURCES else (

@@ -168,8 +168,8 @@ PyObject *lean_decode_record(PyObject *buf, const char *data, Py_ssize_t len,
     PyObject *args, *ctx, *name = e != NULL ? e->name : mode >= 0 ? family_names[h.nr] : NULL;
     if (mode >= SOCK_CONNECT ? (h.kind & K_PROC) != 0
         : mode >= 0 ? (h.kind & (K_PROC | K_TUPLE)) != K_PROC || h.len[3]
-        : e == NULL || (h.kind & (K_PROC | K_TUPLE)) || h.len[3])
-        return call_fallback(buf, num, boot, pos);
+        : e == NULL || (h.kind & (K_PROC | K_TUPLE | K_DIR)) || h.len[3])
+        return call_fallback(buf, num, boot, pos);  /* K_DIR: ctx["dirpath"], decode.py's */
     if (pos + HDR_SIZE + body + strs_len + h.len[3] > len)
         return call_fallback(buf, num, boot, pos);
     if ((ctx = make_ctx(&h)) == NULL)

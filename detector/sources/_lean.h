@@ -36,6 +36,7 @@ struct hdr {
 _Static_assert(sizeof(struct hdr) == HDR_SIZE, "struct hdr is 144 bytes");
 
 #define K_UBUF 4
+#define K_DIR 8
 #define PROC_SIZE 512 /* struct proc_ctx (layout.py's PROC) */
 #define TUPLE_SIZE 48 /* struct tuple (layout.py's TUPLE) */
 

@@ -16,6 +16,7 @@ from detector.events import Event
 from detector.sources.argspec import SIMPLE, Builder, compile_simple
 from detector.sources.layout import (
     HDR,
+    K_DIR,
     K_PROC,
     K_TUPLE,
     K_UBUF,
@@ -226,6 +227,8 @@ def decode(data: Buffer, num: int, boot_to_epoch_ns: int = 0, pos: int = 0) -> E
             s1 = _str(bytes(data[e0:e1]))
             s2 = _str(bytes(data[e1:e2]))
         strs: tuple[str, ...] | list[str] = (_str(bytes(data[off:e0])), s1, s2)
+        if kind & K_DIR:  # the kernel's path of the event's dirfd (opens) or fd (fchdir)
+            ctx["dirpath"] = s1
         if l3:
             sa = sockaddr(bytes(data[e2 : e2 + l3]))
             ctx["sockaddr"] = sa

@@ -13,7 +13,7 @@ import socket
 import struct
 from typing import Any
 
-K_PROC, K_TUPLE, K_UBUF = 1, 2, 4
+K_PROC, K_TUPLE, K_UBUF, K_DIR = 1, 2, 4, 8
 AT_FDCWD = -100
 
 

@@ -2,8 +2,9 @@
 
 Events update a process's table (``ThreadInfo.fds``, shared by its threads) and get ``Event.fd``:
 
-* open/openat/openat2/creat: ``fd.name`` is the path resolved against the cwd or ``dirfd`` and
-  normalised, ``fd.nameraw`` the path as passed; ``directory`` when ``O_DIRECTORY`` was asked.
+* open/openat/openat2/creat: ``fd.name`` is the path resolved against the cwd or ``dirfd`` (the
+  record's ``dirpath`` when the kernel dropped the directory's open) and normalised,
+  ``fd.nameraw`` the path as passed; ``directory`` when ``O_DIRECTORY`` was asked.
   A failed open gets an fd with ``num=-1`` (``open_file_failed`` matches ``fd.num=-1``).
 * socket/socketpair/connect/accept/accept4/bind/listen: family, ``l4proto``, both ends, roles
   (client for connect, server for accept/listen); ``fd.name`` is ``cip:cport->sip:sport``.
@@ -138,8 +139,11 @@ class FdTracker:
             name = raw if clean else resolve_path(th.cwd, raw)
         else:
             dirfd = a.get("dirfd")
+            ctx = ev.ctx
             if type(dirfd) is not int or dirfd == AT_FDCWD:
                 base = th.cwd
+            elif ctx is not None and "dirpath" in ctx:  # a directory the kernel dropped
+                base = str(ctx["dirpath"])
             else:
                 d = th.fds.get(dirfd) or self.lookup(th, dirfd)
                 base = d.name if d is not None and d.name.startswith("/") else th.cwd

@@ -385,8 +385,9 @@ class ThreadTable:
         else:
             fd = as_int(ev.args.get("fd"))
             info = th.fds.get(fd) if fd is not None else None
-            if info is not None and info.name.startswith("/"):
-                th.cwd = info.name
+            name = (ev.ctx or {}).get("dirpath") or (info.name if info is not None else "")
+            if isinstance(name, str) and name.startswith("/"):  # dirpath: a dropped dir's
+                th.cwd = name
             elif self.read_proc:
                 th.cwd = procfs.read_link(f"{self.proc_root}/{th.pid}/cwd") or th.cwd
         main = self.threads.get(th.pid)

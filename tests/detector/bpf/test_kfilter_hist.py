@@ -50,7 +50,7 @@ def test_a_new_socket_at_a_reused_address_gets_no_old_history(tmp_path: Path) ->
             new.close()
             server.accept()[0].close()
             if i % 10 == 9:
-                got += _mine_until(src, str(tmp_path))
+                got += _mine_until(src, f"{tmp_path}/.")
     server.close()
     dups = [e for e in got if e.type == "dup2" and (e.ctx or {}).get("sock_family")]
     assert len(dups) == ROUNDS + 1

@@ -44,7 +44,7 @@ def test_connects_are_decided_on_the_kernel_socket(source: EbpfSource, tmp_path:
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
     source.set_filters(b.plan)
-    _mine_until(source, str(tmp_path))  # the events of before
+    _mine_until(source, f"{tmp_path}/.")  # the events of before
     results = {}
     fds = {}
     for name, addr in (("loopback", ("127.0.0.1", port)), ("private", ("10.1.2.3", 443)),
@@ -56,7 +56,7 @@ def test_connects_are_decided_on_the_kernel_socket(source: EbpfSource, tmp_path:
     accepted = conn.detach()
     for fd in (*fds.values(), accepted):
         os.close(fd)
-    got = _mine_until(source, str(tmp_path))
+    got = _mine_until(source, f"{tmp_path}/.")
     server.close()
     source.set_filters(None)
     assert results["outbound"] == errno.EINPROGRESS

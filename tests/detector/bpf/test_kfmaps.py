@@ -29,9 +29,12 @@ def test_the_constants_agree_with_events_h() -> None:
     assert (d["KF_CLAUSES"], d["KF_FLAGS"]) == (kplan.MAX_CLAUSES, kplan.MAX_FLAG_ATOMS)
     for name in ("KF_ON", "KF_PATH", "KF_DIR", "KF_MARK_DROPS", "KF_CLOSE_MARKS",
                  "KF_UNMARK_RET", "KF_UNMARK_UBUF", "KF_SRC_UBUF", "KF_SRC_CREAT", "KF_SUFFIX",
-                 "KF_RTRIE", "KF_SOCK_HIST"):
+                 "KF_RTRIE", "KF_SOCK_HIST", "KF_DIRPATH", "KF_DIRFD"):
         assert d[name] == getattr(kfmaps, name), name
     text = resources.files("detector.bpf").joinpath("events.h").read_text()
+    assert "#define F_DUPFD_ 0\n" in text and "#define F_DUPFD_CLOEXEC_ 1030\n" in text
+    assert frozenset({0, 1030}) == kplan.DUP_CMDS
+    assert "#define K_DIR 8 " in text and layout.K_DIR == 8
     for name in ("HIST_SEEN", "HIST_CLIENT", "HIST_SERVER", "HIST_CONNECTED", "HIST_CLOEXEC",
                  "HIST_BARE", "HIST_HERE"):
         assert f"#define {name} {getattr(layout, name)} " in text, name  # the one place

@@ -1,6 +1,7 @@
 """Soundness on real events: a recording of real workloads (gcc, cat of /usr/include and of
-sensitive files, writes (a log file's name among them), a traversal, fcntl commands, a
-pipeline, local TCP connects, dups of TCP sockets, in a forked child too), run through the
+sensitive files, writes (a log file's name among them), traversals, fcntl commands, a
+pipeline, local TCP connects, dups of TCP sockets, in a forked child too, opens relative to
+directories and their dups, fchdir), run through the
 state tracker and each upstream rules file whole and with the kernel filter's decision
 applied, raises exactly the same alerts."""
 
@@ -54,6 +55,12 @@ os.dup2(c.fileno(), 60); os.dup2(a.fileno(), 61); os.dup2(b.fileno(), 62); os.du
 os.dup2(61, 64); os.dup2(60, 65)
 if os.fork() == 0: os.dup2(c.fileno(), 63, inheritable=False); os._exit(0)
 os.wait()'
+find /usr/include/linux -maxdepth 2 -type d > /dev/null
+python3 -c 'import fcntl, os
+d = os.open("/etc", os.O_RDONLY | os.O_DIRECTORY); e = fcntl.fcntl(d, fcntl.F_DUPFD_CLOEXEC, 0)
+os.close(os.open("shadow", os.O_RDONLY, dir_fd=e)); os.fchdir(d)
+os.close(os.open("shadow", os.O_RDONLY))
+os.close(os.open("pam.d/../shadow", os.O_RDONLY, dir_fd=d))'
 """
 SOCKET_DUPS = """- rule: Socket dup (test)
   desc: a socket-only reader of fds made earlier
@@ -215,3 +222,26 @@ def test_tcp_sockets_dropped_with_the_stable_rules_raise_the_same_dupalerts(
         n_kept = sum(e.type == t and e.num in ours for e in kept)
         assert n_kept < sum(e.type == t and e.num in ours for e in recording) / 2, t
     assert sum("sock_hist" in (e.ctx or {}) for e in kept if e.type.startswith("dup")) >= 5
+
+
+def test_opens_relative_to_dropped_directories_raise_the_samealerts(
+        captured: tuple[list[Event], int]) -> None:  # fmt: skip
+    """The stable rules: the directories of a traversal go in the kernel with their dups and
+    closes; shadow read relative to a dropped /etc (through a dup, after fchdir, through
+    "..") still alerts with its whole name."""
+    recording, root = captured
+    files = [RULES_DIR / FILES[0]]
+    engine = rules_engine(files)
+    plan = build(engine.rules, {e.type for e in recording}, chosen=True).plan  # type: ignore[attr-defined]
+    assert plan.syscalls["openat"].dirpaths and plan.syscalls["fcntl"].dirfd
+    whole = alerts(engine, copy.deepcopy(recording))
+    shadow = [m for _, _, m in whole if "file=/etc/shadow" in m and "python3" in m]
+    assert len(shadow) >= 3, shadow
+    kept = list(filtered(plan, copy.deepcopy(recording)))
+    assert alerts(rules_engine(files), kept) == whole
+    ours = workload_events(recording, root)
+    dirs = {e.num for e in recording if e.num in ours and e.type in ("openat", "fcntl", "close")
+            and (e.ctx or {}).get("comm") == "find"}  # mostly the traversal's directories
+    n_kept = len(dirs & {e.num for e in kept})  # each find keeps its "." and closes of stdio
+    assert len(dirs) > 100 and n_kept <= 8, (n_kept, len(dirs))
+    assert sum("dirpath" in (e.ctx or {}) for e in kept if e.num in ours) >= 3

@@ -85,7 +85,10 @@ def test_suffixes_fcntl_commands_and_pipes_in_words(tmp_path: Path) -> None:
     assert "the path ends with one of /auth.log, /syslog" in out
     assert "path atoms (suffixes too)" in out
     assert ("fcntl: keeps nothing (no rule can match); in the kernel: 2 clauses of 2 command "
-            "tests (state: the commands that make an fd (F_DUPFD, F_DUPFD_CLOEXEC") in out
+            "tests; an F_DUPFD it dropped (of a directory it has the path of) marks its new fd "
+            "(state: the commands that make an fd (F_DUPFD, F_DUPFD_CLOEXEC") in out
+    assert ("keeps the paths of the directories it drops, judges names relative to them on the "
+            "joined path") in out  # openat's
     assert "pipe2: keeps nothing (no rule can match); in the kernel: 0 clauses" in out
     assert "the closes of the two fds of a pipe it dropped go too" in out
 
