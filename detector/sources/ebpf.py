@@ -35,6 +35,8 @@ CTX_KEYS documents ``Event.ctx``, what the state tracker gets beside Falco's par
   ``lip``/``lport`` (this end), ``rip``/``rport`` (the peer).
 * events with a sockaddr argument (connect, bind, accept peers, sendto/sendmsg targets):
   ``sockaddr`` = {family: ipv4|ipv6|unix|<n>, ip, port} or {family: unix, path}.
+* openat/openat2 relative to a directory fd, fchdir, when the kernel filter dropped that
+  directory's open: ``dirpath`` (the directory's path, kfilter.h ``kf_dirs``).
 
 Paths are passed as the syscall got them (``name``, ``path``...), with the raw ``dirfd``
 (-100 = AT_FDCWD): resolving them against the cwd or a directory fd is the state tracker's job.
