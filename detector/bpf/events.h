@@ -164,6 +164,7 @@ struct kf_scratch {
     struct kf_key rkey;  // the reversed path (suffix atoms), after its slot byte
     u8 pad[8];       // reads of data[i + 3] and the dummy write at data[256] stay inside
     u32 dirlen;      // the directory path of a kept event (K_DIR), with its NUL; 0: none
+    u32 slash;       // kf_normal: the index of the path's last '/' (its parent's length)
     u8 dir[KF_KEY_DATA];
 };
 
@@ -173,7 +174,7 @@ struct kf_dir {
     u64 mnt;
     u64 dentry;
     u32 len;         // without the NUL
-    u32 pad;
+    u32 plen;        // the length of its parent's path (a name ".." opened relative to it)
     u8 path[KF_KEY_DATA];
 };
 

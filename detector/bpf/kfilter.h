@@ -29,7 +29,7 @@ BPF_PERCPU_ARRAY(kf_dirv, struct kf_dir, 1);
 
 // Whether the raw path in the trie key (after the slot byte, n bytes with its NUL) is absolute
 // and normalised: no "//", "/./", "../", no "/." or "/.." or "/" at its end. A window of the
-// last four bytes, compared without branches. The same pass writes the path reversed into
+// last four bytes, compared without branches; the index of the last '/' goes to s->slash. The same pass writes the path reversed into
 // `rkey` (after its slot byte; past the path, writes go to data[255], outside any key).
 // The pass runs `steps` times (a constant: the verifier walks each step once); kf_normal
 // picks the shortest of four passes that covers the path, so a path of 20 bytes costs 32
@@ -39,7 +39,7 @@ static __always_inline int kf_normal_in(struct kf_scratch *s, int n, const u64 s
 {
     u8 *p = s->key.data;  // p[0] is the slot byte
     u8 *r = s->rkey.data;
-    u64 w = 0, bad = 0, len = n - 1;
+    u64 w = 0, bad = 0, len = n - 1, last = 0;
     for (u64 i = 0; i < steps; i++) {
         u64 live = (i - len) >> 63;  // i < len: no branch, so one path through the loop
         u64 j = i;
@@ -52,7 +52,10 @@ static __always_inline int kf_normal_in(struct kf_scratch *s, int n, const u64 s
         w = (next & -live) | (w & (live - 1));
         bad |= live & (KF_EQ(w & 0xffff, 0x2f2f) | KF_EQ(w & 0xffffff, 0x2f2e2f) |
                        KF_EQ(w & 0xffffff, 0x2e2e2f));
+        u64 sl = live & KF_EQ(c, 0x2f);  // a '/' in the path: the last one so far
+        last = (i & -sl) | (last & (sl - 1));
     }
+    s->slash = last;
     // the end: "/." or "/.." or a "/" after the first byte
     bad |= KF_EQ(w & 0xffff, 0x2f2e) | KF_EQ(w & 0xffffff, 0x2f2e2e);
     if (n > 2)
@@ -129,6 +132,12 @@ static __always_inline int kf_join(struct kf_scratch *s, void *task, struct buf 
     u8 *name = &s->key.data[1];
     name += j;  // up to data[256 + 255]: inside rkey and pad (sizeof(struct kf_scratch))
     int m = bpf_probe_read_user_str(name, KF_PATH_MAX + 2, (void *)b->h.args[1]);
+    if (m == 3 && name[0] == '.' && name[1] == '.') {  // "..": the parent (fts walks up so)
+        u64 pl = d->plen;
+        BOUND(pl, 255);
+        s->key.data[pl + 1] = 0;
+        return (int)pl + 1;
+    }
     return m > 1 ? (int)at + 1 + m : -1;
 }
 
@@ -456,6 +465,7 @@ static __always_inline int kf_dir_record(void *task, s64 fd, u32 mode)
         return -1;
     bpf_probe_read_kernel(v->path, n, &s->key.data[1]);
     v->len = n - 1;
+    v->plen = s->slash ? s->slash : 1;  // "/x": its parent is "/"
     v->dentry = (u64)rd_ptr(file, OFF_FILE_DENTRY);
     v->mnt = (u64)rd_ptr(file, OFF_FILE_MNT);
     u64 key = (u64)file;

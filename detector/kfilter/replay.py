@@ -147,7 +147,9 @@ class History:
 class Dirs:
     """The kernel's paths of the directories whose opens it dropped (kfilter.h ``kf_dirs``, by
     ``struct file``), modelled by (process, fd): a dup copies the path (the same file), a
-    forked child gets its parent's, a close or a new fd of that number forgets it."""
+    forked child gets its parent's, a close or a new fd of that number forgets it. A name
+    joined to one is judged as the joined path; ``..`` (how a traversal walks up) as the
+    directory's parent."""
 
     def __init__(self) -> None:
         self.paths: dict[tuple[int, int], str] = {}
@@ -165,7 +167,7 @@ class Dirs:
         d = self.paths.get((pid, dirfd)) if isinstance(dirfd, int) and dirfd != AT_FDCWD else None
         if d is None:
             return f, None
-        path = ("" if d == "/" else d) + "/" + name
+        path = os.path.dirname(d) if name == ".." else ("" if d == "/" else d) + "/" + name
         return dataclasses.replace(f, path=path, is_dir=f.ret >= 0 and os.path.isdir(path)), d
 
     def update(self, ev: Event, pid: int, f: Facts, sf: SyscallFilter, kept: bool) -> None:

@@ -1,6 +1,6 @@
 """Directories whose opens the kernel drops, on the running kernel: it keeps their paths
-(kfilter.h ``kf_dirs``), judges the names opened relative to them (through dups and in a
-forked child too), and gives the path to the records it keeps, from which the tracker
+(kfilter.h ``kf_dirs``), judges the names opened relative to them (through dups, ``..``
+and in a forked child too), and gives the path to the records it keeps, from which the tracker
 resolves ``fd.name`` and the cwd of ``fchdir``. The kernel's choice equals the replay's
 model of it (``kfilter/replay.py`` ``Dirs``) on the same workload recorded whole."""
 
@@ -37,6 +37,9 @@ os.close(os.open("drop.txt", os.O_RDONLY, dir_fd=e))
 fcntl.fcntl(d, fcntl.F_GETFL)
 sub = os.open("b", os.O_RDONLY | os.O_DIRECTORY, dir_fd=d)  # judged as root/a/b: dropped
 os.close(os.open("keep2.txt", os.O_RDONLY, dir_fd=sub))
+up = os.open("..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=sub)  # root/a again, as fts walks up
+os.close(os.open("keep.txt", os.O_RDONLY, dir_fd=up))
+os.close(os.open("drop.txt", os.O_RDONLY, dir_fd=up))
 r = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
 os.close(os.open(root[1:] + "/a/keep.txt", os.O_RDONLY, dir_fd=r))
 os.close(os.open("../a/keep.txt", os.O_RDONLY, dir_fd=d))  # not normal: kept, with the path
@@ -47,10 +50,11 @@ if os.fork() == 0:
 os.wait()
 os.fchdir(e)
 os.close(os.open("keep.txt", os.O_RDONLY))
-for fd in (e, sub, r, d):
+os.close(os.open("..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=r))  # "/" has no other parent
+for fd in (e, sub, r, d, up):
     os.close(fd)
 os.close(os.open(root + "/end", os.O_RDONLY))
-print(json.dumps({"d": d, "e": e, "sub": sub, "r": r}))
+print(json.dumps({"d": d, "e": e, "sub": sub, "r": r, "up": up}))
 """
 
 
@@ -113,9 +117,9 @@ def test_relative_opens_of_dropped_directories_are_judged_and_resolved(
     assert ("keep.txt", a) in opens and ("keep2.txt", a + "/b") in opens, opens
     assert ("../a/keep.txt", a) in opens and (str(root)[1:] + "/a/keep.txt", "/") in opens
     assert ("keep.txt", None) in opens  # after fchdir: relative to the cwd
-    assert opens.count(("keep.txt", a)) == 3  # d, its dup e, and d in the forked child
-    assert all(n not in ("drop.txt", a, "b", "/") for n, _ in opens), opens
-    dirs = {fds[k] for k in ("d", "e", "sub", "r")}
+    assert opens.count(("keep.txt", a)) == 4  # d, its dup e, "b/..", d in the forked child
+    assert all(n not in ("drop.txt", a, "b", "/", "..") for n, _ in opens), opens
+    dirs = {fds[k] for k in ("d", "e", "sub", "r", "up")}
     assert not [e for e in kept if e.type == "fcntl" and e.args.get("fd") in dirs]
     closes = [e.args.get("fd") for e in kept if e.type == "close"]
     assert len(closes) == len(opens) - 1 and fds["e"] not in closes  # the kept files' (not end)
@@ -126,7 +130,7 @@ def test_relative_opens_of_dropped_directories_are_judged_and_resolved(
     tracker = StateTracker(fetch_containers=False, read_proc=False)
     got = [tracker.process(e) for e in kept]
     named = [e.fd.name for e in got if e.type == "openat" and e.fd is not None]
-    assert named.count(str(root / "a/keep.txt")) == 6 and str(root / "a/b/keep2.txt") in named
+    assert named.count(str(root / "a/keep.txt")) == 7 and str(root / "a/b/keep2.txt") in named
     assert set(named) <= {str(root / n) for n in ("start", "end", "a/keep.txt", "a/b/keep2.txt")}
     # the replay's model keeps the same events of the workload recorded whole
     whole, again = _run(source, root)
