@@ -25,6 +25,23 @@ def test_open_resolves_against_cwd_and_dirfd() -> None:
     assert e.fd is not None and e.fd.name == "/var/log/syslog"
 
 
+def test_the_kernel_s_dirpath_stands_for_a_directory_it_dropped() -> None:
+    """The kernel filter dropped the open of fd 7 (a directory) and gives its path with the
+    events that use it: a relative open and fchdir resolve against that, not the table."""
+    t = offline()
+    th = seed(t, 13, 13, "find")
+    t.process(ev("openat", 13, res=7, dirfd=-100, name="/tmp", flags=O_DIRECTORY))  # stale
+    e = t.process(ev("openat", 13, res=8, dirfd=7, name="shadow", flags=0,
+                     ctx={"dirpath": "/etc"}))  # fmt: skip
+    assert e.fd is not None and (e.fd.name, e.fd.nameraw) == ("/etc/shadow", "shadow")
+    up = t.process(ev("openat", 13, res=-2, dirfd=7, name="../x", flags=0, ctx={"dirpath": "/etc"}))
+    assert up.fd is not None and up.fd.name == "/x"
+    t.process(ev("fchdir", 13, res=0, fd=7, ctx={"dirpath": "/etc/pam.d"}))
+    assert th.cwd == "/etc/pam.d"
+    c = t.process(ev("openat", 13, res=9, dirfd=-100, name="sshd", flags=0))
+    assert c.fd is not None and c.fd.name == "/etc/pam.d/sshd"
+
+
 def test_failed_open_has_fd_minus_one_and_is_not_kept() -> None:
     t = offline()
     th = seed(t, 11, 11, "cat")
