@@ -29,8 +29,9 @@ BPF_PERCPU_ARRAY(kf_dirv, struct kf_dir, 1);
 
 // Whether the raw path in the trie key (after the slot byte, n bytes with its NUL) is absolute
 // and normalised: no "//", "/./", "../", no "/." or "/.." or "/" at its end. A window of the
-// last four bytes, compared without branches; the index of the last '/' goes to s->slash. The same pass writes the path reversed into
-// `rkey` (after its slot byte; past the path, writes go to data[255], outside any key).
+// last four bytes, compared without branches; the index of the last '/' goes to s->slash.
+// The same pass writes the path reversed into `rkey` (after its slot byte; past the path,
+// writes go to data[255], outside any key).
 // The pass runs `steps` times (a constant: the verifier walks each step once); kf_normal
 // picks the shortest of four passes that covers the path, so a path of 20 bytes costs 32
 // steps, not 254 (a loop that ends at the path's end is refused by this kernel's verifier:

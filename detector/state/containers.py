@@ -19,9 +19,10 @@ the runtime the cgroup names: CRI (containerd, CRI-O) then containerd's own API 
 containerd; the Docker-compatible API for docker and podman; podman's on-disk storage for
 podman when no socket answers.
 
-Never blocking the event loop: :meth:`ContainerManager.get` returns at once a cached
-:class:`ContainerInfo` whose metadata fields stay ``None`` until a background thread has filled
-them in place (``first_wait`` > 0 lets a caller wait that long, once per container). A container
+Never blocking the event loop but once per container: :meth:`ContainerManager.get` returns at
+once a cached :class:`ContainerInfo` whose metadata fields stay ``None`` until a background
+thread has filled them in place (``first_wait`` > 0 lets a caller wait that long, once per
+container); the exec of the container's init waits for them, bounded (:meth:`settle`). A container
 no backend answered for is asked again on a later sighting after 0.25, 0.5, 1... (at most 60)
 seconds. Each container is looked up once when a backend answers: never once per event.
 """
@@ -187,6 +188,7 @@ class _Pending:
     attempts: int = 0
     retry_at: float = 0.0  # monotonic time after which a failed fetch is tried again
     announced: bool = False  # its ``container`` event was made
+    settled: bool = False  # its init's exec waited for the metadata (``settle``)
 
 
 class ContainerManager:
@@ -253,6 +255,23 @@ class ContainerManager:
         if entry is not None and entry.done.is_set() and entry.info.name is None:
             entry.retry_at = 0.0
             self.refresh(container_id)
+
+    def settle(self, container_id: str, timeout: float) -> None:
+        """Its init process execs (Falco's ``container_started``: the first exec of vpid 1):
+        wait up to ``timeout`` seconds for its metadata, once per container, so that a rule on
+        a container's start (``Launch Privileged Container``) sees what the container is. A
+        fetch that failed before (the runtime had not written the container yet) is retried."""
+        entry = self._by_id.get(container_id[:12])
+        if entry is None or entry.settled or not self.fetch or not self.backends:
+            return
+        entry.settled = True
+        deadline = time.monotonic() + timeout
+        entry.done.wait(timeout)  # a fetch in flight
+        left = deadline - time.monotonic()
+        if entry.info.name is None and entry.done.is_set() and left > 0:  # it failed: again
+            entry.retry_at = 0.0
+            self._enqueue(entry)
+            entry.done.wait(left)
 
     def put(self, info: ContainerInfo) -> None:
         """Add a container known from elsewhere (a capture file); no fetch."""

@@ -32,6 +32,11 @@ from detector.state.threads import (
 )
 from detector.state.users import UserTable
 
+# Seconds the exec of a container's init (vpid 1) waits for the container's metadata, once per
+# container: a runtime's API or storage answers in milliseconds; a slow one costs a start this
+# much, never more, and the ring buffer holds the events meanwhile.
+INIT_WAIT = 0.5
+
 
 class StateTracker:
     """Threads, fds, containers and users, kept from a /proc scan and the event stream."""
@@ -43,6 +48,7 @@ class StateTracker:
         container_sockets: Iterable[tuple[str, str]] | None = None,
         engines: Engines | None = None,
         container_first_wait: float = 0.0,
+        container_init_wait: float = INIT_WAIT,
         fetch_containers: bool = True,
         read_proc: bool = True,
         max_threads: int = 65536,
@@ -78,6 +84,7 @@ class StateTracker:
         self.unknown_threads = 0
         self.pending: list[Event] = []  # ``container`` events made by process(), not yet taken
         self.container_events = True
+        self.container_init_wait = container_init_wait
 
     def scan(self) -> int:
         """Read the running system from /proc; returns the number of threads known."""
@@ -116,8 +123,12 @@ class StateTracker:
         after = self._after.get(etype)
         if after is not None:
             after(ev, th)
-        elif etype in EXEC_EVENTS and self.container_events:
-            self._container_started(ev, ev.thread or th)
+        elif etype in EXEC_EVENTS:
+            th = ev.thread or th
+            if self.container_events:
+                self._container_started(ev, th)
+            if th.vpid == 1 and not th.container.is_host and ev.res in (0, None):
+                self.containers.settle(th.container.id, self.container_init_wait)
         return ev
 
     def _container_started(self, ev: Event, th: ThreadInfo) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from detector.events import ContainerInfo
+from detector.events import ContainerInfo, Event, ThreadInfo
+from detector.state.backends import Backend
 from detector.state.containers import (
     ContainerManager,
     fill_from_inspect,
@@ -127,6 +128,43 @@ def test_unreachable_runtime_leaves_metadata_unknown(tmp_path: Path) -> None:
     assert mgr.wait_idle(5)
     assert info.id == HEX[:12] and info.name is None and mgr.fetch_errors == 1
     mgr.close()
+
+
+def test_the_exec_of_a_container_s_init_waits_for_its_metadata() -> None:
+    """A runtime slower than the events (a fake: a real one cannot be made slow on demand),
+    which had not even written the container at its first sighting: the exec of the
+    container's init (vpid 1) waits for the metadata, so a rule on the container's start sees
+    it privileged; other execs never wait."""
+    calls: list[str] = []
+
+    def fetch(info: ContainerInfo, _ns: str | None) -> None:
+        calls.append(info.id)
+        time.sleep(0.2)
+        if len(calls) == 1:
+            raise LookupError("not written yet")
+        info.name, info.privileged = "web", True
+
+    t = StateTracker(read_proc=False)
+    t.containers.backends = [Backend("slow", frozenset({"podman"}), fetch, lambda: None)]
+    t.put_thread(ThreadInfo(tid=700, pid=700, comm="runc"))
+    t.put_thread(ThreadInfo(tid=701, pid=701, comm="runc"))
+    cgroup = f"0::/machine.slice/libpod-{HEX}.scope/container"
+
+    def execve(tid: int, vpid: int) -> Event:
+        return t.process(Event(num=tid, ts=tid, type="execve", tid=tid, res=0,
+                               args={"exe": "sleep", "args": [], "filename": "/bin/sleep"},
+                               ctx={"pid": tid, "cgroup": cgroup, "vpid": vpid}))  # fmt: skip
+
+    try:
+        runc = execve(700, 5)  # its first sighting: the fetch is queued, nothing waits
+        assert runc.thread is not None and runc.thread.container.privileged is None
+        start = time.monotonic()
+        init = execve(701, 1)
+        assert init.thread is not None and init.thread.container.privileged is True
+        assert init.thread.container.name == "web" and len(calls) == 2
+        assert time.monotonic() - start < 1.0  # bounded: INIT_WAIT
+    finally:
+        t.close()
 
 
 def test_real_container_cgroup_gives_its_id(podman_container: Container) -> None:
