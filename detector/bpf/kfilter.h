@@ -77,14 +77,20 @@ static __always_inline int kf_normal(struct kf_scratch *s, int n)
     return kf_normal_in(s, n, KF_PATH_MAX + 1);
 }
 
-// Whether fd of the current task is a directory (its inode's mode).
-static __always_inline int kf_is_dir(void *task, s64 fd)
+// Whether an open file is a directory (its inode's mode).
+static __always_inline int kf_file_is_dir(void *file)
 {
-    void *inode = rd_ptr(fd_file(task, fd), OFF_FILE_INODE);
+    void *inode = rd_ptr(file, OFF_FILE_INODE);
     u16 mode = 0;
     if (inode)
         bpf_probe_read_kernel(&mode, 2, inode + OFF_INODE_MODE);
     return (mode & S_IFMT_) == S_IFDIR_;
+}
+
+// Whether fd of the current task is a directory.
+static __always_inline int kf_is_dir(void *task, s64 fd)
+{
+    return kf_file_is_dir(fd_file(task, fd));
 }
 
 // The kernel's path of the directory open at `fd` (kf_dirs), if it has one: the entry of its
@@ -449,11 +455,7 @@ static __always_inline void kf_pair(struct buf *b, u32 sv, s32 *two)
 static __always_inline int kf_dir_record(void *task, s64 fd, u32 mode)
 {
     void *file = fd_file(task, fd);
-    void *inode = rd_ptr(file, OFF_FILE_INODE);
-    u16 imode = 0;
-    if (inode)
-        bpf_probe_read_kernel(&imode, 2, inode + OFF_INODE_MODE);
-    if ((imode & S_IFMT_) != S_IFDIR_)
+    if (!kf_file_is_dir(file))
         return 0;
     int z = 0;
     struct kf_scratch *s = kf_scratch.lookup(&z);

@@ -183,7 +183,7 @@ def compile_syscall(plan: KernelPlan, evttype: str, dnf: Dnf, *, mark_drops: boo
         elif len(clauses) > MAX_CLAUSES:
             reason = f"more than {MAX_CLAUSES} clauses"
     if reason:
-        plan.syscalls[evttype] = SyscallFilter(evttype, reason=reason, dirpaths=dirpaths)
+        plan.syscalls[evttype] = SyscallFilter(evttype, reason=reason)
         return plan.syscalls[evttype]
     every = 0
     for m, n in clauses:

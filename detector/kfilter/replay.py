@@ -156,11 +156,14 @@ class Dirs:
 
     def facts(self, ev: Event, pid: int, f: Facts) -> tuple[Facts, str | None]:
         """The facts with a relative name joined to its dirfd's path (and whether that is a
-        directory) or, for fcntl, whether its fd has a path; and the path found, if any."""
+        directory) or, for fcntl, whether its fd has a path; and the path found, if any (for
+        fchdir, its fd's)."""
         a = ev.args
+        fd = a.get("fd")
         if ev.type == "fcntl":
-            fd = a.get("fd")
             return dataclasses.replace(f, is_dir=(pid, fd) in self.paths), None
+        if ev.type == "fchdir":
+            return f, self.paths.get((pid, fd)) if isinstance(fd, int) else None
         name, dirfd = a.get("name"), a.get("dirfd")
         if ev.type not in JOINED or not isinstance(name, str) or not name or name[0] == "/":
             return f, None
@@ -204,8 +207,6 @@ def filtered(plan: KernelPlan, events: Iterable[Event]) -> Iterator[Event]:
         f, dirpath = facts_of(ev), None
         if sf.dirpaths or sf.dirfd:
             f, dirpath = dirs.facts(ev, pid, f)
-            if ev.type == "fchdir":
-                dirpath = dirs.paths.get((pid, ev.args.get("fd")))  # type: ignore[arg-type]
         kept = marks.keep(plan, f, pid)
         hist.update(ev, kept)
         dirs.update(ev, pid, f, sf, kept)
