@@ -268,9 +268,8 @@ class ContainerManager:
         deadline = time.monotonic() + timeout
         entry.done.wait(timeout)  # a fetch in flight
         left = deadline - time.monotonic()
-        if entry.info.name is None and entry.done.is_set() and left > 0:  # it failed: again
-            entry.retry_at = 0.0
-            self._enqueue(entry)
+        if left > 0:
+            self.started(container_id)  # a failed fetch is asked again
             entry.done.wait(left)
 
     def put(self, info: ContainerInfo) -> None:
