@@ -55,7 +55,6 @@ from importlib import resources
 from typing import Any
 
 from detector.bpf.hooks import Hooks
-from detector.bpf.loader import load_tp_btf
 from detector.bpf.memory import release_compiler
 from detector.bpf.programs import RAW_PROGRAMS, load_programs
 from detector.bpf.ringbuf import POLL_MAX, POLL_MIN, RingReader
@@ -77,7 +76,7 @@ CTX_KEYS = __doc__
 RINGBUF_PAGES = 2048  # 8 MiB with 4 KiB pages
 CPUS_FOR_EACH_BUFFER = 2  # Falco's default: one ring per 2 CPUs (see EbpfSource)
 __all__ = ["CTX_KEYS", "HOOKS", "POLL_MAX", "POLL_MIN", "Counters", "EbpfSource", "RingReader",
-           "bpf_cflags", "bpf_text", "ebpf_listing", "load_tp_btf"]  # fmt: skip
+           "bpf_cflags", "bpf_text", "ebpf_listing"]  # fmt: skip
 
 
 def bpf_text() -> str:
