@@ -45,7 +45,7 @@ def _rec(nr: int, ret: int, args: tuple[int, ...], strs: tuple[bytes, ...] = (),
     kind = (1 if proc else 0) | (2 if tup else 0)
     hdr = HDR.pack(1_000, 4242 << 32 | 4243, ret, *args, *[0] * (6 - len(args)), 0, nr, 1, *lens,
                    kind, 0, 0, b"make\0", 0, 0, 0)  # fmt: skip
-    body = PROC.pack(*([1] * 17), b"cc1\0", b"", b"", b"", b"") if proc else b""
+    body = PROC.pack(*([1] * 18), b"cc1\0", b"", b"", b"", b"") if proc else b""
     body += TUPLE.pack(2, 1, 6, 4000, 80, 0, 1, b"\x7f\0\0\x01" + b"\0" * 12,
                        b"\x7f\0\0\x01" + b"\0" * 12) if tup else b""  # fmt: skip
     return hdr + body + b"".join(strs) + sa

@@ -186,6 +186,8 @@ OFFSETS: dict[str, str] = {
     "OFF_TASK_FILES": "task_struct.files",
     "OFF_TASK_GROUP_LEADER": "task_struct.group_leader",
     "OFF_TASK_START_TIME": "task_struct.start_time",
+    "OFF_TASK_START_BOOTTIME": "task_struct.start_boottime|task_struct.real_start_time",
+    "OFF_TASK_VFORK_DONE": "task_struct.vfork_done",
     "OFF_TASK_THREAD_PID": "task_struct.thread_pid",
     "OFF_TASK_CGROUPS": "task_struct.cgroups",
     "OFF_SIGNAL_TTY": "signal_struct.tty",

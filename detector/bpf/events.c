@@ -209,6 +209,20 @@ static __always_inline void fill_proc(struct proc_ctx *p, void *task)
     fill_creds(p, task);
     fill_exe(p, task);
     fill_cgroup(p, task);
+#if OFF_TASK_START_BOOTTIME >= 0
+    bpf_probe_read_kernel(&p->start_ts, 8, task + OFF_TASK_START_BOOTTIME);
+#endif
+}
+
+// Whether the task is a vfork child that has not exec'd yet: its caller waits on vfork_done
+// until the child execs or exits (the kernel clears it then, before the syscall returns).
+static __always_inline int vfork_child(void *task)
+{
+#if OFF_TASK_VFORK_DONE >= 0
+    return rd_ptr(task, OFF_TASK_VFORK_DONE) != 0;
+#else
+    return 0;
+#endif
 }
 
 // The `struct file` behind `fd` of `task` (files -> fdt -> fd[fd]); 0 if there is none.
@@ -378,11 +392,12 @@ static __always_inline void fill_args(struct buf *b, void *regs)
 static __always_inline u32 put_ctx(struct buf *b, void *task, u32 sv, s64 ret)
 {
     u32 off = 0;
-    if (sv & F_PROC) {
+    int vforked = vfork_child(task);
+    if ((sv & F_PROC) || vforked) {
         struct proc_ctx *p = (struct proc_ctx *)b->raw;
         __builtin_memset(p, 0, sizeof(*p));
         fill_proc(p, task);
-        b->h.kind |= K_PROC;
+        b->h.kind |= K_PROC | (vforked ? K_VFORK : 0);
         off += sizeof(struct proc_ctx);
     }
     if (sv & (F_TUPLE_ARG0 | F_TUPLE_RET)) {

@@ -188,6 +188,8 @@ struct kf_mark {
 #define K_TUPLE 2
 #define K_UBUF 4
 #define K_DIR 8      // str1 is the directory path of the event's dirfd or fd (KF_DIRPATH)
+#define K_VFORK 16   // a vfork child that has not exec'd (its caller waits): the process context
+                     // rides on its kept events, as its dropped clone return would have told it
 
 struct hdr {
     u64 ts;          // bpf_ktime_get_boot_ns
@@ -223,6 +225,7 @@ struct proc_ctx {
     u32 exe_dev;
     u32 exe_flags;   // EXE_UPPER_LAYER, EXE_OVERLAY
     u64 cgroup_id;
+    u64 start_ts;    // task->start_boottime (bpf_ktime_get_boot_ns's clock); 0: unknown
     char exe_dname[EXE_DNAME_MAX];
     char cgroup[CG_LEVELS][CG_NAME_MAX];  // the cgroup v2 path's last components, innermost first
 };

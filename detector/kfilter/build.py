@@ -9,6 +9,11 @@ State demand, derived from the rules (not assumed):
   it builds the child as from the caller's side (``state/clones.child_from_event``); the
   caller's side (result > 0) only where the child's cannot vouch for itself: a
   ``CLONE_PARENT`` or ``CLONE_THREAD`` clone. Failed clones (< 0) only for their rules.
+  Not even the child's side of a ``CLONE_VFORK`` clone (``vfork``, ``posix_spawn``): its
+  caller waits until the child execs or exits, so the child's first kept event (its exec,
+  mostly) builds the same child from the same caller. Until it execs, the kernel gives its
+  kept events the process context and marks them (events.h ``K_VFORK``); every process
+  context tells when the task started, so the child's start time is the same either way.
 * File fds (opens) feed the fd table. Later events read that table only through ``fd.*`` fields
   of rules on other event types (``dup``'s ``fd.type``, ``close``'s ``fd.name``...). A rule that
   requires a socket there (``fd.type``/``fd.typechar`` of a socket kind, as a conjunct) cannot
@@ -100,16 +105,29 @@ def fd_making_cmds() -> Dnf:
                                                                   F_DUPFD_CLOEXEC)))
 
 
-CLONE_PARENT, CLONE_THREAD = 0x00008000, 0x00010000  # state/clones.py
+CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x00004000, 0x00008000, 0x00010000  # state/clones.py
 
 
 def clone_state(evttype: str) -> Dnf:
     """What the thread table needs of a clone-family event (see the module docstring)."""
-    need = lit(ZERO)
-    if evttype in ("clone", "clone3"):  # fork and vfork cannot ask for either flag
-        for flag in (CLONE_PARENT, CLONE_THREAD):
-            need = dnf_or(need, lit(Atom("flags", flag, 0), False))
+    if evttype == "vfork":
+        return FALSE
+    if evttype == "fork":
+        return lit(ZERO)
+    need = dnf_and(lit(ZERO), lit(Atom("flags", CLONE_VFORK, 0)))
+    for flag in (CLONE_PARENT, CLONE_THREAD):
+        need = dnf_or(need, lit(Atom("flags", flag, 0), False))
     return need
+
+
+def clone_words(evttype: str) -> str:
+    """``rules filters``' words for what the thread table needs of a clone-family event."""
+    if evttype == "vfork":
+        return "none: the child's first kept event builds it from its waiting caller"
+    if evttype == "fork":
+        return "the child's side"
+    return ("the child's side but of CLONE_VFORK clones (the child's first kept event builds it "
+            "from its waiting caller); the caller's of CLONE_PARENT/CLONE_THREAD clones")
 
 
 def _walk(node: object) -> Iterable[object]:
@@ -300,8 +318,7 @@ def build(rules: Iterable[object], selected: Iterable[str], chosen: bool = False
             td.state = "none: rules read no fds but sockets (a dropped pipe's fds are marked)"
             compile_syscall(plan, t, td.dnf, mark_drops=True)
         elif t in CLONES:
-            td.state = ("the child's side; the caller's of CLONE_PARENT/CLONE_THREAD clones"
-                        if t in ("clone", "clone3") else "the child's side")  # fmt: skip
+            td.state = clone_words(t)
             compile_syscall(plan, t, dnf_or(td.dnf, clone_state(t)))
         elif t in STATE_SET and t != "close":
             td.state = "every event (thread and fd tables)"

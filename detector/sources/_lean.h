@@ -37,7 +37,8 @@ _Static_assert(sizeof(struct hdr) == HDR_SIZE, "struct hdr is 144 bytes");
 
 #define K_UBUF 4
 #define K_DIR 8
-#define PROC_SIZE 512 /* struct proc_ctx (layout.py's PROC) */
+#define K_VFORK 16
+#define PROC_SIZE 520 /* struct proc_ctx (layout.py's PROC) */
 #define TUPLE_SIZE 48 /* struct tuple (layout.py's TUPLE) */
 
 /* A new reference v put into d under k (v NULL: an error already set). */

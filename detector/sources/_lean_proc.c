@@ -9,11 +9,11 @@ struct proc_ctx {
     uint64_t cap_inh, cap_prm, cap_eff, exe_ino;
     int64_t exe_ctime, exe_mtime;
     uint32_t exe_dev, exe_flags;
-    uint64_t cgroup_id;
+    uint64_t cgroup_id, start_ts;
     char exe_dname[32];
     char cgroup[4][96];
 };
-_Static_assert(sizeof(struct proc_ctx) == PROC_SIZE, "struct proc_ctx is 512 bytes");
+_Static_assert(sizeof(struct proc_ctx) == PROC_SIZE, "struct proc_ctx is 520 bytes");
 
 #define LEAN_CLONE_THREAD 0x10000
 #define CLONE_VFORK_VM (0x4000 | 0x100)
@@ -21,14 +21,14 @@ enum { K_LOGINUID, K_SID, K_TTY, K_VPID, K_EUID, K_EGID, K_CAPI, K_CAPP, K_CAPE,
        K_CTIME, K_MTIME, K_EXE_DEV, K_UPPER, K_OVERLAY, K_MEMFD, K_DNAME, K_CGID, K_EFLAGS,
        K_CGROUP, K_CLONE_FLAGS, K_CHILD_TID, K_CHILD_PID, K_RES, K_EXE, K_ARGS, K_TID, K_PID,
        K_PTID, K_CWD, K_COMM, K_FLAGS, K_UID, K_GID, K_VTID, K_CTX_PID, K_CTX_PPID, K_FILENAME,
-       K_TRUSTED, K_ENV, K_DIRFD, K_ARGV, K_COUNT };
+       K_TRUSTED, K_ENV, K_DIRFD, K_ARGV, K_START_AGE, K_VFORKED, K_COUNT };
 static const char *NAMES[K_COUNT] = {
     "loginuid", "sid", "tty", "vpid", "euid", "egid", "cap_inheritable", "cap_permitted",
     "cap_effective", "exe_ino", "exe_ino_ctime", "exe_ino_mtime", "exe_dev", "exe_upper_layer",
     "exe_overlay", "exe_from_memfd", "exe_dname", "cgroup_id", "exe_flags", "cgroup",
     "clone_flags", "child_tid", "child_pid", "res", "exe", "args", "tid", "pid", "ptid", "cwd",
     "comm", "flags", "uid", "gid", "vtid", "pid", "ppid", "filename", "trusted_exepath", "env",
-    "dirfd", "argv"};
+    "dirfd", "argv", "start_age", "vforked"};
 static PyObject *keys[K_COUNT];
 
 int lean_proc_init(void)
@@ -93,8 +93,14 @@ out:
     return rc;
 }
 
-static int put_proc(PyObject *ctx, const struct proc_ctx *p)
+/* decode.py's _proc_ctx: the process context, the task's age at the event, the vfork mark */
+static int put_proc(PyObject *ctx, const struct proc_ctx *p, const struct hdr *h)
 {
+    if (p->start_ts && p->start_ts <= h->ts &&
+        lean_set_item(ctx, keys[K_START_AGE], PyLong_FromUnsignedLongLong(h->ts - p->start_ts)))
+        return -1;
+    if ((h->kind & K_VFORK) && lean_set_item(ctx, keys[K_VFORKED], Py_NewRef(Py_True)))
+        return -1;
     size_t dl = strnlen(p->exe_dname, sizeof p->exe_dname);
     int memfd = dl >= 6 && memcmp(p->exe_dname, "memfd:", 6) == 0;
     uint32_t ef = p->exe_flags;
@@ -142,7 +148,7 @@ PyObject *lean_clone(const struct hdr *h, const char *proc, int mode, PyObject *
     memcpy(&p, proc, sizeof p);
     uint64_t flags = mode == 0 ? h->args[0] : mode == 1 ? (h->kind & K_UBUF ? h->ubuf[0] : 0)
                    : mode == 3 ? CLONE_VFORK_VM : 0;
-    if (put_proc(ctx, &p) < 0 ||
+    if (put_proc(ctx, &p, h) < 0 ||
         lean_set_item(ctx, keys[K_CLONE_FLAGS], PyLong_FromUnsignedLongLong(flags)))
         return NULL;
     if (h->ret > 0 && (lean_set_item(ctx, keys[K_CHILD_TID], PyLong_FromLongLong(h->ret)) ||
@@ -222,7 +228,7 @@ static PyObject *lean_exec(const struct hdr *h, const char *proc, int mode, PyOb
     memcpy(&p, proc, sizeof p);
     const char *s = proc + PROC_SIZE;
     PyObject *args = NULL, *file = NULL, *argv = NULL;
-    if (put_proc(ctx, &p) < 0)
+    if (put_proc(ctx, &p, h) < 0)
         return NULL;
     file = user_text(s, h->len[0]);
     argv = file ? split_args(s + h->len[0], h->len[1]) : NULL;

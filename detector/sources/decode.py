@@ -20,6 +20,7 @@ from detector.sources.layout import (
     K_PROC,
     K_TUPLE,
     K_UBUF,
+    K_VFORK,
     PROC,
     TUPLE,
     Buffer,
@@ -211,7 +212,7 @@ def decode(data: Buffer, num: int, boot_to_epoch_ns: int = 0, pos: int = 0) -> E
     off = pos + HDR.size
     if kind:
         if kind & K_PROC:
-            _proc_ctx(ctx, _proc_unpack(data, off))
+            _proc_ctx(ctx, _proc_unpack(data, off), ts, kind)
             off += PROC.size
         if kind & K_TUPLE:
             ctx.update(tuple_info(_tuple_unpack(data, off)))
@@ -239,9 +240,15 @@ def decode(data: Buffer, num: int, boot_to_epoch_ns: int = 0, pos: int = 0) -> E
                  "syscall", None, None, ctx)  # fmt: skip
 
 
-def _proc_ctx(ctx: dict[str, Any], p: tuple[Any, ...]) -> None:
+def _proc_ctx(ctx: dict[str, Any], p: tuple[Any, ...], ts: int, kind: int) -> None:
+    """The process context into ``ctx``; ``start_age``: how long before the event (``ts``) the
+    task started; ``vforked``: a vfork child that has not exec'd (events.h ``K_VFORK``)."""
     (loginuid, sessionid, tmaj, tmin, vpid, _level, euid, egid, cinh, cprm, ceff, ino, ctime,
-     mtime, dev, eflags, cgid, dname, cg0, cg1, cg2, cg3) = p  # fmt: skip
+     mtime, dev, eflags, cgid, start, dname, cg0, cg1, cg2, cg3) = p  # fmt: skip
+    if 0 < start <= ts:
+        ctx["start_age"] = ts - start
+    if kind & K_VFORK:
+        ctx["vforked"] = True
     dn = dname.split(b"\0", 1)[0].decode("utf-8", "replace")
     parts = []
     for raw in (cg0, cg1, cg2, cg3):

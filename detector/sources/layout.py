@@ -13,7 +13,7 @@ import socket
 import struct
 from typing import Any
 
-K_PROC, K_TUPLE, K_UBUF, K_DIR = 1, 2, 4, 8
+K_PROC, K_TUPLE, K_UBUF, K_DIR, K_VFORK = 1, 2, 4, 8, 16
 AT_FDCWD = -100
 
 
@@ -58,6 +58,7 @@ class ProcCtx(ctypes.Structure):
         ("exe_dev", ctypes.c_uint32),
         ("exe_flags", ctypes.c_uint32),
         ("cgroup_id", ctypes.c_uint64),
+        ("start_ts", ctypes.c_uint64),
         ("exe_dname", ctypes.c_char * 32),
         ("cgroup", (ctypes.c_char * 96) * 4),
     ]
@@ -81,7 +82,7 @@ class Tuple(ctypes.Structure):
 
 # The same layouts as precompiled Structs (the hot path); tests hold them against the C.
 HDR = struct.Struct("<QQq6QQII4HHHI16s3Q")
-PROC = struct.Struct("<8I3QQqqIIQ32s96s96s96s96s")
+PROC = struct.Struct("<8I3QQqqIIQQ32s96s96s96s96s")
 TUPLE = struct.Struct("<6HI16s16s")
 assert HDR.size == ctypes.sizeof(Hdr) and PROC.size == ctypes.sizeof(ProcCtx)
 assert TUPLE.size == ctypes.sizeof(Tuple)

@@ -71,8 +71,10 @@ def child_from_event(ev: Event, tid: int, parent: ThreadInfo) -> ThreadInfo | No
     parent), or a later event whose comm or exe inode differs from the parent's (it ran an
     exec the table never saw). The child's own clone return is its first event: it has run
     nothing yet, so its comm is the calling thread's (maybe not the leader's) and it is built
-    as the caller's side would build it. Ids, creds and container are then set from the
-    event's context.
+    as the caller's side would build it. So is any event of a vfork child that has not
+    exec'd (``vforked``: its caller waits, unchanged, and the kernel dropped its clone
+    return). Ids, creds and container are then set from the event's context; the start time
+    from the kernel's (``start_age``), else the event's.
     """
     ctx = ev.ctx
     if ctx is None or "cap_effective" not in ctx:
@@ -83,7 +85,8 @@ def child_from_event(ev: Event, tid: int, parent: ThreadInfo) -> ThreadInfo | No
     comm = ctx.get("comm")
     if not isinstance(comm, str):
         return None
-    if ev.type not in _FIRST_EVENTS or (ev.res != 0 and ev.type in CLONE_TYPES):
+    if (ev.type not in _FIRST_EVENTS or (ev.res != 0 and ev.type in CLONE_TYPES)) and not ctx.get(
+            "vforked"):  # fmt: skip
         ino = as_int(ctx.get("exe_ino"))
         if comm != parent.comm or (ino and parent.exe_ino and ino != parent.exe_ino):
             return None
@@ -92,9 +95,16 @@ def child_from_event(ev: Event, tid: int, parent: ThreadInfo) -> ThreadInfo | No
     child.ppid = parent.pid
     child.parent = parent
     child.comm = comm
-    child.start_ts = ev.ts
+    child.start_ts = started(ev)
     child.fds = inherited_fds(parent.fds, flags)
     return child
+
+
+def started(ev: Event) -> int:
+    """When the event's task started: the kernel's start time when the record tells its age
+    (``start_age``), else the event's time."""
+    age = ev.ctx.get("start_age") if ev.ctx is not None else None
+    return ev.ts - age if type(age) is int else ev.ts
 
 
 def inherited_fds(fds: dict[int, FdInfo], flags: int) -> dict[int, FdInfo]:

@@ -13,9 +13,10 @@
   close-on-exec fds dropped, the other threads of the process gone.
 * procexit/exit/exit_group: the thread stays ``linger_ns`` more (late events still find it).
 * setuid/setreuid/setresuid/setgid family: uid/gid and user/group; chdir/fchdir: cwd.
-* A thread first met after the scan is built from its known parent (or process) and the
-  event's kernel context when they vouch for it (``_from_event``), else from /proc, else
-  from the event's context alone (it is gone).
+* A thread first met after the scan (a vfork child, whose clone return the kernel filter
+  drops, at its first kept event) is built from its known parent (or process) and the event's
+  kernel context when they vouch for it (``_from_event``), else from /proc, else from the
+  event's context alone (it is gone).
 
 The table holds at most ``max_threads`` entries; the oldest are dropped first. What a clone
 makes of its child is in ``clones``, what an exec tells of the new image in ``execs``.
@@ -36,6 +37,7 @@ from detector.state.clones import (
     clone_flags,
     copy_thread,
     inherited_fds,
+    started,
 )
 from detector.state.containers import HOST, CgroupPaths, ContainerManager, parse_cgroup
 from detector.state.execs import (
@@ -196,8 +198,7 @@ class ThreadTable:
             depth += 1
 
     def get(self, tid: int, ev: Event | None = None) -> ThreadInfo | None:
-        """The thread ``tid``: from its known parent or process and the event when they vouch
-        for it, else from /proc, else from the event's context alone (it is gone)."""
+        """The thread ``tid``: known, or built as the module docstring says."""
         th = self.threads.get(tid)
         if th is not None:
             return th
@@ -255,7 +256,7 @@ class ThreadTable:
             self._multi.add(pid)
         else:
             comm = as_str(ctx.get("comm")) or ""
-            th = ThreadInfo(tid=tid, pid=pid, comm=comm, exe=comm, start_ts=ev.ts)
+            th = ThreadInfo(tid=tid, pid=pid, comm=comm, exe=comm, start_ts=started(ev))
             th.exec_ts = ev.ts
             th.ppid = as_int(ctx.get("ppid")) or 0
             apply_ctx(th, ev)
@@ -285,6 +286,7 @@ class ThreadTable:
         it inherited when the thread was first met here (read from /proc or the event)."""
         ctx = ev.ctx or {}
         set_vids(th, as_int(ctx.get("vpid")))
+        th.start_ts = started(ev)  # the caller's side, when first, told its own time
         flags = as_int(ctx.get("clone_flags")) or 0
         if th.fds or flags & (CLONE_THREAD | CLONE_PARENT):
             return
@@ -361,11 +363,8 @@ class ThreadTable:
 
     def on_setid(self, ev: Event, th: ThreadInfo) -> None:
         """setuid/setgid family: the effective id changes (``-1`` keeps it)."""
-        if ev.res is not None and ev.res != 0:
-            return
-        t = ev.type
-        v = as_int(ev.args.get(_SETID_ARG[t]))
-        if v is None or v in (-1, NO_ID):
+        t, v = ev.type, as_int(ev.args.get(_SETID_ARG[ev.type]))
+        if (ev.res is not None and ev.res != 0) or v is None or v in (-1, NO_ID):
             return
         if t in UID_EVENTS:
             th.uid = th.euid = v

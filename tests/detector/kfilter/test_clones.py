@@ -1,5 +1,7 @@
 """Clones with the kernel filter: the caller's side of a clone goes (the child's own return
-builds the child), on the running kernel and in a replay that must raise the same alerts.
+builds the child), and so does a vfork child's own return (its first kept event, which the
+kernel gives the process context until it execs, builds it from its waiting caller), on the
+running kernel and in a replay that must raise the same alerts.
 
 The workload forks from a thread renamed by ``prctl`` (the child's comm is the thread's, not
 its leader's) and reads ``/etc/shadow`` in the child without an exec, so the alert's
@@ -28,7 +30,7 @@ from tests.realparts import need, need_bpf
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 RULES_DIR = Path("/work/shared/falco-rules")
 FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
-CLONE_PARENT, CLONE_THREAD = 0x8000, 0x10000
+CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x4000, 0x8000, 0x10000
 WORKLOAD = r"""
 import ctypes, os, subprocess, threading
 libc = ctypes.CDLL(None)
@@ -91,6 +93,12 @@ def _flags(e: Event) -> int:
     return got if isinstance(got, int) else 0
 
 
+def _vfork_children(events: Iterable[Event]) -> list[Event]:
+    """The children's own returns of vfork clones (what the filter drops too)."""
+    return [e for e in events if e.type in CLONES and e.res == 0
+            and (e.type == "vfork" or _flags(e) & CLONE_VFORK)]  # fmt: skip
+
+
 def _callers(events: Iterable[Event]) -> list[Event]:
     """The callers' sides of clones that make a process (what the filter drops)."""
     return [e for e in events if e.type in CLONES and (e.res or 0) > 0
@@ -115,9 +123,11 @@ def test_without_the_callers_side_the_alerts_are_the_same(recording: list[Event]
     assert {e.type for e in callers} >= {"vfork", "clone", "clone3"}, "the workload's clones"
     whole = alerts(engine, copy.deepcopy(recording))
     kept = list(filtered(plan, copy.deepcopy(recording)))
-    assert not _callers(kept)
+    vforked = _vfork_children(recording)
+    assert {e.type for e in vforked} >= {"vfork", "clone3"}  # subprocess's, posix_spawn's
+    assert not _callers(kept) and not _vfork_children(kept)
     assert len([e for e in kept if e.type in CLONES]) == len(
-        [e for e in recording if e.type in CLONES]) - len(callers)  # fmt: skip
+        [e for e in recording if e.type in CLONES]) - len(callers) - len(vforked)  # fmt: skip
     assert alerts(rules_engine(files), kept) == whole
     forked = [m for r, _, m in whole if "process=worker " in m and r.startswith("Read sensitive")]
     assert forked and "parent=python" in forked[0], whole  # the renamed thread's fork, no exec
@@ -130,10 +140,23 @@ def test_the_kernel_drops_the_callers_side_and_keeps_the_childs(recording: list[
     got = _record(plan)
     clones = [e for e in got if e.type in CLONES]
     assert not _callers(got), [(e.type, e.res, e.args.get("flags")) for e in _callers(got)]
+    assert not _vfork_children(got)
     children = {e.tid for e in clones if e.res == 0}
+    first: dict[int, Event] = {}
+    for e in sorted(got, key=lambda e: e.ts):
+        first.setdefault(e.tid, e)
     made = {e.tid for e in got if e.type in ("execve", "procexit")}
-    assert made and made <= children  # every process and thread made returned from its clone
+    vforked = {t for t in made - children  # marked until the exec (which the kernel unmarks)
+               if (first[t].ctx or {}).get("vforked") or first[t].type == "execve"}
+    assert vforked and made <= children | vforked  # the others returned from their clone
+    for t in vforked:  # each vfork child's first event tells what its clone return did
+        ctx = first[t].ctx or {}
+        assert "cap_effective" in ctx and isinstance(ctx.get("start_age"), int), first[t]
+        assert 0 <= ctx["start_age"] < 10**9, first[t]  # type: ignore[operator]
+    redirected = [first[t] for t in vforked if first[t].type not in ("execve", "procexit")]
+    assert redirected, "posix_spawn's dup2 before its exec"  # a kept event not an exec
     threads = [e for e in clones if (e.res or 0) > 0 and _flags(e)
                & CLONE_THREAD]  # fmt: skip
     assert threads  # a new thread's caller's side stays (its own return cannot vouch for it)
-    assert {e.type for e in clones if e.res == 0} >= {"vfork", "clone", "clone3"}
+    assert {e.type for e in clones if e.res == 0} >= {"clone", "clone3"}  # fork's, threads'
+    assert all(not _flags(e) & CLONE_VFORK for e in clones if e.res == 0)

@@ -14,6 +14,7 @@ import pytest
 
 from detector.events import Event
 from detector.sources import decode as dec
+from detector.sources.layout import K_VFORK
 from detector.sources.syscall_nrs import NUMBERS
 from detector.sources.syscalls import NR_PROCEXIT
 from tests.detector.sources.decoders import NAMES, decoder
@@ -41,9 +42,10 @@ def record(
     ubuf: tuple[int, int, int] | None = None,
     pid: int = 42,
     tid: int = 43,
+    marks: int = 0,
 ) -> bytes:
     lens = [len(s) for s in strs] + [0] * (3 - len(strs)) + [len(sa)]
-    kind = (1 if proc else 0) | (2 if tup else 0) | (4 if ubuf else 0)
+    kind = (1 if proc else 0) | (2 if tup else 0) | (4 if ubuf else 0) | marks
     hdr = dec.HDR.pack(
         5_000, pid << 32 | tid, ret, *args, 1000 << 32 | 1001, nr, 7, *lens, kind, 0, 1,
         b"bash\0", *(ubuf or (0, 0, 0)),
@@ -98,7 +100,7 @@ def test_sockaddr_families() -> None:
 
 def test_execve_with_process_context(decode: Decoder) -> None:
     proc = dec.PROC.pack(1000, 3, 136, 2, 1, 0, 1000, 1000, 0, 0xFF, 0x3F, 777, 10, 20, 5, 1,
-                         99, b"memfd:x\0", b"libpod-ab12\0", b"libpod_parent\0", b"",
+                         99, 4_000, b"memfd:x\0", b"libpod-ab12\0", b"libpod_parent\0", b"",
                          b"")  # fmt: skip
     raw = record(NUMBERS["execve"], 0, strs=(b"/usr/bin/ls\0", b"ls\0-la\0/tmp\0",
                                              b"A=1\0B=2\0"), proc=proc)  # fmt: skip
@@ -114,10 +116,20 @@ def test_execve_with_process_context(decode: Decoder) -> None:
     assert ev.args["flags"] == 2 | 4
     assert (ev.ctx["loginuid"], ev.ctx["sid"], ev.ctx["vpid"]) == (1000, 3, 1)
     assert ev.ctx["cgroup"] == "0::/libpod_parent/libpod-ab12"
+    assert ev.ctx["start_age"] == 1_000 and "vforked" not in ev.ctx  # started at 4,000 of 5,000
+
+
+def test_a_vfork_childs_event_carries_its_process_context(decode: Decoder) -> None:
+    """A kept event of a vfork child that has not exec'd (K_VFORK): the process context, the
+    task's age at the event and the mark; a start time after the event tells no age."""
+    proc = dec.PROC.pack(*([0] * 17), 5_001, *[b""] * 5)
+    ev = decode(record(NUMBERS["dup2"], 1, (3, 1, 0, 0, 0, 0), proc=proc, marks=K_VFORK), 1)
+    assert ev.type == "dup2" and ev.ctx is not None
+    assert ev.ctx["vforked"] is True and "cap_effective" in ev.ctx and "start_age" not in ev.ctx
 
 
 def test_clone3_flags_from_user_struct(decode: Decoder) -> None:
-    ev = decode(record(NUMBERS["clone3"], 55, proc=dec.PROC.pack(*([0] * 17), *[b""] * 5),
+    ev = decode(record(NUMBERS["clone3"], 55, proc=dec.PROC.pack(*([0] * 18), *[b""] * 5),
                            ubuf=(0x10000 | 0x100, 0, 0)), 1)  # fmt: skip
     assert ev.args["flags"] == 0x10100 and ev.ctx is not None and ev.ctx["child_tid"] == 55
 

@@ -40,14 +40,18 @@ def procs(draw: st.DrawFn) -> bytes:
     i64 = st.integers(-(2**63), 2**63 - 1)
     return dec.PROC.pack(
         *(draw(u32) for _ in range(8)), *(draw(u64) for _ in range(4)), draw(i64), draw(i64),
-        draw(u32), draw(st.integers(0, 3)), draw(u64),
+        draw(u32), draw(st.integers(0, 3)), draw(u64), draw(st.sampled_from([0, 1, 4_999, 5_000,
+                                                                              2**62, 2**64 - 1])),
         draw(st.sampled_from([b"", b"memfd:x\0", b"memfd\0", b"cc1\0", b"\xfe" * 32])),
         *(draw(NAMES_96) for _ in range(4)),
     )  # fmt: skip
 
 
+KINDS = (0, 0, 0, 1, 2, 4, 7, 17)  # 17: a vfork child's event (K_PROC | K_VFORK)
+
+
 @st.composite
-def records(draw: st.DrawFn, nrs: list[int] = NRS, kinds: tuple[int, ...] = (0, 0, 0, 1, 2, 4, 7),
+def records(draw: st.DrawFn, nrs: list[int] = NRS, kinds: tuple[int, ...] = KINDS,
             strings: st.SearchStrategy[bytes] = STRINGS, sockaddrs: bool = True) -> bytes:
     """A record as the BPF programs write it, with random contents for the type."""
     nr = draw(st.sampled_from(nrs))

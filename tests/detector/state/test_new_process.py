@@ -172,6 +172,41 @@ def test_a_child_the_event_does_not_vouch_for_is_not_copied_from_its_parent(
     assert th.args != ["-i"] and 3 not in th.fds  # nothing of the parent's process copied
 
 
+def _vfork_child(t: StateTracker, whole: bool) -> ThreadInfo:
+    """A vfork child of a renamed thread (comm "worker") that redirects its stdout, then
+    execs: with its clone return (``whole``) or without (the kernel filter dropped it)."""
+    ctx = _ctx(501, 500, "worker", vforked=True, start_age=40, clone_flags=0x4100)
+    if whole:
+        t.process(Event(num=1, ts=100, type="vfork", tid=501, res=0, args={}, ctx=ctx))
+    dup = t.process(Event(num=2, ts=130, type="dup2", tid=501, res=1,
+                          args={"res": 1, "oldfd": 3, "newfd": 1},
+                          ctx={**ctx, "start_age": 70}))  # fmt: skip
+    assert dup.thread is not None and dup.thread.comm == "worker"
+    assert dup.thread.fds[1].name == "/var/log/app.log"  # the dup of the caller's fd 3
+    done = t.process(_ev("execve", 501, 0, _ctx(501, 500, "true", start_age=90),
+                         filename="/bin/true", args=["x"], exe="/bin/true"))  # fmt: skip
+    assert done.thread is not None
+    return done.thread
+
+
+def test_a_vfork_childs_marked_event_builds_it_as_its_clone_return_would(
+    tmp_path: Path,
+) -> None:
+    """A vfork child's clone return goes in the kernel; until it execs, its kept events carry
+    the process context, marked: the first builds the child from its waiting caller (its comm
+    the calling thread's, not the caller's), started when the kernel says, and the exec then
+    finds the same child as with the clone return."""
+    made = []
+    for whole in (True, False):
+        t, parent = _offline_with_parent(tmp_path)
+        th = _vfork_child(t, whole)
+        assert th.parent is parent and th.start_ts == 60  # 100 - 40 = 130 - 70
+        made.append((th.pid, th.ppid, th.comm, th.exe, th.args, th.cwd, th.start_ts,
+                     sorted((n, f.name) for n, f in th.fds.items()), th.uid, th.loginuid))
+    assert made[0] == made[1]
+    assert made[1][2:5] == ("true", "/bin/true", ["x"])
+
+
 def test_an_exe_path_is_remembered_by_the_files_identity_only(tmp_path: Path) -> None:
     t, _ = _offline_with_parent(tmp_path)
     prog = tmp_path / "prog"
